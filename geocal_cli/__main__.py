@@ -1,0 +1,3 @@
+from geocal_cli.main import run
+
+run()

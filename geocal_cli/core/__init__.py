@@ -1,0 +1,1 @@
+"""Pure numerics: no file I/O, no CLI, no config parsing."""

@@ -1,0 +1,205 @@
+"""Blind search for the ring centre and the ring ellipses, from ridge pixels alone.
+
+1. Every ridge pixel votes along its normal line (a Hough transform for the common centre of
+   concentric curves; gradient-directed voting as in Kimme, Ballard & Sklansky, Commun. ACM
+   18 (1975) 120, doi:10.1145/360666.360677). The accumulator extends one detector size
+   beyond each edge, so a centre off the detector is found from arcs.
+2. Around the voted centre, ridge pixels are grouped by radius (weighted histogram peaks);
+   each group is fitted by a robust ellipse. The best ellipse re-centres and reshapes the
+   radius measure, and the grouping is repeated, so tilted detectors (elliptical rings) group
+   as sharply as flat ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.ellipse import Ellipse, fit_ellipse
+from geocal_cli.core.ridges import RidgePixels
+
+
+@dataclass(frozen=True)
+class RingTrace:
+    """A ring found in the image.
+
+    Attributes
+    ----------
+    ellipse : Ellipse
+        Fitted to the ring's ridge pixels.
+    d1, d2 : ndarray, shape (n,)
+        The inlier ridge pixels (pixel indices).
+    weight : float
+        Summed ridge strength of the inliers.
+    arc : float
+        Azimuthal coverage seen from the ellipse centre, radians (2π for a full ring).
+    """
+
+    ellipse: Ellipse
+    d1: np.ndarray
+    d2: np.ndarray
+    weight: float
+    arc: float
+
+
+def vote_center(ridges: RidgePixels, shape: tuple[int, int], cells: int = 300,
+                margin: float = 1.0, n_voters: int = 2500) -> tuple[float, float, float]:
+    """Common centre of the ridges by voting along their normals.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    shape : (H, W)
+        Image shape; the accumulator spans it plus `margin` times its size on every side.
+    cells : int
+        Accumulator cells along its longer side.
+    n_voters : int
+        Ridge pixels drawn at random to vote (twice as many in the fine pass).
+
+    Returns
+    -------
+    c1, c2 : float
+        Centre in pixel indices (may lie off the detector).
+    contrast : float
+        Peak height over the accumulator's mean over occupied cells (> ~5: a clear centre).
+    """
+    from scipy import ndimage
+
+    h, w = shape
+    lo1, hi1 = -margin * h, h * (1 + margin)
+    lo2, hi2 = -margin * w, w * (1 + margin)
+    cell = max(hi1 - lo1, hi2 - lo2) / cells
+    n1 = int(np.ceil((hi1 - lo1) / cell))
+    n2 = int(np.ceil((hi2 - lo2) / cell))
+    reach = np.hypot(hi1 - lo1, hi2 - lo2)
+    t = np.arange(-reach, reach, cell / 2)
+
+    def accumulate(sel, t, lo1, lo2, cell, n1, n2):
+        t = t.astype(np.float32)
+        p1 = ridges.d1[sel, None].astype(np.float32) + t[None, :] * ridges.n1[sel, None].astype(np.float32)
+        p2 = ridges.d2[sel, None].astype(np.float32) + t[None, :] * ridges.n2[sel, None].astype(np.float32)
+        i1 = np.floor((p1 - lo1) / cell).astype(np.int64)
+        i2 = np.floor((p2 - lo2) / cell).astype(np.int64)
+        ok = (i1 >= 0) & (i1 < n1) & (i2 >= 0) & (i2 < n2)
+        wts = np.broadcast_to(np.sqrt(ridges.strength[sel, None]), ok.shape)[ok]
+        acc = np.bincount((i1 * n2 + i2)[ok], weights=wts, minlength=n1 * n2)
+        return ndimage.gaussian_filter(acc.reshape(n1, n2), 1.0)
+
+    sel = np.arange(ridges.d1.size)
+    if sel.size > n_voters:
+        sel = np.random.default_rng(0).choice(sel, n_voters, replace=False)
+    acc = accumulate(sel, t, lo1, lo2, cell, n1, n2)
+    k1, k2 = np.unravel_index(np.argmax(acc), acc.shape)
+    occupied = acc[acc > 0]
+    contrast = float(acc[k1, k2] / occupied.mean()) if occupied.size else 0.0
+    c1 = lo1 + (k1 + 0.5) * cell
+    c2 = lo2 + (k2 + 0.5) * cell
+    # Second, finer pass within a few coarse cells of the peak.
+    fine = cell / 10
+    win = 4 * cell
+    dist = np.hypot(ridges.d1 - c1, ridges.d2 - c2)
+    tt = np.arange(-win, win, fine / 2)
+    # Signed distance from each pixel to the foot of the perpendicular from the centre.
+    s0 = (c1 - ridges.d1) * ridges.n1 + (c2 - ridges.d2) * ridges.n2
+    sel = np.nonzero(dist > 2 * win)[0]
+    if sel.size > 2 * n_voters:
+        sel = np.random.default_rng(1).choice(sel, 2 * n_voters, replace=False)
+    nf = int(np.ceil(2 * win / fine))
+    p1 = ridges.d1[sel, None] + (s0[sel, None] + tt[None, :]) * ridges.n1[sel, None]
+    p2 = ridges.d2[sel, None] + (s0[sel, None] + tt[None, :]) * ridges.n2[sel, None]
+    i1 = np.floor((p1 - (c1 - win)) / fine).astype(np.int64)
+    i2 = np.floor((p2 - (c2 - win)) / fine).astype(np.int64)
+    ok = (i1 >= 0) & (i1 < nf) & (i2 >= 0) & (i2 < nf)
+    if ok.any():
+        wts = np.broadcast_to(np.sqrt(ridges.strength[sel, None]), ok.shape)[ok]
+        accf = np.bincount((i1 * nf + i2)[ok], weights=wts, minlength=nf * nf).reshape(nf, nf)
+        accf = ndimage.gaussian_filter(accf, 2.0)
+        f1, f2 = np.unravel_index(np.argmax(accf), accf.shape)
+        c1 = c1 - win + (f1 + 0.5) * fine
+        c2 = c2 - win + (f2 + 0.5) * fine
+    return float(c1), float(c2), contrast
+
+
+def _radius_groups(r: np.ndarray, wts: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:
+    """Indices of points in each peak of the weighted radius histogram, strongest first."""
+    from scipy import ndimage, signal
+
+    nb = int(np.ceil(r.max() / width)) + 3
+    hist = np.bincount(np.floor(r / width).astype(int), weights=wts, minlength=nb)
+    hist = ndimage.gaussian_filter1d(hist, 1.0)
+    peaks, props = signal.find_peaks(hist, prominence=hist.max() * 0.02, distance=2)
+    order = np.argsort(props["prominences"])[::-1][:max_groups]
+    groups = []
+    for p in peaks[order]:
+        # Extend to the valleys on either side (half-prominence base) to take the whole peak.
+        left = p
+        while left > 0 and hist[left - 1] < hist[left] and hist[left - 1] > 0.3 * hist[p]:
+            left -= 1
+        right = p
+        while right < nb - 1 and hist[right + 1] < hist[right] and hist[right + 1] > 0.3 * hist[p]:
+            right += 1
+        sel = np.nonzero((r >= left * width) & (r < (right + 1) * width))[0]
+        groups.append(sel)
+    return groups
+
+
+def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
+                n_rounds: int = 3) -> list[RingTrace]:
+    """Group ridge pixels into rings around a centre and fit an ellipse to each.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    c1, c2 : float
+        Approximate common centre (pixel indices), e.g. from `vote_center`.
+    max_rings : int
+        At most this many ring candidates, strongest first.
+    n_rounds : int
+        Re-centring rounds (the best ellipse defines the next round's radius measure).
+
+    Returns
+    -------
+    list of RingTrace
+        Sorted by increasing radius; rings are distinct (no two share a pixel).
+    """
+    d1, d2, s = ridges.d1, ridges.d2, ridges.strength
+    shape_ref = Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
+    traces: list[RingTrace] = []
+    for _ in range(n_rounds):
+        x = d2 - shape_ref.c2
+        y = d1 - shape_ref.c1
+        ca, sa = np.cos(shape_ref.angle), np.sin(shape_ref.angle)
+        u = x * ca + y * sa
+        v = -x * sa + y * ca
+        ratio = np.sqrt(shape_ref.a / shape_ref.b)
+        r = np.hypot(u / ratio, v * ratio)
+        traces = []
+        for sel in _radius_groups(r, np.ones_like(r), width=1.5, max_groups=max_rings):
+            if sel.size < 12:
+                continue
+            e = fit_ellipse(d1[sel], d2[sel])
+            if e is None or e.a > 20 * max(np.ptp(d1), np.ptp(d2), 1.0):
+                continue
+            keep = sel[e.inliers]
+            phi = np.arctan2(d1[keep] - e.c1, d2[keep] - e.c2)
+            hist = np.histogram(phi, bins=72, range=(-np.pi, np.pi))[0]
+            arc = float(np.count_nonzero(hist) * 2 * np.pi / 72)
+            traces.append(RingTrace(ellipse=e, d1=d1[keep], d2=d2[keep],
+                                    weight=float(s[keep].sum()), arc=arc))
+        if not traces:
+            return []
+        # Reference for the next round: the ring with the most weight over a wide arc.
+        best = max(traces, key=lambda t: t.weight * min(t.arc, np.pi))
+        shape_ref = best.ellipse
+    traces = _drop_duplicates(traces)
+    return sorted(traces, key=lambda t: t.ellipse.radius)
+
+
+def _drop_duplicates(traces: list[RingTrace]) -> list[RingTrace]:
+    """Keep one trace per ring: traces whose radii agree within 1 % are the same ring."""
+    out: list[RingTrace] = []
+    for t in sorted(traces, key=lambda t: -t.weight):
+        if all(abs(t.ellipse.radius - o.ellipse.radius) > 0.01 * o.ellipse.radius for o in out):
+            out.append(t)
+    return out

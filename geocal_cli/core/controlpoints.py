@@ -1,0 +1,145 @@
+"""Control points on calibrant rings, sampled along 2θ at fixed χ (a local "cake").
+
+For each expected ring k and azimuth χ_j the image is interpolated along the ray of constant
+χ, over 2θ_k ± a window; the background is the straight line through the window ends, the peak
+is located by an iterated centroid around the maximum, and the point is kept when the peak
+stands clear of the noise and away from the window edges. Everything is evaluated for all
+(ring, χ) profiles at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.geometry import DetectorFrame
+
+
+@dataclass(frozen=True)
+class ControlPoints:
+    """Points on calibrant rings.
+
+    Attributes
+    ----------
+    d1, d2 : ndarray, shape (n,)
+        Pixel indices (row, column) of the ring maximum.
+    ring : ndarray of int, shape (n,)
+        Index of the calibrant ring.
+    chi : ndarray, shape (n,)
+        Azimuth in radians (pyFAI's χ).
+    snr : ndarray, shape (n,)
+        Peak height over the profile noise.
+    width : ndarray, shape (n,)
+        Rms width of the peak along the radius, pixels.
+    """
+
+    d1: np.ndarray
+    d2: np.ndarray
+    ring: np.ndarray
+    chi: np.ndarray
+    snr: np.ndarray
+    width: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.d1.size)
+
+    def subset(self, keep: np.ndarray) -> "ControlPoints":
+        """The points selected by a boolean mask or index array."""
+        return ControlPoints(self.d1[keep], self.d2[keep], self.ring[keep], self.chi[keep],
+                             self.snr[keep], self.width[keep])
+
+
+def extract_control_points(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
+                           tth: np.ndarray, half_width_px: np.ndarray, n_chi: int = 360,
+                           step_px: float = 0.5, min_snr: float = 5.0) -> ControlPoints:
+    """Locate ring maxima along 2θ at many azimuths.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+        Intensities; values at invalid pixels are ignored.
+    valid : ndarray of bool, shape (H, W)
+    frame : DetectorFrame
+        Current geometry.
+    tth : ndarray, shape (K,)
+        2θ of the rings to sample, radians.
+    half_width_px : ndarray, shape (K,)
+        Half-width of the search window of each ring, in pixels along the radius.
+    n_chi : int
+        Number of azimuths (evenly spaced over 2π).
+    step_px : float
+        Sampling step along the radius, pixels.
+    min_snr : float
+        Minimum peak height over noise.
+
+    Returns
+    -------
+    ControlPoints
+        Possibly empty.
+    """
+    from scipy import ndimage
+
+    tth = np.asarray(tth, float)
+    hw = np.asarray(half_width_px, float)
+    chi = (np.arange(n_chi) + 0.5) * (2 * np.pi / n_chi) - np.pi
+    # Radial scale (rad of 2θ per pixel) at each ring and azimuth.
+    c1, c2 = frame.pixel_at(tth[:, None], chi[None, :])
+    grad = frame.tth_gradient(np.nan_to_num(c1), np.nan_to_num(c2))
+    n_s = int(np.ceil(hw.max() / step_px))
+    s = np.arange(-n_s, n_s + 1) * step_px                                   # (S,)
+    inside = np.abs(s)[None, :] <= hw[:, None] + 1e-9                        # (K, S)
+    t = tth[:, None, None] + s[None, None, :] * grad[:, :, None]             # (K, J, S)
+    p1, p2 = frame.pixel_at(t, chi[None, :, None])
+    h, w = image.shape
+    on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
+    q1 = np.where(on, p1, 0.0)
+    q2 = np.where(on, p2, 0.0)
+    img = np.where(valid, image, 0.0).astype(np.float32)
+    prof = ndimage.map_coordinates(img, [q1.ravel(), q2.ravel()], order=1).reshape(q1.shape)
+    # Any invalid neighbour spoils the interpolated sample.
+    vmin = ndimage.minimum_filter(valid.astype(np.float32), size=2, origin=-1)
+    good = ndimage.map_coordinates(vmin, [np.floor(q1).ravel(), np.floor(q2).ravel()], order=0)
+    good = (good.reshape(q1.shape) > 0.5) & on
+    usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(grad)  # (K, J)
+
+    # Straight-line background through the window ends.
+    n_end = 3
+    idx_lo = n_s - np.floor(hw / step_px).astype(int)                        # (K,)
+    idx_hi = n_s + np.floor(hw / step_px).astype(int)
+    ar = np.arange(s.size)
+    lo_sel = (ar[None, :] >= idx_lo[:, None]) & (ar[None, :] < idx_lo[:, None] + n_end)
+    hi_sel = (ar[None, :] <= idx_hi[:, None]) & (ar[None, :] > idx_hi[:, None] - n_end)
+    b_lo = (prof * lo_sel[:, None, :]).sum(2) / n_end
+    b_hi = (prof * hi_sel[:, None, :]).sum(2) / n_end
+    frac = (s[None, :] + hw[:, None]) / (2 * hw[:, None])                    # (K, S)
+    bkg = b_lo[:, :, None] + (b_hi - b_lo)[:, :, None] * frac[:, None, :]
+    net = np.where(inside[:, None, :], prof - bkg, -np.inf)
+
+    k_max = np.argmax(net, axis=2)                                           # (K, J)
+    peak = np.take_along_axis(net, k_max[..., None], 2)[..., 0]
+    # Noise from the spread of successive differences inside the window (robust to the peak).
+    diffs = np.where(inside[:, None, 1:] & inside[:, None, :-1], np.diff(prof, axis=2), np.nan)
+    noise = 1.4826 * np.nanmedian(np.abs(diffs), axis=2) / np.sqrt(2) + 1e-12
+    snr = peak / noise
+    edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
+
+    # Iterated centroid of the positive net profile within ± one FWHM-ish of the estimate.
+    centre = s[k_max]
+    half = np.maximum(1.5, 0.4 * hw)[:, None]
+    net_pos = np.where(np.isfinite(net), np.maximum(net, 0.0), 0.0)
+    for _ in range(3):
+        wts = net_pos * np.clip(half[..., None] + 0.5 * step_px
+                                - np.abs(s[None, None, :] - centre[..., None]), 0, step_px) / step_px
+        tot = wts.sum(2)
+        centre = np.where(tot > 0, (wts * s).sum(2) / np.where(tot > 0, tot, 1), centre)
+    # Rms width from the whole positive net profile (an estimate for the window size).
+    tot = net_pos.sum(2)
+    var = (net_pos * (s[None, None, :] - centre[..., None]) ** 2).sum(2) / np.where(tot > 0, tot, 1)
+
+    keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
+    kk, jj = np.nonzero(keep)
+    t_obs = tth[kk] + centre[kk, jj] * grad[kk, jj]
+    d1, d2 = frame.pixel_at(t_obs, chi[jj])
+    return ControlPoints(d1=d1, d2=d2, ring=kk.astype(int), chi=chi[jj], snr=snr[kk, jj],
+                         width=np.sqrt(var[kk, jj]))

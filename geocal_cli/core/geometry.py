@@ -1,0 +1,162 @@
+"""Flat-detector geometry helpers built on pyFAI's model.
+
+pyFAI's `Geometry.calc_pos_zyx` places every pixel in the laboratory frame (x1 along the slow
+detector axis, x2 along the fast axis, x3 along the beam, sample at the origin) for the six
+PONI parameters (dist, poni1, poni2, rot1, rot2, rot3) and the detector orientation. For a flat
+detector without spatial distortion this map is affine in the pixel indices, so three calls
+give an origin and two axis vectors; everything here (2θ, χ, the inverse map from (2θ, χ) back
+to pixels, the beam centre) derives from that frame and therefore follows pyFAI exactly.
+
+Pixel indices (d1, d2) are pyFAI's: d1 along rows (slow, y), d2 along columns (fast, x), with
+the centre of pixel i at index i (its physical position is (i + 0.5) · pixel size).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: pyFAI's parameter order for a geometry (GeometryRefinement.PARAM_ORDER without wavelength).
+PARAM_NAMES = ("dist", "poni1", "poni2", "rot1", "rot2", "rot3")
+
+
+@dataclass(frozen=True)
+class DetectorFrame:
+    """Affine map from pixel indices to laboratory positions (metres).
+
+    Attributes
+    ----------
+    origin : ndarray, shape (3,)
+        Position of the centre of pixel (0, 0), as (x1, x2, x3) with x3 along the beam.
+    e1, e2 : ndarray, shape (3,)
+        Displacement for one pixel step along d1 (rows) and d2 (columns).
+    """
+
+    origin: np.ndarray
+    e1: np.ndarray
+    e2: np.ndarray
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Unit normal of the detector plane, shape (3,)."""
+        n = np.cross(self.e1, self.e2)
+        return n / np.linalg.norm(n)
+
+    def positions(self, d1, d2) -> np.ndarray:
+        """Lab positions of pixel indices, shape (..., 3) for d1, d2 of shape (...)."""
+        d1 = np.asarray(d1, dtype=float)[..., None]
+        d2 = np.asarray(d2, dtype=float)[..., None]
+        return self.origin + d1 * self.e1 + d2 * self.e2
+
+    def tth_chi(self, d1, d2) -> tuple[np.ndarray, np.ndarray]:
+        """Scattering angle 2θ and azimuth χ (radians, pyFAI's convention) at pixel indices."""
+        p = self.positions(d1, d2)
+        rho = np.hypot(p[..., 0], p[..., 1])
+        return np.arctan2(rho, p[..., 2]), np.arctan2(p[..., 0], p[..., 1])
+
+    def pixel_at(self, tth, chi) -> tuple[np.ndarray, np.ndarray]:
+        """Pixel indices where the ray of scattering angle 2θ and azimuth χ meets the detector.
+
+        Parameters
+        ----------
+        tth, chi : array_like
+            Radians, broadcastable to a common shape (...).
+
+        Returns
+        -------
+        d1, d2 : ndarray, shape (...)
+            Fractional pixel indices; NaN where the ray misses the detector plane (it runs
+            parallel to it or meets it behind the sample).
+        """
+        tth, chi = np.broadcast_arrays(np.asarray(tth, float), np.asarray(chi, float))
+        u = np.stack([np.sin(tth) * np.sin(chi), np.sin(tth) * np.cos(chi), np.cos(tth)], -1)
+        n = np.cross(self.e1, self.e2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            s = (self.origin @ n) / (u @ n)
+        s = np.where(s > 0, s, np.nan)
+        rel = u * s[..., None] - self.origin
+        # Dual basis of (e1, e2) within the detector plane.
+        g = np.array([[self.e1 @ self.e1, self.e1 @ self.e2], [self.e1 @ self.e2, self.e2 @ self.e2]])
+        ginv = np.linalg.inv(g)
+        a = rel @ self.e1
+        b = rel @ self.e2
+        return ginv[0, 0] * a + ginv[0, 1] * b, ginv[1, 0] * a + ginv[1, 1] * b
+
+    def beam_center(self) -> tuple[float, float]:
+        """Pixel indices (d1, d2) of the direct beam (2θ = 0); NaN if it misses the detector."""
+        d1, d2 = self.pixel_at(0.0, 0.0)
+        return float(d1), float(d2)
+
+    def tth_gradient(self, d1, d2) -> np.ndarray:
+        """|∇2θ| in radians per pixel at pixel indices (converts Δ2θ to a distance in pixels)."""
+        d1 = np.asarray(d1, float)
+        d2 = np.asarray(d2, float)
+        h = 0.5
+        t_a, _ = self.tth_chi(d1 + h, d2)
+        t_b, _ = self.tth_chi(d1 - h, d2)
+        t_c, _ = self.tth_chi(d1, d2 + h)
+        t_d, _ = self.tth_chi(d1, d2 - h)
+        return np.hypot(t_a - t_b, t_c - t_d) / (2 * h)
+
+
+def frame_of(geometry, param=None) -> DetectorFrame:
+    """The `DetectorFrame` of a pyFAI geometry, optionally for other PONI parameters.
+
+    Parameters
+    ----------
+    geometry : pyFAI.geometry.Geometry
+        Supplies the detector (pixel sizes, orientation) and, when `param` is None, the
+        six PONI parameters.
+    param : sequence of 6 floats, optional
+        (dist, poni1, poni2, rot1, rot2, rot3) in metres and radians.
+    """
+    if param is None:
+        param = [getattr(geometry, n) for n in PARAM_NAMES]
+    d1 = np.array([0.0, 1.0, 0.0])
+    d2 = np.array([0.0, 0.0, 1.0])
+    x3, x1, x2 = geometry.calc_pos_zyx(d1=d1, d2=d2, param=np.asarray(param, float))
+    p = np.stack([np.ravel(x1), np.ravel(x2), np.ravel(x3)], -1)
+    return DetectorFrame(origin=p[0], e1=p[1] - p[0], e2=p[2] - p[0])
+
+
+def make_geometry(detector, dist, poni1, poni2, rot1=0.0, rot2=0.0, rot3=0.0, wavelength=None):
+    """A pyFAI `Geometry` for a detector object and PONI parameters (metres, radians)."""
+    from pyFAI.geometry import Geometry
+
+    return Geometry(dist=dist, poni1=poni1, poni2=poni2, rot1=rot1, rot2=rot2, rot3=rot3,
+                    detector=detector, wavelength=wavelength)
+
+
+def geometry_params(geometry) -> np.ndarray:
+    """The six PONI parameters of a pyFAI geometry as an array, shape (6,)."""
+    return np.array([getattr(geometry, n) for n in PARAM_NAMES], float)
+
+
+def with_params(geometry, param):
+    """A copy of a pyFAI geometry with other PONI parameters (shape (6,), m and rad)."""
+    g = make_geometry(geometry.detector, *[float(v) for v in param], wavelength=geometry.wavelength)
+    return g
+
+
+def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:
+    """(poni1, poni2) in metres that put the direct beam at pixel indices (d1, d2).
+
+    Keeps dist and the rotations: the PONI is where the detector normal through the sample
+    meets the detector, which differs from the beam centre as soon as the detector is tilted.
+    """
+    p = geometry_params(geometry)
+    p[1] = p[2] = 0.0
+    bc1, bc2 = frame_of(geometry, p).beam_center()
+    # Moving the PONI by δ translates the detector in its own plane: the beam centre moves by
+    # -δ / pixel along the same axes, a linear relation we invert with a probe step.
+    step = 1e-3
+    q = p.copy()
+    q[1] += step
+    a1, a2 = frame_of(geometry, q).beam_center()
+    q = p.copy()
+    q[2] += step
+    b1, b2 = frame_of(geometry, q).beam_center()
+    jac = np.array([[a1 - bc1, b1 - bc1], [a2 - bc2, b2 - bc2]]) / step
+    dp = np.linalg.solve(jac, np.array([d1 - bc1, d2 - bc2]))
+    return float(dp[0]), float(dp[1])
