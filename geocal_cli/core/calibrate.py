@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from geocal_cli.core.assign import assign_rings
-from geocal_cli.core.blind import trace_rings, vote_center
+from geocal_cli.core.blind import refine_center, trace_rings, vote_center
 from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
 from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, make_geometry,
                                       poni_for_beam_center)
@@ -128,7 +128,8 @@ def _blind_start(image, valid, detector, wavelength, d_spacing, say):
     if ridges.d1.size < 50:
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
     c1, c2, contrast = vote_center(ridges, shape)
-    say(f"ring centre voted at row {c1:.1f}, column {c2:.1f} (contrast {contrast:.0f})")
+    c1, c2 = refine_center(ridges, c1, c2)
+    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
     traces = trace_rings(ridges, c1, c2)
     traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
               and t.d1.size >= 20]
@@ -174,7 +175,7 @@ def _blind_start(image, valid, detector, wavelength, d_spacing, say):
                                         key=lambda f: f[1].score)
     say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
         + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
-        + f" (of {min(len(hypotheses), 3)} hypotheses)")
+        + f" ({len(fits)} of {len(hypotheses)} assignment hypotheses tested)")
     info = {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
             "rings_traced": len(traces), "rings_assigned": sorted(int(k) for _, k in assigned),
             "start_distance_m": refinement.values["dist"], "start_sigma_px": cost,

@@ -1,0 +1,64 @@
+"""Helpers shared by the subcommands: option parsing, config loading, result output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geocal_cli import console
+from geocal_cli.errors import ConfigError
+
+CONFIG_OPTION = typer.Option(None, "--config", help="YAML file with options (flags override it).",
+                             rich_help_panel="Config")
+SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the effective config as YAML and exit.",
+                                  rich_help_panel="Config")
+JSON_OPTION = typer.Option(False, "--json", help="Print the JSON report on stdout instead of the summary.")
+
+
+def parse_floats(text: str | None, name: str, count: int = 2) -> tuple | None:
+    """'172' → (172.0, 172.0); '75,172' → (75.0, 172.0); None stays None.
+
+    Raises
+    ------
+    ConfigError
+        Not one or `count` comma-separated numbers.
+    """
+    if text is None:
+        return None
+    try:
+        vals = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise ConfigError(f"{name} = {text!r}: expected a number or {count} comma-separated numbers") from None
+    if len(vals) == 1:
+        vals = vals * count
+    if len(vals) != count:
+        raise ConfigError(f"{name} = {text!r}: expected 1 or {count} values, got {len(vals)}")
+    return vals
+
+
+def parse_names(text: str | None) -> tuple | None:
+    """'rot3,wavelength' → ('rot3', 'wavelength'); 'none' → (); None stays None."""
+    if text is None:
+        return None
+    if text.strip().lower() in ("none", ""):
+        return ()
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def load(model, config_file: Path | None, overrides: dict, show_config: bool):
+    """Load the effective config; with --show-config print it as YAML and exit 0."""
+    from geocal_cli.config.base import dump_yaml, load_config
+
+    cfg = load_config(model, config_file, overrides)
+    if show_config:
+        console.out.print(dump_yaml(cfg), markup=False, end="")
+        raise typer.Exit(0)
+    return cfg
+
+
+def print_report(report: dict) -> None:
+    """The report as JSON on stdout (for --json)."""
+    from geocal_cli.io.reports import to_json
+
+    console.out.print(to_json(report), markup=False, end="")

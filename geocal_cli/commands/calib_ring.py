@@ -1,0 +1,98 @@
+"""`geocal calib-ring`: blind calibration from one calibrant image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from geocal_cli import console
+from geocal_cli.commands._common import (CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
+                                         parse_floats, parse_names, print_report)
+
+EPILOG = """Examples:
+
+  geocal calib-ring lab6.cbf --calibrant LaB6 --energy 17 --detector Pilatus1M
+
+  geocal calib-ring ceo2.tif -c CeO2 --wavelength 0.4066 -d Pilatus1M --plot ceo2.png
+
+  geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55 --fix rot3
+
+  geocal calib-ring frame.tif -c LaB6 --energy 14 -d Pilatus300kw --guess old.poni --fix dist,rot1,rot2,rot3,wavelength
+
+Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder.
+Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undetermined."""
+
+
+def command(
+    image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
+    calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å) or a CIF."),
+    energy: float = typer.Option(None, "--energy", help="Photon energy, keV.", rich_help_panel="Radiation (one of)"),
+    wavelength: float = typer.Option(None, "--wavelength", help="Wavelength, Å.", rich_help_panel="Radiation (one of)"),
+    voltage: float = typer.Option(None, "--voltage", help="Electron accelerating voltage, kV (relativistic λ; CIF intensities use electron scattering factors).", rich_help_panel="Radiation (one of)"),
+    detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name (pixel size, gaps mask, orientation).", rich_help_panel="Detector"),
+    pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', when no detector is named.", rich_help_panel="Detector"),
+    mask: Path = typer.Option(None, "--mask", help="Mask image, non-zero = masked (added to the detector's).", rich_help_panel="Detector"),
+    guess: Path = typer.Option(None, "--guess", help="Starting geometry (PONI): skips the blind search.", rich_help_panel="Refinement"),
+    fix: str = typer.Option(None, "--fix", help="Parameters kept fixed, comma-separated, from dist,poni1,poni2,rot1,rot2,rot3,wavelength; 'none' refines all. Default: rot3,wavelength.", rich_help_panel="Refinement"),
+    max_rings: int = typer.Option(None, "--max-rings", help="Use at most the first N calibrant rings.", rich_help_panel="Refinement"),
+    output: Path = typer.Option(None, "--output", "-o", help="PONI file to write (default: IMAGE-stem.poni).", rich_help_panel="Outputs"),
+    report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.calib.json).", rich_help_panel="Outputs"),
+    plot: Path = typer.Option(None, "--plot", help="PNG: image with fitted rings and control points, residual per ring vs azimuth.", rich_help_panel="Outputs"),
+    json_out: bool = JSON_OPTION,
+    config: Path = CONFIG_OPTION,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """Calibrate distance, beam centre and tilts from one calibrant ring image, blind.
+
+    No clicks and no starting guess: rings are found, assigned to the calibrant's reflections
+    (rings of another phase are left out), and pyFAI's geometry is refined on control points
+    of every usable ring. The report gives PONI and Fit2D terms with 1σ uncertainties and
+    per-ring residuals in degrees, pixels and microstrain.
+    """
+    from geocal_cli.config.calib_ring import CalibRingConfig
+    from geocal_cli.pipeline import calib_ring
+
+    cfg = load(CalibRingConfig, config, dict(
+        image=image, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
+        voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
+        mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, output=output,
+        report=report, plot=plot), show_config)
+    res = calib_ring.run(cfg, progress=console.progress)
+    if json_out:
+        print_report(res.report)
+        return
+    console.result(summary_table(res.report))
+    for w in res.report["warnings"]:
+        console.progress(f"warning: {w}")
+    console.progress(f"wrote {res.poni}, {res.report_path}" + (f", {res.plot}" if res.plot else ""))
+
+
+def summary_table(report: dict):
+    """A short rich table of the calibrated geometry and its residuals."""
+    from rich.table import Table
+
+    g = report["results"]["geometry"]
+    s = report["uncertainties_1sigma"]
+    r = report["residuals"]
+    t = Table(title=f"{report['results']['calibrant']}: {len(r['rings'])} rings, "
+                    f"{r['control_points'] - r['rejected']} control points", title_justify="left")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("1σ", justify="right")
+    t.add_column("unit")
+
+    def row(name, value, sigma, unit, fmt):
+        t.add_row(name, format(value, fmt), "" if sigma is None else format(sigma, fmt), unit)
+
+    f2, f2s = g["fit2d"], s["fit2d"]
+    row("distance (directDist)", f2["directDist_mm"], f2s["directDist_mm"], "mm", ".4f")
+    row("beam centre x", g["beam_center_px"]["x"], s["beam_center_px"]["x"], "px", ".3f")
+    row("beam centre y", g["beam_center_px"]["y"], s["beam_center_px"]["y"], "px", ".3f")
+    row("tilt", f2["tilt_deg"], f2s["tilt_deg"], "deg", ".4f")
+    row("tiltPlanRotation", f2["tiltPlanRotation_deg"], f2s["tiltPlanRotation_deg"], "deg", ".2f")
+    row("wavelength", g["poni"]["wavelength_m"] * 1e10, s.get("wavelength_m") and s["wavelength_m"] * 1e10, "Å", ".6f")
+    row("residual rms", r["rms_px"], None, "px", ".3f")
+    row("residual rms", r["rms_tth_deg"], None, "deg 2θ", ".5f")
+    row("residual rms Δd/d", r["rms_microstrain"], None, "µε", ".0f")
+    return t

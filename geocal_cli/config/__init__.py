@@ -1,0 +1,1 @@
+"""Configuration models (one per subcommand), YAML loading and CLI overrides."""

@@ -1,0 +1,129 @@
+"""Shared configuration machinery: frozen models, YAML + flag precedence, readable errors.
+
+Precedence: model defaults < `--config FILE.yaml` < flags the user set (a flag left at None
+did not override anything).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from geocal_cli.errors import ConfigError
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class GeocalModel(BaseModel):
+    """Base of every config model: frozen, unknown keys rejected."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class BeamConfig(GeocalModel):
+    """Radiation: exactly one of photon energy, wavelength or electron voltage."""
+
+    energy_kev: float | None = None
+    wavelength_a: float | None = None
+    voltage_kv: float | None = None
+
+    @model_validator(mode="after")
+    def _one_beam(self):
+        given = [k for k in ("energy_kev", "wavelength_a", "voltage_kv") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give only one of energy_kev, wavelength_a, voltage_kv (got {', '.join(given)})")
+        for k in given:
+            if not getattr(self, k) > 0:
+                raise ValueError(f"{k} must be positive, got {getattr(self, k)}")
+        return self
+
+    def wavelength_m(self) -> float:
+        """Wavelength in metres from whichever of energy, wavelength or voltage was given.
+
+        Raises
+        ------
+        ConfigError
+            If none was given.
+        """
+        from geocal_cli.core.units import wavelength_from_energy, wavelength_from_voltage
+
+        if self.energy_kev is not None:
+            return wavelength_from_energy(self.energy_kev)
+        if self.wavelength_a is not None:
+            return self.wavelength_a * 1e-10
+        if self.voltage_kv is not None:
+            return wavelength_from_voltage(self.voltage_kv)
+        raise ConfigError("no radiation given: set --energy (keV), --wavelength (Å) or --voltage (kV)")
+
+    @property
+    def scattering(self) -> str:
+        """'electron' when a voltage is given, else 'xray'."""
+        return "electron" if self.voltage_kv is not None else "xray"
+
+
+def load_config(model: type[M], config_file: Path | None, overrides: dict[str, Any]) -> M:
+    """Build a config from defaults, an optional YAML file and the flags the user set.
+
+    Parameters
+    ----------
+    model : type of GeocalModel
+    config_file : Path or None
+    overrides : dict
+        Flag values; None means "not set".
+
+    Raises
+    ------
+    ConfigError
+        Unreadable YAML, or values that break a rule (the message names key, value, rule).
+    """
+    data: dict[str, Any] = {}
+    if config_file is not None:
+        path = Path(config_file)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {path}: expected a mapping of keys to values")
+        data.update(loaded)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, config_file)) from None
+
+
+def _describe(exc: ValidationError, config_file) -> str:
+    where = f" (config {config_file})" if config_file else ""
+    parts = []
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"])
+        msg = err["msg"].removeprefix("Value error, ")
+        if not key:
+            parts.append(msg)
+        elif err["type"] == "extra_forbidden":
+            parts.append(f"unknown key '{key}'")
+        elif err["type"] == "missing":
+            parts.append(f"'{key}' is required")
+        elif "input" in err and not isinstance(err["input"], dict):
+            parts.append(f"{key} = {err['input']!r}: {msg}")
+        else:
+            parts.append(f"{key}: {msg}")
+    return "invalid config" + where + ": " + "; ".join(parts)
+
+
+def dump_yaml(cfg: BaseModel) -> str:
+    """The effective config as YAML (paths as strings, None entries dropped)."""
+    return yaml.safe_dump(to_plain(cfg), sort_keys=False, allow_unicode=True)
+
+
+def to_plain(cfg: BaseModel) -> dict:
+    """JSON/YAML-ready dict of a config (paths as strings, tuples as lists, no None)."""
+    return {k: v for k, v in cfg.model_dump(mode="json").items() if v is not None}

@@ -1,0 +1,39 @@
+"""Configuration of `geocal calib-ring`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from geocal_cli.config.base import BeamConfig
+
+Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
+
+
+class CalibRingConfig(BeamConfig):
+    """Blind calibration of one calibrant ring image."""
+
+    image: Path = Field(description="calibrant image (anything fabio reads)")
+    calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å) or CIF")
+    detector: str | None = Field(None, description="pyFAI detector name (pixel size, mask)")
+    pixel_size_um: tuple[float, float] | None = Field(
+        None, description="pixel size (rows, columns) in µm when no detector is named")
+    mask: Path | None = Field(None, description="mask image, non-zero = masked")
+    guess: Path | None = Field(None, description="starting geometry (PONI); skips the blind search")
+    fix: tuple[Param, ...] = Field(("rot3", "wavelength"), description="parameters kept fixed")
+    max_rings: int | None = Field(None, ge=2, description="use at most this many calibrant rings")
+    output: Path | None = Field(None, description="PONI file written (default: <image stem>.poni)")
+    report: Path | None = Field(None, description="JSON report (default: <image stem>.calib.json)")
+    plot: Path | None = Field(None, description="PNG with rings, control points and residuals")
+
+    @model_validator(mode="after")
+    def _pixels(self):
+        if self.pixel_size_um is not None and not all(p > 0 for p in self.pixel_size_um):
+            raise ValueError(f"pixel_size_um must be positive, got {list(self.pixel_size_um)}")
+        if self.detector is None and self.pixel_size_um is None and self.guess is None:
+            raise ValueError("give a detector name (--detector) or a pixel size (--pixel-size)")
+        if self.detector is not None and self.pixel_size_um is not None:
+            raise ValueError("give --detector or --pixel-size, not both")
+        return self

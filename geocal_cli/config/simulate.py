@@ -1,0 +1,48 @@
+"""Configuration of `geocal simulate`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from geocal_cli.config.base import BeamConfig
+
+
+class SimulateConfig(BeamConfig):
+    """A calibrant ring image with a known geometry."""
+
+    output: Path = Field(description="image written (.edf, .tif, .cbf or .npy)")
+    truth: Path | None = Field(None, description="truth PONI (default: <output stem>.truth.poni)")
+    calibrant: str = Field("LaB6", description="pyFAI calibrant name, d-spacing file or CIF")
+    detector: str | None = Field("Pilatus1M", description="pyFAI detector name")
+    pixel_size_um: tuple[float, float] | None = Field(None, description="pixel size (rows, columns), µm")
+    shape: tuple[int, int] | None = Field(None, description="image shape (rows, columns) for --pixel-size")
+    distance_mm: float = Field(200.0, gt=0, description="sample–detector distance along the beam (Fit2D directDist), mm")
+    center_px: tuple[float, float] | None = Field(
+        None, description="beam centre (x = column, y = row), pixel centres at i + 0.5; default: image centre")
+    tilt_deg: float = Field(0.0, ge=0, lt=60, description="detector tilt (Fit2D tilt), degrees")
+    tilt_plan_rotation_deg: float = Field(0.0, description="Fit2D tiltPlanRotation, degrees")
+    peak_counts: float = Field(1000.0, gt=0, description="peak height of the strongest ring, counts")
+    width_px: float = Field(1.5, gt=0, description="ring profile σ along the radius, pixels")
+    background: float = Field(20.0, ge=0, description="background near the beam, counts")
+    beamstop_radius_px: float = Field(0.0, ge=0, description="beamstop shadow radius, pixels")
+    beamstop_arm_deg: float | None = Field(None, description="beamstop arm direction, degrees from +x towards +y")
+    spotty: float = Field(0.0, ge=0, le=1, description="0 smooth rings … 1 spotty rings")
+    hot_pixels: int = Field(0, ge=0, description="number of hot pixels")
+    noise: bool = Field(True, description="Poisson noise")
+    gaps: bool = Field(True, description="module gaps of the detector set to -1")
+    seed: int = Field(0, description="random seed")
+
+    @model_validator(mode="after")
+    def _detector(self):
+        if self.pixel_size_um is not None:
+            if self.shape is None:
+                raise ValueError("with pixel_size_um, give the image shape (--shape ROWS,COLS)")
+            if not all(p > 0 for p in self.pixel_size_um) or not all(s > 1 for s in self.shape):
+                raise ValueError("pixel_size_um and shape must be positive")
+        elif self.detector is None:
+            raise ValueError("give a detector name or a pixel size and shape")
+        if self.energy_kev is None and self.wavelength_a is None and self.voltage_kv is None:
+            raise ValueError("give energy_kev, wavelength_a or voltage_kv")
+        return self

@@ -1,0 +1,157 @@
+"""Synthetic calibrant ring images with a known geometry.
+
+Rings are Gaussian in 2θ with a constant width in pixels along the radius, powder intensity
+per ring (m|F|² when known, else seeded random strengths) with the Lorentz factor
+1 / (sin θ sin 2θ) for intensity per unit arc length of a Debye ring, optional spotty
+texture (few crystallites), a smooth background falling with 2θ, a beamstop disc and arm,
+module gaps, Poisson noise and hot pixels. Everything is vectorised over pixels; each pixel
+sums the four calibrant rings nearest in 2θ.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.geometry import frame_of
+
+
+@dataclass(frozen=True)
+class RingImageSpec:
+    """What to draw.
+
+    Attributes
+    ----------
+    peak_counts : float
+        Peak height of the strongest ring (counts above background).
+    width_px : float
+        Gaussian σ of the ring profile along the radius, pixels.
+    background : float
+        Background counts near the beam; it falls to a third at high 2θ.
+    beamstop_radius_px : float
+        Radius of the beamstop shadow around the direct beam (0: none).
+    beamstop_arm_deg : float or None
+        Direction of the beamstop arm from the beam centre (degrees from +x towards +y);
+        None for no arm.
+    spotty : float
+        0 for smooth rings; towards 1, rings break into spots (few crystallites).
+    hot_pixels : int
+        Number of random pixels set to a huge value.
+    poisson : bool
+        Add Poisson noise.
+    seed : int
+    """
+
+    peak_counts: float = 1000.0
+    width_px: float = 1.5
+    background: float = 20.0
+    beamstop_radius_px: float = 0.0
+    beamstop_arm_deg: float | None = None
+    spotty: float = 0.0
+    hot_pixels: int = 0
+    poisson: bool = True
+    seed: int = 0
+
+
+def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> np.ndarray:
+    """Relative ring peak heights (max 1): structure × Lorentz factor, or seeded random.
+
+    Parameters
+    ----------
+    tth : ndarray, shape (K,)
+        Radians.
+    intensity : ndarray, shape (K,) or None
+        m|F|² per ring when known.
+    seed : int
+    """
+    tth = np.asarray(tth, float)
+    if intensity is None:
+        base = np.random.default_rng(seed).uniform(0.35, 1.0, tth.size)
+    else:
+        with np.errstate(divide="ignore"):
+            base = np.asarray(intensity, float) / (np.sin(tth / 2) * np.sin(tth))
+        # Keep the weakest rings visible: compress the dynamic range like a real pattern's
+        # brightest-to-faintest over a few decades.
+        base = np.sqrt(base / np.nanmax(base))
+    return base / np.nanmax(base)
+
+
+def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
+                      strengths: np.ndarray, spec: RingImageSpec,
+                      gaps: np.ndarray | None = None) -> np.ndarray:
+    """Render a calibrant ring image.
+
+    Parameters
+    ----------
+    geometry : pyFAI.geometry.Geometry
+        Detector and PONI parameters of the truth.
+    shape : (H, W)
+    tth : ndarray, shape (K,)
+        Ring angles in radians, increasing.
+    strengths : ndarray, shape (K,)
+        Relative peak heights (max 1).
+    spec : RingImageSpec
+    gaps : ndarray of bool, shape (H, W), optional
+        Pixels with no sensor (module gaps): set to −1 like Pilatus/Eiger images.
+
+    Returns
+    -------
+    ndarray of int32, shape (H, W)
+    """
+    rng = np.random.default_rng(spec.seed)
+    fr = frame_of(geometry)
+    d1, d2 = np.meshgrid(np.arange(shape[0], dtype=float), np.arange(shape[1], dtype=float),
+                         indexing="ij")
+    t, chi = fr.tth_chi(d1, d2)
+    grad = fr.tth_gradient(d1, d2)
+    tth = np.asarray(tth, float)
+    k0 = np.searchsorted(tth, t)
+    ks = np.clip(k0[..., None] + np.array([-2, -1, 0, 1]), 0, tth.size - 1)       # (H, W, 4)
+    sig = spec.width_px * grad[..., None]
+    prof = np.exp(-0.5 * ((t[..., None] - tth[ks]) / sig) ** 2)
+    amp = np.asarray(strengths, float)[ks]
+    if spec.spotty > 0:
+        amp = amp * _texture(ks, chi, tth.size, spec.spotty, rng)
+    # Neighbouring indices can repeat after clipping: count each ring once.
+    uniq = np.ones(ks.shape, bool)
+    uniq[..., 1:] = ks[..., 1:] != ks[..., :-1]
+    rings = spec.peak_counts * np.sum(amp * prof * uniq, axis=-1)
+    t_max = float(np.nanmax(t)) or 1.0
+    bkg = spec.background * (1 / 3 + (2 / 3) / (1 + (t / (0.3 * t_max)) ** 2))
+    img = rings + bkg
+    bc1, bc2 = fr.beam_center()
+    if spec.beamstop_radius_px > 0 and np.isfinite(bc1):
+        r = np.hypot(d1 - bc1, d2 - bc2)
+        shadow = r < spec.beamstop_radius_px
+        if spec.beamstop_arm_deg is not None:
+            a = np.radians(spec.beamstop_arm_deg)
+            along = (d2 - bc2) * np.cos(a) + (d1 - bc1) * np.sin(a)
+            across = -(d2 - bc2) * np.sin(a) + (d1 - bc1) * np.cos(a)
+            shadow |= (along > 0) & (np.abs(across) < 0.4 * spec.beamstop_radius_px)
+        img = np.where(shadow, 0.02 * img, img)
+    if spec.poisson:
+        img = rng.poisson(img).astype(np.float64)
+    out = np.round(img).astype(np.int32)
+    if spec.hot_pixels:
+        idx = rng.choice(out.size, spec.hot_pixels, replace=False)
+        out.flat[idx] = 1_000_000
+    if gaps is not None:
+        out[gaps] = -1
+    return out
+
+
+def _texture(ks, chi, n_rings, spotty, rng):
+    """Per-ring azimuthal modulation: smooth (0) to spotty (1), mean about 1."""
+    n_bins = 720
+    n_spots = int(np.clip(400 * (1 - spotty) + 20, 20, 420))
+    tex = np.full((n_rings, n_bins), 0.05 * (1 - spotty))
+    pos = rng.integers(0, n_bins, (n_rings, n_spots))
+    amp = rng.exponential(1.0, (n_rings, n_spots))
+    np.add.at(tex, (np.repeat(np.arange(n_rings), n_spots), pos.ravel()), amp.ravel())
+    # Spots a few bins wide (circular smoothing).
+    kern = np.exp(-0.5 * (np.arange(-4, 5) / 1.5) ** 2)
+    tex = sum(np.roll(tex, s, axis=1) * w for s, w in zip(range(-4, 5), kern))
+    tex /= tex.mean(axis=1, keepdims=True)
+    b = np.clip(((chi + np.pi) / (2 * np.pi) * n_bins).astype(int), 0, n_bins - 1)
+    return tex[ks, b[..., None]]

@@ -1,0 +1,217 @@
+"""Detector images: reading (fabio; rosettasciio for DM3/DM4/MRC/EMD), validity masks, writing."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli.errors import InputFileError
+
+#: Formats read through rosettasciio rather than fabio (electron microscopy).
+EM_SUFFIXES = {".dm3": "DigitalMicrograph", ".dm4": "DigitalMicrograph", ".mrc": "MRC",
+               ".emd": "EMD"}
+
+
+@dataclass(frozen=True)
+class Image:
+    """A 2-D detector frame as geocal reads it.
+
+    Attributes
+    ----------
+    data : ndarray, shape (H, W)
+        As the reader returns it (fabio's array orientation), first frame of a stack.
+    path : Path
+    format : str
+        Reader name (fabio class or rosettasciio plugin).
+    metadata : dict
+        What the file says about the experiment, in geocal units where known
+        (`voltage_kv`, `pixel_size_um`, `camera_length_mm`).
+    """
+
+    data: np.ndarray
+    path: Path
+    format: str
+    metadata: dict = field(default_factory=dict)
+
+
+def sha256(path: Path) -> str:
+    """SHA-256 hex digest of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_image(path: Path) -> Image:
+    """Read the first frame of a detector image.
+
+    Parameters
+    ----------
+    path : Path
+        Anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger/NeXus HDF5, …) or, by
+        suffix, DM3/DM4/MRC/EMD through rosettasciio.
+
+    Returns
+    -------
+    Image
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file, or not a non-empty 2-D array.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"image not found: {path}")
+    if path.suffix.lower() in EM_SUFFIXES:
+        data, fmt, meta = _read_em(path)
+    else:
+        data, fmt, meta = _read_fabio(path)
+    data = np.asarray(data)
+    if data.ndim == 3 and data.shape[0] >= 1:
+        data = data[0]
+    if data.ndim != 2 or data.size == 0 or min(data.shape) < 2:
+        raise InputFileError(f"{path}: expected a 2-D image, got an array of shape {data.shape}")
+    if not np.issubdtype(data.dtype, np.number):
+        raise InputFileError(f"{path}: pixel type {data.dtype} is not numeric")
+    return Image(data=data, path=path, format=fmt, metadata=meta)
+
+
+def _read_fabio(path: Path):
+    import fabio
+
+    try:
+        img = fabio.open(str(path))
+        data = img.data
+    except Exception as exc:  # fabio raises many types for corrupt input
+        raise InputFileError(f"{path}: not a readable detector image ({exc.__class__.__name__}: "
+                             f"{exc})") from None
+    if data is None:
+        raise InputFileError(f"{path}: the file holds no image data")
+    return data, type(img).__name__, {}
+
+
+def _read_em(path: Path):
+    import importlib
+
+    reader = EM_SUFFIXES[path.suffix.lower()]
+    module = {"DigitalMicrograph": "rsciio.digitalmicrograph", "MRC": "rsciio.mrc",
+              "EMD": "rsciio.emd"}[reader]
+    try:
+        file_reader = importlib.import_module(module).file_reader
+    except ImportError as exc:
+        raise InputFileError(f"{path}: reading {reader} files needs rosettasciio "
+                             f"(pip install rosettasciio): {exc}") from None
+    try:
+        items = file_reader(str(path))
+    except Exception as exc:  # the plugins raise many types for corrupt input
+        raise InputFileError(f"{path}: not a readable {reader} file ({exc})") from None
+    item = next((i for i in items if np.asarray(i["data"]).ndim >= 2), None)
+    if item is None:
+        raise InputFileError(f"{path}: no 2-D image in the file")
+    return item["data"], reader, _em_metadata(item)
+
+
+def _em_metadata(item: dict) -> dict:
+    """Voltage, camera length and pixel size from a rosettasciio item, where present."""
+    meta = {}
+    md = item.get("metadata", {})
+    tem = md.get("Acquisition_instrument", {}).get("TEM", {})
+    if "beam_energy" in tem:
+        meta["voltage_kv"] = float(tem["beam_energy"])
+    if "camera_length" in tem:
+        meta["camera_length_mm"] = float(tem["camera_length"])
+    axes = item.get("axes", [])
+    if len(axes) >= 2 and all(a.get("units") in ("nm", "µm", "um") for a in axes[-2:]):
+        to_um = {"nm": 1e-3, "µm": 1.0, "um": 1.0}
+        meta["pixel_size_um"] = tuple(float(a["scale"]) * to_um[a["units"]] for a in axes[-2:])
+    return meta
+
+
+def valid_pixels(data: np.ndarray, detector_mask: np.ndarray | None = None,
+                 user_mask: np.ndarray | None = None) -> np.ndarray:
+    """Pixels that carry a measurement.
+
+    Invalid: non-finite values, negative values (Pilatus/Eiger gaps and dead pixels), pixels
+    masked by the detector definition or by the user (non-zero = masked, pyFAI's convention),
+    and zero-valued regions connected to the image border that cover ≥ 1 % of it (the area
+    outside a MAR345 plate, a shutter shadow): they are not measured counts of zero.
+
+    Parameters
+    ----------
+    data : ndarray, shape (H, W)
+    detector_mask, user_mask : ndarray, shape (H, W), optional
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+
+    Raises
+    ------
+    InputFileError
+        A mask whose shape differs from the image.
+    """
+    from scipy import ndimage
+
+    data = np.asarray(data)
+    valid = np.isfinite(data) if np.issubdtype(data.dtype, np.floating) else np.ones(data.shape, bool)
+    with np.errstate(invalid="ignore"):
+        valid &= ~(data < 0)
+    for name, m in (("detector mask", detector_mask), ("mask", user_mask)):
+        if m is None:
+            continue
+        if m.shape != data.shape:
+            raise InputFileError(f"{name} shape {m.shape} differs from the image shape {data.shape}")
+        valid &= ~np.asarray(m).astype(bool)
+    zero = valid & (data == 0)
+    if zero.mean() > 0.01:
+        lab, _ = ndimage.label(zero)
+        border = np.unique(np.concatenate([lab[0], lab[-1], lab[:, 0], lab[:, -1]]))
+        border = border[border > 0]
+        if border.size:
+            sizes = np.bincount(lab.ravel())
+            big = border[sizes[border] >= 0.01 * data.size]
+            valid &= ~np.isin(lab, big)
+    return valid
+
+
+def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
+    """Read a mask image (non-zero = masked) and check its shape.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable, or not of the image's shape.
+    """
+    m = read_image(path).data
+    if m.shape != tuple(shape):
+        raise InputFileError(f"mask {path} has shape {m.shape}, the image {tuple(shape)}")
+    return m != 0
+
+
+def write_image(path: Path, data: np.ndarray, header: dict | None = None) -> None:
+    """Write an image with fabio, the format chosen by the suffix (.edf, .tif, .cbf, .npy)."""
+    from geocal_cli.io.atomic import atomic_path
+
+    path = Path(path)
+    suffix = path.suffix.lower()
+    with atomic_path(path) as tmp:
+        if suffix == ".npy":
+            with open(tmp, "wb") as fh:
+                np.save(fh, data)
+            return
+        import fabio.cbfimage
+        import fabio.edfimage
+        import fabio.tifimage
+
+        cls = {".edf": fabio.edfimage.EdfImage, ".tif": fabio.tifimage.TifImage,
+               ".tiff": fabio.tifimage.TifImage, ".cbf": fabio.cbfimage.CbfImage}.get(suffix)
+        if cls is None:
+            raise InputFileError(f"cannot write images of type '{suffix}': use .edf, .tif, .cbf or .npy")
+        hdr = {k: str(v) for k, v in (header or {}).items()} if cls is fabio.edfimage.EdfImage else None
+        img = cls(data=data, header=hdr) if hdr is not None else cls(data=data)
+        img.write(str(tmp))

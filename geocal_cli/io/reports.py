@@ -1,0 +1,61 @@
+"""JSON reports: a common header (schema, version, config, inputs with SHA-256) and atomic writes."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli import __version__
+from geocal_cli.io.atomic import write_text
+from geocal_cli.io.images import sha256
+
+
+def report_header(schema: str, config: dict, inputs: list[Path]) -> dict:
+    """Start of every report.
+
+    Parameters
+    ----------
+    schema : str
+        Report name, e.g. "geocal.calib-ring".
+    config : dict
+        The effective configuration.
+    inputs : list of Path
+        Input files; each is listed with its size and SHA-256.
+    """
+    return {
+        "schema": {"name": schema, "version": 1},
+        "geocal_version": __version__,
+        "config": config,
+        "inputs": [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256(p)}
+                   for p in inputs if p is not None],
+    }
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def to_json(report: dict) -> str:
+    """Serialise a report (numpy values converted, non-finite numbers as null)."""
+    return json.dumps(_plain(report), indent=2, ensure_ascii=False) + "\n"
+
+
+def write_report(path: Path, report: dict) -> None:
+    """Write a report as JSON, atomically."""
+    write_text(Path(path), to_json(report))

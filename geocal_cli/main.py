@@ -1,0 +1,77 @@
+"""The `geocal` command: typer app, global flags, and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from geocal_cli import __version__, console
+from geocal_cli.commands import calib_ring, demo, simulate
+from geocal_cli.errors import ExitCode, GeocalError
+
+app = typer.Typer(
+    name="geocal",
+    help="Calibrate the geometry of area detectors for X-ray and electron diffraction, from the "
+         "shell: blind, without clicks, with uncertainties.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.out.print(f"geocal {__version__}", markup=False)
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print the version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors (and --json output)."),
+    traceback: bool = typer.Option(False, "--traceback", help="Show the Python traceback of an error."),
+) -> None:
+    """geocal: detector geometry calibration from the shell."""
+    console.state.quiet = quiet
+    console.state.traceback = traceback
+
+
+app.command("calib-ring", epilog=calib_ring.EPILOG)(calib_ring.command)
+app.command("simulate", epilog=simulate.EPILOG)(simulate.command)
+app.command("demo", epilog=demo.EPILOG)(demo.command)
+
+
+def run(argv: list[str] | None = None) -> None:
+    """Console-script entry point: run the app and map every outcome to an exit code."""
+    command = typer.main.get_command(app)
+    try:
+        rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)
+    except GeocalError as exc:
+        if console.state.traceback:
+            console.err.print_exception()
+        console.err.print(f"error: {exc}", markup=False, highlight=False)
+        sys.exit(int(exc.exit_code))
+    except KeyboardInterrupt:
+        _interrupted()
+    except Exception as exc:
+        # typer carries its own click: recognise its exceptions by behaviour, not by class.
+        if type(exc).__name__ == "Abort":
+            _interrupted()
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
+            exc.show()
+            sys.exit(ExitCode.USAGE)
+        if console.state.traceback:
+            console.err.print_exception()
+        console.err.print(f"error: internal error: {exc.__class__.__name__}: {exc}. This is a bug: "
+                          "please report it with the command line (run again with --traceback "
+                          "for details).", markup=False)
+        sys.exit(ExitCode.INTERNAL)
+    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+
+
+def _interrupted() -> None:
+    console.err.print("interrupted", markup=False)
+    sys.exit(ExitCode.INTERRUPTED)

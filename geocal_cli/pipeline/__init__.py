@@ -1,0 +1,1 @@
+"""One module per subcommand: run(config) reads inputs, calls the core, writes outputs."""

@@ -1,0 +1,184 @@
+"""`calib-ring` pipeline: image + calibrant → blind calibration → PONI, report, plot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli.config.base import to_plain
+from geocal_cli.config.calib_ring import CalibRingConfig
+from geocal_cli.errors import InputFileError
+from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.detectors import detector_mask, make_detector
+from geocal_cli.io.images import read_image, read_mask, valid_pixels
+from geocal_cli.io.plots import plot_calibration
+from geocal_cli.io.poni import read_poni, write_poni
+from geocal_cli.io.reports import report_header, write_report
+
+SCHEMA = "geocal.calib-ring"
+
+
+@dataclass(frozen=True)
+class CalibRingResult:
+    """What `run` produced.
+
+    Attributes
+    ----------
+    report : dict
+        The JSON report's content.
+    poni : Path
+    report_path : Path
+    plot : Path or None
+    calibration : geocal_cli.core.calibrate.Calibration
+    """
+
+    report: dict
+    poni: Path
+    report_path: Path
+    plot: Path | None
+    calibration: object
+
+
+def default_outputs(image: Path) -> tuple[Path, Path]:
+    """Default PONI and report paths: <image stem>.poni and <image stem>.calib.json in the
+    current folder (the image's own folder may be read-only)."""
+    stem = Path(image).name.split(".")[0]
+    return Path(f"{stem}.poni"), Path(f"{stem}.calib.json")
+
+
+def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
+    """Calibrate the geometry of `cfg.image` and write the PONI, the report and the plot.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable image, mask or guess; no valid pixel.
+    ConfigError
+        Unknown calibrant or detector.
+    CalibrationError
+        See `geocal_cli.core.calibrate.calibrate`.
+    """
+    from geocal_cli.core.calibrate import calibrate
+
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    img = read_image(cfg.image)
+    data = img.data
+    shape = data.shape
+    wavelength = cfg.wavelength_m()
+    rings = load_calibrant(cfg.calibrant, cfg.scattering)
+    guess = read_poni(cfg.guess) if cfg.guess else None
+    if cfg.detector or cfg.pixel_size_um:
+        detector = make_detector(cfg.detector, cfg.pixel_size_um, shape)
+    else:
+        detector = guess.detector
+        if detector.shape is not None and tuple(detector.shape) != tuple(shape):
+            raise InputFileError(f"--guess {cfg.guess} is for a {tuple(detector.shape)} detector, "
+                                 f"the image is {tuple(shape)}")
+        if detector.max_shape is None:
+            detector.max_shape = shape
+    user_mask = read_mask(cfg.mask, shape) if cfg.mask else None
+    valid = valid_pixels(data, detector_mask(detector, shape), user_mask)
+    if not valid.any():
+        raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
+    t_read = time.perf_counter() - t0
+    say(f"read {cfg.image} ({img.format}, {shape[0]}×{shape[1]}, {valid.mean():.0%} valid); "
+        f"{rings.name}: {rings.d_spacing.size} rings; λ = {wavelength * 1e10:.5f} Å")
+    calib = calibrate(data, valid, detector, wavelength, rings.d_spacing, guess=guess,
+                      fix=cfg.fix, max_rings=cfg.max_rings, progress=say)
+    poni_path, report_default = default_outputs(cfg.image)
+    poni_path = cfg.output or poni_path
+    report_path = cfg.report or report_default
+    report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask, cfg.guess])
+    report.update(results(calib, rings))
+    t1 = time.perf_counter()
+    write_poni(poni_path, calib.geometry)
+    if cfg.plot:
+        tth = _ring_tth(rings.d_spacing, calib.geometry.wavelength)
+        plot_calibration(cfg.plot, data, valid, calib, tth,
+                         f"{cfg.image.name}: {rings.name}, {len(calib.rings)} rings, "
+                         f"rms {report['residuals']['rms_px']:.3f} px")
+    report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,
+                           "total": time.perf_counter() - t0}
+    write_report(report_path, report)
+    return CalibRingResult(report=report, poni=poni_path, report_path=report_path,
+                           plot=cfg.plot, calibration=calib)
+
+
+def _ring_tth(d_spacing, wavelength):
+    x = wavelength / (2 * np.asarray(d_spacing))
+    return 2 * np.arcsin(x[x < 1])
+
+
+def geometry_summary(geometry) -> dict:
+    """PONI and Fit2D terms of a geometry, with the beam centre in pixels (i + 0.5 convention)."""
+    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.units import energy_from_wavelength
+
+    f2d = geometry.getFit2D()
+    bc1, bc2 = frame_of(geometry).beam_center()
+    det = geometry.detector
+    return {
+        "poni": {"dist_m": geometry.dist, "poni1_m": geometry.poni1, "poni2_m": geometry.poni2,
+                 "rot1_rad": geometry.rot1, "rot2_rad": geometry.rot2, "rot3_rad": geometry.rot3,
+                 "wavelength_m": geometry.wavelength, "detector": det.name,
+                 "orientation": int(det.orientation)},
+        "fit2d": {"directDist_mm": f2d["directDist"], "centerX_px": f2d["centerX"],
+                  "centerY_px": f2d["centerY"], "tilt_deg": f2d["tilt"],
+                  "tiltPlanRotation_deg": f2d["tiltPlanRotation"], "pixelX_um": f2d["pixelX"],
+                  "pixelY_um": f2d["pixelY"]},
+        "beam_center_px": {"x": bc2 + 0.5, "y": bc1 + 0.5,
+                           "convention": "x = column, y = row, pixel centres at i + 0.5"},
+        "energy_kev": energy_from_wavelength(geometry.wavelength),
+    }
+
+
+def results(calib, rings) -> dict:
+    """The report's results, uncertainties, residuals, warnings and blind-search sections."""
+    from geocal_cli.core.geometry import PARAM_NAMES, make_geometry
+    from geocal_cli.core.refine import propagate
+
+    ref = calib.refinement
+    units = {"dist": "m", "poni1": "m", "poni2": "m", "rot1": "rad", "rot2": "rad",
+             "rot3": "rad", "wavelength": "m"}
+    geometry = calib.geometry
+
+    def fit2d(v):
+        g = make_geometry(geometry.detector, *[v[p] for p in PARAM_NAMES], wavelength=v["wavelength"])
+        f = g.getFit2D()
+        return [f["directDist"], f["centerX"], f["centerY"], f["tilt"], f["tiltPlanRotation"]]
+
+    _, cov = propagate(ref, fit2d)
+    s = np.sqrt(np.abs(np.diag(cov)))
+    inl = ref.inliers
+    res_all = np.concatenate([r.residual_px for r in calib.rings])
+    tth_rms = np.sqrt(np.mean(ref.residual_tth[inl] ** 2))
+    strain = np.sqrt(np.sum([r.count * r.rms_microstrain**2 for r in calib.rings]) / res_all.size)
+    return {
+        "results": {"geometry": geometry_summary(geometry), "calibrant": rings.name,
+                    "calibrant_source": rings.source, "fixed": [p for p in units if p not in ref.free],
+                    "refined": list(ref.free)},
+        "uncertainties_1sigma": {
+            **{f"{p}_{units[p]}": ref.sigma[p] for p in ref.free},
+            "beam_center_px": {"x": calib.beam_center_sigma[1], "y": calib.beam_center_sigma[0]},
+            "fit2d": {"directDist_mm": s[0], "centerX_px": s[1], "centerY_px": s[2],
+                      "tilt_deg": s[3], "tiltPlanRotation_deg": s[4]},
+        },
+        "correlation": {"parameters": list(ref.free), "matrix": ref.correlation},
+        "residuals": {
+            "control_points": int(inl.size), "rejected": int((~inl).sum()),
+            "rms_px": float(np.sqrt(np.mean(res_all**2))),
+            "rms_tth_deg": float(np.degrees(tth_rms)),
+            "rms_microstrain": float(strain),
+            "condition_number": ref.condition,
+            "rings": [{"ring": r.index + 1, "d_spacing_a": r.d_spacing * 1e10,
+                       "tth_deg": np.degrees(r.tth), "count": r.count,
+                       "rms_tth_deg": np.degrees(r.rms_tth), "rms_px": r.rms_px,
+                       "rms_microstrain": r.rms_microstrain} for r in calib.rings],
+        },
+        "blind_search": calib.blind or None,
+        "warnings": calib.warnings,
+    }
