@@ -17,7 +17,7 @@ class State:
 
 state = State()
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def progress(message: str) -> None:

@@ -251,3 +251,19 @@ def _drop_duplicates(traces: list[RingTrace]) -> list[RingTrace]:
         if all(abs(t.ellipse.radius - o.ellipse.radius) > 0.01 * o.ellipse.radius for o in out):
             out.append(t)
     return out
+
+
+def longest_curve(ridges: RidgePixels, shape: tuple[int, int]) -> int:
+    """Pixel count of the largest 8-connected group of ridge pixels (a ring arc is long,
+    noise ridges are short)."""
+    from scipy import ndimage
+
+    if ridges.d1.size == 0:
+        return 0
+    mask = np.zeros(shape, bool)
+    mask[np.clip(np.round(ridges.d1).astype(int), 0, shape[0] - 1),
+         np.clip(np.round(ridges.d2).astype(int), 0, shape[1] - 1)] = True
+    # Bridge the sampling holes of a binned or subsampled ridge map.
+    mask = ndimage.binary_dilation(mask, iterations=2)
+    lab, n = ndimage.label(mask, structure=np.ones((3, 3)))
+    return int(np.bincount(lab.ravel())[1:].max()) if n else 0

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from geocal_cli.core.assign import assign_rings
-from geocal_cli.core.blind import refine_center, trace_rings, vote_center
+from geocal_cli.core.blind import longest_curve, refine_center, trace_rings, vote_center
 from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
 from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, make_geometry,
                                       poni_for_beam_center)
@@ -33,6 +33,11 @@ from geocal_cli.errors import CalibrationError
 #: centre, which is what the rings fix, stays sharp.
 UNDETERMINED_LIMITS = {"dist": 0.02, "beam_center_px": 5.0, "rot1": np.radians(1.0),
                        "rot2": np.radians(1.0), "rot3": np.radians(1.0), "wavelength": 0.01}
+_ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "
+             "beam centre and tilts together (dist, poni1, poni2, rot1, rot2 are undetermined). "
+             "Give a --guess and --fix what it knows (e.g. --fix dist,rot1,rot2,rot3,wavelength)")
+#: Of the first calibrant rings expected on valid pixels, at least this fraction must be seen.
+MIN_RING_COVERAGE = 0.5
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
@@ -129,12 +134,17 @@ def _blind_start(image, valid, detector, wavelength, d_spacing, say):
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
     c1, c2, contrast = vote_center(ridges, shape)
     c1, c2 = refine_center(ridges, c1, c2)
-    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
-    traces = trace_rings(ridges, c1, c2)
+    sane = max(abs(c1), abs(c2)) < 10 * max(shape)
+    traces = trace_rings(ridges, c1, c2) if sane else []
     traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
               and t.d1.size >= 20]
-    if not traces:
+    if len(traces) < 2:
+        # One long curve and no common centre: a single ring arc, not an empty image.
+        curve = longest_curve(ridges, shape)
+        if len(traces) == 1 or curve >= max(60, 0.1 * max(shape)):
+            raise CalibrationError(_ONE_RING.format("one ring (an arc)"))
         raise CalibrationError("no rings found: no ridge group fits an ellipse")
+    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
     ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi))
     traces = [t for t in traces
               if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
@@ -157,7 +167,7 @@ def _blind_start(image, valid, detector, wavelength, d_spacing, say):
         # Control points on the assigned rings judge the hypothesis far more sharply than the
         # ridge pixels do.
         try:
-            ref, cp = _refine_loop(image, valid, detector, d_spacing, fit[1].values,
+            ref, cp, _ = _refine_loop(image, valid, detector, d_spacing, fit[1].values,
                                    free=("dist", "poni1", "poni2", "rot1", "rot2"),
                                    rings=np.array([k for _, k in fit[2]]), n_rounds=2)
         except CalibrationError:
@@ -192,10 +202,7 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing):
     Returns (median |residual| px, Refinement, rings kept) or None. One arc: raises.
     """
     if len({k for _, k in assigned}) < 2 and all(t.arc < np.radians(300) for t, _ in assigned):
-        raise CalibrationError(
-            "undetermined geometry: only one partial ring was found; one arc cannot fix "
-            "distance, beam centre and tilts (dist, poni1, poni2, rot1, rot2). Give a --guess "
-            "and --fix the parameters known from it (e.g. --fix dist,rot1,rot2,rot3,wavelength)")
+        raise CalibrationError(_ONE_RING.format("one partial ring"))
     pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
     dist = distance_px * pixel
     e = max(assigned, key=lambda a: a[0].weight * min(a[0].arc, np.pi))[0].ellipse
@@ -300,7 +307,7 @@ def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_
     dropped, and so are 10° sectors of a ring whose median residual stands out from all
     sectors (another phase's ring next to a calibrant ring, often only over some azimuths
     when that phase is textured or strained). Points are weighted by their ring's scatter.
-    Returns (Refinement, points).
+    Returns (Refinement, points, indices of the rings dropped).
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
     hw_max = 8.0
@@ -361,7 +368,7 @@ def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_
         if abs(rms - new_rms) < 0.01 * new_rms and rnd >= 2:
             break
         rms = new_rms
-    return result, cp
+    return result, cp, dropped
 
 
 def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
@@ -420,8 +427,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     timings["blind_search"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    result, pts = _refine_loop(image, valid, detector, d_spacing, start, free, say=say)
+    result, pts, dropped = _refine_loop(image, valid, detector, d_spacing, start, free, say=say)
     values = result.values
+    _check_consistency(image, valid, detector, d_spacing, result, pts, dropped, free)
     timings["refinement"] = time.perf_counter() - t1
 
     geometry = make_geometry(detector, *[values[p] for p in PARAM_NAMES],
@@ -446,6 +454,59 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
                        warnings=warnings, timings=timings)
+
+
+def _expected_rings(valid, frame, tth) -> np.ndarray:
+    """Indices of rings with at least 10 % of their circumference on valid pixels."""
+    chi = np.linspace(-np.pi, np.pi, 360, endpoint=False)
+    d1, d2 = frame.pixel_at(np.where(np.isfinite(tth), tth, 0)[:, None], chi[None, :])
+    h, w = valid.shape
+    on = np.isfinite(d1) & (d1 >= 0) & (d1 <= h - 1) & (d2 >= 0) & (d2 <= w - 1)
+    i1 = np.clip(np.round(np.nan_to_num(d1)).astype(int), 0, h - 1)
+    i2 = np.clip(np.round(np.nan_to_num(d2)).astype(int), 0, w - 1)
+    frac = (on & valid[i1, i2]).mean(axis=1)
+    return np.nonzero(np.isfinite(tth) & (frac >= 0.1))[0]
+
+
+def _check_consistency(image, valid, detector, d_spacing, result, pts, dropped, free):
+    """Refuse a fit that explains only part of what the calibrant predicts.
+
+    Dropping rings protects against another phase's rings, but it can also let a wrong
+    energy or a wrong calibrant fit a consistent subset. So: (1) if rings were dropped while
+    the wavelength was fixed, a refit with the wavelength free must not explain clearly more
+    of the expected rings; (2) at least half of the first calibrant rings expected on valid
+    pixels must carry control points.
+    """
+    values = result.values
+    frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [values[p] for p in PARAM_NAMES])
+    tth = _ring_tth(d_spacing, values["wavelength"])
+    expected = _expected_rings(valid, frame, tth)[:8]
+    seen = set(np.unique(pts.ring[result.inliers]).tolist())
+    found = [int(k) for k in expected if k in seen]
+    if dropped and "wavelength" not in free and expected.size >= 3:
+        try:
+            alt, alt_pts, _ = _refine_loop(image, valid, detector, d_spacing, values,
+                                           free + ("wavelength",), n_rounds=3)
+        except CalibrationError:
+            alt = None
+        if alt is not None:
+            alt_seen = set(np.unique(alt_pts.ring[alt.inliers]).tolist())
+            alt_found = [k for k in expected if k in alt_seen]
+            lam0, lam1 = values["wavelength"], alt.values["wavelength"]
+            if len(alt_found) >= len(found) + 2 and abs(lam1 / lam0 - 1) > 0.005:
+                from geocal_cli.core.units import energy_from_wavelength
+
+                raise CalibrationError(
+                    f"rings inconsistent with the calibrant at this wavelength: at "
+                    f"{lam0 * 1e10:.5f} Å only {len(found)} of the first {expected.size} "
+                    f"expected rings fit; with the wavelength free {len(alt_found)} fit at "
+                    f"{lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
+                    f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")
+    if expected.size >= 3 and len(found) < MIN_RING_COVERAGE * expected.size:
+        raise CalibrationError(
+            f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
+            "calibrant rings expected on the detector are seen (rings "
+            + ", ".join(str(k + 1) for k in found) + "): wrong calibrant or wrong energy?")
 
 
 def _beam_center(geometry, result: Refinement):

@@ -1,0 +1,154 @@
+"""The `geocal` command: exit codes and messages for good and bad input, outputs on success,
+nothing written on failure, and subcommands chained through files by the installed command."""
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from geocal_cli.io.images import write_image
+from geocal_cli.main import run
+
+
+def cli(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture
+def lab6_copy(lab6_pilatus, tmp_path, monkeypatch):
+    sim, cfg = lab6_pilatus
+    monkeypatch.chdir(tmp_path)
+    image = tmp_path / "lab6.edf"
+    shutil.copy(sim.image, image)
+    return image, cfg
+
+
+def outputs(folder: Path):
+    return sorted(p.name for p in folder.iterdir() if p.suffix in (".poni", ".json", ".png"))
+
+
+def test_version_and_help(capsys):
+    from geocal_cli import __version__
+
+    code, out, _ = cli(["--version"], capsys)
+    assert code == 0 and __version__ in out
+    code, out, _ = cli(["calib-ring", "--help"], capsys)
+    assert code == 0 and "--calibrant" in out and "Examples" in out
+
+
+def test_calib_ring_writes_poni_report_and_plot(lab6_copy, capsys):
+    import pyFAI
+
+    image, cfg = lab6_copy
+    code, out, err = cli(["calib-ring", image, "-c", "LaB6", "--energy", cfg.energy_kev,
+                          "-d", "Pilatus1M", "--plot", "lab6.png"], capsys)
+    assert code == 0, err
+    assert "beam centre x" in out
+    assert outputs(image.parent) == ["lab6.calib.json", "lab6.png", "lab6.poni"]
+    report = json.loads((image.parent / "lab6.calib.json").read_text())
+    assert report["schema"]["name"] == "geocal.calib-ring"
+    assert report["inputs"][0]["sha256"]
+    assert report["residuals"]["rms_px"] < 0.2
+    bc = report["results"]["geometry"]["beam_center_px"]
+    assert (bc["x"], bc["y"]) == pytest.approx(tuple(cfg.center_px), abs=0.05)
+    assert pyFAI.load(str(image.parent / "lab6.poni")).dist == pytest.approx(
+        report["results"]["geometry"]["poni"]["dist_m"])
+
+
+def test_json_quiet_and_show_config(lab6_copy, capsys):
+    image, cfg = lab6_copy
+    code, out, err = cli(["-q", "calib-ring", image, "-c", "LaB6", "--energy", cfg.energy_kev,
+                          "-d", "Pilatus1M", "--json"], capsys)
+    assert code == 0 and err == ""
+    assert json.loads(out)["results"]["calibrant"] == "LaB6"
+    code, out, _ = cli(["calib-ring", image, "-c", "LaB6", "--energy", "17", "-d", "Pilatus1M",
+                        "--show-config"], capsys)
+    assert code == 0 and "energy_kev: 17.0" in out
+
+
+def _corrupt(folder):
+    p = folder / "corrupt.edf"
+    p.write_bytes(b"{\nHeaderID = EH:000001:000000:000000 ;\n" + b"\x00" * 10)
+    return p
+
+
+def _write(folder, name, data):
+    p = folder / name
+    write_image(p, data)
+    return p
+
+
+def _malformed_poni(folder):
+    p = folder / "bad.poni"
+    p.write_text("this is not a geometry\n")
+    return p
+
+
+BAD = {
+    "missing file": (lambda f, img: ["calib-ring", f / "nope.cbf", "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M"], 4, "not found"),
+    "corrupt image": (lambda f, img: ["calib-ring", _corrupt(f), "-c", "LaB6", "--energy", 17, "--pixel-size", 172], 4, "not a readable"),
+    "1-D array": (lambda f, img: ["calib-ring", _write(f, "line.npy", np.arange(50)), "-c", "LaB6", "--energy", 17, "--pixel-size", 172], 4, ""),
+    "empty array": (lambda f, img: ["calib-ring", _write(f, "empty.tif", np.zeros((0, 5), np.int32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 172], 4, ""),
+    "pure noise": (lambda f, img: ["calib-ring", _write(f, "noise.edf", np.random.default_rng(1).poisson(40, (400, 400)).astype(np.int32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 100], 5, "no rings|assignment"),
+    "wrong calibrant": (lambda f, img: ["calib-ring", img, "-c", "AgBh", "--energy", 17, "-d", "Pilatus1M"], 5, ""),
+    "energy off by 20 %": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17 * 1.2, "-d", "Pilatus1M"], 5, ""),
+    "all pixels masked": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--mask", _write(f, "mask.edf", np.ones((1043, 981), np.int32))], 4, "no valid pixel"),
+    "NaN-filled image": (lambda f, img: ["calib-ring", _write(f, "nan.edf", np.full((300, 300), np.nan, np.float32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 100], 4, "no valid pixel"),
+    "malformed guess": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--guess", _malformed_poni(f)], 4, "malformed PONI"),
+    "negative energy": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", -17, "-d", "Pilatus1M"], 3, "energy_kev must be positive"),
+    "unknown detector": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "NoSuchDetector9000"], 3, "unknown to pyFAI"),
+    "unknown calibrant": (lambda f, img: ["calib-ring", img, "-c", "Unobtainium", "--energy", 17, "-d", "Pilatus1M"], 3, "not a pyFAI calibrant"),
+    "no radiation": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "-d", "Pilatus1M"], 3, "--energy"),
+    "unknown option": (lambda f, img: ["calib-ring", img, "--frobnicate"], 2, ""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_input_one_line_error_exit_code_no_output(case, lab6_copy, capsys):
+    image, _ = lab6_copy
+    make_args, code_expected, pattern = BAD[case]
+    args = make_args(image.parent, image)
+    before = outputs(image.parent)
+    code, out, err = cli(args, capsys)
+    assert code == code_expected, err
+    assert "Traceback" not in err
+    if code_expected != 2:
+        lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+        assert len(lines) == 1, err
+        if pattern:
+            import re
+            assert re.search(pattern, lines[0]), lines[0]
+    assert outputs(image.parent) == before
+    assert not list(image.parent.glob(".*.tmp"))
+
+
+def test_chained_cli_through_files(tmp_path):
+    """simulate → calib-ring → compare with the truth, through the installed command."""
+    import pyFAI
+
+    from geocal_cli.core.metrics import ring_position_error
+    from geocal_cli.io.calibrants import load_calibrant
+    from tests.conftest import ring_tth
+
+    geocal = shutil.which("geocal")
+    assert geocal, "the geocal command is not installed"
+    run_ = lambda *a: subprocess.run([geocal, *map(str, a)], cwd=tmp_path, capture_output=True, text=True)
+    r = run_("simulate", "ceo2.cbf", "-c", "CeO2", "--energy", "25", "--distance", "180",
+             "--center", "431.2,577.9", "--tilt", "4", "--tilt-plan-rotation", "130",
+             "--beamstop", "18", "--beamstop-arm", "10", "--seed", "11")
+    assert r.returncode == 0, r.stderr
+    r = run_("calib-ring", "ceo2.cbf", "-c", "CeO2", "--energy", "25", "-d", "Pilatus1M",
+             "--report", "ceo2.json")
+    assert r.returncode == 0, r.stderr
+    fit = pyFAI.load(str(tmp_path / "ceo2.poni"))
+    truth = pyFAI.load(str(tmp_path / "ceo2.truth.poni"))
+    tth = ring_tth(load_calibrant("CeO2").d_spacing, truth.wavelength)
+    assert ring_position_error(fit, truth, tth, (1043, 981)) < 0.02
+    report = json.loads((tmp_path / "ceo2.json").read_text())
+    assert report["results"]["geometry"]["fit2d"]["tilt_deg"] == pytest.approx(4.0, abs=0.02)

@@ -1,0 +1,54 @@
+"""Shared fixtures: synthetic images with a known geometry, and the real-data folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = ROOT.parent / "shared" / "data"
+MATRIX = ROOT / "benchmarks" / "synthetic_matrix.yaml"
+
+
+def shared(*parts: str) -> Path:
+    """A file of ../shared/data; the test is skipped when it is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"real data not available: {path}")
+    return path
+
+
+def matrix_cases(ci_only: bool) -> dict:
+    """Synthetic cases from benchmarks/synthetic_matrix.yaml."""
+    cases = yaml.safe_load(MATRIX.read_text())
+    return {k: v for k, v in cases.items() if v.get("ci") or not ci_only}
+
+
+def simulate_case(case: dict, folder: Path):
+    """Run the simulator for one matrix case; returns (SimulateResult, config)."""
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    params = {k: v for k, v in case.items() if k != "ci"}
+    cfg = SimulateConfig(output=folder / "image.edf", **params)
+    return simulate.run(cfg), cfg
+
+
+def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
+    """2θ (rad) of the rings that exist at this wavelength."""
+    x = wavelength / (2 * np.asarray(d_spacing))
+    return 2 * np.arcsin(x[x < 1])
+
+
+@pytest.fixture(scope="session")
+def lab6_pilatus(tmp_path_factory):
+    """A LaB6 image on a Pilatus 1M: tilted, off-centre, beamstop with arm, hot pixels."""
+    folder = tmp_path_factory.mktemp("lab6")
+    case = dict(detector="Pilatus1M", calibrant="LaB6", energy_kev=17.0, distance_mm=220.0,
+                center_px=[470.4, 530.7], tilt_deg=3.0, tilt_plan_rotation_deg=50.0,
+                beamstop_radius_px=20.0, beamstop_arm_deg=-45.0, hot_pixels=20, seed=21)
+    sim, cfg = simulate_case(case, folder)
+    return sim, cfg

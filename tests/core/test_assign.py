@@ -1,0 +1,45 @@
+import numpy as np
+
+from geocal_cli.core.assign import assign_rings
+
+
+def test_cubic_alias_rejected_by_missing_ring_penalty():
+    # LaB6-like simple cubic: √(h²+k²+l²) sequence; the √2-scaled distance explains every
+    # observed ring too but predicts unseen rings in between.
+    n = np.array([1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12, 13, 14, 16, 17, 18])
+    d = 4.157 / np.sqrt(n)
+    tth = 2 * np.arcsin(0.5 / (2 * d))
+    dist = 2000.0
+    radii = dist * np.tan(tth[:7])
+    best = assign_rings(radii, np.ones(7), tth)[0]
+    assert abs(best.distance_px / dist - 1) < 1e-3
+    assert list(best.ring_index) == list(range(7))
+
+
+def test_rings_of_another_phase_left_unassigned():
+    d = 5.411 / np.sqrt([3, 4, 8, 11, 12, 16, 19, 20])          # CeO2
+    tth = 2 * np.arcsin(0.3 / (2 * d))
+    dist = 3000.0
+    cal = dist * np.tan(tth[:6])
+    other = dist * np.tan(2 * np.arcsin(0.3 / (2 * np.array([2.03, 1.43]))))   # ferrite-like
+    radii = np.concatenate([cal, other])
+    best = assign_rings(radii, np.ones(radii.size), tth)[0]
+    assert abs(best.distance_px / dist - 1) < 1e-3
+    assert list(best.ring_index[:6]) == list(range(6))
+    assert all(best.ring_index[6:] == -1)
+
+
+def test_isostructural_alias_returned_as_a_hypothesis():
+    # Austenite (fcc, a = 3.59 Å) under CeO2 (fcc, a = 5.411 Å): the ring ratios alias.
+    seq = np.sqrt([3, 4, 8, 11, 12, 16, 19, 20])
+    tth_cal = 2 * np.arcsin(0.124 / (2 * 5.411 / seq))
+    tth_aus = 2 * np.arcsin(0.124 / (2 * 3.59 / seq))
+    dist = 7450.0
+    # Weak calibrant rings (a light dusting) under strong steel rings, as in the MAR345 data.
+    radii = np.concatenate([dist * np.tan(tth_cal[:6]), dist * np.tan(tth_aus[:6])])
+    weights = np.concatenate([[0.09, 0.01, 0.04, 0.06, 0.02, 0.03], np.ones(6)])
+    hyps = assign_rings(radii, weights, tth_cal, n_best=5)
+    # The alias scores best on ring ratios alone; the truth must still be among the
+    # hypotheses, for the control-point fit to pick it.
+    assert abs(hyps[0].distance_px / dist - 1.507) < 0.02
+    assert any(abs(h.distance_px / dist - 1) < 2e-3 for h in hyps)

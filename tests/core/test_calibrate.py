@@ -1,0 +1,82 @@
+"""Blind calibration on synthetic images with a known truth (the CI subset of the matrix in
+benchmarks/synthetic_matrix.yaml; benchmarks/calib_ring.py runs all of it)."""
+
+import numpy as np
+import pytest
+
+from geocal_cli.core.calibrate import calibrate
+from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.metrics import ring_position_error
+from geocal_cli.errors import CalibrationError
+from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.images import valid_pixels
+from tests.conftest import matrix_cases, ring_tth, simulate_case
+
+CI_CASES = matrix_cases(ci_only=True)
+
+
+@pytest.mark.parametrize("name", sorted(CI_CASES))
+def test_blind_calibration_recovers_truth(name, tmp_path):
+    sim, cfg = simulate_case(CI_CASES[name], tmp_path)
+    rings = load_calibrant(cfg.calibrant, cfg.scattering)
+    g = sim.geometry
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, rings.d_spacing)
+    err = ring_position_error(res.geometry, g, ring_tth(rings.d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.02, f"ring-position error {err:.4f} px"
+    b_true = np.array(frame_of(g).beam_center())
+    assert np.hypot(*(np.array(res.beam_center) - b_true)) <= 0.05
+    # The reported 1σ of the beam centre is honest: the error is within 5σ (or 0.01 px).
+    assert np.all(np.abs(np.array(res.beam_center) - b_true)
+                  <= np.maximum(5 * np.array(res.beam_center_sigma), 0.01))
+
+
+def _single_arc_image(tmp_path):
+    """One LaB6 ring (100) crossing a Pilatus 300K-W strip, as on a 2θ arm."""
+    one_ring = tmp_path / "lab6_100.D"
+    one_ring.write_text("4.15690\n")
+    case = dict(detector="Pilatus300kw", calibrant=str(one_ring), energy_kev=14.0,
+                distance_mm=400.0, center_px=[700.0, -250.0], seed=5)
+    return simulate_case(case, tmp_path)
+
+
+def test_one_partial_ring_is_reported_undetermined(tmp_path):
+    sim, cfg = _single_arc_image(tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError, match="undetermined") as exc:
+        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength,
+                  load_calibrant("LaB6").d_spacing)
+    assert "dist" in str(exc.value) and "rot1" in str(exc.value)
+
+
+def test_one_partial_ring_fits_with_guess_and_fixed_parameters(tmp_path):
+    from geocal_cli.core.geometry import with_params
+
+    sim, cfg = _single_arc_image(tmp_path)
+    g = sim.geometry
+    guess = with_params(g, [g.dist, g.poni1 + 3e-4, g.poni2 - 2e-4, g.rot1, g.rot2, g.rot3])
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength,
+                    load_calibrant("LaB6").d_spacing, guess=guess,
+                    fix=("dist", "rot1", "rot2", "rot3", "wavelength"))
+    pixel = g.detector.pixel1
+    assert abs(res.geometry.poni1 - g.poni1) / pixel < 0.05
+    assert abs(res.geometry.poni2 - g.poni2) / pixel < 0.05
+
+
+def test_wrong_energy_is_detected(tmp_path):
+    case = dict(detector="Pilatus1M", calibrant="LaB6", energy_kev=12.0, distance_mm=110.0,
+                center_px=[490.0, 520.0], seed=8)
+    sim, cfg = simulate_case(case, tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError, match="energy|assignment|inconsistent"):
+        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength * 1.2,
+                  load_calibrant("LaB6").d_spacing)
+
+
+def test_pure_noise_has_no_rings():
+    import pyFAI.detectors
+
+    rng = np.random.default_rng(0)
+    data = rng.poisson(50, (512, 512)).astype(np.int32)
+    det = pyFAI.detectors.Detector(100e-6, 100e-6, max_shape=data.shape)
+    with pytest.raises(CalibrationError, match="no rings|assignment"):
+        calibrate(data, valid_pixels(data), det, 1e-10, load_calibrant("LaB6").d_spacing)

@@ -1,0 +1,50 @@
+import numpy as np
+import pytest
+
+from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center, with_params
+
+
+def _detector(orientation, pixel1=75e-6, pixel2=172e-6):
+    import pyFAI.detectors
+
+    det = pyFAI.detectors.Detector(pixel1=pixel1, pixel2=pixel2, max_shape=(600, 400),
+                                   orientation=orientation)
+    return det
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4])
+def test_frame_matches_pyfai_tth_chi(orientation):
+    g = make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.3, 1e-10)
+    rng = np.random.default_rng(0)
+    d1, d2 = rng.uniform(0, 600, 200), rng.uniform(0, 400, 200)
+    tth, chi = frame_of(g).tth_chi(d1, d2)
+    assert np.abs(tth - g.tth(d1, d2)).max() < 1e-12
+    assert np.abs(np.angle(np.exp(1j * (chi - g.chi(d1, d2))))).max() < 1e-10
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4])
+def test_pixel_at_inverts_tth_chi(orientation):
+    g = make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.0, 1e-10)
+    f = frame_of(g)
+    d1, d2 = np.meshgrid(np.linspace(0, 599, 7), np.linspace(0, 399, 5))
+    back = f.pixel_at(*f.tth_chi(d1, d2))
+    assert np.abs(back[0] - d1).max() < 1e-8 and np.abs(back[1] - d2).max() < 1e-8
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4])
+def test_poni_for_beam_center_puts_the_direct_beam_there(orientation):
+    g = make_geometry(_detector(orientation), 0.2, 0.0, 0.0, 0.08, 0.05, 0.0, 1e-10)
+    p1, p2 = poni_for_beam_center(g, 123.4, 210.9)
+    moved = with_params(g, [0.2, p1, p2, 0.08, 0.05, 0.0])
+    b1, b2 = frame_of(moved).beam_center()
+    assert (b1, b2) == pytest.approx((123.4, 210.9), abs=1e-5)
+    # With a tilt the PONI is not the beam centre.
+    assert abs(p1 / 75e-6 - 0.5 - 123.4) > 10 or abs(p2 / 172e-6 - 0.5 - 210.9) > 10
+
+
+def test_fit2d_centre_uses_pixel_centres_at_i_plus_half():
+    g = make_geometry(_detector(3, 100e-6, 100e-6), 0.1, 0.01005, 0.02005, 0, 0, 0, 1e-10)
+    b1, b2 = frame_of(g).beam_center()
+    f2d = g.getFit2D()
+    assert f2d["centerX"] == pytest.approx(b2 + 0.5, abs=1e-6)
+    assert f2d["centerY"] == pytest.approx(b1 + 0.5, abs=1e-6)

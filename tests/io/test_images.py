@@ -1,0 +1,56 @@
+import numpy as np
+import pytest
+
+from geocal_cli.errors import InputFileError
+from geocal_cli.io.images import read_image, valid_pixels, write_image
+
+
+def test_round_trip_edf_and_tif(tmp_path):
+    data = np.arange(12, dtype=np.int32).reshape(3, 4)
+    for suffix in (".edf", ".tif", ".cbf", ".npy"):
+        path = tmp_path / f"x{suffix}"
+        if suffix == ".npy":
+            write_image(path, data)
+            assert np.array_equal(np.load(path), data)
+            continue
+        write_image(path, data)
+        assert np.array_equal(read_image(path).data, data)
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image at all" * 10, b"\x00\x01\x02"])
+def test_corrupt_files_raise_input_error(tmp_path, content):
+    path = tmp_path / "bad.edf"
+    path.write_bytes(content)
+    with pytest.raises(InputFileError):
+        read_image(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(InputFileError, match="not found"):
+        read_image(tmp_path / "nope.cbf")
+
+
+def test_one_dimensional_array_rejected(tmp_path):
+    path = tmp_path / "line.tif"
+    write_image(path, np.arange(10, dtype=np.int32)[None, :])
+    with pytest.raises(InputFileError, match="2-D"):
+        read_image(path)
+
+
+def test_valid_pixels_rules():
+    data = np.full((50, 60), 10.0)
+    data[0:30, 0:5] = 0          # border-connected zero region, 5 % of the image: no data
+    data[20, 20] = 0             # a genuine zero count: valid
+    data[10, 40] = -1            # gap
+    data[11, 41] = np.nan
+    user = np.zeros_like(data, bool)
+    user[45, 50] = True
+    v = valid_pixels(data, user_mask=user)
+    assert not v[0:30, 0:5].any()
+    assert v[20, 20] and not v[10, 40] and not v[11, 41] and not v[45, 50]
+    assert v.sum() == data.size - 150 - 3
+
+
+def test_mask_shape_mismatch():
+    with pytest.raises(InputFileError, match="shape"):
+        valid_pixels(np.ones((5, 5)), user_mask=np.zeros((4, 5), bool))

@@ -1,0 +1,109 @@
+"""Blind calibration of real images against the reference program's geometry (see
+../shared/data/README.md for provenance and conventions). Skipped when the data is absent."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+from geocal_cli.core.geometry import make_geometry
+from geocal_cli.core.metrics import ring_position_error
+from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.poni import read_poni
+from tests.conftest import ring_tth, shared
+
+
+def _calibrate(tmp_path, image, calibrant, wavelength_a, detector=None, pixel_size=None):
+    from geocal_cli.config.calib_ring import CalibRingConfig
+    from geocal_cli.pipeline import calib_ring
+
+    cfg = CalibRingConfig(image=image, calibrant=calibrant, wavelength_a=wavelength_a,
+                          detector=detector, pixel_size_um=pixel_size,
+                          output=tmp_path / "fit.poni", report=tmp_path / "fit.json")
+    return calib_ring.run(cfg)
+
+
+def _error(result, reference, calibrant, shape):
+    rings = load_calibrant(calibrant).d_spacing
+    return ring_position_error(result.calibration.geometry, reference,
+                               ring_tth(rings, reference.wavelength or result.calibration.geometry.wavelength),
+                               shape)
+
+
+def test_ceo2_pilatus1m_dioptas(tmp_path):
+    import pyFAI.detectors
+
+    folder = ("xray", "ceo2_pilatus1m_dioptas")
+    res = _calibrate(tmp_path, shared(*folder, "CeO2_Pilatus1M.tif"), "CeO2", 0.4066, "Pilatus1M")
+    ref = read_poni(shared(*folder, "CeO2_Pilatus1M.poni"))
+    # Dioptas' PONI is for the image flipped up-down: on fabio's array it is orientation 2.
+    flipped = make_geometry(pyFAI.detectors.detector_factory("Pilatus1M", {"orientation": 2}),
+                            ref.dist, ref.poni1, ref.poni2, ref.rot1, ref.rot2, ref.rot3, ref.wavelength)
+    assert _error(res, flipped, "CeO2", (1043, 981)) <= 0.3
+
+
+def test_agbh_pilatus1m_bm26(tmp_path):
+    folder = ("xray", "agbh_pilatus1m_bm26")
+    res = _calibrate(tmp_path, shared(*folder, "Pilatus1M.edf"), "AgBh", 1.0332, "Pilatus1M")
+    ref = read_poni(shared(*folder, "Pilatus1M_pyFAI_benchmark.poni"))
+    ref.wavelength = 1.0332e-10
+    assert _error(res, ref, "AgBh", (1043, 981)) <= 0.5
+
+
+def test_ceo2_among_steel_rings_mar345_gsas2(tmp_path):
+    folder = ("xray", "ceo2_steel_mar345_gsas2")
+    res = _calibrate(tmp_path, shared(*folder, "nx09_strain_001.mar2300"), "CeO2", 0.12398,
+                     pixel_size=(150.0, 150.0))
+    ref = read_poni(shared(*folder, "converted_from_gsas2_for_fabio_array.poni"))
+    assert _error(res, ref, "CeO2", (2300, 2300)) <= 0.3
+    # GSAS-II: distance 1118.899 ± 0.033 mm, tilt 1.225 ± 0.040°.
+    f2d = res.report["results"]["geometry"]["fit2d"]
+    assert f2d["directDist_mm"] == pytest.approx(1118.9, abs=0.5)
+
+
+def _arm_position(pdi):
+    return float(re.search(r"2Theta = ([-0-9.]+)", pdi.read_text()).group(1))
+
+
+@pytest.mark.parametrize("frame", ["0009", "0023", "0032"])
+def test_lab6_single_partial_ring_is_undetermined(frame, tmp_path, capsys):
+    from geocal_cli.main import run
+
+    image = shared("xray", "lab6_pilatus300kw_ssrl72", f"scan2_{frame}.tif")
+    with pytest.raises(SystemExit) as exc:
+        run(["calib-ring", str(image), "-c", "LaB6", "--wavelength", "0.885601", "-d", "Pilatus300kw",
+             "-o", str(tmp_path / "x.poni")])
+    err = capsys.readouterr().err
+    assert exc.value.code == 5
+    assert "undetermined" in err and "dist" in err
+    assert not (tmp_path / "x.poni").exists()
+
+
+def test_lab6_single_ring_with_goniometer_guess_and_fixed_parameters(tmp_path):
+    """With dist and tilts from the goniometer refinement fixed, one arc fixes the PONI."""
+    import pyFAI.detectors
+
+    from geocal_cli.io.poni import write_poni
+
+    folder = ("xray", "lab6_pilatus300kw_ssrl72")
+    gonio = json.loads(shared(*folder, "ROBL_v1_goniometer.json").read_text())
+    dist, poni1, poni2, rot1, rot1_s, rot2_o, rot2_s, rot3, rot3_s = gonio["param"]
+    pos = _arm_position(shared(*folder, "scan2_0023.raw.pdi"))
+    det = pyFAI.detectors.detector_factory("Pilatus300kw")
+    truth = make_geometry(det, dist, poni1, poni2, rot1 + rot1_s * pos, rot2_o + rot2_s * pos,
+                          rot3 + rot3_s * pos, gonio["wavelength"])
+    guess = make_geometry(det, dist, poni1 + 5 * 172e-6, poni2 - 5 * 172e-6, truth.rot1,
+                          truth.rot2, truth.rot3, gonio["wavelength"])
+    write_poni(tmp_path / "guess.poni", guess)
+    from geocal_cli.config.calib_ring import CalibRingConfig
+    from geocal_cli.pipeline import calib_ring
+
+    res = calib_ring.run(CalibRingConfig(
+        image=shared(*folder, "scan2_0023.tif"), calibrant="LaB6", wavelength_a=0.885601,
+        detector="Pilatus300kw", guess=tmp_path / "guess.poni",
+        fix=("dist", "rot1", "rot2", "rot3", "wavelength"), output=tmp_path / "fit.poni",
+        report=tmp_path / "fit.json"))
+    g = res.calibration.geometry
+    # The goniometer model fits the whole scan to about a pixel; one frame agrees to a few.
+    assert abs(g.poni1 - poni1) / 172e-6 < 3 and abs(g.poni2 - poni2) / 172e-6 < 3
