@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.ellipse import Ellipse, fit_ellipse
+from geocal_cli.core.ellipse import Ellipse, fit_circle, fit_ellipse
 from geocal_cli.core.ridges import RidgePixels
 
 
@@ -219,13 +219,13 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         for sel in _radius_groups(r, np.ones_like(r), width=1.5, max_groups=max_rings):
             if sel.size < 12:
                 continue
-            e = fit_ellipse(d1[sel], d2[sel])
+            # Five ellipse parameters need most of the ring: on shorter arcs a circle.
+            arc = _arc(d1[sel] - shape_ref.c1, d2[sel] - shape_ref.c2)
+            e = (fit_ellipse if arc >= np.radians(200) else fit_circle)(d1[sel], d2[sel])
             if e is None or e.a > 20 * max(np.ptp(d1), np.ptp(d2), 1.0):
                 continue
             keep = sel[e.inliers]
-            phi = np.arctan2(d1[keep] - e.c1, d2[keep] - e.c2)
-            hist = np.histogram(phi, bins=72, range=(-np.pi, np.pi))[0]
-            arc = float(np.count_nonzero(hist) * 2 * np.pi / 72)
+            arc = _arc(d1[keep] - e.c1, d2[keep] - e.c2)
             traces.append(RingTrace(ellipse=e, d1=d1[keep], d2=d2[keep],
                                     weight=float(s[keep].sum()), arc=arc))
         # Reference for the next round: a plausible ring (near the current centre, not too
@@ -236,6 +236,12 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         shape_ref = max(plausible, key=lambda t: t.d1.size * min(t.arc, np.pi)).ellipse
     traces = _drop_duplicates(traces)
     return sorted(traces, key=lambda t: t.ellipse.radius)
+
+
+def _arc(y: np.ndarray, x: np.ndarray) -> float:
+    """Azimuthal coverage (radians) of points seen from the origin, in 5° bins."""
+    hist = np.histogram(np.arctan2(y, x), bins=72, range=(-np.pi, np.pi))[0]
+    return float(np.count_nonzero(hist) * 2 * np.pi / 72)
 
 
 def _plausible(e: Ellipse, ref: Ellipse) -> bool:

@@ -1,8 +1,10 @@
-"""Robust ellipse fitting to 2-D points.
+"""Robust ellipse and circle fitting to 2-D points.
 
 Direct least-squares ellipse fit of Fitzgibbon, Pilu & Fisher (IEEE TPAMI 21 (1999) 476,
-doi:10.1109/34.765658) in the numerically stable form of Halíř & Flusser (WSCG 1998), with
-iterative rejection of points far from the curve (median absolute deviation).
+doi:10.1109/34.765658) in the numerically stable form of Halíř & Flusser (WSCG 1998); algebraic
+circle fit of Kåsa (IEEE Trans. Instrum. Meas. IM-25 (1976) 8, doi:10.1109/TIM.1976.6312298)
+for short arcs, where five ellipse parameters are ill-determined. Both reject points far
+from the curve iteratively (median absolute deviation).
 """
 
 from __future__ import annotations
@@ -105,6 +107,27 @@ def _conic_to_ellipse(coef: np.ndarray):
     return x0, y0, ax1, ax2, theta % np.pi
 
 
+def _circle_fit(x: np.ndarray, y: np.ndarray):
+    a = np.stack([x, y, np.ones_like(x)], 1)
+    try:
+        sol, *_ = np.linalg.lstsq(a, x * x + y * y, rcond=None)
+    except np.linalg.LinAlgError:
+        return None
+    cx, cy = sol[0] / 2, sol[1] / 2
+    r2 = sol[2] + cx * cx + cy * cy
+    if not r2 > 0:
+        return None
+    return cx, cy, np.sqrt(r2), np.sqrt(r2), 0.0
+
+
+def fit_circle(d1, d2, n_iter: int = 4, clip: float = 3.0, min_points: int = 8) -> Ellipse | None:
+    """Fit a circle (an `Ellipse` with a = b) to points, rejecting outliers.
+
+    Same parameters and return as `fit_ellipse`; better conditioned on short arcs.
+    """
+    return _robust(d1, d2, n_iter, clip, min_points, _circle_fit)
+
+
 def fit_ellipse(d1, d2, n_iter: int = 4, clip: float = 3.0, min_points: int = 8) -> Ellipse | None:
     """Fit an ellipse to points, rejecting outliers.
 
@@ -124,20 +147,25 @@ def fit_ellipse(d1, d2, n_iter: int = 4, clip: float = 3.0, min_points: int = 8)
     Ellipse or None
         None when the points do not define an ellipse (too few, collinear, hyperbolic).
     """
+    def conic(x, y):
+        coef = _conic_fit(x, y)
+        return None if coef is None else _conic_to_ellipse(coef)
+
+    return _robust(d1, d2, n_iter, clip, min_points, conic)
+
+
+def _robust(d1, d2, n_iter, clip, min_points, fit) -> Ellipse | None:
     d1 = np.asarray(d1, float)
     d2 = np.asarray(d2, float)
     keep = np.ones(d1.size, bool)
     result = None
-    # Centre and scale for conditioning.
     for _ in range(n_iter):
         if keep.sum() < min_points:
             return None
+        # Centre and scale for conditioning.
         m1, m2 = d1[keep].mean(), d2[keep].mean()
         sc = max(d1[keep].std(), d2[keep].std(), 1e-9)
-        coef = _conic_fit((d2[keep] - m2) / sc, (d1[keep] - m1) / sc)
-        if coef is None:
-            return None
-        par = _conic_to_ellipse(coef)
+        par = fit((d2[keep] - m2) / sc, (d1[keep] - m1) / sc)
         if par is None:
             return None
         x0, y0, ax1, ax2, th = par
