@@ -34,16 +34,31 @@ class Assignment:
 
 
 def _match(radii, tan_tth, dist, tol_rel, tol_px):
-    pred = dist * tan_tth
-    k = np.searchsorted(pred, radii)
-    k = np.clip(k, 1, pred.size - 1) if pred.size > 1 else np.zeros_like(k)
-    if pred.size > 1:
-        left = np.abs(radii - pred[k - 1])
-        right = np.abs(radii - pred[k])
+    """Nearest predicted ring for every observed ring, for one or many distances.
+
+    Parameters
+    ----------
+    radii : ndarray, shape (N,)
+    tan_tth : ndarray, shape (M,), increasing
+    dist : ndarray, shape (P,) or float
+
+    Returns
+    -------
+    k : ndarray of int, shape (P, N) (or (N,) for a float distance)
+        Matched ring index, −1 where no prediction is within tolerance.
+    """
+    dist = np.asarray(dist, float)
+    ratio = radii[None, :] / np.atleast_1d(dist)[:, None]                # (P, N)
+    k = np.clip(np.searchsorted(tan_tth, ratio), 1, max(tan_tth.size - 1, 1))
+    if tan_tth.size > 1:
+        left = np.abs(ratio - tan_tth[k - 1])
+        right = np.abs(ratio - tan_tth[k])
         k = np.where(left < right, k - 1, k)
-    err = np.abs(radii - pred[k])
-    ok = err <= tol_rel * radii + tol_px
-    return np.where(ok, k, -1), err
+    else:
+        k = np.zeros_like(k)
+    err = np.abs(radii[None, :] - np.atleast_1d(dist)[:, None] * tan_tth[k])
+    k = np.where(err <= tol_rel * radii[None, :] + tol_px, k, -1)
+    return k if dist.ndim else k[0]
 
 
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
@@ -78,6 +93,9 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         geometry fit, through the nonlinearity of tan 2θ, tells them apart.
     """
     radii = np.asarray(radii, float)
+    # Observed rings are among the first reflections; far beyond them proposals only add
+    # implausibly short distances.
+    tth = np.asarray(tth, float)[:max(60, 3 * radii.size)]
     order = np.argsort(radii)
     r = radii[order]
     w = np.asarray(weights, float)[order]
@@ -88,30 +106,32 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
     if proposals.size == 0 or r.size < 2:
         return []
     rmin, rmax = r.min(), r.max()
-    scores = np.empty(proposals.size)
-    for j, dist in enumerate(proposals):
-        # A refinement step: least-squares distance from the matched rings.
-        for _ in range(2):
-            k, _ = _match(r, tan_tth, dist, tol_rel, tol_px)
-            m = k >= 0
-            if m.sum() >= 1:
-                tk = tan_tth[k[m]]
-                dist = float(np.sum(w[m] * r[m] * tk) / np.sum(w[m] * tk * tk))
-        proposals[j] = dist
-        k, _ = _match(r, tan_tth, dist, tol_rel, tol_px)
-        matched = np.unique(k[k >= 0])
-        pred = dist * tan_tth
-        inside = np.nonzero((pred >= rmin * 0.98) & (pred <= rmax * 1.02))[0]
-        missing = np.setdiff1d(inside, matched).size
-        # Two observed rings claiming one reflection: only one counts.
-        gain = sum(w[k == kk].max() + 0.5 for kk in matched)
-        scores[j] = gain - miss_penalty * missing
+    n_p, n_m = proposals.size, tan_tth.size
+    # Two refinement steps: least-squares distance from each proposal's matched rings.
+    for _ in range(2):
+        k = _match(r, tan_tth, proposals, tol_rel, tol_px)                 # (P, N)
+        m = k >= 0
+        tk = np.where(m, tan_tth[np.maximum(k, 0)], 0.0)
+        den = np.sum(w * tk * tk, axis=1)
+        proposals = np.where(den > 0, np.sum(w * r * tk, axis=1) / np.where(den > 0, den, 1),
+                             proposals)
+    k = _match(r, tan_tth, proposals, tol_rel, tol_px)
+    # Per proposal and reflection, the strongest observed ring claiming it (two observed
+    # rings claiming one reflection count once).
+    best_w = np.full((n_p, n_m), -1.0)
+    pr, ob = np.nonzero(k >= 0)
+    np.maximum.at(best_w, (pr, k[pr, ob]), w[ob])
+    matched = best_w >= 0
+    pred = proposals[:, None] * tan_tth[None, :]
+    inside = (pred >= rmin * 0.98) & (pred <= rmax * 1.02)
+    gain = np.sum(np.where(matched, best_w + 0.5, 0.0), axis=1)
+    scores = gain - miss_penalty * np.sum(inside & ~matched, axis=1)
     hypotheses = []
     for j in np.argsort(scores)[::-1]:
         dist = proposals[j]
         if any(abs(dist / h.distance_px - 1) < 0.03 for h in hypotheses):
             continue
-        k, _ = _match(r, tan_tth, dist, tol_rel, tol_px)
+        k = _match(r, tan_tth, dist, tol_rel, tol_px)
         if np.count_nonzero(k >= 0) < 2:
             continue
         # One observed ring per reflection: the strongest claimant keeps it.

@@ -163,13 +163,22 @@ def refine_center(ridges: RidgePixels, c1: float, c2: float) -> tuple[float, flo
 
 
 def _radius_groups(r: np.ndarray, wts: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:
-    """Indices of points in each peak of the weighted radius histogram, strongest first."""
+    """Indices of points in each peak of the radius histogram, strongest first.
+
+    A peak must stand out from the histogram's local level by 5 Poisson σ (with unit
+    weights the bins are counts), so that noise ridges do not make rings.
+    """
     from scipy import ndimage, signal
 
     nb = int(np.ceil(r.max() / width)) + 3
     hist = np.bincount(np.floor(r / width).astype(int), weights=wts, minlength=nb)
     hist = ndimage.gaussian_filter1d(hist, 1.0)
+    level = ndimage.median_filter(hist, size=25, mode="nearest")
     peaks, props = signal.find_peaks(hist, prominence=hist.max() * 0.02, distance=2)
+    # The smoothing (σ = 1 bin) divides the Poisson σ of a bin by about √(2√π) ≈ 1.9.
+    strong = hist[peaks] - level[peaks] > 5 * np.sqrt(level[peaks] + 1) / 1.9
+    peaks = peaks[strong]
+    props = {k: v[strong] for k, v in props.items()}
     order = np.argsort(props["prominences"])[::-1][:max_groups]
     groups = []
     for p in peaks[order]:

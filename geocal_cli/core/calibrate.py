@@ -21,7 +21,7 @@ import numpy as np
 
 from geocal_cli.core.assign import assign_rings
 from geocal_cli.core.blind import longest_curve, refine_center, trace_rings, vote_center
-from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
+from geocal_cli.core.controlpoints import ControlPoints, extract_control_points, prepare_image
 from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, make_geometry,
                                       poni_for_beam_center)
 from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
@@ -126,7 +126,7 @@ def _values(geometry, wavelength) -> dict:
     return v
 
 
-def _blind_start(image, valid, detector, wavelength, d_spacing, say):
+def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
     shape = image.shape
     factor = max(1, int(round(max(shape) / 1200)))
     ridges = find_ridges(image, valid, factor=factor)
@@ -167,7 +167,7 @@ def _blind_start(image, valid, detector, wavelength, d_spacing, say):
         # Control points on the assigned rings judge the hypothesis far more sharply than the
         # ridge pixels do.
         try:
-            ref, cp, _ = _refine_loop(image, valid, detector, d_spacing, fit[1].values,
+            ref, cp, _ = _refine_loop(prepared, detector, d_spacing, fit[1].values,
                                    free=("dist", "poni1", "poni2", "rot1", "rot2"),
                                    rings=np.array([k for _, k in fit[2]]), n_rounds=2)
         except CalibrationError:
@@ -297,7 +297,7 @@ def _window_px(frame, tth, hw_max) -> np.ndarray:
     return np.minimum(hw_max, 0.45 * gap / g)
 
 
-def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_rounds=5,
+def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_rounds=5,
                  say=lambda msg: None):
     """Rounds of control-point extraction and refinement.
 
@@ -317,12 +317,12 @@ def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_
     blocked = np.zeros((d_spacing.size, n_sectors), bool)
     ring_sigma: dict = {}
     rms = np.inf
-    n_chi = int(np.clip(2 * np.pi * np.hypot(*image.shape) / 2 / 4, 360, 1440))
+    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
     for rnd in range(n_rounds):
         frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
         tth = _ring_tth(d_spacing, values["wavelength"])
         finite = np.isfinite(tth)
-        tmax = _detector_tth_max(frame, image.shape)
+        tmax = _detector_tth_max(frame, prepared.data.shape)
         use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
         if rings is not None:
             use = np.intersect1d(use, rings)
@@ -332,7 +332,7 @@ def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_
         hw = _window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
         ok = hw >= 2.0
         use, hw = use[ok], hw[ok]
-        cp = extract_control_points(image, valid, frame, tth[use], hw, n_chi=n_chi)
+        cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=n_chi)
         cp = replace(cp, ring=use[cp.ring])
         cp = cp.subset(~blocked[cp.ring, _sector(cp.chi, n_sectors)])
         if len(cp) < 10:
@@ -342,7 +342,7 @@ def _refine_loop(image, valid, detector, d_spacing, values, free, rings=None, n_
         wts = np.array([1 / ring_sigma.get(int(k), 1.0) for k in cp.ring])
         try:
             result = refine_geometry(geometry, cp.d1, cp.d2, d_spacing[cp.ring], values, fr,
-                                     weights=wts)
+                                     weights=wts, n_rounds=2)
         except ValueError as exc:
             raise CalibrationError(f"no convergence: {exc}") from exc
         ring_ids = np.unique(cp.ring)
@@ -418,18 +418,19 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if max_rings:
         d_spacing = d_spacing[:max_rings]
     geometry = make_geometry(detector, 0.1, 0.0, 0.0, wavelength=wavelength)
+    prepared = prepare_image(image, valid)
     free = tuple(p for p in ALL_PARAMS if p not in set(fix))
     warnings: list[str] = []
     if guess is None:
-        start, blind = _blind_start(image, valid, detector, wavelength, d_spacing, say)
+        start, blind = _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say)
     else:
         start, blind = _values(guess, wavelength), {}
     timings["blind_search"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    result, pts, dropped = _refine_loop(image, valid, detector, d_spacing, start, free, say=say)
+    result, pts, dropped = _refine_loop(prepared, detector, d_spacing, start, free, say=say)
     values = result.values
-    _check_consistency(image, valid, detector, d_spacing, result, pts, dropped, free)
+    _check_consistency(prepared, valid, detector, d_spacing, result, pts, dropped, free)
     timings["refinement"] = time.perf_counter() - t1
 
     geometry = make_geometry(detector, *[values[p] for p in PARAM_NAMES],
@@ -468,13 +469,13 @@ def _expected_rings(valid, frame, tth) -> np.ndarray:
     return np.nonzero(np.isfinite(tth) & (frac >= 0.1))[0]
 
 
-def _check_consistency(image, valid, detector, d_spacing, result, pts, dropped, free):
+def _check_consistency(prepared, valid, detector, d_spacing, result, pts, dropped, free):
     """Refuse a fit that explains only part of what the calibrant predicts.
 
     Dropping rings protects against another phase's rings, but it can also let a wrong
     energy or a wrong calibrant fit a consistent subset. So: (1) if rings were dropped while
-    the wavelength was fixed, a refit with the wavelength free must not explain clearly more
-    of the expected rings; (2) at least half of the first calibrant rings expected on valid
+    the wavelength was fixed and some of them are among the first expected rings, a refit
+    with the wavelength free must not explain clearly more of those; (2) at least half of the first calibrant rings expected on valid
     pixels must carry control points.
     """
     values = result.values
@@ -483,9 +484,9 @@ def _check_consistency(image, valid, detector, d_spacing, result, pts, dropped, 
     expected = _expected_rings(valid, frame, tth)[:8]
     seen = set(np.unique(pts.ring[result.inliers]).tolist())
     found = [int(k) for k in expected if k in seen]
-    if dropped and "wavelength" not in free and expected.size >= 3:
+    if set(dropped) & set(expected.tolist()) and "wavelength" not in free and expected.size >= 3:
         try:
-            alt, alt_pts, _ = _refine_loop(image, valid, detector, d_spacing, values,
+            alt, alt_pts, _ = _refine_loop(prepared, detector, d_spacing, values,
                                            free + ("wavelength",), n_rounds=3)
         except CalibrationError:
             alt = None

@@ -1,7 +1,8 @@
 """Control points on calibrant rings, sampled along 2θ at fixed χ (a local "cake").
 
-For each expected ring k and azimuth χ_j the image is interpolated along the ray of constant
-χ, over 2θ_k ± a window; the background is the straight line through the window ends, the peak
+For each expected ring k and azimuth χ_j the image is interpolated along the line of constant
+χ (on a flat detector a straight line: the half-plane of that azimuth through the beam axis
+meets the detector plane in a line), over ± a window in pixels around the ring; the background is the straight line through the window ends, the peak
 is located by an iterated centroid around the maximum, and the point is kept when the peak
 stands clear of the noise and away from the window edges. Everything is evaluated for all
 (ring, χ) profiles at once.
@@ -50,16 +51,33 @@ class ControlPoints:
                              self.snr[keep], self.width[keep])
 
 
-def extract_control_points(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
+@dataclass(frozen=True)
+class PreparedImage:
+    """An image ready for sampling: float32 with invalid pixels at 0, and where bilinear
+    interpolation touches only valid pixels (the 2 × 2 neighbourhood down-right is valid)."""
+
+    data: np.ndarray
+    interpolable: np.ndarray
+
+
+def prepare_image(image: np.ndarray, valid: np.ndarray) -> PreparedImage:
+    """Prepare an image (shape (H, W)) and its validity mask once for many extractions."""
+    from scipy import ndimage
+
+    data = np.where(valid, image, 0.0).astype(np.float32)
+    interpolable = ndimage.minimum_filter(valid, size=2, origin=-1)
+    return PreparedImage(data=data, interpolable=interpolable)
+
+
+def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
                            tth: np.ndarray, half_width_px: np.ndarray, n_chi: int = 360,
                            step_px: float = 0.5, min_snr: float = 5.0) -> ControlPoints:
     """Locate ring maxima along 2θ at many azimuths.
 
     Parameters
     ----------
-    image : ndarray, shape (H, W)
-        Intensities; values at invalid pixels are ignored.
-    valid : ndarray of bool, shape (H, W)
+    prepared : PreparedImage
+        From `prepare_image`.
     frame : DetectorFrame
         Current geometry.
     tth : ndarray, shape (K,)
@@ -83,25 +101,27 @@ def extract_control_points(image: np.ndarray, valid: np.ndarray, frame: Detector
     tth = np.asarray(tth, float)
     hw = np.asarray(half_width_px, float)
     chi = (np.arange(n_chi) + 0.5) * (2 * np.pi / n_chi) - np.pi
-    # Radial scale (rad of 2θ per pixel) at each ring and azimuth.
-    c1, c2 = frame.pixel_at(tth[:, None], chi[None, :])
-    grad = frame.tth_gradient(np.nan_to_num(c1), np.nan_to_num(c2))
+    # Ring point and unit direction of increasing 2θ along the line of constant χ.
+    c1, c2 = frame.pixel_at(tth[:, None], chi[None, :])                      # (K, J)
+    e1, e2 = frame.pixel_at(tth[:, None] + 1e-5, chi[None, :])
+    u1, u2 = e1 - c1, e2 - c2
+    norm = np.hypot(u1, u2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        u1, u2 = u1 / norm, u2 / norm
     n_s = int(np.ceil(hw.max() / step_px))
     s = np.arange(-n_s, n_s + 1) * step_px                                   # (S,)
     inside = np.abs(s)[None, :] <= hw[:, None] + 1e-9                        # (K, S)
-    t = tth[:, None, None] + s[None, None, :] * grad[:, :, None]             # (K, J, S)
-    p1, p2 = frame.pixel_at(t, chi[None, :, None])
-    h, w = image.shape
+    p1 = c1[..., None] + s * u1[..., None]                                   # (K, J, S)
+    p2 = c2[..., None] + s * u2[..., None]
+    h, w = prepared.data.shape
     on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
     q1 = np.where(on, p1, 0.0)
     q2 = np.where(on, p2, 0.0)
-    img = np.where(valid, image, 0.0).astype(np.float32)
-    prof = ndimage.map_coordinates(img, [q1.ravel(), q2.ravel()], order=1).reshape(q1.shape)
+    prof = ndimage.map_coordinates(prepared.data, [q1.ravel(), q2.ravel()], order=1,
+                                   prefilter=False).reshape(q1.shape)
     # Any invalid neighbour spoils the interpolated sample.
-    vmin = ndimage.minimum_filter(valid.astype(np.float32), size=2, origin=-1)
-    good = ndimage.map_coordinates(vmin, [np.floor(q1).ravel(), np.floor(q2).ravel()], order=0)
-    good = (good.reshape(q1.shape) > 0.5) & on
-    usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(grad)  # (K, J)
+    good = prepared.interpolable[q1.astype(np.intp), q2.astype(np.intp)] & on
+    usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(norm)  # (K, J)
 
     # Straight-line background through the window ends.
     n_end = 3
@@ -139,7 +159,7 @@ def extract_control_points(image: np.ndarray, valid: np.ndarray, frame: Detector
 
     keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
     kk, jj = np.nonzero(keep)
-    t_obs = tth[kk] + centre[kk, jj] * grad[kk, jj]
-    d1, d2 = frame.pixel_at(t_obs, chi[jj])
+    d1 = c1[kk, jj] + centre[kk, jj] * u1[kk, jj]
+    d2 = c2[kk, jj] + centre[kk, jj] * u2[kk, jj]
     return ControlPoints(d1=d1, d2=d2, ring=kk.astype(int), chi=chi[jj], snr=snr[kk, jj],
                          width=np.sqrt(var[kk, jj]))
