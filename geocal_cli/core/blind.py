@@ -75,21 +75,11 @@ def vote_center(ridges: RidgePixels, shape: tuple[int, int], cells: int = 300,
     reach = np.hypot(hi1 - lo1, hi2 - lo2)
     t = np.arange(-reach, reach, cell / 2)
 
-    def accumulate(sel, t, lo1, lo2, cell, n1, n2):
-        t = t.astype(np.float32)
-        p1 = ridges.d1[sel, None].astype(np.float32) + t[None, :] * ridges.n1[sel, None].astype(np.float32)
-        p2 = ridges.d2[sel, None].astype(np.float32) + t[None, :] * ridges.n2[sel, None].astype(np.float32)
-        i1 = np.floor((p1 - lo1) / cell).astype(np.int64)
-        i2 = np.floor((p2 - lo2) / cell).astype(np.int64)
-        ok = (i1 >= 0) & (i1 < n1) & (i2 >= 0) & (i2 < n2)
-        wts = np.broadcast_to(np.sqrt(ridges.strength[sel, None]), ok.shape)[ok]
-        acc = np.bincount((i1 * n2 + i2)[ok], weights=wts, minlength=n1 * n2)
-        return ndimage.gaussian_filter(acc.reshape(n1, n2), 1.0)
-
     sel = np.arange(ridges.d1.size)
     if sel.size > n_voters:
         sel = np.random.default_rng(0).choice(sel, n_voters, replace=False)
-    acc = accumulate(sel, t, lo1, lo2, cell, n1, n2)
+    acc = ndimage.gaussian_filter(
+        _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2).reshape(n1, n2), 1.0)
     k1, k2 = np.unravel_index(np.argmax(acc), acc.shape)
     occupied = acc[acc > 0]
     contrast = float(acc[k1, k2] / occupied.mean()) if occupied.size else 0.0
@@ -106,15 +96,9 @@ def vote_center(ridges: RidgePixels, shape: tuple[int, int], cells: int = 300,
     if sel.size > 2 * n_voters:
         sel = np.random.default_rng(1).choice(sel, 2 * n_voters, replace=False)
     nf = int(np.ceil(2 * win / fine))
-    p1 = ridges.d1[sel, None] + (s0[sel, None] + tt[None, :]) * ridges.n1[sel, None]
-    p2 = ridges.d2[sel, None] + (s0[sel, None] + tt[None, :]) * ridges.n2[sel, None]
-    i1 = np.floor((p1 - (c1 - win)) / fine).astype(np.int64)
-    i2 = np.floor((p2 - (c2 - win)) / fine).astype(np.int64)
-    ok = (i1 >= 0) & (i1 < nf) & (i2 >= 0) & (i2 < nf)
-    if ok.any():
-        wts = np.broadcast_to(np.sqrt(ridges.strength[sel, None]), ok.shape)[ok]
-        accf = np.bincount((i1 * nf + i2)[ok], weights=wts, minlength=nf * nf).reshape(nf, nf)
-        accf = ndimage.gaussian_filter(accf, 2.0)
+    accf = _accumulate(ridges, sel, tt, c1 - win, c2 - win, fine, nf, nf, offset=s0)
+    if accf.any():
+        accf = ndimage.gaussian_filter(accf.reshape(nf, nf), 2.0)
         f1, f2 = np.unravel_index(np.argmax(accf), accf.shape)
         c1 = c1 - win + (f1 + 0.5) * fine
         c2 = c2 - win + (f2 + 0.5) * fine
@@ -160,6 +144,25 @@ def refine_center(ridges: RidgePixels, c1: float, c2: float) -> tuple[float, flo
                      options={"initial_simplex": simplex, "xatol": 0.05, "fatol": 1e-9,
                               "maxiter": 200}).x
     return float(c[0]), float(c[1])
+
+
+def _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2, offset=None, chunk=200) -> np.ndarray:
+    """Votes of ridge pixels `sel` along their normals at steps `t` (plus `offset` per pixel),
+    binned into an n1 × n2 grid of `cell`-sized cells from (lo1, lo2); flat, shape (n1·n2,).
+    Voters go in chunks so that memory stays at chunk × len(t)."""
+    acc = np.zeros(n1 * n2)
+    t = np.asarray(t, np.float32)
+    for start in range(0, sel.size, chunk):
+        s = sel[start:start + chunk]
+        tt = t[None, :] + (0 if offset is None else offset[s, None].astype(np.float32))
+        p1 = ridges.d1[s, None].astype(np.float32) + tt * ridges.n1[s, None].astype(np.float32)
+        p2 = ridges.d2[s, None].astype(np.float32) + tt * ridges.n2[s, None].astype(np.float32)
+        i1 = np.floor((p1 - lo1) / cell).astype(np.int64)
+        i2 = np.floor((p2 - lo2) / cell).astype(np.int64)
+        ok = (i1 >= 0) & (i1 < n1) & (i2 >= 0) & (i2 < n2)
+        wts = np.broadcast_to(np.sqrt(ridges.strength[s, None]), ok.shape)[ok]
+        acc += np.bincount((i1 * n2 + i2)[ok], weights=wts, minlength=n1 * n2)
+    return acc
 
 
 def _radius_groups(r: np.ndarray, wts: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:

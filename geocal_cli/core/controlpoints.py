@@ -111,16 +111,19 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     n_s = int(np.ceil(hw.max() / step_px))
     s = np.arange(-n_s, n_s + 1) * step_px                                   # (S,)
     inside = np.abs(s)[None, :] <= hw[:, None] + 1e-9                        # (K, S)
-    p1 = c1[..., None] + s * u1[..., None]                                   # (K, J, S)
-    p2 = c2[..., None] + s * u2[..., None]
+    # The (K, J, S) arrays are the memory peak: float32 (sub-millipixel here).
+    s32 = s.astype(np.float32)
+    p1 = c1[..., None].astype(np.float32) + s32 * u1[..., None].astype(np.float32)
+    p2 = c2[..., None].astype(np.float32) + s32 * u2[..., None].astype(np.float32)
     h, w = prepared.data.shape
     on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
-    q1 = np.where(on, p1, 0.0)
-    q2 = np.where(on, p2, 0.0)
-    prof = ndimage.map_coordinates(prepared.data, [q1.ravel(), q2.ravel()], order=1,
-                                   prefilter=False).reshape(q1.shape)
+    p1[~on] = 0.0
+    p2[~on] = 0.0
+    prof = ndimage.map_coordinates(prepared.data, [p1.ravel(), p2.ravel()], order=1,
+                                   prefilter=False, output=np.float32).reshape(p1.shape)
     # Any invalid neighbour spoils the interpolated sample.
-    good = prepared.interpolable[q1.astype(np.intp), q2.astype(np.intp)] & on
+    good = prepared.interpolable[p1.astype(np.intp), p2.astype(np.intp)] & on
+    del p1, p2, on
     usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(norm)  # (K, J)
 
     # Straight-line background through the window ends.
@@ -132,9 +135,10 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     hi_sel = (ar[None, :] <= idx_hi[:, None]) & (ar[None, :] > idx_hi[:, None] - n_end)
     b_lo = (prof * lo_sel[:, None, :]).sum(2) / n_end
     b_hi = (prof * hi_sel[:, None, :]).sum(2) / n_end
-    frac = (s[None, :] + hw[:, None]) / (2 * hw[:, None])                    # (K, S)
-    bkg = b_lo[:, :, None] + (b_hi - b_lo)[:, :, None] * frac[:, None, :]
-    net = np.where(inside[:, None, :], prof - bkg, -np.inf)
+    frac = ((s[None, :] + hw[:, None]) / (2 * hw[:, None])).astype(np.float32)  # (K, S)
+    net = prof - b_lo[:, :, None].astype(np.float32)
+    net -= (b_hi - b_lo)[:, :, None].astype(np.float32) * frac[:, None, :]
+    net[~np.broadcast_to(inside[:, None, :], net.shape)] = -np.inf
 
     k_max = np.argmax(net, axis=2)                                           # (K, J)
     peak = np.take_along_axis(net, k_max[..., None], 2)[..., 0]
@@ -145,17 +149,23 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
 
     # Iterated centroid of the positive net profile within ± one FWHM-ish of the estimate.
-    centre = s[k_max]
-    half = np.maximum(1.5, 0.4 * hw)[:, None]
-    net_pos = np.where(np.isfinite(net), np.maximum(net, 0.0), 0.0)
+    centre = s32[k_max]
+    half = np.maximum(1.5, 0.4 * hw)[:, None].astype(np.float32)
+    net_pos = np.maximum(net, 0.0)            # -inf outside the window becomes 0
+    del net
     for _ in range(3):
-        wts = net_pos * np.clip(half[..., None] + 0.5 * step_px
-                                - np.abs(s[None, None, :] - centre[..., None]), 0, step_px) / step_px
+        wts = s32 - centre[..., None]
+        np.abs(wts, out=wts)
+        np.subtract(half[..., None] + np.float32(0.5 * step_px), wts, out=wts)
+        np.clip(wts, 0, step_px, out=wts)
+        wts *= net_pos
         tot = wts.sum(2)
-        centre = np.where(tot > 0, (wts * s).sum(2) / np.where(tot > 0, tot, 1), centre)
+        centre = np.where(tot > 0, (wts * s32).sum(2) / np.where(tot > 0, tot, 1), centre)
+    del wts
     # Rms width from the whole positive net profile (an estimate for the window size).
     tot = net_pos.sum(2)
-    var = (net_pos * (s[None, None, :] - centre[..., None]) ** 2).sum(2) / np.where(tot > 0, tot, 1)
+    var = (net_pos * (s32 - centre[..., None]) ** 2).sum(2) / np.where(tot > 0, tot, 1)
+    centre = centre.astype(float)
 
     keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
     kk, jj = np.nonzero(keep)

@@ -46,7 +46,7 @@ def bin_image(image: np.ndarray, valid: np.ndarray, factor: int) -> tuple[np.nda
         Fraction of valid pixels in each block.
     """
     if factor == 1:
-        return np.where(valid, image, 0.0), valid.astype(float)
+        return np.where(valid, image, 0).astype(np.float32), valid.astype(np.float32)
     h, w = (s // factor * factor for s in image.shape)
     v = valid[:h, :w].astype(float)
     x = np.where(valid[:h, :w], image[:h, :w], 0.0)
@@ -54,7 +54,8 @@ def bin_image(image: np.ndarray, valid: np.ndarray, factor: int) -> tuple[np.nda
     n = v.reshape(shape).sum(axis=(1, 3))
     s = x.reshape(shape).sum(axis=(1, 3))
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, s / n, 0.0), n / factor**2
+        return (np.where(n > 0, s / n, 0.0).astype(np.float32),
+                (n / factor**2).astype(np.float32))
 
 
 def compress(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -66,10 +67,13 @@ def compress(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """
     vals = image[valid]
     if vals.size == 0:
-        return np.zeros_like(image, dtype=float)
-    lo = min(float(np.percentile(vals, 0.5)), 0.0)
-    hi = float(np.percentile(vals, 99.95))
-    out = np.sqrt(np.clip(image - lo, 0.0, max(hi - lo, 1e-12)))
+        return np.zeros(image.shape, np.float32)
+    lo, hi = np.percentile(vals, [0.5, 99.95])
+    lo = min(float(lo), 0.0)
+    out = image.astype(np.float32)
+    out -= lo
+    np.clip(out, 0.0, max(float(hi) - lo, 1e-12), out=out)
+    np.sqrt(out, out=out)
     out[~valid] = 0.0
     return out
 
@@ -102,38 +106,54 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
 
     binned, frac = bin_image(image, valid, factor)
     bvalid = frac > 0.5
-    s = compress(binned, bvalid)
-    w = bvalid.astype(float)
-    num = ndimage.gaussian_filter(s * w, sigma, mode="constant")
+    del frac
+    # float32 and in-place work keep the peak memory near a few images.
+    s = compress(binned, bvalid).astype(np.float32)
+    del binned
+    w = bvalid.astype(np.float32)
+    s *= w
+    sm = ndimage.gaussian_filter(s, sigma, mode="constant")
     den = ndimage.gaussian_filter(w, sigma, mode="constant")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sm = np.where(den > 1e-3, num / den, 0.0)
+    del s, w
+    np.divide(sm, den, out=sm, where=den > 1e-3)
+    sm[den <= 1e-3] = 0.0
+    coverage_ok = den > min_coverage
+    del den
     g1, g2 = np.gradient(sm)
+    del sm
     h11, h12 = np.gradient(g1)
-    _, h22 = np.gradient(g2)
+    del g1
+    h22 = np.gradient(g2, axis=1)
+    del g2
+    # Eigenvalues of [[h11, h12], [h12, h22]]: half trace ± disc.
     half_tr = 0.5 * (h11 + h22)
-    disc = np.sqrt(0.25 * (h11 - h22) ** 2 + h12**2)
+    disc = np.hypot(0.5 * (h11 - h22), h12)
+    del h22
     lam_min = half_tr - disc
-    lam_max = half_tr + disc
-    # Lines, not blobs: penalise a second negative curvature.
-    strength = np.maximum(-lam_min, 0.0) - np.maximum(-lam_max, 0.0)
+    # Lines, not blobs: penalise a second negative curvature (λmax = half_tr + disc).
+    half_tr += disc
+    del disc
+    strength = np.maximum(-lam_min, 0.0)
+    strength -= np.maximum(-half_tr, 0.0)
+    del half_tr
     # Also suppress ridges hugging the kernel edge of gaps.
-    good = (den > min_coverage) & bvalid & (strength > 0)
-    strength = np.where(good, strength, 0.0)
+    good = coverage_ok & bvalid & (strength > 0)
+    strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
         return RidgePixels(*(np.empty(0),) * 5)
     med = np.median(vals)
     mad = np.median(np.abs(vals - med)) * 1.4826 + 1e-30
+    del vals
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
     # a few intense rings (a steel sample) crowd out the weak calibrant rings.
     i1, i2 = np.nonzero(strength > med + 4.0 * mad)
     if i1.size > max_pixels:
         pick = np.sort(np.random.default_rng(0).choice(i1.size, max_pixels, replace=False))
         i1, i2 = i1[pick], i2[pick]
-    a = h11[i1, i2]
-    b = h12[i1, i2]
-    lm = lam_min[i1, i2]
+    a = h11[i1, i2].astype(float)
+    b = h12[i1, i2].astype(float)
+    lm = lam_min[i1, i2].astype(float)
     # Eigenvector of [[a, b], [b, c]] for lam_min; pick the better-conditioned formula.
     v1 = np.where(np.abs(b) > 1e-30, b, np.where(np.abs(a - lm) < 1e-30, 1.0, 0.0))
     v2 = np.where(np.abs(b) > 1e-30, lm - a, np.where(np.abs(a - lm) < 1e-30, 0.0, 1.0))
@@ -141,4 +161,4 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     nrm[nrm == 0] = 1.0
     offset = (factor - 1) / 2.0
     return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1 / nrm,
-                       n2=v2 / nrm, strength=strength[i1, i2])
+                       n2=v2 / nrm, strength=strength[i1, i2].astype(float))
