@@ -317,7 +317,7 @@ def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_roun
     blocked = np.zeros((d_spacing.size, n_sectors), bool)
     ring_sigma: dict = {}
     rms = np.inf
-    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
+    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 8, 360, 1080))
     for rnd in range(n_rounds):
         frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
         tth = _ring_tth(d_spacing, values["wavelength"])
@@ -365,7 +365,7 @@ def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_roun
             dropped.update(bad)
             continue
         hw_max = float(np.clip(4 * sigma + 1.5, 2.5, 8.0))
-        if abs(rms - new_rms) < 0.01 * new_rms and rnd >= 2:
+        if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
         rms = new_rms
     return result, cp, dropped
