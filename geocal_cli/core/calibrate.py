@@ -36,7 +36,7 @@ UNDETERMINED_LIMITS = {"dist": 0.02, "beam_center_px": 5.0, "rot1": np.radians(1
 _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "
              "beam centre and tilts together (dist, poni1, poni2, rot1, rot2 are undetermined). "
              "Give a --guess and --fix what it knows (e.g. --fix dist,rot1,rot2,rot3,wavelength)")
-#: Of the first calibrant rings expected on valid pixels, at least this fraction must be seen.
+#: Of the first calibrant rings expected on valid pixels, more than this fraction must be seen.
 MIN_RING_COVERAGE = 0.5
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
@@ -167,7 +167,7 @@ def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
         # Control points on the assigned rings judge the hypothesis far more sharply than the
         # ridge pixels do.
         try:
-            ref, cp, _ = _refine_loop(prepared, detector, d_spacing, fit[1].values,
+            ref, cp = _refine_loop(prepared, detector, d_spacing, fit[1].values,
                                    free=("dist", "poni1", "poni2", "rot1", "rot2"),
                                    rings=np.array([k for _, k in fit[2]]), n_rounds=2)
         except CalibrationError:
@@ -307,7 +307,7 @@ def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_roun
     dropped, and so are 10° sectors of a ring whose median residual stands out from all
     sectors (another phase's ring next to a calibrant ring, often only over some azimuths
     when that phase is textured or strained). Points are weighted by their ring's scatter.
-    Returns (Refinement, points, indices of the rings dropped).
+    Returns (Refinement, points).
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
     hw_max = 8.0
@@ -368,7 +368,7 @@ def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_roun
         if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
         rms = new_rms
-    return result, cp, dropped
+    return result, cp
 
 
 def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
@@ -428,9 +428,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     timings["blind_search"] = time.perf_counter() - t0
 
     t1 = time.perf_counter()
-    result, pts, dropped = _refine_loop(prepared, detector, d_spacing, start, free, say=say)
+    result, pts = _refine_loop(prepared, detector, d_spacing, start, free, say=say)
     values = result.values
-    _check_consistency(prepared, valid, detector, d_spacing, result, pts, dropped, free)
+    _check_consistency(prepared, valid, detector, d_spacing, result, pts, free)
     timings["refinement"] = time.perf_counter() - t1
 
     geometry = make_geometry(detector, *[values[p] for p in PARAM_NAMES],
@@ -469,7 +469,7 @@ def _expected_rings(valid, frame, tth) -> np.ndarray:
     return np.nonzero(np.isfinite(tth) & (frac >= 0.1))[0]
 
 
-def _check_consistency(prepared, valid, detector, d_spacing, result, pts, dropped, free):
+def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     """Refuse a fit that explains only part of what the calibrant predicts.
 
     Dropping rings protects against another phase's rings, but it can also let a wrong
@@ -484,9 +484,11 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, droppe
     expected = _expected_rings(valid, frame, tth)[:8]
     seen = set(np.unique(pts.ring[result.inliers]).tolist())
     found = [int(k) for k in expected if k in seen]
-    if set(dropped) & set(expected.tolist()) and "wavelength" not in free and expected.size >= 3:
+    # Rings lost wholesale (dropped, or all their sectors rejected) are the symptom.
+    lost = set(expected.tolist()) - seen
+    if lost and "wavelength" not in free and expected.size >= 3:
         try:
-            alt, alt_pts, _ = _refine_loop(prepared, detector, d_spacing, values,
+            alt, alt_pts = _refine_loop(prepared, detector, d_spacing, values,
                                            free + ("wavelength",), n_rounds=3)
         except CalibrationError:
             alt = None
@@ -503,7 +505,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, droppe
                     f"expected rings fit; with the wavelength free {len(alt_found)} fit at "
                     f"{lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
                     f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")
-    if expected.size >= 3 and len(found) < MIN_RING_COVERAGE * expected.size:
+    if expected.size >= 3 and len(found) <= MIN_RING_COVERAGE * expected.size:
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
             "calibrant rings expected on the detector are seen (rings "
