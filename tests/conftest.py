@@ -43,6 +43,18 @@ def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
     return 2 * np.arcsin(x[x < 1])
 
 
+def poni_ring_error(fit_poni: Path, truth_poni: Path, calibrant: str, shape) -> float:
+    """Ring-position error (px rms) between the geometries of two PONI files."""
+    import pyFAI
+
+    from geocal_cli.core.metrics import ring_position_error
+    from geocal_cli.io.calibrants import load_calibrant
+
+    truth = pyFAI.load(str(truth_poni))
+    tth = ring_tth(load_calibrant(calibrant).d_spacing, truth.wavelength)
+    return ring_position_error(pyFAI.load(str(fit_poni)), truth, tth, shape)
+
+
 @pytest.fixture(scope="session")
 def lab6_pilatus(tmp_path_factory):
     """A LaB6 image on a Pilatus 1M: tilted, off-centre, beamstop with arm, hot pixels."""

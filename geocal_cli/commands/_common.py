@@ -14,6 +14,13 @@ CONFIG_OPTION = typer.Option(None, "--config", help="YAML file with options (fla
 SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the effective config as YAML and exit.",
                                   rich_help_panel="Config")
 JSON_OPTION = typer.Option(False, "--json", help="Print the JSON report on stdout instead of the summary.")
+ENERGY_OPTION = typer.Option(None, "--energy", help="Photon energy, keV.", rich_help_panel="Radiation (one of)")
+WAVELENGTH_OPTION = typer.Option(None, "--wavelength", help="Wavelength, Å.", rich_help_panel="Radiation (one of)")
+VOLTAGE_OPTION = typer.Option(
+    None, "--voltage", rich_help_panel="Radiation (one of)",
+    help="Electron accelerating voltage, kV (relativistic λ; CIF intensities use electron scattering factors).")
+PIXEL_SIZE_OPTION = typer.Option(None, "--pixel-size", rich_help_panel="Detector",
+                                 help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', instead of a detector name.")
 
 
 def parse_floats(text: str | None, name: str, count: int = 2) -> tuple | None:

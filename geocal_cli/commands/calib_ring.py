@@ -7,8 +7,10 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
-                                         parse_floats, parse_names, print_report)
+from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+                                         PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION, VOLTAGE_OPTION,
+                                         WAVELENGTH_OPTION, load, parse_floats, parse_names,
+                                         print_report)
 
 EPILOG = """Examples:
 
@@ -27,11 +29,11 @@ Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undete
 def command(
     image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å) or a CIF."),
-    energy: float = typer.Option(None, "--energy", help="Photon energy, keV.", rich_help_panel="Radiation (one of)"),
-    wavelength: float = typer.Option(None, "--wavelength", help="Wavelength, Å.", rich_help_panel="Radiation (one of)"),
-    voltage: float = typer.Option(None, "--voltage", help="Electron accelerating voltage, kV (relativistic λ; CIF intensities use electron scattering factors).", rich_help_panel="Radiation (one of)"),
+    energy: float = ENERGY_OPTION,
+    wavelength: float = WAVELENGTH_OPTION,
+    voltage: float = VOLTAGE_OPTION,
     detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name (pixel size, gaps mask, orientation).", rich_help_panel="Detector"),
-    pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', when no detector is named.", rich_help_panel="Detector"),
+    pixel_size: str = PIXEL_SIZE_OPTION,
     mask: Path = typer.Option(None, "--mask", help="Mask image, non-zero = masked (added to the detector's).", rich_help_panel="Detector"),
     guess: Path = typer.Option(None, "--guess", help="Starting geometry (PONI): skips the blind search.", rich_help_panel="Refinement"),
     fix: str = typer.Option(None, "--fix", help="Parameters kept fixed, comma-separated, from dist,poni1,poni2,rot1,rot2,rot3,wavelength; 'none' refines all. Default: rot3,wavelength.", rich_help_panel="Refinement"),

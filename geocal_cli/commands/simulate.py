@@ -7,7 +7,9 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import CONFIG_OPTION, SHOW_CONFIG_OPTION, load, parse_floats
+from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, PIXEL_SIZE_OPTION,
+                                         SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
+                                         load, parse_floats)
 
 EPILOG = """Examples:
 
@@ -23,11 +25,11 @@ Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry u
 def command(
     output: Path = typer.Argument(..., help="Image to write: .edf, .tif, .cbf or .npy."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF [default: LaB6]."),
-    energy: float = typer.Option(None, "--energy", help="Photon energy, keV.", rich_help_panel="Radiation (one of)"),
-    wavelength: float = typer.Option(None, "--wavelength", help="Wavelength, Å.", rich_help_panel="Radiation (one of)"),
-    voltage: float = typer.Option(None, "--voltage", help="Electron accelerating voltage, kV.", rich_help_panel="Radiation (one of)"),
+    energy: float = ENERGY_OPTION,
+    wavelength: float = WAVELENGTH_OPTION,
+    voltage: float = VOLTAGE_OPTION,
     detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name [default: Pilatus1M].", rich_help_panel="Detector"),
-    pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in µm ('SIZE' or 'ROWS,COLS') instead of a detector name.", rich_help_panel="Detector"),
+    pixel_size: str = PIXEL_SIZE_OPTION,
     shape: str = typer.Option(None, "--shape", help="Image shape 'ROWS,COLS' with --pixel-size.", rich_help_panel="Detector"),
     no_gaps: bool = typer.Option(None, "--no-gaps", help="Do not blank the detector's module gaps.", rich_help_panel="Detector"),
     distance: float = typer.Option(None, "--distance", help="Sample-detector distance along the beam (Fit2D directDist), mm [default: 200].", rich_help_panel="Geometry"),

@@ -130,11 +130,7 @@ def test_bad_input_one_line_error_exit_code_no_output(case, lab6_copy, capsys):
 
 def test_chained_cli_through_files(tmp_path):
     """simulate → calib-ring → compare with the truth, through the installed command."""
-    import pyFAI
-
-    from geocal_cli.core.metrics import ring_position_error
-    from geocal_cli.io.calibrants import load_calibrant
-    from tests.conftest import ring_tth
+    from tests.conftest import poni_ring_error
 
     geocal = shutil.which("geocal")
     assert geocal, "the geocal command is not installed"
@@ -146,9 +142,7 @@ def test_chained_cli_through_files(tmp_path):
     r = run_("calib-ring", "ceo2.cbf", "-c", "CeO2", "--energy", "25", "-d", "Pilatus1M",
              "--report", "ceo2.json")
     assert r.returncode == 0, r.stderr
-    fit = pyFAI.load(str(tmp_path / "ceo2.poni"))
-    truth = pyFAI.load(str(tmp_path / "ceo2.truth.poni"))
-    tth = ring_tth(load_calibrant("CeO2").d_spacing, truth.wavelength)
-    assert ring_position_error(fit, truth, tth, (1043, 981)) < 0.02
+    assert poni_ring_error(tmp_path / "ceo2.poni", tmp_path / "ceo2.truth.poni", "CeO2",
+                           (1043, 981)) < 0.02
     report = json.loads((tmp_path / "ceo2.json").read_text())
     assert report["results"]["geometry"]["fit2d"]["tilt_deg"] == pytest.approx(4.0, abs=0.02)

@@ -6,11 +6,7 @@ import pytest
 
 
 def test_demo_runs_offline_and_recovers_the_truth(tmp_path):
-    import pyFAI
-
-    from geocal_cli.core.metrics import ring_position_error
-    from geocal_cli.io.calibrants import load_calibrant
-    from tests.conftest import ring_tth
+    from tests.conftest import poni_ring_error
 
     r = subprocess.run([shutil.which("geocal"), "demo"], cwd=tmp_path, capture_output=True,
                        text=True, timeout=120)
@@ -20,9 +16,7 @@ def test_demo_runs_offline_and_recovers_the_truth(tmp_path):
                                                    "lab6_pilatus1m.poni", "lab6_pilatus1m.calib.json",
                                                    "lab6_pilatus1m.png"}
     assert "truth" in r.stdout and "fit" in r.stdout
-    fit = pyFAI.load(str(folder / "lab6_pilatus1m.poni"))
-    truth = pyFAI.load(str(folder / "lab6_pilatus1m.truth.poni"))
-    tth = ring_tth(load_calibrant("LaB6").d_spacing, truth.wavelength)
-    assert ring_position_error(fit, truth, tth, (1043, 981)) < 0.02
+    assert poni_ring_error(folder / "lab6_pilatus1m.poni", folder / "lab6_pilatus1m.truth.poni",
+                           "LaB6", (1043, 981)) < 0.02
     report = json.loads((folder / "lab6_pilatus1m.calib.json").read_text())
     assert report["results"]["geometry"]["fit2d"]["directDist_mm"] == pytest.approx(250.0, abs=0.02)
