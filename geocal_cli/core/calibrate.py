@@ -508,8 +508,9 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     if expected.size >= 3 and len(found) <= MIN_RING_COVERAGE * expected.size:
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
-            "calibrant rings expected on the detector are seen (rings "
-            + ", ".join(str(k + 1) for k in found) + "): wrong calibrant or wrong energy?")
+            "calibrant rings expected on the detector carry control points (rings "
+            + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy; "
+            "broad rings closer together than their width cannot be separated")
 
 
 def _beam_center(geometry, result: Refinement):
