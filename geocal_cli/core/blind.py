@@ -105,6 +105,54 @@ def vote_center(ridges: RidgePixels, shape: tuple[int, int], cells: int = 300,
     return float(c1), float(c2), contrast
 
 
+def arc_center(ridges: RidgePixels, min_pixels: int = 40) -> tuple[float, float] | None:
+    """Common centre from circles fitted to each long ridge component (ring arc).
+
+    Voting needs normals that cross at wide angles; on a narrow strip detector, or far from
+    the beam, the arcs are long but their normals nearly parallel. A circle fitted to each
+    arc fixes its own centre; the pixel-weighted median over arcs is robust to the few that
+    are not ring pieces.
+
+    Returns
+    -------
+    (c1, c2) or None
+        None when fewer than two arcs fit.
+    """
+    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
+    centres, weights = [], []
+    for g in groups[counts >= min_pixels]:
+        idx = np.nonzero(ridges.group == g)[0]
+        e = fit_circle(ridges.d1[idx], ridges.d2[idx])
+        if e is not None and e.rms < 2.0 and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
+            centres.append((e.c1, e.c2))
+            weights.append(e.inliers.sum())
+    if len(centres) < 2:
+        return None
+    c = np.array(centres)
+    w = np.array(weights, float)
+    return tuple(float(_weighted_median(c[:, i], w)) for i in range(2))
+
+
+def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
+    order = np.argsort(x)
+    cum = np.cumsum(w[order])
+    return float(x[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
+
+def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0) -> float:
+    """Concentration Σh² / (Σh)² of the ridge-radius histogram around a centre (higher is
+    sharper: concentric rings around the right centre)."""
+    return -_sharpness_cost(np.array([c1, c2]), ridges.d1, ridges.d2, width)
+
+
+def _sharpness_cost(c, p1, p2, width):
+    from scipy import ndimage
+
+    r = np.hypot(p1 - c[0], p2 - c[1]) / width
+    h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
+    return -np.sum(h * h) / np.sum(h) ** 2
+
+
 def refine_center(ridges: RidgePixels, c1: float, c2: float) -> tuple[float, float]:
     """Sharpen a ring centre: maximise the concentration of the ridge-radius histogram.
 
@@ -123,24 +171,16 @@ def refine_center(ridges: RidgePixels, c1: float, c2: float) -> tuple[float, flo
     -------
     c1, c2 : float
     """
-    from scipy import ndimage
     from scipy.optimize import minimize
 
     sel = np.arange(ridges.d1.size)
     if sel.size > 8000:
         sel = np.random.default_rng(2).choice(sel, 8000, replace=False)
     p1, p2 = ridges.d1[sel], ridges.d2[sel]
-
-    def cost(c, width):
-        r = np.hypot(p1 - c[0], p2 - c[1]) / width
-        h = np.bincount(r.astype(np.int64))
-        h = ndimage.gaussian_filter1d(h.astype(float), 0.7)
-        return -np.sum(h * h) / np.sum(h) ** 2
-
     c = np.array([c1, c2], float)
     for width, step in ((4.0, 20.0), (1.0, 3.0)):
         simplex = np.array([c, c + [step, 0], c + [0, step]])
-        c = minimize(cost, c, args=(width,), method="Nelder-Mead",
+        c = minimize(_sharpness_cost, c, args=(p1, p2, width), method="Nelder-Mead",
                      options={"initial_simplex": simplex, "xatol": 0.05, "fatol": 1e-9,
                               "maxiter": 200}).x
     return float(c[0]), float(c[1])

@@ -20,8 +20,12 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from geocal_cli.core.assign import assign_rings
-from geocal_cli.core.blind import longest_curve, refine_center, trace_rings, vote_center
+from geocal_cli.core.blind import (arc_center, longest_curve, refine_center, sharpness,
+                                   trace_rings, vote_center)
+from geocal_cli.core.blind import RingTrace
 from geocal_cli.core.controlpoints import ControlPoints, extract_control_points, prepare_image
+from geocal_cli.core.ellipse import fit_circle
+from geocal_cli.core.family import fit_ring_family
 from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, make_geometry,
                                       poni_for_beam_center)
 from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
@@ -126,13 +130,19 @@ def _values(geometry, wavelength) -> dict:
     return v
 
 
-def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
-    shape = image.shape
-    factor = max(1, int(round(max(shape) / 1200)))
-    ridges = find_ridges(image, valid, factor=factor)
+def _find_ridges(image, valid):
+    ridges = find_ridges(image, valid, factor=max(1, int(round(max(image.shape) / 1200))))
     if ridges.d1.size < 50:
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
+    return ridges
+
+
+def _ring_traces(ridges, shape, say):
+    """First strategy: a common centre (voting, arc circles), then rings grouped by radius."""
     c1, c2, contrast = vote_center(ridges, shape)
+    arcs = arc_center(ridges)
+    if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
+        c1, c2 = arcs
     c1, c2 = refine_center(ridges, c1, c2)
     sane = max(abs(c1), abs(c2)) < 10 * max(shape)
     traces = trace_rings(ridges, c1, c2) if sane else []
@@ -149,9 +159,63 @@ def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
     traces = [t for t in traces
               if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
               <= 0.35 * t.ellipse.radius + 10]
+    return traces, None, {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
+                          "strategy": "rings around a common centre"}
+
+
+def _arc_traces(ridges, detector, wavelength, say):
+    """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
+    centres): each connected ridge arc is a ring piece; the ring-family fit gives the
+    geometry and every arc's 2θ; arcs of one 2θ are merged into rings."""
+    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
+    arcs = []
+    for g in groups[counts >= 60]:
+        idx = np.nonzero(ridges.group == g)[0]
+        e = fit_circle(ridges.d1[idx], ridges.d2[idx])
+        if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
+            arcs.append((idx, e))
+    if len(arcs) < 3:
+        raise CalibrationError("no rings found: fewer than three ring arcs")
+    rng = np.random.default_rng(4)
+    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
+    fam = fit_ring_family(detector, ridges.d1[np.concatenate(picks)],
+                          ridges.d2[np.concatenate(picks)],
+                          np.concatenate([np.full(p.size, i) for i, p in enumerate(picks)]),
+                          np.array([[e.c1, e.c2] for _, e in arcs]),
+                          np.array([e.radius for _, e in arcs]), wavelength, max_nfev=40)
+    if fam is None or fam.cost > 3.0:
+        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
+    # Arcs within 0.1° of 2θ are one ring (pieces split by gaps or the beamstop).
+    order = np.argsort(fam.tth)
+    ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
+    traces, tth = [], []
+    for k in range(ring_of[-1] + 1):
+        members = order[ring_of == k]
+        idx = np.concatenate([arcs[m][0] for m in members])
+        longest = max(members, key=lambda m: arcs[m][0].size)
+        traces.append(RingTrace(ellipse=arcs[longest][1], d1=ridges.d1[idx], d2=ridges.d2[idx],
+                                weight=float(ridges.strength[idx].sum()),
+                                arc=float(sum(arcs[m][1].inliers.mean() for m in members))))
+        tth.append(float(np.mean(fam.tth[members])))
+    say(f"{len(arcs)} ring arcs fit one tilted geometry ({fam.cost:.2f} px): {len(traces)} rings")
+    return traces, (fam, np.array(tth)), {"strategy": "ring arcs of a tilted detector",
+                                           "arcs": len(arcs)}
+
+
+def _start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing, say,
+                       min_explained=0.0):
+    """Assign traced rings to calibrant reflections and pick the hypothesis whose control
+    points fit best; returns (start values, blind-search info). With `min_explained`, the
+    chosen assignment must explain at least three rings and that fraction of the traced ones.
+    """
     tth_all = _ring_tth(d_spacing, wavelength)
     usable = np.nonzero(np.isfinite(tth_all) & (tth_all < np.radians(80)))[0]
-    radii = np.array([t.ellipse.radius for t in traces])
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    if family is not None:
+        # Tilt-free ring radii: tan 2θ of each ring at the family's distance.
+        radii = family[0].values["dist"] * np.tan(family[1]) / pixel
+    else:
+        radii = np.array([t.ellipse.radius for t in traces])
     weights = np.array([t.weight * min(t.arc, np.pi) for t in traces])
     hypotheses = assign_rings(radii, weights, tth_all[usable], n_best=5) if usable.size else []
     if not hypotheses:
@@ -161,7 +225,8 @@ def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
     fits = []
     for h in hypotheses:
         assigned = [(t, usable[k]) for t, k in zip(traces, h.ring_index) if k >= 0]
-        fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing)
+        fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing,
+                            None if family is None else family[0])
         if fit is None:
             continue
         # Control points on the assigned rings judge the hypothesis far more sharply than the
@@ -183,10 +248,14 @@ def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
     floor = min(f[0] for f in fits)
     cost, h, refinement, assigned = max((f for f in fits if f[0] <= 1.5 * floor + 0.05),
                                         key=lambda f: f[1].score)
+    if min_explained and len(assigned) < max(3, min_explained * len(traces)):
+        raise CalibrationError(
+            f"no consistent ring assignment: the calibrant explains {len(assigned)} of "
+            f"{len(traces)} rings traced (check --calibrant and the energy)")
     say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
         + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
         + f" ({len(fits)} of {len(hypotheses)} assignment hypotheses tested)")
-    info = {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
+    info = {**info,
             "rings_traced": len(traces), "rings_assigned": sorted(int(k) for _, k in assigned),
             "start_distance_m": refinement.values["dist"], "start_sigma_px": cost,
             "hypotheses": [{"distance_m": f[2].values["dist"], "score": f[1].score,
@@ -194,12 +263,14 @@ def _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say):
     return refinement.values, info
 
 
-def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing):
-    """Fit the geometry to traced ring pixels of one assignment, from flat and tilted starts.
+def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family=None):
+    """Fit the geometry to traced ring pixels of one assignment.
 
-    Rings whose pixels sit off the best fit as a whole are dropped and the fit repeated.
-    Tilted starts are tried only when the rings are visibly elliptical (> 2°).
-    Returns (median |residual| px, Refinement, rings kept) or None. One arc: raises.
+    Starts: the ring family's tilt and beam centre when there is one, a flat detector
+    centred on the strongest ring, and, when that ring is visibly elliptical (> 2°), tilts
+    along its major axis. Rings whose pixels sit off the best fit as a whole are dropped and
+    the fit repeated. Returns (median |residual| px, Refinement, rings kept) or None. One
+    partial ring: raises.
     """
     if len({k for _, k in assigned}) < 2 and all(t.arc < np.radians(300) for t, _ in assigned):
         raise CalibrationError(_ONE_RING.format("one partial ring"))
@@ -207,13 +278,17 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing):
     dist = distance_px * pixel
     e = max(assigned, key=lambda a: a[0].weight * min(a[0].arc, np.pi))[0].ellipse
     tau = float(np.arccos(np.clip(e.b / e.a, 0, 1)))
-    starts = [(0.0, 0.0)]
+    starts = [(0.0, 0.0, e.c1, e.c2)]
+    if family is not None:
+        v = family.values
+        g = make_geometry(detector, v["dist"], v["poni1"], v["poni2"], v["rot1"], v["rot2"])
+        starts.insert(0, (v["rot1"], v["rot2"], *frame_of(g).beam_center()))
     if tau > np.radians(2.0):
         # The detector leans along the ellipse's major axis; which of pyFAI's rotations (and
         # signs) that is depends on the detector orientation, so all are tried.
         ca, sa = np.cos(e.angle), np.sin(e.angle)
-        starts += [(s1 * tau * sa, s2 * tau * ca) for s1 in (1, -1) for s2 in (1, -1)]
-        starts += [(s1 * tau * ca, s2 * tau * sa) for s1 in (1, -1) for s2 in (1, -1)]
+        starts += [(s1 * tau * sa, s2 * tau * ca, e.c1, e.c2) for s1 in (1, -1) for s2 in (1, -1)]
+        starts += [(s1 * tau * ca, s2 * tau * sa, e.c1, e.c2) for s1 in (1, -1) for s2 in (1, -1)]
     d1 = np.concatenate([t.d1 for t, _ in assigned])
     d2 = np.concatenate([t.d2 for t, _ in assigned])
     ring = np.concatenate([np.full(t.d1.size, i) for i, (t, _) in enumerate(assigned)])
@@ -223,9 +298,9 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing):
     dsp = np.array([d_spacing[k] for _, k in assigned])[ring]
     free = ("dist", "poni1", "poni2", "rot1", "rot2")
     best = None
-    for rot1, rot2 in starts:
+    for rot1, rot2, b1, b2 in starts:
         g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
-        p1, p2 = poni_for_beam_center(g, e.c1, e.c2)
+        p1, p2 = poni_for_beam_center(g, b1, b2)
         start = {"dist": dist, "poni1": p1, "poni2": p2, "rot1": rot1, "rot2": rot2,
                  "rot3": 0.0, "wavelength": wavelength}
         try:
@@ -317,7 +392,7 @@ def _refine_loop(prepared, detector, d_spacing, values, free, rings=None, n_roun
     blocked = np.zeros((d_spacing.size, n_sectors), bool)
     ring_sigma: dict = {}
     rms = np.inf
-    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 8, 360, 1080))
+    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
     for rnd in range(n_rounds):
         frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
         tth = _ring_tth(d_spacing, values["wavelength"])
@@ -421,18 +496,31 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     prepared = prepare_image(image, valid)
     free = tuple(p for p in ALL_PARAMS if p not in set(fix))
     warnings: list[str] = []
+    solve = (prepared, valid, detector, d_spacing, free, say)
     if guess is None:
-        start, blind = _blind_start(image, valid, prepared, detector, wavelength, d_spacing, say)
+        ridges = _find_ridges(image, valid)
+        try:
+            traces, family, info = _ring_traces(ridges, image.shape, say)
+            start, blind = _start_from_traces(traces, family, info, prepared, detector,
+                                              wavelength, d_spacing, say)
+            result, pts = _solve(start, *solve)
+        except CalibrationError as first:
+            # A strongly tilted detector defeats the common-centre strategy; its rings are
+            # still arcs of one geometry.
+            say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
+            try:
+                traces, family, info = _arc_traces(ridges, detector, wavelength, say)
+                # Every arc is taken for a ring: the calibrant must explain most of them.
+                start, blind = _start_from_traces(traces, family, info, prepared, detector,
+                                                  wavelength, d_spacing, say, min_explained=0.5)
+                result, pts = _solve(start, *solve)
+            except CalibrationError:
+                raise first from None
     else:
-        start, blind = _values(guess, wavelength), {}
-    timings["blind_search"] = time.perf_counter() - t0
-
-    t1 = time.perf_counter()
-    result, pts = _refine_loop(prepared, detector, d_spacing, start, free, say=say)
+        blind = {}
+        result, pts = _solve(_values(guess, wavelength), *solve)
+    timings["calibration"] = time.perf_counter() - t0
     values = result.values
-    _check_consistency(prepared, valid, detector, d_spacing, result, pts, free)
-    timings["refinement"] = time.perf_counter() - t1
-
     geometry = make_geometry(detector, *[values[p] for p in PARAM_NAMES],
                              wavelength=values["wavelength"])
     beam, beam_sigma = _beam_center(geometry, result)
@@ -441,9 +529,6 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
-    final_rms = float(np.sqrt(np.mean(result.residual_px[result.inliers] ** 2)))
-    if final_rms > MAX_RMS_PX:
-        raise CalibrationError(_inconsistency_message(geometry, pts, result, d_spacing, final_rms))
     if "rot3" not in free:
         warnings.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
     for name, ratio in _determinacy(result, beam_sigma).items():
@@ -455,6 +540,18 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
                        warnings=warnings, timings=timings)
+
+
+def _solve(start, prepared, valid, detector, d_spacing, free, say):
+    """Refinement rounds from a start, then the checks that refuse inconsistent fits."""
+    result, pts = _refine_loop(prepared, detector, d_spacing, start, free, say=say)
+    _check_consistency(prepared, valid, detector, d_spacing, result, pts, free)
+    rms = float(np.sqrt(np.mean(result.residual_px[result.inliers] ** 2)))
+    if rms > MAX_RMS_PX:
+        v = result.values
+        geometry = make_geometry(detector, *[v[p] for p in PARAM_NAMES], wavelength=v["wavelength"])
+        raise CalibrationError(_inconsistency_message(geometry, pts, result, d_spacing, rms))
+    return result, pts
 
 
 def _expected_rings(valid, frame, tth) -> np.ndarray:

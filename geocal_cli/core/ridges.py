@@ -27,6 +27,9 @@ class RidgePixels:
         Unit ridge normal (along the ring radius for a ring).
     strength : ndarray, shape (n,)
         Ridge strength (−smallest Hessian eigenvalue of sqrt-compressed counts), > 0.
+    group : ndarray of int, shape (n,)
+        Connected component of the full (not subsampled) ridge map each pixel belongs to:
+        one ring arc, unless rings touch.
     """
 
     d1: np.ndarray
@@ -34,6 +37,7 @@ class RidgePixels:
     n1: np.ndarray
     n2: np.ndarray
     strength: np.ndarray
+    group: np.ndarray
 
 
 def bin_image(image: np.ndarray, valid: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
@@ -141,13 +145,16 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
-        return RidgePixels(*(np.empty(0),) * 5)
+        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int))
     med = np.median(vals)
     mad = np.median(np.abs(vals - med)) * 1.4826 + 1e-30
     del vals
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
     # a few intense rings (a steel sample) crowd out the weak calibrant rings.
-    i1, i2 = np.nonzero(strength > med + 4.0 * mad)
+    ridge = strength > med + 4.0 * mad
+    labels, _ = ndimage.label(ridge, structure=np.ones((3, 3)))
+    i1, i2 = np.nonzero(ridge)
+    del ridge
     if i1.size > max_pixels:
         pick = np.sort(np.random.default_rng(0).choice(i1.size, max_pixels, replace=False))
         i1, i2 = i1[pick], i2[pick]
@@ -161,4 +168,5 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     nrm[nrm == 0] = 1.0
     offset = (factor - 1) / 2.0
     return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1 / nrm,
-                       n2=v2 / nrm, strength=strength[i1, i2].astype(float))
+                       n2=v2 / nrm, strength=strength[i1, i2].astype(float),
+                       group=labels[i1, i2].astype(np.int64))

@@ -1,0 +1,144 @@
+"""Strongly tilted detectors: geometry from the shapes of unassigned ring arcs.
+
+Every powder ring is the section of a cone of half-angle 2θ by the detector plane. Before
+knowing which reflection an arc belongs to, its 2θ can be a free parameter: fitting pyFAI's
+geometry (distance, beam centre, tilts) with one free 2θ per arc to the arcs' ridge pixels
+recovers the tilt from how eccentricity and centre change from ring to ring. At strong tilts
+this also fixes the distance, and the fitted tan 2θ are tilt-free ring "radii" for the
+assignment, where circle radii of conic arcs are not.
+
+Starts: the beam centre extrapolated from the drift of the arcs' circle centres with r²
+(conic centres move away from the beam along the tilt plane) and a grid of tilts in that
+plane (both ways, both pyFAI rotations, since their signs depend on the detector
+orientation) and of distances.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.refine import _tth_jacobian
+
+_FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
+_SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad
+
+
+@dataclass(frozen=True)
+class RingFamily:
+    """Result of `fit_ring_family`.
+
+    Attributes
+    ----------
+    values : dict
+        dist, poni1, poni2, rot1, rot2, rot3 (0), in metres and radians.
+    tth : ndarray, shape (n_arcs,)
+        Fitted 2θ of each arc, radians.
+    cost : float
+        Mean |residual| of the ridge pixels, pixels (the mean, not the median: a free 2θ
+        per arc lets a wrong geometry fit most pixels of every arc, but not its ends).
+    """
+
+    values: dict
+    tth: np.ndarray
+    cost: float
+
+
+def center_drift(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Linear fit of arc centres against r².
+
+    Parameters
+    ----------
+    centres : ndarray, shape (n, 2)
+        Circle centres of the arcs, pixel indices.
+    radii : ndarray, shape (n,)
+
+    Returns
+    -------
+    c0 : ndarray, shape (2,)
+        Centre extrapolated to r = 0 (near the beam).
+    slope : ndarray, shape (2,)
+        d(centre)/d(r²), pixels per pixel².
+    """
+    a = np.stack([np.ones_like(radii), radii**2], 1)
+    sol, *_ = np.linalg.lstsq(a, centres, rcond=None)
+    return sol[0], sol[1]
+
+
+def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
+                    centres: np.ndarray, radii: np.ndarray, wavelength: float,
+                    max_nfev: int = 80) -> RingFamily | None:
+    """Fit distance, beam centre, tilts and one 2θ per arc to ring-arc pixels.
+
+    Parameters
+    ----------
+    detector : pyFAI.detectors.Detector
+    d1, d2 : ndarray, shape (n,)
+        Ridge pixels of the arcs (pixel indices).
+    arc : ndarray of int, shape (n,)
+        Arc index of each pixel, 0..n_arcs-1.
+    centres : ndarray, shape (n_arcs, 2)
+        Circle centre of each arc (pixel indices).
+    radii : ndarray, shape (n_arcs,)
+        Circle radius of each arc, pixels.
+    wavelength : float
+        Metres (carried, not fitted).
+    max_nfev : int
+        Function evaluations per start.
+
+    Returns
+    -------
+    RingFamily or None
+        None when no start converges.
+    """
+    from scipy.optimize import least_squares
+
+    n_a = radii.size
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    c0, slope = center_drift(centres, radii)
+    size = float(np.hypot(*detector.shape)) * pixel if detector.shape is not None else radii.max() * pixel
+    u = slope / (np.hypot(*slope) or 1.0)
+    starts = [(k * size, 0.0, 0.0) for k in (0.5, 1.5)]
+    starts += [(k * size, s1 * tau * u[1], s2 * tau * u[0])
+               for k in (0.5, 1.5) for tau in np.radians([12.0, 25.0, 38.0])
+               for s1 in (1, -1) for s2 in (1, -1)]
+    best = None
+    for dist, rot1, rot2 in starts:
+        g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
+        p1, p2 = poni_for_beam_center(g, float(c0[0]), float(c0[1]))
+        x0 = np.array([dist, p1, p2, rot1, rot2])
+        fr = frame_of(g, [dist, p1, p2, rot1, rot2, 0.0])
+        t = fr.tth_chi(d1, d2)[0]
+        tth0 = np.bincount(arc, weights=t, minlength=n_a) / np.maximum(np.bincount(arc, minlength=n_a), 1)
+        grad = np.maximum(fr.tth_gradient(d1, d2), 1e-9)
+
+        def unpack(x, x0=x0, tth0=tth0):
+            geo = x0 + x[:5] * _SCALE
+            return [geo[0], geo[1], geo[2], geo[3], geo[4], 0.0], tth0 + x[5:] * 1e-3
+
+        def fun(x, unpack=unpack, g=g, grad=grad):
+            p6, tth = unpack(x)
+            return (frame_of(g, p6).tth_chi(d1, d2)[0] - tth[arc]) / grad
+
+        def jac(x, unpack=unpack, g=g, grad=grad):
+            p6, _ = unpack(x)
+            j = np.zeros((d1.size, 5 + n_a))
+            j[:, :5] = _tth_jacobian(g, p6, d1, d2, _FREE, _SCALE)
+            j[np.arange(d1.size), 5 + arc] = -1e-3
+            return j / grad[:, None]
+
+        try:
+            res = least_squares(fun, np.zeros(5 + n_a), jac=jac, loss="soft_l1", f_scale=1.0,
+                                method="trf", max_nfev=max_nfev)
+        except (ValueError, np.linalg.LinAlgError):
+            continue
+        p6, tth = unpack(res.x)
+        cost = float(np.mean(np.abs(res.fun)))
+        if np.isfinite(cost) and p6[0] > 0 and (best is None or cost < best[0]):
+            best = (cost, p6, tth)
+    if best is None:
+        return None
+    cost, p6, tth = best
+    return RingFamily(values=dict(zip(PARAM_NAMES, p6)), tth=np.asarray(tth), cost=cost)
