@@ -20,14 +20,19 @@ truth (synthetic) or the reference program's geometry (real), and geocal's peak 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
 import tracemalloc
 from pathlib import Path
 
-import numpy as np
-import yaml
+# Measure what the geocal command runs: single-threaded BLAS (see geocal_cli.main).
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import numpy as np  # noqa: E402
+import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
+
+# geocal's linear algebra is many tiny least-squares problems: threaded BLAS only adds
+# overhead (and thrashes when runs share a machine). Set before numpy loads; an explicit
+# user setting wins.
+for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
 
 import typer
 

@@ -586,7 +586,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     if lost and "wavelength" not in free and expected.size >= 3:
         try:
             alt, alt_pts = _refine_loop(prepared, detector, d_spacing, values,
-                                           free + ("wavelength",), n_rounds=3)
+                                           free + ("wavelength",), n_rounds=2)
         except CalibrationError:
             alt = None
         if alt is not None:

@@ -10,7 +10,7 @@ assignment, where circle radii of conic arcs are not.
 Starts: the beam centre extrapolated from the drift of the arcs' circle centres with r²
 (conic centres move away from the beam along the tilt plane) and a grid of tilts in that
 plane (both ways, both pyFAI rotations, since their signs depend on the detector
-orientation) and of distances.
+orientation) and of distances, the likeliest first, until one fits.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ def center_drift(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np
 
 def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
                     centres: np.ndarray, radii: np.ndarray, wavelength: float,
-                    max_nfev: int = 80) -> RingFamily | None:
+                    max_nfev: int = 80, good_px: float = 2.0) -> RingFamily | None:
     """Fit distance, beam centre, tilts and one 2θ per arc to ring-arc pixels.
 
     Parameters
@@ -87,6 +87,8 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         Metres (carried, not fitted).
     max_nfev : int
         Function evaluations per start.
+    good_px : float
+        Stop trying starts once the mean |residual| is below this (pixels).
 
     Returns
     -------
@@ -100,10 +102,9 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     c0, slope = center_drift(centres, radii)
     size = float(np.hypot(*detector.shape)) * pixel if detector.shape is not None else radii.max() * pixel
     u = slope / (np.hypot(*slope) or 1.0)
-    starts = [(k * size, 0.0, 0.0) for k in (0.5, 1.5)]
-    starts += [(k * size, s1 * tau * u[1], s2 * tau * u[0])
-               for k in (0.5, 1.5) for tau in np.radians([12.0, 25.0, 38.0])
-               for s1 in (1, -1) for s2 in (1, -1)]
+    starts = [(k * size, s1 * tau * u[1], s2 * tau * u[0])
+              for tau in np.radians([25.0, 12.0, 38.0]) for k in (0.5, 1.5)
+              for s1 in (1, -1) for s2 in (1, -1)]
     best = None
     for dist, rot1, rot2 in starts:
         g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
@@ -138,6 +139,8 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         cost = float(np.mean(np.abs(res.fun)))
         if np.isfinite(cost) and p6[0] > 0 and (best is None or cost < best[0]):
             best = (cost, p6, tth)
+        if best is not None and best[0] < good_px:
+            break
     if best is None:
         return None
     cost, p6, tth = best

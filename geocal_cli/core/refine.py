@@ -166,7 +166,10 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
 
         x0 = np.zeros(len(free))
         loss = "soft_l1" if rnd < n_rounds - 1 else "linear"
-        res = least_squares(fun, x0, jac=jac, loss=loss, f_scale=0.5, method="trf", x_scale=1.0)
+        # A consistent problem converges in ~10 evaluations; inconsistent data (a wrong
+        # calibrant) would otherwise iterate for long.
+        res = least_squares(fun, x0, jac=jac, loss=loss, f_scale=0.5, method="trf", x_scale=1.0,
+                            max_nfev=60)
         values = unpack(res.x)
         grad = frame_of(geometry, [values[p] for p in PARAM_NAMES]).tth_gradient(d1, d2)
         t_all = _tth_model(geometry, [values[p] for p in PARAM_NAMES], d1, d2)
