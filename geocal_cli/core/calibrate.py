@@ -244,10 +244,15 @@ def _start_from_traces(traces, family, info, prepared, detector, wavelength, d_s
     if not fits:
         raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
     # An alias (another phase with the calibrant's lattice type) fits worse than the truth;
-    # among the hypotheses that fit about as well as the best, the assignment score decides.
+    # among the hypotheses that fit about as well as the best, the one whose geometry finds
+    # most of the calibrant's expected rings wins, then the assignment score.
     floor = min(f[0] for f in fits)
-    cost, h, refinement, assigned = max((f for f in fits if f[0] <= 1.5 * floor + 0.05),
-                                        key=lambda f: f[1].score)
+    close = [f for f in fits if f[0] <= 1.5 * floor + 0.05]
+    if len(close) > 1:
+        close = [(_coverage(prepared, detector, d_spacing, f[2].values), f) for f in close]
+        cost, h, refinement, assigned = max(close, key=lambda c: (c[0], c[1][1].score))[1]
+    else:
+        cost, h, refinement, assigned = close[0]
     if min_explained and len(assigned) < max(3, min_explained * len(traces)):
         raise CalibrationError(
             f"no consistent ring assignment: the calibrant explains {len(assigned)} of "
@@ -261,6 +266,20 @@ def _start_from_traces(traces, family, info, prepared, detector, wavelength, d_s
             "hypotheses": [{"distance_m": f[2].values["dist"], "score": f[1].score,
                             "sigma_px": f[0]} for f in fits]}
     return refinement.values, info
+
+
+def _coverage(prepared, detector, d_spacing, values) -> int:
+    """How many of the first eight calibrant rings expected on the detector carry control
+    points after one extraction round on all rings from `values`."""
+    try:
+        ref, cp = _refine_loop(prepared, detector, d_spacing, values,
+                               free=("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=1)
+    except CalibrationError:
+        return 0
+    v = ref.values
+    frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [v[p] for p in PARAM_NAMES])
+    expected = _expected_rings(prepared.interpolable, frame, _ring_tth(d_spacing, v["wavelength"]))[:8]
+    return int(np.isin(expected, cp.ring[ref.inliers]).sum())
 
 
 def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family=None):
