@@ -135,8 +135,7 @@ def geometry_params(geometry) -> np.ndarray:
 
 def with_params(geometry, param):
     """A copy of a pyFAI geometry with other PONI parameters (shape (6,), m and rad)."""
-    g = make_geometry(geometry.detector, *[float(v) for v in param], wavelength=geometry.wavelength)
-    return g
+    return make_geometry(geometry.detector, *[float(v) for v in param], wavelength=geometry.wavelength)
 
 
 def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:

@@ -1,0 +1,159 @@
+"""Rounds of control-point extraction and refinement on the rings of a calibrant.
+
+Each round samples every calibrant ring that crosses the detector (`controlpoints`), refines
+the geometry on the points (`refine`), and narrows what the next round accepts: search
+windows shrink with the fit's robust σ (never below four ring widths), rings whose points
+sit off the model as a whole or scatter far more than the others are dropped, and so are
+10° sectors of a ring whose median residual stands out among all sectors (another phase's
+ring beside a calibrant ring, often only over some azimuths when it is textured or
+strained). Points are weighted by their ring's scatter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
+from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry
+from geocal_cli.core.refine import refine_geometry
+from geocal_cli.errors import CalibrationError
+
+
+def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
+    x = wavelength / (2 * np.asarray(d_spacing, float))
+    with np.errstate(invalid="ignore"):
+        return np.where(x < 1, 2 * np.arcsin(np.minimum(x, 1)), np.nan)
+
+
+def _sector(chi: np.ndarray, n_sectors: int) -> np.ndarray:
+    return np.clip(((chi + np.pi) / (2 * np.pi) * n_sectors).astype(int), 0, n_sectors - 1)
+
+
+def _contaminated_sectors(cp: ControlPoints, res: np.ndarray, n_rings: int,
+                          n_sectors: int) -> np.ndarray:
+    """(ring, sector) cells whose median residual is an outlier among all cells.
+
+    Returns a boolean array of shape (n_rings, n_sectors); cells with fewer than three
+    points are never flagged.
+    """
+    n_r = n_rings
+    cell = cp.ring * n_sectors + _sector(cp.chi, n_sectors)
+    order = np.lexsort((res, cell))
+    cells, start, counts = np.unique(cell[order], return_index=True, return_counts=True)
+    sorted_res = res[order]
+    med = 0.5 * (sorted_res[start + (counts - 1) // 2] + sorted_res[start + counts // 2])
+    ok = counts >= 3
+    out = np.zeros(n_r * n_sectors, bool)
+    if ok.sum() < 5:
+        return out.reshape(n_r, n_sectors)
+    centre = np.median(med[ok])
+    spread = 1.4826 * np.median(np.abs(med[ok] - centre))
+    out[cells[ok & (np.abs(med - centre) > max(5 * spread, 0.3))]] = True
+    return out.reshape(n_r, n_sectors)
+
+
+def _detector_tth_max(frame, shape) -> float:
+    g1, g2 = np.meshgrid(np.linspace(0, shape[0] - 1, 33), np.linspace(0, shape[1] - 1, 33),
+                         indexing="ij")
+    return float(np.nanmax(frame.tth_chi(g1, g2)[0]))
+
+
+def _window_px(frame, tth, hw_max) -> np.ndarray:
+    """Search half-width per ring: hw_max, but under half the gap to either neighbour."""
+    # Radial pixel scale near the ring, χ-averaged.
+    chi = np.linspace(-np.pi, np.pi, 16, endpoint=False)
+    p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
+    g = np.nanmedian(frame.tth_gradient(np.nan_to_num(p1), np.nan_to_num(p2)), axis=1)
+    gap = np.full(tth.size, np.inf)
+    dt = np.diff(tth)
+    gap[:-1] = np.minimum(gap[:-1], dt)
+    gap[1:] = np.minimum(gap[1:], dt)
+    return np.minimum(hw_max, 0.45 * gap / g)
+
+
+def refine_rounds(prepared, detector, d_spacing, values, free, rings=None, n_rounds=5,
+                 say=lambda msg: None):
+    """Rounds of control-point extraction and refinement.
+
+    Every calibrant ring that crosses the detector is sampled (or only `rings`, indices into
+    `d_spacing`); windows shrink with the fit's robust σ but stay ≥ 4 ring widths; rings
+    whose points sit off the model as a whole, or scatter far more than the others, are
+    dropped, and so are 10° sectors of a ring whose median residual stands out from all
+    sectors (another phase's ring next to a calibrant ring, often only over some azimuths
+    when that phase is textured or strained). Points are weighted by their ring's scatter.
+    Returns (Refinement, points).
+    """
+    geometry = make_geometry(detector, 0.1, 0.0, 0.0)
+    hw_max = 8.0
+    width = np.zeros(d_spacing.size)
+    dropped: set[int] = set()
+    n_sectors = 36
+    blocked = np.zeros((d_spacing.size, n_sectors), bool)
+    ring_sigma: dict = {}
+    rms = np.inf
+    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
+    for rnd in range(n_rounds):
+        frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
+        tth = ring_tth(d_spacing, values["wavelength"])
+        finite = np.isfinite(tth)
+        tmax = _detector_tth_max(frame, prepared.data.shape)
+        use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
+        if rings is not None:
+            use = np.intersect1d(use, rings)
+        use = np.setdiff1d(use, list(dropped)).astype(int)
+        if use.size == 0:
+            raise CalibrationError("no calibrant ring falls on the detector for this geometry")
+        hw = _window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
+        ok = hw >= 2.0
+        use, hw = use[ok], hw[ok]
+        cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=n_chi)
+        cp = replace(cp, ring=use[cp.ring])
+        cp = cp.subset(~blocked[cp.ring, _sector(cp.chi, n_sectors)])
+        if len(cp) < 10:
+            raise CalibrationError("no rings found: too few control points on calibrant rings")
+        n_rings = np.unique(cp.ring).size
+        fr = free if n_rings >= 3 else tuple(p for p in free if p != "wavelength")
+        wts = np.array([1 / ring_sigma.get(int(k), 1.0) for k in cp.ring])
+        try:
+            result = refine_geometry(geometry, cp.d1, cp.d2, d_spacing[cp.ring], values, fr,
+                                     weights=wts, n_rounds=2)
+        except ValueError as exc:
+            raise CalibrationError(f"no convergence: {exc}") from exc
+        ring_ids = np.unique(cp.ring)
+        for k in ring_ids:
+            width[k] = np.median(cp.width[cp.ring == k])
+        res = result.residual_px
+        inl = result.inliers
+        new_rms = float(np.sqrt(np.mean(res[inl] ** 2)))
+        say(f"round {rnd + 1}: {inl.sum()} control points on {n_rings} rings, rms {new_rms:.3f} px")
+        sigma = 1.4826 * np.median(np.abs(res[inl])) + 1e-6
+        spread = np.array([1.4826 * np.median(np.abs(res[cp.ring == k])) for k in ring_ids])
+        bad = [int(k) for k, sp in zip(ring_ids, spread)
+               if np.count_nonzero(inl & (cp.ring == k)) < 0.3 * np.count_nonzero(cp.ring == k)
+               or abs(np.median(res[cp.ring == k])) > max(4 * sigma, 0.25)
+               or sp > max(3 * np.median(spread), 0.3)]
+        blocked |= _contaminated_sectors(cp, res, d_spacing.size, n_sectors)
+        ring_sigma = dict(zip(ring_ids.tolist(), np.maximum(spread, 0.05)))
+        values = result.values
+        if bad and len(bad) < n_rings / 2:
+            dropped.update(bad)
+            continue
+        hw_max = float(np.clip(4 * sigma + 1.5, 2.5, 8.0))
+        if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
+            break
+        rms = new_rms
+    return result, cp
+
+
+def expected_rings(valid, frame, tth) -> np.ndarray:
+    """Indices of rings with at least 10 % of their circumference on valid pixels."""
+    chi = np.linspace(-np.pi, np.pi, 360, endpoint=False)
+    d1, d2 = frame.pixel_at(np.where(np.isfinite(tth), tth, 0)[:, None], chi[None, :])
+    h, w = valid.shape
+    on = np.isfinite(d1) & (d1 >= 0) & (d1 <= h - 1) & (d2 >= 0) & (d2 <= w - 1)
+    i1 = np.clip(np.round(np.nan_to_num(d1)).astype(int), 0, h - 1)
+    i2 = np.clip(np.round(np.nan_to_num(d2)).astype(int), 0, w - 1)
+    frac = (on & valid[i1, i2]).mean(axis=1)
+    return np.nonzero(np.isfinite(tth) & (frac >= 0.1))[0]

@@ -1,0 +1,248 @@
+"""Blind starting geometry: rings found in the image, assigned to the calibrant.
+
+Two strategies. `ring_traces`: a common ring centre (voting along ridge normals, circles on
+long arcs), rings grouped by radius and fitted by ellipses or circles. `arc_traces`, for
+strongly tilted detectors whose rings are conic arcs with drifting centres: every ridge arc
+is a ring piece, and the ring-family fit (`family`) gives the geometry and each arc's 2θ.
+`start_from_traces` then ranks assignment hypotheses (`assign`), fits each on the traced
+pixels from flat and tilted starts, and judges it by control-point residuals, because an
+isostructural second phase can alias the calibrant's ring ratios.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geocal_cli.core.assign import assign_rings
+from geocal_cli.core.blind import (RingTrace, arc_center, longest_curve, refine_center, sharpness,
+                                   trace_rings, vote_center)
+from geocal_cli.core.ellipse import fit_circle
+from geocal_cli.core.family import fit_ring_family
+from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.refine import refine_geometry
+from geocal_cli.core.ridges import find_ridges
+from geocal_cli.core.rounds import expected_rings, refine_rounds, ring_tth
+from geocal_cli.errors import CalibrationError
+
+_ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "
+             "beam centre and tilts together (dist, poni1, poni2, rot1, rot2 are undetermined). "
+             "Give a --guess and --fix what it knows (e.g. --fix dist,rot1,rot2,rot3,wavelength)")
+#: Robust σ (pixels) of control points under which the best-scored assignment is accepted
+#: without testing the others.
+EXCELLENT_SIGMA_PX = 0.35
+
+
+def find_ring_ridges(image, valid):
+    ridges = find_ridges(image, valid, factor=max(1, int(round(max(image.shape) / 1200))))
+    if ridges.d1.size < 50:
+        raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
+    return ridges
+
+
+def ring_traces(ridges, shape, say):
+    """First strategy: a common centre (voting, arc circles), then rings grouped by radius."""
+    c1, c2, contrast = vote_center(ridges, shape)
+    arcs = arc_center(ridges)
+    if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
+        c1, c2 = arcs
+    c1, c2 = refine_center(ridges, c1, c2)
+    sane = max(abs(c1), abs(c2)) < 10 * max(shape)
+    traces = trace_rings(ridges, c1, c2) if sane else []
+    traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
+              and t.d1.size >= 20]
+    if len(traces) < 2:
+        # One long curve and no common centre: a single ring arc, not an empty image.
+        curve = longest_curve(ridges, shape)
+        if len(traces) == 1 or curve >= max(60, 0.1 * max(shape)):
+            raise CalibrationError(_ONE_RING.format("one ring (an arc)"))
+        raise CalibrationError("no rings found: no ridge group fits an ellipse")
+    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
+    ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi))
+    traces = [t for t in traces
+              if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
+              <= 0.35 * t.ellipse.radius + 10]
+    return traces, None, {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
+                          "strategy": "rings around a common centre"}
+
+
+def arc_traces(ridges, detector, wavelength, say):
+    """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
+    centres): each connected ridge arc is a ring piece; the ring-family fit gives the
+    geometry and every arc's 2θ; arcs of one 2θ are merged into rings."""
+    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
+    arcs = []
+    for g in groups[counts >= 60]:
+        idx = np.nonzero(ridges.group == g)[0]
+        e = fit_circle(ridges.d1[idx], ridges.d2[idx])
+        if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
+            arcs.append((idx, e))
+    if len(arcs) < 3:
+        raise CalibrationError("no rings found: fewer than three ring arcs")
+    rng = np.random.default_rng(4)
+    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
+    fam = fit_ring_family(detector, ridges.d1[np.concatenate(picks)],
+                          ridges.d2[np.concatenate(picks)],
+                          np.concatenate([np.full(p.size, i) for i, p in enumerate(picks)]),
+                          np.array([[e.c1, e.c2] for _, e in arcs]),
+                          np.array([e.radius for _, e in arcs]), wavelength, max_nfev=40)
+    if fam is None or fam.cost > 3.0:
+        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
+    # Arcs within 0.1° of 2θ are one ring (pieces split by gaps or the beamstop).
+    order = np.argsort(fam.tth)
+    ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
+    traces, tth = [], []
+    for k in range(ring_of[-1] + 1):
+        members = order[ring_of == k]
+        idx = np.concatenate([arcs[m][0] for m in members])
+        longest = max(members, key=lambda m: arcs[m][0].size)
+        traces.append(RingTrace(ellipse=arcs[longest][1], d1=ridges.d1[idx], d2=ridges.d2[idx],
+                                weight=float(ridges.strength[idx].sum()),
+                                arc=float(sum(arcs[m][1].inliers.mean() for m in members))))
+        tth.append(float(np.mean(fam.tth[members])))
+    say(f"{len(arcs)} ring arcs fit one tilted geometry ({fam.cost:.2f} px): {len(traces)} rings")
+    return traces, (fam, np.array(tth)), {"strategy": "ring arcs of a tilted detector",
+                                           "arcs": len(arcs)}
+
+
+def start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing, say,
+                       min_explained=0.0):
+    """Assign traced rings to calibrant reflections and pick the hypothesis whose control
+    points fit best; returns (start values, blind-search info). With `min_explained`, the
+    chosen assignment must explain at least three rings and that fraction of the traced ones.
+    """
+    tth_all = ring_tth(d_spacing, wavelength)
+    usable = np.nonzero(np.isfinite(tth_all) & (tth_all < np.radians(80)))[0]
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    if family is not None:
+        # Tilt-free ring radii: tan 2θ of each ring at the family's distance.
+        radii = family[0].values["dist"] * np.tan(family[1]) / pixel
+    else:
+        radii = np.array([t.ellipse.radius for t in traces])
+    weights = np.array([t.weight * min(t.arc, np.pi) for t in traces])
+    hypotheses = assign_rings(radii, weights, tth_all[usable], n_best=5) if usable.size else []
+    if not hypotheses:
+        raise CalibrationError(
+            f"no consistent ring assignment: {len(traces)} ring(s) traced, but their radii "
+            "match no distance for this calibrant and wavelength (check --calibrant and the energy)")
+    fits = []
+    for h in hypotheses:
+        assigned = [(t, usable[k]) for t, k in zip(traces, h.ring_index) if k >= 0]
+        fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing,
+                            None if family is None else family[0])
+        if fit is None:
+            continue
+        # Control points on the assigned rings judge the hypothesis far more sharply than the
+        # ridge pixels do.
+        try:
+            ref, cp = refine_rounds(prepared, detector, d_spacing, fit[1].values,
+                                   free=("dist", "poni1", "poni2", "rot1", "rot2"),
+                                   rings=np.array([k for _, k in fit[2]]), n_rounds=2)
+        except CalibrationError:
+            continue
+        sigma = 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers])))
+        fits.append((sigma, h, ref, fit[2]))
+        if h is hypotheses[0] and sigma <= EXCELLENT_SIGMA_PX:
+            break
+    if not fits:
+        raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
+    # An alias (another phase with the calibrant's lattice type) fits worse than the truth;
+    # among the hypotheses that fit about as well as the best, the one whose geometry finds
+    # most of the calibrant's expected rings wins, then the assignment score.
+    floor = min(f[0] for f in fits)
+    close = [f for f in fits if f[0] <= 1.5 * floor + 0.05]
+    if len(close) > 1:
+        close = [(_coverage(prepared, detector, d_spacing, f[2].values), f) for f in close]
+        cost, h, refinement, assigned = max(close, key=lambda c: (c[0], c[1][1].score))[1]
+    else:
+        cost, h, refinement, assigned = close[0]
+    if min_explained and len(assigned) < max(3, min_explained * len(traces)):
+        raise CalibrationError(
+            f"no consistent ring assignment: the calibrant explains {len(assigned)} of "
+            f"{len(traces)} rings traced (check --calibrant and the energy)")
+    say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
+        + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
+        + f" ({len(fits)} of {len(hypotheses)} assignment hypotheses tested)")
+    info = {**info,
+            "rings_traced": len(traces), "rings_assigned": sorted(int(k) for _, k in assigned),
+            "start_distance_m": refinement.values["dist"], "start_sigma_px": cost,
+            "hypotheses": [{"distance_m": f[2].values["dist"], "score": f[1].score,
+                            "sigma_px": f[0]} for f in fits]}
+    return refinement.values, info
+
+
+def _coverage(prepared, detector, d_spacing, values) -> int:
+    """How many of the first eight calibrant rings expected on the detector carry control
+    points after one extraction round on all rings from `values`."""
+    try:
+        ref, cp = refine_rounds(prepared, detector, d_spacing, values,
+                               free=("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=1)
+    except CalibrationError:
+        return 0
+    v = ref.values
+    frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [v[p] for p in PARAM_NAMES])
+    expected = expected_rings(prepared.interpolable, frame, ring_tth(d_spacing, v["wavelength"]))[:8]
+    return int(np.isin(expected, cp.ring[ref.inliers]).sum())
+
+
+def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family=None):
+    """Fit the geometry to traced ring pixels of one assignment.
+
+    Starts: the ring family's tilt and beam centre when there is one, a flat detector
+    centred on the strongest ring, and, when that ring is visibly elliptical (> 2°), tilts
+    along its major axis. Rings whose pixels sit off the best fit as a whole are dropped and
+    the fit repeated. Returns (median |residual| px, Refinement, rings kept) or None. One
+    partial ring: raises.
+    """
+    if len({k for _, k in assigned}) < 2 and all(t.arc < np.radians(300) for t, _ in assigned):
+        raise CalibrationError(_ONE_RING.format("one partial ring"))
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    dist = distance_px * pixel
+    e = max(assigned, key=lambda a: a[0].weight * min(a[0].arc, np.pi))[0].ellipse
+    tau = float(np.arccos(np.clip(e.b / e.a, 0, 1)))
+    starts = [(0.0, 0.0, e.c1, e.c2)]
+    if family is not None:
+        v = family.values
+        g = make_geometry(detector, v["dist"], v["poni1"], v["poni2"], v["rot1"], v["rot2"])
+        starts.insert(0, (v["rot1"], v["rot2"], *frame_of(g).beam_center()))
+    if tau > np.radians(2.0):
+        # The detector leans along the ellipse's major axis; which of pyFAI's rotations (and
+        # signs) that is depends on the detector orientation, so all are tried.
+        ca, sa = np.cos(e.angle), np.sin(e.angle)
+        starts += [(s1 * tau * sa, s2 * tau * ca, e.c1, e.c2) for s1 in (1, -1) for s2 in (1, -1)]
+        starts += [(s1 * tau * ca, s2 * tau * sa, e.c1, e.c2) for s1 in (1, -1) for s2 in (1, -1)]
+    d1 = np.concatenate([t.d1 for t, _ in assigned])
+    d2 = np.concatenate([t.d2 for t, _ in assigned])
+    ring = np.concatenate([np.full(t.d1.size, i) for i, (t, _) in enumerate(assigned)])
+    # Ridge pixels are good to about a pixel: a thousand fix a start geometry.
+    if d1.size > 1000:
+        sel = np.random.default_rng(0).choice(d1.size, 1000, replace=False)
+        d1, d2, ring = d1[sel], d2[sel], ring[sel]
+    dsp = np.array([d_spacing[k] for _, k in assigned])[ring]
+    free = ("dist", "poni1", "poni2", "rot1", "rot2")
+    best = None
+    for rot1, rot2, b1, b2 in starts:
+        g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
+        p1, p2 = poni_for_beam_center(g, b1, b2)
+        start = {"dist": dist, "poni1": p1, "poni2": p2, "rot1": rot1, "rot2": rot2,
+                 "rot3": 0.0, "wavelength": wavelength}
+        try:
+            r = refine_geometry(g, d1, d2, dsp, start, free=free, n_rounds=2)
+        except ValueError:
+            continue
+        cost = float(np.median(np.abs(r.residual_px)))
+        if np.isfinite(cost) and (best is None or cost < best[0]):
+            best = (cost, r, g)
+    if best is None:
+        return None
+    cost, r, g = best
+    med = np.array([np.median(np.abs(r.residual_px[ring == i])) for i in range(len(assigned))])
+    off = med > max(3 * np.median(med), 1.5)
+    if off.any() and (~off).sum() >= 2:
+        keep = ~off[ring]
+        try:
+            r = refine_geometry(g, d1[keep], d2[keep], dsp[keep], r.values, free=free, n_rounds=2)
+        except ValueError:
+            return None
+        cost = float(np.median(np.abs(r.residual_px)))
+        assigned = [a for a, o in zip(assigned, off) if not o]
+    return cost, r, assigned
