@@ -188,8 +188,9 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
     """Fit the geometry to traced ring pixels of one assignment.
 
     Starts: the ring family's tilt and beam centre when there is one, a flat detector
-    centred on the strongest ring, and, when that ring is visibly elliptical (> 2°), tilts
-    along its major axis. Rings whose pixels sit off the best fit as a whole are dropped and
+    centred on the strongest ring, and, when that ring is visibly elliptical (> 4°), tilts
+    along its major axis; the first start that fits the ridge pixels to half a pixel ends
+    the search. Rings whose pixels sit off the best fit as a whole are dropped and
     the fit repeated. Returns (median |residual| px, Refinement, rings kept) or None. One
     partial ring: raises.
     """
@@ -204,7 +205,9 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
         v = family.values
         g = make_geometry(detector, v["dist"], v["poni1"], v["poni2"], v["rot1"], v["rot2"])
         starts.insert(0, (v["rot1"], v["rot2"], *frame_of(g).beam_center()))
-    if tau > np.radians(2.0):
+    # Noisy ellipse fits of flat rings read a/b ≈ 1.001, already 2.6°: only a clear
+    # ellipticity is worth the tilted starts.
+    if tau > np.radians(4.0):
         # The detector leans along the ellipse's major axis; which of pyFAI's rotations (and
         # signs) that is depends on the detector orientation, so all are tried.
         ca, sa = np.cos(e.angle), np.sin(e.angle)
@@ -232,6 +235,8 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
         cost = float(np.median(np.abs(r.residual_px)))
         if np.isfinite(cost) and (best is None or cost < best[0]):
             best = (cost, r, g)
+        if cost < 0.5:
+            break
     if best is None:
         return None
     cost, r, g = best
