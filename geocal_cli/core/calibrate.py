@@ -31,8 +31,10 @@ UNDETERMINED_LIMITS = {"dist": 0.02, "beam_center_px": 5.0, "rot1": np.radians(1
                        "rot2": np.radians(1.0), "rot3": np.radians(1.0), "wavelength": 0.01}
 #: Of the first calibrant rings expected on valid pixels, more than this fraction must be seen.
 MIN_RING_COVERAGE = 0.5
-#: Final rms residual (pixels) above which the rings are declared inconsistent.
-MAX_RMS_PX = 1.0
+#: Robust σ (1.4826 · median |residual|, pixels) of the final control points above which the
+#: rings are declared inconsistent. Robust, because a weak ring may scatter by 2 px
+#: legitimately; systematic misfit also shows in the ring coverage and wavelength checks.
+MAX_SIGMA_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -210,11 +212,11 @@ def _solve(start, prepared, valid, detector, d_spacing, free, say):
     """Refinement rounds from a start, then the checks that refuse inconsistent fits."""
     result, pts = refine_rounds(prepared, detector, d_spacing, start, free, say=say)
     _check_consistency(prepared, valid, detector, d_spacing, result, pts, free)
-    rms = float(np.sqrt(np.mean(result.residual_px[result.inliers] ** 2)))
-    if rms > MAX_RMS_PX:
+    sigma = _robust_sigma(result)
+    if sigma > MAX_SIGMA_PX:
         v = result.values
         geometry = make_geometry(detector, *[v[p] for p in PARAM_NAMES], wavelength=v["wavelength"])
-        raise CalibrationError(_inconsistency_message(geometry, pts, result, d_spacing, rms))
+        raise CalibrationError(_inconsistency_message(geometry, pts, result, d_spacing, sigma))
     return result, pts
 
 
@@ -246,14 +248,11 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             alt_found = [k for k in expected if k in alt_seen]
             lam0, lam1 = values["wavelength"], alt.values["wavelength"]
             if len(alt_found) >= len(found) + 2 and abs(lam1 / lam0 - 1) > 0.005:
-                from geocal_cli.core.units import energy_from_wavelength
-
                 raise CalibrationError(
                     f"rings inconsistent with the calibrant at this wavelength: at "
                     f"{lam0 * 1e10:.5f} Å only {len(found)} of the first {expected.size} "
-                    f"expected rings fit; with the wavelength free {len(alt_found)} fit at "
-                    f"{lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
-                    f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")
+                    f"expected rings fit; with the wavelength free {len(alt_found)} fit"
+                    + _energy_hint(lam0, lam1))
     if expected.size >= 3 and len(found) <= MIN_RING_COVERAGE * expected.size:
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
@@ -292,9 +291,13 @@ def _undetermined(result: Refinement, beam_sigma) -> list[str]:
     return [k for k, r in _determinacy(result, beam_sigma).items() if r > 1]
 
 
-def _inconsistency_message(geometry, pts, result, d_spacing, rms) -> str:
-    msg = (f"rings inconsistent with the calibrant at this wavelength: rms residual {rms:.2f} px "
-           f"after refinement")
+def _robust_sigma(result: Refinement) -> float:
+    return 1.4826 * float(np.median(np.abs(result.residual_px[result.inliers])))
+
+
+def _inconsistency_message(geometry, pts, result, d_spacing, sigma) -> str:
+    msg = (f"rings inconsistent with the calibrant at this wavelength: residuals of "
+           f"{sigma:.2f} px (robust σ) after refinement")
     if "wavelength" in result.free or np.unique(pts.ring).size < 3:
         return msg
     try:
@@ -302,15 +305,19 @@ def _inconsistency_message(geometry, pts, result, d_spacing, rms) -> str:
         alt = refine_geometry(geometry, pts.d1, pts.d2, d_spacing[pts.ring], result.values, free)
     except ValueError:
         return msg
-    alt_rms = float(np.sqrt(np.mean(alt.residual_px[alt.inliers] ** 2)))
+    alt_sigma = _robust_sigma(alt)
     lam0, lam1 = result.values["wavelength"], alt.values["wavelength"]
-    if alt_rms < rms / 2:
-        from geocal_cli.core.units import energy_from_wavelength
-
-        msg += (f"; with the wavelength free they fit at {lam1 * 1e10:.5f} Å "
-                f"({energy_from_wavelength(lam1):.3f} keV, {100 * (lam1 / lam0 - 1):+.1f} %, "
-                f"rms {alt_rms:.2f} px): check the energy")
+    if alt_sigma < sigma / 2:
+        msg += f"; with the wavelength free (σ {alt_sigma:.2f} px) they fit" + _energy_hint(lam0, lam1)
     return msg
+
+
+def _energy_hint(lam0: float, lam1: float) -> str:
+    """' at λ1 Å (E keV, ±x %): check the energy' for a refit wavelength λ1 against λ0 (m)."""
+    from geocal_cli.core.units import energy_from_wavelength
+
+    return (f" at {lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
+            f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")
 
 
 def _ring_residuals(pts, result, d_spacing, wavelength) -> list[RingResidual]:
