@@ -232,7 +232,8 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     values = result.values
     frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [values[p] for p in PARAM_NAMES])
     tth = ring_tth(d_spacing, values["wavelength"])
-    expected = expected_rings(valid, frame, tth)[:8]
+    width = float(np.median(pts.width[result.inliers]))
+    expected = expected_rings(valid, frame, tth, width)[:8]
     seen = set(np.unique(pts.ring[result.inliers]).tolist())
     found = [int(k) for k in expected if k in seen]
     # Rings lost wholesale (dropped, or all their sectors rejected) are the symptom.
@@ -257,8 +258,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
             "calibrant rings expected on the detector carry control points (rings "
-            + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy; "
-            "broad rings closer together than their width cannot be separated")
+            + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy")
 
 
 def _beam_center(geometry, result: Refinement):

@@ -147,8 +147,10 @@ def refine_rounds(prepared, detector, d_spacing, values, free, rings=None, n_rou
     return result, cp
 
 
-def expected_rings(valid, frame, tth) -> np.ndarray:
-    """Indices of rings with at least 10 % of their circumference on valid pixels."""
+def expected_rings(valid, frame, tth, width_px: float = 0.0) -> np.ndarray:
+    """Indices of rings with at least 10 % of their circumference on valid pixels and, given
+    the rings' rms width in pixels, at least 5 widths from either neighbour (closer rings
+    blend into one profile that no control point separates)."""
     chi = np.linspace(-np.pi, np.pi, 360, endpoint=False)
     d1, d2 = frame.pixel_at(np.where(np.isfinite(tth), tth, 0)[:, None], chi[None, :])
     h, w = valid.shape
@@ -156,4 +158,10 @@ def expected_rings(valid, frame, tth) -> np.ndarray:
     i1 = np.clip(np.round(np.nan_to_num(d1)).astype(int), 0, h - 1)
     i2 = np.clip(np.round(np.nan_to_num(d2)).astype(int), 0, w - 1)
     frac = (on & valid[i1, i2]).mean(axis=1)
-    return np.nonzero(np.isfinite(tth) & (frac >= 0.1))[0]
+    ok = np.isfinite(tth) & (frac >= 0.1)
+    if width_px > 0:
+        finite = np.nonzero(np.isfinite(tth))[0]
+        resolvable = np.zeros(tth.size, bool)
+        resolvable[finite] = _window_px(frame, tth[finite], np.inf) >= 2.5 * width_px
+        ok &= resolvable
+    return np.nonzero(ok)[0]

@@ -180,7 +180,8 @@ def _coverage(prepared, detector, d_spacing, values) -> int:
         return 0
     v = ref.values
     frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [v[p] for p in PARAM_NAMES])
-    expected = expected_rings(prepared.interpolable, frame, ring_tth(d_spacing, v["wavelength"]))[:8]
+    expected = expected_rings(prepared.interpolable, frame, ring_tth(d_spacing, v["wavelength"]),
+                              float(np.median(cp.width[ref.inliers])))[:8]
     return int(np.isin(expected, cp.ring[ref.inliers]).sum())
 
 

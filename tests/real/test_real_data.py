@@ -106,3 +106,29 @@ def test_lab6_single_ring_with_goniometer_guess_and_fixed_parameters(tmp_path):
     g = res.calibration.geometry
     # The goniometer model fits the whole scan to about a pixel; one frame agrees to a few.
     assert abs(g.poni1 - poni1) / 172e-6 < 3 and abs(g.poni2 - poni2) / 172e-6 < 3
+
+
+def test_au_electron_pyxem_blind(tmp_path):
+    """200 kV Au cross-grating (pyxem): the projector lens's 3.5 % ellipticity appears as an
+    effective detector tilt; its size, its direction, the centre and the scale must agree
+    with pyxem's calibration (data README)."""
+    import numpy as np
+
+    from geocal_cli.config.calib_ring import CalibRingConfig
+    from geocal_cli.pipeline import calib_ring
+
+    folder = ("electron", "au_xgrating_pyxem")
+    res = calib_ring.run(CalibRingConfig(
+        image=shared(*folder, "au_xgrating_20cm.tif"), calibrant=str(shared(*folder, "au.cif")),
+        voltage_kv=200, pixel_size_um=(55.0, 55.0), output=tmp_path / "au.poni",
+        report=tmp_path / "au.json"))
+    g = res.report["results"]["geometry"]
+    # Ring (Au 111 ellipse) centre x ≈ 127.89, y ≈ 128.36 (± 0.1); the beam centre of the
+    # tilt model sits ~0.1 px from the ring-ellipse centre.
+    assert np.hypot(g["beam_center_px"]["x"] - 127.89, g["beam_center_px"]["y"] - 128.36) < 0.4
+    # Axis ratio ≈ 1.035, major axis ≈ 147.5° from +x towards +y.
+    assert 1 / np.cos(np.radians(g["fit2d"]["tilt_deg"])) == pytest.approx(1.035, abs=0.005)
+    assert g["fit2d"]["tiltPlanRotation_deg"] % 180 == pytest.approx(147.5, abs=2.0)
+    # Reciprocal scale ≈ 0.01024 Å⁻¹ per pixel (1/d units): pixel / (λ L).
+    scale = 55e-6 / (g["poni"]["wavelength_m"] * g["fit2d"]["directDist_mm"] * 1e-3) * 1e-10
+    assert scale == pytest.approx(0.01024, rel=0.01)
