@@ -272,12 +272,12 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
             if sel.size < 12:
                 continue
             # Five ellipse parameters need most of the ring: on shorter arcs a circle.
-            arc = _arc(d1[sel] - shape_ref.c1, d2[sel] - shape_ref.c2)
+            arc = arc_coverage(d1[sel] - shape_ref.c1, d2[sel] - shape_ref.c2)
             e = (fit_ellipse if arc >= np.radians(200) else fit_circle)(d1[sel], d2[sel])
             if e is None or e.a > 20 * max(np.ptp(d1), np.ptp(d2), 1.0):
                 continue
             keep = sel[e.inliers]
-            arc = _arc(d1[keep] - e.c1, d2[keep] - e.c2)
+            arc = arc_coverage(d1[keep] - e.c1, d2[keep] - e.c2)
             traces.append(RingTrace(ellipse=e, d1=d1[keep], d2=d2[keep],
                                     weight=float(s[keep].sum()), arc=arc))
         # Reference for the next round: a plausible ring (near the current centre, not too
@@ -290,8 +290,9 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
     return sorted(traces, key=lambda t: t.ellipse.radius)
 
 
-def _arc(y: np.ndarray, x: np.ndarray) -> float:
-    """Azimuthal coverage (radians) of points seen from the origin, in 5° bins."""
+def arc_coverage(y: np.ndarray, x: np.ndarray) -> float:
+    """Azimuthal coverage (radians, 2π for a full ring) of points at offsets (y, x), shape (n,),
+    from a centre, counted in 5° bins."""
     hist = np.histogram(np.arctan2(y, x), bins=72, range=(-np.pi, np.pi))[0]
     return float(np.count_nonzero(hist) * 2 * np.pi / 72)
 

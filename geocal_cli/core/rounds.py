@@ -22,6 +22,8 @@ from geocal_cli.errors import CalibrationError
 
 
 def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
+    """2θ (radians) of rings of d-spacings (m), shape (m,), at a wavelength (m); NaN where
+    λ > 2d (no such reflection)."""
     x = wavelength / (2 * np.asarray(d_spacing, float))
     with np.errstate(invalid="ignore"):
         return np.where(x < 1, 2 * np.arcsin(np.minimum(x, 1)), np.nan)
@@ -73,17 +75,36 @@ def _window_px(frame, tth, hw_max) -> np.ndarray:
     return np.minimum(hw_max, 0.45 * gap / g)
 
 
-def refine_rounds(prepared, detector, d_spacing, values, free, rings=None, n_rounds=5,
-                 say=lambda msg: None):
-    """Rounds of control-point extraction and refinement.
+def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free: tuple,
+                  rings: np.ndarray | None = None, n_rounds: int = 5, say=lambda msg: None):
+    """Rounds of control-point extraction and refinement (see the module docstring).
 
-    Every calibrant ring that crosses the detector is sampled (or only `rings`, indices into
-    `d_spacing`); windows shrink with the fit's robust σ but stay ≥ 4 ring widths; rings
-    whose points sit off the model as a whole, or scatter far more than the others, are
-    dropped, and so are 10° sectors of a ring whose median residual stands out from all
-    sectors (another phase's ring next to a calibrant ring, often only over some azimuths
-    when that phase is textured or strained). Points are weighted by their ring's scatter.
-    Returns (Refinement, points).
+    Parameters
+    ----------
+    prepared : PreparedImage
+    detector : pyFAI.detectors.Detector
+    d_spacing : ndarray, shape (m,)
+        Calibrant d-spacings, metres, decreasing.
+    values : dict
+        Starting values of the seven parameters (`refine.ALL_PARAMS`), m and rad.
+    free : tuple of str
+        Parameters refined (the wavelength only once three rings carry points).
+    rings : ndarray of int, optional
+        Sample only these calibrant rings.
+    n_rounds : int
+        At most this many rounds; they stop once the rms settles (within 2 %).
+    say : callable(str)
+
+    Returns
+    -------
+    Refinement
+    ControlPoints
+        The last round's points (`Refinement.inliers` selects those kept).
+
+    Raises
+    ------
+    CalibrationError
+        No ring on the detector, fewer than ten control points, or no convergence.
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
     hw_max = 8.0

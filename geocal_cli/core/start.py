@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 
 from geocal_cli.core.assign import assign_rings
-from geocal_cli.core.blind import (RingTrace, arc_center, longest_curve, refine_center, sharpness,
-                                   trace_rings, vote_center)
+from geocal_cli.core.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
+                                   refine_center, sharpness, trace_rings, vote_center)
 from geocal_cli.core.ellipse import fit_circle
 from geocal_cli.core.family import fit_ring_family
 from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
@@ -32,15 +32,53 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 EXCELLENT_SIGMA_PX = 0.35
 
 
-def find_ring_ridges(image, valid):
+def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
+    """Ridge pixels of a ring image, binned to about 1200 pixels across for speed.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+
+    Returns
+    -------
+    RidgePixels
+
+    Raises
+    ------
+    CalibrationError
+        Fewer than 50 ridge pixels stand above noise (no rings).
+    """
     ridges = find_ridges(image, valid, factor=max(1, int(round(max(image.shape) / 1200))))
     if ridges.d1.size < 50:
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
     return ridges
 
 
-def ring_traces(ridges, shape, say):
-    """First strategy: a common centre (voting, arc circles), then rings grouped by radius."""
+def ring_traces(ridges, shape: tuple[int, int], say):
+    """First strategy: a common centre (voting, arc circles), then rings grouped by radius.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    shape : (H, W)
+    say : callable(str)
+        Progress.
+
+    Returns
+    -------
+    traces : list of RingTrace
+        At least two, consistent with one centre.
+    family : None
+        (The second strategy returns its ring family here.)
+    info : dict
+        What the search saw, for the report.
+
+    Raises
+    ------
+    CalibrationError
+        One ring only (undetermined), or no rings.
+    """
     c1, c2, contrast = vote_center(ridges, shape)
     arcs = arc_center(ridges)
     if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
@@ -65,10 +103,32 @@ def ring_traces(ridges, shape, say):
                           "strategy": "rings around a common centre"}
 
 
-def arc_traces(ridges, detector, wavelength, say):
+def arc_traces(ridges, detector, wavelength: float, say):
     """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
     centres): each connected ridge arc is a ring piece; the ring-family fit gives the
-    geometry and every arc's 2θ; arcs of one 2θ are merged into rings."""
+    geometry and every arc's 2θ; arcs within 0.1° of 2θ are merged into one ring.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    detector : pyFAI.detectors.Detector
+    wavelength : float
+        Metres.
+    say : callable(str)
+
+    Returns
+    -------
+    traces : list of RingTrace
+        One per ring; `arc` is the coverage seen from the family's beam centre.
+    family : (RingFamily, ndarray of shape (len(traces),))
+        The fit and each ring's 2θ in radians.
+    info : dict
+
+    Raises
+    ------
+    CalibrationError
+        Fewer than three arcs, or arcs that fit no single geometry.
+    """
     groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     arcs = []
     for g in groups[counts >= 60]:
@@ -90,6 +150,8 @@ def arc_traces(ridges, detector, wavelength, say):
     # Arcs within 0.1° of 2θ are one ring (pieces split by gaps or the beamstop).
     order = np.argsort(fam.tth)
     ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
+    v = fam.values
+    b1, b2 = frame_of(make_geometry(detector, *[v[p] for p in PARAM_NAMES])).beam_center()
     traces, tth = [], []
     for k in range(ring_of[-1] + 1):
         members = order[ring_of == k]
@@ -97,18 +159,45 @@ def arc_traces(ridges, detector, wavelength, say):
         longest = max(members, key=lambda m: arcs[m][0].size)
         traces.append(RingTrace(ellipse=arcs[longest][1], d1=ridges.d1[idx], d2=ridges.d2[idx],
                                 weight=float(ridges.strength[idx].sum()),
-                                arc=float(sum(arcs[m][1].inliers.mean() for m in members))))
+                                arc=arc_coverage(ridges.d1[idx] - b1, ridges.d2[idx] - b2)))
         tth.append(float(np.mean(fam.tth[members])))
     say(f"{len(arcs)} ring arcs fit one tilted geometry ({fam.cost:.2f} px): {len(traces)} rings")
     return traces, (fam, np.array(tth)), {"strategy": "ring arcs of a tilted detector",
                                            "arcs": len(arcs)}
 
 
-def start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing, say,
-                       min_explained=0.0):
-    """Assign traced rings to calibrant reflections and pick the hypothesis whose control
-    points fit best; returns (start values, blind-search info). With `min_explained`, the
-    chosen assignment must explain at least three rings and that fraction of the traced ones.
+def start_from_traces(traces, family, info, prepared, detector, wavelength: float,
+                      d_spacing: np.ndarray, say, min_explained: float = 0.0):
+    """Assign traced rings to calibrant reflections and pick the best hypothesis.
+
+    Parameters
+    ----------
+    traces : list of RingTrace
+    family : None or (RingFamily, ndarray)
+        From `arc_traces`: tilt-free ring radii and a tilted start.
+    info : dict
+        Extended with the assignment and returned.
+    prepared : PreparedImage
+    detector : pyFAI.detectors.Detector
+    wavelength : float
+        Metres.
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+    say : callable(str)
+    min_explained : float
+        If > 0, the chosen assignment must explain at least three rings and this fraction
+        of the traced ones.
+
+    Returns
+    -------
+    values : dict
+        Starting values of the seven parameters.
+    info : dict
+
+    Raises
+    ------
+    CalibrationError
+        No assignment, none that converges, or too few rings explained.
     """
     tth_all = ring_tth(d_spacing, wavelength)
     usable = np.nonzero(np.isfinite(tth_all) & (tth_all < np.radians(80)))[0]
