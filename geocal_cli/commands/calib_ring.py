@@ -18,7 +18,7 @@ EPILOG = """Examples:
 
   geocal calib-ring ceo2.tif -c CeO2 --wavelength 0.4066 -d Pilatus1M --plot ceo2.png
 
-  geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55 --fix rot3
+  geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55
 
   geocal calib-ring frame.tif -c LaB6 --energy 14 -d Pilatus300kw --guess old.poni --fix dist,rot1,rot2,rot3,wavelength
 
