@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geocal_cli.core.controlpoints import ControlPoints, prepare_image
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry
+from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
 from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rounds import expected_rings, refine_rounds, ring_tth
 from geocal_cli.core.start import arc_traces, find_ring_ridges, ring_traces, start_from_traces
@@ -197,6 +197,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
     if "rot3" not in free:
         warnings.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
+    mirror = _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam)
+    if mirror:
+        warnings.append(mirror)
     for name, ratio in _determinacy(result, beam_sigma).items():
         if ratio > 0.2:
             warnings.append(f"{name} is weakly determined (1σ at {100 * ratio:.0f} % of the "
@@ -259,6 +262,34 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
             "calibrant rings expected on the detector carry control points (rings "
             + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy")
+
+
+def _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam) -> str | None:
+    """At small 2θ a tilt and its mirror image (−rot1, −rot2) draw almost the same ellipses;
+    only the beam centre differs. When all rings lie below 5° and the mirrored tilt, refitted,
+    fits as well (robust σ within 5 %), say so and by how much the beam centre moves: the
+    covariance of one minimum does not see the other."""
+    v = result.values
+    tilt = float(np.hypot(v["rot1"], v["rot2"]))
+    tth = ring_tth(d_spacing[np.unique(pts.ring)], v["wavelength"])
+    if tilt < np.radians(2.0) or np.nanmax(tth) > np.radians(5.0) or not np.isfinite(beam[0]):
+        return None
+    g = make_geometry(detector, v["dist"], 0.0, 0.0, -v["rot1"], -v["rot2"], v["rot3"])
+    p1, p2 = poni_for_beam_center(g, *beam)
+    start = {**v, "poni1": p1, "poni2": p2, "rot1": -v["rot1"], "rot2": -v["rot2"]}
+    try:
+        alt, _ = refine_rounds(prepared, detector, d_spacing, start, free, n_rounds=2)
+    except CalibrationError:
+        return None
+    a = alt.values
+    flipped = a["rot1"] * v["rot1"] + a["rot2"] * v["rot2"] < 0
+    if not flipped or _robust_sigma(alt) > 1.05 * _robust_sigma(result):
+        return None
+    b = frame_of(make_geometry(detector, *[a[p] for p in PARAM_NAMES])).beam_center()
+    return (f"tilt direction ambiguous: the mirrored tilt fits as well (σ {_robust_sigma(alt):.3f} "
+            f"vs {_robust_sigma(result):.3f} px), with the beam centre "
+            f"{np.hypot(b[0] - beam[0], b[1] - beam[1]):.2f} px away; at these small angles "
+            "the beam centre is known to that level, not to its 1σ")
 
 
 def _beam_center(geometry, result: Refinement):

@@ -132,3 +132,6 @@ def test_au_electron_pyxem_blind(tmp_path):
     # Reciprocal scale ≈ 0.01024 Å⁻¹ per pixel (1/d units): pixel / (λ L).
     scale = 55e-6 / (g["poni"]["wavelength_m"] * g["fit2d"]["directDist_mm"] * 1e-3) * 1e-10
     assert scale == pytest.approx(0.01024, rel=0.01)
+    # At these angles the mirrored tilt draws the same ellipses: the report must say that
+    # the beam centre is uncertain beyond its 1σ.
+    assert any("tilt direction ambiguous" in w for w in res.report["warnings"])
