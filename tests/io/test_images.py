@@ -54,3 +54,15 @@ def test_valid_pixels_rules():
 def test_mask_shape_mismatch():
     with pytest.raises(InputFileError, match="shape"):
         valid_pixels(np.ones((5, 5)), user_mask=np.zeros((4, 5), bool))
+
+
+def test_eiger_hdf5_stack_reads_its_first_frame(tmp_path):
+    import h5py
+
+    stack = np.arange(2 * 30 * 40, dtype=np.uint32).reshape(2, 30, 40)
+    path = tmp_path / "series_master.h5"
+    with h5py.File(path, "w") as f:
+        f.create_dataset("entry/data/data_000001", data=stack)
+    img = read_image(path)
+    assert img.format == "EigerImage"
+    assert np.array_equal(img.data, stack[0])
