@@ -159,6 +159,7 @@ def main(argv=None) -> int:
     import logging
 
     from geocal_cli.core.metrics import ring_position_error
+    from geocal_cli.core.units import ring_tth
 
     logging.disable(logging.WARNING)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -172,8 +173,8 @@ def main(argv=None) -> int:
           f"{'pyFAI px':>9s} {'mem×':>5s}  notes")
     for source in sources:
         for name, data, valid, det, lam, dsp, ref in source:
-            tth = 2 * np.arcsin(np.clip(lam / (2 * dsp), 0, 1))
-            tth = tth[lam / (2 * dsp) < 1]
+            tth = ring_tth(dsp, lam)
+            tth = tth[np.isfinite(tth)]
             g1, t1, peak, note1 = run_geocal(data, valid, det, lam, dsp)
             g2, t2, note2 = run_pyfai(data, valid, det, lam, dsp, user_guess(ref))
             e1 = ring_position_error(g1, ref, tth, data.shape) if g1 is not None else np.nan

@@ -44,8 +44,10 @@ def simulate_case(case: dict, folder: Path):
 
 def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
     """2θ (rad) of the rings that exist at this wavelength."""
-    x = wavelength / (2 * np.asarray(d_spacing))
-    return 2 * np.arcsin(x[x < 1])
+    from geocal_cli.core.units import ring_tth as bragg
+
+    tth = bragg(d_spacing, wavelength)
+    return tth[np.isfinite(tth)]
 
 
 def poni_ring_error(fit_poni: Path, truth_poni: Path, calibrant: str, shape) -> float:

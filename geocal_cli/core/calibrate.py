@@ -20,7 +20,8 @@ import numpy as np
 from geocal_cli.core.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
 from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
-from geocal_cli.core.rounds import expected_rings, refine_rounds, ring_tth
+from geocal_cli.core.rounds import expected_rings, refine_rounds
+from geocal_cli.core.units import ring_tth
 from geocal_cli.core.start import arc_traces, find_ring_ridges, ring_traces, start_from_traces
 from geocal_cli.errors import CalibrationError
 

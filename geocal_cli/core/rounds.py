@@ -18,15 +18,8 @@ import numpy as np
 from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
 from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry
 from geocal_cli.core.refine import refine_geometry
+from geocal_cli.core.units import ring_tth
 from geocal_cli.errors import CalibrationError
-
-
-def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
-    """2θ (radians) of rings of d-spacings (m), shape (m,), at a wavelength (m); NaN where
-    λ > 2d (no such reflection)."""
-    x = wavelength / (2 * np.asarray(d_spacing, float))
-    with np.errstate(invalid="ignore"):
-        return np.where(x < 1, 2 * np.arcsin(np.minimum(x, 1)), np.nan)
 
 
 def _sector(chi: np.ndarray, n_sectors: int) -> np.ndarray:

@@ -21,7 +21,8 @@ from geocal_cli.core.family import fit_ring_family
 from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
 from geocal_cli.core.refine import refine_geometry
 from geocal_cli.core.ridges import find_ridges
-from geocal_cli.core.rounds import expected_rings, refine_rounds, ring_tth
+from geocal_cli.core.rounds import expected_rings, refine_rounds
+from geocal_cli.core.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
 _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "

@@ -1,8 +1,10 @@
-"""Wavelengths from photon energy or electron accelerating voltage (SI units)."""
+"""Wavelengths from photon energy or electron accelerating voltage, and Bragg angles (SI)."""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
 
 from scipy import constants as _c
 
@@ -63,3 +65,23 @@ def wavelength_from_voltage(voltage_kv: float) -> float:
 def energy_from_wavelength(wavelength_m: float) -> float:
     """Photon energy in keV for a wavelength in metres (inverse of `wavelength_from_energy`)."""
     return HC_KEV_A / (wavelength_m * 1e10)
+
+
+def ring_tth(d_spacing, wavelength: float) -> np.ndarray:
+    """Bragg angles 2θ = 2 arcsin(λ / 2d) of powder rings.
+
+    Parameters
+    ----------
+    d_spacing : array_like, shape (m,)
+        Metres.
+    wavelength : float
+        Metres.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        Radians; NaN where λ > 2d (no such reflection at this wavelength).
+    """
+    x = wavelength / (2 * np.asarray(d_spacing, float))
+    with np.errstate(invalid="ignore"):
+        return np.where(x < 1, 2 * np.arcsin(np.minimum(x, 1)), np.nan)

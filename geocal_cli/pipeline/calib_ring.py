@@ -10,6 +10,7 @@ import numpy as np
 
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.calib_ring import CalibRingConfig
+from geocal_cli.core.units import ring_tth
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
@@ -97,8 +98,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t1 = time.perf_counter()
     write_poni(poni_path, calib.geometry)
     if cfg.plot:
-        tth = _ring_tth(rings.d_spacing, calib.geometry.wavelength)
-        plot_calibration(cfg.plot, data, valid, calib, tth,
+        tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
+        plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
                          f"{cfg.image.name}: {rings.name}, {len(calib.rings)} rings, "
                          f"rms {report['residuals']['rms_px']:.3f} px")
     report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,
@@ -106,11 +107,6 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     write_report(report_path, report)
     return CalibRingResult(report=report, poni=poni_path, report_path=report_path,
                            plot=cfg.plot, calibration=calib)
-
-
-def _ring_tth(d_spacing, wavelength):
-    x = wavelength / (2 * np.asarray(d_spacing))
-    return 2 * np.arcsin(x[x < 1])
 
 
 def geometry_summary(geometry) -> dict:

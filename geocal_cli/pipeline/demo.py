@@ -36,6 +36,7 @@ def run(folder: Path, progress=None) -> DemoResult:
     import numpy as np
 
     from geocal_cli.core.metrics import ring_position_error
+    from geocal_cli.core.units import ring_tth
 
     folder = Path(folder)
     image = folder / "lab6_pilatus1m.edf"
@@ -58,8 +59,8 @@ def run(folder: Path, progress=None) -> DemoResult:
              sig["fit2d"]["tilt_deg"], "deg"),
             ("tiltPlanRotation", truth["fit2d"]["tiltPlanRotation_deg"],
              fit["fit2d"]["tiltPlanRotation_deg"], sig["fit2d"]["tiltPlanRotation_deg"], "deg")]
-    x = sim.geometry.wavelength / (2 * load_calibrant("LaB6").d_spacing)
-    err = ring_position_error(cal.calibration.geometry, sim.geometry, 2 * np.arcsin(x[x < 1]),
+    tth = ring_tth(load_calibrant("LaB6").d_spacing, sim.geometry.wavelength)
+    err = ring_position_error(cal.calibration.geometry, sim.geometry, tth[np.isfinite(tth)],
                               sim.data.shape)
     return DemoResult(folder=folder, image=image, truth=sim.truth, poni=cal.poni,
                       report=cal.report_path, plot=stem.with_suffix(".png"), comparison=rows,

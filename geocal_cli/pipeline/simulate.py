@@ -63,14 +63,15 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
         Unwritable output format.
     """
     from geocal_cli.core.simulate import RingImageSpec, render_ring_image, ring_strengths
+    from geocal_cli.core.units import ring_tth
 
     say = progress or (lambda msg: None)
     geometry = truth_geometry(cfg)
     shape = _shape(cfg)
     rings = load_calibrant(cfg.calibrant, cfg.scattering)
-    x = geometry.wavelength / (2 * rings.d_spacing)
-    ok = x < 1
-    tth = 2 * np.arcsin(x[ok])
+    tth = ring_tth(rings.d_spacing, geometry.wavelength)
+    ok = np.isfinite(tth)
+    tth = tth[ok]
     inten = rings.intensity[ok] if rings.intensity is not None else None
     spec = RingImageSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
                          background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
