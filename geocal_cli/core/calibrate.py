@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from geocal_cli.core.controlpoints import ControlPoints, prepare_image
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, geometry_from_values, make_geometry,
+                                      poni_for_beam_center)
 from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rounds import expected_rings, refine_rounds
 from geocal_cli.core.units import ring_tth
@@ -159,7 +160,6 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     d_spacing = np.asarray(d_spacing, float)
     if max_rings:
         d_spacing = d_spacing[:max_rings]
-    geometry = make_geometry(detector, 0.1, 0.0, 0.0, wavelength=wavelength)
     prepared = prepare_image(image, valid)
     free = tuple(p for p in ALL_PARAMS if p not in set(fix))
     warnings: list[str] = []
@@ -188,8 +188,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         result, pts = _solve(_values(guess, wavelength), *solve)
     timings["calibration"] = time.perf_counter() - t0
     values = result.values
-    geometry = make_geometry(detector, *[values[p] for p in PARAM_NAMES],
-                             wavelength=values["wavelength"])
+    geometry = geometry_from_values(detector, values)
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     if undetermined:
@@ -219,7 +218,7 @@ def _solve(start, prepared, valid, detector, d_spacing, free, say):
     sigma = _robust_sigma(result)
     if sigma > MAX_SIGMA_PX:
         v = result.values
-        geometry = make_geometry(detector, *[v[p] for p in PARAM_NAMES], wavelength=v["wavelength"])
+        geometry = geometry_from_values(detector, v)
         raise CalibrationError(_inconsistency_message(geometry, pts, result, d_spacing, sigma))
     return result, pts
 
@@ -234,7 +233,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     pixels must carry control points.
     """
     values = result.values
-    frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [values[p] for p in PARAM_NAMES])
+    frame = frame_of(geometry_from_values(detector, values))
     tth = ring_tth(d_spacing, values["wavelength"])
     width = float(np.median(pts.width[result.inliers]))
     expected = expected_rings(valid, frame, tth, width)[:8]
@@ -286,7 +285,7 @@ def _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam) ->
     flipped = a["rot1"] * v["rot1"] + a["rot2"] * v["rot2"] < 0
     if not flipped or _robust_sigma(alt) > 1.05 * _robust_sigma(result):
         return None
-    b = frame_of(make_geometry(detector, *[a[p] for p in PARAM_NAMES])).beam_center()
+    b = frame_of(geometry_from_values(detector, a)).beam_center()
     return (f"tilt direction ambiguous: the mirrored tilt fits as well (σ {_robust_sigma(alt):.3f} "
             f"vs {_robust_sigma(result):.3f} px), with the beam centre "
             f"{np.hypot(b[0] - beam[0], b[1] - beam[1]):.2f} px away; at these small angles "

@@ -128,6 +128,13 @@ def make_geometry(detector, dist, poni1, poni2, rot1=0.0, rot2=0.0, rot3=0.0, wa
                     detector=detector, wavelength=wavelength)
 
 
+def geometry_from_values(detector, values: dict):
+    """A pyFAI `Geometry` from a dict of PONI parameters (m, rad) and, if present, the
+    wavelength (m), as refinements keep them."""
+    return make_geometry(detector, *[float(values[p]) for p in PARAM_NAMES],
+                         wavelength=values.get("wavelength"))
+
+
 def geometry_params(geometry) -> np.ndarray:
     """The six PONI parameters of a pyFAI geometry as an array, shape (6,)."""
     return np.array([getattr(geometry, n) for n in PARAM_NAMES], float)

@@ -18,7 +18,8 @@ from geocal_cli.core.blind import (RingTrace, arc_center, arc_coverage, longest_
                                    refine_center, sharpness, trace_rings, vote_center)
 from geocal_cli.core.ellipse import fit_circle
 from geocal_cli.core.family import fit_ring_family
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.geometry import (frame_of, geometry_from_values, make_geometry,
+                                      poni_for_beam_center)
 from geocal_cli.core.refine import refine_geometry
 from geocal_cli.core.ridges import find_ridges
 from geocal_cli.core.rounds import expected_rings, refine_rounds
@@ -152,7 +153,7 @@ def arc_traces(ridges, detector, wavelength: float, say):
     order = np.argsort(fam.tth)
     ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
     v = fam.values
-    b1, b2 = frame_of(make_geometry(detector, *[v[p] for p in PARAM_NAMES])).beam_center()
+    b1, b2 = frame_of(geometry_from_values(detector, v)).beam_center()
     traces, tth = [], []
     for k in range(ring_of[-1] + 1):
         members = order[ring_of == k]
@@ -269,7 +270,7 @@ def _coverage(prepared, detector, d_spacing, values) -> int:
     except CalibrationError:
         return 0
     v = ref.values
-    frame = frame_of(make_geometry(detector, 0.1, 0.0, 0.0), [v[p] for p in PARAM_NAMES])
+    frame = frame_of(geometry_from_values(detector, v))
     expected = expected_rings(prepared.interpolable, frame, ring_tth(d_spacing, v["wavelength"]),
                               float(np.median(cp.width[ref.inliers])))[:8]
     return int(np.isin(expected, cp.ring[ref.inliers]).sum())

@@ -134,7 +134,7 @@ def geometry_summary(geometry) -> dict:
 
 def results(calib, rings) -> dict:
     """The report's results, uncertainties, residuals, warnings and blind-search sections."""
-    from geocal_cli.core.geometry import PARAM_NAMES, make_geometry
+    from geocal_cli.core.geometry import geometry_from_values
     from geocal_cli.core.refine import propagate
 
     ref = calib.refinement
@@ -143,8 +143,7 @@ def results(calib, rings) -> dict:
     geometry = calib.geometry
 
     def fit2d(v):
-        g = make_geometry(geometry.detector, *[v[p] for p in PARAM_NAMES], wavelength=v["wavelength"])
-        f = g.getFit2D()
+        f = geometry_from_values(geometry.detector, v).getFit2D()
         return [f["directDist"], f["centerX"], f["centerY"], f["tilt"], f["tiltPlanRotation"]]
 
     _, cov = propagate(ref, fit2d)
