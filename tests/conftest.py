@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-# As the geocal command does (geocal_cli.main): single-threaded BLAS, set before numpy loads.
-for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+# First, so that the BLAS setting of the geocal command applies before numpy loads.
+import geocal_cli.main  # noqa: F401
 
 import numpy as np
 import pytest
