@@ -205,16 +205,17 @@ def _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2, offset=None, chunk=200) 
     return acc
 
 
-def _radius_groups(r: np.ndarray, wts: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:
-    """Indices of points in each peak of the radius histogram, strongest first.
+def _radius_groups(r: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:
+    """Indices of points in each peak of the radius histogram (counts), strongest first.
 
-    A peak must stand out from the histogram's local level by 5 Poisson σ (with unit
-    weights the bins are counts), so that noise ridges do not make rings.
+    Counting pixels rather than summing ridge strength keeps weak rings beside strong ones;
+    a peak must stand out from the histogram's local level by 5 Poisson σ, so that noise
+    ridges do not make rings.
     """
     from scipy import ndimage, signal
 
     nb = int(np.ceil(r.max() / width)) + 3
-    hist = np.bincount(np.floor(r / width).astype(int), weights=wts, minlength=nb)
+    hist = np.bincount(np.floor(r / width).astype(int), minlength=nb).astype(float)
     hist = ndimage.gaussian_filter1d(hist, 1.0)
     level = ndimage.median_filter(hist, size=25, mode="nearest")
     peaks, props = signal.find_peaks(hist, prominence=hist.max() * 0.02, distance=2)
@@ -254,7 +255,8 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
     Returns
     -------
     list of RingTrace
-        Sorted by increasing radius; rings are distinct (no two share a pixel).
+        Sorted by increasing radius, one per ring: of traces whose radii agree within 1 %,
+        only the strongest is kept.
     """
     d1, d2, s = ridges.d1, ridges.d2, ridges.strength
     shape_ref = Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
@@ -268,7 +270,7 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         ratio = np.sqrt(shape_ref.a / shape_ref.b)
         r = np.hypot(u / ratio, v * ratio)
         traces = []
-        for sel in _radius_groups(r, np.ones_like(r), width=1.5, max_groups=max_rings):
+        for sel in _radius_groups(r, width=1.5, max_groups=max_rings):
             if sel.size < 12:
                 continue
             # Five ellipse parameters need most of the ring: on shorter arcs a circle.
