@@ -153,7 +153,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     say = progress or (lambda msg: None)
     timings = {}
     t0 = time.perf_counter()
-    image = np.asarray(image, dtype=np.float64)
+    image = np.asarray(image)
     valid = np.asarray(valid, bool) & np.isfinite(image)
     if not valid.any():
         raise CalibrationError("all pixels are masked or invalid")
