@@ -19,6 +19,8 @@ EPILOG = """Examples:
 
   geocal simulate au.tif -c au.cif --voltage 200 --pixel-size 55 --shape 512,512 --distance 1500 --spotty 0.5
 
+  geocal simulate tem.tif -c Au --voltage 200 --pixel-size 28 --shape 2048,2048 --distance 400 --axis-ratio 1.03 --ellipse-angle 40 --direct-beam 1e5 --saturation 30000
+
 Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry used."""
 
 
@@ -45,6 +47,11 @@ def command(
     hot_pixels: int = typer.Option(None, "--hot-pixels", help="Number of hot pixels.", rich_help_panel="Image"),
     no_noise: bool = typer.Option(None, "--no-noise", help="No Poisson noise.", rich_help_panel="Image"),
     seed: int = typer.Option(None, "--seed", help="Random seed [default: 0].", rich_help_panel="Image"),
+    axis_ratio: float = typer.Option(None, "--axis-ratio", help="Elliptical ring distortion of a TEM projector lens: major/minor axis ratio [default: 1].", rich_help_panel="Image"),
+    ellipse_angle: float = typer.Option(None, "--ellipse-angle", help="Major axis of that distortion, degrees from +x towards +y.", rich_help_panel="Image"),
+    direct_beam: float = typer.Option(None, "--direct-beam", help="Peak counts of a Gaussian direct beam at the beam centre (a beamstop hides it).", rich_help_panel="Image"),
+    direct_beam_sigma: float = typer.Option(None, "--direct-beam-sigma", help="σ of the direct beam, pixels [default: 2].", rich_help_panel="Image"),
+    saturation: float = typer.Option(None, "--saturation", help="Counts at which pixels saturate.", rich_help_panel="Image"),
     truth: Path = typer.Option(None, "--truth", help="Truth PONI to write (default: OUTPUT-stem.truth.poni)."),
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
@@ -66,7 +73,9 @@ def command(
         center_px=parse_floats(center, "--center"), tilt_deg=tilt,
         tilt_plan_rotation_deg=tilt_plan_rotation, peak_counts=peak_counts, width_px=width,
         background=background, beamstop_radius_px=beamstop, beamstop_arm_deg=beamstop_arm,
-        spotty=spotty, hot_pixels=hot_pixels, noise=False if no_noise else None, seed=seed),
+        spotty=spotty, hot_pixels=hot_pixels, noise=False if no_noise else None, seed=seed,
+        axis_ratio=axis_ratio, ellipse_angle_deg=ellipse_angle, direct_beam_counts=direct_beam,
+        direct_beam_sigma_px=direct_beam_sigma, saturation=saturation),
         show_config)
     res = simulate.run(cfg, progress=console.progress)
     g = res.geometry.getFit2D()

@@ -33,6 +33,11 @@ class SimulateConfig(BeamConfig):
     noise: bool = Field(True, description="Poisson noise")
     gaps: bool = Field(True, description="module gaps of the detector set to -1")
     seed: int = Field(0, description="random seed")
+    axis_ratio: float = Field(1.0, ge=1, lt=1.5, description="elliptical ring distortion (projector lens): major/minor axis ratio")
+    ellipse_angle_deg: float = Field(0.0, description="major axis of that distortion, degrees from +x towards +y")
+    direct_beam_counts: float = Field(0.0, ge=0, description="peak of a Gaussian direct beam at the beam centre (0: none)")
+    direct_beam_sigma_px: float = Field(2.0, gt=0, description="σ of the direct beam, pixels")
+    saturation: float | None = Field(None, gt=0, description="counts at which pixels saturate")
 
     @model_validator(mode="after")
     def _detector(self):

@@ -62,10 +62,12 @@ class PreparedImage:
 
 def prepare_image(image: np.ndarray, valid: np.ndarray) -> PreparedImage:
     """Prepare an image (shape (H, W)) and its validity mask once for many extractions."""
-    from scipy import ndimage
-
-    data = np.where(valid, image, 0.0).astype(np.float32)
-    interpolable = ndimage.minimum_filter(valid, size=2, origin=-1)
+    data = image.astype(np.float32)
+    data[~valid] = 0.0
+    # Bilinear interpolation at index i reads pixels i and i + 1 along both axes.
+    interpolable = valid.copy()
+    interpolable[:-1] &= valid[1:]
+    interpolable[:, :-1] &= interpolable[:, 1:].copy()
     return PreparedImage(data=data, interpolable=interpolable)
 
 

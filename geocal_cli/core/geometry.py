@@ -166,3 +166,62 @@ def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:
     jac = np.array([[a1 - bc1, b1 - bc1], [a2 - bc2, b2 - bc2]]) / step
     dp = np.linalg.solve(jac, np.array([d1 - bc1, d2 - bc2]))
     return float(dp[0]), float(dp[1])
+
+
+def stretch_matrix(ellipticity) -> np.ndarray:
+    """Distortion matrix in (d1, d2) pixel indices for ellipticity (e_c, e_s), shape (2, 2).
+
+    In (x, y) = (d2, d1) the matrix is I + [[e_c, e_s], [e_s, −e_c]]: axis ratio
+    (1 + e)/(1 − e) with e = |(e_c, e_s)|, major axis at ½·atan2(e_s, e_c) from +x towards +y.
+    """
+    ec, es = ellipticity
+    return np.array([[1.0 - ec, es], [es, 1.0 + ec]])
+
+
+def ellipse_of(ellipticity) -> tuple[float, float]:
+    """(axis ratio ≥ 1, major-axis angle in degrees from +x towards +y, in [0, 180)) of an
+    ellipticity (e_c, e_s); inverse of `ellipticity_of`."""
+    e = float(np.hypot(*ellipticity))
+    return (1 + e) / (1 - e), float(np.degrees(0.5 * np.arctan2(ellipticity[1], ellipticity[0])) % 180)
+
+
+def ellipticity_of(axis_ratio: float, angle_deg: float) -> np.ndarray:
+    """(e_c, e_s), shape (2,), of rings with this axis ratio (≥ 1) and major-axis angle
+    (degrees from +x towards +y)."""
+    e = (axis_ratio - 1) / (axis_ratio + 1)
+    a = np.radians(2 * angle_deg)
+    return np.array([e * np.cos(a), e * np.sin(a)])
+
+
+def moved_frame(frame: DetectorFrame, shift, ellipticity=(0.0, 0.0)) -> DetectorFrame:
+    """The frame of `frame`'s pattern moved by `shift` and stretched about its new beam centre.
+
+    Parameters
+    ----------
+    frame : DetectorFrame
+        Reference geometry.
+    shift : sequence of 2 floats
+        Beam-centre shift (Δd1, Δd2), pixels.
+    ellipticity : sequence of 2 floats
+        (e_c, e_s) of `stretch_matrix`; (0, 0) for none.
+
+    Raises
+    ------
+    ValueError
+        The reference's direct beam never meets the detector plane.
+
+    Returns
+    -------
+    DetectorFrame
+        A pixel p of the new frame sees what the reference saw at b_ref + M⁻¹(p − b), b the
+        new beam centre: an affine map, so the result is again a flat-detector frame.
+    """
+    b_ref = np.array(frame.beam_center())
+    if not np.all(np.isfinite(b_ref)):
+        raise ValueError("the reference geometry's direct beam never meets the detector plane")
+    b = b_ref + np.asarray(shift, float)
+    minv = np.linalg.inv(stretch_matrix(ellipticity))
+    axes = np.stack([frame.e1, frame.e2])                                    # (2, 3)
+    origin = frame.origin + (b_ref - minv @ b) @ axes
+    e1, e2 = minv.T @ axes
+    return DetectorFrame(origin=origin, e1=e1, e2=e2)

@@ -55,7 +55,7 @@ def _detector_tth_max(frame, shape) -> float:
     return float(np.nanmax(frame.tth_chi(g1, g2)[0]))
 
 
-def _window_px(frame, tth, hw_max) -> np.ndarray:
+def window_px(frame, tth, hw_max) -> np.ndarray:
     """Search half-width per ring: hw_max, but under half the gap to either neighbour."""
     # Radial pixel scale near the ring, χ-averaged.
     chi = np.linspace(-np.pi, np.pi, 16, endpoint=False)
@@ -119,7 +119,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         use = np.setdiff1d(use, list(dropped)).astype(int)
         if use.size == 0:
             raise CalibrationError("no calibrant ring falls on the detector for this geometry")
-        hw = _window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
+        hw = window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
         ok = hw >= 2.0
         use, hw = use[ok], hw[ok]
         cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=n_chi)
@@ -176,6 +176,6 @@ def expected_rings(valid, frame, tth, width_px: float = 0.0) -> np.ndarray:
     if width_px > 0:
         finite = np.nonzero(np.isfinite(tth))[0]
         resolvable = np.zeros(tth.size, bool)
-        resolvable[finite] = _window_px(frame, tth[finite], np.inf) >= 2.5 * width_px
+        resolvable[finite] = window_px(frame, tth[finite], np.inf) >= 2.5 * width_px
         ok &= resolvable
     return np.nonzero(ok)[0]

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.geometry import frame_of, moved_frame
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,15 @@ class RingImageSpec:
     poisson : bool
         Add Poisson noise.
     seed : int
+    ellipticity : (float, float)
+        Projector-lens distortion (e_c, e_s) of `geometry.stretch_matrix` about the beam
+        centre; (0, 0) for none.
+    direct_beam_counts : float
+        Peak of a Gaussian direct beam at the beam centre (0: none); a beamstop hides it.
+    direct_beam_sigma_px : float
+        Its σ, pixels.
+    saturation : float or None
+        Counts at which pixels saturate (clipped after the noise).
     """
 
     peak_counts: float = 1000.0
@@ -52,6 +61,10 @@ class RingImageSpec:
     hot_pixels: int = 0
     poisson: bool = True
     seed: int = 0
+    ellipticity: tuple[float, float] = (0.0, 0.0)
+    direct_beam_counts: float = 0.0
+    direct_beam_sigma_px: float = 2.0
+    saturation: float | None = None
 
 
 def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> np.ndarray:
@@ -100,7 +113,7 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     ndarray of int32, shape (H, W)
     """
     rng = np.random.default_rng(spec.seed)
-    fr = frame_of(geometry)
+    fr = moved_frame(frame_of(geometry), (0.0, 0.0), spec.ellipticity)
     d1, d2 = np.meshgrid(np.arange(shape[0], dtype=float), np.arange(shape[1], dtype=float),
                          indexing="ij")
     t, chi = fr.tth_chi(d1, d2)
@@ -121,6 +134,9 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     bkg = spec.background * (1 / 3 + (2 / 3) / (1 + (t / (0.3 * t_max)) ** 2))
     img = rings + bkg
     bc1, bc2 = fr.beam_center()
+    if spec.direct_beam_counts > 0 and np.isfinite(bc1):
+        r2 = (d1 - bc1) ** 2 + (d2 - bc2) ** 2
+        img = img + spec.direct_beam_counts * np.exp(-0.5 * r2 / spec.direct_beam_sigma_px**2)
     if spec.beamstop_radius_px > 0 and np.isfinite(bc1):
         r = np.hypot(d1 - bc1, d2 - bc2)
         shadow = r < spec.beamstop_radius_px
@@ -132,6 +148,8 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
         img = np.where(shadow, 0.02 * img, img)
     if spec.poisson:
         img = rng.poisson(img).astype(np.float64)
+    if spec.saturation is not None:
+        img = np.minimum(img, spec.saturation)
     out = np.round(img).astype(np.int32)
     if spec.hot_pixels:
         idx = rng.choice(out.size, spec.hot_pixels, replace=False)

@@ -62,6 +62,7 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     InputFileError
         Unwritable output format.
     """
+    from geocal_cli.core.geometry import ellipticity_of
     from geocal_cli.core.simulate import RingImageSpec, render_ring_image, ring_strengths
     from geocal_cli.core.units import ring_tth
 
@@ -76,7 +77,10 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     spec = RingImageSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
                          background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
                          beamstop_arm_deg=cfg.beamstop_arm_deg, spotty=cfg.spotty,
-                         hot_pixels=cfg.hot_pixels, poisson=cfg.noise, seed=cfg.seed)
+                         hot_pixels=cfg.hot_pixels, poisson=cfg.noise, seed=cfg.seed,
+                         ellipticity=tuple(ellipticity_of(cfg.axis_ratio, cfg.ellipse_angle_deg)),
+                         direct_beam_counts=cfg.direct_beam_counts,
+                         direct_beam_sigma_px=cfg.direct_beam_sigma_px, saturation=cfg.saturation)
     gaps = detector_mask(geometry.detector, shape) if cfg.gaps else None
     say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
     data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec, gaps)
