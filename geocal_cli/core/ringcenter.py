@@ -1,0 +1,394 @@
+"""Beam centre from rings when distance, tilts and wavelength are already known.
+
+The model: the pattern of a reference geometry, moved rigidly in the detector plane by a
+shift s (pixels) and, optionally, stretched about the new beam centre by an area-preserving
+elliptical distortion, the projector-lens distortion of electron microscopes (the rings of
+an untilted detector become concentric ellipses of one axis ratio and orientation, as in
+pyxem's `CalibrationGenerator` and Mitchell & Schaffer, Ultramicroscopy 103 (2005) 319,
+doi:10.1016/j.ultramic.2005.02.003). Moving the PONI with dist and rotations fixed translates
+the detector in its own plane, so the shifted pattern is exactly another pyFAI geometry; the
+stretch is affine in pixel indices too, so both fold into a `DetectorFrame`.
+
+Steps: a coarse shift by cross-correlating the binned, band-passed image with the reference
+ring pattern (FFT, any shift within the search range, blind to beamstops and edges); control
+points along lines of constant χ (calib-ring's extraction); a least-squares fit of the shift,
+the distortion and one 2θ per ring (so a slightly changed distance or energy does not bias
+the centre), with outlier rejection; two more rounds with narrowed windows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from geocal_cli.core.controlpoints import ControlPoints, PreparedImage, extract_control_points
+from geocal_cli.core.geometry import DetectorFrame, ellipse_of, moved_frame
+from geocal_cli.core.rounds import expected_rings, window_px
+from geocal_cli.errors import CalibrationError
+
+
+def _band_pass(img: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray:
+    from scipy import ndimage
+
+    w = ok.astype(np.float32)
+    num = ndimage.uniform_filter(img * w, size)
+    den = ndimage.uniform_filter(w, size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(ok & (den > 0), img - num / den, 0.0).astype(np.float32)
+
+
+def _binned(data: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
+    """Square-root compressed block means of valid pixels (hot pixels clipped), and the
+    blocks with at least half their pixels valid."""
+    h, w = data.shape[0] // f * f, data.shape[1] // f * f
+
+    def block_sum(a):
+        # Sums of strided slices: several times faster than a 4-D reshape sum.
+        rows = sum(a[i:h:f, :w] for i in range(f))
+        return sum(rows[:, j::f] for j in range(f))
+
+    total = block_sum(data)
+    count = block_sum(valid.view(np.uint8))
+    ok = count >= 0.5 * f * f
+    mean = np.where(ok, total / np.maximum(count, 1), 0.0).astype(np.float32)
+    if ok.any():
+        lo, hi = np.percentile(mean[ok], [0.5, 99.0])
+        np.clip(mean, min(lo, 0.0), hi, out=mean)
+        mean -= min(lo, 0.0)
+    return np.where(ok, np.sqrt(mean), 0.0).astype(np.float32), ok
+
+
+def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth: np.ndarray,
+                 max_shift_px: float, bins: int = 512) -> tuple[np.ndarray, float]:
+    """Shift of the ring pattern from the reference by FFT cross-correlation.
+
+    The image (square-root compressed, hot pixels clipped) and a template of the reference
+    rings are binned to about `bins` pixels across and band-passed; the correlation peak
+    within ±`max_shift_px` gives the shift to about one binned pixel.
+
+    Parameters
+    ----------
+    data : ndarray, shape (H, W)
+        Counts with invalid pixels set to 0 (`PreparedImage.data`).
+    valid : ndarray of bool, shape (H, W)
+    frame : DetectorFrame
+        Reference geometry.
+    tth : ndarray, shape (K,)
+        Ring angles, radians.
+    max_shift_px : float
+    bins : int
+
+    Returns
+    -------
+    shift : ndarray, shape (2,)
+        (Δd1, Δd2) in pixels.
+    contrast : float
+        Peak height over the correlation's robust spread (> ~8: a clear match).
+    """
+    from scipy import fft
+
+    f = max(1, int(round(max(data.shape) / bins)))
+    binned, ok = _binned(data, valid, f)
+    img = _band_pass(binned, ok, 5)
+    n1, n2 = binned.shape
+    g1, g2 = np.meshgrid(np.arange(n1) * f + (f - 1) / 2, np.arange(n2) * f + (f - 1) / 2,
+                         indexing="ij")
+    t_map = frame.tth_chi(g1, g2)[0]
+    grad = np.hypot(*np.gradient(t_map)) / f
+    # Rings drawn wider with radius so that a few % of lens ellipticity still overlaps.
+    b1, b2 = frame.beam_center()
+    sig = grad * np.maximum(0.6 * f, 0.01 * np.hypot(g1 - b1, g2 - b2))
+    tth = np.sort(np.asarray(tth, float))
+    k0 = np.searchsorted(tth, t_map)
+    # Each binned pixel draws the two rings nearest in 2θ: enough for separated rings. Inner
+    # rings weigh more: ellipticity and small tilt errors displace them least.
+    weight = (tth[0] / tth) ** 2
+    template = np.zeros(t_map.shape, np.float32)
+    for k in (k0 - 1, k0):
+        kk = np.clip(k, 0, tth.size - 1)
+        template += (weight[kk] * np.exp(-0.5 * ((t_map - tth[kk]) / sig) ** 2)).astype(np.float32)
+    template = _band_pass(template, np.ones_like(ok), 5)
+    m = int(np.ceil(max_shift_px / f)) + 2
+    shape = (fft.next_fast_len(n1 + m), fft.next_fast_len(n2 + m))
+    corr = fft.irfft2(fft.rfft2(img, shape, workers=2) * np.conj(fft.rfft2(template, shape, workers=2)),
+                     shape, workers=2)
+    lags = np.arange(-m, m + 1)
+    win = corr[np.ix_(lags % shape[0], lags % shape[1])]
+    i1, i2 = np.unravel_index(np.argmax(win), win.shape)
+    spread = 1.4826 * np.median(np.abs(win - np.median(win))) + 1e-30
+    contrast = float((win[i1, i2] - np.median(win)) / spread)
+
+    def vertex(a, b, c):
+        den = a - 2 * b + c
+        return 0.5 * (a - c) / den if den < 0 else 0.0
+
+    j1 = vertex(*win[max(i1 - 1, 0):i1 + 2, i2]) if 0 < i1 < win.shape[0] - 1 else 0.0
+    j2 = vertex(*win[i1, max(i2 - 1, 0):i2 + 2]) if 0 < i2 < win.shape[1] - 1 else 0.0
+    return np.array([lags[i1] + j1, lags[i2] + j2]) * f, contrast
+
+
+@dataclass(frozen=True)
+class RingCenterFit:
+    """Outcome of `fit_ring_center`.
+
+    Attributes
+    ----------
+    shift : ndarray, shape (2,)
+        Beam-centre shift (Δd1, Δd2) from the reference, pixels.
+    shift_cov : ndarray, shape (2, 2)
+        Its covariance, px², scaled by the reduced χ².
+    ellipticity : ndarray, shape (2,)
+        (e_c, e_s) of `stretch_matrix`; zeros when not fitted.
+    ellipticity_cov : ndarray, shape (2, 2) or None
+    fitted_ellipticity : bool
+    tth : ndarray, shape (K,)
+        Fitted 2θ of each ring, radians.
+    residual_px : ndarray, shape (n,)
+        Signed residual of every point along the ring normal.
+    inliers : ndarray of bool, shape (n,)
+    """
+
+    shift: np.ndarray
+    shift_cov: np.ndarray
+    ellipticity: np.ndarray
+    ellipticity_cov: np.ndarray | None
+    fitted_ellipticity: bool
+    tth: np.ndarray
+    residual_px: np.ndarray
+    inliers: np.ndarray
+
+
+def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, shift0,
+                    ellipticity0=(0.0, 0.0), fit_ellipticity: bool = True,
+                    n_rounds: int = 3, clip: float = 4.0) -> RingCenterFit:
+    """Least-squares shift (and distortion) of the reference pattern onto ring points.
+
+    Parameters
+    ----------
+    cp : ControlPoints
+        Points on rings; `cp.ring` indexes `tth0`.
+    frame : DetectorFrame
+        Reference geometry.
+    tth0 : ndarray, shape (K,)
+        Starting 2θ of each ring, radians (each is refined).
+    shift0, ellipticity0 : sequence of 2 floats
+        Starting values.
+    fit_ellipticity : bool
+        Refine the lens distortion (else it stays at `ellipticity0`).
+    n_rounds : int
+        Fit and reject rounds.
+    clip : float
+        Points beyond `clip` robust σ (and 0.1 px) are rejected.
+
+    Returns
+    -------
+    RingCenterFit
+
+    Raises
+    ------
+    CalibrationError
+        Fewer points than parameters plus five.
+    """
+    rings, ring_idx = np.unique(cp.ring, return_inverse=True)
+    n_geo = 4 if fit_ellipticity else 2
+    n_par = n_geo + rings.size
+    if len(cp) < n_par + 5:
+        raise CalibrationError(f"too few ring points ({len(cp)}) to fit the beam centre")
+
+    def unpack(x):
+        ell = x[2:4] if fit_ellipticity else np.asarray(ellipticity0, float)
+        return x[:2], ell, x[n_geo:]
+
+    def tth_of(x, d1, d2):
+        s, ell, _ = unpack(x)
+        return moved_frame(frame, s, ell).tth_chi(d1, d2)[0]
+
+    x = np.concatenate([np.asarray(shift0, float),
+                        np.asarray(ellipticity0, float) if fit_ellipticity else [],
+                        np.asarray(tth0, float)[rings]])
+    keep = np.ones(len(cp), bool)
+    steps = np.array([1e-3, 1e-3, 1e-6, 1e-6])[:n_geo]
+
+    def residual_jacobian(x, d1, d2, idx, g):
+        s, ell, ring_tth = unpack(x)
+        fr = moved_frame(frame, s, ell)
+        base = fr.tth_chi(d1, d2)[0]
+        jac = np.zeros((d1.size, n_par))
+        for j, h in enumerate(steps):
+            xh = x.copy()
+            xh[j] += h
+            jac[:, j] = (tth_of(xh, d1, d2) - base) / (h * g)
+        jac[np.arange(d1.size), n_geo + idx] = -1.0 / g
+        return (base - ring_tth[idx]) / g, jac
+
+    for _ in range(n_rounds):
+        d1, d2, idx = cp.d1[keep], cp.d2[keep], ring_idx[keep]
+        # |∇2θ| converts 2θ residuals to pixels; it barely changes within a round.
+        g = moved_frame(frame, *unpack(x)[:2]).tth_gradient(d1, d2)
+        # Gauss–Newton: the model is nearly linear in its parameters near the start.
+        for _ in range(8):
+            res, jac = residual_jacobian(x, d1, d2, idx, g)
+            scale = np.linalg.norm(jac, axis=0) + 1e-30
+            dx = np.linalg.lstsq(jac / scale, -res, rcond=None)[0] / scale
+            x = x + dx
+            if np.max(np.abs(dx[:2])) < 1e-5:
+                break
+        s, ell, ring_tth = unpack(x)
+        fr = moved_frame(frame, s, ell)
+        grad = fr.tth_gradient(cp.d1, cp.d2)
+        res = (fr.tth_chi(cp.d1, cp.d2)[0] - ring_tth[ring_idx]) / grad
+        sigma = 1.4826 * np.median(np.abs(res[keep])) + 1e-9
+        new_keep = np.abs(res) <= max(clip * sigma, 0.1)
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+        if keep.sum() < n_par + 5:
+            raise CalibrationError("too few ring points left after outlier rejection")
+    r_in, jac = residual_jacobian(x, cp.d1[keep], cp.d2[keep], ring_idx[keep], grad[keep])
+    dof = max(keep.sum() - n_par, 1)
+    cov = np.linalg.pinv(jac.T @ jac) * float(np.sum(r_in**2) / dof)
+    tth = np.asarray(tth0, float).copy()
+    tth[rings] = x[n_geo:]
+    return RingCenterFit(
+        shift=x[:2].copy(), shift_cov=cov[:2, :2],
+        ellipticity=np.asarray(unpack(x)[1], float).copy(),
+        ellipticity_cov=cov[2:4, 2:4] if fit_ellipticity else None,
+        fitted_ellipticity=fit_ellipticity, tth=tth, residual_px=res, inliers=keep)
+
+
+def _significant(fit: RingCenterFit) -> bool:
+    """Whether a fitted lens ellipticity exceeds 3σ and an axis ratio of 1.001."""
+    e = float(np.hypot(*fit.ellipticity))
+    if e == 0:
+        return False
+    u = fit.ellipticity / e
+    sigma = float(np.sqrt(max(u @ fit.ellipticity_cov @ u, 0.0)))
+    return e > 3 * sigma and ellipse_of(fit.ellipticity)[0] > 1.001
+
+
+@dataclass(frozen=True)
+class RingRecentering:
+    """Outcome of `recenter_on_rings`.
+
+    Attributes
+    ----------
+    fit : RingCenterFit
+    points : ControlPoints
+        The last round's points (`fit.inliers` selects those kept).
+    coarse_shift : ndarray, shape (2,)
+        Shift from the cross-correlation, pixels.
+    contrast : float
+        Its correlation contrast.
+    rings : ndarray of int, shape (k,)
+        Rings (indices into the input 2θ) that carry points.
+    coverage : ndarray, shape (k,)
+        Fraction of 10° azimuth sectors each ring's inliers cover.
+    """
+
+    fit: RingCenterFit
+    points: ControlPoints
+    coarse_shift: np.ndarray
+    contrast: float
+    rings: np.ndarray
+    coverage: np.ndarray
+
+
+def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: DetectorFrame,
+                      tth: np.ndarray, max_shift_px: float = 100.0, ellipticity: str = "auto",
+                      n_rounds: int = 3, say=lambda msg: None) -> RingRecentering:
+    """New beam centre from rings of known 2θ (see the module docstring).
+
+    Parameters
+    ----------
+    prepared : PreparedImage
+        The image, from `controlpoints.prepare_image`.
+    valid : ndarray of bool, shape (H, W)
+    frame : DetectorFrame
+        Reference geometry (its beam centre is the old one).
+    tth : ndarray, shape (K,)
+        2θ of the rings to use, radians, increasing; rings off the detector are ignored.
+    max_shift_px : float
+        Largest beam move searched.
+    ellipticity : {'auto', 'fit', 'none'}
+        Lens distortion: always fitted, never, or kept only when significant (> 3σ and an
+        axis ratio above 1.001).
+    n_rounds : int
+        Extraction and fit rounds after the coarse shift.
+    say : callable(str)
+
+    Returns
+    -------
+    RingRecentering
+
+    Raises
+    ------
+    CalibrationError
+        No ring matches (too few points), or the pattern is not found.
+    """
+    tth = np.asarray(tth, float)
+    coarse, contrast = coarse_shift(prepared.data, valid, frame, tth, max_shift_px)
+    shift = coarse
+    say(f"coarse shift ({shift[1]:+.1f}, {shift[0]:+.1f}) px in (x, y), correlation contrast {contrast:.1f}")
+    if contrast < 5:
+        raise CalibrationError(f"no ring found: the reference rings match nowhere within "
+                               f"{max_shift_px:g} px (correlation contrast {contrast:.1f}); "
+                               "check the calibrant, the wavelength and --max-shift")
+    f = max(1, int(round(max(valid.shape) / 512)))
+    ell = np.zeros(2)
+    ring_tth = tth.copy()
+    # Mean radius of each ring: rounds grow outwards from the innermost ring, where lens
+    # ellipticity displaces the ring least, so each new ring is predicted by the fit so far.
+    chi = np.linspace(-np.pi, np.pi, 36, endpoint=False)
+    p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
+    b_ref = frame.beam_center()
+    r = np.hypot(p1 - b_ref[0], p2 - b_ref[1])
+    radius = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.inf
+                       for row in r])
+    # About one point every 8 px of the longest ring: thousands of points, σ ≪ 0.01 px.
+    n_chi = int(np.clip(2 * np.pi * np.hypot(*valid.shape) / 2 / 8, 360, 720))
+    fr = moved_frame(frame, shift, ell)
+    on = expected_rings(valid, fr, ring_tth)
+    if on.size == 0:
+        raise CalibrationError("no ring of the reference geometry falls on valid pixels")
+    hw_max = np.maximum(max(3.0 * f, 6.0), 0.02 * radius)
+    # The first round needs room around each ring for the coarse shift's error; rings closer
+    # to a neighbour join once the fit predicts them well.
+    hw_min = 4.0
+    hw = window_px(fr, ring_tth, hw_max)
+    first = on[hw[on] >= hw_min]
+    if first.size == 0:
+        hw_min = 2.0
+    reach = 1.6 * (radius[first].min() if first.size else radius[on].min())
+    moved = np.inf
+    for rnd in range(n_rounds + 4):
+        fr = moved_frame(frame, shift, ell)
+        hw = window_px(fr, ring_tth, hw_max)
+        use = np.intersect1d(np.nonzero((hw >= hw_min) & (radius <= reach))[0],
+                             expected_rings(valid, fr, ring_tth))
+        if use.size == 0:
+            raise CalibrationError("no ring of the reference geometry falls on valid pixels")
+        cp = extract_control_points(prepared, fr, ring_tth[use], hw[use], n_chi=n_chi)
+        cp = replace(cp, ring=use[cp.ring])
+        fit = fit_ring_center(cp, frame, ring_tth, shift, ell, ellipticity != "none")
+        if ellipticity == "auto" and not _significant(fit):
+            fit = fit_ring_center(cp, frame, ring_tth, shift, (0.0, 0.0), False)
+        moved = float(np.hypot(*(fit.shift - shift)))
+        shift, ell, ring_tth = fit.shift, fit.ellipticity, fit.tth
+        inl = fit.inliers
+        rms = float(np.sqrt(np.mean(fit.residual_px[inl] ** 2)))
+        width = float(np.median(cp.width[inl]))
+        hw_max = np.full(tth.size, max(4 * rms + 1.5, 4 * width, 2.5))
+        hw_min = 2.0
+        say(f"round {rnd + 1}: {inl.sum()} points on {np.unique(cp.ring[inl]).size} rings, "
+            f"rms {rms:.3f} px, centre moved {moved:.3f} px")
+        if reach >= radius[on].max():
+            n_rounds -= 1
+            if n_rounds <= 0 or (moved < 0.005 and rnd >= 1):
+                break
+        reach *= 2
+    sectors = np.clip(((cp.chi + np.pi) / (2 * np.pi) * 36).astype(int), 0, 35)
+    rings = np.unique(cp.ring[inl])
+    coverage = np.array([np.unique(sectors[inl & (cp.ring == k)]).size / 36 for k in rings])
+    return RingRecentering(fit=fit, points=cp, coarse_shift=coarse, contrast=contrast,
+                           rings=rings, coverage=coverage)
