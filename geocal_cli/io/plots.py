@@ -18,6 +18,20 @@ def _figure(*args, **kwargs):
     return plt, plt.subplots(*args, **kwargs)
 
 
+def _show(ax, image: np.ndarray, valid: np.ndarray) -> None:
+    """The image on a log scale, invalid pixels blank."""
+    shown = np.where(valid, np.log1p(np.clip(image, 0, None)), np.nan)
+    lo, hi = np.nanpercentile(shown, [1, 99.7])
+    ax.imshow(shown, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+
+
+def _save(plt, fig, path: Path) -> None:
+    fig.tight_layout()
+    with atomic_path(Path(path)) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)
+
+
 def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibration,
                      ring_tth: np.ndarray, title: str) -> None:
     """Image with fitted rings and control points, and residual per ring vs azimuth.
@@ -36,9 +50,7 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
     from geocal_cli.core.geometry import frame_of
 
     plt, (fig, (ax0, ax1)) = _figure(1, 2, figsize=(15, 7), gridspec_kw={"width_ratios": [1.15, 1]})
-    shown = np.where(valid, np.log1p(np.clip(image, 0, None)), np.nan)
-    lo, hi = np.nanpercentile(shown, [1, 99.7])
-    ax0.imshow(shown, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest")
+    _show(ax0, image, valid)
     fr = frame_of(calibration.geometry)
     chi = np.linspace(-np.pi, np.pi, 1441)
     h, w = image.shape
@@ -74,7 +86,45 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
     ax1.set_ylabel(f"ring: rms [px]   (residual, one row per ring, rows {step:.2f} px apart)")
     ax1.set_xlim(-180, 180)
     ax1.set_title("radial residual per ring vs azimuth", fontsize=10)
-    fig.tight_layout()
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
-    plt.close(fig)
+    _save(plt, fig, path)
+
+
+def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
+                  points: tuple | None, title: str) -> None:
+    """Image with old and new beam centre and the ring points used, plus a close-up.
+
+    Parameters
+    ----------
+    path : Path
+        PNG written atomically.
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+    old, new : sequence of 2 floats
+        Beam centres (d1, d2) in pixel indices.
+    points : (d1, d2) arrays or None
+        Ring points kept by the fit.
+    title : str
+    """
+    plt, (fig, axes) = _figure(1, 2, figsize=(14, 7))
+    h, w = image.shape
+    span = max(15.0, 3 * float(np.hypot(new[0] - old[0], new[1] - old[1])))
+    for ax, zoom in zip(axes, (False, True)):
+        _show(ax, image, valid)
+        if points is not None:
+            ax.scatter(points[1], points[0], s=0.8 if not zoom else 6, color="tab:orange", lw=0,
+                       label="ring points")
+        ax.plot([old[1]], [old[0]], "x", color="tab:red", ms=12, mew=1.5, label="old centre")
+        ax.plot([new[1]], [new[0]], "+", color="tab:blue", ms=16, mew=1.5, label="new centre")
+        if zoom:
+            c1, c2 = (old[0] + new[0]) / 2, (old[1] + new[1]) / 2
+            ax.set_xlim(c2 - span, c2 + span)
+            ax.set_ylim(c1 + span, c1 - span)
+            ax.set_title("close-up", fontsize=10)
+        else:
+            ax.set_xlim(-0.5, w - 0.5)
+            ax.set_ylim(h - 0.5, -0.5)
+            ax.set_title(title, fontsize=10)
+            ax.legend(loc="upper right", fontsize=8)
+        ax.set_xlabel("column (x, fast) [px]")
+        ax.set_ylabel("row (y, slow) [px]")
+    _save(plt, fig, path)

@@ -146,3 +146,66 @@ def test_chained_cli_through_files(tmp_path):
                            (1043, 981)) < 0.02
     report = json.loads((tmp_path / "ceo2.json").read_text())
     assert report["results"]["geometry"]["fit2d"]["tilt_deg"] == pytest.approx(4.0, abs=0.02)
+
+
+@pytest.fixture
+def recenter_case(lab6_pilatus, tmp_path, monkeypatch):
+    """The LaB6 image and its truth geometry with the beam centre moved by (+7.3, −4.1) px."""
+    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.io.poni import write_poni
+
+    sim, _ = lab6_pilatus
+    monkeypatch.chdir(tmp_path)
+    g = sim.geometry
+    b = frame_of(g).beam_center()
+    p1, p2 = poni_for_beam_center(g, b[0] - 4.1, b[1] + 7.3)
+    write_poni(tmp_path / "ref.poni", make_geometry(g.detector, g.dist, p1, p2, g.rot1, g.rot2,
+                                                    g.rot3, g.wavelength))
+    return sim, tmp_path / "ref.poni", b
+
+
+def test_recenter_writes_moved_poni(recenter_case, tmp_path, capsys):
+    import pyFAI
+
+    from geocal_cli.core.geometry import frame_of
+
+    sim, ref, b = recenter_case
+    code, out, err = cli(["recenter", sim.image, "--poni", ref, "-c", "LaB6", "--plot", "r.png"], capsys)
+    assert code == 0, err
+    assert outputs(tmp_path) == ["image.recenter.json", "image.recentered.poni", "r.png", "ref.poni"]
+    new = pyFAI.load(str(tmp_path / "image.recentered.poni"))
+    assert np.allclose(frame_of(new).beam_center(), b, atol=0.05)
+    old = pyFAI.load(str(ref))
+    assert (new.dist, new.rot1, new.rot2, new.wavelength) == (old.dist, old.rot1, old.rot2, old.wavelength)
+    report = json.loads((tmp_path / "image.recenter.json").read_text())
+    assert report["results"]["method"] == "ring"
+    assert report["results"]["shift"]["x_px"] == pytest.approx(-7.3, abs=0.05)
+    assert "new centre" in out
+
+
+@pytest.mark.parametrize("args, code, message", [
+    (["missing.tif", "--poni", "{ref}", "-c", "LaB6"], 4, "missing.tif"),
+    (["{corrupt}", "--poni", "{ref}", "-c", "LaB6"], 4, "corrupt"),
+    (["{small}", "--poni", "{ref}", "-c", "LaB6"], 4, "detector"),
+    (["{flat}", "--poni", "{ref}", "-c", "LaB6", "--method", "ring"], 5, "no ring"),
+    (["{image}", "--poni", "{ref}", "--method", "beam"], 5, "direct beam absent"),
+    (["{image}", "--poni", "{ref}", "-c", "LaB6", "--mask", "{allmask}"], 4, "no valid pixel"),
+    (["{image}", "--poni", "{ref}", "--method", "ring"], 3, "calibrant"),
+    (["{image}", "--poni", "{ref}", "-c", "LaB6", "--ring", "x"], 3, "--ring"),
+])
+def test_recenter_bad_input(recenter_case, tmp_path, capsys, args, code, message):
+    sim, ref, _ = recenter_case
+    shape = sim.data.shape
+    (tmp_path / "corrupt.edf").write_bytes(b"not an image at all")
+    write_image(tmp_path / "small.edf", np.ones((100, 100), np.int32))
+    write_image(tmp_path / "flat.edf", np.random.default_rng(0).poisson(30, shape).astype(np.int32))
+    write_image(tmp_path / "allmask.edf", np.ones(shape, np.int8))
+    files = {"ref": ref, "image": sim.image, "corrupt": tmp_path / "corrupt.edf",
+             "small": tmp_path / "small.edf", "flat": tmp_path / "flat.edf",
+             "allmask": tmp_path / "allmask.edf"}
+    before = outputs(tmp_path)
+    got, _, err = cli(["recenter"] + [a.format(**files) for a in args], capsys)
+    assert got == code, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error:") and message in last
+    assert outputs(tmp_path) == before

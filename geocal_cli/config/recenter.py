@@ -1,0 +1,39 @@
+"""Configuration of `geocal recenter`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from geocal_cli.config.base import BeamConfig
+
+
+class RecenterConfig(BeamConfig):
+    """A new beam centre for an existing geometry; the radiation defaults to the PONI's."""
+
+    image: Path = Field(description="image showing rings or the direct beam")
+    poni: Path = Field(description="reference geometry (PONI) whose distance, tilts and wavelength are kept")
+    method: Literal["auto", "ring", "beam"] = Field("auto", description="what to centre on")
+    calibrant: str | None = Field(None, description="pyFAI calibrant name, d-spacing file or CIF (ring method)")
+    ring: tuple[int, ...] | None = Field(None, description="use only these calibrant rings (1-based)")
+    mask: Path | None = Field(None, description="mask image, non-zero = masked")
+    max_shift_px: float = Field(100.0, gt=0, description="largest beam move searched, pixels")
+    ellipticity: Literal["auto", "fit", "none"] = Field(
+        "auto", description="elliptical ring distortion (TEM projector lens): fitted when significant, always, or never")
+    saturation: float | None = Field(None, gt=0, description="counts at which pixels saturate (beam method)")
+    output: Path | None = Field(None, description="PONI written (default: <image stem>.recentered.poni)")
+    report: Path | None = Field(None, description="JSON report (default: <image stem>.recenter.json)")
+    plot: Path | None = Field(None, description="PNG with old and new centre and the fitted ring points")
+
+    @model_validator(mode="after")
+    def _rings(self):
+        if self.method == "ring" and self.calibrant is None:
+            raise ValueError("method ring needs a calibrant (--calibrant) for the rings' 2θ")
+        if self.ring is not None:
+            if self.calibrant is None:
+                raise ValueError("ring selects calibrant rings: give --calibrant too")
+            if not all(k >= 1 for k in self.ring):
+                raise ValueError(f"ring numbers start at 1, got {list(self.ring)}")
+        return self

@@ -1,0 +1,240 @@
+"""`recenter` pipeline: image + reference PONI → new beam centre → PONI, report, plot."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli.config.base import to_plain
+from geocal_cli.config.recenter import RecenterConfig
+from geocal_cli.errors import CalibrationError, ConfigError, InputFileError
+from geocal_cli.io.detectors import detector_mask
+from geocal_cli.io.images import read_image, read_mask, valid_pixels
+from geocal_cli.io.poni import read_poni, write_poni
+from geocal_cli.io.reports import report_header, write_report
+
+SCHEMA = "geocal.recenter"
+
+
+@dataclass(frozen=True)
+class RecenterResult:
+    """What `run` produced: the report, the files written, the new geometry."""
+
+    report: dict
+    poni: Path
+    report_path: Path
+    plot: Path | None
+    geometry: object
+
+
+def default_outputs(image: Path) -> tuple[Path, Path]:
+    """<image stem>.recentered.poni and <image stem>.recenter.json in the current folder."""
+    stem = Path(image).name.split(".")[0]
+    return Path(f"{stem}.recentered.poni"), Path(f"{stem}.recenter.json")
+
+
+def _wavelength(cfg: RecenterConfig, reference, metadata: dict) -> tuple[float, str]:
+    from geocal_cli.core.units import wavelength_from_voltage
+
+    if any(v is not None for v in (cfg.energy_kev, cfg.wavelength_a, cfg.voltage_kv)):
+        return cfg.wavelength_m(), "command line"
+    if reference.wavelength:
+        return float(reference.wavelength), "reference PONI"
+    if metadata.get("voltage_kv"):
+        return wavelength_from_voltage(metadata["voltage_kv"]), "image metadata (voltage)"
+    raise ConfigError("no wavelength: the PONI has none; give --energy, --wavelength or --voltage")
+
+
+def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> np.ndarray:
+    from geocal_cli.core.units import ring_tth
+    from geocal_cli.io.calibrants import load_calibrant
+
+    rings = load_calibrant(cfg.calibrant, scattering)
+    tth = ring_tth(rings.d_spacing, wavelength)
+    if cfg.ring is not None:
+        bad = [k for k in cfg.ring if k > tth.size]
+        if bad:
+            raise ConfigError(f"--ring {bad[0]}: {rings.name} has {tth.size} rings")
+        tth = tth[np.asarray(cfg.ring) - 1]
+    return np.sort(tth[np.isfinite(tth)])
+
+
+def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
+    """Find the new beam centre of `cfg.image` and write the moved PONI, report and plot.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable image, PONI or mask; PONI for another detector shape; all pixels masked.
+    ConfigError
+        Unknown calibrant, no wavelength.
+    CalibrationError
+        No ring found, direct beam absent, or the fit failed.
+    """
+    from geocal_cli.core.controlpoints import prepare_image
+    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    img = read_image(cfg.image)
+    data = img.data
+    reference = read_poni(cfg.poni)
+    detector = reference.detector
+    if detector.shape is not None and tuple(detector.shape) != tuple(data.shape):
+        raise InputFileError(f"{cfg.poni} is for a {tuple(detector.shape)} detector, "
+                             f"{cfg.image} is {tuple(data.shape)}")
+    if detector.max_shape is None:
+        detector.max_shape = data.shape
+    wavelength, wl_source = _wavelength(cfg, reference, img.metadata)
+    user_mask = read_mask(cfg.mask, data.shape) if cfg.mask else None
+    valid = valid_pixels(data, detector_mask(detector, data.shape), user_mask)
+    if not valid.any():
+        raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
+    frame = frame_of(reference)
+    old = np.array(frame.beam_center())
+    if not np.all(np.isfinite(old)):
+        raise InputFileError(f"{cfg.poni}: its direct beam never meets the detector plane")
+    say(f"read {cfg.image} ({img.format}, {data.shape[0]}×{data.shape[1]}, {valid.mean():.0%} valid); "
+        f"old beam centre x = {old[1] + 0.5:.2f}, y = {old[0] + 0.5:.2f} px")
+    scattering = "electron" if (cfg.voltage_kv is not None or img.metadata.get("voltage_kv")) else "xray"
+    tth = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else None
+    t_read = time.perf_counter() - t0
+
+    tried: list[str] = []
+    outcome = None
+    for method in (["ring", "beam"] if cfg.method == "auto" else [cfg.method]):
+        if method == "ring" and tth is None:
+            tried.append("ring: no calibrant given")
+            continue
+        try:
+            if method == "ring":
+                outcome = _ring(prepare_image(data, valid), valid, frame, tth, cfg, say)
+            else:
+                outcome = _beam(data, valid, old, cfg)
+            break
+        except CalibrationError as exc:
+            if cfg.method != "auto":
+                raise
+            tried.append(f"{method}: {exc}")
+            say(f"{method} method failed: {exc}")
+    if outcome is None:
+        raise CalibrationError("no method found the beam centre: " + "; ".join(tried))
+    new = outcome["center"]
+    p1, p2 = poni_for_beam_center(reference, new[0], new[1])
+    geometry = make_geometry(detector, reference.dist, p1, p2, reference.rot1, reference.rot2,
+                             reference.rot3, wavelength)
+    t_fit = time.perf_counter() - t0 - t_read
+
+    poni_path, report_default = default_outputs(cfg.image)
+    poni_path = cfg.output or poni_path
+    report_path = cfg.report or report_default
+    report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.poni, cfg.mask])
+    pix = np.array([detector.pixel1, detector.pixel2])
+    shift = new - old
+    report["results"] = {
+        "method": outcome["method"],
+        "method_reason": ("chosen by --method" if cfg.method != "auto" else
+                          "auto: " + ("; ".join(tried + [f"{outcome['method']} succeeded"]))),
+        "old_center": _center(old, pix), "new_center": _center(new, pix),
+        "shift": {"x_px": shift[1], "y_px": shift[0], "x_m": shift[1] * pix[1],
+                  "y_m": shift[0] * pix[0], "length_px": float(np.hypot(*shift))},
+        "new_poni": {"poni1_m": p1, "poni2_m": p2, "kept": ["dist", "rot1", "rot2", "rot3", "wavelength"],
+                     "wavelength_m": wavelength, "wavelength_source": wl_source},
+        **outcome["details"],
+    }
+    report["uncertainties_1sigma"] = {"center_px": {"x": outcome["sigma"][1], "y": outcome["sigma"][0]}}
+    report["residuals"] = outcome["residuals"]
+    report["warnings"] = outcome["warnings"]
+    t1 = time.perf_counter()
+    write_poni(poni_path, geometry)
+    if cfg.plot:
+        from geocal_cli.io.plots import plot_recenter
+
+        plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
+                      f"{cfg.image.name}: {outcome['method']} method, shift "
+                      f"({shift[1]:+.2f}, {shift[0]:+.2f}) px")
+    report["timings_s"] = {"read": t_read, "fit": t_fit, "write": time.perf_counter() - t1,
+                           "total": time.perf_counter() - t0}
+    write_report(report_path, report)
+    return RecenterResult(report=report, poni=poni_path, report_path=report_path,
+                          plot=cfg.plot, geometry=geometry)
+
+
+def _center(c: np.ndarray, pix: np.ndarray) -> dict:
+    """A beam centre (d1, d2 indices) as the report states it."""
+    return {"x_px": c[1] + 0.5, "y_px": c[0] + 0.5, "x_m": (c[1] + 0.5) * pix[1],
+            "y_m": (c[0] + 0.5) * pix[0],
+            "convention": "x = column, y = row, pixel centres at i + 0.5; metres from the "
+                          "corner of pixel (0, 0)"}
+
+
+def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
+    from geocal_cli.core.geometry import ellipse_of
+    from geocal_cli.core.ringcenter import recenter_on_rings
+
+    rec = recenter_on_rings(prepared, valid, frame, tth, cfg.max_shift_px, cfg.ellipticity, say=say)
+    fit = rec.fit
+    inl = fit.inliers
+    res = fit.residual_px[inl]
+    ratio, angle = ellipse_of(fit.ellipticity)
+    ellipse = {"fitted": fit.fitted_ellipticity, "axis_ratio": ratio, "major_axis_deg": angle,
+               "convention": "major axis from +x towards +y; beyond what the PONI's tilt explains"}
+    warnings = []
+    if fit.fitted_ellipticity:
+        e = float(np.hypot(*fit.ellipticity))
+        u = np.array([fit.ellipticity[0], fit.ellipticity[1]]) / e
+        v = np.array([-u[1], u[0]])
+        sig_e = float(np.sqrt(u @ fit.ellipticity_cov @ u))
+        ellipse["axis_ratio_sigma"] = 2 * sig_e / (1 - e) ** 2
+        ellipse["major_axis_deg_sigma"] = float(np.degrees(0.5 * np.sqrt(v @ fit.ellipticity_cov @ v) / e))
+        warnings.append(f"rings are elliptical (axis ratio {ratio:.4f}, major axis {angle:.1f}°): "
+                        "a PONI cannot hold this lens distortion; the centre is the ellipses' "
+                        "common centre")
+    rings = [{"ring_tth_deg": float(np.degrees(fit.tth[k])),
+              "expected_tth_deg": float(np.degrees(tth[k])),
+              "points": int(np.count_nonzero(inl & (rec.points.ring == k))),
+              "rms_px": float(np.sqrt(np.mean(fit.residual_px[inl & (rec.points.ring == k)] ** 2))),
+              "azimuth_coverage": float(c)} for k, c in zip(rec.rings, rec.coverage)]
+    scale = np.median([np.tan(fit.tth[k]) / np.tan(tth[k]) for k in rec.rings]) - 1
+    if abs(scale) > 2e-3:
+        warnings.append(f"rings sit {scale:+.2%} off the reference's radii: the distance or the "
+                        "wavelength changed too (the centre is not affected, the PONI's are kept)")
+    return {
+        "method": "ring",
+        "center": np.array(frame.beam_center()) + fit.shift,
+        "sigma": np.sqrt(np.diag(fit.shift_cov)),
+        "details": {"rings": rings, "ellipse": ellipse,
+                    "coarse_shift_px": {"x": rec.coarse_shift[1], "y": rec.coarse_shift[0],
+                                        "correlation_contrast": rec.contrast}},
+        "residuals": {"points": int(inl.size), "rejected": int((~inl).sum()),
+                      "rms_px": float(np.sqrt(np.mean(res**2)))},
+        "warnings": warnings,
+        "points": (rec.points.d1[inl], rec.points.d2[inl]),
+    }
+
+
+def _beam(data, valid, old, cfg) -> dict:
+    from geocal_cli.core.directbeam import find_direct_beam
+
+    spot = find_direct_beam(data, valid, cfg.saturation)
+    center = np.array([spot.d1, spot.d2])
+    if np.hypot(*(center - old)) > cfg.max_shift_px:
+        raise CalibrationError(f"direct beam found {np.hypot(*(center - old)):.0f} px from the "
+                               f"old centre, beyond --max-shift {cfg.max_shift_px:g}")
+    plateau = None
+    if spot.plateau_center is not None:
+        plateau = {"x_px": spot.plateau_center[1] + 0.5, "y_px": spot.plateau_center[0] + 0.5}
+    return {
+        "method": "beam",
+        "center": center,
+        "sigma": np.sqrt(np.diag(spot.cov)),
+        "details": {"beam": {"sigma_px": list(spot.sigma_px), "peak_counts": spot.peak,
+                             "background_counts": spot.background,
+                             "saturated_pixels_left_out": spot.saturated,
+                             "saturated_plateau_centroid": plateau, "snr": spot.snr}},
+        "residuals": {"rms_relative": spot.rms},
+        "warnings": [],
+    }

@@ -1,0 +1,75 @@
+"""`geocal recenter` on real images (../shared/data/README.md gives provenance and the
+reference values). Skipped when the data is absent."""
+
+import json
+
+import numpy as np
+import pytest
+
+from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.io.poni import read_poni, write_poni
+from geocal_cli.main import run
+from tests.conftest import shared
+
+AU = ("electron", "au_xgrating_pyxem")
+
+
+def recenter(tmp_path, capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        run(["--quiet", "recenter", *map(str, args), "--report", str(tmp_path / "r.json"),
+             "-o", str(tmp_path / "new.poni")])
+    capsys.readouterr()
+    assert exc.value.code == 0
+    return json.loads((tmp_path / "r.json").read_text())["results"]
+
+
+@pytest.fixture
+def au_reference(tmp_path):
+    """An untilted 200 kV geometry for the Au image (camera length from pyxem's scale) whose
+    beam centre is 4 px off."""
+    from geocal_cli.core.units import wavelength_from_voltage
+    from geocal_cli.io.detectors import make_detector
+
+    det = make_detector(None, (55.0, 55.0), (256, 256))
+    g = make_geometry(det, 0.214, 0.0, 0.0, wavelength=wavelength_from_voltage(200))
+    p1, p2 = poni_for_beam_center(g, 131.0 - 0.5, 124.0 - 0.5)
+    path = tmp_path / "au.poni"
+    write_poni(path, make_geometry(det, 0.214, p1, p2, wavelength=g.wavelength))
+    return path
+
+
+def test_au_ring_centre_ellipse_and_direct_beam(tmp_path, capsys, au_reference):
+    image = shared(*AU, "au_xgrating_20cm.tif")
+    ring = recenter(tmp_path, capsys, image, "--poni", au_reference, "-c", shared(*AU, "au.cif"),
+                    "--voltage", 200, "--ring", 1, "--method", "ring")
+    c = ring["new_center"]
+    assert c["x_px"] == pytest.approx(127.89, abs=0.15)
+    assert c["y_px"] == pytest.approx(128.36, abs=0.15)
+    assert ring["ellipse"]["axis_ratio"] == pytest.approx(1.035, abs=0.003)
+    assert ring["ellipse"]["major_axis_deg"] == pytest.approx(147.5, abs=1.5)
+    beam = recenter(tmp_path, capsys, image, "--poni", au_reference, "--method", "beam")
+    b = beam["new_center"]
+    assert np.hypot(b["x_px"] - c["x_px"], b["y_px"] - c["y_px"]) < 0.3
+    assert beam["beam"]["saturated_pixels_left_out"] > 0
+
+
+def test_ceo2_pilatus_shifted_reference_is_recentred(tmp_path, capsys):
+    import pyFAI.detectors
+
+    folder = ("xray", "ceo2_pilatus1m_dioptas")
+    ref = read_poni(shared(*folder, "CeO2_Pilatus1M.poni"))
+    # Dioptas' PONI is for the image flipped up-down: on fabio's array it is orientation 2.
+    det = pyFAI.detectors.detector_factory("Pilatus1M", {"orientation": 2})
+    truth = make_geometry(det, ref.dist, ref.poni1, ref.poni2, ref.rot1, ref.rot2, ref.rot3,
+                          ref.wavelength)
+    b = np.array(frame_of(truth).beam_center())
+    p1, p2 = poni_for_beam_center(truth, b[0] - 4.1, b[1] + 7.3)
+    shifted = tmp_path / "shifted.poni"
+    write_poni(shifted, make_geometry(det, ref.dist, p1, p2, ref.rot1, ref.rot2, ref.rot3,
+                                      ref.wavelength))
+    res = recenter(tmp_path, capsys, shared(*folder, "CeO2_Pilatus1M.tif"), "--poni", shifted,
+                   "-c", "CeO2")
+    assert res["method"] == "ring"
+    assert res["new_center"]["x_px"] == pytest.approx(b[1] + 0.5, abs=0.1)
+    assert res["new_center"]["y_px"] == pytest.approx(b[0] + 0.5, abs=0.1)
+    assert res["shift"]["x_px"] == pytest.approx(-7.3, abs=0.1)
