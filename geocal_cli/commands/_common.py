@@ -69,3 +69,15 @@ def print_report(report: dict) -> None:
     from geocal_cli.io.reports import to_json
 
     console.out.print(to_json(report), markup=False, end="")
+
+
+def show_result(res, summary_table, json_out: bool) -> None:
+    """After a command ran: the JSON report (--json) or the summary table, the warnings and
+    the files written. `res` has `report`, `poni`, `report_path` and `plot`."""
+    if json_out:
+        print_report(res.report)
+        return
+    console.result(summary_table(res.report))
+    for w in res.report["warnings"]:
+        console.progress(f"warning: {w}")
+    console.progress(f"wrote {res.poni}, {res.report_path}" + (f", {res.plot}" if res.plot else ""))

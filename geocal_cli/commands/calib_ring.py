@@ -10,7 +10,7 @@ from geocal_cli import console
 from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION, VOLTAGE_OPTION,
                                          WAVELENGTH_OPTION, load, parse_floats, parse_names,
-                                         print_report)
+                                         show_result)
 
 EPILOG = """Examples:
 
@@ -60,14 +60,7 @@ def command(
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, output=output,
         report=report, plot=plot), show_config)
-    res = calib_ring.run(cfg, progress=console.progress)
-    if json_out:
-        print_report(res.report)
-        return
-    console.result(summary_table(res.report))
-    for w in res.report["warnings"]:
-        console.progress(f"warning: {w}")
-    console.progress(f"wrote {res.poni}, {res.report_path}" + (f", {res.plot}" if res.plot else ""))
+    show_result(calib_ring.run(cfg, progress=console.progress), summary_table, json_out)
 
 
 def summary_table(report: dict):

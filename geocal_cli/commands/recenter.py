@@ -9,7 +9,7 @@ import typer
 from geocal_cli import console
 from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
-                                         load, parse_names, print_report)
+                                         load, parse_names, show_result)
 
 EPILOG = """Examples:
 
@@ -68,14 +68,7 @@ def command(
         ellipticity=ellipticity, max_shift_px=max_shift, saturation=saturation,
         energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, mask=mask,
         output=output, report=report, plot=plot), show_config)
-    res = recenter.run(cfg, progress=console.progress)
-    if json_out:
-        print_report(res.report)
-        return
-    console.result(summary_table(res.report))
-    for w in res.report["warnings"]:
-        console.progress(f"warning: {w}")
-    console.progress(f"wrote {res.poni}, {res.report_path}" + (f", {res.plot}" if res.plot else ""))
+    show_result(recenter.run(cfg, progress=console.progress), summary_table, json_out)
 
 
 def summary_table(report: dict):
