@@ -158,6 +158,18 @@ class RingCenterFit:
     residual_px: np.ndarray
     inliers: np.ndarray
 
+    def ellipticity_sigma(self) -> tuple[float, float]:
+        """1σ of the ellipticity's magnitude e and of the major-axis angle (degrees), from
+        `ellipticity_cov` projected along and across (e_c, e_s); (0, 0) when not fitted."""
+        e = float(np.hypot(*self.ellipticity))
+        if not self.fitted_ellipticity or e == 0:
+            return 0.0, 0.0
+        u = self.ellipticity / e
+        v = np.array([-u[1], u[0]])
+        cov = self.ellipticity_cov
+        return (float(np.sqrt(max(u @ cov @ u, 0.0))),
+                float(np.degrees(0.5 * np.sqrt(max(v @ cov @ v, 0.0)) / e)))
+
 
 def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, shift0,
                     ellipticity0=(0.0, 0.0), fit_ellipticity: bool = True,
@@ -260,11 +272,7 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
 def _significant(fit: RingCenterFit) -> bool:
     """Whether a fitted lens ellipticity exceeds 3σ and an axis ratio of 1.001."""
     e = float(np.hypot(*fit.ellipticity))
-    if e == 0:
-        return False
-    u = fit.ellipticity / e
-    sigma = float(np.sqrt(max(u @ fit.ellipticity_cov @ u, 0.0)))
-    return e > 3 * sigma and ellipse_of(fit.ellipticity)[0] > 1.001
+    return e > 3 * fit.ellipticity_sigma()[0] and ellipse_of(fit.ellipticity)[0] > 1.001
 
 
 @dataclass(frozen=True)

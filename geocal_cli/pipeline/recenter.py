@@ -185,11 +185,9 @@ def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
     warnings = []
     if fit.fitted_ellipticity:
         e = float(np.hypot(*fit.ellipticity))
-        u = np.array([fit.ellipticity[0], fit.ellipticity[1]]) / e
-        v = np.array([-u[1], u[0]])
-        sig_e = float(np.sqrt(u @ fit.ellipticity_cov @ u))
+        sig_e, sig_angle = fit.ellipticity_sigma()
         ellipse["axis_ratio_sigma"] = 2 * sig_e / (1 - e) ** 2
-        ellipse["major_axis_deg_sigma"] = float(np.degrees(0.5 * np.sqrt(v @ fit.ellipticity_cov @ v) / e))
+        ellipse["major_axis_deg_sigma"] = sig_angle
         warnings.append(f"rings are elliptical (axis ratio {ratio:.4f}, major axis {angle:.1f}°): "
                         "a PONI cannot hold this lens distortion; the centre is the ellipses' "
                         "common centre")
