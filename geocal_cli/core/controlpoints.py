@@ -71,6 +71,25 @@ def prepare_image(image: np.ndarray, valid: np.ndarray) -> PreparedImage:
     return PreparedImage(data=data, interpolable=interpolable)
 
 
+def _bilinear(data: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
+    """Bilinear interpolation of `data` (H, W) at fractional indices within [0, H-1] × [0, W-1].
+
+    A gather of the four neighbours: several times faster than `ndimage.map_coordinates`
+    for the 10⁵ coherent samples of a ring extraction.
+    """
+    h, w = data.shape
+    # Fractions in the coordinates' own dtype (an integer index would promote to float64).
+    i1 = np.minimum(np.floor(p1), h - 2)
+    i2 = np.minimum(np.floor(p2), w - 2)
+    f1 = p1 - i1
+    f2 = p2 - i2
+    flat = data.ravel()
+    base = i1.astype(np.intp) * w + i2.astype(np.intp)
+    top = flat[base] + (flat[base + 1] - flat[base]) * f2
+    bottom = flat[base + w] + (flat[base + w + 1] - flat[base + w]) * f2
+    return top + (bottom - top) * f1
+
+
 def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
                            tth: np.ndarray, half_width_px: np.ndarray, n_chi: int = 360,
                            step_px: float = 0.5, min_snr: float = 5.0) -> ControlPoints:
@@ -98,8 +117,6 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     ControlPoints
         Possibly empty.
     """
-    from scipy import ndimage
-
     tth = np.asarray(tth, float)
     hw = np.asarray(half_width_px, float)
     chi = (np.arange(n_chi) + 0.5) * (2 * np.pi / n_chi) - np.pi
@@ -121,8 +138,7 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
     p1[~on] = 0.0
     p2[~on] = 0.0
-    prof = ndimage.map_coordinates(prepared.data, [p1.ravel(), p2.ravel()], order=1,
-                                   prefilter=False, output=np.float32).reshape(p1.shape)
+    prof = _bilinear(prepared.data, p1, p2)
     # Any invalid neighbour spoils the interpolated sample.
     good = prepared.interpolable[p1.astype(np.intp), p2.astype(np.intp)] & on
     del p1, p2, on
@@ -145,8 +161,11 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     k_max = np.argmax(net, axis=2)                                           # (K, J)
     peak = np.take_along_axis(net, k_max[..., None], 2)[..., 0]
     # Noise from the spread of successive differences inside the window (robust to the peak).
-    diffs = np.where(inside[:, None, 1:] & inside[:, None, :-1], np.diff(prof, axis=2), np.nan)
-    noise = 1.4826 * np.nanmedian(np.abs(diffs), axis=2) / np.sqrt(2) + 1e-12
+    # Each ring's window is one contiguous index range, so a loop over rings (not points)
+    # avoids a slow NaN-aware median.
+    noise = np.array([np.median(np.abs(np.diff(prof[k, :, lo:hi + 1], axis=1)), axis=1)
+                      for k, (lo, hi) in enumerate(zip(idx_lo, idx_hi))]).reshape(prof.shape[:2])
+    noise = 1.4826 * noise / np.sqrt(2) + 1e-12
     snr = peak / noise
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
 

@@ -45,15 +45,39 @@ class DetectorFrame:
 
     def positions(self, d1, d2) -> np.ndarray:
         """Lab positions of pixel indices, shape (..., 3) for d1, d2 of shape (...)."""
-        d1 = np.asarray(d1, dtype=float)[..., None]
-        d2 = np.asarray(d2, dtype=float)[..., None]
-        return self.origin + d1 * self.e1 + d2 * self.e2
+        return np.stack(self._xyz(d1, d2), -1)
+
+    def _xyz(self, d1, d2):
+        # Component-wise: no (..., 3) temporary, which dominates for large pixel sets.
+        d1 = np.asarray(d1, dtype=float)
+        d2 = np.asarray(d2, dtype=float)
+        o, a, b = self.origin, self.e1, self.e2
+        return tuple(o[i] + d1 * a[i] + d2 * b[i] for i in range(3))
 
     def tth_chi(self, d1, d2) -> tuple[np.ndarray, np.ndarray]:
         """Scattering angle 2θ and azimuth χ (radians, pyFAI's convention) at pixel indices."""
-        p = self.positions(d1, d2)
-        rho = np.hypot(p[..., 0], p[..., 1])
-        return np.arctan2(rho, p[..., 2]), np.arctan2(p[..., 0], p[..., 1])
+        x1, x2, x3 = self._xyz(d1, d2)
+        return np.arctan2(np.hypot(x1, x2), x3), np.arctan2(x1, x2)
+
+    def tth(self, d1, d2) -> np.ndarray:
+        """Scattering angle 2θ (radians) at pixel indices d1, d2 (broadcastable arrays)."""
+        x1, x2, x3 = self._xyz(d1, d2)
+        return np.arctan2(np.hypot(x1, x2), x3)
+
+    def tth_and_grad(self, d1, d2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """2θ and its analytic derivatives ∂2θ/∂d1, ∂2θ/∂d2 (radians per pixel).
+
+        With ρ = |(x1, x2)|, 2θ = atan2(ρ, x3) and dx = e_i per pixel step i, so
+        ∂2θ/∂d_i = (x3 (x1 e_i1 + x2 e_i2)/ρ − ρ e_i3) / |x|². Undefined at the beam
+        centre itself (ρ = 0), where 2θ has a cone point.
+        """
+        x1, x2, x3 = self._xyz(d1, d2)
+        rho = np.hypot(x1, x2)
+        r2 = rho**2 + x3**2
+        with np.errstate(invalid="ignore", divide="ignore"):
+            grads = [(x3 * (x1 * e[0] + x2 * e[1]) / rho - rho * e[2]) / r2
+                     for e in (self.e1, self.e2)]
+        return np.arctan2(rho, x3), grads[0], grads[1]
 
     def pixel_at(self, tth, chi) -> tuple[np.ndarray, np.ndarray]:
         """Pixel indices where the ray of scattering angle 2θ and azimuth χ meets the detector.
@@ -90,14 +114,8 @@ class DetectorFrame:
 
     def tth_gradient(self, d1, d2) -> np.ndarray:
         """|∇2θ| in radians per pixel at pixel indices (converts Δ2θ to a distance in pixels)."""
-        d1 = np.asarray(d1, float)
-        d2 = np.asarray(d2, float)
-        h = 0.5
-        t_a, _ = self.tth_chi(d1 + h, d2)
-        t_b, _ = self.tth_chi(d1 - h, d2)
-        t_c, _ = self.tth_chi(d1, d2 + h)
-        t_d, _ = self.tth_chi(d1, d2 - h)
-        return np.hypot(t_a - t_b, t_c - t_d) / (2 * h)
+        _, g1, g2 = self.tth_and_grad(d1, d2)
+        return np.hypot(g1, g2)
 
 
 def frame_of(geometry, param=None) -> DetectorFrame:

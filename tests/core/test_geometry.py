@@ -23,6 +23,18 @@ def test_frame_matches_pyfai_tth_chi(orientation):
 
 
 @pytest.mark.parametrize("orientation", [1, 2, 3, 4])
+def test_tth_gradient_matches_central_differences(orientation):
+    f = frame_of(make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.3, 1e-10))
+    rng = np.random.default_rng(1)
+    d1, d2 = rng.uniform(0, 600, 200), rng.uniform(0, 400, 200)
+    tth, g1, g2 = f.tth_and_grad(d1, d2)
+    h = 1e-4
+    assert np.abs(tth - f.tth_chi(d1, d2)[0]).max() == 0
+    assert np.abs(g1 - (f.tth(d1 + h, d2) - f.tth(d1 - h, d2)) / (2 * h)).max() < 1e-10
+    assert np.abs(g2 - (f.tth(d1, d2 + h) - f.tth(d1, d2 - h)) / (2 * h)).max() < 1e-10
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4])
 def test_pixel_at_inverts_tth_chi(orientation):
     g = make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.0, 1e-10)
     f = frame_of(g)
