@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from geocal_cli.core.controlpoints import ControlPoints, PreparedImage, extract_control_points
-from geocal_cli.core.geometry import DetectorFrame, ellipse_of, moved_frame
+from geocal_cli.core.geometry import DetectorFrame, ellipse_of, moved_frame, stretch_matrix
 from geocal_cli.core.rounds import expected_rings, window_px
 from geocal_cli.errors import CalibrationError
 
@@ -59,12 +59,18 @@ def _binned(data: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray, np
     return np.where(ok, np.sqrt(mean), 0.0).astype(np.float32), ok
 
 
+def _bin_factor(shape) -> int:
+    """Binning of the coarse search: about 256 binned pixels across, where the whole
+    correlation costs about 10 ms and still places the pattern within about one pixel."""
+    return max(1, int(round(max(shape) / 256)))
+
+
 def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth: np.ndarray,
-                 max_shift_px: float, bins: int = 512) -> tuple[np.ndarray, float]:
+                 max_shift_px: float) -> tuple[np.ndarray, float]:
     """Shift of the ring pattern from the reference by FFT cross-correlation.
 
     The image (square-root compressed, hot pixels clipped) and a template of the reference
-    rings are binned to about `bins` pixels across and band-passed; the correlation peak
+    rings are binned (`_bin_factor`) and band-passed; the correlation peak
     within ±`max_shift_px` gives the shift to about one binned pixel.
 
     Parameters
@@ -77,7 +83,6 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
     tth : ndarray, shape (K,)
         Ring angles, radians.
     max_shift_px : float
-    bins : int
 
     Returns
     -------
@@ -88,14 +93,14 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
     """
     from scipy import fft
 
-    f = max(1, int(round(max(data.shape) / bins)))
+    f = _bin_factor(data.shape)
     binned, ok = _binned(data, valid, f)
     img = _band_pass(binned, ok, 5)
     n1, n2 = binned.shape
     g1, g2 = np.meshgrid(np.arange(n1) * f + (f - 1) / 2, np.arange(n2) * f + (f - 1) / 2,
                          indexing="ij")
-    t_map = frame.tth_chi(g1, g2)[0]
-    grad = np.hypot(*np.gradient(t_map)) / f
+    t_map, t1, t2 = frame.tth_and_grad(g1, g2)
+    grad = np.hypot(t1, t2)
     # Rings drawn wider with radius so that a few % of lens ellipticity still overlaps.
     b1, b2 = frame.beam_center()
     sig = grad * np.maximum(0.6 * f, 0.01 * np.hypot(g1 - b1, g2 - b2))
@@ -212,44 +217,52 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
         ell = x[2:4] if fit_ellipticity else np.asarray(ellipticity0, float)
         return x[:2], ell, x[n_geo:]
 
-    def tth_of(x, d1, d2):
+    b_ref = np.array(frame.beam_center())
+    d_stretch = (np.array([[-1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]]))
+
+    def model(x, d1, d2):
+        """2θ at the points, |∇2θ| in px⁻¹ and ∂2θ/∂(shift, ellipticity), all analytic.
+
+        A point p sees the reference at q = b_ref + M⁻¹(p − b_ref − s) (`moved_frame`), so
+        ∂2θ/∂s = −∇_q2θ·M⁻¹ and ∂2θ/∂e_k = −∇_q2θ·M⁻¹ (∂M/∂e_k) (q − b_ref).
+        """
         s, ell, _ = unpack(x)
-        return moved_frame(frame, s, ell).tth_chi(d1, d2)[0]
+        minv = np.linalg.inv(stretch_matrix(ell))
+        r1, r2 = d1 - b_ref[0] - s[0], d2 - b_ref[1] - s[1]
+        q1 = minv[0, 0] * r1 + minv[0, 1] * r2
+        q2 = minv[1, 0] * r1 + minv[1, 1] * r2
+        t, g1, g2 = frame.tth_and_grad(b_ref[0] + q1, b_ref[1] + q2)
+        p1 = g1 * minv[0, 0] + g2 * minv[1, 0]
+        p2 = g1 * minv[0, 1] + g2 * minv[1, 1]
+        cols = [-p1, -p2]
+        for dm in d_stretch[:n_geo - 2]:
+            v = minv @ dm
+            cols.append(-(g1 * (v[0, 0] * q1 + v[0, 1] * q2) + g2 * (v[1, 0] * q1 + v[1, 1] * q2)))
+        return t, np.hypot(p1, p2), np.stack(cols, -1)
 
     x = np.concatenate([np.asarray(shift0, float),
                         np.asarray(ellipticity0, float) if fit_ellipticity else [],
                         np.asarray(tth0, float)[rings]])
     keep = np.ones(len(cp), bool)
-    steps = np.array([1e-3, 1e-3, 1e-6, 1e-6])[:n_geo]
 
-    def residual_jacobian(x, d1, d2, idx, g):
-        s, ell, ring_tth = unpack(x)
-        fr = moved_frame(frame, s, ell)
-        base = fr.tth_chi(d1, d2)[0]
+    def residual_jacobian(x, d1, d2, idx):
+        t, g, dgeo = model(x, d1, d2)
         jac = np.zeros((d1.size, n_par))
-        for j, h in enumerate(steps):
-            xh = x.copy()
-            xh[j] += h
-            jac[:, j] = (tth_of(xh, d1, d2) - base) / (h * g)
+        jac[:, :n_geo] = dgeo / g[:, None]
         jac[np.arange(d1.size), n_geo + idx] = -1.0 / g
-        return (base - ring_tth[idx]) / g, jac
+        return (t - x[n_geo:][idx]) / g, jac
 
     for _ in range(n_rounds):
         d1, d2, idx = cp.d1[keep], cp.d2[keep], ring_idx[keep]
-        # |∇2θ| converts 2θ residuals to pixels; it barely changes within a round.
-        g = moved_frame(frame, *unpack(x)[:2]).tth_gradient(d1, d2)
         # Gauss–Newton: the model is nearly linear in its parameters near the start.
         for _ in range(8):
-            res, jac = residual_jacobian(x, d1, d2, idx, g)
+            res, jac = residual_jacobian(x, d1, d2, idx)
             scale = np.linalg.norm(jac, axis=0) + 1e-30
             dx = np.linalg.lstsq(jac / scale, -res, rcond=None)[0] / scale
             x = x + dx
             if np.max(np.abs(dx[:2])) < 1e-5:
                 break
-        s, ell, ring_tth = unpack(x)
-        fr = moved_frame(frame, s, ell)
-        grad = fr.tth_gradient(cp.d1, cp.d2)
-        res = (fr.tth_chi(cp.d1, cp.d2)[0] - ring_tth[ring_idx]) / grad
+        res = residual_jacobian(x, cp.d1, cp.d2, ring_idx)[0]
         sigma = 1.4826 * np.median(np.abs(res[keep])) + 1e-9
         new_keep = np.abs(res) <= max(clip * sigma, 0.1)
         if np.array_equal(new_keep, keep):
@@ -257,7 +270,7 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
         keep = new_keep
         if keep.sum() < n_par + 5:
             raise CalibrationError("too few ring points left after outlier rejection")
-    r_in, jac = residual_jacobian(x, cp.d1[keep], cp.d2[keep], ring_idx[keep], grad[keep])
+    r_in, jac = residual_jacobian(x, cp.d1[keep], cp.d2[keep], ring_idx[keep])
     dof = max(keep.sum() - n_par, 1)
     cov = np.linalg.pinv(jac.T @ jac) * float(np.sum(r_in**2) / dof)
     tth = np.asarray(tth0, float).copy()
@@ -342,7 +355,7 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
         raise CalibrationError(f"no ring found: the reference rings match nowhere within "
                                f"{max_shift_px:g} px (correlation contrast {contrast:.1f}); "
                                "check the calibrant, the wavelength and --max-shift")
-    f = max(1, int(round(max(valid.shape) / 512)))
+    f = _bin_factor(valid.shape)
     ell = np.zeros(2)
     ring_tth = tth.copy()
     # Mean radius of each ring: rounds grow outwards from the innermost ring, where lens
@@ -359,7 +372,7 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
     on = expected_rings(valid, fr, ring_tth)
     if on.size == 0:
         raise CalibrationError("no ring of the reference geometry falls on valid pixels")
-    hw_max = np.maximum(max(3.0 * f, 6.0), 0.02 * radius)
+    hw_max = np.maximum(max(2.0 * f, 6.0), 0.02 * radius)
     # The first round needs room around each ring for the coarse shift's error; rings closer
     # to a neighbour join once the fit predicts them well.
     hw_min = 4.0
@@ -376,7 +389,9 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
                              expected_rings(valid, fr, ring_tth))
         if use.size == 0:
             raise CalibrationError("no ring of the reference geometry falls on valid pixels")
-        cp = extract_control_points(prepared, fr, ring_tth[use], hw[use], n_chi=n_chi)
+        # The first round only has to bring the coarse shift within the narrow windows.
+        cp = extract_control_points(prepared, fr, ring_tth[use], hw[use],
+                                    n_chi=n_chi if rnd else 360)
         cp = replace(cp, ring=use[cp.ring])
         fit = fit_ring_center(cp, frame, ring_tth, shift, ell, ellipticity != "none")
         if ellipticity == "auto" and not _significant(fit):
