@@ -45,7 +45,7 @@ def make_case(center, **spec):
     from pyFAI.geometry import Geometry
 
     from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
-    from geocal_cli.core.simulate import RingImageSpec, render_ring_image, ring_strengths
+    from geocal_cli.core.simulate import PatternSpec, render_ring_image, ring_strengths
     from geocal_cli.core.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
 
@@ -58,7 +58,7 @@ def make_case(center, **spec):
     tth = ring_tth(dsp, g.wavelength)
     tth = tth[np.isfinite(tth)][:15]
     data = render_ring_image(truth, SHAPE, tth, ring_strengths(tth, None, 1),
-                             RingImageSpec(peak_counts=300, background=20, seed=1, **spec))
+                             PatternSpec(peak_counts=300, background=20, seed=1, **spec))
     b = np.array(frame_of(truth).beam_center())
     q1, q2 = poni_for_beam_center(truth, b[0] - 4.1, b[1] + 7.3)
     reference = make_geometry(det, g.dist, q1, q2, wavelength=g.wavelength)

@@ -1,4 +1,4 @@
-"""`geocal simulate`: a calibrant ring image with a known geometry."""
+"""`geocal simulate`: a calibrant ring image or a zone-axis spot pattern with a known geometry."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ EPILOG = """Examples:
   geocal simulate au.tif -c au.cif --voltage 200 --pixel-size 55 --shape 512,512 --distance 1500 --spotty 0.5
 
   geocal simulate tem.tif -c Au --voltage 200 --pixel-size 28 --shape 2048,2048 --distance 400 --axis-ratio 1.03 --ellipse-angle 40 --direct-beam 1e5 --saturation 30000
+
+  geocal simulate sad.tif --spots 2.039,2.039,90 --spot-rotation 17 --voltage 200 --pixel-size 55 --shape 1024,1024 --distance 400 --width 2 --direct-beam 1e5
 
 Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry used."""
 
@@ -52,14 +54,17 @@ def command(
     direct_beam: float = typer.Option(None, "--direct-beam", help="Peak counts of a Gaussian direct beam at the beam centre (a beamstop hides it).", rich_help_panel="Image"),
     direct_beam_sigma: float = typer.Option(None, "--direct-beam-sigma", help="σ of the direct beam, pixels [default: 2].", rich_help_panel="Image"),
     saturation: float = typer.Option(None, "--saturation", help="Counts at which pixels saturate.", rich_help_panel="Image"),
+    spots: str = typer.Option(None, "--spots", help="Instead of rings, a single-crystal zone-axis spot pattern: 'D1,D2,GAMMA', the d-spacings of two basis reflections (Å) and their angle (deg); --width is the spot σ.", rich_help_panel="Spot pattern"),
+    spot_rotation: float = typer.Option(None, "--spot-rotation", help="Azimuth χ of the first basis reflection, degrees [default: 0].", rich_help_panel="Spot pattern"),
     truth: Path = typer.Option(None, "--truth", help="Truth PONI to write (default: OUTPUT-stem.truth.poni)."),
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
-    """Simulate a calibrant ring image with a known geometry, for tests, teaching and demos.
+    """Simulate a calibrant ring image, or a single-crystal spot pattern, with a known geometry.
 
     Rings carry per-ring intensities (structure factors for a CIF), background, Poisson noise,
-    optional beamstop with arm, module gaps, spotty rings and hot pixels.
+    optional beamstop with arm, module gaps, spotty rings and hot pixels. With --spots, the
+    image is a zero-order Laue zone pattern with Friedel-symmetric intensities instead.
     """
     from geocal_cli.config.simulate import SimulateConfig
     from geocal_cli.pipeline import simulate
@@ -75,7 +80,8 @@ def command(
         background=background, beamstop_radius_px=beamstop, beamstop_arm_deg=beamstop_arm,
         spotty=spotty, hot_pixels=hot_pixels, noise=False if no_noise else None, seed=seed,
         axis_ratio=axis_ratio, ellipse_angle_deg=ellipse_angle, direct_beam_counts=direct_beam,
-        direct_beam_sigma_px=direct_beam_sigma, saturation=saturation),
+        direct_beam_sigma_px=direct_beam_sigma, saturation=saturation,
+        spot_lattice=parse_floats(spots, "--spots", 3), spot_rotation_deg=spot_rotation),
         show_config)
     res = simulate.run(cfg, progress=console.progress)
     g = res.geometry.getFit2D()

@@ -10,7 +10,7 @@ from geocal_cli.config.base import BeamConfig
 
 
 class SimulateConfig(BeamConfig):
-    """A calibrant ring image with a known geometry."""
+    """A calibrant ring image, or a zone-axis spot pattern, with a known geometry."""
 
     output: Path = Field(description="image written (.edf, .tif, .cbf or .npy)")
     truth: Path | None = Field(None, description="truth PONI (default: <output stem>.truth.poni)")
@@ -38,6 +38,10 @@ class SimulateConfig(BeamConfig):
     direct_beam_counts: float = Field(0.0, ge=0, description="peak of a Gaussian direct beam at the beam centre (0: none)")
     direct_beam_sigma_px: float = Field(2.0, gt=0, description="σ of the direct beam, pixels")
     saturation: float | None = Field(None, gt=0, description="counts at which pixels saturate")
+    spot_lattice: tuple[float, float, float] | None = Field(
+        None, description="instead of rings, a single-crystal zone-axis spot pattern: d-spacings "
+                          "of the two basis reflections (Å) and the angle between them (deg)")
+    spot_rotation_deg: float = Field(0.0, description="azimuth χ of the first basis reflection, degrees")
 
     @model_validator(mode="after")
     def _detector(self):
@@ -48,6 +52,10 @@ class SimulateConfig(BeamConfig):
                 raise ValueError("pixel_size_um and shape must be positive")
         elif self.detector is None:
             raise ValueError("give a detector name or a pixel size and shape")
+        if self.spot_lattice is not None:
+            d1, d2, gamma = self.spot_lattice
+            if d1 <= 0 or d2 <= 0 or not 0 < gamma < 180:
+                raise ValueError("spot_lattice: d-spacings must be positive and the angle in (0, 180)")
         if self.energy_kev is None and self.wavelength_a is None and self.voltage_kv is None:
             raise ValueError("give energy_kev, wavelength_a or voltage_kv")
         return self

@@ -45,10 +45,11 @@ class DetectorFrame:
 
     def positions(self, d1, d2) -> np.ndarray:
         """Lab positions of pixel indices, shape (..., 3) for d1, d2 of shape (...)."""
-        return np.stack(self._xyz(d1, d2), -1)
+        return np.stack(self.xyz(d1, d2), -1)
 
-    def _xyz(self, d1, d2):
-        # Component-wise: no (..., 3) temporary, which dominates for large pixel sets.
+    def xyz(self, d1, d2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Lab coordinates (x1, x2, x3), metres, of pixel indices d1, d2 (broadcastable),
+        as three arrays: no (..., 3) temporary, which dominates for large pixel sets."""
         d1 = np.asarray(d1, dtype=float)
         d2 = np.asarray(d2, dtype=float)
         o, a, b = self.origin, self.e1, self.e2
@@ -56,13 +57,19 @@ class DetectorFrame:
 
     def tth_chi(self, d1, d2) -> tuple[np.ndarray, np.ndarray]:
         """Scattering angle 2θ and azimuth χ (radians, pyFAI's convention) at pixel indices."""
-        x1, x2, x3 = self._xyz(d1, d2)
+        x1, x2, x3 = self.xyz(d1, d2)
         return np.arctan2(np.hypot(x1, x2), x3), np.arctan2(x1, x2)
 
     def tth(self, d1, d2) -> np.ndarray:
         """Scattering angle 2θ (radians) at pixel indices d1, d2 (broadcastable arrays)."""
-        x1, x2, x3 = self._xyz(d1, d2)
+        x1, x2, x3 = self.xyz(d1, d2)
         return np.arctan2(np.hypot(x1, x2), x3)
+
+    def tth_max(self, shape: tuple[int, int]) -> float:
+        """Largest 2θ (radians) on a detector of `shape` (H, W), sampled on a 33 × 33 grid."""
+        g1, g2 = np.meshgrid(np.linspace(0, shape[0] - 1, 33), np.linspace(0, shape[1] - 1, 33),
+                             indexing="ij")
+        return float(np.nanmax(self.tth(g1, g2)))
 
     def tth_and_grad(self, d1, d2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """2θ and its analytic derivatives ∂2θ/∂d1, ∂2θ/∂d2 (radians per pixel).
@@ -71,7 +78,7 @@ class DetectorFrame:
         ∂2θ/∂d_i = (x3 (x1 e_i1 + x2 e_i2)/ρ − ρ e_i3) / |x|². Undefined at the beam
         centre itself (ρ = 0), where 2θ has a cone point.
         """
-        x1, x2, x3 = self._xyz(d1, d2)
+        x1, x2, x3 = self.xyz(d1, d2)
         rho = np.hypot(x1, x2)
         r2 = rho**2 + x3**2
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -49,12 +49,6 @@ def _contaminated_sectors(cp: ControlPoints, res: np.ndarray, n_rings: int,
     return out.reshape(n_r, n_sectors)
 
 
-def _detector_tth_max(frame, shape) -> float:
-    g1, g2 = np.meshgrid(np.linspace(0, shape[0] - 1, 33), np.linspace(0, shape[1] - 1, 33),
-                         indexing="ij")
-    return float(np.nanmax(frame.tth_chi(g1, g2)[0]))
-
-
 def window_px(frame, tth, hw_max) -> np.ndarray:
     """Search half-width per ring: hw_max, but under half the gap to either neighbour."""
     # Radial pixel scale near the ring, χ-averaged.
@@ -112,7 +106,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
         tth = ring_tth(d_spacing, values["wavelength"])
         finite = np.isfinite(tth)
-        tmax = _detector_tth_max(frame, prepared.data.shape)
+        tmax = frame.tth_max(prepared.data.shape)
         use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
         if rings is not None:
             use = np.intersect1d(use, rings)

@@ -1,4 +1,4 @@
-"""Synthetic calibrant ring images with a known geometry.
+"""Synthetic calibrant ring images and single-crystal spot patterns with a known geometry.
 
 Rings are Gaussian in 2θ with a constant width in pixels along the radius, powder intensity
 per ring (m|F|² when known, else seeded random strengths) with the Lorentz factor
@@ -6,6 +6,12 @@ per ring (m|F|² when known, else seeded random strengths) with the Lorentz fact
 texture (few crystallites), a smooth background falling with 2θ, a beamstop disc and arm,
 module gaps, Poisson noise and hot pixels. Everything is vectorised over pixels; each pixel
 sums the four calibrant rings nearest in 2θ.
+
+Spot patterns are zero-order Laue zone patterns of a crystal at a zone axis (the usual TEM
+selected-area pattern): reflections g = h b1 + k b2 in the plane normal to the beam, at
+Bragg's 2θ and the azimuth of g, Friedel-symmetric intensities (I(g) = I(−g)) under a
+Gaussian envelope, Gaussian spots; the same background, direct beam, beamstop, noise,
+saturation and gaps as ring images.
 """
 
 from __future__ import annotations
@@ -18,15 +24,15 @@ from geocal_cli.core.geometry import frame_of, moved_frame
 
 
 @dataclass(frozen=True)
-class RingImageSpec:
+class PatternSpec:
     """What to draw.
 
     Attributes
     ----------
     peak_counts : float
-        Peak height of the strongest ring (counts above background).
+        Peak height of the strongest ring or spot (counts above background).
     width_px : float
-        Gaussian σ of the ring profile along the radius, pixels.
+        Gaussian σ of the ring profile along the radius, or of a spot, pixels.
     background : float
         Background counts near the beam; it falls to a third at high 2θ.
     beamstop_radius_px : float
@@ -91,7 +97,7 @@ def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> 
 
 
 def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
-                      strengths: np.ndarray, spec: RingImageSpec,
+                      strengths: np.ndarray, spec: PatternSpec,
                       gaps: np.ndarray | None = None) -> np.ndarray:
     """Render a calibrant ring image.
 
@@ -104,7 +110,7 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
         Ring angles in radians, increasing.
     strengths : ndarray, shape (K,)
         Relative peak heights (max 1).
-    spec : RingImageSpec
+    spec : PatternSpec
     gaps : ndarray of bool, shape (H, W), optional
         Pixels with no sensor (module gaps): set to −1 like Pilatus/Eiger images.
 
@@ -130,9 +136,111 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     uniq = np.ones(ks.shape, bool)
     uniq[..., 1:] = ks[..., 1:] != ks[..., :-1]
     rings = spec.peak_counts * np.sum(amp * prof * uniq, axis=-1)
+    return _finish(rings, fr, t, spec, rng, gaps)
+
+
+def zone_axis_reflections(basis_d: tuple[float, float], gamma_deg: float, rotation_deg: float,
+                          wavelength: float, tth_max: float,
+                          seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Zero-order Laue zone reflections of a crystal at a zone axis.
+
+    Parameters
+    ----------
+    basis_d : (float, float)
+        d-spacings of the two basis reflections b1, b2, metres.
+    gamma_deg : float
+        Angle between b1 and b2, degrees.
+    rotation_deg : float
+        Azimuth χ of b1 (pyFAI's convention), degrees.
+    wavelength : float
+        Metres.
+    tth_max : float
+        Largest 2θ kept, radians.
+    seed : int
+        Seed of the random structure factors.
+
+    Returns
+    -------
+    tth, chi, strength : ndarray, shape (n,)
+        Bragg angle 2θ = 2 asin(λ|g|/2) and azimuth of g (radians), and relative peak height
+        (max 1), equal for g and −g (Friedel's law); g = 0 (the direct beam) excluded.
+    """
+    a1, a2 = np.radians(rotation_deg), np.radians(rotation_deg + gamma_deg)
+    # Reciprocal vectors as (x1, x2) components: χ = atan2(x1, x2).
+    b1 = np.array([np.sin(a1), np.cos(a1)]) / basis_d[0]
+    b2 = np.array([np.sin(a2), np.cos(a2)]) / basis_d[1]
+    g_max = 2 * np.sin(min(tth_max, np.pi) / 2) / wavelength
+    # |h b1 + k b2| ≥ |h| |b1| sin γ: bounds that cover every g within g_max.
+    sin_g = max(abs(np.sin(np.radians(gamma_deg))), 1e-3)
+    n1 = int(np.ceil(g_max * basis_d[0] / sin_g))
+    n2 = int(np.ceil(g_max * basis_d[1] / sin_g))
+    h, k = np.meshgrid(np.arange(-n1, n1 + 1), np.arange(-n2, n2 + 1), indexing="ij")
+    h, k = h.ravel(), k.ravel()
+    g = h[:, None] * b1 + k[:, None] * b2
+    length = np.hypot(*g.T)
+    keep = (length > 0) & (length <= g_max)
+    h, k, g, length = h[keep], k[keep], g[keep], length[keep]
+    # One random |F|² per Friedel pair: index pairs by their canonical member (h, k) > 0.
+    rng = np.random.default_rng(seed)
+    table = rng.uniform(0.2, 1.0, (2 * n1 + 1, 2 * n2 + 1))
+    flip = (h < 0) | ((h == 0) & (k < 0))
+    f2 = table[np.where(flip, -h, h) + n1, np.where(flip, -k, k) + n2]
+    strength = f2 * np.exp(-(length / (0.6 * g_max)) ** 2)
+    tth = 2 * np.arcsin(np.clip(wavelength * length / 2, 0, 1))
+    return tth, np.arctan2(g[:, 0], g[:, 1]), strength / strength.max()
+
+
+def render_spot_image(geometry, shape: tuple[int, int], tth: np.ndarray, chi: np.ndarray,
+                      strengths: np.ndarray, spec: PatternSpec,
+                      gaps: np.ndarray | None = None) -> np.ndarray:
+    """Render a single-crystal spot pattern.
+
+    Parameters
+    ----------
+    geometry : pyFAI.geometry.Geometry
+        Detector and PONI parameters of the truth.
+    shape : (H, W)
+    tth, chi : ndarray, shape (n,)
+        Directions of the reflections, radians (`zone_axis_reflections`).
+    strengths : ndarray, shape (n,)
+        Relative peak heights (max 1).
+    spec : PatternSpec
+        `width_px` is the spots' σ; `ring`-only fields (spotty) are ignored.
+    gaps : ndarray of bool, shape (H, W), optional
+
+    Returns
+    -------
+    ndarray of int32, shape (H, W)
+    """
+    rng = np.random.default_rng(spec.seed)
+    fr = moved_frame(frame_of(geometry), (0.0, 0.0), spec.ellipticity)
+    c1, c2 = fr.pixel_at(tth, chi)
+    h, w = shape
+    r = int(np.ceil(4 * spec.width_px))
+    on = np.isfinite(c1) & (c1 > -r) & (c1 < h + r) & (c2 > -r) & (c2 < w + r)
+    c1, c2, amp = c1[on], c2[on], np.asarray(strengths, float)[on]
+    off = np.arange(-r, r + 1)
+    i1 = np.round(c1).astype(int)[:, None, None] + off[None, :, None]        # (n, P, 1)
+    i2 = np.round(c2).astype(int)[:, None, None] + off[None, None, :]        # (n, 1, P)
+    val = amp[:, None, None] * np.exp(-0.5 * ((i1 - c1[:, None, None]) ** 2
+                                              + (i2 - c2[:, None, None]) ** 2) / spec.width_px**2)
+    i1, i2 = np.broadcast_arrays(i1, i2)
+    inside = (i1 >= 0) & (i1 < h) & (i2 >= 0) & (i2 < w)
+    spots = np.zeros(h * w)
+    np.add.at(spots, i1[inside] * w + i2[inside], val[inside])
+    d1, d2 = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
+    return _finish(spec.peak_counts * spots.reshape(shape), fr, fr.tth(d1, d2), spec, rng, gaps)
+
+
+def _finish(signal: np.ndarray, fr, t: np.ndarray, spec: PatternSpec, rng,
+            gaps: np.ndarray | None) -> np.ndarray:
+    """Background, direct beam, beamstop, noise, saturation, hot pixels and gaps on top of
+    a rendered signal (shape (H, W)); int32 image."""
+    d1, d2 = np.meshgrid(np.arange(signal.shape[0], dtype=float),
+                         np.arange(signal.shape[1], dtype=float), indexing="ij")
     t_max = float(np.nanmax(t)) or 1.0
     bkg = spec.background * (1 / 3 + (2 / 3) / (1 + (t / (0.3 * t_max)) ** 2))
-    img = rings + bkg
+    img = signal + bkg
     bc1, bc2 = fr.beam_center()
     if spec.direct_beam_counts > 0 and np.isfinite(bc1):
         r2 = (d1 - bc1) ** 2 + (d2 - bc2) ** 2

@@ -1,4 +1,5 @@
-"""`simulate` pipeline: a calibrant ring image with a known geometry, and its truth PONI."""
+"""`simulate` pipeline: a calibrant ring image or a zone-axis spot pattern with a known
+geometry, and its truth PONI."""
 
 from __future__ import annotations
 
@@ -62,28 +63,38 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     InputFileError
         Unwritable output format.
     """
-    from geocal_cli.core.geometry import ellipticity_of
-    from geocal_cli.core.simulate import RingImageSpec, render_ring_image, ring_strengths
+    from geocal_cli.core.geometry import ellipticity_of, frame_of
+    from geocal_cli.core.simulate import (PatternSpec, render_ring_image, render_spot_image,
+                                          ring_strengths, zone_axis_reflections)
     from geocal_cli.core.units import ring_tth
 
     say = progress or (lambda msg: None)
     geometry = truth_geometry(cfg)
     shape = _shape(cfg)
-    rings = load_calibrant(cfg.calibrant, cfg.scattering)
-    tth = ring_tth(rings.d_spacing, geometry.wavelength)
-    ok = np.isfinite(tth)
-    tth = tth[ok]
-    inten = rings.intensity[ok] if rings.intensity is not None else None
-    spec = RingImageSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
-                         background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
-                         beamstop_arm_deg=cfg.beamstop_arm_deg, spotty=cfg.spotty,
-                         hot_pixels=cfg.hot_pixels, poisson=cfg.noise, seed=cfg.seed,
-                         ellipticity=tuple(ellipticity_of(cfg.axis_ratio, cfg.ellipse_angle_deg)),
-                         direct_beam_counts=cfg.direct_beam_counts,
-                         direct_beam_sigma_px=cfg.direct_beam_sigma_px, saturation=cfg.saturation)
+    spec = PatternSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
+                       background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
+                       beamstop_arm_deg=cfg.beamstop_arm_deg, spotty=cfg.spotty,
+                       hot_pixels=cfg.hot_pixels, poisson=cfg.noise, seed=cfg.seed,
+                       ellipticity=tuple(ellipticity_of(cfg.axis_ratio, cfg.ellipse_angle_deg)),
+                       direct_beam_counts=cfg.direct_beam_counts,
+                       direct_beam_sigma_px=cfg.direct_beam_sigma_px, saturation=cfg.saturation)
     gaps = detector_mask(geometry.detector, shape) if cfg.gaps else None
-    say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
-    data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec, gaps)
+    if cfg.spot_lattice is not None:
+        d1, d2, gamma = cfg.spot_lattice
+        tth, chi, strength = zone_axis_reflections(
+            (d1 * 1e-10, d2 * 1e-10), gamma, cfg.spot_rotation_deg, geometry.wavelength,
+            frame_of(geometry).tth_max(shape), cfg.seed)
+        say(f"rendering a zone-axis spot pattern ({tth.size} reflections) on "
+            f"{geometry.detector.name} {shape[0]}×{shape[1]}")
+        data = render_spot_image(geometry, shape, tth, chi, strength, spec, gaps)
+    else:
+        rings = load_calibrant(cfg.calibrant, cfg.scattering)
+        tth = ring_tth(rings.d_spacing, geometry.wavelength)
+        ok = np.isfinite(tth)
+        tth = tth[ok]
+        inten = rings.intensity[ok] if rings.intensity is not None else None
+        say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
+        data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec, gaps)
     truth = cfg.truth or cfg.output.with_name(cfg.output.name.split(".")[0] + ".truth.poni")
     write_image(cfg.output, data)
     write_poni(truth, geometry)
