@@ -22,20 +22,11 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from geocal_cli.core.filters import subtract_local_mean
 from geocal_cli.core.controlpoints import ControlPoints, PreparedImage, extract_control_points
 from geocal_cli.core.geometry import DetectorFrame, ellipse_of, moved_frame, stretch_matrix
 from geocal_cli.core.rounds import expected_rings, window_px
 from geocal_cli.errors import CalibrationError
-
-
-def _band_pass(img: np.ndarray, ok: np.ndarray, size: int) -> np.ndarray:
-    from scipy import ndimage
-
-    w = ok.astype(np.float32)
-    num = ndimage.uniform_filter(img * w, size)
-    den = ndimage.uniform_filter(w, size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(ok & (den > 0), img - num / den, 0.0).astype(np.float32)
 
 
 def _binned(data: np.ndarray, valid: np.ndarray, f: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,7 +86,7 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
 
     f = _bin_factor(data.shape)
     binned, ok = _binned(data, valid, f)
-    img = _band_pass(binned, ok, 5)
+    img = subtract_local_mean(binned, ok, 5)
     n1, n2 = binned.shape
     g1, g2 = np.meshgrid(np.arange(n1) * f + (f - 1) / 2, np.arange(n2) * f + (f - 1) / 2,
                          indexing="ij")
@@ -113,7 +104,7 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
     for k in (k0 - 1, k0):
         kk = np.clip(k, 0, tth.size - 1)
         template += (weight[kk] * np.exp(-0.5 * ((t_map - tth[kk]) / sig) ** 2)).astype(np.float32)
-    template = _band_pass(template, np.ones_like(ok), 5)
+    template = subtract_local_mean(template, np.ones_like(ok), 5)
     m = int(np.ceil(max_shift_px / f)) + 2
     shape = (fft.next_fast_len(n1 + m), fft.next_fast_len(n2 + m))
     corr = fft.irfft2(fft.rfft2(img, shape, workers=2) * np.conj(fft.rfft2(template, shape, workers=2)),
