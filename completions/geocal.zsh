@@ -17,7 +17,7 @@ _geocal() {
         '') opts=(--version --quiet -q --traceback --help); compadd -- $subs $opts;;
         calib-ring) if [[ $PREFIX == -* ]]; then opts=(--calibrant -c --energy --wavelength --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --output -o --report --plot --json --config --show-config --help); compadd -- $opts; else _files; fi;;
         recenter) if [[ $PREFIX == -* ]]; then opts=(--poni --method -m --calibrant -c --ring --ellipticity --max-shift --saturation --energy --wavelength --voltage --mask --output -o --report --plot --json --config --show-config --help); compadd -- $opts; else _files; fi;;
-        simulate) if [[ $PREFIX == -* ]]; then opts=(--calibrant -c --energy --wavelength --voltage --detector -d --pixel-size --shape --no-gaps --distance --center --tilt --tilt-plan-rotation --peak-counts --width --background --beamstop --beamstop-arm --spotty --hot-pixels --no-noise --seed --axis-ratio --ellipse-angle --direct-beam --direct-beam-sigma --saturation --truth --config --show-config --help); compadd -- $opts; else _files; fi;;
+        simulate) if [[ $PREFIX == -* ]]; then opts=(--calibrant -c --energy --wavelength --voltage --detector -d --pixel-size --shape --no-gaps --distance --center --tilt --tilt-plan-rotation --peak-counts --width --background --beamstop --beamstop-arm --spotty --hot-pixels --no-noise --seed --axis-ratio --ellipse-angle --direct-beam --direct-beam-sigma --saturation --spots --spot-rotation --truth --config --show-config --help); compadd -- $opts; else _files; fi;;
         demo) if [[ $PREFIX == -* ]]; then opts=(--folder --help); compadd -- $opts; else _files; fi;;
     esac
 }

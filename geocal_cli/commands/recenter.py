@@ -19,20 +19,22 @@ EPILOG = """Examples:
 
   geocal recenter beam.tif --poni au.poni --method beam
 
+  geocal recenter sad_pattern.dm4 --poni tem.poni --method friedel --plot pairs.png
+
 Distance, tilts and wavelength stay those of --poni; the PONI is moved so that the direct beam
 (2θ = 0) lands on the new centre. Outputs: IMAGE-stem.recentered.poni and
 IMAGE-stem.recenter.json in the current folder.
-Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 no ring or beam found."""
+Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 no ring, pair or beam found."""
 
 
 def command(
     image: Path = typer.Argument(..., help="Image: anything fabio reads, or DM3/DM4/MRC/EMD."),
     poni: Path = typer.Option(..., "--poni", help="Reference geometry (PONI) to move.", rich_help_panel="Geometry"),
-    method: str = typer.Option(None, "--method", "-m", help="auto | ring | beam [default: auto: rings when a calibrant is given, else the direct beam]."),
+    method: str = typer.Option(None, "--method", "-m", help="auto | ring | friedel | beam [default: auto: rings when a calibrant is given, then Friedel pairs of spots, then the direct beam]."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF: the rings' 2θ.", rich_help_panel="Ring method"),
     ring: str = typer.Option(None, "--ring", help="Use only these calibrant rings, 1-based, comma-separated.", rich_help_panel="Ring method"),
     ellipticity: str = typer.Option(None, "--ellipticity", help="Elliptical ring distortion (TEM lenses): auto | fit | none [default: auto, kept when significant].", rich_help_panel="Ring method"),
-    max_shift: float = typer.Option(None, "--max-shift", help="Largest beam move searched, pixels [default: 100].", rich_help_panel="Ring method"),
+    max_shift: float = typer.Option(None, "--max-shift", help="Largest beam move searched, pixels [default: 100]."),
     saturation: float = typer.Option(None, "--saturation", help="Counts at which pixels saturate [default: detect a flat top].", rich_help_panel="Beam method"),
     energy: float = ENERGY_OPTION,
     wavelength: float = WAVELENGTH_OPTION,
@@ -49,8 +51,9 @@ def command(
 
     ring: sub-pixel ring positions along many azimuths and a robust fit of the shift (and of
     the elliptical distortion of TEM projector lenses) with one 2θ per ring; partial rings
-    (beamstop arm, detector edge) are fine. beam: a Gaussian fit of the direct beam's
-    unsaturated shoulder. The report gives old and new centre in pixels and metres, the
+    (beamstop arm, detector edge) are fine. friedel: the centre of symmetry of the Friedel
+    pairs (g and −g) of a single-crystal spot pattern, immune to lens ellipticity. beam: a
+    Gaussian fit of the direct beam's unsaturated shoulder. The report gives old and new centre in pixels and metres, the
     shift, the residual and 1σ.
     """
     from geocal_cli.config.recenter import RecenterConfig
@@ -86,6 +89,8 @@ def summary_table(report: dict):
     t.add_row("shift", f"{r['shift']['x_px']:+.3f}", f"{r['shift']['y_px']:+.3f}", "px")
     t.add_row("shift", f"{r['shift']['x_m'] * 1e6:+.2f}", f"{r['shift']['y_m'] * 1e6:+.2f}", "µm")
     res = report["residuals"]
+    if "asymmetry_rms_px" in res:
+        t.add_row("pair asymmetry rms", f"{res['asymmetry_rms_px']:.3f}", "", f"px ({res['pairs']} pairs)")
     if "rms_px" in res:
         t.add_row("ring residual rms", f"{res['rms_px']:.3f}", "", f"px ({res['points'] - res['rejected']} points)")
     ell = r.get("ellipse")

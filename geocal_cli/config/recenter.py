@@ -13,9 +13,10 @@ from geocal_cli.config.base import BeamConfig
 class RecenterConfig(BeamConfig):
     """A new beam centre for an existing geometry; the radiation defaults to the PONI's."""
 
-    image: Path = Field(description="image showing rings or the direct beam")
+    image: Path = Field(description="image showing rings, a single-crystal spot pattern or the direct beam")
     poni: Path = Field(description="reference geometry (PONI) whose distance, tilts and wavelength are kept")
-    method: Literal["auto", "ring", "beam"] = Field("auto", description="what to centre on")
+    method: Literal["auto", "ring", "friedel", "beam"] = Field(
+        "auto", description="what to centre on: rings, Friedel pairs of spots, the direct beam, or auto (tried in that order)")
     calibrant: str | None = Field(None, description="pyFAI calibrant name, d-spacing file or CIF (ring method)")
     ring: tuple[int, ...] | None = Field(None, description="use only these calibrant rings (1-based)")
     mask: Path | None = Field(None, description="mask image, non-zero = masked")
@@ -25,7 +26,7 @@ class RecenterConfig(BeamConfig):
     saturation: float | None = Field(None, gt=0, description="counts at which pixels saturate (beam method)")
     output: Path | None = Field(None, description="PONI written (default: <image stem>.recentered.poni)")
     report: Path | None = Field(None, description="JSON report (default: <image stem>.recenter.json)")
-    plot: Path | None = Field(None, description="PNG with old and new centre and the fitted ring points")
+    plot: Path | None = Field(None, description="PNG with old and new centre and the fitted ring points or spot pairs")
 
     @model_validator(mode="after")
     def _rings(self):

@@ -90,8 +90,8 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
 
 
 def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
-                  points: tuple | None, title: str) -> None:
-    """Image with old and new beam centre and the ring points used, plus a close-up.
+                  points: tuple | None, title: str, pairs: np.ndarray | None = None) -> None:
+    """Image with old and new beam centre and the ring points or spots used, plus a close-up.
 
     Parameters
     ----------
@@ -102,17 +102,24 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
     old, new : sequence of 2 floats
         Beam centres (d1, d2) in pixel indices.
     points : (d1, d2) arrays or None
-        Ring points kept by the fit.
+        Ring points (or spots) kept by the fit.
     title : str
+    pairs : ndarray, shape (m, 2, 2), optional
+        Friedel pairs as (spot, (d1, d2)): drawn as lines, which cross at the centre.
     """
     plt, (fig, axes) = _figure(1, 2, figsize=(14, 7))
     h, w = image.shape
     span = max(15.0, 3 * float(np.hypot(new[0] - old[0], new[1] - old[1])))
     for ax, zoom in zip(axes, (False, True)):
         _show(ax, image, valid)
+        if pairs is not None:
+            from matplotlib.collections import LineCollection
+
+            ax.add_collection(LineCollection(pairs[:, :, ::-1], colors="tab:green", lw=0.5,
+                                             alpha=0.6, label="Friedel pairs"))
         if points is not None:
-            ax.scatter(points[1], points[0], s=0.8 if not zoom else 6, color="tab:orange", lw=0,
-                       label="ring points")
+            ax.scatter(points[1], points[0], s=(0.8 if pairs is None else 12) if not zoom else 6,
+                       color="tab:orange", lw=0, label="ring points" if pairs is None else "spots")
         ax.plot([old[1]], [old[0]], "x", color="tab:red", ms=12, mew=1.5, label="old centre")
         ax.plot([new[1]], [new[0]], "+", color="tab:blue", ms=16, mew=1.5, label="new centre")
         if zoom:

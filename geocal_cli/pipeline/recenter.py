@@ -72,7 +72,7 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     ConfigError
         Unknown calibrant, no wavelength.
     CalibrationError
-        No ring found, direct beam absent, or the fit failed.
+        No ring found, no Friedel pairs, direct beam absent, or the fit failed.
     """
     from geocal_cli.core.controlpoints import prepare_image
     from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
@@ -105,13 +105,15 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
     tried: list[str] = []
     outcome = None
-    for method in (["ring", "beam"] if cfg.method == "auto" else [cfg.method]):
+    for method in (["ring", "friedel", "beam"] if cfg.method == "auto" else [cfg.method]):
         if method == "ring" and tth is None:
             tried.append("ring: no calibrant given")
             continue
         try:
             if method == "ring":
                 outcome = _ring(prepare_image(data, valid), valid, frame, tth, cfg, say)
+            elif method == "friedel":
+                outcome = _friedel(data, valid, frame, cfg, say)
             else:
                 outcome = _beam(data, valid, old, cfg)
             break
@@ -155,7 +157,8 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
         plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
                       f"{cfg.image.name}: {outcome['method']} method, shift "
-                      f"({shift[1]:+.2f}, {shift[0]:+.2f}) px")
+                      f"({shift[1]:+.2f}, {shift[0]:+.2f}) px",
+                      pairs=outcome.get("pairs"))
     report["timings_s"] = {"read": t_read, "fit": t_fit, "write": time.perf_counter() - t1,
                            "total": time.perf_counter() - t0}
     write_report(report_path, report)
@@ -211,6 +214,33 @@ def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
                       "rms_px": float(np.sqrt(np.mean(res**2)))},
         "warnings": warnings,
         "points": (rec.points.d1[inl], rec.points.d2[inl]),
+    }
+
+
+def _friedel(data, valid, frame, cfg, say) -> dict:
+    from geocal_cli.core.friedel import find_spots, recenter_on_friedel_pairs
+
+    spots = find_spots(data, valid)
+    fit = recenter_on_friedel_pairs(spots, frame, cfg.max_shift_px, say=say)
+    pairs = fit.pairs
+    asym = fit.asymmetry_px
+    ends = np.stack([np.column_stack([spots.d1[pairs[:, k]], spots.d2[pairs[:, k]]])
+                     for k in (0, 1)], 1)                                   # (m, 2, 2)
+    return {
+        "method": "friedel",
+        "center": np.array(frame.beam_center()) + fit.shift,
+        "sigma": np.sqrt(np.diag(fit.shift_cov)),
+        "details": {"friedel": {
+            "spots": len(spots), "pairs": int(pairs.shape[0]),
+            "paired_fraction": float(2 * pairs.shape[0] / len(spots)),
+            "coarse_weighted_votes": fit.votes,
+            "convention": "asymmetry = |u_i + u_j| of a pair in the gnomonic plane, pixel units: "
+                          "twice that pair's own centre error"}},
+        "residuals": {"pairs": int(pairs.shape[0]), "asymmetry_rms_px": float(np.sqrt(np.mean(asym**2))),
+                      "asymmetry_max_px": float(asym.max())},
+        "warnings": [],
+        "points": (ends[:, :, 0].ravel(), ends[:, :, 1].ravel()),
+        "pairs": ends,
     }
 
 

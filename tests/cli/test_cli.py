@@ -183,12 +183,44 @@ def test_recenter_writes_moved_poni(recenter_case, tmp_path, capsys):
     assert "new centre" in out
 
 
+def test_recenter_friedel_on_a_simulated_spot_pattern(tmp_path, monkeypatch, capsys):
+    """simulate --spots → recenter (auto: no calibrant, so Friedel pairs) on the truth moved."""
+    import pyFAI
+
+    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.io.poni import write_poni
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(["simulate", "sad.tif", "--spots", "2.039,2.039,90", "--spot-rotation", "17",
+                        "--voltage", "200", "--pixel-size", "55", "--shape", "1024,1024",
+                        "--distance", "400", "--width", "2", "--center", "522.1,505.2",
+                        "--axis-ratio", "1.03", "--ellipse-angle", "40", "--beamstop", "20",
+                        "--beamstop-arm", "120", "--seed", "3"], capsys)
+    assert code == 0, err
+    g = pyFAI.load("sad.truth.poni")
+    b = frame_of(g).beam_center()
+    p1, p2 = poni_for_beam_center(g, b[0] - 6.5, b[1] + 8.2)
+    write_poni(tmp_path / "ref.poni", make_geometry(g.detector, g.dist, p1, p2, g.rot1, g.rot2,
+                                                    g.rot3, g.wavelength))
+    code, out, err = cli(["recenter", "sad.tif", "--poni", "ref.poni", "--plot", "pairs.png"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "sad.recenter.json").read_text())
+    assert report["results"]["method"] == "friedel"
+    assert "friedel succeeded" in report["results"]["method_reason"]
+    new = pyFAI.load("sad.recentered.poni")
+    assert np.allclose(frame_of(new).beam_center(), b, atol=0.05)
+    assert report["residuals"]["pairs"] > 40
+    assert "pair asymmetry" in out and (tmp_path / "pairs.png").stat().st_size > 0
+
+
 @pytest.mark.parametrize("args, code, message", [
     (["missing.tif", "--poni", "{ref}", "-c", "LaB6"], 4, "missing.tif"),
     (["{corrupt}", "--poni", "{ref}", "-c", "LaB6"], 4, "corrupt"),
     (["{small}", "--poni", "{ref}", "-c", "LaB6"], 4, "detector"),
     (["{flat}", "--poni", "{ref}", "-c", "LaB6", "--method", "ring"], 5, "no ring"),
     (["{image}", "--poni", "{ref}", "--method", "beam"], 5, "direct beam absent"),
+    (["{image}", "--poni", "{ref}", "--method", "friedel"], 5, "no Friedel pairs"),
+    (["{image}", "--poni", "{ref}"], 5, "friedel: no Friedel pairs"),
     (["{image}", "--poni", "{ref}", "-c", "LaB6", "--mask", "{allmask}"], 4, "no valid pixel"),
     (["{image}", "--poni", "{ref}", "--method", "ring"], 3, "calibrant"),
     (["{image}", "--poni", "{ref}", "-c", "LaB6", "--ring", "x"], 3, "--ring"),

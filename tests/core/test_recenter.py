@@ -1,18 +1,21 @@
-"""Ring and direct-beam recentring on synthetic 2048² images with a known beam centre: every
-detector orientation, a 5° tilt, a ring cut to 60 % of its azimuths by the detector edge, 3 %
-lens ellipticity, Poisson noise and a beamstop with its arm. The reference geometry is the
-truth with its beam centre moved; the recovered centre is compared with the truth."""
+"""Ring, Friedel-pair and direct-beam recentring on synthetic 2048² images with a known beam
+centre: every detector orientation, a 5° tilt, a ring cut to 60 % of its azimuths by the
+detector edge, 3 % lens ellipticity, Poisson noise and a beamstop with its arm. The reference
+geometry is the truth with its beam centre moved; the recovered centre is compared with the
+truth."""
 
 import numpy as np
 import pytest
 
 from geocal_cli.core.controlpoints import prepare_image
 from geocal_cli.core.directbeam import find_direct_beam
+from geocal_cli.core.friedel import find_spots, recenter_on_friedel_pairs
 from geocal_cli.core.geometry import (ellipse_of, ellipticity_of, frame_of, make_geometry,
                                       poni_for_beam_center)
 from geocal_cli.core.metrics import ring_position_error
 from geocal_cli.core.ringcenter import recenter_on_rings
-from geocal_cli.core.simulate import RingImageSpec, render_ring_image, ring_strengths
+from geocal_cli.core.simulate import (PatternSpec, render_ring_image, render_spot_image,
+                                      ring_strengths, zone_axis_reflections)
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from tests.conftest import ring_tth
@@ -40,7 +43,7 @@ def moved(geometry, shift):
 
 
 def render(geometry, tth, seed, **spec):
-    spec = RingImageSpec(peak_counts=300, background=20, seed=seed, **spec)
+    spec = PatternSpec(peak_counts=300, background=20, seed=seed, **spec)
     return render_ring_image(geometry, SHAPE, tth, ring_strengths(tth, None, seed), spec)
 
 
@@ -105,3 +108,48 @@ def test_beam_absent_and_no_ring_are_refused(ceo2_tth):
     flat = np.random.default_rng(0).poisson(50, SHAPE)
     with pytest.raises(CalibrationError, match="no ring"):
         recenter_on_rings(prepare_image(flat, flat >= 0), flat >= 0, frame_of(truth), ceo2_tth)
+
+
+def render_spots(geometry, seed, **spec):
+    """An oblique zone-axis lattice (15 Å, 12 Å, 75°): spots 120-160 px apart here."""
+    tth, chi, strength = zone_axis_reflections((15e-10, 12e-10), 75.0, 17.0, geometry.wavelength,
+                                               frame_of(geometry).tth_max(SHAPE), seed)
+    spec = PatternSpec(peak_counts=2000, width_px=2.0, background=30, seed=seed, **spec)
+    return render_spot_image(geometry, SHAPE, tth, chi, strength, spec)
+
+
+SPOT_CASES = {
+    "orientation 1": dict(orientation=1, center=(1030.3, 1010.7)),
+    "orientation 2": dict(orientation=2, center=(990.6, 1050.2)),
+    "orientation 3, saturated direct beam, hot pixels": dict(
+        orientation=3, center=(1012.2, 1033.9), beamstop=False,
+        spec=dict(direct_beam_counts=2e5, saturation=5e4, hot_pixels=30)),
+    "orientation 4": dict(orientation=4, center=(1040.8, 995.4)),
+    "tilt 5 deg": dict(orientation=3, center=(1020.4, 1001.1), tilt=5.0, plan=30.0),
+    "ellipticity 3 %": dict(orientation=3, center=(1015.5, 1022.3),
+                            spec=dict(ellipticity=tuple(ellipticity_of(1.03, 40.0)))),
+}
+
+
+@pytest.mark.parametrize("name", list(SPOT_CASES))
+def test_friedel_method_recovers_centre(name):
+    case = SPOT_CASES[name]
+    truth = geometry_for(case["orientation"], case["center"], case.get("tilt", 0.0), case.get("plan", 0.0))
+    stop = dict(beamstop_radius_px=40, beamstop_arm_deg=-60) if case.get("beamstop", True) else {}
+    data = render_spots(truth, seed=len(name), **stop, **case.get("spec", {}))
+    reference = moved(truth, MOVE)
+    fit = recenter_on_friedel_pairs(find_spots(data, data >= 0), frame_of(reference))
+    found = np.array(frame_of(reference).beam_center()) + fit.shift
+    true = np.array(frame_of(truth).beam_center())
+    assert np.hypot(*(found - true)) < 0.05
+    assert fit.pairs.shape[0] > 50
+    # The reported 1σ is honest: the error is within 4σ of it.
+    assert np.hypot(*(found - true)) < 4 * np.sqrt(np.trace(fit.shift_cov)) + 0.01
+
+
+def test_friedel_refuses_rings_and_noise(ceo2_tth):
+    truth = geometry_for(3, (1024.0, 1024.0))
+    for data in (render(truth, ceo2_tth, seed=5), render(truth, ceo2_tth, seed=6, spotty=0.9),
+                 np.random.default_rng(0).poisson(50, SHAPE)):
+        with pytest.raises(CalibrationError, match="no Friedel pairs"):
+            recenter_on_friedel_pairs(find_spots(data, data >= 0), frame_of(truth))
