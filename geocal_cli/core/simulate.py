@@ -136,7 +136,7 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     uniq = np.ones(ks.shape, bool)
     uniq[..., 1:] = ks[..., 1:] != ks[..., :-1]
     rings = spec.peak_counts * np.sum(amp * prof * uniq, axis=-1)
-    return _finish(rings, fr, t, spec, rng, gaps)
+    return _finish(rings, fr, d1, d2, t, spec, rng, gaps)
 
 
 def zone_axis_reflections(basis_d: tuple[float, float], gamma_deg: float, rotation_deg: float,
@@ -229,15 +229,14 @@ def render_spot_image(geometry, shape: tuple[int, int], tth: np.ndarray, chi: np
     spots = np.zeros(h * w)
     np.add.at(spots, i1[inside] * w + i2[inside], val[inside])
     d1, d2 = np.meshgrid(np.arange(h, dtype=float), np.arange(w, dtype=float), indexing="ij")
-    return _finish(spec.peak_counts * spots.reshape(shape), fr, fr.tth(d1, d2), spec, rng, gaps)
+    return _finish(spec.peak_counts * spots.reshape(shape), fr, d1, d2, fr.tth(d1, d2), spec, rng, gaps)
 
 
-def _finish(signal: np.ndarray, fr, t: np.ndarray, spec: PatternSpec, rng,
-            gaps: np.ndarray | None) -> np.ndarray:
+def _finish(signal: np.ndarray, fr, d1: np.ndarray, d2: np.ndarray, t: np.ndarray,
+            spec: PatternSpec, rng, gaps: np.ndarray | None) -> np.ndarray:
     """Background, direct beam, beamstop, noise, saturation, hot pixels and gaps on top of
-    a rendered signal (shape (H, W)); int32 image."""
-    d1, d2 = np.meshgrid(np.arange(signal.shape[0], dtype=float),
-                         np.arange(signal.shape[1], dtype=float), indexing="ij")
+    a rendered signal; d1, d2 the pixel index grids and t the 2θ map, all shape (H, W);
+    int32 image."""
     t_max = float(np.nanmax(t)) or 1.0
     bkg = spec.background * (1 / 3 + (2 / 3) / (1 + (t / (0.3 * t_max)) ** 2))
     img = signal + bkg
