@@ -40,6 +40,14 @@ def simulate_case(case: dict, folder: Path):
     return simulate.run(cfg), cfg
 
 
+def emd_signal(data: np.ndarray) -> dict:
+    """A rosettasciio signal dict for `rsciio.emd.file_writer`: the image with 55 µm pixels."""
+    axes = [{"name": n, "size": s, "offset": 0.0, "scale": 55000.0, "units": "nm", "navigate": False}
+            for n, s in zip("yx", data.shape)]
+    return {"data": data, "axes": axes, "metadata": {"General": {"title": "pattern"}, "Signal": {}},
+            "original_metadata": {}}
+
+
 def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
     """2θ (rad) of the rings that exist at this wavelength."""
     from geocal_cli.core.units import ring_tth as bragg

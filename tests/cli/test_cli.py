@@ -184,7 +184,7 @@ def test_recenter_writes_moved_poni(recenter_case, tmp_path, capsys):
 
 
 def test_recenter_friedel_on_a_simulated_spot_pattern(tmp_path, monkeypatch, capsys):
-    """simulate --spots → recenter (auto: no calibrant, so Friedel pairs) on the truth moved."""
+    """simulate --spots → EMD → recenter (auto: no calibrant, so Friedel pairs) on the truth moved."""
     import pyFAI
 
     from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
@@ -202,7 +202,14 @@ def test_recenter_friedel_on_a_simulated_spot_pattern(tmp_path, monkeypatch, cap
     p1, p2 = poni_for_beam_center(g, b[0] - 6.5, b[1] + 8.2)
     write_poni(tmp_path / "ref.poni", make_geometry(g.detector, g.dist, p1, p2, g.rot1, g.rot2,
                                                     g.rot3, g.wavelength))
-    code, out, err = cli(["recenter", "sad.tif", "--poni", "ref.poni", "--plot", "pairs.png"], capsys)
+    # Through an EMD file, as a microscope would save it (rosettasciio reader).
+    from rsciio.emd import file_writer
+
+    from geocal_cli.io.images import read_image
+    from tests.conftest import emd_signal
+
+    file_writer(str(tmp_path / "sad.emd"), emd_signal(read_image(tmp_path / "sad.tif").data))
+    code, out, err = cli(["recenter", "sad.emd", "--poni", "ref.poni", "--plot", "pairs.png"], capsys)
     assert code == 0, err
     report = json.loads((tmp_path / "sad.recenter.json").read_text())
     assert report["results"]["method"] == "friedel"

@@ -3,6 +3,7 @@ import pytest
 
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.images import read_image, valid_pixels, write_image
+from tests.conftest import emd_signal
 
 
 def test_round_trip_edf_and_tif(tmp_path):
@@ -66,3 +67,31 @@ def test_eiger_hdf5_stack_reads_its_first_frame(tmp_path):
     img = read_image(path)
     assert img.format == "EigerImage"
     assert np.array_equal(img.data, stack[0])
+
+
+def test_emd_reads_through_rosettasciio_with_its_pixel_size(tmp_path):
+    from rsciio.emd import file_writer
+
+    data = np.arange(48, dtype=np.int32).reshape(6, 8)
+    file_writer(str(tmp_path / "x.emd"), emd_signal(data))
+    img = read_image(tmp_path / "x.emd")
+    assert np.array_equal(img.data, data)
+    assert img.format == "EMD"
+    assert img.metadata["pixel_size_um"] == pytest.approx((55.0, 55.0))
+
+
+def test_em_metadata_gives_voltage_and_camera_length():
+    from geocal_cli.io.images import _em_metadata
+
+    item = {"metadata": {"Acquisition_instrument": {"TEM": {"beam_energy": 200.0, "camera_length": 250.0}}},
+            "axes": [{"scale": 1.0, "units": "1/nm"}, {"scale": 1.0, "units": "1/nm"}]}
+    # Reciprocal-space calibrations are not pixel sizes.
+    assert _em_metadata(item) == {"voltage_kv": 200.0, "camera_length_mm": 250.0}
+
+
+@pytest.mark.parametrize("suffix", [".dm4", ".dm3", ".mrc", ".emd"])
+def test_corrupt_em_files_raise_input_error(tmp_path, suffix):
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(b"not an image at all" * 10)
+    with pytest.raises(InputFileError, match="not a readable"):
+        read_image(path)
