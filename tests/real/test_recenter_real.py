@@ -73,3 +73,14 @@ def test_ceo2_pilatus_shifted_reference_is_recentred(tmp_path, capsys):
     assert res["new_center"]["x_px"] == pytest.approx(b[1] + 0.5, abs=0.1)
     assert res["new_center"]["y_px"] == pytest.approx(b[0] + 0.5, abs=0.1)
     assert res["shift"]["x_px"] == pytest.approx(-7.3, abs=0.1)
+
+
+def test_friedel_refuses_the_au_ring_pattern(tmp_path, capsys, au_reference):
+    """Polycrystal rings have no Friedel pairs: the method says so instead of centring on
+    chance pairs of ring speckle."""
+    with pytest.raises(SystemExit) as exc:
+        run(["--quiet", "recenter", str(shared(*AU, "au_xgrating_20cm.tif")), "--poni",
+             str(au_reference), "--method", "friedel", "-o", str(tmp_path / "new.poni")])
+    assert exc.value.code == 5
+    assert "no Friedel pairs" in capsys.readouterr().err
+    assert not (tmp_path / "new.poni").exists()
