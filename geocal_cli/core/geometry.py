@@ -145,6 +145,64 @@ def frame_of(geometry, param=None) -> DetectorFrame:
     return DetectorFrame(origin=p[0], e1=p[1] - p[0], e2=p[2] - p[0])
 
 
+def params_from_frame(frame: DetectorFrame, detector, rtol: float = 1e-6) -> np.ndarray:
+    """PONI parameters (dist, poni1, poni2, rot1, rot2, rot3) that give `frame` on `detector`;
+    the exact inverse of `frame_of`, for every detector orientation.
+
+    The orientation's index flips are read off `frame_of` at zero rotation, which maps pixel
+    indices to pyFAI's internal (orientation 3) indices; there pyFAI's position formula
+    (`Geometry.calc_pos_zyx`) has columns e1 = pixel1 (c2c3, c2s3, s2) and
+    e2 = pixel2 (c3s1s2 − c1s3, c1c3 + s1s2s3, −c2s1), which give the rotations in closed form,
+    and the origin's components along e1, e2 and the normal give poni1, poni2 and dist.
+
+    Parameters
+    ----------
+    frame : DetectorFrame
+        Pixel indices (of the image array) to lab positions, metres; beam along +x3.
+    detector : pyFAI.detectors.Detector
+        Pixel sizes and orientation of the result.
+    rtol : float
+        Allowed relative mismatch of pixel sizes and of the axes' orthogonality.
+
+    Returns
+    -------
+    ndarray, shape (6,)
+        Metres and radians.
+
+    Raises
+    ------
+    ValueError
+        The frame's pixel steps differ from the detector's pixel sizes, its axes are not
+        orthogonal, or the sample lies behind the detector plane.
+    """
+    pix = np.array([detector.pixel1, detector.pixel2])
+    zero = frame_of(make_geometry(detector, 1.0, 0.0, 0.0), [1.0, 0, 0, 0, 0, 0])
+    # Internal index i = A d + t (pixel centres at (i + 0.5) pixel in the detector plane).
+    a_mat = np.column_stack([zero.e1[:2], zero.e2[:2]]) / pix[:, None]
+    t = zero.origin[:2] / pix - 0.5
+    a_inv = np.linalg.inv(a_mat)
+    axes = np.column_stack([frame.e1, frame.e2]) @ a_inv                     # (3, 2)
+    origin = frame.origin - axes @ t
+    steps = np.linalg.norm(axes, axis=0)
+    if np.any(np.abs(steps / pix - 1) > rtol):
+        raise ValueError(f"pixel steps {steps * 1e6} µm differ from the detector's pixel sizes "
+                         f"{pix * 1e6} µm")
+    u, v = axes[:, 0] / steps[0], axes[:, 1] / steps[1]
+    if abs(u @ v) > rtol:
+        raise ValueError(f"detector axes are not orthogonal (cos = {u @ v:.2e})")
+    w = np.cross(u, v)
+    dist = float(origin @ w)
+    if dist <= 0:
+        raise ValueError("the sample lies behind the detector plane")
+    rot2 = np.arcsin(np.clip(u[2], -1, 1))
+    rot3 = np.arctan2(u[1], u[0])
+    c2, c3, s3 = np.cos(rot2), np.cos(rot3), np.sin(rot3)
+    rot1 = np.arctan2(-v[2] / c2, v[1] * c3 - v[0] * s3)
+    poni1 = 0.5 * pix[0] - origin @ u
+    poni2 = 0.5 * pix[1] - origin @ v
+    return np.array([dist, poni1, poni2, rot1, rot2, rot3])
+
+
 def make_geometry(detector, dist, poni1, poni2, rot1=0.0, rot2=0.0, rot3=0.0, wavelength=None):
     """A pyFAI `Geometry` for a detector object and PONI parameters (metres, radians)."""
     from pyFAI.geometry import Geometry
