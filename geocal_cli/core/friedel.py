@@ -247,10 +247,9 @@ def recenter_on_friedel_pairs(spots: Spots, frame: DetectorFrame, max_shift_px: 
     say(f"{len(spots)} spots; coarse centre shift ({shift[1]:+.1f}, {shift[0]:+.1f}) px in "
         f"(x, y) from {votes:.1f} weighted pair votes")
     tol = 3.0
-    d = np.column_stack([spots.d1, spots.d2])
 
     def residual(s, pairs):
-        u = plane_coordinates(moved_frame(frame, s), d[:, 0], d[:, 1])
+        u = plane_coordinates(moved_frame(frame, s), spots.d1, spots.d2)
         return (u[pairs[:, 0]] + u[pairs[:, 1]]).ravel()
 
     def linearised(s, pairs):
@@ -261,8 +260,8 @@ def recenter_on_friedel_pairs(spots: Spots, frame: DetectorFrame, max_shift_px: 
 
     pairs = np.zeros((0, 2), int)
     for _ in range(n_rounds):
-        u = plane_coordinates(moved_frame(frame, shift), spots.d1, spots.d2)
-        pairs = _mirror_pairs(u, spots.intensity, tol)
+        pairs = _mirror_pairs(plane_coordinates(moved_frame(frame, shift), spots.d1, spots.d2),
+                              spots.intensity, tol)
         if pairs.shape[0] < min_pairs:
             raise CalibrationError(f"no Friedel pairs: {pairs.shape[0]} of {len(spots)} spots "
                                    f"pair up within {tol:.1f} px of symmetric positions (need "
