@@ -118,12 +118,25 @@ def reoriented(geometry, frame: DetectorFrame, shape: tuple[int, int], transpose
     return make_geometry(det, *params_from_frame(frame, det), wavelength=geometry.wavelength)
 
 
-def map_difference(source, target, back, shape: tuple[int, int], n: int = 33) -> tuple[float, float]:
-    """Largest |Δ2θ| and |Δχ| (radians) between `target` at flipped indices and `source` at the
-    indices they came from (`index_map`), on an n × n grid over the target array."""
+def map_difference(source, target, back, shape: tuple[int, int], n: int = 33) -> tuple[float, float, float]:
+    """How far `target` at flipped indices is from `source` at the indices they came from
+    (`index_map`), on an n × n grid over the target array.
+
+    Returns
+    -------
+    tth : float
+        Largest |Δ2θ|, radians.
+    chi_offset : float
+        Median Δχ (target − source), radians: a turn of the azimuth reference, which some
+        conventions (Fit2D) do not carry.
+    chi_spread : float
+        Largest |Δχ − chi_offset|, radians: what no turn explains.
+    """
     d1, d2 = np.meshgrid(np.linspace(0, shape[0] - 1, n), np.linspace(0, shape[1] - 1, n),
                          indexing="ij")
     t_tth, t_chi = frame_of(target).tth_chi(d1, d2)
     s_tth, s_chi = frame_of(source).tth_chi(*back(d1, d2))
-    return (float(np.max(np.abs(t_tth - s_tth))),
-            float(np.max(np.abs(np.angle(np.exp(1j * (t_chi - s_chi)))))))
+    dchi = np.angle(np.exp(1j * (t_chi - s_chi)))
+    offset = float(np.median(dchi))
+    return (float(np.max(np.abs(t_tth - s_tth))), offset,
+            float(np.max(np.abs(np.angle(np.exp(1j * (dchi - offset)))))))
