@@ -1,0 +1,231 @@
+"""Geometry files of other programs: detection, reading into a pyFAI geometry, writing.
+
+Each format module has `read(path, options) -> Loaded` and `write(path, geometry, shape,
+options) -> dict` (the values written, for the report). Every reader goes through the
+program's own pixel → laboratory map (`core.conventions`) to a `DetectorFrame`, so what it
+returns is exact, whatever detector orientation it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from geocal_cli.errors import InputFileError
+
+#: Format names, what they are, and their default file suffix.
+FORMATS = {
+    "poni": ("pyFAI PONI (read v1, v2, v2.1; written as v2.1)", ".poni"),
+    "dioptas": ("PONI for the image as Dioptas shows it (flipped up-down)", ".dioptas.poni"),
+    "fit2d": ("Fit2D terms as YAML or JSON (directDist, centerX/Y, tilt, tiltPlanRotation)", ".fit2d.yaml"),
+    "imaged11": ("ImageD11 .par parameter file", ".par"),
+    "cdiutils": ("cdiutils/xrayutilities det_calib_params as YAML", ".cdiutils.yaml"),
+    "dials": ("DIALS/dxtbx experiment list (.expt JSON)", ".expt"),
+    "gsas2": ("GSAS-II image controls (.imctrl)", ".imctrl"),
+}
+
+
+@dataclass
+class Options:
+    """What readers and writers may need besides the file.
+
+    Attributes
+    ----------
+    shape : (rows, cols) or None
+        Image shape when the file does not hold it.
+    panel : int or None
+        DIALS panel of a multi-panel detector.
+    fix_units : bool
+        Repair a DIALS wavelength written in metres instead of Å.
+    """
+
+    shape: tuple[int, int] | None = None
+    panel: int | None = None
+    fix_units: bool = False
+
+
+@dataclass
+class Loaded:
+    """A geometry read from a file.
+
+    Attributes
+    ----------
+    geometry : pyFAI.geometry.Geometry
+        Pixel indices of the image as fabio reads it; detector with its shape when known.
+    shape : (rows, cols) or None
+    values : dict
+        The file's own parameters, as read (for the report).
+    notes : list of str
+        What the reader noticed: fixed units, ignored keys, lost information.
+    """
+
+    geometry: object
+    shape: tuple[int, int] | None
+    values: dict
+    notes: list[str] = field(default_factory=list)
+
+
+def module(name: str):
+    """The module handling a format name.
+
+    Raises
+    ------
+    ValueError
+        Unknown format.
+    """
+    import importlib
+
+    if name not in FORMATS:
+        raise ValueError(f"unknown format {name!r}: use one of {', '.join(FORMATS)}")
+    return importlib.import_module(f"geocal_cli.io.formats.{name}")
+
+
+def detect(path: Path) -> str:
+    """The format of a geometry file, from its suffix and content.
+
+    Raises
+    ------
+    InputFileError
+        Missing file, or no format recognised (the message lists `--from` choices).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"geometry file not found: {path}")
+    suffix = path.suffix.lower()
+    by_suffix = {".poni": "poni", ".par": "imaged11", ".expt": "dials", ".imctrl": "gsas2"}
+    if suffix in by_suffix:
+        return by_suffix[suffix]
+    text = path.read_text(encoding="utf-8", errors="replace")
+    data = _mapping(text)
+    if isinstance(data, dict):
+        if "detector" in data and "beam" in data:
+            return "dials"
+        if "directDist" in data:
+            return "fit2d"
+        if "det_calib_params" in data or "cch1" in data:
+            return "cdiutils"
+        if "Distance" in data and "Poni1" in data:
+            return "poni"
+        if "distance" in data and "center" in data and "tilt" in data:
+            return "gsas2"
+        if "y_center" in data and "z_center" in data:
+            return "imaged11"
+    raise InputFileError(f"{path}: cannot tell its geometry format; give --from "
+                         f"({', '.join(FORMATS)})")
+
+
+def _mapping(text: str):
+    """JSON or YAML mapping, or key:value / key value lines, or None."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    try:
+        data = yaml.safe_load(text)
+        if isinstance(data, dict):
+            return data
+    except yaml.YAMLError:
+        pass
+    out = {}
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            key, _, value = line.replace(":", " ", 1).partition(" ")
+            out[key.strip()] = value.strip()
+    return out or None
+
+
+def load_mapping(path: Path, what: str) -> dict:
+    """A JSON or YAML file that must hold a mapping.
+
+    Raises
+    ------
+    InputFileError
+        Missing, unreadable, or not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{what} file not found: {path}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise InputFileError(f"{path}: not a {what} file (unparsable: {str(exc).splitlines()[0]})") from None
+    if not isinstance(data, dict):
+        raise InputFileError(f"{path}: not a {what} file (expected a mapping of keys to values)")
+    return data
+
+
+def number(data: dict, key: str, path: Path, what: str, default=None) -> float:
+    """A finite number from a mapping.
+
+    Raises
+    ------
+    InputFileError
+        Missing key (without a default) or a value that is not a finite number.
+    """
+    if key not in data or data[key] is None:
+        if default is not None:
+            return default
+        raise InputFileError(f"{path}: not a complete {what} file: missing key '{key}'")
+    try:
+        value = float(data[key])
+    except (TypeError, ValueError):
+        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a number") from None
+    if not np.isfinite(value):
+        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a finite number")
+    return value
+
+
+def numbers(data: dict, key: str, path: Path, what: str, count: int = 2) -> tuple:
+    """A sequence of `count` finite numbers from a mapping (or its 'a, b' string form).
+
+    Raises
+    ------
+    InputFileError
+        Missing key, wrong length or non-numeric entries.
+    """
+    if key not in data:
+        raise InputFileError(f"{path}: not a complete {what} file: missing key '{key}'")
+    raw = data[key]
+    if isinstance(raw, str):
+        raw = [v for v in raw.strip("[]() ").replace(",", " ").split()]
+    try:
+        values = tuple(float(v) for v in raw)
+    except (TypeError, ValueError):
+        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a list of numbers") from None
+    if len(values) != count or not all(np.isfinite(values)):
+        raise InputFileError(f"{path}: {key} = {data[key]!r}: expected {count} finite numbers")
+    return values
+
+
+def geometry_from_frame(frame, shape, wavelength, path: Path):
+    """A pyFAI geometry for a frame read from `path`: pixel sizes from the frame, orientation 3
+    or, for a mirrored frame, 2.
+
+    Raises
+    ------
+    InputFileError
+        The frame is not a flat detector (non-orthogonal axes, sample behind it), or a mirrored
+        frame without a known image shape.
+    """
+    from pyFAI.detectors import Detector
+
+    from geocal_cli.core.flips import reoriented
+    from geocal_cli.core.geometry import make_geometry
+
+    # Orientation 3 at zero rotation has e1 × e2 along the beam, away from the sample.
+    if shape is None and frame.origin @ np.cross(frame.e1, frame.e2) < 0:
+        raise InputFileError(f"{path}: this geometry indexes the image mirrored (detector "
+                             "orientation 2), which needs the image shape: give --shape ROWS,COLS or --image")
+    p1, p2 = float(np.linalg.norm(frame.e1)), float(np.linalg.norm(frame.e2))
+    base = make_geometry(Detector(pixel1=p1, pixel2=p2, max_shape=shape, orientation=3), 1.0, 0.0, 0.0,
+                         wavelength=wavelength)
+    try:
+        return reoriented(base, frame, shape, transposed=False)
+    except ValueError as exc:
+        raise InputFileError(f"{path}: {exc}") from None
