@@ -2,6 +2,7 @@
 complete -c geocal -f
 complete -c geocal -n '__fish_use_subcommand' -a calib-ring
 complete -c geocal -n '__fish_use_subcommand' -a recenter
+complete -c geocal -n '__fish_use_subcommand' -a convert-poni
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
@@ -52,6 +53,29 @@ complete -c geocal -n '__fish_seen_subcommand_from recenter' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l to -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s t -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l from -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s f -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l output -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s o -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l image -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l shape -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l flip -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l orientation -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l panel -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l fix-units -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l energy -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l wavelength -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l voltage -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l report -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l show-config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l help -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F

@@ -5,6 +5,7 @@ import yaml
 
 from geocal_cli.config.base import dump_yaml, load_config
 from geocal_cli.config.calib_ring import CalibRingConfig
+from geocal_cli.config.convert_poni import ConvertPoniConfig
 from geocal_cli.config.recenter import RecenterConfig
 from geocal_cli.config.simulate import SimulateConfig
 from geocal_cli.errors import ConfigError
@@ -12,7 +13,8 @@ from geocal_cli.errors import ConfigError
 SAMPLES = Path(__file__).resolve().parents[2] / "sample_configs"
 MODELS = {"calib-ring": (CalibRingConfig, {"image": "x.edf"}),
           "simulate": (SimulateConfig, {"output": "x.edf"}),
-          "recenter": (RecenterConfig, {"image": "x.tif", "poni": "ref.poni"})}
+          "recenter": (RecenterConfig, {"image": "x.tif", "poni": "ref.poni"}),
+          "convert-poni": (ConvertPoniConfig, {"input": "controls.imctrl"})}
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
