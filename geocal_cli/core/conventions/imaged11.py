@@ -82,8 +82,9 @@ def par_from_frame(frame: DetectorFrame, o=(1, 0, 0, -1)) -> dict:
     z_size, y_size = np.linalg.norm(e1), np.linalg.norm(e2)
     yz = np.column_stack([e1, e2]) @ np.linalg.inv(_in_plane(o, z_size, y_size))
     r = np.column_stack([np.cross(yz[:, 0], yz[:, 1]), yz])
-    if np.linalg.det(r) < 0:
-        raise ValueError(f"the flip matrix {tuple(o)} mirrors this geometry")
+    # A flip matrix that mirrors the frame leaves only a detector turned to face away.
+    if r[0, 0] <= 0:
+        raise ValueError(f"the flip matrix {tuple(o)} mirrors this geometry (or it is tilted by 90° or more)")
     z_center, y_center = frame.beam_center()
     if not np.isfinite(z_center):
         raise ValueError("the direct beam never meets the detector plane")
