@@ -2,7 +2,6 @@
 pixel map (2θ, and χ where the format carries the azimuth reference) as the geometry it came
 from; a tilted, off-centre geometry with non-square pixels, unmirrored and mirrored."""
 
-import numpy as np
 import pytest
 
 from geocal_cli.core.flips import map_difference
