@@ -139,6 +139,30 @@ def _mapping(text: str):
     return out or None
 
 
+def key_value_lines(path: Path, what: str, sep: str | None = None) -> dict[str, str]:
+    """`key value` lines (sep None) or `key<sep>value` lines, '#' comments and blank lines
+    skipped.
+
+    Raises
+    ------
+    InputFileError
+        Missing file, or a line that is not one key and one value.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"{what} file not found: {path}")
+    data = {}
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        text = line.split("#", 1)[0].strip()
+        if not text:
+            continue
+        parts = text.split(sep, 1) if sep else text.split()
+        if len(parts) != 2:
+            raise InputFileError(f"{path}: not a {what} file (line {text!r} is not 'key{sep or ' '}value')")
+        data[parts[0].strip()] = parts[1].strip()
+    return data
+
+
 def load_mapping(path: Path, what: str) -> dict:
     """A JSON or YAML file that must hold a mapping.
 

@@ -16,26 +16,19 @@ from geocal_cli.core.conventions import gsas2
 from geocal_cli.core.geometry import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.atomic import write_text
-from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, numbers
+from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, key_value_lines, number, numbers
 
 WHAT = "GSAS-II image controls"
 
 
 def _parse(path: Path) -> dict:
-    if not Path(path).is_file():
-        raise InputFileError(f"{WHAT} file not found: {path}")
-    data = {}
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        key, sep, value = line.partition(":")
-        if not sep:
-            raise InputFileError(f"{path}: not a {WHAT} file (line {line!r} is not 'key:value')")
+    """`key:value` lines, values as Python literals where they are."""
+    data = key_value_lines(path, WHAT, sep=":")
+    for key, value in data.items():
         try:
-            data[key.strip()] = ast.literal_eval(value.strip())
+            data[key] = ast.literal_eval(value)
         except (ValueError, SyntaxError):
-            data[key.strip()] = value.strip()
+            pass
     return data
 
 

@@ -13,29 +13,16 @@ from geocal_cli.core.conventions import imaged11
 from geocal_cli.core.geometry import frame_of
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.atomic import write_text
-from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number
+from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, key_value_lines, number
 
 LENGTHS = ("distance", "y_size", "z_size")
 KEYS = LENGTHS + ("y_center", "z_center", "tilt_x", "tilt_y", "tilt_z", "o11", "o12", "o21", "o22")
 WHAT = "ImageD11 parameter"
 
 
-def _parse(path: Path) -> dict:
-    if not Path(path).is_file():
-        raise InputFileError(f"{WHAT} file not found: {path}")
-    data = {}
-    for line in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-        parts = line.split("#", 1)[0].split()
-        if len(parts) == 2:
-            data[parts[0]] = parts[1]
-        elif parts:
-            raise InputFileError(f"{path}: not an {WHAT} file (line {line.strip()!r} is not 'key value')")
-    return data
-
-
 def read(path: Path, options: Options) -> Loaded:
     """A `.par` file → geometry (orientation 3, or 2 when the flip matrix mirrors)."""
-    data = _parse(path)
+    data = key_value_lines(path, WHAT)
     defaults = {"tilt_x": 0.0, "tilt_y": 0.0, "tilt_z": 0.0, "o11": 1.0, "o12": 0.0, "o21": 0.0, "o22": -1.0}
     values = {k: number(data, k, path, WHAT, default=defaults.get(k)) for k in KEYS}
     for k in ("y_size", "z_size"):
