@@ -158,7 +158,7 @@ def key_value_lines(path: Path, what: str, sep: str | None = None) -> dict[str, 
             continue
         parts = text.split(sep, 1) if sep else text.split()
         if len(parts) != 2:
-            raise InputFileError(f"{path}: not a {what} file (line {text!r} is not 'key{sep or ' '}value')")
+            raise InputFileError(f"{path}: line {text!r} is not 'key{sep or ' '}value' as in {what} files")
         data[parts[0].strip()] = parts[1].strip()
     return data
 
