@@ -144,6 +144,8 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     geometry, out_shape, back = _apply_flips(cfg, source, shape)
     output, report_path = default_outputs(cfg)
     output = cfg.output or output
+    if Path(output).resolve() == Path(cfg.input).resolve():
+        raise ConfigError(f"--output {output} is the input file: write the conversion elsewhere")
     report_path = cfg.report or report_path
     target = module(cfg.to)
     written = target.write(output, geometry, out_shape, options)

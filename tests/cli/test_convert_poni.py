@@ -149,6 +149,7 @@ def _bad_inputs(tmp_path):
         (["notes.txt", "--to", "poni"], 4, "cannot tell its geometry format"),
         (["g.poni", "--to", "poni", "--orientation", "2", "--shape", "100,100"], 3, "use orientation 1 or 3"),
         (["g.poni", "--to", "dials"], 3, "image size"),
+        (["g.poni", "--to", "poni", "-o", "g.poni"], 3, "is the input file"),
     ]
 
 
@@ -156,6 +157,6 @@ def test_bad_input_is_refused_with_its_exit_code_and_no_output(tmp_path, monkeyp
     monkeypatch.chdir(tmp_path)
     for args, expected, words in _bad_inputs(tmp_path):
         before = set(tmp_path.iterdir())
-        code, _, err = cli(["convert-poni", *args, "-o", "out.file", "--report", "r.json"], capsys)
+        code, _, err = cli(["convert-poni", "-o", "out.file", "--report", "r.json", *args], capsys)
         assert code == expected and err.strip().splitlines()[-1].startswith("error:") and words in err, (args, code, err)
         assert set(tmp_path.iterdir()) == before, args
