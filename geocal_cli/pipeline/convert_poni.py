@@ -13,7 +13,7 @@ import numpy as np
 
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.convert_poni import ConvertPoniConfig
-from geocal_cli.errors import ConfigError, GeocalError, InputFileError
+from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.formats import FORMATS, Options, detect, module
 from geocal_cli.io.reports import report_header, write_report
 
@@ -127,8 +127,6 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     options = Options(shape=shape, panel=cfg.panel, fix_units=cfg.fix_units)
     try:
         loaded = module(source_format).read(cfg.input, options)
-    except GeocalError:
-        raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise InputFileError(f"{cfg.input}: not a readable {source_format} file ({exc})") from None
     if shape is not None and loaded.shape is not None and tuple(loaded.shape) != tuple(shape):
