@@ -99,8 +99,7 @@ def detect(path: Path) -> str:
     by_suffix = {".poni": "poni", ".par": "imaged11", ".expt": "dials", ".imctrl": "gsas2"}
     if suffix in by_suffix:
         return by_suffix[suffix]
-    text = path.read_text(encoding="utf-8", errors="replace")
-    data = _mapping(text)
+    data = _mapping(path)
     if isinstance(data, dict):
         if "detector" in data and "beam" in data:
             return "dials"
@@ -118,8 +117,9 @@ def detect(path: Path) -> str:
                          f"({', '.join(FORMATS)})")
 
 
-def _mapping(text: str):
-    """JSON or YAML mapping, or key:value / key value lines, or None."""
+def _mapping(path: Path):
+    """The file as a JSON or YAML mapping, or `key:value` / `key value` lines, or None."""
+    text = path.read_text(encoding="utf-8", errors="replace")
     try:
         return json.loads(text)
     except ValueError:
@@ -130,13 +130,12 @@ def _mapping(text: str):
             return data
     except yaml.YAMLError:
         pass
-    out = {}
-    for line in text.splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line:
-            key, _, value = line.replace(":", " ", 1).partition(" ")
-            out[key.strip()] = value.strip()
-    return out or None
+    for sep in (":", None):
+        try:
+            return key_value_lines(path, "geometry", sep)
+        except InputFileError:
+            pass
+    return None
 
 
 def key_value_lines(path: Path, what: str, sep: str | None = None) -> dict[str, str]:
