@@ -23,7 +23,14 @@ from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, 
 WHAT = "DIALS experiment list"
 
 
-def _load(path: Path) -> dict:
+def load(path: Path) -> dict:
+    """The experiment list as parsed JSON, with detector and beam models.
+
+    Raises
+    ------
+    InputFileError
+        Missing file, not JSON, or no detector/beam models.
+    """
     if not Path(path).is_file():
         raise InputFileError(f"{WHAT} file not found: {path}")
     try:
@@ -51,6 +58,34 @@ def _vector(data: dict, key: str, path: Path) -> np.ndarray:
     return np.array(numbers(data, key, path, WHAT, count=3))
 
 
+def panel_in_lab(det: dict, index: int, path: Path) -> tuple[dict, tuple, bool]:
+    """Panel `index` of a detector model in the laboratory frame.
+
+    Returns
+    -------
+    dict with 'origin' (mm), 'fast_axis', 'slow_axis' : ndarray, shape (3,)
+    pixel_size : (fast, slow), mm
+    offset : bool
+        Whether hierarchy groups above it have a non-zero origin.
+
+    Raises
+    ------
+    InputFileError
+        The panel is not in the hierarchy, a vector is malformed, or the pixel size is not mm.
+    """
+    panel = det["panels"][index]
+    chain = _group_path(det["hierarchy"], index, []) if "hierarchy" in det else []
+    if chain is None:
+        raise InputFileError(f"{path}: panel {index} is not in the detector hierarchy")
+    local = {k: _vector(panel, k, path) for k in ("origin", "fast_axis", "slow_axis")}
+    groups = [{k: _vector(g, k, path) for k in ("origin", "fast_axis", "slow_axis")} for g in chain]
+    pixel = numbers(panel, "pixel_size", path, WHAT)
+    if not all(1e-3 <= p <= 10 for p in pixel):
+        raise InputFileError(f"{path}: pixel_size = {list(pixel)} is not in mm (DIALS' unit)")
+    return (dials.global_panel(groups, local), pixel,
+            any(np.linalg.norm(g["origin"]) > 0 for g in groups))
+
+
 def wavelength_angstrom(beam: dict, path: Path, fix_units: bool, notes: list) -> float:
     """The beam's wavelength in Å, with the metres-for-Å slip detected.
 
@@ -74,7 +109,7 @@ def wavelength_angstrom(beam: dict, path: Path, fix_units: bool, notes: list) ->
 
 def read(path: Path, options: Options) -> Loaded:
     """One panel and the beam of the first experiment → geometry (metres)."""
-    data = _load(path)
+    data = load(path)
     notes = []
     experiments = data.get("experiment") or [{"beam": 0, "detector": 0}]
     exp = experiments[0]
@@ -94,17 +129,9 @@ def read(path: Path, options: Options) -> Loaded:
     if not 0 <= index < len(panels):
         raise ConfigError(f"--panel {index}: the detector has {len(panels)} panel(s)")
     panel = panels[index]
-    chain = _group_path(det["hierarchy"], index, []) if "hierarchy" in det else []
-    if chain is None:
-        raise InputFileError(f"{path}: panel {index} is not in the detector hierarchy")
-    local = {k: _vector(panel, k, path) for k in ("origin", "fast_axis", "slow_axis")}
-    groups = [{k: _vector(g, k, path) for k in ("origin", "fast_axis", "slow_axis")} for g in chain]
-    glob = dials.global_panel(groups, local)
-    if any(np.linalg.norm(g["origin"]) > 0 for g in groups):
+    glob, pixel, offset = panel_in_lab(det, index, path)
+    if offset:
         notes.append("the detector hierarchy's group origin offset is included")
-    pixel = numbers(panel, "pixel_size", path, WHAT)
-    if not all(1e-3 <= p <= 10 for p in pixel):
-        raise InputFileError(f"{path}: pixel_size = {list(pixel)} is not in mm (DIALS' unit)")
     size = numbers(panel, "image_size", path, WHAT)
     shape = (int(size[1]), int(size[0]))
     if options.shape is not None and tuple(options.shape) != shape:
