@@ -11,10 +11,9 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.recenter import RecenterConfig
 from geocal_cli.errors import CalibrationError, ConfigError, InputFileError
-from geocal_cli.io.detectors import detector_mask
-from geocal_cli.io.images import read_image, read_mask, valid_pixels
-from geocal_cli.io.poni import read_poni, write_poni
+from geocal_cli.io.poni import write_poni
 from geocal_cli.io.reports import report_header, write_report
+from geocal_cli.pipeline._inputs import load_image_and_geometry
 
 SCHEMA = "geocal.recenter"
 
@@ -34,18 +33,6 @@ def default_outputs(image: Path) -> tuple[Path, Path]:
     """<image stem>.recentered.poni and <image stem>.recenter.json in the current folder."""
     stem = Path(image).name.split(".")[0]
     return Path(f"{stem}.recentered.poni"), Path(f"{stem}.recenter.json")
-
-
-def _wavelength(cfg: RecenterConfig, reference, metadata: dict) -> tuple[float, str]:
-    from geocal_cli.core.units import wavelength_from_voltage
-
-    if any(v is not None for v in (cfg.energy_kev, cfg.wavelength_a, cfg.voltage_kv)):
-        return cfg.wavelength_m(), "command line"
-    if reference.wavelength:
-        return float(reference.wavelength), "reference PONI"
-    if metadata.get("voltage_kv"):
-        return wavelength_from_voltage(metadata["voltage_kv"]), "image metadata (voltage)"
-    raise ConfigError("no wavelength: the PONI has none; give --energy, --wavelength or --voltage")
 
 
 def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> np.ndarray:
@@ -79,20 +66,11 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    img = read_image(cfg.image)
+    inputs = load_image_and_geometry(cfg)
+    img, reference, valid = inputs.image, inputs.geometry, inputs.valid
     data = img.data
-    reference = read_poni(cfg.poni)
     detector = reference.detector
-    if detector.shape is not None and tuple(detector.shape) != tuple(data.shape):
-        raise InputFileError(f"{cfg.poni} is for a {tuple(detector.shape)} detector, "
-                             f"{cfg.image} is {tuple(data.shape)}")
-    if detector.max_shape is None:
-        detector.max_shape = data.shape
-    wavelength, wl_source = _wavelength(cfg, reference, img.metadata)
-    user_mask = read_mask(cfg.mask, data.shape) if cfg.mask else None
-    valid = valid_pixels(data, detector_mask(detector, data.shape), user_mask)
-    if not valid.any():
-        raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
+    wavelength, wl_source = inputs.wavelength, inputs.wavelength_source
     frame = frame_of(reference)
     old = np.array(frame.beam_center())
     if not np.all(np.isfinite(old)):
