@@ -3,6 +3,7 @@ complete -c geocal -f
 complete -c geocal -n '__fish_use_subcommand' -a calib-ring
 complete -c geocal -n '__fish_use_subcommand' -a recenter
 complete -c geocal -n '__fish_use_subcommand' -a convert-poni
+complete -c geocal -n '__fish_use_subcommand' -a q-check
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
@@ -76,6 +77,28 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l poni -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l mask -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l max-median-microstrain -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l expt -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l refl -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l positions -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l max-mean-dq -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l fix-units -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l fail-on-systematic -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l no-fail-on-systematic -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l energy -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l wavelength -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l voltage -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l report -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l plot -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l show-config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l help -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F

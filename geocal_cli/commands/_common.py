@@ -73,11 +73,12 @@ def print_report(report: dict) -> None:
 
 def show_result(res, summary_table, json_out: bool) -> None:
     """After a command ran: the JSON report (--json) or the summary table, the warnings and
-    the files written. `res` has `report`, `poni`, `report_path` and `plot`."""
+    the files written. `res` has `report`, `poni`, `report_path` and `plot` (None when not
+    written)."""
     if json_out:
         print_report(res.report)
         return
     console.result(summary_table(res.report))
     for w in res.report["warnings"]:
         console.progress(f"warning: {w}")
-    console.progress(f"wrote {res.poni}, {res.report_path}" + (f", {res.plot}" if res.plot else ""))
+    console.progress("wrote " + ", ".join(str(p) for p in (res.poni, res.report_path, res.plot) if p))

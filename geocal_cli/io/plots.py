@@ -135,3 +135,92 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
         ax.set_xlabel("column (x, fast) [px]")
         ax.set_ylabel("row (y, slow) [px]")
     _save(plt, fig, path)
+
+
+def _strain_scale(values: np.ndarray) -> float:
+    """Symmetric colour limit: the 98th percentile of |values|."""
+    return float(np.percentile(np.abs(values), 98)) or 1.0
+
+
+def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title: str) -> None:
+    """Δd/d on the detector, Δq against χ per ring and Δq against radius.
+
+    Parameters
+    ----------
+    path : Path
+        PNG written atomically.
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+    check : geocal_cli.core.qpowder.PowderCheck
+    title : str
+    """
+    plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    cp = check.points
+    ue = check.strain * 1e6
+    lim = _strain_scale(ue)
+    _show(axes[0], image, valid)
+    sc = axes[0].scatter(cp.d2, cp.d1, c=ue, s=4, cmap="coolwarm", vmin=-lim, vmax=lim)
+    fig.colorbar(sc, ax=axes[0], shrink=0.8, label="Δd/d (µε)")
+    axes[0].set_title("Δd/d at the control points")
+    cmap = plt.get_cmap("viridis")
+    rings = np.unique(cp.ring)
+    for i, k in enumerate(rings):
+        on = cp.ring == k
+        order = np.argsort(cp.chi[on])
+        colour = cmap(i / max(len(rings) - 1, 1))
+        axes[1].plot(np.degrees(cp.chi[on]), check.dq[on] * 1e3, ".", ms=2, color=colour)
+        axes[1].plot(np.degrees(cp.chi[on][order]),
+                     (check.geometric_strain[on] * -check.q_pixel[on])[order] * 1e3, "-", lw=1,
+                     color=colour, label=f"ring {k + 1}" if i < 12 else None)
+    axes[1].set_xlabel("χ (deg)")
+    axes[1].set_ylabel("Δq (10⁻³ Å⁻¹)")
+    axes[1].set_title("Δq against χ per ring (lines: geometric part)")
+    axes[1].legend(fontsize=7, ncol=2, markerscale=4)
+    axes[2].scatter(check.radius_mm, check.dq * 1e3, s=2, c=ue, cmap="coolwarm", vmin=-lim, vmax=lim)
+    axes[2].axhline(0, color="k", lw=0.5)
+    axes[2].set_xlabel("radius from the beam centre (mm)")
+    axes[2].set_ylabel("Δq (10⁻³ Å⁻¹)")
+    axes[2].set_title("Δq against radius")
+    fig.suptitle(title, fontsize=10)
+    _save(plt, fig, path)
+
+
+def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
+    """|Δq| of every reflection on its panel (one heatmap per panel, up to 4) and |Δq| against
+    resolution.
+
+    Parameters
+    ----------
+    path : Path
+    panels : geocal_cli.core.stills.Panels
+    refl : geocal_cli.core.qstills.Reflections
+    check : geocal_cli.core.qstills.StillsCheck
+    title : str
+    """
+    used = np.unique(refl.panel)[:4]
+    plt, (fig, axes) = _figure(1, len(used) + 1, figsize=(6.5 * (len(used) + 1), 6), squeeze=False)
+    axes = axes[0]
+    dq = np.linalg.norm(check.dq, axis=1) * 1e4
+    lim = _strain_scale(dq)
+    for ax, p in zip(axes, used):
+        on = refl.panel == p
+        size = panels.image_size[p] * panels.pixel_size[p]
+        ax.add_patch(plt.Rectangle((0, 0), size[0], size[1], fill=False, color="0.5"))
+        sc = ax.scatter(refl.xy[on, 0], refl.xy[on, 1], c=dq[on], s=10, cmap="magma_r", vmin=0, vmax=lim)
+        d = (check.xy_pred[on] - refl.xy[on])
+        ax.quiver(refl.xy[on, 0], refl.xy[on, 1], d[:, 0], d[:, 1], angles="xy", scale_units="xy",
+                  scale=0.02, width=0.002, color="tab:blue")
+        ax.set_xlim(0, size[0])
+        ax.set_ylim(size[1], 0)
+        ax.set_aspect("equal")
+        ax.set_xlabel("fast (mm)")
+        ax.set_ylabel("slow (mm)")
+        ax.set_title(f"panel {p}: |Δq| (arrows: to the prediction, ×50)")
+        fig.colorbar(sc, ax=ax, shrink=0.8, label="|Δq| (10⁻⁴ Å⁻¹)")
+    res = np.linalg.norm(check.q_pred, axis=1)
+    axes[-1].scatter(res, dq, s=4, c=refl.exp, cmap="tab10")
+    axes[-1].set_xlabel("|q| = 1/d (Å⁻¹)")
+    axes[-1].set_ylabel("|Δq| (10⁻⁴ Å⁻¹)")
+    axes[-1].set_title("|Δq| against resolution (colour: experiment)")
+    fig.suptitle(title, fontsize=10)
+    _save(plt, fig, path)

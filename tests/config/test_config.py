@@ -6,6 +6,7 @@ import yaml
 from geocal_cli.config.base import dump_yaml, load_config
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.config.convert_poni import ConvertPoniConfig
+from geocal_cli.config.q_check import QCheckConfig
 from geocal_cli.config.recenter import RecenterConfig
 from geocal_cli.config.simulate import SimulateConfig
 from geocal_cli.errors import ConfigError
@@ -14,7 +15,8 @@ SAMPLES = Path(__file__).resolve().parents[2] / "sample_configs"
 MODELS = {"calib-ring": (CalibRingConfig, {"image": "x.edf"}),
           "simulate": (SimulateConfig, {"output": "x.edf"}),
           "recenter": (RecenterConfig, {"image": "x.tif", "poni": "ref.poni"}),
-          "convert-poni": (ConvertPoniConfig, {"input": "controls.imctrl"})}
+          "convert-poni": (ConvertPoniConfig, {"input": "controls.imctrl"}),
+          "q-check": (QCheckConfig, {"image": "x.tif", "poni": "ref.poni"})}
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
