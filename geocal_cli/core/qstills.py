@@ -10,7 +10,8 @@ from the geometric residual Δq = q_pixel − q_pred.
 The residual is then explained (`diagnosis.explain`) by rigid moves of the whole detector
 (distance along its normal, beam centre, two tilts and the turn about the normal, about the
 point where the beam meets it) and the wavelength. Before that, discrete slips that no
-small change explains are tried on up to 20 000 reflections: the detector mirrored in x or
+small change explains are tried on up to 20 000 reflections (the continuous diagnosis uses up
+to 200 000; beyond that a random subset tells no more): the detector mirrored in x or
 in y (a "Y-axis flip") and the crystal frame turned by any of the 23 rotations that map
 the laboratory axes onto each other (a missing 90° or 180° fixed or setting rotation).
 A slip is named when, after the continuous fit, it leaves less than half the residual.
@@ -28,8 +29,9 @@ from geocal_cli.core.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
 from geocal_cli.core.stills import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
                                     stills_predict)
 
-#: Reflections used to test the discrete slips.
+#: Reflections used to test the discrete slips, and to diagnose continuous errors.
 MAX_SLIP_SAMPLE = 20_000
+MAX_DIAGNOSIS_SAMPLE = 200_000
 
 
 @dataclass(frozen=True)
@@ -206,6 +208,15 @@ def _mirrored(panels: Panels, m: np.ndarray) -> Panels:
     return panels.moved(m, np.zeros(3), np.zeros(3))
 
 
+def _sample(refl: Reflections, q: np.ndarray, size: int, seed: int) -> tuple[Reflections, np.ndarray]:
+    """A seeded random subset of at most `size` reflections."""
+    n = refl.h.shape[0]
+    if n <= size:
+        return refl, q
+    pick = np.sort(np.random.default_rng(seed).choice(n, size, replace=False))
+    return refl.subset(pick), q[pick]
+
+
 def find_slip(crystals: Crystals, panels: Panels, refl: Reflections, q: np.ndarray,
               seed: int = 0) -> Slip | None:
     """The discrete slip (detector mirror or crystal-frame rotation) that best explains Δq.
@@ -224,10 +235,7 @@ def find_slip(crystals: Crystals, panels: Panels, refl: Reflections, q: np.ndarr
     Slip or None
         None when undoing no slip halves the continuously fitted rms.
     """
-    n = refl.h.shape[0]
-    if n > MAX_SLIP_SAMPLE:
-        pick = np.sort(np.random.default_rng(seed).choice(n, MAX_SLIP_SAMPLE, replace=False))
-        refl, q = refl.subset(pick), q[pick]
+    refl, q = _sample(refl, q, MAX_SLIP_SAMPLE, seed)
     base = _Model(crystals, panels, refl, q).fitted_rms()
     trials = [("detector mirror", "the detector mirrored in x (x → −x)", np.diag([-1.0, 1, 1])),
               ("detector mirror", "the detector mirrored in y (y → −y, a Y-axis flip)", np.diag([1.0, -1, 1]))]
@@ -285,7 +293,7 @@ def check_experiments(crystals: Crystals, panels: Panels, refl: Reflections) -> 
         fixed_panels = _mirrored(panels, slip.matrix)
     elif slip is not None:
         fixed_q = q @ slip.matrix.T
-    model = _Model(crystals, fixed_panels, refl, fixed_q)
+    model = _Model(crystals, fixed_panels, *_sample(refl, fixed_q, MAX_DIAGNOSIS_SAMPLE, 1))
     diagnosis = explain(model.residual(np.zeros(7)).ravel(), model.jacobian(), list(PARAMETERS))
     return StillsCheck(q_bragg=q, q_pred=s1 - s0, q_pixel=q_pixel, dq=q_pixel - (s1 - s0),
                        excitation=excitation, delpsi=delpsi, xy_pred=xy_pred,
