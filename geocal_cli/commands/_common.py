@@ -73,12 +73,13 @@ def print_report(report: dict) -> None:
 
 def show_result(res, summary_table, json_out: bool) -> None:
     """After a command ran: the JSON report (--json) or the summary table, the warnings and
-    the files written. `res` has `report`, `poni`, `report_path` and `plot` (None when not
-    written)."""
+    the files written. `res` has `report`, `report_path`, `plot` (None when not written) and,
+    for the commands that write a geometry, `poni`."""
     if json_out:
         print_report(res.report)
         return
     console.result(summary_table(res.report))
     for w in res.report["warnings"]:
         console.progress(f"warning: {w}")
-    console.progress("wrote " + ", ".join(str(p) for p in (res.poni, res.report_path, res.plot) if p))
+    written = (getattr(res, "poni", None), res.report_path, res.plot)
+    console.progress("wrote " + ", ".join(str(p) for p in written if p))

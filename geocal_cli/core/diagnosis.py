@@ -69,7 +69,8 @@ class Diagnosis:
     rms_before, rms_after : float
         Rms residual before and after subtracting the cause's fit (residual units).
     used, rejected : int
-        Points fitted and points left out as outliers.
+        Residuals fitted and left out as outliers (each component of a vector residual
+        counts once).
     """
 
     systematic: bool

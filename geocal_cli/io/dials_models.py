@@ -103,7 +103,7 @@ def read_experiments(path: Path, fix_units: bool = False) -> Experiments:
         raise InputFileError(f"{path}: no crystal model: q-check needs indexed experiments "
                              "(the output of dials.index or dials.refine)")
     A, F, S, axes, s0, rotation, offsets, n_panels, ids = [], [], [], [], [], [], [], [], []
-    detectors: dict[int, int] = {}
+    detectors: dict[int, tuple[int, int]] = {}     # detector index → (first panel, panels)
     parts: list[tuple] = []
     for i, exp in enumerate(exps):
         crystal = _index(exp, "crystal", data.get("crystal", []), i, path)
@@ -132,10 +132,10 @@ def read_experiments(path: Path, fix_units: bool = False) -> Experiments:
         d = int(exp.get("detector", 0))
         if d not in detectors:
             det = _index(exp, "detector", data["detector"], i, path)
-            detectors[d] = sum(len(p[0]) for p in parts)
             parts.append(_detector_panels(det, path, notes))
-        offsets.append(detectors[d])
-        n_panels.append(len(parts[list(detectors).index(d)][0]))
+            detectors[d] = (sum(len(p[0]) for p in parts[:-1]), len(parts[-1][0]))
+        offsets.append(detectors[d][0])
+        n_panels.append(detectors[d][1])
         ids.append(str(exp.get("identifier", "")))
     stack = [np.concatenate([p[k] for p in parts]) for k in range(5)]
     return Experiments(

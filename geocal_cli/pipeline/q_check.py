@@ -34,8 +34,6 @@ class QCheckResult:
     plot: Path | None
     failed: list
 
-    poni = None
-
 
 def default_report(cfg: QCheckConfig) -> Path:
     """<input stem>.qcheck.json in the current folder."""
@@ -104,7 +102,10 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
         raise CalibrationError(f"{exc} (near the geometry of {cfg.poni}: is it for this image?)") from None
     cp = cp.subset(fit.inliers)
     frame = frame_of(geometry)
-    chk = check_powder(frame, cp, d, wavelength)
+    try:
+        chk = check_powder(frame, cp, d, wavelength)
+    except ValueError as exc:
+        raise CalibrationError(f"too few control points to check the geometry: {exc}") from None
     overall = stats(chk.dq, chk.strain, chk.geometric_strain)
     diag = chk.diagnosis
     say(f"{len(cp)} control points on {len(chk.rings)} rings: median geometric |Δd/d| "
