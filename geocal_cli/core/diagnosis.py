@@ -118,7 +118,7 @@ class Diagnosis:
                 "convention": "error = the geometry's value minus the value the residuals ask for"}
 
 
-class _Normal:
+class NormalEquations:
     """Normal equations of a least-squares problem, so that fits on any subset of the
     columns cost O(p³) instead of a pass over the n points. Columns are scaled to unit norm
     for conditioning."""
@@ -140,6 +140,7 @@ class _Normal:
         return ds / sc, rss, g / np.outer(sc, sc)
 
     def explained(self, idx: list[int]) -> float:
+        """R² of the fit on columns `idx`."""
         return 1 - self.fit(idx)[1] / self.ss0
 
 
@@ -168,10 +169,10 @@ def explain(residual: np.ndarray, jacobian: np.ndarray, params: list[Parameter])
     if r.size < 2 * len(params):
         raise ValueError(f"{r.size} residuals cannot tell {len(params)} parameters apart")
     every = list(range(len(params)))
-    post = r - J @ _Normal(r, J).fit(every)[0]
+    post = r - J @ NormalEquations(r, J).fit(every)[0]
     sig = 1.4826 * np.median(np.abs(post - np.median(post))) + 1e-300
     keep = np.abs(post) <= 5 * sig
-    ne = _Normal(r[keep], J[keep])
+    ne = NormalEquations(r[keep], J[keep])
     explained = ne.explained(every)
     groups = list(dict.fromkeys(p.group for p in params))
     cols = {g: [i for i, p in enumerate(params) if p.group == g] for g in groups}

@@ -24,7 +24,7 @@ from itertools import product
 
 import numpy as np
 
-from geocal_cli.core.diagnosis import Diagnosis, explain
+from geocal_cli.core.diagnosis import Diagnosis, NormalEquations, explain
 from geocal_cli.core.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
 from geocal_cli.core.stills import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
                                     stills_predict)
@@ -199,9 +199,8 @@ class _Model:
     def fitted_rms(self) -> float:
         """Rms |Δq| after the best linear continuous fit."""
         r = self.residual(np.zeros(7)).ravel()
-        J = self.jacobian()
-        delta = np.linalg.lstsq(J, r, rcond=None)[0]
-        return float(np.sqrt(np.mean((r - J @ delta) ** 2) * 3))
+        rss = NormalEquations(r, self.jacobian()).fit(list(range(7)))[1]
+        return float(np.sqrt(rss / r.size * 3))
 
 
 def _mirrored(panels: Panels, m: np.ndarray) -> Panels:

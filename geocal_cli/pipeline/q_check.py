@@ -225,13 +225,12 @@ def _stills(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
     except ValueError as exc:
         raise InputFileError(f"{cfg.expt}: {exc}") from None
     dq = np.linalg.norm(chk.dq, axis=1)
-    per = []
-    for i, ident in enumerate(models.identifiers):
-        on = refl.exp == i
-        if not on.any():
-            continue
-        per.append({"experiment": i, "identifier": ident, "reflections": int(on.sum()),
-                    **_vector_stats(dq[on], chk, on)})
+    # One sort instead of a mask per experiment: thousands of stills × 10⁶ reflections.
+    order = np.argsort(refl.exp, kind="stable")
+    bounds = np.searchsorted(refl.exp[order], np.arange(len(models.identifiers) + 1))
+    per = [{"experiment": i, "identifier": ident, "reflections": int(hi - lo),
+            **_vector_stats(dq[order[lo:hi]], chk, order[lo:hi])}
+           for i, (ident, lo, hi) in enumerate(zip(models.identifiers, bounds[:-1], bounds[1:])) if hi > lo]
     diag, slip = chk.diagnosis, chk.slip
     failed = []
     if slip is not None:
