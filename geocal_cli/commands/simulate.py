@@ -23,7 +23,13 @@ EPILOG = """Examples:
 
   geocal simulate sad.tif --spots 2.039,2.039,90 --spot-rotation 17 --voltage 200 --pixel-size 55 --shape 1024,1024 --distance 400 --width 2 --direct-beam 1e5
 
-Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry used."""
+  geocal simulate grid.edf --grid 5 --pixel-size 50 --shape 2048,2048 --radial 4 --random-field 1.5 --skew 0.5 --missing 0.03 --spurious 5 --illumination 0.5
+
+  geocal simulate lab6_distorted.edf --energy 17 --pixel-size 50 --shape 2048,2048 --distance 150 --distortion grid.truth.h5
+
+Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry used (not for
+a grid); with --radial, --random-field or --skew also OUTPUT-stem.truth.h5, the true
+distortion as a pyFAI detector file."""
 
 
 def command(
@@ -56,15 +62,31 @@ def command(
     saturation: float = typer.Option(None, "--saturation", help="Counts at which pixels saturate.", rich_help_panel="Image"),
     spots: str = typer.Option(None, "--spots", help="Instead of rings, a single-crystal zone-axis spot pattern: 'D1,D2,GAMMA', the d-spacings of two basis reflections (Å) and their angle (deg); --width is the spot σ.", rich_help_panel="Spot pattern"),
     spot_rotation: float = typer.Option(None, "--spot-rotation", help="Azimuth χ of the first basis reflection, degrees [default: 0].", rich_help_panel="Spot pattern"),
+    grid: float = typer.Option(None, "--grid", help="Instead of rings, a hole grid of this pitch (mm) in front of the detector (needs --pixel-size and --shape or --detector).", rich_help_panel="Grid"),
+    hole_diameter: float = typer.Option(None, "--hole-diameter", help="Hole diameter, pixels [default: pitch / 5].", rich_help_panel="Grid"),
+    grid_angle: float = typer.Option(None, "--grid-angle", help="Rotation of the grid from +x towards +y, degrees [default: 0].", rich_help_panel="Grid"),
+    dark_spots: bool = typer.Option(None, "--dark-spots", help="Dark dots on a bright field.", rich_help_panel="Grid"),
+    illumination: float = typer.Option(None, "--illumination", help="Relative fall-off of the illumination across the image, 0 … 1 [default: 0].", rich_help_panel="Grid"),
+    missing: float = typer.Option(None, "--missing", help="Fraction of holes missing [default: 0].", rich_help_panel="Grid"),
+    spurious: int = typer.Option(None, "--spurious", help="Number of bright spots off the grid [default: 0].", rich_help_panel="Grid"),
+    radial: float = typer.Option(None, "--radial", help="Radial distortion at the corners, pixels (> 0 pincushion, < 0 barrel).", rich_help_panel="Distortion"),
+    random_field: float = typer.Option(None, "--random-field", help="Rms of a smooth random displacement field, pixels.", rich_help_panel="Distortion"),
+    field_correlation: float = typer.Option(None, "--field-correlation", help="Correlation length of that field, pixels [default: a fifth of the image].", rich_help_panel="Distortion"),
+    skew: float = typer.Option(None, "--skew", help="Shear of the pixel axes, degrees.", rich_help_panel="Distortion"),
+    distortion: Path = typer.Option(None, "--distortion", help="Render through this distortion: pyFAI detector .h5 or Fit2D .spline.", rich_help_panel="Distortion"),
     truth: Path = typer.Option(None, "--truth", help="Truth PONI to write (default: OUTPUT-stem.truth.poni)."),
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
-    """Simulate a calibrant ring image, or a single-crystal spot pattern, with a known geometry.
+    """Simulate a calibrant ring image, a single-crystal spot pattern or a hole-grid image,
+    with a known geometry and detector distortion.
 
     Rings carry per-ring intensities (structure factors for a CIF), background, Poisson noise,
     optional beamstop with arm, module gaps, spotty rings and hot pixels. With --spots, the
-    image is a zero-order Laue zone pattern with Friedel-symmetric intensities instead.
+    image is a zero-order Laue zone pattern with Friedel-symmetric intensities instead. With
+    --grid, it is a hole grid (uneven illumination, missing holes, stray spots). Rings and
+    grids can be seen through a synthetic distortion (--radial, --random-field, --skew) or
+    a distortion file (--distortion).
     """
     from geocal_cli.config.simulate import SimulateConfig
     from geocal_cli.pipeline import simulate
@@ -81,10 +103,18 @@ def command(
         spotty=spotty, hot_pixels=hot_pixels, noise=False if no_noise else None, seed=seed,
         axis_ratio=axis_ratio, ellipse_angle_deg=ellipse_angle, direct_beam_counts=direct_beam,
         direct_beam_sigma_px=direct_beam_sigma, saturation=saturation,
-        spot_lattice=parse_floats(spots, "--spots", 3), spot_rotation_deg=spot_rotation),
+        spot_lattice=parse_floats(spots, "--spots", 3), spot_rotation_deg=spot_rotation,
+        grid_pitch_mm=grid, hole_diameter_px=hole_diameter, grid_angle_deg=grid_angle,
+        dark_spots=dark_spots, illumination=illumination, missing_fraction=missing,
+        spurious_spots=spurious, radial_px=radial, random_field_px=random_field,
+        field_correlation_px=field_correlation, skew_deg=skew, distortion=distortion),
         show_config)
     res = simulate.run(cfg, progress=console.progress)
+    written = ", ".join(str(p) for p in (res.image, res.truth, res.truth_distortion) if p)
+    if res.geometry is None:
+        console.result(f"wrote {written}")
+        return
     g = res.geometry.getFit2D()
-    console.result(f"wrote {res.image} and {res.truth}: directDist {g['directDist']:.3f} mm, "
+    console.result(f"wrote {written}: directDist {g['directDist']:.3f} mm, "
                    f"centre ({g['centerX']:.3f}, {g['centerY']:.3f}) px, tilt {g['tilt']:.3f}°, "
                    f"tiltPlanRotation {g['tiltPlanRotation']:.2f}°")

@@ -42,6 +42,19 @@ class SimulateConfig(BeamConfig):
         None, description="instead of rings, a single-crystal zone-axis spot pattern: d-spacings "
                           "of the two basis reflections (Å) and the angle between them (deg)")
     spot_rotation_deg: float = Field(0.0, description="azimuth χ of the first basis reflection, degrees")
+    grid_pitch_mm: float | None = Field(
+        None, gt=0, description="instead of rings, a hole grid of this pitch (mm) in front of the detector")
+    hole_diameter_px: float | None = Field(None, gt=0, description="grid hole diameter, pixels (default: a fifth of the pitch)")
+    grid_angle_deg: float = Field(0.0, description="rotation of the grid from +x towards +y, degrees")
+    dark_spots: bool = Field(False, description="dark dots on a bright field instead of bright holes")
+    illumination: float = Field(0.0, ge=0, lt=1, description="relative fall-off of the illumination across the grid image")
+    missing_fraction: float = Field(0.0, ge=0, lt=0.5, description="fraction of grid holes missing")
+    spurious_spots: int = Field(0, ge=0, description="bright spots off the grid")
+    radial_px: float = Field(0.0, description="radial distortion at the corners, pixels (> 0 pincushion, < 0 barrel)")
+    random_field_px: float = Field(0.0, ge=0, description="rms of a smooth random displacement field, pixels")
+    field_correlation_px: float | None = Field(None, gt=0, description="correlation length of that field, pixels (default: a fifth of the image)")
+    skew_deg: float = Field(0.0, description="shear of the pixel axes, degrees (x moves by tan(skew) · y)")
+    distortion: Path | None = Field(None, description="render through this distortion (pyFAI detector .h5 or Fit2D .spline)")
 
     @model_validator(mode="after")
     def _detector(self):
@@ -56,6 +69,18 @@ class SimulateConfig(BeamConfig):
             d1, d2, gamma = self.spot_lattice
             if d1 <= 0 or d2 <= 0 or not 0 < gamma < 180:
                 raise ValueError("spot_lattice: d-spacings must be positive and the angle in (0, 180)")
-        if self.energy_kev is None and self.wavelength_a is None and self.voltage_kv is None:
+        if self.grid_pitch_mm is None and self.energy_kev is None and self.wavelength_a is None \
+                and self.voltage_kv is None:
             raise ValueError("give energy_kev, wavelength_a or voltage_kv")
+        if self.distortion is not None and self.synthetic_field:
+            raise ValueError("give a distortion file or a synthetic field (radial, random, skew), not both")
+        if self.grid_pitch_mm is not None and self.spot_lattice is not None:
+            raise ValueError("give a grid pitch or a spot lattice, not both")
+        if self.spot_lattice is not None and (self.distortion is not None or self.synthetic_field):
+            raise ValueError("spot patterns are rendered on an undistorted detector only")
         return self
+
+    @property
+    def synthetic_field(self) -> bool:
+        """A synthetic distortion is asked for."""
+        return bool(self.radial_px or self.random_field_px or self.skew_deg)

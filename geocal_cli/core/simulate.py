@@ -98,7 +98,8 @@ def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> 
 
 def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
                       strengths: np.ndarray, spec: PatternSpec,
-                      gaps: np.ndarray | None = None) -> np.ndarray:
+                      gaps: np.ndarray | None = None,
+                      displacement: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
     """Render a calibrant ring image.
 
     Parameters
@@ -113,6 +114,9 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     spec : PatternSpec
     gaps : ndarray of bool, shape (H, W), optional
         Pixels with no sensor (module gaps): set to −1 like Pilatus/Eiger images.
+    displacement : (ndarray, ndarray), shape (H, W) each, optional
+        The detector's distortion (dy, dx) at the pixel centres, pyFAI's convention: each
+        pixel shows the pattern at its true position, index + displacement.
 
     Returns
     -------
@@ -122,6 +126,8 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     fr = moved_frame(frame_of(geometry), (0.0, 0.0), spec.ellipticity)
     d1, d2 = np.meshgrid(np.arange(shape[0], dtype=float), np.arange(shape[1], dtype=float),
                          indexing="ij")
+    if displacement is not None:
+        d1, d2 = d1 + displacement[0], d2 + displacement[1]
     t, chi = fr.tth_chi(d1, d2)
     grad = fr.tth_gradient(d1, d2)
     tth = np.asarray(tth, float)

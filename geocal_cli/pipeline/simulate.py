@@ -1,5 +1,5 @@
-"""`simulate` pipeline: a calibrant ring image or a zone-axis spot pattern with a known
-geometry, and its truth PONI."""
+"""`simulate` pipeline: a calibrant ring image, a zone-axis spot pattern or a hole-grid image
+with a known geometry and distortion, and their truth (PONI, pyFAI detector file)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.config.simulate import SimulateConfig
+from geocal_cli.errors import InputFileError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.images import write_image
@@ -17,12 +18,14 @@ from geocal_cli.io.poni import write_poni
 
 @dataclass(frozen=True)
 class SimulateResult:
-    """What `run` produced: the image and truth paths, the truth geometry, the image."""
+    """What `run` produced: the image and truth paths, the truth geometry (None for a grid),
+    the truth distortion file (None without a synthetic distortion), the image."""
 
     image: Path
-    truth: Path
+    truth: Path | None
     geometry: object
     data: np.ndarray
+    truth_distortion: Path | None = None
 
 
 def truth_geometry(cfg: SimulateConfig):
@@ -69,8 +72,11 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     from geocal_cli.core.units import ring_tth
 
     say = progress or (lambda msg: None)
-    geometry = truth_geometry(cfg)
     shape = _shape(cfg)
+    field, truth_field = _distortion(cfg, shape)
+    if cfg.grid_pitch_mm is not None:
+        return _grid(cfg, shape, field, truth_field, say)
+    geometry = truth_geometry(cfg)
     spec = PatternSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
                        background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
                        beamstop_arm_deg=cfg.beamstop_arm_deg, spotty=cfg.spotty,
@@ -94,8 +100,64 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
         tth = tth[ok]
         inten = rings.intensity[ok] if rings.intensity is not None else None
         say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
-        data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec, gaps)
-    truth = cfg.truth or cfg.output.with_name(cfg.output.name.split(".")[0] + ".truth.poni")
+        data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec,
+                                 gaps, field.centres() if field is not None else None)
+    truth = cfg.truth or _beside(cfg.output, ".truth.poni")
     write_image(cfg.output, data)
     write_poni(truth, geometry)
-    return SimulateResult(image=cfg.output, truth=truth, geometry=geometry, data=data)
+    return SimulateResult(image=cfg.output, truth=truth, geometry=geometry, data=data,
+                          truth_distortion=truth_field)
+
+
+def _beside(output: Path, suffix: str) -> Path:
+    return output.with_name(output.name.split(".")[0] + suffix)
+
+
+def _pixel_size_m(cfg: SimulateConfig, shape) -> tuple[float, float]:
+    det = make_detector(None if cfg.pixel_size_um else cfg.detector, cfg.pixel_size_um, shape)
+    return det.pixel1, det.pixel2
+
+
+def _distortion(cfg: SimulateConfig, shape):
+    """The distortion to render through and, for a synthetic one, the truth detector file
+    written beside the image (None, None for an ideal detector).
+
+    Raises
+    ------
+    InputFileError
+        The distortion file is unreadable or for another image shape.
+    """
+    from geocal_cli.core.gridsim import DistortionSpec, synthetic_field
+    from geocal_cli.io.distortion import make_distorted_detector, read_distortion, write_detector
+
+    if cfg.distortion is not None:
+        field = read_distortion(cfg.distortion)[0]
+        if field.shape != tuple(shape):
+            raise InputFileError(f"{cfg.distortion} is for a {field.shape} detector, the image is {tuple(shape)}")
+        return field, None
+    if not cfg.synthetic_field:
+        return None, None
+    field = synthetic_field(shape, DistortionSpec(
+        radial_px=cfg.radial_px, random_px=cfg.random_field_px,
+        correlation_px=cfg.field_correlation_px, skew_deg=cfg.skew_deg, seed=cfg.seed))
+    path = _beside(cfg.output, ".truth.h5")
+    write_detector(path, make_distorted_detector(field, _pixel_size_m(cfg, shape)))
+    return field, path
+
+
+def _grid(cfg: SimulateConfig, shape, field, truth_field, say) -> SimulateResult:
+    from geocal_cli.core.gridsim import GridSpec, render_grid_image
+
+    p1, p2 = _pixel_size_m(cfg, shape)
+    pitch = (cfg.grid_pitch_mm * 1e-3 / p1, cfg.grid_pitch_mm * 1e-3 / p2)
+    grid = GridSpec(pitch_px=pitch, angle_deg=cfg.grid_angle_deg,
+                    diameter_px=cfg.hole_diameter_px or min(pitch) / 5,
+                    counts=cfg.peak_counts, background=cfg.background, dark=cfg.dark_spots,
+                    illumination=cfg.illumination, missing=cfg.missing_fraction,
+                    spurious=cfg.spurious_spots, poisson=cfg.noise, seed=cfg.seed)
+    say(f"rendering a {cfg.grid_pitch_mm:g} mm hole grid ({pitch[1]:.1f} px pitch) on "
+        f"{shape[0]}×{shape[1]}")
+    data = render_grid_image(tuple(shape), grid, field)
+    write_image(cfg.output, data)
+    return SimulateResult(image=cfg.output, truth=None, geometry=None, data=data,
+                          truth_distortion=truth_field)
