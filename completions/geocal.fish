@@ -4,6 +4,7 @@ complete -c geocal -n '__fish_use_subcommand' -a calib-ring
 complete -c geocal -n '__fish_use_subcommand' -a recenter
 complete -c geocal -n '__fish_use_subcommand' -a convert-poni
 complete -c geocal -n '__fish_use_subcommand' -a q-check
+complete -c geocal -n '__fish_use_subcommand' -a grid-distortion
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
@@ -99,6 +100,22 @@ complete -c geocal -n '__fish_seen_subcommand_from q-check' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pitch -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pixel-size -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l spot-diameter -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l dark-spots -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l mask -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l output -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -s o -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l spline -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l corrected -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l report -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l plot -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l show-config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l help -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F

@@ -14,7 +14,8 @@ for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 import typer
 
 from geocal_cli import __version__, console
-from geocal_cli.commands import calib_ring, convert_poni, demo, q_check, recenter, simulate
+from geocal_cli.commands import (calib_ring, convert_poni, demo, grid_distortion, q_check,
+                                 recenter, simulate)
 from geocal_cli.errors import ExitCode, GeocalError
 
 app = typer.Typer(
@@ -50,6 +51,7 @@ app.command("calib-ring", epilog=calib_ring.EPILOG)(calib_ring.command)
 app.command("recenter", epilog=recenter.EPILOG)(recenter.command)
 app.command("convert-poni", epilog=convert_poni.EPILOG)(convert_poni.command)
 app.command("q-check", epilog=q_check.EPILOG)(q_check.command)
+app.command("grid-distortion", epilog=grid_distortion.EPILOG)(grid_distortion.command)
 app.command("simulate", epilog=simulate.EPILOG)(simulate.command)
 app.command("demo", epilog=demo.EPILOG)(demo.command)
 

@@ -74,12 +74,12 @@ def print_report(report: dict) -> None:
 def show_result(res, summary_table, json_out: bool) -> None:
     """After a command ran: the JSON report (--json) or the summary table, the warnings and
     the files written. `res` has `report`, `report_path`, `plot` (None when not written) and,
-    for the commands that write a geometry, `poni`."""
+    for the commands that write other files, `poni` or a list `outputs`."""
     if json_out:
         print_report(res.report)
         return
     console.result(summary_table(res.report))
     for w in res.report["warnings"]:
         console.progress(f"warning: {w}")
-    written = (getattr(res, "poni", None), res.report_path, res.plot)
+    written = (getattr(res, "poni", None), *getattr(res, "outputs", ()), res.report_path, res.plot)
     console.progress("wrote " + ", ".join(str(p) for p in written if p))

@@ -224,3 +224,41 @@ def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
     axes[-1].set_title("|Δq| against resolution (colour: experiment)")
     fig.suptitle(title, fontsize=10)
     _save(plt, fig, path)
+
+
+def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, remeasured,
+                         title: str) -> None:
+    """dx and dy on the detector (blank outside the holes' hull) with the measured holes, and
+    the holes' misplacement on the corrected image as magnified arrows.
+
+    Parameters
+    ----------
+    path : Path
+    field : geocal_cli.core.displacement.Field
+    inside : ndarray of bool, shape (H, W)
+    measurement : geocal_cli.core.gridmeasure.GridMeasurement
+    remeasured : geocal_cli.core.gridmeasure.Remeasured
+    title : str
+    """
+    plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5))
+    cy, cx = field.centres()
+    lim = float(max(np.abs(cx[inside]).max(), np.abs(cy[inside]).max())) or 1.0
+    for ax, comp, name in ((axes[0], cx, "dx"), (axes[1], cy, "dy")):
+        im = ax.imshow(np.where(inside, comp, np.nan), cmap="coolwarm", vmin=-lim, vmax=lim,
+                       interpolation="nearest")
+        ax.plot(measurement.yx[:, 1] - 0.5, measurement.yx[:, 0] - 0.5, ".", ms=2, color="k")
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"{name} (px)")
+        ax.set_title(f"{name}: displacement along {'columns' if name == 'dx' else 'rows'}")
+    ax = axes[2]
+    e = remeasured.error
+    size = np.hypot(*e.T)
+    scale = 0.5 * float(np.min(measurement.grid.pitch_px)) / max(float(np.percentile(size, 95)), 1e-3)
+    ax.quiver(remeasured.ideal[:, 1], remeasured.ideal[:, 0], e[:, 1] * scale, e[:, 0] * scale,
+              size, angles="xy", scale_units="xy", scale=1, cmap="viridis", width=0.003)
+    ax.set_xlim(0, field.shape[1])
+    ax.set_ylim(field.shape[0], 0)
+    ax.set_aspect("equal")
+    rms = float(np.sqrt(np.mean(size**2))) if size.size else 0.0
+    ax.set_title(f"corrected image: hole − ideal, ×{scale:.0f} (rms {rms:.3f} px)")
+    fig.suptitle(title, fontsize=10)
+    _save(plt, fig, path)

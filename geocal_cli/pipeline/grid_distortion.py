@@ -1,0 +1,191 @@
+"""`grid-distortion` pipeline: a detector's displacement field from a hole-grid image, written
+as a pyFAI detector file (and optionally a Fit2D spline and the corrected image), validated on
+the corrected image; or a distortion file (Fit2D spline, pyFAI detector) converted."""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli.config.base import to_plain
+from geocal_cli.config.grid_distortion import GridDistortionConfig
+from geocal_cli.core.displacement import Field
+from geocal_cli.errors import InputFileError
+from geocal_cli.io.distortion import (correct_images, make_distorted_detector, read_distortion,
+                                      write_detector, write_spline)
+from geocal_cli.io.reports import report_header, write_report
+
+SCHEMA = "geocal.grid-distortion"
+CONVENTION = ("pyFAI: the pixel corner at (row y, column x) lies at (y + dy, x + dx) on an ideal "
+              "detector of the stated pixel sizes; dx along columns, dy along rows, pixels")
+
+
+@dataclass(frozen=True)
+class GridDistortionResult:
+    """What `run` produced: the report and every file written."""
+
+    report: dict
+    report_path: Path
+    plot: Path | None
+    outputs: list
+
+
+def default_paths(image: Path) -> tuple[Path, Path]:
+    """<image stem>.detector.h5 and <image stem>.grid.json in the current folder."""
+    stem = Path(image).name.split(".")[0]
+    return Path(f"{stem}.detector.h5"), Path(f"{stem}.grid.json")
+
+
+def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
+    """Measure (or convert) a distortion and write the detector file, report and extras.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable image, mask or distortion file; no valid pixel.
+    ConfigError
+        Hole spacing in the image inconsistent with --pitch and --pixel-size.
+    CalibrationError
+        No grid found, too few holes indexed.
+    """
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    detector_path, report_default = default_paths(cfg.image)
+    detector_path = cfg.output or detector_path
+    report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
+    report["convention"] = CONVENTION
+    report["warnings"] = []
+    if cfg.converts:
+        field, pixel, mask = read_distortion(cfg.image)
+        say(f"read the distortion of {cfg.image} ({field.shape[0]}×{field.shape[1]})")
+        inside = ~mask if mask is not None else np.ones(field.shape, bool)
+        report["results"] = {"source": "file", "pixel_size_um": _um(pixel),
+                             "field": field_stats(field, inside)}
+        plot_args = None
+    else:
+        field, pixel, inside, plot_args = _measure(cfg, report, say)
+        mask = ~inside
+    detector = make_distorted_detector(field, pixel, mask)
+    outputs = [detector_path]
+    # pyFAI's save compresses ~10⁸ corner coordinates (seconds); h5py releases the GIL
+    # meanwhile, so the validation runs beside it.
+    pool = ThreadPoolExecutor(max_workers=1)
+    saving = pool.submit(write_detector, detector_path, detector)
+    if cfg.spline:
+        write_spline(cfg.spline, field, pixel)
+        outputs.append(cfg.spline)
+    if plot_args is not None:
+        corrected = _validate(cfg, detector, plot_args, report, say)
+        if cfg.corrected:
+            from geocal_cli.io.images import write_image
+
+            write_image(cfg.corrected, corrected)
+            outputs.append(cfg.corrected)
+        if cfg.plot:
+            from geocal_cli.io.plots import plot_grid_distortion
+
+            plot_grid_distortion(cfg.plot, field, inside, plot_args["measurement"],
+                                 plot_args["remeasured"], f"{cfg.image.name}: {_title(report)}")
+    saving.result()
+    pool.shutdown()
+    report["outputs"] = {"detector": str(detector_path), "spline": cfg.spline and str(cfg.spline),
+                         "corrected": cfg.corrected and str(cfg.corrected)}
+    report["timings_s"] = {"total": time.perf_counter() - t0}
+    report_path = cfg.report or report_default
+    write_report(report_path, report)
+    return GridDistortionResult(report=report, report_path=report_path,
+                                plot=cfg.plot if plot_args is not None else None, outputs=outputs)
+
+
+def _measure(cfg: GridDistortionConfig, report: dict, say):
+    from geocal_cli.core.gridmeasure import measure_grid, misplacement_stats
+    from geocal_cli.io.images import read_image, read_mask, valid_pixels
+
+    img = read_image(cfg.image)
+    data = img.data
+    user_mask = read_mask(cfg.mask, data.shape) if cfg.mask else None
+    valid = valid_pixels(data, None, user_mask)
+    if not valid.any():
+        raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
+    say(f"read {cfg.image} ({img.format}, {data.shape[0]}×{data.shape[1]})")
+    expected = None
+    if cfg.pixel_size_um is not None:
+        expected = cfg.pitch_mm * 1e3 / float(np.mean(cfg.pixel_size_um))
+    m = measure_grid(data.astype(np.float32), valid, dark=cfg.dark_spots,
+                     expected_pitch_px=expected, diameter_px=cfg.spot_diameter_px, say=say)
+    # Pixel sizes of the ideal detector: the pitch over the hole spacing along each axis.
+    pixel = (cfg.pitch_mm * 1e-3 / m.grid.pitch_px[0], cfg.pitch_mm * 1e-3 / m.grid.pitch_px[1])
+    field = m.field
+    d = m.displacement
+    grid = {"pitch_mm": cfg.pitch_mm, "spacing_px": {"y": m.grid.pitch_px[0], "x": m.grid.pitch_px[1]},
+            "pixel_size_um": _um(pixel), "rotation_deg": float(np.degrees(m.grid.angle)),
+            "skew_deg": m.skew_deg, "origin_px": {"x": m.grid.origin[1], "y": m.grid.origin[0]}}
+    if cfg.pixel_size_um is not None:
+        grid["nominal_pixel_size_um"] = {"y": cfg.pixel_size_um[0], "x": cfg.pixel_size_um[1]}
+        grid["pixel_size_deviation_percent"] = {
+            "y": (pixel[0] * 1e6 / cfg.pixel_size_um[0] - 1) * 100,
+            "x": (pixel[1] * 1e6 / cfg.pixel_size_um[1] - 1) * 100}
+    report["results"] = {
+        "source": "grid image",
+        "spots": {"diameter_px": m.diameter_px, "candidates": m.n_candidates,
+                  "indexed": int(m.ij.shape[0]),
+                  "rejected": {"cut_by_edge_or_mask": m.n_cut, "off_the_grid": m.n_off_grid,
+                               "outliers": m.n_outliers},
+                  "outlier_threshold_px": m.outlier_threshold_px,
+                  "growth_rounds": m.indexing.rounds},
+        "grid": grid,
+        "pixel_size_um": _um(pixel),
+        "field": {**field_stats(field, m.inside),
+                  "fit_residual_rms_px": float(np.sqrt(np.mean(np.sum(m.spline.residual**2, 1)))),
+                  "smoothing": m.spline.smoothing,
+                  "masked_outside_hull_fraction": float(1 - m.inside.mean())},
+        "before_correction": misplacement_stats(d, float(np.min(m.grid.pitch_px))),
+    }
+    say(f"{m.ij.shape[0]} holes, field rms {report['results']['field']['rms_px']:.3f} px, "
+        f"max {report['results']['field']['max_px']:.3f} px")
+    return field, pixel, m.inside, {"measurement": m, "data": data, "valid": valid}
+
+
+def _validate(cfg, detector, args, report: dict, say) -> np.ndarray:
+    """Correct the grid image with the new detector and re-measure the holes."""
+    from geocal_cli.core.gridmeasure import misplacement_stats, remeasure
+
+    m = args["measurement"]
+    data = np.where(args["valid"], args["data"], 0).astype(np.float32)
+    # Corrected pixels fed only by valid raw pixels: correct the validity itself.
+    corrected, coverage = correct_images(detector, data, args["valid"].astype(np.float32))
+    covered = coverage > 0.95
+    rem = remeasure(corrected, covered, m, cfg.dark_spots)
+    args["remeasured"] = rem
+    report["results"]["after_correction"] = misplacement_stats(rem.error, float(np.min(m.grid.pitch_px)))
+    a = report["results"]["after_correction"]
+    if a["max_pitch"] > 0.01:
+        report["warnings"].append(
+            f"after correction a hole is still {a['max_px']:.2f} px ({a['max_pitch']:.3f} pitch) "
+            "from the ideal grid: see the plot for where the field does not fit")
+    say(f"corrected image: {a['holes']} holes within rms {a['rms_px']:.3f} px, "
+        f"max {a['max_px']:.3f} px of the ideal grid")
+    return corrected
+
+
+def field_stats(field: Field, inside: np.ndarray) -> dict:
+    """Rms and max |d| and the largest |dx|, |dy| over pixels inside `inside`, pixels."""
+    cy, cx = field.centres()
+    n = np.hypot(cy, cx)[inside]
+    return {"rms_px": float(np.sqrt(np.mean(n**2))), "max_px": float(n.max()),
+            "max_abs_dx_px": float(np.abs(cx[inside]).max()),
+            "max_abs_dy_px": float(np.abs(cy[inside]).max())}
+
+
+def _um(pixel: tuple[float, float]) -> dict:
+    return {"y": pixel[0] * 1e6, "x": pixel[1] * 1e6}
+
+
+def _title(report: dict) -> str:
+    r = report["results"]
+    return (f"{r['spots']['indexed']} holes, field rms {r['field']['rms_px']:.2f} px, "
+            f"corrected rms {r['after_correction']['rms_px']:.3f} px")
