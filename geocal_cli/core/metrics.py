@@ -8,13 +8,16 @@ from geocal_cli.core.geometry import frame_of
 
 
 def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, int],
-                        n_chi: int = 720, valid: np.ndarray | None = None) -> float:
+                        n_chi: int = 720, valid: np.ndarray | None = None, field=None,
+                        reference_field=None) -> float:
     """Rms distance in pixels between rings drawn with two geometries, over the detector.
 
     Points are placed on each ring of the reference geometry (every 2π/n_chi in χ, only where
     they fall on the detector and, if given, on valid pixels); for each point, the 2θ that
     `geometry` assigns to it is compared with the ring's 2θ and converted to a distance with
-    `geometry`'s local |∇2θ|.
+    `geometry`'s local |∇2θ|. With distortion fields, the comparison is made where the rings
+    fall on the raw pixels: a reference point is taken to its raw pixel through
+    `reference_field`, and from there to `geometry`'s ideal pixels through `field`.
 
     Parameters
     ----------
@@ -25,6 +28,8 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     shape : (H, W)
     n_chi : int
     valid : ndarray of bool, shape (H, W), optional
+    field, reference_field : geocal_cli.core.displacement.Field, optional
+        The detector distortion each geometry goes with (None: an undistorted detector).
 
     Returns
     -------
@@ -45,6 +50,11 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     if not on.any():
         return float("nan")
     d1, d2, t = d1[on], d2[on], t[on]
+    if reference_field is not None:
+        d1, d2 = (c - 0.5 for c in reference_field.raw_position(d1 + 0.5, d2 + 0.5))
+    if field is not None:
+        dy, dx = field.at(d1 + 0.5, d2 + 0.5)
+        d1, d2 = d1 + dy, d2 + dx
     mine = fr.tth_chi(d1, d2)[0]
     dist = (mine - t) / fr.tth_gradient(d1, d2)
     return float(np.sqrt(np.mean(dist**2)))

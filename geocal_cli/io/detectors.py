@@ -12,7 +12,8 @@ def make_detector(name: str | None, pixel_size_um: tuple[float, float] | None,
     Parameters
     ----------
     name : str or None
-        Any name `pyFAI.detector_factory` knows (e.g. "Pilatus1M", "Eiger2_4M", "mar345").
+        Any name `pyFAI.detector_factory` knows (e.g. "Pilatus1M", "Eiger2_4M", "mar345"),
+        or a pyFAI detector file (NeXus HDF5, e.g. from `geocal grid-distortion`).
     pixel_size_um : (float, float) or None
         (rows, columns) in µm, used when no name is given.
     shape : (H, W)
@@ -30,8 +31,12 @@ def make_detector(name: str | None, pixel_size_um: tuple[float, float] | None,
         The image shape does not fit the named detector.
     """
     import pyFAI.detectors
+    from pathlib import Path
 
     if name is not None:
+        if Path(name).is_file():
+            # A detector file: PONI files written with it must find it from any folder.
+            name = str(Path(name).resolve())
         try:
             det = pyFAI.detectors.detector_factory(name)
         except (RuntimeError, KeyError, ValueError) as exc:

@@ -14,6 +14,7 @@ from geocal_cli.core.units import ring_tth
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
+from geocal_cli.io.distortion import correct_images, field_of, has_distortion, undistorted_twin
 from geocal_cli.io.images import read_image, read_mask, valid_pixels
 from geocal_cli.io.plots import plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
@@ -88,15 +89,29 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t_read = time.perf_counter() - t0
     say(f"read {cfg.image} ({img.format}, {shape[0]}×{shape[1]}, {valid.mean():.0%} valid); "
         f"{rings.name}: {rings.d_spacing.size} rings; λ = {wavelength * 1e10:.5f} Å")
-    calib = calibrate(data, valid, detector, wavelength, rings.d_spacing, guess=guess,
+    fit_detector = detector
+    if has_distortion(detector):
+        # Calibrate on the image resampled onto the ideal pixels: the geometry found there is
+        # the one pyFAI applies with the distorted detector.
+        say("correcting the image for the detector's distortion (pyFAI Distortion)")
+        fit_detector = undistorted_twin(detector)
+        data, coverage = correct_images(detector, np.where(valid, data, 0), valid.astype(np.float32))
+        valid = coverage > 0.95
+    calib = calibrate(data, valid, fit_detector, wavelength, rings.d_spacing, guess=guess,
                       fix=cfg.fix, max_rings=cfg.max_rings, progress=say)
     poni_path, report_default = default_outputs(cfg.image)
     poni_path = cfg.output or poni_path
     report_path = cfg.report or report_default
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask, cfg.guess])
     report.update(results(calib, rings))
+    geometry = calib.geometry
+    if fit_detector is not detector:
+        from geocal_cli.core.geometry import geometry_from_values
+
+        report["distortion"] = distortion_effect(calib, detector, rings.d_spacing, cfg.detector)
+        geometry = geometry_from_values(detector, calib.refinement.values)
     t1 = time.perf_counter()
-    write_poni(poni_path, calib.geometry)
+    write_poni(poni_path, geometry)
     if cfg.plot:
         tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
         plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
@@ -107,6 +122,29 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     write_report(report_path, report)
     return CalibRingResult(report=report, poni=poni_path, report_path=report_path,
                            plot=cfg.plot, calibration=calib)
+
+
+def distortion_effect(calib, detector, d_spacing: np.ndarray, source) -> dict:
+    """Ring residuals with the detector's distortion and, for comparison, without it: the
+    same control points taken back to raw pixels and the geometry refined again there.
+
+    Returns
+    -------
+    dict
+        rms_px_with, rms_px_without (all points, pixels), and the detector file.
+    """
+    from geocal_cli.core.refine import refine_geometry
+
+    pts, ref = calib.points, calib.refinement
+    ry, rx = field_of(detector).raw_position(pts.d1 + 0.5, pts.d2 + 0.5)
+    raw = refine_geometry(calib.geometry, ry - 0.5, rx - 0.5, d_spacing[pts.ring], ref.values, ref.free)
+
+    def rms(r):
+        return float(np.sqrt(np.mean(r**2)))
+    return {"detector_file": str(source), "control_points": int(pts.d1.size),
+            "rms_px_with": rms(ref.residual_px), "rms_px_without": rms(raw.residual_px),
+            "note": "rms over all control points; without: the same points on the raw image, "
+                    "geometry refined again on an undistorted detector"}
 
 
 def geometry_summary(geometry) -> dict:
