@@ -213,12 +213,18 @@ def find_spots(flat: np.ndarray, image: np.ndarray, dark: bool, valid: np.ndarra
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
 
-    s1 = max(0.3 * diameter_px, 0.8)
-    resp = gaussian_filter(flat, s1) - gaussian_filter(flat, 1.6 * s1)
-    resp[~valid] = 0
-    sep = max(3, int(0.5 * pitch_px))
-    is_max = (resp == maximum_filter(resp, size=sep)) & valid
-    noise = 1.4826 * np.median(np.abs(resp[valid] - np.median(resp[valid])))
+    # Large spots are found as well on an image binned b × b (≥ 3 pixels across a spot),
+    # at a fraction of the filtering cost; the centroids use every pixel.
+    b = int(np.clip(diameter_px // 6, 1, 4))
+    h, w = (flat.shape[0] // b) * b, (flat.shape[1] // b) * b
+    small = flat[:h, :w].reshape(h // b, b, w // b, b).mean(axis=(1, 3))
+    ok = valid[:h, :w].reshape(h // b, b, w // b, b).all(axis=(1, 3))
+    s1 = max(0.3 * diameter_px / b, 0.8)
+    resp = gaussian_filter(small, s1) - gaussian_filter(small, 1.6 * s1)
+    resp[~ok] = 0
+    sep = max(3, int(0.5 * pitch_px / b))
+    is_max = (resp == maximum_filter(resp, size=sep)) & ok
+    noise = 1.4826 * np.median(np.abs(resp[ok] - np.median(resp[ok])))
     iy, ix = np.nonzero(is_max & (resp > min_snr * max(noise, 1e-12)))
     if iy.size == 0:
         empty = np.zeros(0)
@@ -229,8 +235,9 @@ def find_spots(flat: np.ndarray, image: np.ndarray, dark: bool, valid: np.ndarra
     iy, ix, strength = iy[keep], ix[keep], strength[keep]
     half = patch_half_size(pitch_px, diameter_px)
     signal = -image.astype(np.float32) if dark else image.astype(np.float32)
-    y, x, flux, ok = windowed_centroids(signal, iy + 0.5, ix + 0.5, diameter_px, half, valid)
-    return Spots(y=y, x=x, strength=strength, flux=flux, converged=ok)
+    y, x, flux, whole = windowed_centroids(signal, (iy + 0.5) * b, (ix + 0.5) * b, diameter_px,
+                                           half, valid)
+    return Spots(y=y, x=x, strength=strength, flux=flux, converged=whole)
 
 
 def patch_half_size(pitch_px: float, diameter_px: float) -> int:

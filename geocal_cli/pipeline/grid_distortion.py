@@ -54,8 +54,24 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
     """
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    detector_path, report_default = default_paths(cfg.image)
-    detector_path = cfg.output or detector_path
+    pool = ThreadPoolExecutor(max_workers=1)
+    # pyFAI takes about a second to import; it loads while the grid is measured.
+    pool.submit(_import_pyfai)
+    try:
+        report, outputs, plotted = _run(cfg, pool, say)
+    finally:
+        pool.shutdown()
+    report["timings_s"] = {"total": time.perf_counter() - t0}
+    report_path = cfg.report or default_paths(cfg.image)[1]
+    write_report(report_path, report)
+    return GridDistortionResult(report=report, report_path=report_path,
+                                plot=cfg.plot if plotted else None, outputs=outputs)
+
+
+def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
+    """Measure or convert, write the detector file and the extras; the report, the files
+    written and whether a plot was made."""
+    detector_path = cfg.output or default_paths(cfg.image)[0]
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
     report["convention"] = CONVENTION
     report["warnings"] = []
@@ -73,7 +89,6 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
     outputs = [detector_path]
     # pyFAI's save compresses ~10⁸ corner coordinates (seconds); h5py releases the GIL
     # meanwhile, so the validation runs beside it.
-    pool = ThreadPoolExecutor(max_workers=1)
     saving = pool.submit(write_detector, detector_path, detector)
     if cfg.spline:
         write_spline(cfg.spline, field, pixel)
@@ -91,14 +106,16 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
             plot_grid_distortion(cfg.plot, field, inside, plot_args["measurement"],
                                  plot_args["remeasured"], f"{cfg.image.name}: {_title(report)}")
     saving.result()
-    pool.shutdown()
     report["outputs"] = {"detector": str(detector_path), "spline": cfg.spline and str(cfg.spline),
                          "corrected": cfg.corrected and str(cfg.corrected)}
-    report["timings_s"] = {"total": time.perf_counter() - t0}
-    report_path = cfg.report or report_default
-    write_report(report_path, report)
-    return GridDistortionResult(report=report, report_path=report_path,
-                                plot=cfg.plot if plot_args is not None else None, outputs=outputs)
+    return report, outputs, plot_args is not None and cfg.plot is not None
+
+
+def _import_pyfai() -> None:
+    import importlib
+
+    for name in ("pyFAI.detectors", "pyFAI.distortion"):
+        importlib.import_module(name)
 
 
 def _measure(cfg: GridDistortionConfig, report: dict, say):
