@@ -72,9 +72,9 @@ def fit_ideal_grid(ij: np.ndarray, yx: np.ndarray) -> IdealGrid:
         out, rss = [], 0.0
         for col, basis in ((0, i * s + j * c), (1, i * c - j * s)):
             A = np.stack([np.ones_like(basis), basis], 1)
-            coef, res = np.linalg.lstsq(A, yx[:, col], rcond=None)[:2]
+            coef = np.linalg.lstsq(A, yx[:, col], rcond=None)[0]
             out.append(coef)
-            rss += float(res[0]) if res.size else float(np.sum((A @ coef - yx[:, col]) ** 2))
+            rss += float(np.sum((A @ coef - yx[:, col]) ** 2))
         return out, rss
 
     aff = affine_fit(ij, yx)

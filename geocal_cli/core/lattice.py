@@ -126,47 +126,40 @@ def _seed(pos: np.ndarray, tree, basis: np.ndarray, tol: float) -> int:
 def _predictions(grid: np.ndarray, basis: np.ndarray) -> np.ndarray:
     """Predicted position of every node from its indexed neighbours, NaN where none.
 
-    For a neighbour p at node − e, the prediction is p + s, with s the local step along e:
-    p − (node − 2e) when that node is indexed, else the mean step along e of the indexed
-    nodes around p, else the mean lattice vector. Predictions of all directions are averaged.
+    From the neighbour p = node − e (e = ±1 along a lattice axis) the prediction is p + s,
+    with s the lattice step at p along e: the step to p from p − e when that node is indexed,
+    else the mean step along that axis of the indexed nodes around p, else the mean lattice
+    vector. Predictions from all four neighbours are averaged.
     """
     total = np.zeros_like(grid)
     count = np.zeros(grid.shape[:2])
     for axis in (0, 1):
-        # Steps along this lattice axis between indexed neighbours, at the far node.
-        step = np.full_like(grid, np.nan)
-        if axis == 0:
-            step[1:] = grid[1:] - grid[:-1]
-        else:
-            step[:, 1:] = grid[:, 1:] - grid[:, :-1]
-        local = _nanmean3(step)
-        mean = basis[axis]
+        # Forward step along this axis, stored at the node it arrives at.
+        forward = grid - _shifted(grid, axis, 1)
+        local = _nanmean3(forward)
+        fallback = np.where(np.isfinite(local), local, basis[axis])
         for sign in (1, -1):
-            s = sign * np.where(np.isfinite(step), step, np.where(np.isfinite(local), local, mean))
-            if sign < 0:
-                # Going backwards, the step at a node is the one from its successor.
-                nxt = np.full_like(grid, np.nan)
-                if axis == 0:
-                    nxt[:-1] = step[1:]
-                else:
-                    nxt[:, :-1] = step[:, 1:]
-                s = -np.where(np.isfinite(nxt), nxt, np.where(np.isfinite(local), local, mean))
-            p = grid + s
-            shifted = np.full_like(grid, np.nan)
-            if axis == 0 and sign > 0:
-                shifted[1:] = p[:-1]
-            elif axis == 0:
-                shifted[:-1] = p[1:]
-            elif sign > 0:
-                shifted[:, 1:] = p[:, :-1]
-            else:
-                shifted[:, :-1] = p[:, 1:]
-            have = np.isfinite(shifted[..., 0])
-            total[have] += shifted[have]
+            # The step at p along +e is forward(p); along −e it is −forward(p + e).
+            step = forward if sign > 0 else -_shifted(forward, axis, -1)
+            step = np.where(np.isfinite(step), step, sign * fallback)
+            pred = _shifted(grid + step, axis, sign)
+            have = np.isfinite(pred[..., 0])
+            total[have] += pred[have]
             count[have] += 1
     with np.errstate(invalid="ignore"):
         out = total / count[..., None]
     out[count == 0] = np.nan
+    return out
+
+
+def _shifted(a: np.ndarray, axis: int, k: int) -> np.ndarray:
+    """`a` moved by k = ±1 nodes along `axis` (out[i] = a[i − k]), NaN where nothing arrives."""
+    out = np.full_like(a, np.nan)
+    src = [slice(None)] * a.ndim
+    dst = [slice(None)] * a.ndim
+    src[axis] = slice(None, -1) if k > 0 else slice(1, None)
+    dst[axis] = slice(1, None) if k > 0 else slice(None, -1)
+    out[tuple(dst)] = a[tuple(src)]
     return out
 
 
