@@ -148,8 +148,10 @@ def estimate_lattice(flat: np.ndarray, expected_pitch_px: float | None = None) -
         lo, hi = max(lo, 0.5 * expected_pitch_px), min(hi, 2.0 * expected_pitch_px)
     peaks = (ac == maximum_filter(ac, size=max(3, int(r_half)))) & (r >= lo) & (r <= hi)
     iy, ix = np.nonzero(peaks)
+    # Without two independent side peaks there is no lattice: contrast 0, unit vectors.
+    no_lattice = LatticeEstimate(np.array([0.0, 1.0]), np.array([1.0, 0.0]), 2 * r_half, 0.0)
     if iy.size < 2:
-        return LatticeEstimate(np.array([0.0, 1.0]), np.array([1.0, 0.0]), 2 * r_half, 0.0)
+        return no_lattice
     height = ac[iy, ix]
     strong = height >= 0.5 * height.max()
     iy, ix, height = iy[strong], ix[strong], height[strong]
@@ -161,7 +163,7 @@ def estimate_lattice(flat: np.ndarray, expected_pitch_px: float | None = None) -
     cross = np.abs(vec[:, 0] * first[1] - vec[:, 1] * first[0]) / (np.hypot(*vec.T) * np.hypot(*first))
     other = np.nonzero(cross > 0.5)[0]
     if not other.size:
-        return LatticeEstimate(np.array([0.0, 1.0]), np.array([1.0, 0.0]), 2 * r_half, 0.0)
+        return no_lattice
     second = vec[other[0]]
     a, b = (first, second) if abs(first[1]) >= abs(second[1]) else (second, first)
     a = a if a[1] > 0 else -a

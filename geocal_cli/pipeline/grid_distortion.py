@@ -81,9 +81,10 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
         inside = ~mask if mask is not None else np.ones(field.shape, bool)
         report["results"] = {"source": "file", "pixel_size_um": _um(pixel),
                              "field": field_stats(field, inside)}
-        plot_args = None
+        measured = None
     else:
-        field, pixel, inside, plot_args = _measure(cfg, report, say)
+        measured = _measure(cfg, report, say)
+        field, pixel, inside = measured.grid.field, measured.pixel, measured.grid.inside
         mask = ~inside
     detector = make_distorted_detector(field, pixel, mask)
     outputs = [detector_path]
@@ -93,8 +94,8 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
     if cfg.spline:
         write_spline(cfg.spline, field, pixel)
         outputs.append(cfg.spline)
-    if plot_args is not None:
-        corrected = _validate(cfg, detector, plot_args, report, say)
+    if measured is not None:
+        corrected, remeasured = _validate(cfg, detector, measured, report, say)
         if cfg.corrected:
             from geocal_cli.io.images import write_image
 
@@ -103,12 +104,12 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
         if cfg.plot:
             from geocal_cli.io.plots import plot_grid_distortion
 
-            plot_grid_distortion(cfg.plot, field, inside, plot_args["measurement"],
-                                 plot_args["remeasured"], f"{cfg.image.name}: {_title(report)}")
+            plot_grid_distortion(cfg.plot, field, inside, measured.grid, remeasured,
+                                 f"{cfg.image.name}: {_title(report)}")
     saving.result()
     report["outputs"] = {"detector": str(detector_path), "spline": cfg.spline and str(cfg.spline),
                          "corrected": cfg.corrected and str(cfg.corrected)}
-    return report, outputs, plot_args is not None and cfg.plot is not None
+    return report, outputs, measured is not None and cfg.plot is not None
 
 
 def _import_pyfai() -> None:
@@ -118,7 +119,17 @@ def _import_pyfai() -> None:
         importlib.import_module(name)
 
 
-def _measure(cfg: GridDistortionConfig, report: dict, say):
+@dataclass(frozen=True)
+class _Measured:
+    """A grid image and what was measured on it; `pixel` is (pixel1, pixel2) in metres."""
+
+    grid: object
+    pixel: tuple
+    data: np.ndarray
+    valid: np.ndarray
+
+
+def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
     from geocal_cli.core.gridmeasure import measure_grid, misplacement_stats
     from geocal_cli.io.images import read_image, read_mask, valid_pixels
 
@@ -136,7 +147,6 @@ def _measure(cfg: GridDistortionConfig, report: dict, say):
                      expected_pitch_px=expected, diameter_px=cfg.spot_diameter_px, say=say)
     # Pixel sizes of the ideal detector: the pitch over the hole spacing along each axis.
     pixel = (cfg.pitch_mm * 1e-3 / m.grid.pitch_px[0], cfg.pitch_mm * 1e-3 / m.grid.pitch_px[1])
-    field = m.field
     d = m.displacement
     grid = {"pitch_mm": cfg.pitch_mm, "spacing_px": {"y": m.grid.pitch_px[0], "x": m.grid.pitch_px[1]},
             "pixel_size_um": _um(pixel), "rotation_deg": float(np.degrees(m.grid.angle)),
@@ -156,7 +166,7 @@ def _measure(cfg: GridDistortionConfig, report: dict, say):
                   "growth_rounds": m.indexing.rounds},
         "grid": grid,
         "pixel_size_um": _um(pixel),
-        "field": {**field_stats(field, m.inside),
+        "field": {**field_stats(m.field, m.inside),
                   "fit_residual_rms_px": float(np.sqrt(np.mean(np.sum(m.spline.residual**2, 1)))),
                   "smoothing": m.spline.smoothing,
                   "masked_outside_hull_fraction": float(1 - m.inside.mean())},
@@ -164,20 +174,19 @@ def _measure(cfg: GridDistortionConfig, report: dict, say):
     }
     say(f"{m.ij.shape[0]} holes, field rms {report['results']['field']['rms_px']:.3f} px, "
         f"max {report['results']['field']['max_px']:.3f} px")
-    return field, pixel, m.inside, {"measurement": m, "data": data, "valid": valid}
+    return _Measured(grid=m, pixel=pixel, data=data, valid=valid)
 
 
-def _validate(cfg, detector, args, report: dict, say) -> np.ndarray:
-    """Correct the grid image with the new detector and re-measure the holes."""
+def _validate(cfg, detector, measured: _Measured, report: dict, say):
+    """Correct the grid image with the new detector and re-measure the holes: the corrected
+    image and the `Remeasured` holes."""
     from geocal_cli.core.gridmeasure import misplacement_stats, remeasure
 
-    m = args["measurement"]
-    data = np.where(args["valid"], args["data"], 0).astype(np.float32)
+    m = measured.grid
+    data = np.where(measured.valid, measured.data, 0).astype(np.float32)
     # Corrected pixels fed only by valid raw pixels: correct the validity itself.
-    corrected, coverage = correct_images(detector, data, args["valid"].astype(np.float32))
-    covered = coverage > 0.95
-    rem = remeasure(corrected, covered, m, cfg.dark_spots)
-    args["remeasured"] = rem
+    corrected, coverage = correct_images(detector, data, measured.valid.astype(np.float32))
+    rem = remeasure(corrected, coverage > 0.95, m, cfg.dark_spots)
     report["results"]["after_correction"] = misplacement_stats(rem.error, float(np.min(m.grid.pitch_px)))
     a = report["results"]["after_correction"]
     if a["max_pitch"] > 0.01:
@@ -186,7 +195,7 @@ def _validate(cfg, detector, args, report: dict, say) -> np.ndarray:
             "from the ideal grid: see the plot for where the field does not fit")
     say(f"corrected image: {a['holes']} holes within rms {a['rms_px']:.3f} px, "
         f"max {a['max_px']:.3f} px of the ideal grid")
-    return corrected
+    return corrected, rem
 
 
 def field_stats(field: Field, inside: np.ndarray) -> dict:
