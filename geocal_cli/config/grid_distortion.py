@@ -8,13 +8,11 @@ from pydantic import Field, model_validator
 
 from geocal_cli.config.base import GeocalModel
 
-DISTORTION_SUFFIXES = (".spline", ".h5", ".hdf5", ".nxs")
-
 
 class GridDistortionConfig(GeocalModel):
     """Detector distortion from a hole-grid image, or a distortion file converted."""
 
-    image: Path = Field(description="hole-grid image; or a Fit2D .spline / pyFAI detector .h5 to convert")
+    image: Path = Field(description="hole-grid image; or a Fit2D .spline / pyFAI detector file to convert")
     pitch_mm: float | None = Field(None, gt=0, description="hole spacing of the grid, mm (needed for an image)")
     pixel_size_um: tuple[float, float] | None = Field(
         None, description="nominal pixel size (rows, columns), µm; default: pitch / measured hole spacing")
@@ -27,15 +25,8 @@ class GridDistortionConfig(GeocalModel):
     report: Path | None = Field(None, description="JSON report (default: <image stem>.grid.json)")
     plot: Path | None = Field(None, description="PNG: dx and dy maps, residual vectors on the corrected image")
 
-    @property
-    def converts(self) -> bool:
-        """The input is a distortion file, not an image."""
-        return self.image.suffix.lower() in DISTORTION_SUFFIXES
-
     @model_validator(mode="after")
     def _inputs(self):
-        if not self.converts and self.pitch_mm is None:
-            raise ValueError("give the grid's hole spacing (--pitch, mm)")
         if self.pixel_size_um is not None and not all(p > 0 for p in self.pixel_size_um):
             raise ValueError(f"pixel_size_um must be positive, got {list(self.pixel_size_um)}")
         return self

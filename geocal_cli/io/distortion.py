@@ -234,6 +234,27 @@ def _c_stdout_silenced():
         os.close(devnull)
 
 
+def is_distortion_file(path: Path) -> bool:
+    """A Fit2D spline (by its suffix) or an HDF5 file with a pyFAI detector (an NXdetector
+    group with pixel sizes), as opposed to an image."""
+    path = Path(path)
+    if path.suffix.lower() in SPLINE_SUFFIXES:
+        return True
+    import h5py
+
+    if not path.is_file() or not h5py.is_hdf5(path):
+        return False
+    found = []
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Group) and obj.attrs.get("NX_class") in (b"NXdetector", "NXdetector") \
+                and "pixel_size" in obj:
+            found.append(name)
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return bool(found)
+
+
 def has_distortion(detector) -> bool:
     """Whether a pyFAI detector carries a spline or per-corner displacements."""
     return bool(getattr(detector, "spline", None) is not None or not detector.uniform_pixel)

@@ -14,9 +14,9 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.grid_distortion import GridDistortionConfig
 from geocal_cli.core.displacement import Field
-from geocal_cli.errors import InputFileError
-from geocal_cli.io.distortion import (correct_images, make_distorted_detector, read_distortion,
-                                      write_detector, write_spline)
+from geocal_cli.errors import ConfigError, InputFileError
+from geocal_cli.io.distortion import (correct_images, is_distortion_file, make_distorted_detector,
+                                      read_distortion, write_detector, write_spline)
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.grid-distortion"
@@ -75,7 +75,7 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
     report["convention"] = CONVENTION
     report["warnings"] = []
-    if cfg.converts:
+    if is_distortion_file(cfg.image):
         field, pixel, mask = read_distortion(cfg.image)
         say(f"read the distortion of {cfg.image} ({field.shape[0]}×{field.shape[1]})")
         inside = ~mask if mask is not None else np.ones(field.shape, bool)
@@ -133,6 +133,8 @@ def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
     from geocal_cli.core.gridmeasure import measure_grid, misplacement_stats
     from geocal_cli.io.images import read_image, read_mask, valid_pixels
 
+    if cfg.pitch_mm is None:
+        raise ConfigError("give the grid's hole spacing (--pitch, mm)")
     img = read_image(cfg.image)
     data = img.data
     user_mask = read_mask(cfg.mask, data.shape) if cfg.mask else None
