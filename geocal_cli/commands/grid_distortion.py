@@ -32,8 +32,8 @@ Exit codes: 0 ok, 3 bad config or pitch inconsistent with the pixel size, 4 bad 
 def command(
     image: Path = typer.Argument(..., help="Hole-grid image (anything fabio reads), or a Fit2D .spline / pyFAI detector .h5 to convert."),
     pitch: float = typer.Option(None, "--pitch", help="Hole spacing of the grid, mm.", rich_help_panel="Grid"),
-    pixel_size: str = typer.Option(None, "--pixel-size", help="Nominal pixel size in µm, 'SIZE' or 'ROWS,COLS' [default: pitch / measured hole spacing]; checked against the image (±10 %).", rich_help_panel="Grid"),
-    spot_diameter: float = typer.Option(None, "--spot-diameter", help="Hole diameter in the image, pixels [default: from the image's autocorrelation].", rich_help_panel="Grid"),
+    pixel_size: str = typer.Option(None, "--pixel-size", help="Nominal pixel size in µm, 'SIZE' or 'ROWS,COLS', checked against the image (±10 %) (default: pitch / measured hole spacing).", rich_help_panel="Grid"),
+    spot_diameter: float = typer.Option(None, "--spot-diameter", help="Hole diameter in the image, pixels (default: from the image's autocorrelation).", rich_help_panel="Grid"),
     dark_spots: bool = typer.Option(None, "--dark-spots", help="Dark dots on a bright field instead of bright holes.", rich_help_panel="Grid"),
     mask: Path = typer.Option(None, "--mask", help="Mask image, non-zero = masked."),
     output: Path = typer.Option(None, "--output", "-o", help="pyFAI detector file (NeXus HDF5) to write (default: IMAGE-stem.detector.h5).", rich_help_panel="Outputs"),
