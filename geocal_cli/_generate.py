@@ -92,6 +92,11 @@ def completions() -> dict[str, str]:
     return {"geocal.bash": "\n".join(bash), "geocal.zsh": "\n".join(zsh), "geocal.fish": "\n".join(fish) + "\n"}
 
 
+def _plain(help_text: str | None) -> str:
+    """Option help without the rich-markup escapes `main` adds for the terminal help."""
+    return (help_text or "").replace("\\[", "[")
+
+
 def _fish_opt(opt: str) -> str:
     return f"-l {opt[2:]}" if opt.startswith("--") else f"-s {opt[1:]}"
 
@@ -115,7 +120,7 @@ def _options(cmd) -> list[str]:
     for p in cmd.params:
         if _is_option(p) and not p.hidden:
             names = ", ".join(p.opts + p.secondary_opts)
-            out += [".TP", f"\\fB{_roff(names)}\\fR", _roff(" ".join((p.help or "").split()))]
+            out += [".TP", f"\\fB{_roff(names)}\\fR", _roff(" ".join(_plain(p.help).split()))]
     out += [".TP", "\\fB\\-h, \\-\\-help\\fR", "Show the help and exit."]
     return out
 

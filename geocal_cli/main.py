@@ -56,6 +56,26 @@ app.command("simulate", epilog=simulate.EPILOG)(simulate.command)
 app.command("demo", epilog=demo.EPILOG)(demo.command)
 
 
+def _plain_option_help(typer_app) -> None:
+    """Option help is plain text, but the rich help renderer reads "[default: 200]" as a
+    markup tag and drops it: escape the brackets once per option object (some are shared
+    between commands)."""
+    import inspect
+
+    from rich.markup import escape
+
+    seen = set()
+    for info in typer_app.registered_commands:
+        for param in inspect.signature(info.callback).parameters.values():
+            opt = param.default
+            if getattr(opt, "help", None) and id(opt) not in seen:
+                seen.add(id(opt))
+                opt.help = escape(opt.help)
+
+
+_plain_option_help(app)
+
+
 def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every outcome to an exit code."""
     command = typer.main.get_command(app)
