@@ -17,7 +17,7 @@ from geocal_cli.core.displacement import Field
 from geocal_cli.core.gridfit import (IdealGrid, SmoothingSpline, evaluate_on_corners,
                                      fit_ideal_grid, fit_smoothing_spline, hull_mask, skew_deg)
 from geocal_cli.core.lattice import Indexing, index_lattice
-from geocal_cli.core.spots import (LatticeEstimate, estimate_lattice, find_spots,
+from geocal_cli.core.spots import (LatticeEstimate, bin_image, estimate_lattice, find_spots,
                                    flatten_illumination, patch_half_size, windowed_centroids)
 from geocal_cli.errors import CalibrationError, ConfigError
 
@@ -114,8 +114,9 @@ def measure_grid(image: np.ndarray, valid: np.ndarray, *, dark: bool = False,
     """
     say = say or (lambda msg: None)
     shape = image.shape
-    flat = flatten_illumination(image, valid, dark)
-    lat = estimate_lattice(flat)
+    # The lattice and the spot size are found on a 2 × 2 binned image when it is large.
+    b = 2 if min(shape) >= 1024 else 1
+    lat = estimate_lattice(flatten_illumination(*bin_image(image, valid, b), dark)).scaled(b)
     if lat.contrast < MIN_CONTRAST:
         raise CalibrationError(
             "no regular grid of spots in the image (its autocorrelation has no lattice peaks); "
@@ -130,7 +131,7 @@ def measure_grid(image: np.ndarray, valid: np.ndarray, *, dark: bool = False,
                 "check both values (the pixel size is in µm, the pitch in mm)")
     diameter = diameter_px or lat.diameter_px
     say(f"lattice {np.hypot(*lat.a):.2f} × {np.hypot(*lat.b):.2f} px, spots ≈ {diameter:.1f} px")
-    spots = find_spots(flat, image, dark, valid, diameter, lat.pitch_px)
+    spots = find_spots(image, dark, valid, diameter, lat.pitch_px)
     whole = np.nonzero(spots.converged)[0]
     if whole.size < MIN_HOLES:
         raise CalibrationError(f"only {whole.size} whole spots found (need {MIN_HOLES}); "

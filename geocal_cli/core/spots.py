@@ -36,6 +36,11 @@ class LatticeEstimate:
     diameter_px: float
     contrast: float
 
+    def scaled(self, factor: float) -> "LatticeEstimate":
+        """The estimate for an image `factor` times larger (from a binned one)."""
+        return LatticeEstimate(a=self.a * factor, b=self.b * factor,
+                               diameter_px=self.diameter_px * factor, contrast=self.contrast)
+
     @property
     def pitch_px(self) -> float:
         """Mean length of the two lattice vectors, pixels."""
@@ -104,16 +109,13 @@ def flatten_illumination(image: np.ndarray, valid: np.ndarray, dark: bool) -> np
     return np.where(valid, ratio - floor, 0).astype(np.float32)
 
 
-def estimate_lattice(flat: np.ndarray, expected_pitch_px: float | None = None) -> LatticeEstimate:
+def estimate_lattice(flat: np.ndarray) -> LatticeEstimate:
     """Spot size and two lattice vectors from the autocorrelation of a flattened grid image.
 
     Parameters
     ----------
     flat : ndarray, shape (H, W)
         From `flatten_illumination`.
-    expected_pitch_px : float, optional
-        Hole spacing expected from the pitch and pixel size; side peaks are then looked for
-        between 0.5 and 2 times it (the caller checks the agreement).
 
     Returns
     -------
@@ -143,10 +145,7 @@ def estimate_lattice(flat: np.ndarray, expected_pitch_px: float | None = None) -
     from scipy.ndimage import maximum_filter
 
     lo = max(2.5 * r_half, 3.0)
-    hi = reach
-    if expected_pitch_px:
-        lo, hi = max(lo, 0.5 * expected_pitch_px), min(hi, 2.0 * expected_pitch_px)
-    peaks = (ac == maximum_filter(ac, size=max(3, int(r_half)))) & (r >= lo) & (r <= hi)
+    peaks = (ac == maximum_filter(ac, size=max(3, int(r_half)))) & (r >= lo) & (r <= reach)
     iy, ix = np.nonzero(peaks)
     # Without two independent side peaks there is no lattice: contrast 0, unit vectors.
     no_lattice = LatticeEstimate(np.array([0.0, 1.0]), np.array([1.0, 0.0]), 2 * r_half, 0.0)
@@ -186,17 +185,13 @@ def _refine_peak(ac: np.ndarray, v: np.ndarray, reach: int) -> np.ndarray:
     return np.array([v[0] + vertex(c[0, 1], c[1, 1], c[2, 1]), v[1] + vertex(c[1, 0], c[1, 1], c[1, 2])])
 
 
-def find_spots(flat: np.ndarray, image: np.ndarray, dark: bool, valid: np.ndarray,
-               diameter_px: float, pitch_px: float, min_snr: float = 6.0) -> Spots:
+def find_spots(image: np.ndarray, dark: bool, valid: np.ndarray, diameter_px: float,
+               pitch_px: float, min_snr: float = 6.0) -> Spots:
     """Candidate spots with sub-pixel centres.
 
     Parameters
     ----------
-    flat : ndarray, shape (H, W)
-        From `flatten_illumination`: where to look.
     image : ndarray, shape (H, W)
-        The image itself: where centres are measured (dividing by an estimated
-        illumination would tilt each spot's profile and bias its centre).
     dark : bool
         Dark dots on a bright field.
     valid : ndarray of bool, shape (H, W)
@@ -215,14 +210,15 @@ def find_spots(flat: np.ndarray, image: np.ndarray, dark: bool, valid: np.ndarra
     """
     from scipy.ndimage import gaussian_filter, maximum_filter
 
-    # Large spots are found as well on an image binned b × b (≥ 3 pixels across a spot),
-    # at a fraction of the filtering cost; the centroids use every pixel.
+    # Spots are looked for on the image binned b × b (≥ 3 pixels across a spot, a fraction
+    # of the filtering cost) with its illumination flattened; centres are measured on every
+    # pixel of the image itself (dividing by an estimated illumination would tilt each
+    # spot's profile and bias its centre).
     b = int(np.clip(diameter_px // 6, 1, 4))
-    h, w = (flat.shape[0] // b) * b, (flat.shape[1] // b) * b
-    small = flat[:h, :w].reshape(h // b, b, w // b, b).mean(axis=(1, 3))
-    ok = valid[:h, :w].reshape(h // b, b, w // b, b).all(axis=(1, 3))
+    small, ok = bin_image(image, valid, b)
+    flat = flatten_illumination(small, ok, dark)
     s1 = max(0.3 * diameter_px / b, 0.8)
-    resp = gaussian_filter(small, s1) - gaussian_filter(small, 1.6 * s1)
+    resp = gaussian_filter(flat, s1) - gaussian_filter(flat, 1.6 * s1)
     resp[~ok] = 0
     sep = max(3, int(0.5 * pitch_px / b))
     is_max = (resp == maximum_filter(resp, size=sep)) & ok
@@ -240,6 +236,23 @@ def find_spots(flat: np.ndarray, image: np.ndarray, dark: bool, valid: np.ndarra
     y, x, flux, whole = windowed_centroids(signal, (iy + 0.5) * b, (ix + 0.5) * b, diameter_px,
                                            half, valid)
     return Spots(y=y, x=x, strength=strength, flux=flux, converged=whole)
+
+
+def bin_image(image: np.ndarray, valid: np.ndarray, b: int) -> tuple[np.ndarray, np.ndarray]:
+    """Mean of b × b blocks (the last partial row and column dropped), and whether every
+    pixel of a block is valid.
+
+    Returns
+    -------
+    binned : ndarray of float32, shape (H // b, W // b)
+    valid : ndarray of bool, same shape
+    """
+    if b == 1:
+        return image.astype(np.float32), valid
+    h, w = (image.shape[0] // b) * b, (image.shape[1] // b) * b
+    shape = (h // b, b, w // b, b)
+    binned = image[:h, :w].astype(np.float32).reshape(shape).mean(axis=(1, 3))
+    return binned, valid[:h, :w].reshape(shape).all(axis=(1, 3))
 
 
 def patch_half_size(pitch_px: float, diameter_px: float) -> int:

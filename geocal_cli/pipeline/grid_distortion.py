@@ -61,7 +61,7 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
         report, outputs, plotted = _run(cfg, pool, say)
     finally:
         pool.shutdown()
-    report["timings_s"] = {"total": time.perf_counter() - t0}
+    report["timings_s"]["total"] = time.perf_counter() - t0
     report_path = cfg.report or default_paths(cfg.image)[1]
     write_report(report_path, report)
     return GridDistortionResult(report=report, report_path=report_path,
@@ -71,6 +71,7 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
 def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
     """Measure or convert, write the detector file and the extras; the report, the files
     written and whether a plot was made."""
+    t0 = time.perf_counter()
     detector_path = cfg.output or default_paths(cfg.image)[0]
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
     report["convention"] = CONVENTION
@@ -86,6 +87,7 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
         measured = _measure(cfg, report, say)
         field, pixel, inside = measured.grid.field, measured.pixel, measured.grid.inside
         mask = ~inside
+    t_measure = time.perf_counter()
     detector = make_distorted_detector(field, pixel, mask)
     outputs = [detector_path]
     # pyFAI's save compresses ~10⁸ corner coordinates (seconds); h5py releases the GIL
@@ -106,7 +108,10 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
 
             plot_grid_distortion(cfg.plot, field, inside, measured.grid, remeasured,
                                  f"{cfg.image.name}: {_title(report)}")
+    t_extras = time.perf_counter()
     saving.result()
+    report["timings_s"] = {"read_and_measure": t_measure - t0, "validate_and_extras": t_extras - t_measure,
+                           "detector_file_wait": time.perf_counter() - t_extras}
     report["outputs"] = {"detector": str(detector_path), "spline": cfg.spline and str(cfg.spline),
                          "corrected": cfg.corrected and str(cfg.corrected)}
     return report, outputs, measured is not None and cfg.plot is not None
