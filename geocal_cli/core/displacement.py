@@ -132,6 +132,33 @@ def gauge_part(y: np.ndarray, x: np.ndarray, dy: np.ndarray, dx: np.ndarray
     return g[:y.size], g[y.size:], coef
 
 
+def gauge_free_difference(dy: np.ndarray, dx: np.ndarray, where: np.ndarray,
+                          every: int = 4) -> np.ndarray:
+    """|difference| between two fields at pixel centres, the gauge part of the difference
+    removed: how two measurements of one distortion disagree beyond what no grid can tell.
+
+    Parameters
+    ----------
+    dy, dx : ndarray, shape (H, W)
+        Difference of the two fields at the pixel centres.
+    where : ndarray of bool, shape (H, W)
+        Pixels compared.
+    every : int
+        Compare every `every`-th pixel along both axes.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        Pixels.
+    """
+    sel = np.zeros(where.shape, bool)
+    sel[::every, ::every] = where[::every, ::every]
+    y, x = (i + 0.5 for i in np.nonzero(sel))
+    ey, ex = dy[sel], dx[sel]
+    gy, gx, _ = gauge_part(y, x, ey, ex)
+    return np.hypot(ey - gy, ex - gx)
+
+
 def corner_grid(shape: tuple[int, int], step: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """Corner coordinates (y, x) of an image, every `step` pixels plus the far edges.
 
