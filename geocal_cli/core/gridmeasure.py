@@ -187,7 +187,6 @@ class Remeasured:
     error: np.ndarray
 
 
-
 def misplacement_stats(error: np.ndarray, pitch_px: float) -> dict:
     """Count, rms and max length of misplacements, shape (n, 2), in pixels and pitches."""
     e = np.hypot(*error.T) if error.size else np.zeros(1)

@@ -74,7 +74,7 @@ def read_distortion(path: Path) -> tuple[Field, tuple[float, float], np.ndarray 
     Raises
     ------
     InputFileError
-        Missing or unreadable file, or a detector without distortion.
+        Missing or unreadable file. A regular detector file gives a zero field.
     """
     path = Path(path)
     if not path.is_file():

@@ -125,26 +125,39 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
 
 
 def distortion_effect(calib, detector, d_spacing: np.ndarray, source) -> dict:
-    """Ring residuals with the detector's distortion and, for comparison, without it: the
-    same control points taken back to raw pixels and the geometry refined again there.
+    """Ring residuals with the detector's distortion and, for comparison, without it
+    (`refit_without_distortion`).
 
     Returns
     -------
     dict
         rms_px_with, rms_px_without (all points, pixels), and the detector file.
     """
+    raw = refit_without_distortion(calib, detector, d_spacing)
+
+    def rms(r):
+        return float(np.sqrt(np.mean(r**2)))
+    return {"detector_file": str(source), "control_points": int(calib.points.d1.size),
+            "rms_px_with": rms(calib.refinement.residual_px), "rms_px_without": rms(raw.residual_px),
+            "note": "rms over all control points; without: the same points on the raw image, "
+                    "geometry refined again on an undistorted detector"}
+
+
+def refit_without_distortion(calib, detector, d_spacing: np.ndarray):
+    """The calibration's control points taken back to raw pixels through the detector's
+    distortion, and the same parameters refined there on an undistorted detector: what
+    ignoring the distortion would have given.
+
+    Returns
+    -------
+    geocal_cli.core.refine.Refinement
+    """
     from geocal_cli.core.refine import refine_geometry
 
     pts, ref = calib.points, calib.refinement
     ry, rx = field_of(detector).raw_position(pts.d1 + 0.5, pts.d2 + 0.5)
-    raw = refine_geometry(calib.geometry, ry - 0.5, rx - 0.5, d_spacing[pts.ring], ref.values, ref.free)
-
-    def rms(r):
-        return float(np.sqrt(np.mean(r**2)))
-    return {"detector_file": str(source), "control_points": int(pts.d1.size),
-            "rms_px_with": rms(ref.residual_px), "rms_px_without": rms(raw.residual_px),
-            "note": "rms over all control points; without: the same points on the raw image, "
-                    "geometry refined again on an undistorted detector"}
+    return refine_geometry(calib.geometry, ry - 0.5, rx - 0.5, d_spacing[pts.ring], ref.values,
+                           ref.free)
 
 
 def geometry_summary(geometry) -> dict:
