@@ -3,7 +3,7 @@
 For every case (the real images of ../shared/data when present, and the synthetic matrix of
 synthetic_matrix.yaml) this runs, in one process:
 
-- geocal: `geocal_cli.core.calibrate.calibrate`, blind (no guess);
+- geocal: `geocal_cli.core.rings.calibrate.calibrate`, blind (no guess);
 - pyFAI: `pyFAI.goniometer.SingleGeometry.extract_cp` + `GeometryRefinement.refine2`
   (rot3 and wavelength fixed), started from a user-like guess: the reference geometry with
   the distance +2 %, the beam centre moved by (+3, −2) px and rot1 off by 0.5°;
@@ -42,7 +42,7 @@ def real_cases():
     """(name, image, valid, detector, wavelength, d_spacing, reference geometry)."""
     import pyFAI.detectors
 
-    from geocal_cli.core.geometry import make_geometry
+    from geocal_cli.core.geometry.frame import make_geometry
     from geocal_cli.io.calibrants import load_calibrant
     from geocal_cli.io.images import read_image, valid_pixels
     from geocal_cli.io.poni import read_poni
@@ -95,7 +95,7 @@ def synthetic_cases(names):
 
 def user_guess(ref):
     """The reference moved like a user's starting guess: dist +2 %, centre (+3, −2) px, rot1 +0.5°."""
-    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
 
     g = make_geometry(ref.detector, ref.dist * 1.02, 0, 0, ref.rot1 + np.radians(0.5), ref.rot2,
                       ref.rot3, ref.wavelength)
@@ -109,7 +109,7 @@ def user_guess(ref):
 
 def run_geocal(data, valid, det, lam, dsp):
     """Timed run, then a second run under tracemalloc for the peak memory (it slows numpy)."""
-    from geocal_cli.core.calibrate import calibrate
+    from geocal_cli.core.rings.calibrate import calibrate
 
     t = time.perf_counter()
     try:
@@ -144,7 +144,7 @@ def run_pyfai(data, valid, det, lam, dsp, guess):
         sg.extract_cp(max_rings=30, pts_per_deg=1)
         sg.geometry_refinement.refine2(fix=["rot3", "wavelength"])
         gr = sg.geometry_refinement
-        from geocal_cli.core.geometry import make_geometry
+        from geocal_cli.core.geometry.frame import make_geometry
 
         geometry = make_geometry(det, gr.dist, gr.poni1, gr.poni2, gr.rot1, gr.rot2,
                                  gr.rot3, lam)
@@ -157,8 +157,8 @@ def run_pyfai(data, valid, det, lam, dsp, guess):
 def main(argv=None) -> int:
     import logging
 
-    from geocal_cli.core.metrics import ring_position_error
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.geometry.units import ring_tth
 
     logging.disable(logging.WARNING)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])

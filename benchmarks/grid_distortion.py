@@ -38,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from geocal_cli.core.displacement import gauge_free_difference  # noqa: E402
-from geocal_cli.core.gridsim import DistortionSpec, GridSpec, render_grid_image, synthetic_field  # noqa: E402
+from geocal_cli.core.geometry.displacement import gauge_free_difference  # noqa: E402
+from geocal_cli.core.simulate.grid import DistortionSpec, GridSpec, render_grid_image, synthetic_field  # noqa: E402
 from geocal_cli.io.distortion import make_distorted_detector, read_distortion, write_detector  # noqa: E402
 from geocal_cli.io.images import write_image  # noqa: E402
 

@@ -5,7 +5,7 @@ orientations of a 40 Å cubic cell, random Miller indices within the limiting sp
 10⁶ reflections whose observed positions are the predicted ones plus 0.3 px of noise, and the
 detector is then moved 0.5 mm further away. In one process:
 
-- geocal: `core.qstills.check_experiments` on all reflections: q_bragg, stills prediction,
+- geocal: `core.q.stills.check_experiments` on all reflections: q_bragg, stills prediction,
   ray intersection, q_pixel, the table comparisons, the slip search (on 20 000 reflections)
   and the diagnosis (Jacobian over all reflections);
 - loop: the usual one-off script, one reflection at a time in Python with numpy 3-vectors
@@ -31,8 +31,8 @@ import geocal_cli.main  # noqa: E402, F401
 
 import numpy as np  # noqa: E402
 
-from geocal_cli.core.qstills import Reflections, check_experiments  # noqa: E402
-from geocal_cli.core.stills import (Crystals, Panels, q_bragg, ray_intersection,  # noqa: E402
+from geocal_cli.core.q.stills import Reflections, check_experiments  # noqa: E402
+from geocal_cli.core.q.prediction import (Crystals, Panels, q_bragg, ray_intersection,  # noqa: E402
                                     rotation_about, stills_predict)
 
 LOOP_SAMPLE = 20_000

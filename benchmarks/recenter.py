@@ -44,9 +44,9 @@ def make_case(center, **spec):
     from pyFAI.detectors import Detector
     from pyFAI.geometry import Geometry
 
-    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
-    from geocal_cli.core.simulate import PatternSpec, render_ring_image, ring_strengths
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.core.simulate.patterns import PatternSpec, render_ring_image, ring_strengths
+    from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
 
     det = Detector(100e-6, 100e-6, max_shape=SHAPE)
@@ -66,9 +66,9 @@ def make_case(center, **spec):
 
 
 def run_geocal(data, reference, tth):
-    from geocal_cli.core.controlpoints import prepare_image
-    from geocal_cli.core.geometry import frame_of
-    from geocal_cli.core.ringcenter import recenter_on_rings
+    from geocal_cli.core.rings.controlpoints import prepare_image
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.core.center.ringcenter import recenter_on_rings
 
     valid = data >= 0
     frame = frame_of(reference)
@@ -103,7 +103,7 @@ def run_pyfai(data, reference, dsp):
     from pyFAI.calibrant import Calibrant
     from pyFAI.goniometer import SingleGeometry
 
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.frame import frame_of
 
     det = copy.deepcopy(reference.detector)
     det.mask = (data < 0).astype(np.int8)

@@ -50,7 +50,7 @@ def emd_signal(data: np.ndarray) -> dict:
 
 def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
     """2θ (rad) of the rings that exist at this wavelength."""
-    from geocal_cli.core.units import ring_tth as bragg
+    from geocal_cli.core.geometry.units import ring_tth as bragg
 
     tth = bragg(d_spacing, wavelength)
     return tth[np.isfinite(tth)]
@@ -60,7 +60,7 @@ def poni_ring_error(fit_poni: Path, truth_poni: Path, calibrant: str, shape) -> 
     """Ring-position error (px rms) between the geometries of two PONI files."""
     import pyFAI
 
-    from geocal_cli.core.metrics import ring_position_error
+    from geocal_cli.core.geometry.metrics import ring_position_error
     from geocal_cli.io.calibrants import load_calibrant
 
     truth = pyFAI.load(str(truth_poni))

@@ -48,7 +48,7 @@ class BeamConfig(GeocalModel):
         ConfigError
             If none was given.
         """
-        from geocal_cli.core.units import wavelength_from_energy, wavelength_from_voltage
+        from geocal_cli.core.geometry.units import wavelength_from_energy, wavelength_from_voltage
 
         if self.energy_kev is not None:
             return wavelength_from_energy(self.energy_kev)

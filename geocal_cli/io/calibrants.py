@@ -98,7 +98,7 @@ def _from_dspacing_file(path: Path) -> CalibrantRings:
 def _from_cif(path: Path, scattering: str, d_min_a: float) -> CalibrantRings:
     import gemmi
 
-    from geocal_cli.core.structure import (powder_multiplicity, powder_rings,
+    from geocal_cli.core.calibrant.structure import (powder_multiplicity, powder_rings,
                                            structure_factors)
 
     if not path.is_file():

@@ -1,5 +1,5 @@
 """The models of an indexed DIALS experiment list (`.expt`): crystals, beams, goniometers,
-detectors, as arrays for `core.stills`.
+detectors, as arrays for `core.q.prediction`.
 
 A crystal's `real_space_a/b/c` are the rows of the real-space matrix; its inverse has the
 reciprocal basis as columns, A = U B. A single-axis goniometer stores `fixed_rotation`,
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geocal_cli.core.stills import Crystals, Panels, rotation_about
+from geocal_cli.core.q.prediction import Crystals, Panels, rotation_about
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.formats import dials, numbers
 

@@ -1,7 +1,7 @@
 """Detector distortion files through pyFAI: NeXus detector HDF5 (dx, dy, mask, pixel sizes),
 Fit2D splines, and images corrected with pyFAI's `Distortion`.
 
-All of them use pyFAI's convention (`geocal_cli.core.displacement`): a pixel corner at
+All of them use pyFAI's convention (`geocal_cli.core.geometry.displacement`): a pixel corner at
 (y, x) is really at (y + dy, x + dx) on an ideal detector of the stated pixel sizes; a Fit2D
 spline is evaluated by pyFAI at corner coordinates (x = column, y = row).
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geocal_cli.core.displacement import Field, corner_grid
+from geocal_cli.core.geometry.displacement import Field, corner_grid
 from geocal_cli.errors import InputFileError
 
 SPLINE_SUFFIXES = (".spline",)

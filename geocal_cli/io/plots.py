@@ -42,12 +42,12 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
         PNG written atomically.
     image : ndarray, shape (H, W)
     valid : ndarray of bool, shape (H, W)
-    calibration : geocal_cli.core.calibrate.Calibration
+    calibration : geocal_cli.core.rings.calibrate.Calibration
     ring_tth : ndarray, shape (K,)
         2θ (radians) of the calibrant rings to draw.
     title : str
     """
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.frame import frame_of
 
     plt, (fig, (ax0, ax1)) = _figure(1, 2, figsize=(15, 7), gridspec_kw={"width_ratios": [1.15, 1]})
     _show(ax0, image, valid)
@@ -151,7 +151,7 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
         PNG written atomically.
     image : ndarray, shape (H, W)
     valid : ndarray of bool, shape (H, W)
-    check : geocal_cli.core.qpowder.PowderCheck
+    check : geocal_cli.core.q.powder.PowderCheck
     title : str
     """
     plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [1.2, 1, 1]})
@@ -192,9 +192,9 @@ def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
     Parameters
     ----------
     path : Path
-    panels : geocal_cli.core.stills.Panels
-    refl : geocal_cli.core.qstills.Reflections
-    check : geocal_cli.core.qstills.StillsCheck
+    panels : geocal_cli.core.q.prediction.Panels
+    refl : geocal_cli.core.q.stills.Reflections
+    check : geocal_cli.core.q.stills.StillsCheck
     title : str
     """
     used = np.unique(refl.panel)[:4]
@@ -234,10 +234,10 @@ def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, rem
     Parameters
     ----------
     path : Path
-    field : geocal_cli.core.displacement.Field
+    field : geocal_cli.core.geometry.displacement.Field
     inside : ndarray of bool, shape (H, W)
-    measurement : geocal_cli.core.gridmeasure.GridMeasurement
-    remeasured : geocal_cli.core.gridmeasure.Remeasured
+    measurement : geocal_cli.core.grid.measure.GridMeasurement
+    remeasured : geocal_cli.core.grid.measure.Remeasured
     title : str
     """
     plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5))

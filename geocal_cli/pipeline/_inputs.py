@@ -42,7 +42,7 @@ def wavelength_for(cfg, reference, metadata: dict) -> tuple[float, str]:
     ConfigError
         None of them has one.
     """
-    from geocal_cli.core.units import wavelength_from_voltage
+    from geocal_cli.core.geometry.units import wavelength_from_voltage
 
     if any(v is not None for v in (cfg.energy_kev, cfg.wavelength_a, cfg.voltage_kv)):
         return cfg.wavelength_m(), "command line"

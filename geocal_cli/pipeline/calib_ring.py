@@ -10,7 +10,7 @@ import numpy as np
 
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.calib_ring import CalibRingConfig
-from geocal_cli.core.units import ring_tth
+from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
@@ -34,7 +34,7 @@ class CalibRingResult:
     poni : Path
     report_path : Path
     plot : Path or None
-    calibration : geocal_cli.core.calibrate.Calibration
+    calibration : geocal_cli.core.rings.calibrate.Calibration
     """
 
     report: dict
@@ -61,9 +61,9 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     ConfigError
         Unknown calibrant or detector.
     CalibrationError
-        See `geocal_cli.core.calibrate.calibrate`.
+        See `geocal_cli.core.rings.calibrate.calibrate`.
     """
-    from geocal_cli.core.calibrate import calibrate
+    from geocal_cli.core.rings.calibrate import calibrate
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
@@ -106,7 +106,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     report.update(results(calib, rings))
     geometry = calib.geometry
     if fit_detector is not detector:
-        from geocal_cli.core.geometry import geometry_from_values
+        from geocal_cli.core.geometry.frame import geometry_from_values
 
         report["distortion"] = distortion_effect(calib, detector, rings.d_spacing, cfg.detector)
         geometry = geometry_from_values(detector, calib.refinement.values)
@@ -150,9 +150,9 @@ def refit_without_distortion(calib, detector, d_spacing: np.ndarray):
 
     Returns
     -------
-    geocal_cli.core.refine.Refinement
+    geocal_cli.core.rings.refine.Refinement
     """
-    from geocal_cli.core.refine import refine_geometry
+    from geocal_cli.core.rings.refine import refine_geometry
 
     pts, ref = calib.points, calib.refinement
     ry, rx = field_of(detector).raw_position(pts.d1 + 0.5, pts.d2 + 0.5)
@@ -162,8 +162,8 @@ def refit_without_distortion(calib, detector, d_spacing: np.ndarray):
 
 def geometry_summary(geometry) -> dict:
     """PONI and Fit2D terms of a geometry, with the beam centre in pixels (i + 0.5 convention)."""
-    from geocal_cli.core.geometry import frame_of
-    from geocal_cli.core.units import energy_from_wavelength
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.core.geometry.units import energy_from_wavelength
 
     f2d = geometry.getFit2D()
     bc1, bc2 = frame_of(geometry).beam_center()
@@ -185,8 +185,8 @@ def geometry_summary(geometry) -> dict:
 
 def results(calib, rings) -> dict:
     """The report's results, uncertainties, residuals, warnings and blind-search sections."""
-    from geocal_cli.core.geometry import geometry_from_values
-    from geocal_cli.core.refine import propagate
+    from geocal_cli.core.geometry.frame import geometry_from_values
+    from geocal_cli.core.rings.refine import propagate
 
     ref = calib.refinement
     units = {"dist": "m", "poni1": "m", "poni2": "m", "rot1": "rad", "rot2": "rad",

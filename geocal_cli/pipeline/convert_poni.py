@@ -50,8 +50,8 @@ def _shape(cfg: ConvertPoniConfig, image_shape) -> tuple[int, int] | None:
 
 def _apply_flips(cfg: ConvertPoniConfig, geometry, shape):
     """The geometry for the flipped array, its shape, and the flipped → source index map."""
-    from geocal_cli.core.flips import flip_frame, index_map, reoriented
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.flips import flip_frame, index_map, reoriented
+    from geocal_cli.core.geometry.frame import frame_of
 
     if not cfg.flip and cfg.orientation is None:
         return geometry, shape, (lambda d1, d2: (d1, d2))
@@ -70,7 +70,7 @@ def _apply_flips(cfg: ConvertPoniConfig, geometry, shape):
 
 
 def _self_check(source, target, back, shape) -> dict:
-    from geocal_cli.core.flips import map_difference
+    from geocal_cli.core.geometry.flips import map_difference
 
     grid = shape if shape is not None else (2048, 2048)
     tth, chi_offset, chi_spread = map_difference(source, target, back, grid)
@@ -81,9 +81,9 @@ def _self_check(source, target, back, shape) -> dict:
 
 
 def _flip_check(cfg: ConvertPoniConfig, image, geometry, say) -> list[dict]:
-    from geocal_cli.core.flipcheck import check_flips
-    from geocal_cli.core.geometry import frame_of
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.q.flipcheck import check_flips
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
     from geocal_cli.io.detectors import detector_mask
     from geocal_cli.io.images import valid_pixels
@@ -165,7 +165,7 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
             warnings.append("the converted geometry does not fit --image as it is" +
                             (f"; it fits it after: {', '.join(fitting)} (add --flip accordingly)"
                              if fitting else "; no flip of the image fits it either"))
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.frame import frame_of
 
     b1, b2 = frame_of(geometry).beam_center()
     report = report_header(SCHEMA, to_plain(cfg), [cfg.input, cfg.image])

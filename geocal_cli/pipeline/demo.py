@@ -35,8 +35,8 @@ def run(folder: Path, progress=None) -> DemoResult:
     """Write the demo image and its blind calibration into `folder`."""
     import numpy as np
 
-    from geocal_cli.core.metrics import ring_position_error
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.geometry.units import ring_tth
 
     folder = Path(folder)
     image = folder / "lab6_pilatus1m.edf"

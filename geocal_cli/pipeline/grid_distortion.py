@@ -13,7 +13,7 @@ import numpy as np
 
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.grid_distortion import GridDistortionConfig
-from geocal_cli.core.displacement import Field
+from geocal_cli.core.geometry.displacement import Field
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.distortion import (correct_images, is_distortion_file, make_distorted_detector,
                                       read_distortion, write_detector, write_spline)
@@ -135,7 +135,7 @@ class _Measured:
 
 
 def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
-    from geocal_cli.core.gridmeasure import measure_grid, misplacement_stats
+    from geocal_cli.core.grid.measure import measure_grid, misplacement_stats
     from geocal_cli.io.images import read_image, read_mask, valid_pixels
 
     if cfg.pitch_mm is None:
@@ -187,7 +187,7 @@ def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
 def _validate(cfg, detector, measured: _Measured, report: dict, say):
     """Correct the grid image with the new detector and re-measure the holes: the corrected
     image and the `Remeasured` holes."""
-    from geocal_cli.core.gridmeasure import misplacement_stats, remeasure
+    from geocal_cli.core.grid.measure import misplacement_stats, remeasure
 
     m = measured.grid
     data = np.where(measured.valid, measured.data, 0).astype(np.float32)

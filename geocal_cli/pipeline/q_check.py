@@ -77,12 +77,12 @@ def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
 
 
 def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
-    from geocal_cli.core.controlpoints import prepare_image
-    from geocal_cli.core.flipcheck import check_flips
-    from geocal_cli.core.geometry import PARAM_NAMES, frame_of
-    from geocal_cli.core.qpowder import check_powder, stats
-    from geocal_cli.core.rounds import refine_rounds
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.rings.controlpoints import prepare_image
+    from geocal_cli.core.q.flipcheck import check_flips
+    from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
+    from geocal_cli.core.q.powder import check_powder, stats
+    from geocal_cli.core.rings.rounds import refine_rounds
+    from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
     from geocal_cli.pipeline._inputs import load_image_and_geometry
 
@@ -155,7 +155,7 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
 
 
 def _reflections(cfg: QCheckConfig, models, table):
-    """The checked reflections of `table` as `core.qstills.Reflections`, and notes.
+    """The checked reflections of `table` as `core.q.stills.Reflections`, and notes.
 
     Raises
     ------
@@ -163,7 +163,7 @@ def _reflections(cfg: QCheckConfig, models, table):
         Missing columns, no panel column on a multi-panel detector, or identifiers that do
         not match the experiment list.
     """
-    from geocal_cli.core.qstills import Reflections
+    from geocal_cli.core.q.stills import Reflections
 
     col = table.columns
     pos = "xyzobs.mm.value" if cfg.positions == "obs" else "xyzcal.mm"
@@ -210,7 +210,7 @@ def _reflections(cfg: QCheckConfig, models, table):
 
 
 def _stills(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
-    from geocal_cli.core.qstills import check_experiments
+    from geocal_cli.core.q.stills import check_experiments
     from geocal_cli.io.dials_models import read_experiments
     from geocal_cli.io.dials_refl import read_reflections
 

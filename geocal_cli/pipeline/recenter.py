@@ -36,7 +36,7 @@ def default_outputs(image: Path) -> tuple[Path, Path]:
 
 
 def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> np.ndarray:
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
 
     rings = load_calibrant(cfg.calibrant, scattering)
@@ -61,8 +61,8 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     CalibrationError
         No ring found, no Friedel pairs, direct beam absent, or the fit failed.
     """
-    from geocal_cli.core.controlpoints import prepare_image
-    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.core.rings.controlpoints import prepare_image
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
@@ -153,8 +153,8 @@ def _center(c: np.ndarray, pix: np.ndarray) -> dict:
 
 
 def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
-    from geocal_cli.core.geometry import ellipse_of
-    from geocal_cli.core.ringcenter import recenter_on_rings
+    from geocal_cli.core.geometry.frame import ellipse_of
+    from geocal_cli.core.center.ringcenter import recenter_on_rings
 
     rec = recenter_on_rings(prepared, valid, frame, tth, cfg.max_shift_px, cfg.ellipticity, say=say)
     fit = rec.fit
@@ -196,7 +196,7 @@ def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
 
 
 def _friedel(data, valid, frame, cfg, say) -> dict:
-    from geocal_cli.core.friedel import find_spots, recenter_on_friedel_pairs
+    from geocal_cli.core.center.friedel import find_spots, recenter_on_friedel_pairs
 
     spots = find_spots(data, valid)
     fit = recenter_on_friedel_pairs(spots, frame, cfg.max_shift_px, say=say)
@@ -223,7 +223,7 @@ def _friedel(data, valid, frame, cfg, say) -> dict:
 
 
 def _beam(data, valid, old, cfg) -> dict:
-    from geocal_cli.core.directbeam import find_direct_beam
+    from geocal_cli.core.center.directbeam import find_direct_beam
 
     spot = find_direct_beam(data, valid, cfg.saturation)
     center = np.array([spot.d1, spot.d2])

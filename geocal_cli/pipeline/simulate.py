@@ -34,7 +34,7 @@ def truth_geometry(cfg: SimulateConfig):
     The tilt is set through pyFAI's Fit2D conversion, then the PONI is moved so that the
     direct beam lands on `center_px` (pixel centres at i + 0.5, x = column, y = row).
     """
-    from geocal_cli.core.geometry import make_geometry, poni_for_beam_center
+    from geocal_cli.core.geometry.frame import make_geometry, poni_for_beam_center
 
     from pyFAI.geometry import Geometry
 
@@ -66,10 +66,10 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     InputFileError
         Unwritable output format.
     """
-    from geocal_cli.core.geometry import ellipticity_of, frame_of
-    from geocal_cli.core.simulate import (PatternSpec, render_ring_image, render_spot_image,
+    from geocal_cli.core.geometry.frame import ellipticity_of, frame_of
+    from geocal_cli.core.simulate.patterns import (PatternSpec, render_ring_image, render_spot_image,
                                           ring_strengths, zone_axis_reflections)
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.units import ring_tth
 
     say = progress or (lambda msg: None)
     shape = _shape(cfg)
@@ -127,7 +127,7 @@ def _distortion(cfg: SimulateConfig, shape):
     InputFileError
         The distortion file is unreadable or for another image shape.
     """
-    from geocal_cli.core.gridsim import DistortionSpec, synthetic_field
+    from geocal_cli.core.simulate.grid import DistortionSpec, synthetic_field
     from geocal_cli.io.distortion import make_distorted_detector, read_distortion, write_detector
 
     if cfg.distortion is not None:
@@ -146,7 +146,7 @@ def _distortion(cfg: SimulateConfig, shape):
 
 
 def _grid(cfg: SimulateConfig, shape, field, truth_field, say) -> SimulateResult:
-    from geocal_cli.core.gridsim import GridSpec, render_grid_image
+    from geocal_cli.core.simulate.grid import GridSpec, render_grid_image
 
     p1, p2 = _pixel_size_m(cfg, shape)
     pitch = (cfg.grid_pitch_mm * 1e-3 / p1, cfg.grid_pitch_mm * 1e-3 / p2)

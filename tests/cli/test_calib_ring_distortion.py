@@ -12,9 +12,9 @@ def test_calib_ring_with_the_detector_file(measured, tmp_path, capsys, monkeypat
     """A calibrant seen through the same distortion: the file brings the rings within
     0.05 px of the truth; without it the same points are several times worse."""
     from geocal_cli.config.calib_ring import CalibRingConfig
-    from geocal_cli.core.geometry import geometry_from_values
-    from geocal_cli.core.metrics import ring_position_error
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.frame import geometry_from_values
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
     from geocal_cli.io.distortion import read_distortion
     from geocal_cli.io.poni import read_poni

@@ -151,7 +151,7 @@ def test_chained_cli_through_files(tmp_path):
 @pytest.fixture
 def recenter_case(lab6_pilatus, tmp_path, monkeypatch):
     """The LaB6 image and its truth geometry with the beam centre moved by (+7.3, −4.1) px."""
-    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
     from geocal_cli.io.poni import write_poni
 
     sim, _ = lab6_pilatus
@@ -167,7 +167,7 @@ def recenter_case(lab6_pilatus, tmp_path, monkeypatch):
 def test_recenter_writes_moved_poni(recenter_case, tmp_path, capsys):
     import pyFAI
 
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.frame import frame_of
 
     sim, ref, b = recenter_case
     code, out, err = cli(["recenter", sim.image, "--poni", ref, "-c", "LaB6", "--plot", "r.png"], capsys)
@@ -187,7 +187,7 @@ def test_recenter_friedel_on_a_simulated_spot_pattern(tmp_path, monkeypatch, cap
     """simulate --spots → EMD → recenter (auto: no calibrant, so Friedel pairs) on the truth moved."""
     import pyFAI
 
-    from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
     from geocal_cli.io.poni import write_poni
 
     monkeypatch.chdir(tmp_path)

@@ -63,7 +63,7 @@ def test_flip_check_names_the_missing_flip(tmp_path, monkeypatch, capsys):
 
 
 def test_gsas2_controls_match_the_reference_poni(tmp_path, monkeypatch, capsys):
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.frame import frame_of
     from geocal_cli.io.poni import read_poni
 
     controls = shared(*MAR, "gsas2_image_controls_transcribed.txt")
@@ -84,7 +84,7 @@ def test_gsas2_controls_match_the_reference_poni(tmp_path, monkeypatch, capsys):
 
 def _panel_lab_mm(expt_path, rows, cols):
     """dxtbx's panel model from the JSON: centre of pixel (s, f) in lab mm (hierarchy composed)."""
-    from geocal_cli.core.conventions.dials import global_panel
+    from geocal_cli.core.geometry.conventions.dials import global_panel
 
     det = json.loads(expt_path.read_text())["detector"][0]
     root = det["hierarchy"]

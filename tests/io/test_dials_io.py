@@ -8,7 +8,7 @@ import msgpack
 import numpy as np
 import pytest
 
-from geocal_cli.core.stills import rotation_about
+from geocal_cli.core.q.prediction import rotation_about
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.dials_models import read_experiments
 from geocal_cli.io.dials_refl import read_reflections

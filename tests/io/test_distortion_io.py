@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.gridsim import DistortionSpec, synthetic_field
+from geocal_cli.core.simulate.grid import DistortionSpec, synthetic_field
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.distortion import (field_of, make_distorted_detector, read_distortion,
                                       write_detector, write_spline)

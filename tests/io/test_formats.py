@@ -4,8 +4,8 @@ from; a tilted, off-centre geometry with non-square pixels, unmirrored and mirro
 
 import pytest
 
-from geocal_cli.core.flips import map_difference
-from geocal_cli.core.geometry import make_geometry
+from geocal_cli.core.geometry.flips import map_difference
+from geocal_cli.core.geometry.frame import make_geometry
 from geocal_cli.io.formats import FORMATS, Options, detect, module
 
 SHAPE = (600, 400)

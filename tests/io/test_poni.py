@@ -1,6 +1,6 @@
 import pytest
 
-from geocal_cli.core.geometry import make_geometry
+from geocal_cli.core.geometry.frame import make_geometry
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.poni import read_poni, write_poni
 

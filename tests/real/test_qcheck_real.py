@@ -17,7 +17,7 @@ def _cunir():
 
 def test_cunir_models_reproduce_the_table_exactly():
     from geocal_cli.config.q_check import QCheckConfig
-    from geocal_cli.core.qstills import check_experiments
+    from geocal_cli.core.q.stills import check_experiments
     from geocal_cli.io.dials_models import read_experiments
     from geocal_cli.io.dials_refl import read_reflections
     from geocal_cli.pipeline.q_check import _reflections
@@ -112,7 +112,7 @@ def test_ceo2_reference_geometry_is_consistent(tmp_path, capsys):
 
 @pytest.mark.parametrize("what", ["distance", "centre"])
 def test_ceo2_perturbed_geometry_is_flagged_and_named(tmp_path, capsys, what):
-    from geocal_cli.core.geometry import make_geometry
+    from geocal_cli.core.geometry.frame import make_geometry
     from geocal_cli.io.poni import read_poni, write_poni
 
     image, _, ref = _ceo2(tmp_path, capsys)

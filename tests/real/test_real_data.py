@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from geocal_cli.core.geometry import make_geometry
-from geocal_cli.core.metrics import ring_position_error
+from geocal_cli.core.geometry.frame import make_geometry
+from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.poni import read_poni
 from tests.conftest import ring_tth, shared

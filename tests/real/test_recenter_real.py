@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.main import run
 from tests.conftest import shared
@@ -27,7 +27,7 @@ def recenter(tmp_path, capsys, *args):
 def au_reference(tmp_path):
     """An untilted 200 kV geometry for the Au image (camera length from pyxem's scale) whose
     beam centre is 4 px off."""
-    from geocal_cli.core.units import wavelength_from_voltage
+    from geocal_cli.core.geometry.units import wavelength_from_voltage
     from geocal_cli.io.detectors import make_detector
 
     det = make_detector(None, (55.0, 55.0), (256, 256))

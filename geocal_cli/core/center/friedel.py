@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.filters import subtract_local_mean
-from geocal_cli.core.geometry import DetectorFrame, moved_frame
+from geocal_cli.core.center.filters import subtract_local_mean
+from geocal_cli.core.geometry.frame import DetectorFrame, moved_frame
 from geocal_cli.errors import CalibrationError
 
 

@@ -22,10 +22,10 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from geocal_cli.core.filters import subtract_local_mean
-from geocal_cli.core.controlpoints import ControlPoints, PreparedImage, extract_control_points
-from geocal_cli.core.geometry import DetectorFrame, ellipse_of, moved_frame, stretch_matrix
-from geocal_cli.core.rounds import expected_rings, window_px
+from geocal_cli.core.center.filters import subtract_local_mean
+from geocal_cli.core.rings.controlpoints import ControlPoints, PreparedImage, extract_control_points
+from geocal_cli.core.geometry.frame import DetectorFrame, ellipse_of, moved_frame, stretch_matrix
+from geocal_cli.core.rings.rounds import expected_rings, window_px
 from geocal_cli.errors import CalibrationError
 
 
@@ -314,7 +314,7 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
     Parameters
     ----------
     prepared : PreparedImage
-        The image, from `controlpoints.prepare_image`.
+        The image, from `rings.controlpoints.prepare_image`.
     valid : ndarray of bool, shape (H, W)
     frame : DetectorFrame
         Reference geometry (its beam centre is the old one).

@@ -3,7 +3,7 @@
 A flip changes which pixel index sees which lab position, not the lab positions: the frame of
 the flipped array is the old frame read at the mirrored index (d1 → H − 1 − d1 for an up-down
 flip, as Dioptas displays images). A detector orientation (pyFAI's 1–4) changes only how the
-PONI parameters describe the same frame; `geometry.params_from_frame` solves for them. A
+PONI parameters describe the same frame; `frame.params_from_frame` solves for them. A
 single flip or a transposition mirrors the array, which no rotation undoes: the orientation
 must then change between the unflipped (1, 3) and the singly flipped (2, 4) ones, which is
 why a Dioptas PONI fits fabio's array only with orientation 2.
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.geometry import DetectorFrame, frame_of, make_geometry, params_from_frame
+from geocal_cli.core.geometry.frame import DetectorFrame, frame_of, make_geometry, params_from_frame
 
 #: Flips of an image array and what they do to (d1, d2).
 FLIPS = {"ud": "rows reversed (numpy flipud, as Dioptas shows images)",
@@ -93,7 +93,7 @@ def reoriented(geometry, frame: DetectorFrame, shape: tuple[int, int], transpose
     ------
     ValueError
         The requested orientation cannot describe the frame (it is mirrored with respect to
-        it), or from `geometry.params_from_frame`.
+        it), or from `frame.params_from_frame`.
     """
     from pyFAI.detectors import Detector
 

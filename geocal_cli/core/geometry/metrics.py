@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.geometry.frame import frame_of
 
 
 def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, int],
@@ -28,7 +28,7 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     shape : (H, W)
     n_chi : int
     valid : ndarray of bool, shape (H, W), optional
-    field, reference_field : geocal_cli.core.displacement.Field, optional
+    field, reference_field : geocal_cli.core.geometry.displacement.Field, optional
         The detector distortion each geometry goes with (None: an undistorted detector).
 
     Returns

@@ -4,7 +4,7 @@ Ideal grid: hole (i, j) sits at y = o_y + u (i sin θ + j cos θ), x = o_x + v (
 on a perfect detector, with u, v the pitch in pixels along y and x (pitch / pixel size) and θ
 the grid's rotation. For a fixed θ the model is linear in (o_y, u) and (o_x, v) separately, so
 the least-squares fit is a one-dimensional search over θ. The fit has exactly the five gauge
-freedoms of `geocal_cli.core.displacement`; the general affine fit is reported beside it for
+freedoms of `geocal_cli.core.geometry.displacement`; the general affine fit is reported beside it for
 the skew of the pixel axes.
 
 Field: the displacement d = ideal − measured, known at the measured hole positions, is
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.displacement import Field, corner_grid
+from geocal_cli.core.geometry.displacement import Field, corner_grid
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 The method of Hammersley et al., NIM A 346 (1994) 312, doi:10.1016/0168-9002(94)90720-X
 (Fit2D) and of pyFAI's CCD-calibration tutorial, made blind and robust: sizes and lattice
 from the image (`spots`), indexing grown from the least-distorted region (`lattice`), a
-five-parameter ideal grid and a GCV thin-plate smoothing spline (`gridfit`), outliers
+five-parameter ideal grid and a GCV thin-plate smoothing spline (`fit`), outliers
 rejected on the spline's residuals, the field masked outside the indexed holes' hull.
 """
 
@@ -13,11 +13,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.displacement import Field
-from geocal_cli.core.gridfit import (IdealGrid, SmoothingSpline, evaluate_on_corners,
+from geocal_cli.core.geometry.displacement import Field
+from geocal_cli.core.grid.fit import (IdealGrid, SmoothingSpline, evaluate_on_corners,
                                      fit_ideal_grid, fit_smoothing_spline, hull_mask, skew_deg)
-from geocal_cli.core.lattice import Indexing, index_lattice
-from geocal_cli.core.spots import (LatticeEstimate, bin_image, estimate_lattice, find_spots,
+from geocal_cli.core.grid.lattice import Indexing, index_lattice
+from geocal_cli.core.grid.spots import (LatticeEstimate, bin_image, estimate_lattice, find_spots,
                                    flatten_illumination, patch_half_size, windowed_centroids)
 from geocal_cli.errors import CalibrationError, ConfigError
 

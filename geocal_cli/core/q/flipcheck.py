@@ -3,7 +3,7 @@
 A geometry converted with the wrong array convention still looks plausible in numbers; on
 the image its rings miss the real ones. For each of the eight ways to flip or transpose an
 array (those that keep its shape), control points are extracted along 2θ at fixed χ around
-the expected rings (`controlpoints.extract_control_points`), and the median distance between
+the expected rings (`rings.controlpoints.extract_control_points`), and the median distance between
 the found maxima and the expected rings, in pixels, tells whether the geometry fits.
 """
 
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.controlpoints import extract_control_points, prepare_image
-from geocal_cli.core.geometry import DetectorFrame
+from geocal_cli.core.rings.controlpoints import extract_control_points, prepare_image
+from geocal_cli.core.geometry.frame import DetectorFrame
 
 #: The eight flips of an array, as numpy operations (applied in order), by name.
 CANDIDATES = {

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.controlpoints import ControlPoints
-from geocal_cli.core.diagnosis import Diagnosis, explain
-from geocal_cli.core.geometry import DetectorFrame
-from geocal_cli.core.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
+from geocal_cli.core.rings.controlpoints import ControlPoints
+from geocal_cli.core.q.diagnosis import Diagnosis, explain
+from geocal_cli.core.geometry.frame import DetectorFrame
+from geocal_cli.core.q.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
 
 #: Points a ring needs for its χ harmonics to be fitted.
 MIN_HARMONIC_POINTS = 12

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.diagnosis import Parameter
-from geocal_cli.core.stills import rotation_about
+from geocal_cli.core.q.diagnosis import Parameter
+from geocal_cli.core.q.prediction import rotation_about
 
 PARAMETERS = (Parameter("distance", "distance", "mm"), Parameter("centre_x", "centre", "px"),
               Parameter("centre_y", "centre", "px"), Parameter("tilt_about_fast", "tilt", "deg"),

@@ -2,7 +2,7 @@
 
 For every reflection three q vectors are compared (DIALS' convention, |s| = 1/λ):
 q_bragg = S R(φ) F A h from the crystal model, the prediction q_pred on the Ewald sphere
-(`stills.stills_predict`, as DIALS' stills predictor), and q_pixel = s1 − s0 with s1 along
+(`prediction.stills_predict`, as DIALS' stills predictor), and q_pixel = s1 − s0 with s1 along
 the laboratory position of the reflection on its panel; the table's own s1 − s0 is checked
 against both where present. The excitation error |q_bragg + s0| − |s0| is reported apart
 from the geometric residual Δq = q_pixel − q_pred.
@@ -24,9 +24,9 @@ from itertools import product
 
 import numpy as np
 
-from geocal_cli.core.diagnosis import Diagnosis, NormalEquations, explain
-from geocal_cli.core.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
-from geocal_cli.core.stills import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
+from geocal_cli.core.q.diagnosis import Diagnosis, NormalEquations, explain
+from geocal_cli.core.q.rigid import PARAMETERS, STEPS, DetectorAxes, jacobian
+from geocal_cli.core.q.prediction import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
                                     stills_predict)
 
 #: Reflections used to test the discrete slips, and to diagnose continuous errors.

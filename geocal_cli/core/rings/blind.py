@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.ellipse import Ellipse, fit_circle, fit_ellipse
-from geocal_cli.core.ridges import RidgePixels
+from geocal_cli.core.rings.ellipse import Ellipse, fit_circle, fit_ellipse
+from geocal_cli.core.rings.ridges import RidgePixels
 
 
 @dataclass(frozen=True)

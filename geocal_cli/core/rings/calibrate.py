@@ -17,13 +17,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from geocal_cli.core.controlpoints import ControlPoints, prepare_image
-from geocal_cli.core.geometry import (PARAM_NAMES, frame_of, geometry_from_values, make_geometry,
+from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
-from geocal_cli.core.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
-from geocal_cli.core.rounds import expected_rings, refine_rounds
-from geocal_cli.core.units import ring_tth
-from geocal_cli.core.start import arc_traces, find_ring_ridges, ring_traces, start_from_traces
+from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
+from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.rings.start import arc_traces, find_ring_ridges, ring_traces, start_from_traces
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -345,7 +345,7 @@ def _inconsistency_message(geometry, pts, result, d_spacing, sigma) -> str:
 
 def _energy_hint(lam0: float, lam1: float) -> str:
     """' at λ1 Å (E keV, ±x %): check the energy' for a refit wavelength λ1 against λ0 (m)."""
-    from geocal_cli.core.units import energy_from_wavelength
+    from geocal_cli.core.geometry.units import energy_from_wavelength
 
     return (f" at {lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
             f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")

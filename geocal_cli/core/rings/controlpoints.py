@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry import DetectorFrame
+from geocal_cli.core.geometry.frame import DetectorFrame
 
 
 @dataclass(frozen=True)

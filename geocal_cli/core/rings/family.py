@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
-from geocal_cli.core.refine import _tth_jacobian
+from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.rings.refine import _tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 _SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad

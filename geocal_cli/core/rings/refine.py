@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of
+from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
 
 #: Parameter scales for conditioning (m, m, m, rad, rad, rad, m).
 _SCALES = {"dist": 1e-3, "poni1": 1e-4, "poni2": 1e-4, "rot1": 1e-3, "rot2": 1e-3,

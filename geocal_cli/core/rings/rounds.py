@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from geocal_cli.core.controlpoints import ControlPoints, extract_control_points
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry
-from geocal_cli.core.refine import refine_geometry
-from geocal_cli.core.units import ring_tth
+from geocal_cli.core.rings.controlpoints import ControlPoints, extract_control_points
+from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry
+from geocal_cli.core.rings.refine import refine_geometry
+from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
 

@@ -13,17 +13,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.assign import assign_rings
-from geocal_cli.core.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
+from geocal_cli.core.rings.assign import assign_rings
+from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
                                    refine_center, sharpness, trace_rings, vote_center)
-from geocal_cli.core.ellipse import fit_circle
-from geocal_cli.core.family import fit_ring_family
-from geocal_cli.core.geometry import (frame_of, geometry_from_values, make_geometry,
+from geocal_cli.core.rings.ellipse import fit_circle
+from geocal_cli.core.rings.family import fit_ring_family
+from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
-from geocal_cli.core.refine import refine_geometry
-from geocal_cli.core.ridges import find_ridges
-from geocal_cli.core.rounds import expected_rings, refine_rounds
-from geocal_cli.core.units import ring_tth
+from geocal_cli.core.rings.refine import refine_geometry
+from geocal_cli.core.rings.ridges import find_ridges
+from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
+from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
 _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "

@@ -2,7 +2,7 @@
 
 The distortion is the sum of a radial (pincushion > 0 / barrel < 0) term growing as r³ about
 the image centre, a smooth Gaussian random field and an affine skew (a shear of the pixel
-axes), with its gauge part removed (`geocal_cli.core.displacement`), so that the nominal pixel
+axes), with its gauge part removed (`geocal_cli.core.geometry.displacement`), so that the nominal pixel
 size is the true mean pixel size. Each pixel shows the grid at its physical position
 (raw + displacement, pyFAI's convention): holes are discs with soft edges, under uneven
 illumination, with missing holes, spurious bright spots, background and Poisson noise.
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.displacement import Field, corner_grid, gauge_part
+from geocal_cli.core.geometry.displacement import Field, corner_grid, gauge_part
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry import frame_of, moved_frame
+from geocal_cli.core.geometry.frame import frame_of, moved_frame
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ class PatternSpec:
         Add Poisson noise.
     seed : int
     ellipticity : (float, float)
-        Projector-lens distortion (e_c, e_s) of `geometry.stretch_matrix` about the beam
+        Projector-lens distortion (e_c, e_s) of `geometry.frame.stretch_matrix` about the beam
         centre; (0, 0) for none.
     direct_beam_counts : float
         Peak of a Gaussian direct beam at the beam centre (0: none); a beamstop hides it.

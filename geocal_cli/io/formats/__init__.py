@@ -2,7 +2,7 @@
 
 Each format module has `read(path, options) -> Loaded` and `write(path, geometry, shape,
 options) -> dict` (the values written, for the report). Every reader goes through the
-program's own pixel → laboratory map (`core.conventions`) to a `DetectorFrame`, so what it
+program's own pixel → laboratory map (`core.geometry.conventions`) to a `DetectorFrame`, so what it
 returns is exact, whatever detector orientation it needs.
 """
 
@@ -238,8 +238,8 @@ def geometry_from_frame(frame, shape, wavelength, path: Path):
     """
     from pyFAI.detectors import Detector
 
-    from geocal_cli.core.flips import reoriented
-    from geocal_cli.core.geometry import make_geometry
+    from geocal_cli.core.geometry.flips import reoriented
+    from geocal_cli.core.geometry.frame import make_geometry
 
     # Orientation 3 at zero rotation has e1 × e2 along the beam, away from the sample.
     if shape is None and frame.origin @ np.cross(frame.e1, frame.e2) < 0:

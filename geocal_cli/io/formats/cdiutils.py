@@ -14,9 +14,9 @@ from pathlib import Path
 
 import yaml
 
-from geocal_cli.core.conventions import xrayutilities as xu
-from geocal_cli.core.geometry import frame_of
-from geocal_cli.core.units import wavelength_from_energy
+from geocal_cli.core.geometry.conventions import xrayutilities as xu
+from geocal_cli.core.geometry.frame import frame_of
+from geocal_cli.core.geometry.units import wavelength_from_energy
 from geocal_cli.errors import InputFileError
 from geocal_cli.io.atomic import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, load_mapping, number

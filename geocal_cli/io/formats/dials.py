@@ -1,7 +1,7 @@
 """DIALS/dxtbx experiment lists (`.expt`, JSON): one panel of the detector and the beam.
 
 Units as DIALS writes them: mm and Å. Panels of a detector hierarchy are given relative to
-their group; the group frames are composed (`core.conventions.dials.global_panel`). A
+their group; the group frames are composed (`core.geometry.conventions.dials.global_panel`). A
 wavelength below 1e-6 "Å" is metres (`dials.powder_calibrate` wrote some files so): it is
 refused unless `fix_units`. Parallax correction (thickness, µ) is not part of a flat
 geometry and is not converted.
@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from geocal_cli.core.conventions import dials
-from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.geometry.conventions import dials
+from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.atomic import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, numbers

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geocal_cli.core.flips import flip_frame, reoriented
-from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.geometry.flips import flip_frame, reoriented
+from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError
 from geocal_cli.io.formats import Loaded, Options, poni
 

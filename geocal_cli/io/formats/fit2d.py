@@ -49,8 +49,8 @@ def write(path: Path, geometry, shape, options: Options) -> dict:
     """
     import json
 
-    from geocal_cli.core.flips import reoriented
-    from geocal_cli.core.geometry import frame_of
+    from geocal_cli.core.geometry.flips import reoriented
+    from geocal_cli.core.geometry.frame import frame_of
 
     if int(geometry.detector.orientation or 3) != 3:
         try:

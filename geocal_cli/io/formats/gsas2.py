@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from geocal_cli.core.conventions import gsas2
-from geocal_cli.core.geometry import frame_of
+from geocal_cli.core.geometry.conventions import gsas2
+from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.atomic import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, key_value_lines, number, numbers

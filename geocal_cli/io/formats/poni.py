@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from geocal_cli.core.geometry import PARAM_NAMES
+from geocal_cli.core.geometry.frame import PARAM_NAMES
 from geocal_cli.io.formats import Loaded, Options
 from geocal_cli.io.poni import read_poni, write_poni
 

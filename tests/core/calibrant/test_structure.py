@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.structure import powder_multiplicity, powder_rings, structure_factors
+from geocal_cli.core.calibrant.structure import powder_multiplicity, powder_rings, structure_factors
 
 
 def _fcc(a=4.0782):

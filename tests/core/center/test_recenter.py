@@ -7,14 +7,14 @@ truth."""
 import numpy as np
 import pytest
 
-from geocal_cli.core.controlpoints import prepare_image
-from geocal_cli.core.directbeam import find_direct_beam
-from geocal_cli.core.friedel import find_spots, recenter_on_friedel_pairs
-from geocal_cli.core.geometry import (ellipse_of, ellipticity_of, frame_of, make_geometry,
+from geocal_cli.core.rings.controlpoints import prepare_image
+from geocal_cli.core.center.directbeam import find_direct_beam
+from geocal_cli.core.center.friedel import find_spots, recenter_on_friedel_pairs
+from geocal_cli.core.geometry.frame import (ellipse_of, ellipticity_of, frame_of, make_geometry,
                                       poni_for_beam_center)
-from geocal_cli.core.metrics import ring_position_error
-from geocal_cli.core.ringcenter import recenter_on_rings
-from geocal_cli.core.simulate import (PatternSpec, render_ring_image, render_spot_image,
+from geocal_cli.core.geometry.metrics import ring_position_error
+from geocal_cli.core.center.ringcenter import recenter_on_rings
+from geocal_cli.core.simulate.patterns import (PatternSpec, render_ring_image, render_spot_image,
                                       ring_strengths, zone_axis_reflections)
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant

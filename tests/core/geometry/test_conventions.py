@@ -6,9 +6,9 @@ off-centre geometries with non-square pixels; and exact round trips."""
 import numpy as np
 import pytest
 
-from geocal_cli.core.conventions import dials, gsas2, imaged11
-from geocal_cli.core.conventions import xrayutilities as xu
-from geocal_cli.core.geometry import DetectorFrame, frame_of, make_geometry
+from geocal_cli.core.geometry.conventions import dials, gsas2, imaged11
+from geocal_cli.core.geometry.conventions import xrayutilities as xu
+from geocal_cli.core.geometry.frame import DetectorFrame, frame_of, make_geometry
 
 SHAPE = (600, 400)
 ROWS, COLS = np.meshgrid(np.linspace(0, SHAPE[0] - 1, 13), np.linspace(0, SHAPE[1] - 1, 11), indexing="ij")

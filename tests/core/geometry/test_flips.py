@@ -5,8 +5,8 @@ with non-square pixels)."""
 import numpy as np
 import pytest
 
-from geocal_cli.core.flips import flip_frame, index_map, map_difference, reoriented
-from geocal_cli.core.geometry import frame_of, make_geometry, params_from_frame
+from geocal_cli.core.geometry.flips import flip_frame, index_map, map_difference, reoriented
+from geocal_cli.core.geometry.frame import frame_of, make_geometry, params_from_frame
 
 SHAPE = (600, 400)
 

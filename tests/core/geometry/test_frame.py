@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry import frame_of, make_geometry, poni_for_beam_center, with_params
+from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center, with_params
 
 
 def _detector(orientation, pixel1=75e-6, pixel2=172e-6):

@@ -1,6 +1,6 @@
 import pytest
 
-from geocal_cli.core.units import energy_from_wavelength, wavelength_from_energy, wavelength_from_voltage
+from geocal_cli.core.geometry.units import energy_from_wavelength, wavelength_from_energy, wavelength_from_voltage
 
 
 def test_electron_wavelength_200kv_is_relativistic():

@@ -1,7 +1,7 @@
 """Grid distortion against the simulator's known displacement fields.
 
 A field is only defined up to the grid's placement (shift, rotation, scale per axis: the
-gauge of `core.displacement`); the simulator removes that part over the whole image and the
+gauge of `core.geometry.displacement`); the simulator removes that part over the whole image and the
 measurement over the indexed holes, so the comparison removes the best gauge difference
 over the compared pixels. The scale part is checked on its own through the pixel sizes.
 """
@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.displacement import corner_grid, gauge_free_difference, gauge_part
-from geocal_cli.core.gridmeasure import measure_grid
-from geocal_cli.core.gridsim import DistortionSpec, GridSpec, grid_nodes, render_grid_image, synthetic_field
-from geocal_cli.core.lattice import index_lattice
+from geocal_cli.core.geometry.displacement import corner_grid, gauge_free_difference, gauge_part
+from geocal_cli.core.grid.measure import measure_grid
+from geocal_cli.core.simulate.grid import DistortionSpec, GridSpec, grid_nodes, render_grid_image, synthetic_field
+from geocal_cli.core.grid.lattice import index_lattice
 from geocal_cli.errors import CalibrationError, ConfigError
 
 

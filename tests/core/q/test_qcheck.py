@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.controlpoints import ControlPoints
-from geocal_cli.core.diagnosis import Parameter, explain
-from geocal_cli.core.qpowder import check_powder
-from geocal_cli.core.qstills import (Reflections, check_experiments, cube_rotations,
+from geocal_cli.core.rings.controlpoints import ControlPoints
+from geocal_cli.core.q.diagnosis import Parameter, explain
+from geocal_cli.core.q.powder import check_powder
+from geocal_cli.core.q.stills import (Reflections, check_experiments, cube_rotations,
                                      describe_rotation)
-from geocal_cli.core.stills import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
+from geocal_cli.core.q.prediction import (Crystals, Panels, q_bragg, q_from_positions, ray_intersection,
                                     rotation_about, stills_predict)
 
 LAM = 1.0
@@ -163,9 +163,9 @@ def _ring_points(frame, tth, n_chi=180):
 def test_powder_check_against_exact_ring_points(change, cause, name, size):
     from pyFAI.calibrant import get_calibrant
 
-    from geocal_cli.core.geometry import frame_of, make_geometry
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry
     from geocal_cli.io.detectors import make_detector
-    from geocal_cli.core.units import ring_tth
+    from geocal_cli.core.geometry.units import ring_tth
 
     det = make_detector(None, (100.0, 100.0), (2048, 2048))
     lam = 0.7e-10

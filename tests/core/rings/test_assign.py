@@ -1,6 +1,6 @@
 import numpy as np
 
-from geocal_cli.core.assign import assign_rings
+from geocal_cli.core.rings.assign import assign_rings
 
 
 def test_cubic_alias_rejected_by_missing_ring_penalty():

@@ -4,9 +4,9 @@ benchmarks/synthetic_matrix.yaml; benchmarks/calib_ring.py runs all of it)."""
 import numpy as np
 import pytest
 
-from geocal_cli.core.calibrate import calibrate
-from geocal_cli.core.geometry import frame_of
-from geocal_cli.core.metrics import ring_position_error
+from geocal_cli.core.rings.calibrate import calibrate
+from geocal_cli.core.geometry.frame import frame_of
+from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
@@ -49,7 +49,7 @@ def test_one_partial_ring_is_reported_undetermined(tmp_path):
 
 
 def test_one_partial_ring_fits_with_guess_and_fixed_parameters(tmp_path):
-    from geocal_cli.core.geometry import with_params
+    from geocal_cli.core.geometry.frame import with_params
 
     sim, cfg = _single_arc_image(tmp_path)
     g = sim.geometry

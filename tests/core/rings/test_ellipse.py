@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.ellipse import fit_ellipse
+from geocal_cli.core.rings.ellipse import fit_ellipse
 
 
 def _arc(c1, c2, a, b, angle, t0, t1, n, noise, seed):

@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry import PARAM_NAMES, frame_of, make_geometry
-from geocal_cli.core.refine import refine_geometry
+from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry
+from geocal_cli.core.rings.refine import refine_geometry
 
 
 def _setup(noise_px, seed):

@@ -5,7 +5,7 @@ at index i) to positions in the program's own laboratory frame. Each module stat
 (from the program's source), the fixed rotation between the program's laboratory axes and
 pyFAI's (x1 vertical, x3 along the beam), and the exact inverse: the program's parameters
 for any `DetectorFrame`. Converting between two programs is then frame → frame, and
-`geometry.params_from_frame` turns a frame into PONI parameters.
+`frame.params_from_frame` turns a frame into PONI parameters.
 
 Lengths in frames are metres; each module documents its own units.
 """

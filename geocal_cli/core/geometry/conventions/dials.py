@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.geometry import DetectorFrame
+from geocal_cli.core.geometry.frame import DetectorFrame
 
 #: dxtbx's default beam direction (sample → source) and the vertical axis.
 DEFAULT_DIRECTION = np.array([0.0, 0.0, 1.0])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.geometry import DetectorFrame
+from geocal_cli.core.geometry.frame import DetectorFrame
 
 
 def _make_mat(angle_deg: float, axis: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.geometry import DetectorFrame
+from geocal_cli.core.geometry.frame import DetectorFrame
 
 #: Rows: pyFAI's x1, x2, x3 in xrayutilities coordinates (beam along +x, z up).
 TO_PYFAI = np.array([[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]])
