@@ -61,6 +61,49 @@ def _match(radii, tan_tth, dist, tol_rel, tol_px):
     return k if dist.ndim else k[0]
 
 
+def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty) -> np.ndarray:
+    """Score of each distance in `dist` (shape (P,)): per reflection, the strongest observed
+    ring claiming it counts once (weight + 0.5), minus `miss_penalty` per predicted ring
+    inside the observed radius range that no observed ring claims."""
+    k = _match(r, tan_tth, dist, tol_rel, tol_px)
+    best_w = np.full((dist.size, tan_tth.size), -1.0)
+    pr, ob = np.nonzero(k >= 0)
+    np.maximum.at(best_w, (pr, k[pr, ob]), w[ob])
+    matched = best_w >= 0
+    pred = dist[:, None] * tan_tth[None, :]
+    inside = (pred >= r.min() * 0.98) & (pred <= r.max() * 1.02)
+    gain = np.sum(np.where(matched, best_w + 0.5, 0.0), axis=1)
+    return gain - miss_penalty * np.sum(inside & ~matched, axis=1)
+
+
+def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
+                     tol_rel: float = 0.006, tol_px: float = 1.5,
+                     miss_penalty: float = 0.5) -> float:
+    """The score `assign_rings` gives one distance, all rings weighted alike.
+
+    Parameters
+    ----------
+    radii : ndarray, shape (n,)
+        Observed ring radii, pixels.
+    tth : ndarray, shape (m,)
+        Calibrant 2θ in radians, increasing.
+    distance_px : float
+    tol_rel, tol_px, miss_penalty : float
+        As `assign_rings`.
+
+    Returns
+    -------
+    float
+        −inf for fewer than two radii.
+    """
+    r = np.sort(np.asarray(radii, float))
+    if r.size < 2:
+        return -np.inf
+    tan_tth = np.tan(np.asarray(tth, float)[:max(60, 3 * r.size)])
+    return float(_scores(r, np.ones_like(r), tan_tth, np.array([float(distance_px)]), tol_rel,
+                         tol_px, miss_penalty)[0])
+
+
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
                  tol_px: float = 1.5, miss_penalty: float = 0.5,
                  min_distance_px: float = 10.0, n_best: int = 3) -> list[Assignment]:
@@ -105,8 +148,6 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
     proposals = np.unique(proposals[proposals > min_distance_px])
     if proposals.size == 0 or r.size < 2:
         return []
-    rmin, rmax = r.min(), r.max()
-    n_p, n_m = proposals.size, tan_tth.size
     # Two refinement steps: least-squares distance from each proposal's matched rings.
     for _ in range(2):
         k = _match(r, tan_tth, proposals, tol_rel, tol_px)                 # (P, N)
@@ -115,17 +156,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         den = np.sum(w * tk * tk, axis=1)
         proposals = np.where(den > 0, np.sum(w * r * tk, axis=1) / np.where(den > 0, den, 1),
                              proposals)
-    k = _match(r, tan_tth, proposals, tol_rel, tol_px)
-    # Per proposal and reflection, the strongest observed ring claiming it (two observed
-    # rings claiming one reflection count once).
-    best_w = np.full((n_p, n_m), -1.0)
-    pr, ob = np.nonzero(k >= 0)
-    np.maximum.at(best_w, (pr, k[pr, ob]), w[ob])
-    matched = best_w >= 0
-    pred = proposals[:, None] * tan_tth[None, :]
-    inside = (pred >= rmin * 0.98) & (pred <= rmax * 1.02)
-    gain = np.sum(np.where(matched, best_w + 0.5, 0.0), axis=1)
-    scores = gain - miss_penalty * np.sum(inside & ~matched, axis=1)
+    scores = _scores(r, w, tan_tth, proposals, tol_rel, tol_px, miss_penalty)
     hypotheses = []
     for j in np.argsort(scores)[::-1]:
         dist = proposals[j]

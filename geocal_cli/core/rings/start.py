@@ -57,6 +57,30 @@ def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
     return ridges
 
 
+def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float]:
+    """The rings' common centre: the vote along ridge normals or the centre of the longest
+    arcs, whichever concentrates the ridge radii more, sharpened (`blind.refine_center`).
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    shape : (H, W)
+
+    Returns
+    -------
+    c1, c2 : float
+        Pixel indices (may lie off the detector).
+    contrast : float
+        The vote's peak contrast (> ~5: a clear centre).
+    """
+    c1, c2, contrast = vote_center(ridges, shape)
+    arcs = arc_center(ridges)
+    if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
+        c1, c2 = arcs
+    c1, c2 = refine_center(ridges, c1, c2)
+    return c1, c2, contrast
+
+
 def ring_traces(ridges, shape: tuple[int, int], say):
     """First strategy: a common centre (voting, arc circles), then rings grouped by radius.
 
@@ -81,11 +105,7 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     CalibrationError
         One ring only (undetermined), or no rings.
     """
-    c1, c2, contrast = vote_center(ridges, shape)
-    arcs = arc_center(ridges)
-    if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
-        c1, c2 = arcs
-    c1, c2 = refine_center(ridges, c1, c2)
+    c1, c2, contrast = common_center(ridges, shape)
     sane = max(abs(c1), abs(c2)) < 10 * max(shape)
     traces = trace_rings(ridges, c1, c2) if sane else []
     traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
