@@ -20,7 +20,11 @@ class CalibrantRings:
     d_spacing : ndarray, shape (m,)
         Metres, decreasing.
     intensity : ndarray, shape (m,) or None
-        Relative powder intensities (multiplicity × |F|²) when known (CIF input).
+        Relative powder intensities (multiplicity × |F|²) of every ring (CIF input).
+    table_mf2 : ndarray, shape (m,) or None
+        Multiplicity × |F|² inferred from the Cu Kα1 intensities a pyFAI calibrant file
+        tabulates for its first rings (`TABLE_WAVELENGTH_A`), NaN for the rings it leaves
+        blank; None when it gives none.
     source : str
         Where the list came from.
     """
@@ -29,6 +33,11 @@ class CalibrantRings:
     d_spacing: np.ndarray
     intensity: np.ndarray | None
     source: str
+    table_mf2: np.ndarray | None = None
+
+    def mf2(self) -> np.ndarray | None:
+        """Multiplicity × |F|² per ring as far as known (NaN where not), or None."""
+        return self.intensity if self.intensity is not None else self.table_mf2
 
 
 def calibrant_names() -> list[str]:
@@ -36,6 +45,32 @@ def calibrant_names() -> list[str]:
     from pyFAI.calibrant import CALIBRANT_FACTORY
 
     return sorted(CALIBRANT_FACTORY.keys(), key=str.lower)
+
+
+#: pyFAI calibrants that are not real materials and never explain a user's rings.
+NOT_CANDIDATES = ("mock",)
+#: The standard reference materials in common use, in the order that wins a tie of ring
+#: positions no intensity decides (AgBh and C14H30O are both pure orders of one period).
+STANDARDS = ("LaB6", "CeO2", "Si", "AgBh", "alpha_Al2O3", "Cr2O3", "Au", "Ni", "Al", "Pt",
+             "NaCl", "ZnO", "TiO2", "quartz")
+
+
+def candidate_calibrants() -> dict:
+    """Every pyFAI calibrant as name → (d-spacings in m, decreasing; multiplicity × |F|² or
+    None): the candidates a calibration's rings are ranked against (`core.rings.audit`),
+    the common standards (`STANDARDS`) first.
+
+    Returns
+    -------
+    dict[str, tuple[ndarray, ndarray or None]]
+    """
+    names = calibrant_names()
+    out = {}
+    for name in [n for n in STANDARDS if n in names] + [n for n in names if n not in STANDARDS]:
+        if name not in NOT_CANDIDATES:
+            rings = load_calibrant(name)
+            out[name] = (rings.d_spacing, rings.mf2())
+    return out
 
 
 def load_calibrant(spec: str, scattering: str = "xray", d_min_a: float = 0.3) -> CalibrantRings:
@@ -70,9 +105,9 @@ def load_calibrant(spec: str, scattering: str = "xray", d_min_a: float = 0.3) ->
     if spec.lower() in names and not path.is_file():
         name = names[spec.lower()]
         cal = CALIBRANT_FACTORY(name)
-        d = np.array(cal.dspacing, float) * 1e-10
-        return CalibrantRings(name=name, d_spacing=np.sort(d)[::-1], intensity=None,
-                              source=f"pyFAI calibrant {name}")
+        d = np.sort(np.array(cal.dspacing, float))[::-1]
+        return CalibrantRings(name=name, d_spacing=d * 1e-10, intensity=None,
+                              source=f"pyFAI calibrant {name}", table_mf2=_table_mf2(cal, d))
     if path.suffix.lower() == ".cif":
         return _from_cif(path, scattering, d_min_a)
     if path.is_file():
@@ -80,6 +115,39 @@ def load_calibrant(spec: str, scattering: str = "xray", d_min_a: float = 0.3) ->
     raise ConfigError(f"calibrant '{spec}': not a pyFAI calibrant name and no such file. "
                       f"Known names: {', '.join(calibrant_names())}; or give a d-spacing file "
                       "or a CIF")
+
+
+#: Wavelength of the intensities tabulated in pyFAI's calibrant files (Cu Kα1), Å.
+TABLE_WAVELENGTH_A = 1.5406
+
+
+def _table_mf2(cal, d_a: np.ndarray) -> np.ndarray | None:
+    """Multiplicity × |F|² on the d-spacings `d_a` (Å) from a pyFAI calibrant file's
+    `d # (h k l) mult intensity` lines: the tabulated powder intensity at Cu Kα1 divided by
+    the Lorentz-polarisation factor (1 + cos² 2θ) / (sin² θ cos θ) it carries. NaN where the
+    file gives no intensity, None when it gives none at all or cannot be read."""
+    try:
+        text = Path(cal._get_abs_path(cal.filename)).read_text(errors="replace")
+    except (AttributeError, OSError, TypeError, ValueError):
+        return None
+    pairs = []
+    for line in text.splitlines():
+        value, _, comment = line.partition("#")
+        fields = comment.replace("(", " ").replace(")", " ").split()
+        try:
+            d = float(value)
+            pairs.append((d, float(fields[4]) if len(fields) >= 5 else np.nan))
+        except (ValueError, IndexError):
+            continue
+    if not pairs or all(np.isnan(i) for _, i in pairs):
+        return None
+    d_file, i_file = np.array(pairs).T
+    k = np.argmin(np.abs(d_file[None, :] - d_a[:, None]), axis=1)
+    close = np.abs(d_file[k] / d_a - 1) < 1e-5
+    with np.errstate(invalid="ignore"):
+        theta = np.arcsin(TABLE_WAVELENGTH_A / (2 * d_a))
+        lp = (1 + np.cos(2 * theta) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    return np.where(close, i_file[k], np.nan) / lp
 
 
 def _from_dspacing_file(path: Path) -> CalibrantRings:
