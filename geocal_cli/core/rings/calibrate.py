@@ -6,24 +6,33 @@
 2. `rounds`: control-point extraction on every calibrant ring that crosses the detector and
    refinement of pyFAI's geometry, rejecting rings and sectors of another phase.
 3. Here: refusal of fits that explain only part of the calibrant (wrong energy or
-   calibrant), of inconsistent residuals and of parameters the data cannot determine;
-   uncertainties and per-ring residuals of the result.
+   calibrant), of inconsistent residuals, of solutions the image does not show (`audit`:
+   the rings of its azimuthal profile, the calibrants that explain them, the wavelength the
+   rings fix) and of parameters the data cannot determine; uncertainties and per-ring
+   residuals of the result.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families,
+                                        counted_rings, judge_wavelength,
+                                        merge_rankings, rank_calibrants, ranking_text, refusal,
+                                        scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
-from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of, geometry_from_values, make_geometry,
-                                      poni_for_beam_center)
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
+                                           geometry_from_values, make_geometry,
+                                           poni_for_beam_center)
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.start import arc_traces, find_ring_ridges, ring_traces, start_from_traces
+from geocal_cli.core.rings.seen import seen_rings
+from geocal_cli.core.rings.start import (arc_traces, common_center, find_ring_ridges, ring_traces,
+                                        start_from_traces)
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -31,6 +40,10 @@ from geocal_cli.errors import CalibrationError
 #: centre, which is what the rings fix, stays sharp.
 UNDETERMINED_LIMITS = {"dist": 0.02, "beam_center_px": 5.0, "rot1": np.radians(1.0),
                        "rot2": np.radians(1.0), "rot3": np.radians(1.0), "wavelength": 0.01}
+#: Measurements of the ring centres that build the neutral frame, at most.
+NEUTRAL_ROUNDS = 4
+#: Parameters fixed unless the user says otherwise.
+DEFAULT_FIX = ("rot3", "wavelength")
 #: Of the first calibrant rings expected on valid pixels, more than this fraction must be seen.
 MIN_RING_COVERAGE = 0.5
 #: Robust σ (1.4826 · median |residual|, pixels) of the final control points above which the
@@ -92,7 +105,14 @@ class Calibration:
     blind : dict
         What the blind search saw (centre vote, rings traced and assigned, start distance);
         empty when a guess was given.
+    audit : Audit
+        The rings the image shows, which of them the calibrant explains, how the candidate
+        calibrants rank and what the rings say of the wavelength.
+    families : dict
+        Candidate calibrant name → family name (calibrants with the same rings).
     warnings : list of str
+    notes : list of str
+        Information that is not a problem (e.g. a parameter fixed by default).
     timings : dict[str, float]
         Seconds per stage.
     """
@@ -104,7 +124,10 @@ class Calibration:
     beam_center: tuple
     beam_center_sigma: tuple
     blind: dict
+    audit: Audit
+    families: dict
     warnings: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
 
 
@@ -115,8 +138,10 @@ def _values(geometry, wavelength) -> dict:
 
 
 def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
-              d_spacing: np.ndarray, guess=None, fix=("rot3", "wavelength"),
-              max_rings: int | None = None, progress=None) -> Calibration:
+              d_spacing: np.ndarray, guess=None, fix=DEFAULT_FIX,
+              max_rings: int | None = None, progress=None, calibrant: str = "calibrant",
+              mf2: np.ndarray | None = None, candidates: dict | None = None,
+              min_rings: int = 2) -> Calibration:
     """Calibrate a detector geometry from a calibrant ring image.
 
     Parameters
@@ -139,6 +164,16 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         Use at most the first `max_rings` calibrant rings.
     progress : callable(str), optional
         Receives one line per stage.
+    calibrant : str
+        Name of the calibrant, for messages and the ranking.
+    mf2 : ndarray, shape (m,), optional
+        Multiplicity × |F|² of the calibrant's rings (NaN where unknown), for the ranking.
+    candidates : dict[str, tuple], optional
+        Calibrants the given one is ranked against: name → (d-spacings in metres,
+        decreasing; multiplicity × |F|² or None). The given one is added under `calibrant`.
+    min_rings : int
+        Calibrant rings the fit must rest on, each seen in the image's profile (1 when a
+        guess is given with the distance fixed: the user vouches for the assignment).
 
     Returns
     -------
@@ -147,8 +182,10 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     Raises
     ------
     CalibrationError
-        No rings, no consistent assignment, no convergence, undetermined parameters, or
-        residuals too large for the calibrant at this wavelength.
+        No rings, no consistent assignment, no convergence, undetermined parameters,
+        residuals too large for the calibrant at this wavelength, or a solution the image
+        does not show (too few rings, rings not in the profile, another calibrant or another
+        wavelength explaining the rings better; see `audit`).
     """
     say = progress or (lambda msg: None)
     timings = {}
@@ -160,43 +197,69 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     d_spacing = np.asarray(d_spacing, float)
     if max_rings:
         d_spacing = d_spacing[:max_rings]
+    if mf2 is not None:
+        mf2 = np.asarray(mf2, float)[:d_spacing.size]
     prepared = prepare_image(image, valid)
     free = tuple(p for p in ALL_PARAMS if p not in set(fix))
     warnings: list[str] = []
-    solve = (prepared, valid, detector, d_spacing, free, say)
-    if guess is None:
-        ridges = find_ring_ridges(image, valid)
-        try:
-            traces, family, info = ring_traces(ridges, image.shape, say)
-            start, blind = start_from_traces(traces, family, info, prepared, detector,
-                                              wavelength, d_spacing, say)
-            result, pts = _solve(start, *solve)
-        except CalibrationError as first:
-            # A strongly tilted detector defeats the common-centre strategy; its rings are
-            # still arcs of one geometry.
-            say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
-            try:
-                traces, family, info = arc_traces(ridges, detector, wavelength, say)
-                # Every arc is taken for a ring: the calibrant must explain most of them.
-                start, blind = start_from_traces(traces, family, info, prepared, detector,
-                                                  wavelength, d_spacing, say, min_explained=0.5)
-                result, pts = _solve(start, *solve)
-            except CalibrationError:
-                raise first from None
-    else:
-        blind = {}
-        result, pts = _solve(_values(guess, wavelength), *solve)
+    candidates = {calibrant: (d_spacing, mf2), **{k: v for k, v in (candidates or {}).items()
+                                                  if k != calibrant}}
+    families = calibrant_families(candidates)
+    ridges = None if guess is not None else find_ring_ridges(image, valid)
+    try:
+        result, pts, blind, centre = _fit(image, ridges, guess, wavelength,
+                                          (prepared, valid, detector, d_spacing, free, say))
+    except CalibrationError as exc:
+        neutral = neutral_rings(image, valid, detector, guess, ridges)
+        hint = ""
+        if neutral is not None:
+            hint = ranking_text(rank_calibrants(*neutral, candidates, wavelength), families)
+            scan = scan_wavelength(*neutral, d_spacing, wavelength)
+            if scan is not None and scan.contradicts:
+                hint += " — " + scan.describe(calibrant)
+        raise CalibrationError(str(exc) + hint) from None
     timings["calibration"] = time.perf_counter() - t0
     values = result.values
     geometry = geometry_from_values(detector, values)
+    t1 = time.perf_counter()
+    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates)
+    neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
+    if neutral is not None:
+        ranked = rank_calibrants(*neutral, candidates, wavelength)
+        checked = replace(checked, ranking=merge_rankings(checked.ranking, ranked),
+                          rankings=checked.rankings + (ranked,))
+    if not checked.assignment_trusted:
+        # A fit on the wrong reflections may come from a wrong wavelength: which one fits,
+        # on the rings measured without the fit. A trusted fit's wavelength is checked on
+        # its own control points (`_audit`), where chance matches of a dense ring list at
+        # another wavelength and distance count for nothing.
+        measured = neutral if neutral is not None else (checked.seen, checked.counted)
+        checked = replace(checked, scan=scan_wavelength(*measured, d_spacing, wavelength))
+    timings["audit"] = time.perf_counter() - t1
+    # With a guess and the distance fixed, the user vouches for which ring is which.
+    vouched = guess is not None and "dist" not in free
+    why = refusal(checked, families, 1 if vouched else min_rings)
+    if why:
+        raise CalibrationError(why)
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     if undetermined:
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
+    notes = []
     if "rot3" not in free:
-        warnings.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
+        notes.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
+    w = checked.wavelength
+    if w is not None and not w.determined:
+        notes.append(f"only D·λ is determined: with λ free the rings fix it to "
+                     f"{100 * w.sigma / w.given:.2g} % (1σ, a 0.1 % radial systematic of the "
+                     "detector included), so the distance is as good as the wavelength given")
+    foreign = checked.foreign
+    if foreign.size:
+        warnings.append(f"{foreign.size} ring(s) of the image are not {calibrant}'s (2θ = "
+                        + ", ".join(f"{np.degrees(x):.3f}°" for x in checked.seen.tth[foreign])
+                        + "): another phase or a contamination, left out of the fit")
     mirror = _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam)
     if mirror:
         warnings.append(mirror)
@@ -208,7 +271,245 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     timings["total"] = time.perf_counter() - t0
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
-                       warnings=warnings, timings=timings)
+                       audit=checked, families=families, warnings=warnings, notes=notes,
+                       timings=timings)
+
+
+def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spacing, calibrant,
+           candidates) -> Audit:
+    """The fit against the rings of the image (`audit.audit`), with the λ-free refit."""
+    values = result.values
+    inl = result.inliers
+    width = float(np.median(pts.width[inl]))
+    seen = seen_rings(image, valid, frame_of(geometry), width)
+    fit_rings, fit_points = np.unique(pts.ring[inl], return_counts=True)
+    check = None
+    if "wavelength" not in result.free and fit_rings.size >= 2:
+        try:
+            alt = refine_geometry(geometry, pts.d1[inl], pts.d2[inl], d_spacing[pts.ring[inl]],
+                                  values, result.free + ("wavelength",))
+            check = judge_wavelength(values["wavelength"], alt.values["wavelength"],
+                                     alt.sigma["wavelength"],
+                                     ring_tth(d_spacing[fit_rings], values["wavelength"]))
+        except ValueError:
+            check = None
+    return audit(seen, ring_tth(d_spacing, values["wavelength"]), fit_rings, fit_points, calibrant,
+                 candidates, values["wavelength"], check, 2.355 * width)
+
+
+def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
+                           candidates: dict, progress=None, **options) -> tuple[str, Calibration]:
+    """Calibrate with whichever candidate calibrant the image shows (`--calibrant auto`).
+
+    The candidates are ranked on the rings measured without a calibration
+    (`identify_calibrant`); the best of each family, up to three, are calibrated in turn, and
+    the first the audit accepts is the answer (the audit refuses a calibrant that another
+    explains better, so a wrong first guess does not stand). A tie of ring positions that no
+    intensity decides goes to the candidate that comes first in `candidates`, with a warning
+    naming the others.
+
+    Parameters
+    ----------
+    image, valid, detector, wavelength
+        As `calibrate`.
+    candidates : dict[str, tuple]
+        Name → (d-spacings in m, decreasing; multiplicity × |F|² or None), preferred first.
+    progress : callable(str), optional
+    **options
+        Passed to `calibrate` (guess, fix, max_rings, min_rings).
+
+    Returns
+    -------
+    name : str
+        The calibrant identified.
+    Calibration
+
+    Raises
+    ------
+    CalibrationError
+        No candidate explains the rings, or none of the best calibrates the image.
+    """
+    say = progress or (lambda msg: None)
+    families = calibrant_families(candidates)
+    ranked = identify_calibrant(image, valid, detector, wavelength, candidates,
+                                guess=options.get("guess"))
+    top = top_calibrants(ranked, families, 3)
+    if not top:
+        raise CalibrationError("no calibrant explains the rings of the image: give --calibrant "
+                               "(a pyFAI name, a d-spacing file or a CIF)")
+    say("the rings rank " + ", ".join(s.describe() for s in top))
+    failures = []
+    for choice in top:
+        d_spacing, mf2 = candidates[choice.name]
+        try:
+            calib = calibrate(image, valid, detector, wavelength, d_spacing, progress=progress,
+                              calibrant=choice.name, mf2=mf2, candidates=candidates, **options)
+        except CalibrationError as exc:
+            failures.append(f"{choice.name}: {exc}")
+            continue
+        tied = [s.name for s in top if s is not choice and s.score >= choice.score
+                and not (np.isfinite(s.misfit) and np.isfinite(choice.misfit))]
+        if tied:
+            calib = replace(calib, warnings=calib.warnings + [
+                f"{', '.join(tied)} explain the rings as well as {choice.name} (the same ring "
+                f"ratios, no intensities to decide): {choice.name} was taken as the more common "
+                "standard; give --calibrant to choose"])
+        return choice.name, calib
+    raise CalibrationError("none of the calibrants that best explain the rings calibrates the "
+                           "image: " + " | ".join(failures))
+
+
+def _fit(image, ridges, guess, wavelength, solve):
+    """Blind search (or the guess) and refinement rounds: (Refinement, ControlPoints, blind
+    search summary, the rings' common centre found by the first strategy or None). `solve`
+    is (prepared, valid, detector, d_spacing, free, say)."""
+    prepared, valid, detector, d_spacing, free, say = solve
+    if guess is not None:
+        result, pts = _solve(_values(guess, wavelength), *solve)
+        return result, pts, {}, None
+    centre = None
+    try:
+        traces, family, info = ring_traces(ridges, image.shape, say)
+        centre = info["centre_vote_px"]
+        start, blind = start_from_traces(traces, family, info, prepared, detector,
+                                          wavelength, d_spacing, say)
+        result, pts = _solve(start, *solve)
+    except CalibrationError as first:
+        # A strongly tilted detector defeats the common-centre strategy; its rings are
+        # still arcs of one geometry.
+        say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
+        try:
+            traces, family, info = arc_traces(ridges, detector, wavelength, say)
+            # Every arc is taken for a ring: the calibrant must explain most of them.
+            start, blind = start_from_traces(traces, family, info, prepared, detector,
+                                              wavelength, d_spacing, say, min_explained=0.5)
+            result, pts = _solve(start, *solve)
+        except CalibrationError:
+            raise first from None
+    return result, pts, blind, centre
+
+
+def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,
+                  centre=None):
+    """The rings of an image measured without a calibration, and those that count.
+
+    Under the guess's geometry or, without one, under `neutral_frame`: the radius then does
+    not depend on the distance, which each candidate calibrant (or wavelength) chooses for
+    itself.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+    detector : pyFAI.detectors.Detector
+    guess : pyFAI.geometry.Geometry, optional
+    ridges : RidgePixels, optional
+        Ridges already found (`start.find_ring_ridges`).
+    centre : (float, float), optional
+        The rings' common centre (`start.common_center`), when the blind search found it.
+
+    Returns
+    -------
+    (SeenRings, ndarray of bool) or None
+        None when the image shows no ridges to centre on.
+    """
+    if guess is not None:
+        frame = frame_of(guess)
+    else:
+        if centre is None:
+            ridges = ridges if ridges is not None else find_ring_ridges(image, valid)
+            if ridges.d1.size < 10:
+                return None
+            centre = common_center(ridges, image.shape)[:2]
+        frame = neutral_frame(image, valid, detector, centre)
+    return _counted(seen_rings(image, valid, frame))
+
+
+def _counted(seen):
+    """(seen, the rings that count) with the rings' typical width taken from the strong."""
+    strong = seen.snr >= 20
+    fwhm = float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else 2.5
+    return seen, counted_rings(seen, fwhm)
+
+
+def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> DetectorFrame:
+    """A frame in which every ring of the image has one radius, without knowing the distance.
+
+    On a detector tilted by τ, the ring of radius r is centred r² tan τ / L (L the distance in
+    pixels) from the beam, towards where the detector recedes. Measured under an untilted
+    frame at the rings' common centre, each ring's own centre comes from its position in
+    every sector (`seen.seen_rings`, `offset`); the strong whole rings' centres are fitted as
+    c(r) = c₀ + s r² (at least three): c₀ is the beam, and a frame at any distance L with the
+    slope s L built into its pixel axes draws the same centres to first order in τ. The
+    offsets are measured again under that frame and the fit repeated (at most
+    `NEUTRAL_ROUNDS` times, until the centres move by less than 0.05 px): rings split by a
+    large first offset come together. With fewer rings, the untilted frame.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+    detector : pyFAI.detectors.Detector
+        Pixel sizes.
+    centre : (float, float)
+        The rings' common centre, pixel indices (d1, d2).
+
+    Returns
+    -------
+    DetectorFrame
+    """
+    p1, p2 = float(detector.pixel1), float(detector.pixel2)
+
+    def frame(c, slope, dist_px):
+        t1, t2 = np.asarray(slope) * dist_px
+        e1, e2 = np.array([p1, 0.0, p1 * t1]), np.array([0.0, p2, p2 * t2])
+        origin = np.array([0.0, 0.0, dist_px * np.sqrt(p1 * p2)]) - c[0] * e1 - c[1] * e2
+        return DetectorFrame(origin=origin, e1=e1, e2=e2)
+
+    c0, slope, dist_px = np.asarray(centre, float), np.zeros(2), 1000.0
+    for _ in range(NEUTRAL_ROUNDS):
+        seen, counted = _counted(seen_rings(image, valid, frame(c0, slope, dist_px)))
+        use = counted & (seen.snr >= 20) & np.isfinite(seen.offset[:, 0])
+        if use.sum() < 3:
+            break
+        r2 = seen.u_px[use] ** 2
+        w = np.sqrt(seen.snr[use])
+        a = np.stack([np.ones_like(r2), r2], 1)
+        # The frame's x1, x2 run along d1, d2: offsets are pixel steps from the centres the
+        # frame draws, c₀ + s r².
+        centres = c0 + r2[:, None] * slope + seen.offset[use]
+        coef = np.linalg.lstsq(a * w[:, None], centres * w[:, None], rcond=None)[0]
+        moved = np.abs(a @ coef - (c0 + r2[:, None] * slope)).max()
+        c0, slope = coef[0], coef[1]
+        # Any distance serves; a moderate one keeps the built-in tilt small.
+        dist_px = min(4.0 * float(seen.u_px[use].max()),
+                      0.3 / max(float(np.hypot(*slope)), 1e-12))
+        if moved < 0.05:
+            break
+    return frame(c0, slope, dist_px)
+
+
+def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
+                       candidates: dict, guess=None, ridges=None) -> list:
+    """Rank candidate calibrants on the rings of an image before (or without) a calibration
+    (`neutral_rings`, `audit.rank_calibrants`).
+
+    Parameters
+    ----------
+    image, valid, detector, guess, ridges
+        As `neutral_rings`.
+    wavelength : float
+        Metres.
+    candidates : dict[str, tuple]
+        As `audit.rank_calibrants` takes them.
+
+    Returns
+    -------
+    list of CalibrantScore
+        Best first; empty when the image shows no ring centre.
+    """
+    neutral = neutral_rings(image, valid, detector, guess, ridges)
+    return rank_calibrants(*neutral, candidates, wavelength) if neutral else []
 
 
 def _solve(start, prepared, valid, detector, d_spacing, free, say):

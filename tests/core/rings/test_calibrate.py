@@ -80,3 +80,70 @@ def test_pure_noise_has_no_rings():
     det = pyFAI.detectors.Detector(100e-6, 100e-6, max_shape=data.shape)
     with pytest.raises(CalibrationError, match="no rings|assignment"):
         calibrate(data, valid_pixels(data), det, 1e-10, load_calibrant("LaB6").d_spacing)
+
+
+CEO2_WIDE = dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=30.0, distance_mm=210.0,
+                 center_px=[520.3, 480.6], tilt_deg=1.0, tilt_plan_rotation_deg=120.0,
+                 beamstop_radius_px=15.0, seed=41)
+
+
+def _candidates():
+    from geocal_cli.io.calibrants import candidate_calibrants
+
+    return candidate_calibrants()
+
+
+def test_a_wrong_calibrant_is_refused_naming_the_drawn_one(tmp_path):
+    sim, _ = simulate_case(CEO2_WIDE, tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError) as err:
+        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
+                  g.wavelength, load_calibrant("LaB6").d_spacing, calibrant="LaB6",
+                  candidates=_candidates())
+    assert "CeO2" in str(err.value).split("the rings rank")[-1]
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_a_wrong_wavelength_is_refused_naming_the_drawn_one(tmp_path, factor):
+    import re
+
+    sim, _ = simulate_case(CEO2_WIDE, tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError) as err:
+        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
+                  g.wavelength * factor, load_calibrant("CeO2").d_spacing, calibrant="CeO2",
+                  candidates=_candidates())
+    named = re.search(r"at λ = ([0-9.]+) ±", str(err.value))
+    assert named, str(err.value)
+    assert float(named.group(1)) * 1e-10 == pytest.approx(g.wavelength, rel=0.005)
+
+
+def test_rings_of_another_phase_are_reported_not_fitted(tmp_path):
+    """CeO2 with the rings of another phase (Cr2O3, drawn at the same geometry) on top: the
+    calibration stands, as accurate as alone, and names the foreign rings."""
+    sim, _ = simulate_case(CEO2_WIDE, tmp_path / "ceo2")
+    other, _ = simulate_case({**CEO2_WIDE, "calibrant": "Cr2O3", "seed": 42}, tmp_path / "cr")
+    g = sim.geometry
+    data = sim.data.astype(float) + 0.3 * other.data
+    rings = load_calibrant("CeO2")
+    res = calibrate(data, valid_pixels(data, g.detector.mask.astype(bool)), g.detector,
+                    g.wavelength, rings.d_spacing, calibrant="CeO2", mf2=rings.mf2(),
+                    candidates=_candidates())
+    err = ring_position_error(res.geometry, g, ring_tth(rings.d_spacing, g.wavelength),
+                              sim.data.shape)
+    assert err <= 0.05
+    assert res.audit.foreign.size >= 3
+    assert any("not CeO2's" in w for w in res.warnings)
+
+
+def test_auto_identifies_the_calibrant_drawn(tmp_path):
+    from geocal_cli.core.rings.calibrate import identify_and_calibrate
+
+    sim, _ = simulate_case({**CEO2_WIDE, "calibrant": "LaB6", "energy_kev": 17.0}, tmp_path)
+    g = sim.geometry
+    name, res = identify_and_calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)),
+                                       g.detector, g.wavelength, _candidates())
+    assert name.startswith("LaB6")
+    err = ring_position_error(res.geometry, g, ring_tth(load_calibrant("LaB6").d_spacing,
+                                                         g.wavelength), sim.data.shape)
+    assert err <= 0.02

@@ -1,0 +1,676 @@
+"""Is a calibration what the image shows? The checks that keep calib-ring from a confident
+wrong answer.
+
+A refinement can fit a consistent subset of rings with the wrong calibrant (LaB6's first two
+rings on two CeO2 rings), the wrong wavelength (the distance absorbs it at small angles) or
+noise (control points found on fluctuations). Each is caught by comparing the solution with
+the rings the image shows, measured without the assignment (`seen.seen_rings`):
+
+1. **Support.** The fit must rest on at least `min_rings` calibrant rings; the solution must
+   explain at least `min_rings` of the profile's counted rings (those it predicts where the
+   image shows them, whether or not they carry control points: a confirmation independent
+   of the fit); and at least half of the control points must lie on calibrant rings that
+   the profile shows (≥ `MIN_SNR` σ). Control points found on noise fail the last two. And
+   the solution's own distance must score on the counted rings (as in rule 2) within
+   `MIN_LEAD` rings of the calibrant's best distance: a fit that put the calibrant's rings
+   on the wrong reflections, whose dense high orders then "explain" rings by chance, pays
+   for every ring it predicts and the image lacks.
+2. **Calibrant.** Every candidate calibrant (pyFAI's list, the user's file) is matched to the
+   profile's rings, measured under the fit and under the rings' common centre (a wrong fit
+   distorts the former; each candidate keeps its better score), with its own best distance (`assign.assign_rings`, the blind search's
+   scoring: +1.5 per ring explained, −0.5 per predicted ring in the observed range that is
+   not seen, at the given wavelength). When another calibrant explains the rings the given
+   one explains and scores at least what `MIN_LEAD` more rings explained would add (1.5
+   each), the given calibrant is wrong: a score, not a count, because a calibrant with every
+   hkl (LaB6) explains many rings of any pattern and pays for it in rings it predicts and
+   the image lacks; and a replacement, because a second phase that is itself a calibrant
+   (corundum beside ceria) explains other rings, not those of the given one. Calibrants whose first rings agree within 0.2 % (LaB6 and its SRM variants) are one
+   family and never compete. A phase under the calibrant (steel under CeO2) is explained by
+   no candidate together with the calibrant's rings, so its rings do not change the ranking;
+   they are reported as foreign rings.
+3. **Wavelength.** The final control points refitted with λ free. With the distance free
+   too, λ moves a ring at u only through g(θ) = 1 / (cos² θ cos 2θ) − 1 ≈ 3θ² (a relative
+   λ change δ moves it by u δ g(θ), the mean of which the distance absorbs), so λ rests on
+   the spread Δg of g over the rings: 0.02 at 2θ ≤ 9°, 0.25 at 31°. A radial scale error
+   of the detector ε (distortion, non-flatness, ring-profile asymmetry; `RADIAL_SYSTEMATIC`
+   = 0.1 %) then biases λ by ε / Δg, which is added to the fit's 1σ. When that total fixes
+   λ to better than `LAMBDA_DETERMINED`, a λ more than 5σ (and `LAMBDA_TOLERANCE`) from the
+   given one refuses the fit, naming the λ that fits; otherwise the report says that only
+   D·λ is determined, and how well.
+
+Calibrants of one extinction class (CeO2, Au, Ni, Pt, NaCl: all face-centred cubic) draw the
+same ring *ratios*: with the wavelength fixed only the nonlinearity of tan 2θ separates them,
+which vanishes at small angles (high energy). Their ring *intensities* differ (CeO2's 200 is
+weak, NaCl's 111 nearly absent): when two calibrants explain the rings equally by position,
+the one whose m|F|² (from a CIF, or from the Cu Kα intensities pyFAI's calibrant files
+tabulate for their first rings) matches the rings' integrated strengths is preferred. The
+misfit is the rms of ln(observed / predicted) over the matched rings after a free scale and
+a linear trend in 2θ (absorption, polarisation and Debye–Waller differences); the
+prediction is m|F|² (1 + cos² 2θ) / (sin² θ cos θ) · cos 2θ, the powder Lorentz-polarisation
+factor of a ring per unit arc and the flat detector's obliquity (Warren, *X-ray
+Diffraction*, Dover 1990, ch. 4). The given calibrant loses a tie only to one that fits the
+intensities `MISFIT_RATIO` times better and within `MISFIT_GOOD`, while its own misfit
+exceeds `MISFIT_BAD`.
+
+Rings are counted in the ranking when they stand `COUNT_SNR` σ above the profile's noise
+over at least half of the azimuth with a width within a factor `WIDTH_RATIO` of the fit's
+rings: weak, spotty, spiky or broad features near the beamstop edge or in a far corner then
+count for no candidate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.rings.assign import assign_rings, assignment_score
+from geocal_cli.core.rings.seen import SeenRings, explained_by
+
+#: A profile ring matches a candidate's ring within MATCH_TOL_REL · u + MATCH_TOL_PX.
+MATCH_TOL_REL = 0.002
+MATCH_TOL_PX = 1.5
+#: Profile rings counted for and against candidate calibrants: SNR and azimuthal coverage.
+COUNT_SNR = 6.0
+COUNT_COVERAGE = 0.5
+#: Rings by which another calibrant must out-explain the given one to call it wrong, and
+#: rings it must explain at all (two radii fit any calibrant at a distance of its choice).
+MIN_LEAD = 2
+MIN_CLAIM = 3
+#: λ-free refit: relative 1σ below which λ counts as determined by the rings.
+LAMBDA_DETERMINED = 0.01
+#: Relative λ difference (beyond 5σ) that refuses the given wavelength.
+LAMBDA_TOLERANCE = 0.003
+#: Relative radial scale error of a real detector that no PONI models, for the λ check.
+RADIAL_SYSTEMATIC = 1e-3
+#: Calibrants are one family when their first rings agree within this relative tolerance.
+FAMILY_RTOL = 0.002
+#: Counted rings are at most this factor wider or narrower (FWHM) than the fit's rings.
+WIDTH_RATIO = 2.5
+#: Intensity misfit (rms of ln ratios) above which the given calibrant's intensities are off,
+#: and the factor by which another calibrant must do better to win a tie of positions.
+MISFIT_BAD = 0.35
+MISFIT_RATIO = 0.5
+#: Intensity misfit the winner of a tie must reach itself (kinematic intensities of X-rays on
+#: resolved rings reach 0.03–0.15; electrons' dynamical, blended rings do not).
+MISFIT_GOOD = 0.25
+
+
+@dataclass(frozen=True)
+class CalibrantScore:
+    """How well one calibrant explains the rings of the profile, at its own best distance.
+
+    Attributes
+    ----------
+    name : str
+    explained : int
+        Counted profile rings it explains.
+    counted : int
+        Counted profile rings in all.
+    score : float
+        1.5 × explained − 0.5 × predicted rings in the observed range that are not seen.
+    distance_px : float
+        Its best perpendicular distance in pixels (NaN when it explains fewer than 2 rings).
+    misfit : float
+        Rms of ln(observed / predicted ring strength) over the explained rings whose m|F|² is
+        known (see the module docstring); NaN for fewer than 3 such rings.
+    rings : frozenset of int
+        Which of the counted rings it explains (indices among them, in one measurement).
+    """
+
+    name: str
+    explained: int
+    counted: int
+    score: float
+    distance_px: float
+    misfit: float = np.nan
+    rings: frozenset = frozenset()
+
+    def describe(self) -> str:
+        text = f"{self.name} ({self.explained} of {self.counted} rings"
+        if np.isfinite(self.misfit):
+            text += f", intensities within {100 * (np.exp(self.misfit) - 1):.0f} %"
+        return text + ")"
+
+
+@dataclass(frozen=True)
+class WavelengthCheck:
+    """The final control points refitted with λ free.
+
+    Attributes
+    ----------
+    given : float
+        The wavelength used, metres.
+    fitted, sigma : float
+        λ with λ free and its 1σ, metres, the detector's systematic radial error included
+        (see the module docstring).
+    sigma_fit : float
+        The refit's own 1σ of λ, metres.
+    determined : bool
+        σ/λ below `LAMBDA_DETERMINED`: the rings fix λ, not only D·λ.
+    consistent : bool
+        The given λ agrees with the fitted one (within 5σ or `LAMBDA_TOLERANCE`), or λ is
+        not determined.
+    """
+
+    given: float
+    fitted: float
+    sigma: float
+    sigma_fit: float
+    determined: bool
+    consistent: bool
+
+
+@dataclass(frozen=True)
+class WavelengthScan:
+    """The given calibrant matched to the profile's rings over a range of wavelengths, each
+    with its own best distance (see the module docstring).
+
+    Attributes
+    ----------
+    given, best : float
+        The given λ and the λ that explains the most rings, metres.
+    sigma : float
+        1σ of `best` (least squares on the matched ring radii, the detector's radial
+        systematic included), metres.
+    explained_given, explained_best : int
+        Counted rings explained at each.
+    score_given, score_best : float
+        Their scores (as `CalibrantScore.score`).
+    """
+
+    given: float
+    best: float
+    sigma: float
+    explained_given: int
+    explained_best: int
+    score_given: float
+    score_best: float
+
+    @property
+    def contradicts(self) -> bool:
+        """The ring positions fix λ (the radial systematic included) more than 5σ from the
+        given one, and the calibrant explains at least as many rings there: within the
+        tolerance of ring matching, a λ 10 % off may still match every ring of a moderate 2θ
+        range at another distance, which the least squares on their positions does not."""
+        rel = self.sigma / self.given
+        off = abs(self.best / self.given - 1)
+        return bool(self.score_best >= self.score_given and rel < LAMBDA_DETERMINED
+                    and off > max(5 * rel, LAMBDA_TOLERANCE))
+
+    def describe(self, calibrant: str) -> str:
+        from geocal_cli.core.geometry.units import energy_from_wavelength
+
+        return (f"the rings fit {calibrant} at λ = {self.best * 1e10:.5f} ± "
+                f"{self.sigma * 1e10:.5f} Å ({energy_from_wavelength(self.best):.3f} keV; "
+                f"{self.explained_best} rings), not at the given {self.given * 1e10:.5f} Å "
+                f"({self.explained_given} rings): check the energy")
+
+
+@dataclass(frozen=True)
+class Audit:
+    """What the image shows against what a calibration claims.
+
+    Attributes
+    ----------
+    seen : SeenRings
+    counted : ndarray of bool, shape (n,)
+        Profile rings counted in the ranking (`COUNT_SNR`, `COUNT_COVERAGE`).
+    explained : ndarray of int, shape (n,)
+        Calibrant ring index explaining each profile ring under the fit, −1 for none.
+    fit_rings : ndarray of int
+        Calibrant rings carrying control points.
+    fit_points : ndarray of int, shape like fit_rings
+        Control points on each.
+    supported : ndarray of bool, shape like fit_rings
+        Which of them are rings of the profile.
+    ranking : list of CalibrantScore
+        Candidates, best first (the given calibrant included), each with its best score
+        over the measurements.
+    rankings : tuple of lists of CalibrantScore
+        The ranking of each measurement of the rings (under the fit, without it).
+    given : str
+        Name of the calibrant used.
+    wavelength : WavelengthCheck or None
+        None when the wavelength was refined or the refit was not possible.
+    fit_score : float
+        The solution's own distance scored as the candidates are (`assign.assignment_score`
+        on the counted rings).
+    scan : WavelengthScan or None
+        The given calibrant over a range of wavelengths, on the profile's rings.
+    """
+
+    seen: SeenRings
+    counted: np.ndarray
+    explained: np.ndarray
+    fit_rings: np.ndarray
+    fit_points: np.ndarray
+    supported: np.ndarray
+    ranking: list
+    rankings: tuple
+    given: str
+    wavelength: WavelengthCheck | None
+    fit_score: float = np.nan
+    scan: WavelengthScan | None = None
+
+    @property
+    def foreign(self) -> np.ndarray:
+        """Indices of counted profile rings that no calibrant ring explains."""
+        return np.nonzero(self.counted & (self.explained < 0))[0]
+
+    @property
+    def assignment_trusted(self) -> bool:
+        """The solution's distance scores within `MIN_LEAD` rings of the best distance the
+        given calibrant finds on the rings measured under it (module docstring, rule 1)."""
+        best = next((s for s in self.rankings[0] if s.name == self.given), None) \
+            if self.rankings else None
+        return best is None or best.explained < MIN_CLAIM \
+            or not best.score >= self.fit_score + 1.5 * MIN_LEAD
+
+    def score_of(self, name: str) -> CalibrantScore | None:
+        return next((s for s in self.ranking if s.name == name), None)
+
+    def better_calibrant(self, families: dict) -> CalibrantScore | None:
+        """Another calibrant that replaces the given one in some measurement of the rings
+        (see the module docstring), else None. `families` maps a calibrant name to its
+        family's name."""
+        for ranking in self.rankings:
+            better = _replacement(ranking, self.given, families)
+            if better is not None:
+                return better
+        return None
+
+    def top(self, families: dict, n: int = 3) -> list:
+        """The `n` best candidates, one per family."""
+        return top_calibrants(self.ranking, families, n)
+
+
+def _replacement(ranking: list, given_name: str, families: dict) -> CalibrantScore | None:
+    """In one measurement: the calibrant that explains the rings the given one explains
+    (all but `MIN_LEAD` or a fifth of them) and clearly more, or as many with clearly better
+    intensities. A second phase, which explains other rings, is no replacement."""
+    given = next((s for s in ranking if s.name == given_name), None)
+    if given is None:
+        return None
+    mine = families.get(given_name, given_name)
+    slack = max(MIN_LEAD, len(given.rings) // 5)
+    # Any calibrant matches two radii with a distance of its choice: claiming the rings
+    # takes `MIN_CLAIM` of them.
+    others = [s for s in ranking if families.get(s.name, s.name) != mine
+              and s.explained >= MIN_CLAIM and len(given.rings - s.rings) <= slack]
+    if not others:
+        return None
+    lead = 1.5 * MIN_LEAD
+    if others[0].score >= given.score + lead:
+        return others[0]
+    # A tie of positions: the intensities decide, when they clearly do.
+    tied = [s for s in others if s.score > given.score - lead and np.isfinite(s.misfit)]
+    if tied and np.isfinite(given.misfit) and given.misfit > MISFIT_BAD:
+        best = min(tied, key=lambda s: s.misfit)
+        if best.misfit < min(MISFIT_RATIO * given.misfit, MISFIT_GOOD):
+            return best
+    return None
+
+
+def top_calibrants(ranking: list, families: dict, n: int = 3) -> list:
+    """The `n` best of a ranking (best first) that explain two rings or more, one per
+    family (`calibrant_families`)."""
+    out, taken = [], set()
+    for s in ranking:
+        fam = families.get(s.name, s.name)
+        if fam not in taken and s.explained >= 2:
+            taken.add(fam)
+            out.append(s)
+        if len(out) == n:
+            break
+    return out
+
+
+def ranking_text(ranking: list, families: dict) -> str:
+    """'; the rings rank A (…), B (…), C (…)' for a refusal message, or ''."""
+    top = top_calibrants(ranking, families)
+    return "; the rings rank " + ", ".join(s.describe() for s in top) if top else ""
+
+
+def tolerance_px(u: np.ndarray) -> np.ndarray:
+    """Largest distance (px) between a profile ring and the calibrant ring explaining it."""
+    return 1.5 + 0.002 * np.asarray(u, float)
+
+
+def counted_rings(seen: SeenRings, fwhm_px: float) -> np.ndarray:
+    """Profile rings strong, whole and ring-like enough to count for or against a calibrant.
+
+    Parameters
+    ----------
+    seen : SeenRings
+    fwhm_px : float
+        FWHM of the fit's rings, pixels.
+    """
+    return ((seen.snr >= COUNT_SNR) & (seen.coverage >= COUNT_COVERAGE)
+            & (seen.width_px >= fwhm_px / WIDTH_RATIO) & (seen.width_px <= fwhm_px * WIDTH_RATIO))
+
+
+def ring_strength(mf2: np.ndarray, tth: np.ndarray) -> np.ndarray:
+    """Predicted integrated strength in the azimuthal profile of rings of multiplicity ×
+    |F|² `mf2` at 2θ `tth` (radians), up to a common scale (see the module docstring)."""
+    theta = tth / 2
+    lp = (1 + np.cos(tth) ** 2) / (np.sin(theta) ** 2 * np.cos(theta))
+    return mf2 * lp * np.cos(tth)
+
+
+def intensity_misfit(observed: np.ndarray, predicted: np.ndarray, tth: np.ndarray) -> float:
+    """Rms of ln(observed / predicted) after a free scale (and, from 5 rings on, a linear
+    trend in 2θ), corrected for the fitted terms; NaN for fewer than 3 usable rings."""
+    ok = (observed > 0) & (predicted > 0) & np.isfinite(predicted)
+    if ok.sum() < 3:
+        return np.nan
+    x = np.log(observed[ok] / predicted[ok])
+    cols = [np.ones(x.size)] + ([tth[ok] - tth[ok].mean()] if x.size >= 5 else [])
+    a = np.stack(cols, 1)
+    r = x - a @ np.linalg.lstsq(a, x, rcond=None)[0]
+    return float(np.sqrt(np.sum(r**2) / (x.size - a.shape[1])))
+
+
+def rank_calibrants(seen: SeenRings, counted: np.ndarray, candidates: dict,
+                    wavelength: float) -> list[CalibrantScore]:
+    """Score every candidate calibrant on the counted rings, at its own best distance.
+
+    Parameters
+    ----------
+    seen : SeenRings
+    counted : ndarray of bool, shape (n,)
+    candidates : dict[str, tuple]
+        Calibrant name → (d-spacings in m, decreasing; multiplicity × |F|² per ring, NaN
+        where unknown, or None).
+    wavelength : float
+        Metres.
+
+    Returns
+    -------
+    list of CalibrantScore
+        Best first (by score, then by intensity misfit).
+    """
+    u = seen.u_px[counted]
+    area = seen.area[counted]
+    out = []
+    for name, (d, mf2) in candidates.items():
+        best, keep = _match(u, np.asarray(d, float), wavelength)
+        if best is None:
+            out.append(CalibrantScore(name, 0, u.size, -np.inf, np.nan))
+            continue
+        k = best.ring_index
+        hit = k >= 0
+        misfit = np.nan
+        if mf2 is not None:
+            tth = ring_tth(np.asarray(d, float)[keep][k[hit]], wavelength)
+            mf2_k = np.asarray(mf2, float)[keep][k[hit]]
+            misfit = intensity_misfit(area[hit], ring_strength(mf2_k, tth), tth)
+        out.append(CalibrantScore(name, int(hit.sum()), u.size, best.score, best.distance_px,
+                                  misfit, frozenset(np.nonzero(hit)[0].tolist())))
+    out.sort(key=_rank_key, reverse=True)
+    return out
+
+
+def _match(u: np.ndarray, d: np.ndarray, wavelength: float):
+    """Best assignment of radii `u` (px) to the rings of d-spacings `d` (m) at one
+    wavelength, each calibrant at the distance of its choice (`assign.assign_rings`).
+
+    Returns
+    -------
+    assignment : Assignment or None
+        Its `ring_index` indexes the rings kept (below 89° 2θ), None when none explains two.
+    keep : ndarray of bool, shape like d
+        The rings kept.
+    """
+    tth = ring_tth(d, wavelength)
+    keep = np.isfinite(tth) & (tth < np.radians(89.0))
+    best = assign_rings(u, np.ones_like(u), tth[keep], tol_rel=MATCH_TOL_REL,
+                        tol_px=MATCH_TOL_PX, n_best=1) if u.size >= 2 and keep.any() else []
+    return (best[0] if best else None), keep
+
+
+def scan_wavelength(seen: SeenRings, counted: np.ndarray, d_spacing: np.ndarray,
+                    wavelength: float) -> WavelengthScan | None:
+    """Match a calibrant to the counted rings for λ from half to twice the given one.
+
+    A 3 % grid, then 0.2 % steps around its best; then (D, λ) by least squares on the
+    matched ring radii u = D tan(2 arcsin(λ / 2d)), with 1σ from the fit and the detector's
+    radial systematic (module docstring, rule 3).
+
+    Parameters
+    ----------
+    seen : SeenRings
+    counted : ndarray of bool
+    d_spacing : ndarray
+        Metres, decreasing.
+    wavelength : float
+        The given λ, metres.
+
+    Returns
+    -------
+    WavelengthScan or None
+        None with fewer than three counted rings.
+    """
+    from scipy.optimize import least_squares
+
+    u = seen.u_px[counted]
+    d = np.asarray(d_spacing, float)
+    if u.size < 3:
+        return None
+
+    def score(lam):
+        m, keep = _match(u, d, lam)
+        return (m.score, m, keep) if m is not None else (-np.inf, None, keep)
+
+    coarse = wavelength * np.exp(np.arange(np.log(0.5), np.log(2.0), 0.03))
+    s_coarse = [score(lam)[0] for lam in coarse]
+    centre = coarse[int(np.argmax(s_coarse))]
+    fine = centre * np.exp(np.arange(-0.03, 0.0301, 0.002))
+    results = [score(lam) for lam in fine]
+    k = int(np.argmax([r[0] for r in results]))
+    s_best, match, keep = results[k]
+    s_given, given_match, _ = score(wavelength)
+    if match is None:
+        return None
+    hit = match.ring_index >= 0
+    u_hit, d_hit = u[hit], d[keep][match.ring_index[hit]]
+    lam0 = fine[k]
+
+    def resid(p):
+        return p[0] * np.tan(2 * np.arcsin(np.minimum(p[1] * lam0 / (2 * d_hit), 1))) - u_hit
+
+    fit = least_squares(resid, [match.distance_px, 1.0])
+    lam_best = fit.x[1] * lam0
+    dof = max(u_hit.size - 2, 1)
+    s2 = np.sum(fit.fun**2) / dof
+    try:
+        cov = np.linalg.inv(fit.jac.T @ fit.jac) * s2
+        rel_fit = np.sqrt(cov[1, 1]) * lam0 / lam_best
+    except np.linalg.LinAlgError:
+        rel_fit = np.inf
+    spread = float(np.ptp(_g(np.arcsin(np.minimum(lam_best / (2 * d_hit), 1)))))
+    rel = float(np.hypot(rel_fit, RADIAL_SYSTEMATIC / spread if spread > 0 else np.inf))
+    n_given = int(np.count_nonzero(given_match.ring_index >= 0)) if given_match else 0
+    return WavelengthScan(given=wavelength, best=float(lam_best), sigma=rel * lam_best,
+                          explained_given=n_given, explained_best=int(hit.sum()),
+                          score_given=float(s_given), score_best=float(s_best))
+
+
+def _g(theta: np.ndarray) -> np.ndarray:
+    """g(θ) = 1 / (cos² θ cos 2θ) − 1: how a ring moves with λ at a fixed D·λ (rule 3)."""
+    return 1 / (np.cos(theta) ** 2 * np.cos(2 * theta)) - 1
+
+
+def _rank_key(s: CalibrantScore):
+    return (s.score, -s.misfit if np.isfinite(s.misfit) else -np.inf)
+
+
+def merge_rankings(*rankings: list) -> list[CalibrantScore]:
+    """One ranking from several measurements of the same rings (e.g. under the fitted
+    geometry and under the rings' common centre): each calibrant keeps its best score, so
+    that a wrong fit, which distorts the rings measured under it, cannot hide the calibrant
+    that explains them."""
+    best: dict[str, CalibrantScore] = {}
+    for ranking in rankings:
+        for s in ranking:
+            if s.name not in best or _rank_key(s) > _rank_key(best[s.name]):
+                best[s.name] = s
+    return sorted(best.values(), key=_rank_key, reverse=True)
+
+
+def calibrant_families(candidates: dict, n_rings: int = 6) -> dict:
+    """Name → family name: calibrants whose first `n_rings` d-spacings agree within
+    `FAMILY_RTOL` share the family of the first of them (in the order given)."""
+    families: dict[str, str] = {}
+    heads: list[tuple[str, np.ndarray]] = []
+    for name, (d, _) in candidates.items():
+        d = np.asarray(d, float)[:n_rings]
+        for head, hd in heads:
+            m = min(d.size, hd.size)
+            if m and np.all(np.abs(d[:m] / hd[:m] - 1) < FAMILY_RTOL):
+                families[name] = head
+                break
+        else:
+            heads.append((name, d))
+            families[name] = name
+    return families
+
+
+def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_points: np.ndarray,
+          given: str,
+          candidates: dict | None, wavelength: float,
+          wavelength_check: WavelengthCheck | None, fwhm_px: float) -> Audit:
+    """Compare a calibration with the rings of the image.
+
+    Parameters
+    ----------
+    seen : SeenRings
+        Measured under the fitted geometry.
+    tth_fit : ndarray, shape (m,)
+        The calibrant's 2θ at the fitted wavelength, radians.
+    fit_rings : ndarray of int
+        Calibrant rings that carry control points.
+    fit_points : ndarray of int, shape like fit_rings
+        Control points on each.
+    given : str
+        The calibrant's name.
+    candidates : dict[str, tuple] or None
+        Calibrants to rank (as `rank_calibrants` takes them), the given one included.
+    wavelength : float
+        The wavelength of the fit, metres.
+    wavelength_check : WavelengthCheck or None
+    fwhm_px : float
+        FWHM of the fit's rings, pixels.
+
+    Returns
+    -------
+    Audit
+    """
+    counted = counted_rings(seen, fwhm_px)
+    explained = explained_by(seen, tth_fit, float(np.median(tolerance_px(seen.u_px)))
+                             if seen.u_px.size else 1.5)
+    u_fit = seen.u_of(tth_fit[fit_rings])
+    if seen.u_px.size:
+        gap = np.abs(u_fit[:, None] - seen.u_px[None, :])
+        supported = np.any(gap <= tolerance_px(u_fit)[:, None], axis=1)
+    else:
+        supported = np.zeros(u_fit.size, bool)
+    ranking = rank_calibrants(seen, counted, candidates, wavelength) if candidates else []
+    keep = np.isfinite(tth_fit) & (tth_fit < np.radians(89.0))
+    fit_score = assignment_score(seen.u_px[counted], tth_fit[keep], seen.distance_px,
+                                 tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX)
+    return Audit(fit_score=fit_score, seen=seen, counted=counted, explained=explained, rankings=(ranking,),
+                 fit_rings=np.asarray(fit_rings, int),
+                 fit_points=np.asarray(fit_points, int), supported=supported, ranking=ranking,
+                 given=given, wavelength=wavelength_check)
+
+
+def judge_wavelength(given: float, fitted: float, sigma_fit: float,
+                     tth: np.ndarray) -> WavelengthCheck:
+    """Classify a λ-free refit against the given wavelength.
+
+    Parameters
+    ----------
+    given, fitted, sigma_fit : float
+        The given λ, the refit's λ and its 1σ, metres.
+    tth : ndarray
+        2θ of the rings the refit rests on, radians.
+
+    Returns
+    -------
+    WavelengthCheck
+    """
+    g = _g(np.asarray(tth, float) / 2)
+    spread = float(np.ptp(g)) if g.size else 0.0
+    systematic = RADIAL_SYSTEMATIC / spread if spread > 0 else np.inf
+    rel_fit = sigma_fit / given if np.isfinite(sigma_fit) else np.inf
+    rel = float(np.hypot(rel_fit, systematic))
+    determined = bool(rel < LAMBDA_DETERMINED)
+    off = abs(fitted / given - 1) if np.isfinite(fitted) else 0.0
+    consistent = not determined or off <= max(5 * rel, LAMBDA_TOLERANCE)
+    return WavelengthCheck(given=given, fitted=fitted, sigma=rel * given, sigma_fit=sigma_fit,
+                           determined=determined, consistent=bool(consistent))
+
+
+def _lambda_text(lam: float, sigma: float) -> str:
+    from geocal_cli.core.geometry.units import energy_from_wavelength
+
+    return (f"λ = {lam * 1e10:.5f} ± {sigma * 1e10:.5f} Å "
+            f"({energy_from_wavelength(lam):.3f} keV)")
+
+
+def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
+    """Why the audited calibration must be refused, or None when it stands.
+
+    Parameters
+    ----------
+    a : Audit
+    families : dict
+        Calibrant name → family name (`calibrant_families`).
+    min_rings : int
+        Calibrant rings the fit must rest on, each seen in the image's profile.
+
+    Returns
+    -------
+    str or None
+        What is wrong with the solution, then what the data say instead (the wavelength
+        and the calibrants that fit), for the user to act on.
+    """
+    n_fit = int(a.fit_rings.size)
+    n_seen = int(a.supported.sum())
+    on_seen = a.fit_points[a.supported].sum() / max(a.fit_points.sum(), 1)
+    confirmed = int(np.count_nonzero(a.counted & (a.explained >= 0)))
+    given = a.score_of(a.given)
+    faults = []
+    if n_fit < min_rings:
+        faults.append(f"the fit rests on {n_fit} calibrant ring(s), fewer than --min-rings "
+                      f"{min_rings}: one ring cannot tell which reflection it is, so the "
+                      "distance is a guess")
+    elif confirmed < min_rings or on_seen < 0.5:
+        faults.append(f"the image does not show the solution's rings: {confirmed} ring(s) of "
+                      f"its azimuthal profile confirm it, and {n_fit - n_seen} of the {n_fit} "
+                      f"rings the fit rests on ({100 * (1 - on_seen):.0f} % of the control "
+                      "points) are not in the profile: the control points are noise or "
+                      "another pattern")
+    elif not a.assignment_trusted:
+        faults.append(f"{a.given} at another distance explains the image's rings better "
+                      f"({given.explained} of {given.counted}, score {given.score:.1f}) than "
+                      f"the solution (score {a.fit_score:.1f}): the rings are assigned to the "
+                      "wrong reflections")
+    instead = []
+    if a.scan is not None and a.scan.contradicts:
+        instead.append(a.scan.describe(a.given))
+    better = a.better_calibrant(families)
+    if better is not None:
+        instead.append(f"the rings fit {better.describe()}, not {given.describe()}: check "
+                       "the calibrant")
+    w = a.wavelength
+    if w is not None and not w.consistent and not (a.scan is not None and a.scan.contradicts):
+        instead.append(f"the rings fix {_lambda_text(w.fitted, w.sigma)} with {a.given}, not "
+                       f"the given {w.given * 1e10:.5f} Å ({100 * (w.fitted / w.given - 1):+.1f} %): "
+                       "check the energy")
+    if not faults and not instead:
+        return None
+    return "; ".join(faults + [" — or ".join(instead)] if instead else faults) \
+        + ranking_text(a.ranking, families)

@@ -1,0 +1,105 @@
+"""The audit's decisions on ring lists with a known truth: which calibrant, which wavelength."""
+
+import numpy as np
+import pytest
+
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.rings.audit import (Audit, calibrant_families, judge_wavelength,
+                                         rank_calibrants, refusal, ring_strength,
+                                         scan_wavelength)
+from geocal_cli.core.rings.seen import SeenRings
+from geocal_cli.io.calibrants import candidate_calibrants
+
+CANDIDATES = candidate_calibrants()
+
+
+def _seen(calibrant: str, wavelength: float, distance_px: float, u_max: float = 0.0,
+          extra_u=()):
+    """The rings of a calibrant drawn at a distance: those with tabulated intensities, with
+    strengths from them, and every other ring up to `u_max` px (median strength), plus rings
+    of another phase at `extra_u`."""
+    d, mf2 = CANDIDATES[calibrant]
+    tth = ring_tth(d, wavelength)
+    u_all = distance_px * np.tan(tth)
+    keep = np.nonzero(np.isfinite(mf2) | (u_all <= u_max))[0]
+    u = u_all[keep]
+    strength = ring_strength(mf2[keep], tth[keep])
+    area = np.where(np.isfinite(strength), strength, np.nanmedian(strength))
+    u = np.r_[u, extra_u]
+    area = np.r_[area, np.full(len(extra_u), np.median(area))]
+    one = np.ones(u.size)
+    empty = np.empty(0)
+    return SeenRings(u_px=u, tth=np.arctan(u / distance_px), snr=100 * one, coverage=one,
+                     width_px=2 * one, area=area, offset=np.zeros((u.size, 2)),
+                     profile_u=empty, profile=empty, noise=empty,
+                     distance_px=distance_px)
+
+
+def _audit(seen, given, wavelength, explained):
+    ranking = rank_calibrants(seen, np.ones(seen.u_px.size, bool), CANDIDATES, wavelength)
+    return Audit(seen=seen, counted=np.ones(seen.u_px.size, bool), explained=explained,
+                 rankings=(ranking,),
+                 fit_rings=np.arange(5), fit_points=np.full(5, 100), supported=np.ones(5, bool),
+                 ranking=ranking, given=given, wavelength=None)
+
+
+FAMILIES = calibrant_families(CANDIDATES)
+
+
+def test_families_group_variants_only():
+    assert FAMILIES["LaB6_SRM660c"] == FAMILIES["LaB6"]
+    assert FAMILIES["Si_SRM640d"] == FAMILIES["Si"]
+    assert FAMILIES["Au"] != FAMILIES["CeO2"]
+
+
+@pytest.mark.parametrize("wrong", ["LaB6", "Si", "ZnO", "alpha_Al2O3", "Cr2O3"])
+def test_another_pattern_is_named(wrong):
+    """CeO2 rings at 30 keV: a calibrant of another pattern is refused, CeO2 named."""
+    seen = _seen("CeO2", 0.4066e-10, 1200.0)
+    a = _audit(seen, wrong, 0.4066e-10, np.full(seen.u_px.size, -1))
+    better = a.better_calibrant(FAMILIES)
+    assert better is not None and FAMILIES[better.name] == "CeO2"
+    assert "CeO2" in refusal(a, FAMILIES, 2)
+
+
+@pytest.mark.parametrize("alias", ["Au", "Ni", "Pt", "Al"])
+def test_an_alias_is_told_apart_by_intensities(alias):
+    """At 100 keV every face-centred cubic calibrant draws CeO2's ring ratios; the
+    tabulated intensities decide, and only against the given calibrant's own."""
+    seen = _seen("CeO2", 0.124e-10, 7000.0)
+    a = _audit(seen, alias, 0.124e-10, np.arange(seen.u_px.size))
+    assert a.better_calibrant(FAMILIES).name == "CeO2"
+    true = _audit(seen, "CeO2", 0.124e-10, np.arange(seen.u_px.size))
+    assert true.better_calibrant(FAMILIES) is None
+
+
+def test_a_foreign_phase_does_not_unseat_the_calibrant():
+    """CeO2 with rings of another phase between its own (steel under the powder)."""
+    seen = _seen("CeO2", 0.124e-10, 7000.0, extra_u=(450.0, 515.0, 645.0, 730.0, 790.0))
+    explained = np.r_[np.arange(seen.u_px.size - 5), np.full(5, -1)]
+    a = _audit(seen, "CeO2", 0.124e-10, explained)
+    assert a.better_calibrant(FAMILIES) is None
+    assert refusal(a, FAMILIES, 2) is None
+    assert a.foreign.size == 5
+
+
+@pytest.mark.parametrize("factor", [0.75, 0.9, 1.1, 1.25])
+def test_the_scan_names_the_wavelength(factor):
+    """Rings to 2θ = 30° fix λ: a wrong one is refused and the right one named to 0.1 %."""
+    lam = 0.4066e-10
+    seen = _seen("CeO2", lam, 1200.0, u_max=700.0)
+    scan = scan_wavelength(seen, np.ones(seen.u_px.size, bool), CANDIDATES["CeO2"][0],
+                           lam * factor)
+    assert abs(scan.best / lam - 1) < 1e-3
+    assert scan.contradicts
+    assert not scan_wavelength(seen, np.ones(seen.u_px.size, bool), CANDIDATES["CeO2"][0],
+                               lam).contradicts
+
+
+def test_small_angles_fix_only_distance_times_wavelength():
+    lam = 0.124e-10
+    seen = _seen("CeO2", lam, 7000.0)
+    scan = scan_wavelength(seen, np.ones(seen.u_px.size, bool), CANDIDATES["CeO2"][0], lam * 0.9)
+    assert not scan.contradicts
+    check = judge_wavelength(lam, lam * 0.95, lam * 1e-4, seen.tth)
+    assert not check.determined and check.consistent
