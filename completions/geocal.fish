@@ -24,6 +24,7 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l mask -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l guess -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l fix -x -a 'dist poni1 poni2 rot1 rot2 rot3 wavelength none'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l max-rings -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l min-rings -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l output -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l report -r -F

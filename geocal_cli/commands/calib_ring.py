@@ -20,6 +20,8 @@ EPILOG = """Examples:
 
   geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55
 
+  geocal calib-ring unknown.cbf -c auto --energy 30 -d Pilatus1M
+
   geocal calib-ring frame.tif -c LaB6 --energy 14 -d Pilatus300kw --guess old.poni --fix dist,rot1,rot2,rot3,wavelength
 
 Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder.
@@ -28,7 +30,7 @@ Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undete
 
 def command(
     image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
-    calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å) or a CIF."),
+    calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å), a CIF, or 'auto' to identify it from the rings."),
     energy: float = ENERGY_OPTION,
     wavelength: float = WAVELENGTH_OPTION,
     voltage: float = VOLTAGE_OPTION,
@@ -38,6 +40,7 @@ def command(
     guess: Path = typer.Option(None, "--guess", help="Starting geometry (PONI): skips the blind search.", rich_help_panel="Refinement"),
     fix: str = typer.Option(None, "--fix", help="Parameters kept fixed, comma-separated, from dist,poni1,poni2,rot1,rot2,rot3,wavelength; 'none' refines all. Default: rot3,wavelength.", rich_help_panel="Refinement"),
     max_rings: int = typer.Option(None, "--max-rings", help="Use at most the first N calibrant rings.", rich_help_panel="Refinement"),
+    min_rings: int = typer.Option(None, "--min-rings", help="Calibrant rings the fit must rest on, each seen in the image (default 2; 1 accepts a single ring, e.g. with --guess and --fix dist).", rich_help_panel="Refinement"),
     output: Path = typer.Option(None, "--output", "-o", help="PONI file to write (default: IMAGE-stem.poni).", rich_help_panel="Outputs"),
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.calib.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: image with fitted rings and control points, residual per ring vs azimuth.", rich_help_panel="Outputs"),
@@ -51,6 +54,11 @@ def command(
     (rings of another phase are left out), and pyFAI's geometry is refined on control points
     of every usable ring. The report gives PONI and Fit2D terms with 1σ uncertainties and
     per-ring residuals in degrees, pixels and microstrain.
+
+    Every answer is checked against the rings the image shows: a fit that rests on fewer
+    than --min-rings rings, on rings the image does not show, on a calibrant that explains
+    the rings worse than another one, or on a wavelength the rings contradict exits 5 and
+    says what fits instead.
     """
     from geocal_cli.config.calib_ring import CalibRingConfig
     from geocal_cli.pipeline import calib_ring
@@ -58,7 +66,8 @@ def command(
     cfg = load(CalibRingConfig, config, dict(
         image=image, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
-        mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, output=output,
+        mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, min_rings=min_rings,
+        output=output,
         report=report, plot=plot), show_config)
     show_result(calib_ring.run(cfg, progress=console.progress), summary_table, json_out)
 

@@ -16,7 +16,8 @@ class CalibRingConfig(BeamConfig):
     """Blind calibration of one calibrant ring image."""
 
     image: Path = Field(description="calibrant image (anything fabio reads)")
-    calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å) or CIF")
+    calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å), CIF, or 'auto' "
+                                       "(identified from the rings among pyFAI's calibrants)")
     detector: str | None = Field(None, description="pyFAI detector name (pixel size, mask)")
     pixel_size_um: tuple[float, float] | None = Field(
         None, description="pixel size (rows, columns) in µm when no detector is named")
@@ -24,6 +25,9 @@ class CalibRingConfig(BeamConfig):
     guess: Path | None = Field(None, description="starting geometry (PONI); skips the blind search")
     fix: tuple[Param, ...] = Field(("rot3", "wavelength"), description="parameters kept fixed")
     max_rings: int | None = Field(None, ge=2, description="use at most this many calibrant rings")
+    min_rings: int = Field(2, ge=1, le=100, description=(
+        "calibrant rings the fit must rest on, each seen in the image's azimuthal profile; "
+        "1 accepts a single ring (its assignment, so the distance, then rests on the start)"))
     output: Path | None = Field(None, description="PONI file written (default: <image stem>.poni)")
     report: Path | None = Field(None, description="JSON report (default: <image stem>.calib.json)")
     plot: Path | None = Field(None, description="PNG with rings, control points and residuals")

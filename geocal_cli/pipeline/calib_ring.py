@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ from geocal_cli.config.base import to_plain
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import InputFileError
-from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.calibrants import candidate_calibrants, load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.distortion import correct_images, field_of, has_distortion, undistorted_twin
 from geocal_cli.io.images import read_image, read_mask, valid_pixels
@@ -21,6 +21,8 @@ from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.calib-ring"
+#: `--calibrant auto`: identify the calibrant from the rings.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     CalibrationError
         See `geocal_cli.core.rings.calibrate.calibrate`.
     """
-    from geocal_cli.core.rings.calibrate import calibrate
+    from geocal_cli.core.rings.calibrate import calibrate, identify_and_calibrate
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
@@ -71,7 +73,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     data = img.data
     shape = data.shape
     wavelength = cfg.wavelength_m()
-    rings = load_calibrant(cfg.calibrant, cfg.scattering)
+    rings = None if cfg.calibrant == AUTO else load_calibrant(cfg.calibrant, cfg.scattering)
     guess = read_poni(cfg.guess) if cfg.guess else None
     if cfg.detector or cfg.pixel_size_um:
         detector = make_detector(cfg.detector, cfg.pixel_size_um, shape)
@@ -88,7 +90,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
     t_read = time.perf_counter() - t0
     say(f"read {cfg.image} ({img.format}, {shape[0]}×{shape[1]}, {valid.mean():.0%} valid); "
-        f"{rings.name}: {rings.d_spacing.size} rings; λ = {wavelength * 1e10:.5f} Å")
+        + (f"{rings.name}: {rings.d_spacing.size} rings" if rings else "calibrant: auto")
+        + f"; λ = {wavelength * 1e10:.5f} Å")
     fit_detector = detector
     if has_distortion(detector):
         # Calibrate on the image resampled onto the ideal pixels: the geometry found there is
@@ -97,8 +100,16 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         fit_detector = undistorted_twin(detector)
         data, coverage = correct_images(detector, np.where(valid, data, 0), valid.astype(np.float32))
         valid = coverage > 0.95
-    calib = calibrate(data, valid, fit_detector, wavelength, rings.d_spacing, guess=guess,
-                      fix=cfg.fix, max_rings=cfg.max_rings, progress=say)
+    options = dict(guess=guess, fix=cfg.fix, max_rings=cfg.max_rings, min_rings=cfg.min_rings)
+    if rings is None:
+        name, calib = identify_and_calibrate(data, valid, fit_detector, wavelength,
+                                             candidate_calibrants(), progress=say, **options)
+        rings = load_calibrant(name, cfg.scattering)
+        rings = replace(rings, source=f"{rings.source}, identified from the rings (--calibrant auto)")
+    else:
+        calib = calibrate(data, valid, fit_detector, wavelength, rings.d_spacing, progress=say,
+                          calibrant=rings.name, mf2=rings.mf2(),
+                          candidates=candidate_calibrants(), **options)
     poni_path, report_default = default_outputs(cfg.image)
     poni_path = cfg.output or poni_path
     report_path = cfg.report or report_default
@@ -226,5 +237,41 @@ def results(calib, rings) -> dict:
                        "rms_microstrain": r.rms_microstrain} for r in calib.rings],
         },
         "blind_search": calib.blind or None,
+        "rings_seen": rings_seen(calib),
         "warnings": calib.warnings,
+        "notes": calib.notes,
+    }
+
+
+def rings_seen(calib) -> dict:
+    """The audit of the fit (`core.rings.audit`): the rings of the image's azimuthal profile
+    and which calibrant ring explains each, the candidate calibrants ranked on them, and
+    what the rings say of the wavelength."""
+    a = calib.audit
+    s = a.seen
+    lam = calib.geometry.wavelength
+    w = a.wavelength
+    return {
+        "method": "peaks of the azimuthal profile under the fitted geometry, found without "
+                  "the ring assignment; u = flat-equivalent radius (px)",
+        "rings": [{"u_px": float(s.u_px[i]), "tth_deg": float(np.degrees(s.tth[i])),
+                   "d_spacing_a": float(lam / (2 * np.sin(s.tth[i] / 2)) * 1e10),
+                   "snr": float(s.snr[i]), "coverage": float(s.coverage[i]),
+                   "fwhm_px": float(s.width_px[i]), "counted": bool(a.counted[i]),
+                   "calibrant_ring": int(a.explained[i]) + 1 if a.explained[i] >= 0 else None}
+                  for i in range(s.u_px.size)],
+        "fit_rings_seen": f"{int(a.supported.sum())} of {a.supported.size}",
+        "foreign_rings": int(a.foreign.size),
+        "calibrant_ranking": [{"calibrant": c.name, "rings_explained": c.explained,
+                               "rings_counted": c.counted, "score": c.score,
+                               "intensity_misfit": c.misfit if np.isfinite(c.misfit) else None}
+                              for c in a.top(calib.families, 5)],
+        "wavelength_check": None if w is None else {
+            "given_a": w.given * 1e10, "fitted_a": w.fitted * 1e10, "sigma_a": w.sigma * 1e10,
+            "sigma_fit_a": w.sigma_fit * 1e10,
+            "determined": w.determined, "consistent": w.consistent,
+            "note": "the final control points refitted with λ free; sigma_a adds a 0.1 % radial "
+                    "scale systematic of the detector to the fit's own sigma_fit_a" + (
+                "" if w.determined else "; the rings span too little 2θ to fix λ: only D·λ "
+                "is determined")},
     }
