@@ -237,19 +237,18 @@ def results(calib, rings) -> dict:
                        "rms_microstrain": r.rms_microstrain} for r in calib.rings],
         },
         "blind_search": calib.blind or None,
-        "rings_seen": rings_seen(calib),
+        "rings_seen": rings_seen(calib.audit, calib.families, calib.geometry.wavelength),
         "warnings": calib.warnings,
         "notes": calib.notes,
     }
 
 
-def rings_seen(calib) -> dict:
-    """The audit of the fit (`core.rings.audit`): the rings of the image's azimuthal profile
-    and which calibrant ring explains each, the candidate calibrants ranked on them, and
-    what the rings say of the wavelength."""
-    a = calib.audit
+def rings_seen(a, families: dict, wavelength: float) -> dict:
+    """The report's section on an audit (`core.rings.audit.Audit`): the rings of the image's
+    azimuthal profile and which calibrant ring explains each, the candidate calibrants
+    ranked on them (one per family), and what the rings say of the wavelength (m)."""
     s = a.seen
-    lam = calib.geometry.wavelength
+    lam = wavelength
     w = a.wavelength
     return {
         "method": "peaks of the azimuthal profile under the fitted geometry, found without "
@@ -265,7 +264,7 @@ def rings_seen(calib) -> dict:
         "calibrant_ranking": [{"calibrant": c.name, "rings_explained": c.explained,
                                "rings_counted": c.counted, "score": c.score,
                                "intensity_misfit": c.misfit if np.isfinite(c.misfit) else None}
-                              for c in a.top(calib.families, 5)],
+                              for c in a.top(families, 5)],
         "wavelength_check": None if w is None else {
             "given_a": w.given * 1e10, "fitted_a": w.fitted * 1e10, "sigma_a": w.sigma * 1e10,
             "sigma_fit_a": w.sigma_fit * 1e10,

@@ -127,6 +127,8 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
             failed.insert(0, f"the geometry fits the image only after flipping it ({', '.join(fitting)}): "
                              "it was made for another array convention (convert it with "
                              f"geocal convert-poni --flip {fitting[0].replace('+', ',')})")
+    seen_section, warnings = _calibrant_check(data, valid, frame, cp, calibrant, wavelength,
+                                              failed)
     sector = np.clip(((cp.chi + np.pi) / (2 * np.pi) * 36).astype(int), 0, 35)
     by_chi = [{"chi_deg": -180 + 10 * k + 5, "points": int((sector == k).sum()),
                "median_microstrain": float(np.median(chk.strain[sector == k]) * 1e6)}
@@ -146,12 +148,59 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
                 {"flip": f.name, "points": f.points, "median_offset_px": f.median_offset_px,
                  "fits": f.fits} for f in flips],
         },
+        "rings_seen": seen_section,
         "residuals": {"points": len(cp), "rejected_by_extraction": int((~fit.inliers).sum())},
-        "warnings": [],
+        "warnings": warnings,
     }
     plot_args = {"image": data, "valid": valid, "check": chk,
                  "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: {diag.summary()}"}
     return report, plot_args, failed
+
+
+def _calibrant_check(data, valid, frame, cp, calibrant, wavelength: float,
+                     failed: list) -> tuple[dict, list]:
+    """The rings of the image under the geometry checked (`core.rings.audit`, as calib-ring
+    audits its fits): rings no calibrant reflection explains are warned about, and the check
+    fails when another calibrant replaces the given one or the geometry puts the calibrant's
+    rings on the wrong reflections.
+
+    Returns
+    -------
+    rings_seen : dict
+        The report's section (`calib_ring.rings_seen`).
+    warnings : list of str
+    """
+    from geocal_cli.core.geometry.units import ring_tth
+    from geocal_cli.core.rings.audit import audit, calibrant_families
+    from geocal_cli.core.rings.seen import seen_rings
+    from geocal_cli.io.calibrants import candidate_calibrants
+    from geocal_cli.pipeline.calib_ring import rings_seen
+
+    d = np.asarray(calibrant.d_spacing, float)
+    candidates = {calibrant.name: (d, calibrant.mf2()),
+                  **{k: v for k, v in candidate_calibrants().items() if k != calibrant.name}}
+    families = calibrant_families(candidates)
+    width = float(np.median(cp.width))
+    rings, points = np.unique(cp.ring, return_counts=True)
+    a = audit(seen_rings(data, valid, frame, width), ring_tth(d, wavelength), rings, points,
+              calibrant.name, candidates, wavelength, None, 2.355 * width)
+    better = a.better_calibrant(families)
+    given = a.score_of(calibrant.name)
+    if better is not None:
+        failed.insert(0, f"the rings fit {better.describe()}, not {given.describe()}: the "
+                         "calibrant is wrong (ranking: "
+                         + ", ".join(s.describe() for s in a.top(families)) + ")")
+    elif not a.assignment_trusted:
+        failed.insert(0, f"the geometry puts {calibrant.name}'s rings on the wrong reflections: "
+                         f"{calibrant.name} at another distance explains the image's rings "
+                         f"better ({given.explained} of {given.counted})")
+    warnings = []
+    foreign = a.foreign
+    if foreign.size:
+        warnings.append(f"{foreign.size} strong ring(s) of the image are not {calibrant.name}'s "
+                        "(2θ = " + ", ".join(f"{np.degrees(x):.3f}°" for x in a.seen.tth[foreign])
+                        + "): another phase, a contamination, or the wrong calibrant")
+    return rings_seen(a, families, wavelength), warnings
 
 
 def _reflections(cfg: QCheckConfig, models, table):

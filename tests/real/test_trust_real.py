@@ -92,3 +92,22 @@ def test_new_detectors_agree_with_their_reference(tmp_path, name, reference, tol
                         ref.rot3, g.wavelength)
     tth = ring_tth(load_calibrant("CeO2").d_spacing, g.wavelength)
     assert ring_position_error(g, ref, tth, tuple(g.detector.shape)) <= tolerance_px
+
+
+@pytest.mark.parametrize("wrong", ["LaB6", "Si", "Au"])
+def test_q_check_with_a_wrong_calibrant_is_not_ok(tmp_path, wrong):
+    """With the right geometry and the wrong calibrant, q-check flags the calibrant and names
+    the one that fits; with the right calibrant it passes."""
+    from geocal_cli.config.q_check import QCheckConfig
+    from geocal_cli.pipeline import q_check
+
+    _run(tmp_path, "ceo2_pilatus1m", "CeO2")
+    folder, image, _, options = IMAGES["ceo2_pilatus1m"]
+
+    def check(calibrant):
+        return q_check.run(QCheckConfig(image=shared(X, folder, image), poni=tmp_path / "fit.poni",
+                                        calibrant=calibrant, report=tmp_path / f"{calibrant}.json"))
+
+    assert not check("CeO2").failed
+    failed = check(wrong).failed
+    assert failed and "the rings fit CeO2" in failed[0]
