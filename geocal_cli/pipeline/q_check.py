@@ -183,7 +183,7 @@ def _calibrant_check(data, valid, frame, cp, calibrant, wavelength: float,
     width = float(np.median(cp.width))
     rings, points = np.unique(cp.ring, return_counts=True)
     a = audit(seen_rings(data, valid, frame, width), ring_tth(d, wavelength), rings, points,
-              calibrant.name, candidates, wavelength, None, 2.355 * width)
+              calibrant.name, candidates, wavelength, None)
     better = a.better_calibrant(families)
     given = a.score_of(calibrant.name)
     if better is not None:

@@ -95,6 +95,9 @@ MISFIT_RATIO = 0.5
 #: Intensity misfit the winner of a tie must reach itself (kinematic intensities of X-rays on
 #: resolved rings reach 0.03–0.15; electrons' dynamical, blended rings do not).
 MISFIT_GOOD = 0.25
+#: Rings with known m|F|² that an intensity decision needs on each side (a scale and a
+#: trend are fitted).
+MIN_INTENSITY_RINGS = 5
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,8 @@ class CalibrantScore:
     misfit : float
         Rms of ln(observed / predicted ring strength) over the explained rings whose m|F|² is
         known (see the module docstring); NaN for fewer than 3 such rings.
+    misfit_rings : int
+        How many rings that misfit rests on.
     rings : frozenset of int
         Which of the counted rings it explains (indices among them, in one measurement).
     """
@@ -126,6 +131,7 @@ class CalibrantScore:
     distance_px: float
     misfit: float = np.nan
     rings: frozenset = frozenset()
+    misfit_rings: int = 0
 
     def describe(self) -> str:
         text = f"{self.name} ({self.explained} of {self.counted} rings"
@@ -302,11 +308,16 @@ def _replacement(ranking: list, given_name: str, families: dict) -> CalibrantSco
     if not others:
         return None
     lead = 1.5 * MIN_LEAD
-    if others[0].score >= given.score + lead:
-        return others[0]
-    # A tie of positions: the intensities decide, when they clearly do.
-    tied = [s for s in others if s.score > given.score - lead and np.isfinite(s.misfit)]
-    if tied and np.isfinite(given.misfit) and given.misfit > MISFIT_BAD:
+    for s in others:
+        # More rings explained, not a better score alone: with a handful of rings, the
+        # penalty for a ring predicted and not seen is all that separates candidates.
+        if s.score >= given.score + lead and s.explained > given.explained:
+            return s
+    # A tie of positions: the intensities decide, when they clearly do on enough rings.
+    tied = [s for s in others if s.score > given.score - lead and np.isfinite(s.misfit)
+            and s.misfit_rings >= MIN_INTENSITY_RINGS]
+    if tied and np.isfinite(given.misfit) and given.misfit > MISFIT_BAD \
+            and given.misfit_rings >= MIN_INTENSITY_RINGS:
         best = min(tied, key=lambda s: s.misfit)
         if best.misfit < min(MISFIT_RATIO * given.misfit, MISFIT_GOOD):
             return best
@@ -336,6 +347,14 @@ def ranking_text(ranking: list, families: dict) -> str:
 def tolerance_px(u: np.ndarray) -> np.ndarray:
     """Largest distance (px) between a profile ring and the calibrant ring explaining it."""
     return 1.5 + 0.002 * np.asarray(u, float)
+
+
+def typical_fwhm(seen: SeenRings, default_px: float = 2.5) -> float:
+    """The rings' FWHM (px) as the profile shows it: the median over its strong rings (SNR ≥
+    20), `default_px` with fewer than two. Control points' widths are no substitute: on weak
+    rings noise inflates them."""
+    strong = seen.snr >= 20
+    return float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else default_px
 
 
 def counted_rings(seen: SeenRings, fwhm_px: float) -> np.ndarray:
@@ -401,13 +420,14 @@ def rank_calibrants(seen: SeenRings, counted: np.ndarray, candidates: dict,
             continue
         k = best.ring_index
         hit = k >= 0
-        misfit = np.nan
+        misfit, n_misfit = np.nan, 0
         if mf2 is not None:
             tth = ring_tth(np.asarray(d, float)[keep][k[hit]], wavelength)
             mf2_k = np.asarray(mf2, float)[keep][k[hit]]
             misfit = intensity_misfit(area[hit], ring_strength(mf2_k, tth), tth)
+            n_misfit = int(np.count_nonzero(np.isfinite(mf2_k) & (area[hit] > 0)))
         out.append(CalibrantScore(name, int(hit.sum()), u.size, best.score, best.distance_px,
-                                  misfit, frozenset(np.nonzero(hit)[0].tolist())))
+                                  misfit, frozenset(np.nonzero(hit)[0].tolist()), n_misfit))
     out.sort(key=_rank_key, reverse=True)
     return out
 
@@ -540,7 +560,7 @@ def calibrant_families(candidates: dict, n_rings: int = 6) -> dict:
 def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_points: np.ndarray,
           given: str,
           candidates: dict | None, wavelength: float,
-          wavelength_check: WavelengthCheck | None, fwhm_px: float) -> Audit:
+          wavelength_check: WavelengthCheck | None) -> Audit:
     """Compare a calibration with the rings of the image.
 
     Parameters
@@ -560,14 +580,12 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
     wavelength : float
         The wavelength of the fit, metres.
     wavelength_check : WavelengthCheck or None
-    fwhm_px : float
-        FWHM of the fit's rings, pixels.
 
     Returns
     -------
     Audit
     """
-    counted = counted_rings(seen, fwhm_px)
+    counted = counted_rings(seen, typical_fwhm(seen))
     explained = explained_by(seen, tth_fit, float(np.median(tolerance_px(seen.u_px)))
                              if seen.u_px.size else 1.5)
     u_fit = seen.u_of(tth_fit[fit_rings])

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families,
-                                        counted_rings, judge_wavelength,
-                                        merge_rankings, rank_calibrants, ranking_text, refusal,
-                                        scan_wavelength, top_calibrants)
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
+                                        judge_wavelength, merge_rankings, rank_calibrants,
+                                        ranking_text, refusal, scan_wavelength, top_calibrants,
+                                        typical_fwhm)
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
@@ -228,19 +228,18 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         ranked = rank_calibrants(*neutral, candidates, wavelength)
         checked = replace(checked, ranking=merge_rankings(checked.ranking, ranked),
                           rankings=checked.rankings + (ranked,))
-    if not checked.assignment_trusted:
-        # A fit on the wrong reflections may come from a wrong wavelength: which one fits,
-        # on the rings measured without the fit. A trusted fit's wavelength is checked on
-        # its own control points (`_audit`), where chance matches of a dense ring list at
-        # another wavelength and distance count for nothing.
-        measured = neutral if neutral is not None else (checked.seen, checked.counted)
-        checked = replace(checked, scan=scan_wavelength(*measured, d_spacing, wavelength))
     timings["audit"] = time.perf_counter() - t1
     # With a guess and the distance fixed, the user vouches for which ring is which.
-    vouched = guess is not None and "dist" not in free
-    why = refusal(checked, families, 1 if vouched else min_rings)
+    min_rings = 1 if guess is not None and "dist" not in free else min_rings
+    why = refusal(checked, families, min_rings)
     if why:
-        raise CalibrationError(why)
+        # A refused fit may come from a wrong wavelength: say which one fits, on the rings
+        # measured without the fit. (An accepted fit's wavelength is checked on its own
+        # control points, `_audit`, where chance matches of a dense ring list at another
+        # wavelength and distance count for nothing.)
+        measured = neutral if neutral is not None else (checked.seen, checked.counted)
+        checked = replace(checked, scan=scan_wavelength(*measured, d_spacing, wavelength))
+        raise CalibrationError(refusal(checked, families, min_rings))
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     if undetermined:
@@ -294,7 +293,7 @@ def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spa
         except ValueError:
             check = None
     return audit(seen, ring_tth(d_spacing, values["wavelength"]), fit_rings, fit_points, calibrant,
-                 candidates, values["wavelength"], check, 2.355 * width)
+                 candidates, values["wavelength"], check)
 
 
 def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
@@ -426,10 +425,8 @@ def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ri
 
 
 def _counted(seen):
-    """(seen, the rings that count) with the rings' typical width taken from the strong."""
-    strong = seen.snr >= 20
-    fwhm = float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else 2.5
-    return seen, counted_rings(seen, fwhm)
+    """(seen, the rings that count)."""
+    return seen, counted_rings(seen, typical_fwhm(seen))
 
 
 def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> DetectorFrame:

@@ -113,10 +113,15 @@ def _rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
 
 def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     """Local noise σ along the last axis: 1.4826 × median |residual − median| in blocks of
-    `size` bins, linearly interpolated between block centres, with the bins of peaks (above
-    3σ, widened by `guard` bins) left out and the estimate repeated three times. Without the
-    clipping, rings that fill a block (dense or broad rings on a small detector) would be
-    measured as noise."""
+    `size` bins, linearly interpolated between block centres, with the peaks left out and the
+    estimate repeated three times. A peak is every connected run above 1.5σ that reaches 5σ
+    (hysteresis: a broad ring's flanks go with its core whatever its width), widened by
+    `guard` bins.
+    Without the clipping, rings that fill a block (dense or broad rings on a small detector)
+    would be measured as noise; a block that rings fill (fewer than a fifth of its bins left)
+    takes the deviation of its second differences instead, 1.4826 × median |Δ²x − median|
+    / √6 (var(Δ²x) = 6σ² for white noise, and a ring a few bins wide has little curvature
+    per bin)."""
     from scipy import ndimage
 
     r = np.atleast_2d(residual)
@@ -124,19 +129,28 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     edges = np.unique(np.linspace(0, n, max(2, int(round(n / size)) + 1)).astype(int))
     centres = 0.5 * (edges[:-1] + edges[1:] - 1)
     mask = np.zeros(r.shape, bool)
+    d2 = np.zeros_like(r)
+    d2[..., 1:-1] = r[..., 2:] - 2 * r[..., 1:-1] + r[..., :-2]
+    curvature = np.stack([1.4826 / np.sqrt(6) * np.median(
+        np.abs(d2[..., lo:hi] - np.median(d2[..., lo:hi], axis=-1, keepdims=True)), axis=-1)
+        for lo, hi in zip(edges[:-1], edges[1:])], -1)
     for _ in range(3):
         data = np.where(mask, np.nan, r)
         blocks = []
         for lo, hi in zip(edges[:-1], edges[1:]):
+            part = data[..., lo:hi]
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)   # all-masked blocks: NaN
-                med = np.nanmedian(data[..., lo:hi], axis=-1, keepdims=True)
-                blocks.append(1.4826 * np.nanmedian(np.abs(data[..., lo:hi] - med), axis=-1))
+                warnings.simplefilter("ignore", RuntimeWarning)   # all-masked rows: NaN
+                med = np.nanmedian(part, axis=-1, keepdims=True)
+                mad = 1.4826 * np.nanmedian(np.abs(part - med), axis=-1)
+            enough = np.isfinite(part).sum(-1) >= max(3, (hi - lo) // 5)
+            blocks.append(np.where(enough, mad, np.nan))
         s = np.stack(blocks, -1)
-        s = np.where(np.isfinite(s), s, np.nanmax(np.where(np.isfinite(s), s, 0), axis=-1,
-                                                    keepdims=True))
-        sigma = np.stack([np.interp(np.arange(n), centres, row) for row in s])
-        mask = ndimage.binary_dilation(r > 3 * sigma, structure=np.ones((1, 2 * guard + 1), bool))
+        s = np.where(np.isfinite(s), s, curvature)
+        sigma = np.stack([np.interp(np.arange(n), centres, row) for row in np.nan_to_num(s)])
+        line = np.ones((1, 3), bool)
+        peaks = ndimage.binary_propagation(r > 5 * sigma, structure=line, mask=r > 1.5 * sigma)
+        mask = ndimage.binary_dilation(peaks, structure=np.ones((1, 2 * guard + 1), bool))
     return sigma.reshape(residual.shape)
 
 
