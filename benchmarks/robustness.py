@@ -1,0 +1,209 @@
+"""Benchmark: blind calib-ring on a seeded, randomized set of simulated calibrant images.
+
+Each case draws, from one seed: a detector (pyFAI families and generic pixel grids), a
+calibrant (every pyFAI calibrant), X-rays (5–120 keV) or electrons (60–300 kV), a distance
+that puts the first ring 20 px to half the detector from the beam (SAXS to wide angle), a
+beam centred, near an edge, in a corner or off the detector, a tilt of 0–35°, a beamstop
+with or without an arm, hot pixels, weak to strong, narrow to broad, smooth or spotty rings.
+The image is simulated with `geocal simulate`'s model and calibrated by the installed
+`geocal calib-ring` command (a subprocess, 120 s at most), given only the calibrant, the
+radiation and the detector. Every case is classified:
+
+- success: exit 0 and the rings within 0.05 px rms of the truth over the detector;
+- imprecise: exit 0 and 0.05–0.5 px;
+- wrong answer: exit 0 and more than 0.5 px from the truth (the worst outcome);
+- refusal: exit 5 with a message;
+- crash: any other exit, a traceback, or more than 120 s.
+
+    python benchmarks/robustness.py                  # 300 cases, 2 at a time
+    python benchmarks/robustness.py -n 40 --seed 7   # another draw
+    python benchmarks/robustness.py --out results/   # keep images and reports
+
+The summary counts each class, and the success rate among the cases whose image shows at
+least three calibrant rings; one JSON line per case is written to `--out`/cases.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DETECTORS = ["Pilatus1M", "Pilatus2M", "Pilatus300kw", "Eiger2_4M", "Eiger2CdTe_1M", "Eiger9M",
+             "Pilatus2MCdTe", "Perkin", "Mar345", "Rayonix MX225"]
+GENERIC = [((1024, 1024), 100.0), ((2048, 2048), 75.0), ((512, 512), 55.0), ((1500, 1200), 172.0),
+           ((2048, 1024), 50.0)]
+TIMEOUT_S = 120
+SUCCESS_PX = 0.05
+WRONG_PX = 0.5
+
+
+def draw_case(seed: int) -> dict:
+    """One case's simulate parameters and the calib-ring options, from a seed."""
+    from geocal_cli.core.geometry.units import ring_tth, wavelength_from_energy, wavelength_from_voltage
+    import pyFAI.detectors
+
+    from geocal_cli.io.calibrants import calibrant_names, load_calibrant
+
+    rng = np.random.default_rng(seed)
+    names = [n for n in calibrant_names() if n not in ("mock",)]
+    calibrant = str(rng.choice(names))
+    case: dict = {"seed": seed, "calibrant": calibrant}
+    if rng.random() < 0.7:
+        det = str(rng.choice(DETECTORS))
+        case["detector"] = det
+        detector = pyFAI.detectors.detector_factory(det)
+        shape, pixel = tuple(detector.shape), detector.pixel1 * 1e6
+    else:
+        shape, pixel = GENERIC[rng.integers(len(GENERIC))]
+        case["detector"] = None
+        case["pixel_size_um"] = [pixel, pixel]
+        case["shape"] = list(shape)
+    electrons = rng.random() < 0.15
+    if electrons:
+        case["voltage_kv"] = float(rng.uniform(60, 300))
+        lam = wavelength_from_voltage(case["voltage_kv"])
+    else:
+        case["energy_kev"] = float(np.exp(rng.uniform(np.log(5), np.log(120))))
+        lam = wavelength_from_energy(case["energy_kev"])
+    tth = ring_tth(load_calibrant(calibrant).d_spacing, lam)
+    tth1 = float(tth[np.isfinite(tth)][0]) if np.isfinite(tth).any() else np.radians(10)
+    size = min(shape)
+    r1_px = float(np.exp(rng.uniform(np.log(20), np.log(0.5 * size))))
+    case["distance_mm"] = float(np.clip(r1_px * pixel * 1e-3 / np.tan(tth1), 20, 5000))
+    where = rng.random()
+    h, w = shape
+    if where < 0.4:
+        centre = [h / 2 + rng.normal(0, 20), w / 2 + rng.normal(0, 20)]
+    elif where < 0.6:
+        centre = [rng.uniform(0.3, 0.7) * h, rng.uniform(30, 120)]
+    elif where < 0.8:
+        centre = [rng.uniform(10, 150), rng.uniform(10, 150)]
+    else:
+        centre = [-rng.uniform(20, 0.5 * h), rng.uniform(0.2, 0.8) * w]
+    case["center_px"] = [float(c) for c in centre]
+    case["tilt_deg"] = float(rng.choice([0.0, rng.uniform(0, 5), rng.uniform(5, 35)],
+                                        p=[0.3, 0.4, 0.3]))
+    case["tilt_plan_rotation_deg"] = float(rng.uniform(-180, 180))
+    if rng.random() < 0.5:
+        case["beamstop_radius_px"] = float(rng.uniform(5, 40))
+        if rng.random() < 0.6:
+            case["beamstop_arm_deg"] = float(rng.uniform(-180, 180))
+    case["hot_pixels"] = int(rng.choice([0, 10, 100]))
+    case["peak_counts"] = float(np.exp(rng.uniform(np.log(20), np.log(1e5))))
+    case["width_px"] = float(np.exp(rng.uniform(np.log(0.8), np.log(4.0))))
+    case["spotty"] = float(rng.choice([0.0, rng.uniform(0.2, 0.8)], p=[0.7, 0.3]))
+    if electrons:
+        case["direct_beam_counts"] = float(rng.choice([0.0, 1e5]))
+    return case
+
+
+def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
+    """Simulate one case, calibrate it with the geocal command, classify the outcome."""
+    import pyFAI
+
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.geometry.units import ring_tth
+    from geocal_cli.core.rings.rounds import expected_rings
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.io.calibrants import load_calibrant
+    from geocal_cli.io.images import valid_pixels
+    from geocal_cli.pipeline import simulate
+
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {"case": case}
+    try:
+        sim = simulate.run(SimulateConfig(output=folder / "image.edf", **case))
+    except Exception as exc:  # a case the simulator cannot draw is not calib-ring's
+        out.update(outcome="not drawn", message=str(exc)[:300])
+        return out
+    g = sim.geometry
+    tth = ring_tth(load_calibrant(case["calibrant"]).d_spacing, g.wavelength)
+    tth = tth[np.isfinite(tth)]
+    valid = valid_pixels(sim.data)
+    out["rings_visible"] = int(expected_rings(valid, frame_of(g), tth[:60]).size)
+    cmd = [*command, "calib-ring", str(folder / "image.edf"), "-c", case["calibrant"],
+           "-o", str(folder / "fit.poni"), "--report", str(folder / "fit.json")]
+    if case.get("energy_kev"):
+        cmd += ["--energy", repr(case["energy_kev"])]
+    else:
+        cmd += ["--voltage", repr(case["voltage_kv"])]
+    if case.get("detector"):
+        cmd += ["-d", case["detector"]]
+    else:
+        cmd += ["--pixel-size", ",".join(repr(p) for p in case["pixel_size_um"])]
+    t0 = time.perf_counter()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        out.update(outcome="crash", message=f"over {TIMEOUT_S} s", seconds=TIMEOUT_S)
+        return out
+    out["seconds"] = time.perf_counter() - t0
+    out["exit"] = proc.returncode
+    errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
+    out["message"] = (errors[0] if errors else "")[:400]
+    if proc.returncode == 0:
+        err = ring_position_error(pyFAI.load(str(folder / "fit.poni")), g, tth[:60], sim.data.shape,
+                                  valid=valid)
+        out["error_px"] = float(err)
+        out["outcome"] = ("success" if err <= SUCCESS_PX else
+                          "imprecise" if err <= WRONG_PX else "wrong answer")
+    elif proc.returncode == 5 and errors and "Traceback" not in proc.stderr:
+        out["outcome"] = "refusal"
+    else:
+        out["outcome"] = "crash"
+        out["message"] = (proc.stderr.strip().splitlines() or [""])[-1][:400]
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("-n", type=int, default=300, help="cases (default 300)")
+    ap.add_argument("--seed", type=int, default=0, help="first seed (cases use seed, seed+1, …)")
+    ap.add_argument("--jobs", type=int, default=2, help="cases at a time (default 2)")
+    ap.add_argument("--out", type=Path, default=None, help="folder for images, reports, cases.jsonl")
+    ap.add_argument("--command", default="geocal",
+                    help="the calibrating command, e.g. another checkout's "
+                         "'python -m geocal_cli.main' (default: geocal)")
+    args = ap.parse_args(argv)
+    out = args.out or Path(tempfile.mkdtemp(prefix="geocal-robustness-"))
+    out.mkdir(parents=True, exist_ok=True)
+    cases = [draw_case(args.seed + i) for i in range(args.n)]
+    results = []
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(args.jobs) as ex, open(out / "cases.jsonl", "w") as log:
+        command = tuple(args.command.split())
+        for res in ex.map(lambda c: run_case(c, out / f"case{c['seed']:05d}", command), cases):
+            results.append(res)
+            log.write(json.dumps(res) + "\n")
+            log.flush()
+            print(f"{res['case']['seed']:5d} {res['outcome']:13s} "
+                  f"{res.get('error_px', float('nan')):8.4f} px  rings {res.get('rings_visible', '-'):>3}  "
+                  f"{res['case']['calibrant']:14s} {res['case'].get('detector') or 'generic':14s} "
+                  f"{res.get('message', '')[:90]}", flush=True)
+    counts = {k: sum(r["outcome"] == k for r in results)
+              for k in ("success", "imprecise", "refusal", "wrong answer", "crash", "not drawn")}
+    drawn = [r for r in results if r["outcome"] != "not drawn"]
+    visible = [r for r in drawn if r.get("rings_visible", 0) >= 3]
+    ok = sum(r["outcome"] == "success" for r in visible)
+    print(f"\n{len(results)} cases in {time.perf_counter() - t0:.0f} s: " +
+          ", ".join(f"{v} {k}" for k, v in counts.items()))
+    print(f"success where ≥ 3 calibrant rings are visible: {ok} of {len(visible)} "
+          f"({100 * ok / max(len(visible), 1):.0f} %)")
+    print(f"per-case results: {out / 'cases.jsonl'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
