@@ -116,6 +116,9 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         hw = window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
         ok = hw >= 2.0
         use, hw = use[ok], hw[ok]
+        if use.size == 0:
+            raise CalibrationError("the calibrant rings on the detector lie too close together "
+                                   "for this geometry to sample them apart")
         cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=n_chi)
         cp = replace(cp, ring=use[cp.ring])
         cp = cp.subset(~blocked[cp.ring, _sector(cp.chi, n_sectors)])

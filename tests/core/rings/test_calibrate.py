@@ -147,3 +147,19 @@ def test_auto_identifies_the_calibrant_drawn(tmp_path):
     err = ring_position_error(res.geometry, g, ring_tth(load_calibrant("LaB6").d_spacing,
                                                          g.wavelength), sim.data.shape)
     assert err <= 0.02
+
+
+def test_rings_too_close_to_sample_are_a_refusal_not_a_crash(tmp_path):
+    """A 32° tilt at 20 mm with 6 keV: the blind start leaves no ring window wide enough to
+    sample (robustness benchmark, seed 19, which crashed with a ValueError)."""
+    case = dict(calibrant="NaCl", detector=None, pixel_size_um=[55.0, 55.0], shape=[512, 512],
+                energy_kev=6.051315030113457, distance_mm=20.0,
+                center_px=[119.33518144754564, 85.41797705114301], tilt_deg=32.49049188167449,
+                tilt_plan_rotation_deg=-22.852448745782084, beamstop_radius_px=26.46358290397676,
+                hot_pixels=100, peak_counts=798.9943431922886, width_px=1.6291590868379129,
+                spotty=0.5875970680645288, seed=19)
+    sim, _ = simulate_case(case, tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError):
+        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength,
+                  load_calibrant("NaCl").d_spacing, calibrant="NaCl", candidates=_candidates())
