@@ -281,8 +281,13 @@ class Audit:
         """Another calibrant that replaces the given one in some measurement of the rings
         (see the module docstring), else None. `families` maps a calibrant name to its
         family's name."""
+        # Where the given calibrant explains every ring the fit's measurement counts, no
+        # calibrant does better by positions; only intensities may still decide.
+        fitted = next((s for s in self.rankings[0] if s.name == self.given), None) \
+            if self.rankings else None
+        complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
         for ranking in self.rankings:
-            better = _replacement(ranking, self.given, families)
+            better = _replacement(ranking, self.given, families, by_positions=not complete)
             if better is not None:
                 return better
         return None
@@ -292,10 +297,12 @@ class Audit:
         return top_calibrants(self.ranking, families, n)
 
 
-def _replacement(ranking: list, given_name: str, families: dict) -> CalibrantScore | None:
+def _replacement(ranking: list, given_name: str, families: dict,
+                 by_positions: bool = True) -> CalibrantScore | None:
     """In one measurement: the calibrant that explains the rings the given one explains
-    (all but `MIN_LEAD` or a fifth of them) and clearly more, or as many with clearly better
-    intensities. A second phase, which explains other rings, is no replacement."""
+    (all but `MIN_LEAD` or a fifth of them) and clearly more (unless `by_positions` is
+    False), or as many with clearly better intensities. A second phase, which explains
+    other rings, is no replacement."""
     given = next((s for s in ranking if s.name == given_name), None)
     if given is None:
         return None
@@ -308,7 +315,7 @@ def _replacement(ranking: list, given_name: str, families: dict) -> CalibrantSco
     if not others:
         return None
     lead = 1.5 * MIN_LEAD
-    for s in others:
+    for s in others if by_positions else ():
         # More rings explained, not a better score alone: with a handful of rings, the
         # penalty for a ring predicted and not seen is all that separates candidates.
         if s.score >= given.score + lead and s.explained > given.explained:
