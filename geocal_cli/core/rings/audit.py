@@ -16,18 +16,21 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    on the wrong reflections, whose dense high orders then "explain" rings by chance, pays
    for every ring it predicts and the image lacks.
 2. **Calibrant.** Every candidate calibrant (pyFAI's list, the user's file) is matched to the
-   profile's rings, measured under the fit and under the rings' common centre (a wrong fit
-   distorts the former; each candidate keeps its better score), with its own best distance (`assign.assign_rings`, the blind search's
+   profile's rings with its own best distance (`assign.assign_rings`, the blind search's
    scoring: +1.5 per ring explained, −0.5 per predicted ring in the observed range that is
-   not seen, at the given wavelength). When another calibrant explains the rings the given
-   one explains and scores at least what `MIN_LEAD` more rings explained would add (1.5
-   each), the given calibrant is wrong: a score, not a count, because a calibrant with every
-   hkl (LaB6) explains many rings of any pattern and pays for it in rings it predicts and
-   the image lacks; and a replacement, because a second phase that is itself a calibrant
-   (corundum beside ceria) explains other rings, not those of the given one. Calibrants whose first rings agree within 0.2 % (LaB6 and its SRM variants) are one
-   family and never compete. A phase under the calibrant (steel under CeO2) is explained by
-   no candidate together with the calibrant's rings, so its rings do not change the ranking;
-   they are reported as foreign rings.
+   not seen, at the given wavelength), in two measurements of the rings: under the fit, and
+   under a neutral frame built from the rings' own centres (a wrong fit distorts the
+   former). Another calibrant replaces the given one when, in either measurement, it
+   explains the rings the given one explains and more of them, with a score higher by what
+   `MIN_LEAD` rings add (1.5 each): a score, not a count alone, because a calibrant with
+   every hkl (LaB6) explains many rings of any pattern and pays for it in rings it predicts
+   and the image lacks; and a replacement, because a second phase that is itself a
+   calibrant (corundum beside ceria) explains other rings, not those of the given one.
+   Where the given calibrant explains every ring of the fit's measurement, positions cannot
+   do better and only intensities may replace it. Calibrants whose first rings agree within
+   0.2 % (LaB6 and its SRM variants) are one family and never compete. A phase under the
+   calibrant (steel under CeO2) explains other rings, so its rings do not change the
+   ranking; they are reported as foreign rings.
 3. **Wavelength.** The final control points refitted with λ free. With the distance free
    too, λ moves a ring at u only through g(θ) = 1 / (cos² θ cos 2θ) − 1 ≈ 3θ² (a relative
    λ change δ moves it by u δ g(θ), the mean of which the distance absorbs), so λ rests on
