@@ -203,10 +203,8 @@ class WavelengthScan:
         given one, and the calibrant explains at least as many rings there: within the
         tolerance of ring matching, a λ 10 % off may still match every ring of a moderate 2θ
         range at another distance, which the least squares on their positions does not."""
-        rel = self.sigma / self.given
-        off = abs(self.best / self.given - 1)
-        return bool(self.score_best >= self.score_given and rel < LAMBDA_DETERMINED
-                    and off > max(5 * rel, LAMBDA_TOLERANCE))
+        return bool(self.score_best >= self.score_given
+                    and _lambda_off(self.given, self.best, self.sigma / self.given))
 
     def describe(self, calibrant: str) -> str:
         from geocal_cli.core.geometry.units import energy_from_wavelength
@@ -269,11 +267,16 @@ class Audit:
         return np.nonzero(self.counted & (self.explained < 0))[0]
 
     @property
+    def _fitted_score(self) -> CalibrantScore | None:
+        """The given calibrant at its best distance on the rings measured under the fit."""
+        return next((s for s in self.rankings[0] if s.name == self.given), None) \
+            if self.rankings else None
+
+    @property
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
         given calibrant finds on the rings measured under it (module docstring, rule 1)."""
-        best = next((s for s in self.rankings[0] if s.name == self.given), None) \
-            if self.rankings else None
+        best = self._fitted_score
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD
 
@@ -286,8 +289,7 @@ class Audit:
         family's name."""
         # Where the given calibrant explains every ring the fit's measurement counts, no
         # calibrant does better by positions; only intensities may still decide.
-        fitted = next((s for s in self.rankings[0] if s.name == self.given), None) \
-            if self.rankings else None
+        fitted = self._fitted_score
         complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
         for ranking in self.rankings:
             better = _replacement(ranking, self.given, families, by_positions=not complete)
@@ -356,7 +358,7 @@ def ranking_text(ranking: list, families: dict) -> str:
 
 def tolerance_px(u: np.ndarray) -> np.ndarray:
     """Largest distance (px) between a profile ring and the calibrant ring explaining it."""
-    return 1.5 + 0.002 * np.asarray(u, float)
+    return MATCH_TOL_PX + MATCH_TOL_REL * np.asarray(u, float)
 
 
 def typical_fwhm(seen: SeenRings, default_px: float = 2.5) -> float:
@@ -367,15 +369,15 @@ def typical_fwhm(seen: SeenRings, default_px: float = 2.5) -> float:
     return float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else default_px
 
 
-def counted_rings(seen: SeenRings, fwhm_px: float) -> np.ndarray:
-    """Profile rings strong, whole and ring-like enough to count for or against a calibrant.
+def counted_rings(seen: SeenRings) -> np.ndarray:
+    """Profile rings strong, whole and ring-like enough to count for or against a calibrant:
+    `COUNT_SNR`, `COUNT_COVERAGE`, and a width within `WIDTH_RATIO` of `typical_fwhm`.
 
-    Parameters
-    ----------
-    seen : SeenRings
-    fwhm_px : float
-        FWHM of the fit's rings, pixels.
+    Returns
+    -------
+    ndarray of bool, shape (n,)
     """
+    fwhm_px = typical_fwhm(seen)
     return ((seen.snr >= COUNT_SNR) & (seen.coverage >= COUNT_COVERAGE)
             & (seen.width_px >= fwhm_px / WIDTH_RATIO) & (seen.width_px <= fwhm_px * WIDTH_RATIO))
 
@@ -454,7 +456,7 @@ def _match(u: np.ndarray, d: np.ndarray, wavelength: float):
         The rings kept.
     """
     tth = ring_tth(d, wavelength)
-    keep = np.isfinite(tth) & (tth < np.radians(89.0))
+    keep = _usable(tth)
     best = assign_rings(u, np.ones_like(u), tth[keep], tol_rel=MATCH_TOL_REL,
                         tol_px=MATCH_TOL_PX, n_best=1) if u.size >= 2 and keep.any() else []
     return (best[0] if best else None), keep
@@ -519,8 +521,7 @@ def scan_wavelength(seen: SeenRings, counted: np.ndarray, d_spacing: np.ndarray,
         rel_fit = np.sqrt(cov[1, 1]) * lam0 / lam_best
     except np.linalg.LinAlgError:
         rel_fit = np.inf
-    spread = float(np.ptp(_g(np.arcsin(np.minimum(lam_best / (2 * d_hit), 1)))))
-    rel = float(np.hypot(rel_fit, RADIAL_SYSTEMATIC / spread if spread > 0 else np.inf))
+    rel = _lambda_rel_sigma(rel_fit, np.arcsin(np.minimum(lam_best / (2 * d_hit), 1)))
     n_given = int(np.count_nonzero(given_match.ring_index >= 0)) if given_match else 0
     return WavelengthScan(given=wavelength, best=float(lam_best), sigma=rel * lam_best,
                           explained_given=n_given, explained_best=int(hit.sum()),
@@ -530,6 +531,26 @@ def scan_wavelength(seen: SeenRings, counted: np.ndarray, d_spacing: np.ndarray,
 def _g(theta: np.ndarray) -> np.ndarray:
     """g(θ) = 1 / (cos² θ cos 2θ) − 1: how a ring moves with λ at a fixed D·λ (rule 3)."""
     return 1 / (np.cos(theta) ** 2 * np.cos(2 * theta)) - 1
+
+
+def _lambda_rel_sigma(rel_fit: float, theta: np.ndarray) -> float:
+    """Relative 1σ of a fitted λ: the fit's own, and the detector's radial systematic over the
+    spread of g(θ) of the rings it rests on (rule 3); inf when they span no spread."""
+    g = _g(np.asarray(theta, float))
+    spread = float(np.ptp(g)) if g.size else 0.0
+    return float(np.hypot(rel_fit, RADIAL_SYSTEMATIC / spread if spread > 0 else np.inf))
+
+
+def _lambda_off(given: float, fitted: float, rel: float) -> bool:
+    """λ is determined (relative 1σ `rel` below `LAMBDA_DETERMINED`) and the fitted one lies
+    more than 5σ and `LAMBDA_TOLERANCE` from the given one (False for a NaN fit)."""
+    return bool(rel < LAMBDA_DETERMINED
+                and abs(fitted / given - 1) > max(5 * rel, LAMBDA_TOLERANCE))
+
+
+def _usable(tth: np.ndarray) -> np.ndarray:
+    """Rings that exist at this wavelength and meet a flat detector (below 89° 2θ)."""
+    return np.isfinite(tth) & (tth < np.radians(89.0))
 
 
 def _rank_key(s: CalibrantScore):
@@ -595,7 +616,7 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
     -------
     Audit
     """
-    counted = counted_rings(seen, typical_fwhm(seen))
+    counted = counted_rings(seen)
     explained = explained_by(seen, tth_fit, float(np.median(tolerance_px(seen.u_px)))
                              if seen.u_px.size else 1.5)
     u_fit = seen.u_of(tth_fit[fit_rings])
@@ -605,7 +626,7 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
     else:
         supported = np.zeros(u_fit.size, bool)
     ranking = rank_calibrants(seen, counted, candidates, wavelength) if candidates else []
-    keep = np.isfinite(tth_fit) & (tth_fit < np.radians(89.0))
+    keep = _usable(tth_fit)
     fit_score = assignment_score(seen.u_px[counted], tth_fit[keep], seen.distance_px,
                                  tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX)
     return Audit(fit_score=fit_score, seen=seen, counted=counted, explained=explained, rankings=(ranking,),
@@ -629,16 +650,11 @@ def judge_wavelength(given: float, fitted: float, sigma_fit: float,
     -------
     WavelengthCheck
     """
-    g = _g(np.asarray(tth, float) / 2)
-    spread = float(np.ptp(g)) if g.size else 0.0
-    systematic = RADIAL_SYSTEMATIC / spread if spread > 0 else np.inf
     rel_fit = sigma_fit / given if np.isfinite(sigma_fit) else np.inf
-    rel = float(np.hypot(rel_fit, systematic))
-    determined = bool(rel < LAMBDA_DETERMINED)
-    off = abs(fitted / given - 1) if np.isfinite(fitted) else 0.0
-    consistent = not determined or off <= max(5 * rel, LAMBDA_TOLERANCE)
+    rel = _lambda_rel_sigma(rel_fit, np.asarray(tth, float) / 2)
     return WavelengthCheck(given=given, fitted=fitted, sigma=rel * given, sigma_fit=sigma_fit,
-                           determined=determined, consistent=bool(consistent))
+                           determined=bool(rel < LAMBDA_DETERMINED),
+                           consistent=not _lambda_off(given, fitted, rel))
 
 
 def _lambda_text(lam: float, sigma: float) -> str:

@@ -21,8 +21,7 @@ import numpy as np
 
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
                                         judge_wavelength, merge_rankings, rank_calibrants,
-                                        ranking_text, refusal, scan_wavelength, top_calibrants,
-                                        typical_fwhm)
+                                        ranking_text, refusal, scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
@@ -426,7 +425,7 @@ def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ri
 
 def _counted(seen):
     """(seen, the rings that count)."""
-    return seen, counted_rings(seen, typical_fwhm(seen))
+    return seen, counted_rings(seen)
 
 
 def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> DetectorFrame:

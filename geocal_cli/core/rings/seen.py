@@ -90,11 +90,6 @@ class SeenRings:
             return np.where(tth < np.pi / 2, self.distance_px * np.tan(tth), np.nan)
 
 
-def _window(a: np.ndarray, size: int) -> tuple[int, ...]:
-    """A filter window of `size` along the last axis only."""
-    return (1,) * (a.ndim - 1) + (size,)
-
-
 def _rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
     """Background under the peaks along the last axis: SNIP clipping (Ryan et al., NIM B 34
     (1988) 396, doi:10.1016/0168-583X(88)90063-8) with half-windows up to size / 2, on the
@@ -209,7 +204,6 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     u_edge = radius_and_sector(edge1, edge2)[0]
     n_bins = int(min(np.ceil(np.max(u_edge[np.isfinite(u_edge)], initial=0.0) / BIN_PX) + 1,
                      4 * (h + w) / BIN_PX))
-    empty = np.empty(0)
     if n_bins < 8:
         return _no_rings(distance_px)
     # Blocks of rows bound the memory to a few rows' worth of coordinates.
@@ -262,7 +256,8 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     # a steep background alone makes a jagged profile.
     profile = ndimage.gaussian_filter1d(_fill_gaps(mean), 1.0, mode="nearest")
     resid = profile - _rolling_background(profile, win)
-    guard = max(1, int(round(2.355 * width_px / BIN_PX)))
+    fwhm_bins = int(round(2.355 * width_px / BIN_PX))
+    guard = max(1, fwhm_bins)
     sigma = _clipped_sigma(resid, noise_win, guard)
     sigma = np.maximum(sigma, np.percentile(sigma[covered], 5) if covered.any() else 0.0)
     floor = ndimage.median_filter(_fill_gaps(np.where(n > 1, std_err, np.nan)), size=win,
@@ -285,7 +280,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
         # Peaks on a plateau have no width; the audit leaves them out by their width.
         warnings.filterwarnings("ignore", "some peaks have", RuntimeWarning)
         fwhm = signal.peak_widths(resid, peaks, rel_height=0.5)[0] * BIN_PX
-    half = max(2, int(round(2.355 * width_px / BIN_PX)))
+    half = max(2, fwhm_bins)
     cum = np.concatenate([[0.0], np.cumsum(resid)])
     area = (cum[np.minimum(peaks + half + 1, n_bins)] - cum[np.maximum(peaks - half, 0)]) * BIN_PX
     # Coverage: each sector's own profile, background and noise.

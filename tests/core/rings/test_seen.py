@@ -4,7 +4,7 @@ import numpy as np
 import pyFAI.detectors
 
 from geocal_cli.core.geometry.frame import frame_of
-from geocal_cli.core.rings.audit import MATCH_TOL_REL, counted_rings, tolerance_px, typical_fwhm
+from geocal_cli.core.rings.audit import MATCH_TOL_REL, counted_rings, tolerance_px
 from geocal_cli.core.rings.calibrate import neutral_rings
 from geocal_cli.core.rings.seen import explained_by, seen_rings
 from geocal_cli.io.calibrants import load_calibrant
@@ -25,7 +25,7 @@ def test_rings_are_seen_where_the_truth_puts_them(tmp_path):
     sim, _ = simulate_case(CEO2_TILTED, tmp_path)
     valid = valid_pixels(sim.data, sim.geometry.detector.mask.astype(bool))
     seen = seen_rings(sim.data, valid, frame_of(sim.geometry), width_px=1.0)
-    counted = counted_rings(seen, typical_fwhm(seen))
+    counted = counted_rings(seen)
     u_true, tth = _truth_radii(sim, seen)
     k = explained_by(seen, tth, 1.0)
     # Every ring counted is a CeO2 ring, found within a few hundredths of a pixel of the
@@ -47,7 +47,7 @@ def test_neutral_frame_keeps_each_tilted_ring_whole(tmp_path):
     valid = valid_pixels(sim.data, sim.geometry.detector.mask.astype(bool))
     seen, counted = neutral_rings(sim.data, valid, sim.geometry.detector)
     truth = seen_rings(sim.data, valid, frame_of(sim.geometry), width_px=1.0)
-    u_true = truth.u_px[counted_rings(truth, typical_fwhm(truth))]
+    u_true = truth.u_px[counted_rings(truth)]
     u = np.sort(seen.u_px[counted])
     assert u.size == u_true.size
     scale = np.median(u / u_true)
