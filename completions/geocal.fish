@@ -30,6 +30,7 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l report -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l plot -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l help -r -F
@@ -52,6 +53,7 @@ complete -c geocal -n '__fish_seen_subcommand_from recenter' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l report -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l plot -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l help -r -F
@@ -75,6 +77,7 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l wavelength -
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l voltage -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l report -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l help -r -F
@@ -97,6 +100,7 @@ complete -c geocal -n '__fish_seen_subcommand_from q-check' -l voltage -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l report -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l plot -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l help -r -F
@@ -113,6 +117,7 @@ complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l corrected
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l report -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l plot -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l json -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l help -r -F
@@ -160,6 +165,8 @@ complete -c geocal -n '__fish_seen_subcommand_from simulate' -l field-correlatio
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l skew -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l distortion -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l truth -r -F
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -l report -r -F
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -l overwrite -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l help -r -F

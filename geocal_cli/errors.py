@@ -41,6 +41,12 @@ class InputFileError(GeocalError):
     exit_code = ExitCode.INPUT
 
 
+class OutputFileError(GeocalError):
+    """An output cannot be written: its folder is missing, read-only or full, or it is a folder."""
+
+    exit_code = ExitCode.INPUT
+
+
 class CalibrationError(GeocalError):
     """Calibration failed or is undetermined (no rings, no assignment, degenerate geometry)."""
 

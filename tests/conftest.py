@@ -36,6 +36,7 @@ def simulate_case(case: dict, folder: Path):
     from geocal_cli.pipeline import simulate
 
     params = {k: v for k, v in case.items() if k != "ci"}
+    folder.mkdir(parents=True, exist_ok=True)
     cfg = SimulateConfig(output=folder / "image.edf", **params)
     return simulate.run(cfg), cfg
 

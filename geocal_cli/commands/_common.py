@@ -19,6 +19,9 @@ WAVELENGTH_OPTION = typer.Option(None, "--wavelength", help="Wavelength, Å.", r
 VOLTAGE_OPTION = typer.Option(
     None, "--voltage", rich_help_panel="Radiation (one of)",
     help="Electron accelerating voltage, kV (relativistic λ; CIF intensities use electron scattering factors).")
+OVERWRITE_OPTION = typer.Option(
+    None, "--overwrite", rich_help_panel="Outputs", show_default=False,
+    help="Replace existing files that geocal did not write (geocal's own outputs are always replaced; inputs never are).")
 PIXEL_SIZE_OPTION = typer.Option(None, "--pixel-size", rich_help_panel="Detector",
                                  help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', instead of a detector name.")
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION, VOLTAGE_OPTION,
                                          WAVELENGTH_OPTION, load, parse_floats, parse_names,
                                          show_result)
@@ -45,6 +45,7 @@ def command(
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.calib.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: image with fitted rings and control points, residual per ring vs azimuth.", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -68,7 +69,7 @@ def command(
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, min_rings=min_rings,
         output=output,
-        report=report, plot=plot), show_config)
+        report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(calib_ring.run(cfg, progress=console.progress), summary_table, json_out)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, parse_floats, parse_names, show_result)
 
@@ -49,6 +49,7 @@ def command(
     voltage: float = VOLTAGE_OPTION,
     report: Path = typer.Option(None, "--report", help="JSON report [default: INPUT-stem.convert.json].", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -71,7 +72,7 @@ def command(
         input=input, to=to, source_format=source_format, output=output, image=image,
         calibrant=calibrant, shape=tuple(int(v) for v in dims) if dims else None,
         flip=parse_names(flip), orientation=orientation, panel=panel, fix_units=fix_units,
-        energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, report=report), show_config)
+        energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, report=report, overwrite=overwrite), show_config)
     show_result(convert_poni.run(cfg, progress=console.progress), summary_table, json_out)
 
 

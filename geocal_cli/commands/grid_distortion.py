@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
                                          parse_floats, show_result)
 
 EPILOG = """Examples:
@@ -42,6 +42,7 @@ def command(
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.grid.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: dx and dy maps, misplacement of the corrected holes.", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -60,7 +61,7 @@ def command(
     cfg = load(GridDistortionConfig, config, dict(
         image=image, pitch_mm=pitch, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         spot_diameter_px=spot_diameter, dark_spots=dark_spots, mask=mask, output=output,
-        spline=spline, corrected=corrected, report=report, plot=plot), show_config)
+        spline=spline, corrected=corrected, report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(grid_distortion.run(cfg, progress=console.progress), summary_table, json_out)
 
 

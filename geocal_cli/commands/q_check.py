@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, show_result)
 
@@ -45,6 +45,7 @@ def command(
     report: Path = typer.Option(None, "--report", help="JSON report (default: INPUT-stem.qcheck.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: Δq/q heatmap on the detector, Δq against χ and radius (powder) or resolution (stills).", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -66,7 +67,7 @@ def command(
         image=image, poni=poni, calibrant=calibrant, mask=mask, expt=expt, refl=refl,
         positions=positions, fix_units=fix_units, max_median_microstrain=max_median_microstrain,
         max_mean_dq=max_mean_dq, fail_on_systematic=fail_on_systematic, energy_kev=energy,
-        wavelength_a=wavelength, voltage_kv=voltage, report=report, plot=plot), show_config)
+        wavelength_a=wavelength, voltage_kv=voltage, report=report, plot=plot, overwrite=overwrite), show_config)
     res = q_check.run(cfg, progress=console.progress)
     show_result(res, summary_table, json_out)
     if res.failed:

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, parse_names, show_result)
 
@@ -44,6 +44,7 @@ def command(
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.recenter.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: old and new centre, ring points, close-up.", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -70,7 +71,7 @@ def command(
         image=image, poni=poni, method=method, calibrant=calibrant, ring=rings,
         ellipticity=ellipticity, max_shift_px=max_shift, saturation=saturation,
         energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, mask=mask,
-        output=output, report=report, plot=plot), show_config)
+        output=output, report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(recenter.run(cfg, progress=console.progress), summary_table, json_out)
 
 

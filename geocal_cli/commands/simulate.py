@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (CONFIG_OPTION, ENERGY_OPTION, PIXEL_SIZE_OPTION,
+from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, PIXEL_SIZE_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, parse_floats)
 
@@ -74,7 +74,9 @@ def command(
     field_correlation: float = typer.Option(None, "--field-correlation", help="Correlation length of that field, pixels [default: a fifth of the image].", rich_help_panel="Distortion"),
     skew: float = typer.Option(None, "--skew", help="Shear of the pixel axes, degrees.", rich_help_panel="Distortion"),
     distortion: Path = typer.Option(None, "--distortion", help="Render through this distortion: pyFAI detector .h5 or Fit2D .spline.", rich_help_panel="Distortion"),
-    truth: Path = typer.Option(None, "--truth", help="Truth PONI to write (default: OUTPUT-stem.truth.poni)."),
+    truth: Path = typer.Option(None, "--truth", help="Truth PONI to write (default: OUTPUT-name.truth.poni).", rich_help_panel="Outputs"),
+    report: Path = typer.Option(None, "--report", help="JSON report: config, truth geometry, files written with SHA-256 (default: OUTPUT-name.simulate.json).", rich_help_panel="Outputs"),
+    overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -93,7 +95,7 @@ def command(
 
     shape_t = parse_floats(shape, "--shape")
     cfg = load(SimulateConfig, config, dict(
-        output=output, truth=truth, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
+        output=output, truth=truth, report=report, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         shape=tuple(int(v) for v in shape_t) if shape_t else None,
         gaps=False if no_gaps else None, distance_mm=distance,
@@ -107,10 +109,10 @@ def command(
         grid_pitch_mm=grid, hole_diameter_px=hole_diameter, grid_angle_deg=grid_angle,
         dark_spots=dark_spots, illumination=illumination, missing_fraction=missing,
         spurious_spots=spurious, radial_px=radial, random_field_px=random_field,
-        field_correlation_px=field_correlation, skew_deg=skew, distortion=distortion),
+        field_correlation_px=field_correlation, skew_deg=skew, distortion=distortion, overwrite=overwrite),
         show_config)
     res = simulate.run(cfg, progress=console.progress)
-    written = ", ".join(str(p) for p in (res.image, res.truth, res.truth_distortion) if p)
+    written = ", ".join(str(p) for p in (res.image, res.truth, res.truth_distortion, res.report) if p)
     if res.geometry is None:
         console.result(f"wrote {written}")
         return

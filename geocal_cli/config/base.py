@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from geocal_cli.errors import ConfigError
 
@@ -18,9 +18,11 @@ M = TypeVar("M", bound=BaseModel)
 
 
 class GeocalModel(BaseModel):
-    """Base of every config model: frozen, unknown keys rejected."""
+    """Base of every subcommand's config: frozen, unknown keys and non-finite numbers rejected."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    overwrite: bool = Field(False, description="replace existing files that geocal did not write")
 
 
 class BeamConfig(GeocalModel):

@@ -13,7 +13,8 @@ class SimulateConfig(BeamConfig):
     """A calibrant ring image, or a zone-axis spot pattern, with a known geometry."""
 
     output: Path = Field(description="image written (.edf, .tif, .cbf or .npy)")
-    truth: Path | None = Field(None, description="truth PONI (default: <output stem>.truth.poni)")
+    truth: Path | None = Field(None, description="truth PONI (default: <output name>.truth.poni)")
+    report: Path | None = Field(None, description="JSON report: config, truth and the files written with their SHA-256 (default: <output name>.simulate.json)")
     calibrant: str = Field("LaB6", description="pyFAI calibrant name, d-spacing file or CIF")
     detector: str | None = Field("Pilatus1M", description="pyFAI detector name")
     pixel_size_um: tuple[float, float] | None = Field(None, description="pixel size (rows, columns), µm")

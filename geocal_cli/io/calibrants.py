@@ -73,6 +73,11 @@ def candidate_calibrants() -> dict:
     return out
 
 
+def calibrant_file(spec: str | None) -> Path | None:
+    """The file a calibrant spec names (a d-spacing file or CIF), or None for a pyFAI name."""
+    return Path(spec) if spec is not None and Path(spec).is_file() else None
+
+
 def load_calibrant(spec: str, scattering: str = "xray", d_min_a: float = 0.3) -> CalibrantRings:
     """Resolve a calibrant given as a pyFAI name, a d-spacing file or a CIF.
 

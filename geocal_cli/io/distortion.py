@@ -49,10 +49,14 @@ def make_distorted_detector(field: Field, pixel_size_m: tuple[float, float],
 
 def write_detector(path: Path, detector) -> None:
     """Save a detector as a NeXus HDF5 file with pyFAI's `Detector.save` (atomically)."""
-    from geocal_cli.io.atomic import atomic_path
+    import h5py
+
+    from geocal_cli.io.outputs import SIGNATURE, atomic_path
 
     with atomic_path(Path(path)) as tmp:
         detector.save(str(tmp))
+        with h5py.File(tmp, "a") as h5:
+            h5.attrs["creator"] = SIGNATURE
 
 
 def read_distortion(path: Path) -> tuple[Field, tuple[float, float], np.ndarray | None]:
@@ -161,7 +165,7 @@ def write_spline(path: Path, field: Field, pixel_size_m: tuple[float, float],
 
     from pyFAI.spline import Spline
 
-    from geocal_cli.io.atomic import atomic_path
+    from geocal_cli.io.outputs import atomic_path
 
     h, w = field.shape
     gy, gx = corner_grid((h, w), step)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,15 +34,6 @@ class Image:
     path: Path
     format: str
     metadata: dict = field(default_factory=dict)
-
-
-def sha256(path: Path) -> str:
-    """SHA-256 hex digest of a file."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def read_image(path: Path) -> Image:
@@ -195,7 +185,7 @@ def read_mask(path: Path, shape: tuple[int, int]) -> np.ndarray:
 
 def write_image(path: Path, data: np.ndarray, header: dict | None = None) -> None:
     """Write an image with fabio, the format chosen by the suffix (.edf, .tif, .cbf, .npy)."""
-    from geocal_cli.io.atomic import atomic_path
+    from geocal_cli.io.outputs import SIGNATURE, atomic_path
 
     path = Path(path)
     suffix = path.suffix.lower()
@@ -212,6 +202,7 @@ def write_image(path: Path, data: np.ndarray, header: dict | None = None) -> Non
                ".tiff": fabio.tifimage.TifImage, ".cbf": fabio.cbfimage.CbfImage}.get(suffix)
         if cls is None:
             raise InputFileError(f"cannot write images of type '{suffix}': use .edf, .tif, .cbf or .npy")
-        hdr = {k: str(v) for k, v in (header or {}).items()} if cls is fabio.edfimage.EdfImage else None
-        img = cls(data=data, header=hdr) if hdr is not None else cls(data=data)
+        # The signature lands in the file's first bytes (EDF header, TIFF ImageDescription,
+        # CBF header contents): how a rerun knows the file is geocal's to replace.
+        img = cls(data=data, header={"creator": SIGNATURE, **{k: str(v) for k, v in (header or {}).items()}})
         img.write(str(tmp))

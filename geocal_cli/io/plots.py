@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from geocal_cli.io.atomic import atomic_path
+from geocal_cli.io.outputs import SIGNATURE, atomic_path
 
 
 def _figure(*args, **kwargs):
@@ -28,7 +28,7 @@ def _show(ax, image: np.ndarray, valid: np.ndarray) -> None:
 def _save(plt, fig, path: Path) -> None:
     fig.tight_layout()
     with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=90, format="png")
+        fig.savefig(tmp, dpi=90, format="png", metadata={"Software": SIGNATURE})
     plt.close(fig)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from geocal_cli.errors import InputFileError
-from geocal_cli.io.atomic import atomic_path
+from geocal_cli.io.outputs import SIGNATURE, atomic_path
 
 
 def read_poni(path: Path):
@@ -51,4 +51,5 @@ def write_poni(path: Path, geometry) -> None:
 
     with atomic_path(Path(path)) as tmp:
         with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(f"# {SIGNATURE}\n")
             PoniFile(geometry).write(fh)

@@ -9,8 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli import __version__
-from geocal_cli.io.atomic import write_text
-from geocal_cli.io.images import sha256
+from geocal_cli.io.outputs import sha256_of, write_text
 
 
 def report_header(schema: str, config: dict, inputs: list[Path]) -> dict:
@@ -29,7 +28,7 @@ def report_header(schema: str, config: dict, inputs: list[Path]) -> dict:
         "schema": {"name": schema, "version": 1},
         "geocal_version": __version__,
         "config": config,
-        "inputs": [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256(p)}
+        "inputs": [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256_of(p)}
                    for p in inputs if p is not None],
     }
 
@@ -57,5 +56,11 @@ def to_json(report: dict) -> str:
 
 
 def write_report(path: Path, report: dict) -> None:
-    """Write a report as JSON, atomically."""
+    """Write a report as JSON through the run's outputs; the files the run has staged so far
+    (all but the report itself) are listed under "outputs" with their SHA-256."""
+    from geocal_cli.io.outputs import active
+
+    run = active()
+    if run is not None:
+        report["outputs"] = run.describe()
     write_text(Path(path), to_json(report))

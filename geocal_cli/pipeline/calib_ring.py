@@ -12,10 +12,11 @@ from geocal_cli.config.base import to_plain
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import InputFileError
-from geocal_cli.io.calibrants import candidate_calibrants, load_calibrant
+from geocal_cli.io.calibrants import calibrant_file, candidate_calibrants, load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.distortion import correct_images, field_of, has_distortion, undistorted_twin
 from geocal_cli.io.images import read_image, read_mask, valid_pixels
+from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.plots import plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
@@ -47,10 +48,9 @@ class CalibRingResult:
 
 
 def default_outputs(image: Path) -> tuple[Path, Path]:
-    """Default PONI and report paths: <image stem>.poni and <image stem>.calib.json in the
-    current folder (the image's own folder may be read-only)."""
-    stem = Path(image).name.split(".")[0]
-    return Path(f"{stem}.poni"), Path(f"{stem}.calib.json")
+    """Default PONI and report paths, in the current folder (the image's own folder may be
+    read-only): `run.0001.edf` → `run.0001.poni`, `run.0001.calib.json`."""
+    return default_name(image, ".poni"), default_name(image, ".calib.json")
 
 
 def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
@@ -69,6 +69,12 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
+    poni_path, report_default = default_outputs(cfg.image)
+    poni_path = cfg.output or poni_path
+    report_path = cfg.report or report_default
+    inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
+    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
+    outputs.check(poni_path, report_path, cfg.plot)
     img = read_image(cfg.image)
     data = img.data
     shape = data.shape
@@ -110,10 +116,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         calib = calibrate(data, valid, fit_detector, wavelength, rings.d_spacing, progress=say,
                           calibrant=rings.name, mf2=rings.mf2(),
                           candidates=candidate_calibrants(), **options)
-    poni_path, report_default = default_outputs(cfg.image)
-    poni_path = cfg.output or poni_path
-    report_path = cfg.report or report_default
-    report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask, cfg.guess])
+    report = report_header(SCHEMA, to_plain(cfg), inputs)
     report.update(results(calib, rings))
     geometry = calib.geometry
     if fit_detector is not detector:
@@ -122,15 +125,16 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         report["distortion"] = distortion_effect(calib, detector, rings.d_spacing, cfg.detector)
         geometry = geometry_from_values(detector, calib.refinement.values)
     t1 = time.perf_counter()
-    write_poni(poni_path, geometry)
-    if cfg.plot:
-        tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
-        plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
-                         f"{cfg.image.name}: {rings.name}, {len(calib.rings)} rings, "
-                         f"rms {report['residuals']['rms_px']:.3f} px")
-    report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,
-                           "total": time.perf_counter() - t0}
-    write_report(report_path, report)
+    with committing(outputs):
+        write_poni(poni_path, geometry)
+        if cfg.plot:
+            tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
+            plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
+                             f"{cfg.image.name}: {rings.name}, {len(calib.rings)} rings, "
+                             f"rms {report['residuals']['rms_px']:.3f} px")
+        report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,
+                               "total": time.perf_counter() - t0}
+        write_report(report_path, report)
     return CalibRingResult(report=report, poni=poni_path, report_path=report_path,
                            plot=cfg.plot, calibration=calib)
 

@@ -15,6 +15,8 @@ from geocal_cli.config.base import to_plain
 from geocal_cli.config.convert_poni import ConvertPoniConfig
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.formats import FORMATS, Options, detect, module
+from geocal_cli.io.calibrants import calibrant_file
+from geocal_cli.io.outputs import Outputs, active, committing, default_name
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.convert-poni"
@@ -34,12 +36,12 @@ class ConvertResult:
 
 
 def default_outputs(cfg: ConvertPoniConfig) -> tuple[Path, Path]:
-    """<input stem> + the target's suffix, and <input stem>.convert.json, in the current folder."""
-    stem = Path(cfg.input).name.split(".")[0]
-    out = Path(stem + FORMATS[cfg.to][1])
+    """The input's name with the target's suffix (`<name>.converted<suffix>` where that would
+    be the input itself), and `<name>.convert.json`, in the current folder."""
+    out = default_name(cfg.input, FORMATS[cfg.to][1])
     if out.resolve() == Path(cfg.input).resolve():
-        out = Path(stem + ".converted" + FORMATS[cfg.to][1])
-    return out, Path(f"{stem}.convert.json")
+        out = default_name(cfg.input, ".converted" + FORMATS[cfg.to][1])
+    return out, default_name(cfg.input, ".convert.json")
 
 
 def _shape(cfg: ConvertPoniConfig, image_shape) -> tuple[int, int] | None:
@@ -114,9 +116,12 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
         Unknown format, missing shape or wavelength where a format needs one, an orientation
         that cannot describe the geometry, a convention that cannot describe it.
     """
-    from geocal_cli.io.formats.poni import values_of
-
     say = progress or (lambda msg: None)
+    output, report_path = default_outputs(cfg)
+    output, report_path = cfg.output or output, cfg.report or report_path
+    inputs = [cfg.input, cfg.image, calibrant_file(cfg.calibrant)]
+    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
+    outputs.check(output, report_path)
     source_format = cfg.source_format or detect(cfg.input)
     image = None
     if cfg.image is not None:
@@ -140,14 +145,23 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
         source.wavelength = cfg.wavelength_m()
     say(f"read {cfg.input} as {source_format}")
     geometry, out_shape, back = _apply_flips(cfg, source, shape)
-    output, report_path = default_outputs(cfg)
-    output = cfg.output or output
-    if Path(output).resolve() == Path(cfg.input).resolve():
-        raise ConfigError(f"--output {output} is the input file: write the conversion elsewhere")
-    report_path = cfg.report or report_path
+    with committing(outputs):
+        report = _convert(cfg, loaded, source_format, geometry, out_shape, back, options, image,
+                          inputs, output, say)
+        write_report(report_path, report)
+    return ConvertResult(report=report, poni=output, report_path=report_path, plot=None, geometry=geometry)
+
+
+def _convert(cfg, loaded, source_format, geometry, out_shape, back, options, image, inputs,
+             output, say) -> dict:
+    """Write the target file (staged), read it back, check it; the report."""
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.io.formats.poni import values_of
+
+    source = loaded.geometry
     target = module(cfg.to)
     written = target.write(output, geometry, out_shape, options)
-    reread = target.read(output, Options(shape=out_shape))
+    reread = target.read(active().staged(output), Options(shape=out_shape))
     check = _self_check(source, reread.geometry, back, out_shape)
     say(f"wrote {output} ({cfg.to})")
 
@@ -165,10 +179,8 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
             warnings.append("the converted geometry does not fit --image as it is" +
                             (f"; it fits it after: {', '.join(fitting)} (add --flip accordingly)"
                              if fitting else "; no flip of the image fits it either"))
-    from geocal_cli.core.geometry.frame import frame_of
-
     b1, b2 = frame_of(geometry).beam_center()
-    report = report_header(SCHEMA, to_plain(cfg), [cfg.input, cfg.image])
+    report = report_header(SCHEMA, to_plain(cfg), inputs)
     report.update({
         "results": {"from": source_format, "to": cfg.to, "output": str(output),
                     "flips": list(cfg.flip), "shape": list(out_shape) if out_shape else None,
@@ -178,5 +190,4 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
         "flip_check": flips,
         "warnings": warnings,
     })
-    write_report(report_path, report)
-    return ConvertResult(report=report, poni=output, report_path=report_path, plot=None, geometry=geometry)
+    return report

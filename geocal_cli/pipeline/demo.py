@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from geocal_cli.errors import OutputFileError
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.config.simulate import SimulateConfig
 from geocal_cli.io.calibrants import load_calibrant
@@ -39,6 +40,10 @@ def run(folder: Path, progress=None) -> DemoResult:
     from geocal_cli.core.geometry.units import ring_tth
 
     folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputFileError(f"cannot create the demo folder {folder}: {exc.strerror or exc}") from None
     image = folder / "lab6_pilatus1m.edf"
     sim = simulate.run(SimulateConfig(output=image, **DEMO_SIMULATION), progress)
     stem = folder / "lab6_pilatus1m"

@@ -5,7 +5,6 @@ the corrected image; or a distortion file (Fit2D spline, pyFAI detector) convert
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from geocal_cli.core.geometry.displacement import Field
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.distortion import (correct_images, is_distortion_file, make_distorted_detector,
                                       read_distortion, write_detector, write_spline)
+from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.grid-distortion"
@@ -35,9 +35,9 @@ class GridDistortionResult:
 
 
 def default_paths(image: Path) -> tuple[Path, Path]:
-    """<image stem>.detector.h5 and <image stem>.grid.json in the current folder."""
-    stem = Path(image).name.split(".")[0]
-    return Path(f"{stem}.detector.h5"), Path(f"{stem}.grid.json")
+    """<image name>.detector.h5 and <image name>.grid.json in the current folder (last suffix
+    dropped)."""
+    return default_name(image, ".detector.h5"), default_name(image, ".grid.json")
 
 
 def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
@@ -54,25 +54,11 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
     """
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    pool = ThreadPoolExecutor(max_workers=1)
-    # pyFAI takes about a second to import; it loads while the grid is measured.
-    pool.submit(_import_pyfai)
-    try:
-        report, outputs, plotted = _run(cfg, pool, say)
-    finally:
-        pool.shutdown()
-    report["timings_s"]["total"] = time.perf_counter() - t0
-    report_path = cfg.report or default_paths(cfg.image)[1]
-    write_report(report_path, report)
-    return GridDistortionResult(report=report, report_path=report_path,
-                                plot=cfg.plot if plotted else None, outputs=outputs)
-
-
-def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
-    """Measure or convert, write the detector file and the extras; the report, the files
-    written and whether a plot was made."""
-    t0 = time.perf_counter()
-    detector_path = cfg.output or default_paths(cfg.image)[0]
+    detector_default, report_default = default_paths(cfg.image)
+    detector_path = cfg.output or detector_default
+    report_path = cfg.report or report_default
+    outputs = Outputs([cfg.image, cfg.mask], cfg.overwrite, ledger=report_path)
+    outputs.check(detector_path, report_path, cfg.spline, cfg.corrected, cfg.plot)
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
     report["convention"] = CONVENTION
     report["warnings"] = []
@@ -83,45 +69,41 @@ def _run(cfg: GridDistortionConfig, pool, say) -> tuple[dict, list, bool]:
         report["results"] = {"source": "file", "pixel_size_um": _um(pixel),
                              "field": field_stats(field, inside)}
         measured = None
+        if cfg.plot:
+            report["warnings"].append(f"--plot {cfg.plot}: the plot shows a measured grid; a "
+                                      "converted distortion file has none, so none was drawn")
     else:
         measured = _measure(cfg, report, say)
         field, pixel, inside = measured.grid.field, measured.pixel, measured.grid.inside
         mask = ~inside
     t_measure = time.perf_counter()
     detector = make_distorted_detector(field, pixel, mask)
-    outputs = [detector_path]
-    # pyFAI's save compresses ~10⁸ corner coordinates (seconds); h5py releases the GIL
-    # meanwhile, so the validation runs beside it.
-    saving = pool.submit(write_detector, detector_path, detector)
-    if cfg.spline:
-        write_spline(cfg.spline, field, pixel)
-        outputs.append(cfg.spline)
-    if measured is not None:
-        corrected, remeasured = _validate(cfg, detector, measured, report, say)
-        if cfg.corrected:
-            from geocal_cli.io.images import write_image
+    written = [detector_path]
+    with committing(outputs):
+        write_detector(detector_path, detector)
+        t_save = time.perf_counter()
+        if cfg.spline:
+            write_spline(cfg.spline, field, pixel)
+            written.append(cfg.spline)
+        if measured is not None:
+            corrected, remeasured = _validate(cfg, detector, measured, report, say)
+            if cfg.corrected:
+                from geocal_cli.io.images import write_image
 
-            write_image(cfg.corrected, corrected)
-            outputs.append(cfg.corrected)
-        if cfg.plot:
-            from geocal_cli.io.plots import plot_grid_distortion
+                write_image(cfg.corrected, corrected)
+                written.append(cfg.corrected)
+            if cfg.plot:
+                from geocal_cli.io.plots import plot_grid_distortion
 
-            plot_grid_distortion(cfg.plot, field, inside, measured.grid, remeasured,
-                                 f"{cfg.image.name}: {_title(report)}")
-    t_extras = time.perf_counter()
-    saving.result()
-    report["timings_s"] = {"read_and_measure": t_measure - t0, "validate_and_extras": t_extras - t_measure,
-                           "detector_file_wait": time.perf_counter() - t_extras}
-    report["outputs"] = {"detector": str(detector_path), "spline": cfg.spline and str(cfg.spline),
-                         "corrected": cfg.corrected and str(cfg.corrected)}
-    return report, outputs, measured is not None and cfg.plot is not None
-
-
-def _import_pyfai() -> None:
-    import importlib
-
-    for name in ("pyFAI.detectors", "pyFAI.distortion"):
-        importlib.import_module(name)
+                plot_grid_distortion(cfg.plot, field, inside, measured.grid, remeasured,
+                                     f"{cfg.image.name}: {_title(report)}")
+        report["timings_s"] = {"read_and_measure": t_measure - t0, "detector_file": t_save - t_measure,
+                               "validate_and_extras": time.perf_counter() - t_save,
+                               "total": time.perf_counter() - t0}
+        write_report(report_path, report)
+    return GridDistortionResult(report=report, report_path=report_path,
+                                plot=cfg.plot if measured is not None and cfg.plot else None,
+                                outputs=written)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.q_check import QCheckConfig
 from geocal_cli.errors import CalibrationError, InputFileError
+from geocal_cli.io.calibrants import calibrant_file
+from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.q-check"
@@ -37,8 +39,7 @@ class QCheckResult:
 
 def default_report(cfg: QCheckConfig) -> Path:
     """<input stem>.qcheck.json in the current folder."""
-    source = cfg.image if cfg.mode == "powder" else cfg.expt
-    return Path(f"{Path(source).name.split('.')[0]}.qcheck.json")
+    return default_name(cfg.image if cfg.mode == "powder" else cfg.expt, ".qcheck.json")
 
 
 def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
@@ -57,22 +58,25 @@ def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
     """
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
+    report_path = cfg.report or default_report(cfg)
+    inputs = ([cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)] if cfg.mode == "powder"
+              else [cfg.expt, cfg.refl])
+    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
+    outputs.check(report_path, cfg.plot)
     if cfg.mode == "powder":
         report, plot_args, failed = _powder(cfg, say)
-        inputs = [cfg.image, cfg.poni, cfg.mask]
     else:
         report, plot_args, failed = _stills(cfg, say)
-        inputs = [cfg.expt, cfg.refl]
     full = report_header(SCHEMA, to_plain(cfg), inputs)
     full.update(report)
     full["verdict"] = {"status": "flagged" if failed else "ok", "reasons": failed}
-    if cfg.plot:
-        from geocal_cli.io import plots
+    with committing(outputs):
+        if cfg.plot:
+            from geocal_cli.io import plots
 
-        (plots.plot_q_powder if cfg.mode == "powder" else plots.plot_q_stills)(cfg.plot, **plot_args)
-    full["timings_s"] = {"total": time.perf_counter() - t0}
-    report_path = cfg.report or default_report(cfg)
-    write_report(report_path, full)
+            (plots.plot_q_powder if cfg.mode == "powder" else plots.plot_q_stills)(cfg.plot, **plot_args)
+        full["timings_s"] = {"total": time.perf_counter() - t0}
+        write_report(report_path, full)
     return QCheckResult(report=full, report_path=report_path, plot=cfg.plot, failed=failed)
 
 

@@ -11,6 +11,8 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.recenter import RecenterConfig
 from geocal_cli.errors import CalibrationError, ConfigError, InputFileError
+from geocal_cli.io.calibrants import calibrant_file
+from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.poni import write_poni
 from geocal_cli.io.reports import report_header, write_report
 from geocal_cli.pipeline._inputs import load_image_and_geometry
@@ -31,8 +33,7 @@ class RecenterResult:
 
 def default_outputs(image: Path) -> tuple[Path, Path]:
     """<image stem>.recentered.poni and <image stem>.recenter.json in the current folder."""
-    stem = Path(image).name.split(".")[0]
-    return Path(f"{stem}.recentered.poni"), Path(f"{stem}.recenter.json")
+    return default_name(image, ".recentered.poni"), default_name(image, ".recenter.json")
 
 
 def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> np.ndarray:
@@ -66,11 +67,17 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    inputs = load_image_and_geometry(cfg)
-    img, reference, valid = inputs.image, inputs.geometry, inputs.valid
+    poni_path, report_default = default_outputs(cfg.image)
+    poni_path = cfg.output or poni_path
+    report_path = cfg.report or report_default
+    inputs = [cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)]
+    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
+    outputs.check(poni_path, report_path, cfg.plot)
+    loaded = load_image_and_geometry(cfg)
+    img, reference, valid = loaded.image, loaded.geometry, loaded.valid
     data = img.data
     detector = reference.detector
-    wavelength, wl_source = inputs.wavelength, inputs.wavelength_source
+    wavelength, wl_source = loaded.wavelength, loaded.wavelength_source
     frame = frame_of(reference)
     old = np.array(frame.beam_center())
     if not np.all(np.isfinite(old)):
@@ -108,10 +115,7 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
                              reference.rot3, wavelength)
     t_fit = time.perf_counter() - t0 - t_read
 
-    poni_path, report_default = default_outputs(cfg.image)
-    poni_path = cfg.output or poni_path
-    report_path = cfg.report or report_default
-    report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.poni, cfg.mask])
+    report = report_header(SCHEMA, to_plain(cfg), inputs)
     pix = np.array([detector.pixel1, detector.pixel2])
     shift = new - old
     report["results"] = {
@@ -129,17 +133,18 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     report["residuals"] = outcome["residuals"]
     report["warnings"] = outcome["warnings"]
     t1 = time.perf_counter()
-    write_poni(poni_path, geometry)
-    if cfg.plot:
-        from geocal_cli.io.plots import plot_recenter
+    with committing(outputs):
+        write_poni(poni_path, geometry)
+        if cfg.plot:
+            from geocal_cli.io.plots import plot_recenter
 
-        plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
-                      f"{cfg.image.name}: {outcome['method']} method, shift "
-                      f"({shift[1]:+.2f}, {shift[0]:+.2f}) px",
-                      pairs=outcome.get("pairs"))
-    report["timings_s"] = {"read": t_read, "fit": t_fit, "write": time.perf_counter() - t1,
-                           "total": time.perf_counter() - t0}
-    write_report(report_path, report)
+            plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
+                          f"{cfg.image.name}: {outcome['method']} method, shift "
+                          f"({shift[1]:+.2f}, {shift[0]:+.2f}) px",
+                          pairs=outcome.get("pairs"))
+        report["timings_s"] = {"read": t_read, "fit": t_fit, "write": time.perf_counter() - t1,
+                               "total": time.perf_counter() - t0}
+        write_report(report_path, report)
     return RecenterResult(report=report, poni=poni_path, report_path=report_path,
                           plot=cfg.plot, geometry=geometry)
 

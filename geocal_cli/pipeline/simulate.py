@@ -3,17 +3,22 @@ with a known geometry and distortion, and their truth (PONI, pyFAI detector file
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
+from geocal_cli.config.base import to_plain
 from geocal_cli.config.simulate import SimulateConfig
 from geocal_cli.errors import InputFileError
-from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.calibrants import calibrant_file, load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.images import write_image
+from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.poni import write_poni
+from geocal_cli.io.reports import report_header, write_report
+
+SCHEMA = "geocal.simulate"
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class SimulateResult:
 
     image: Path
     truth: Path | None
+    report: Path | None
     geometry: object
     data: np.ndarray
     truth_distortion: Path | None = None
@@ -66,16 +72,38 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     InputFileError
         Unwritable output format.
     """
+    say = progress or (lambda msg: None)
+    rings_wanted = cfg.grid_pitch_mm is None
+    truth = (cfg.truth or _beside(cfg.output, ".truth.poni")) if rings_wanted else None
+    truth_h5 = _beside(cfg.output, ".truth.h5") if cfg.synthetic_field else None
+    report_path = cfg.report or _beside(cfg.output, ".simulate.json")
+    inputs = [cfg.distortion, calibrant_file(cfg.calibrant) if rings_wanted else None]
+    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
+    outputs.check(cfg.output, truth, truth_h5, report_path)
+    shape = _shape(cfg)
+    with committing(outputs):
+        field, truth_field = _distortion(cfg, shape, truth_h5)
+        if rings_wanted:
+            res = _rings(cfg, shape, field, truth_field, truth, say)
+        else:
+            res = _grid(cfg, shape, field, truth_field, say)
+        report = report_header(SCHEMA, to_plain(cfg), inputs)
+        from geocal_cli.pipeline.calib_ring import geometry_summary
+
+        report["results"] = {"shape": list(shape),
+                             "truth": geometry_summary(res.geometry) if res.geometry else None}
+        report["warnings"] = []
+        write_report(report_path, report)
+    return replace(res, report=report_path)
+
+
+def _rings(cfg: SimulateConfig, shape, field, truth_field, truth: Path, say) -> SimulateResult:
+    """Render calibrant rings or a spot pattern; write the image and its truth PONI."""
     from geocal_cli.core.geometry.frame import ellipticity_of, frame_of
     from geocal_cli.core.simulate.patterns import (PatternSpec, render_ring_image, render_spot_image,
                                           ring_strengths, zone_axis_reflections)
     from geocal_cli.core.geometry.units import ring_tth
 
-    say = progress or (lambda msg: None)
-    shape = _shape(cfg)
-    field, truth_field = _distortion(cfg, shape)
-    if cfg.grid_pitch_mm is not None:
-        return _grid(cfg, shape, field, truth_field, say)
     geometry = truth_geometry(cfg)
     spec = PatternSpec(peak_counts=cfg.peak_counts, width_px=cfg.width_px,
                        background=cfg.background, beamstop_radius_px=cfg.beamstop_radius_px,
@@ -102,15 +130,15 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
         say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
         data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec,
                                  gaps, field.centres() if field is not None else None)
-    truth = cfg.truth or _beside(cfg.output, ".truth.poni")
     write_image(cfg.output, data)
     write_poni(truth, geometry)
-    return SimulateResult(image=cfg.output, truth=truth, geometry=geometry, data=data,
+    return SimulateResult(image=cfg.output, truth=truth, report=None, geometry=geometry, data=data,
                           truth_distortion=truth_field)
 
 
 def _beside(output: Path, suffix: str) -> Path:
-    return output.with_name(output.name.split(".")[0] + suffix)
+    """A file beside the image, named after it (last suffix dropped)."""
+    return output.parent / default_name(output, suffix)
 
 
 def _pixel_size_m(cfg: SimulateConfig, shape) -> tuple[float, float]:
@@ -118,7 +146,7 @@ def _pixel_size_m(cfg: SimulateConfig, shape) -> tuple[float, float]:
     return det.pixel1, det.pixel2
 
 
-def _distortion(cfg: SimulateConfig, shape):
+def _distortion(cfg: SimulateConfig, shape, path: Path | None):
     """The distortion to render through and, for a synthetic one, the truth detector file
     written beside the image (None, None for an ideal detector).
 
@@ -140,7 +168,6 @@ def _distortion(cfg: SimulateConfig, shape):
     field = synthetic_field(shape, DistortionSpec(
         radial_px=cfg.radial_px, random_px=cfg.random_field_px,
         correlation_px=cfg.field_correlation_px, skew_deg=cfg.skew_deg, seed=cfg.seed))
-    path = _beside(cfg.output, ".truth.h5")
     write_detector(path, make_distorted_detector(field, _pixel_size_m(cfg, shape)))
     return field, path
 
@@ -159,5 +186,5 @@ def _grid(cfg: SimulateConfig, shape, field, truth_field, say) -> SimulateResult
         f"{shape[0]}×{shape[1]}")
     data = render_grid_image(tuple(shape), grid, field)
     write_image(cfg.output, data)
-    return SimulateResult(image=cfg.output, truth=None, geometry=None, data=data,
+    return SimulateResult(image=cfg.output, truth=None, report=None, geometry=None, data=data,
                           truth_distortion=truth_field)

@@ -149,7 +149,7 @@ def _bad_inputs(tmp_path):
         (["notes.txt", "--to", "poni"], 4, "cannot tell its geometry format"),
         (["g.poni", "--to", "poni", "--orientation", "2", "--shape", "100,100"], 3, "use orientation 1 or 3"),
         (["g.poni", "--to", "dials"], 3, "image size"),
-        (["g.poni", "--to", "poni", "-o", "g.poni"], 3, "is the input file"),
+        (["g.poni", "--to", "poni", "-o", "g.poni"], 3, "is one of this run's inputs"),
     ]
 
 

@@ -18,7 +18,7 @@ from geocal_cli.core.geometry.conventions import xrayutilities as xu
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.core.geometry.units import wavelength_from_energy
 from geocal_cli.errors import InputFileError
-from geocal_cli.io.atomic import write_text
+from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, load_mapping, number
 
 WHAT = "cdiutils detector calibration"

@@ -17,7 +17,7 @@ import numpy as np
 from geocal_cli.core.geometry.conventions import dials
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
-from geocal_cli.io.atomic import write_text
+from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, numbers
 
 WHAT = "DIALS experiment list"

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from geocal_cli.errors import ConfigError
-from geocal_cli.io.atomic import write_text
+from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, load_mapping, number
 
 KEYS = ("directDist", "centerX", "centerY", "tilt", "tiltPlanRotation", "pixelX", "pixelY")

@@ -15,7 +15,7 @@ from pathlib import Path
 from geocal_cli.core.geometry.conventions import gsas2
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
-from geocal_cli.io.atomic import write_text
+from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, key_value_lines, number, numbers
 
 WHAT = "GSAS-II image controls"
