@@ -3,7 +3,21 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
+
+
+def _stop_at_start(signum, frame) -> None:
+    # Before `run` takes over nothing has been written: leave at once, without a traceback
+    # from the middle of an import.
+    os.write(2, b"interrupted\n")
+    os._exit(130)
+
+
+for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+    # A SIGINT the shell ignores (a background job) stays ignored.
+    if signal.getsignal(_sig) is not signal.SIG_IGN:
+        signal.signal(_sig, _stop_at_start)
 
 # geocal's linear algebra is many tiny least-squares problems: threaded BLAS only adds
 # overhead (and thrashes when runs share a machine). Set before numpy loads; an explicit
@@ -76,8 +90,19 @@ def _plain_option_help(typer_app) -> None:
 _plain_option_help(app)
 
 
+def _stop(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
 def run(argv: list[str] | None = None) -> None:
-    """Console-script entry point: run the app and map every outcome to an exit code."""
+    """Console-script entry point: run the app and map every outcome to an exit code.
+
+    SIGTERM and SIGHUP stop a run as Ctrl-C does: no output is committed, "interrupted" on
+    stderr, exit 130.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, _stop)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)
@@ -101,6 +126,9 @@ def run(argv: list[str] | None = None) -> None:
                           "please report it with the command line (run again with --traceback "
                           "for details).", markup=False)
         sys.exit(ExitCode.INTERNAL)
+    if rv == ExitCode.INTERRUPTED:
+        # typer turns Ctrl-C into a silent Exit(130).
+        _interrupted()
     sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
 
 
