@@ -25,6 +25,8 @@ for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
 for _var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import logging
+
 import typer
 
 from geocal_cli import __version__, console
@@ -103,6 +105,9 @@ def run(argv: list[str] | None = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(sig) is not signal.SIG_IGN:
             signal.signal(sig, _stop)
+    # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors.
+    for name in ("fabio", "pyFAI", "silx", "h5py"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)

@@ -3,8 +3,10 @@
 Layers, highest first: ``main`` (with ``__main__`` and ``_generate``) → ``commands`` (with
 ``console``) → ``pipeline`` → ``config`` | ``io`` → ``core``. A module may import its own
 layer and any layer below it, never one above; ``config`` and ``io`` are siblings and import
-neither each other nor anything above. ``errors`` and the package's ``__init__`` are the floor:
-everyone imports them, they import nothing of the package.
+neither each other nor anything above. Below them, ``files`` (which input files geocal agrees
+to open, and the size limits) serves both readers of files, ``config`` and ``io``; ``core``,
+which opens no file, may not import it. ``errors`` and the package's ``__init__`` are the
+floor: everyone imports them, they import nothing of the package.
 
 Inside ``core``, each sub-package is a capability. ``geometry`` is the shared ground: it
 imports nothing else of ``core``. Any other capability imports ``geometry`` and itself, plus a
@@ -26,7 +28,7 @@ from pathlib import Path
 LAYERS = {"main": ("main", 4), "__main__": ("main", 4), "_generate": ("main", 4),
           "commands": ("commands", 3), "console": ("commands", 3), "pipeline": ("pipeline", 2),
           "config": ("config", 1), "io": ("io", 1), "core": ("core", 0),
-          "errors": ("floor", -1), "": ("floor", -1)}
+          "files": ("files", 0.5), "errors": ("floor", -1), "": ("floor", -1)}
 SHARED_GROUND = "geometry"
 CORE_FORBIDDEN = ("typer", "click", "rich", "pydantic", "yaml", "fabio", "h5py", "matplotlib",
                   "msgpack", "rsciio", "filelock", "dask")
@@ -148,7 +150,7 @@ def check_layering(root: Path) -> list[Violation]:
             if tlayer != layer and trank >= rank:
                 out.append(Violation(path, line, module, target,
                                      f"{layer} may not import {tlayer} (layers go "
-                                     "main → commands → pipeline → config|io → core)"))
+                                     "main → commands → pipeline → config|io → files → core)"))
             elif layer == "core" and tlayer == "core" and len(tparts) > 2 and capability:
                 tcap = tparts[2]
                 if capability == SHARED_GROUND and tcap != SHARED_GROUND:

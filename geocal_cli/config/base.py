@@ -7,7 +7,7 @@ did not override anything).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -15,6 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from geocal_cli.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
+
+# Physically meaningful ranges: a value outside is a typo or a unit mistake, refused with the
+# rule named (README, "Bounded work").
+#: Pixel size, µm (0.1 µm … 10 mm).
+PixelUm = Annotated[float, Field(ge=0.1, le=10_000)]
+#: Image side, pixels (2 … 65536).
+Side = Annotated[int, Field(ge=2, le=65_536)]
 
 
 class GeocalModel(BaseModel):
@@ -28,18 +35,15 @@ class GeocalModel(BaseModel):
 class BeamConfig(GeocalModel):
     """Radiation: exactly one of photon energy, wavelength or electron voltage."""
 
-    energy_kev: float | None = None
-    wavelength_a: float | None = None
-    voltage_kv: float | None = None
+    energy_kev: float | None = Field(None, ge=0.1, le=1000.0, description="photon energy, keV")
+    wavelength_a: float | None = Field(None, ge=0.01, le=100.0, description="wavelength, Å")
+    voltage_kv: float | None = Field(None, ge=1.0, le=3000.0, description="electron accelerating voltage, kV")
 
     @model_validator(mode="after")
     def _one_beam(self):
         given = [k for k in ("energy_kev", "wavelength_a", "voltage_kv") if getattr(self, k) is not None]
         if len(given) > 1:
             raise ValueError(f"give only one of energy_kev, wavelength_a, voltage_kv (got {', '.join(given)})")
-        for k in given:
-            if not getattr(self, k) > 0:
-                raise ValueError(f"{k} must be positive, got {getattr(self, k)}")
         return self
 
     def wavelength_m(self) -> float:
@@ -83,18 +87,7 @@ def load_config(model: type[M], config_file: Path | None, overrides: dict[str, A
     """
     data: dict[str, Any] = {}
     if config_file is not None:
-        path = Path(config_file)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"config file {path}: {exc.strerror or exc}") from None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {path}: not valid YAML ({exc})") from None
-        if loaded is None:
-            loaded = {}
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"config file {path}: expected a mapping of keys to values")
-        data.update(loaded)
+        data.update(_read_yaml(Path(config_file)))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return model.model_validate(data)
@@ -102,7 +95,40 @@ def load_config(model: type[M], config_file: Path | None, overrides: dict[str, A
         raise ConfigError(_describe(exc, config_file)) from None
 
 
+def _read_yaml(path: Path) -> dict:
+    """A config file's mapping.
+
+    Raises
+    ------
+    ConfigError
+        Not a regular UTF-8 text file of at most `MAX_TEXT_BYTES`, not YAML, YAML with aliases
+        (a few hundred bytes of aliases expand to gigabytes), nested deeper than Python can
+        parse, or not a mapping.
+    """
+    from geocal_cli.files import read_text
+
+    text = read_text(path, "config file", error=ConfigError)
+    try:
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise ConfigError(f"config file {path}: YAML aliases (*name) are not accepted; "
+                              "write the values out")
+        loaded = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML ({str(exc)[:300]})") from None
+    except (RecursionError, ValueError) as exc:
+        # ValueError: e.g. an integer of more digits than Python converts.
+        raise ConfigError(f"config file {path}: not a usable config "
+                          f"({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"config file {path}: expected a mapping of keys to values")
+    return loaded
+
+
 def _describe(exc: ValidationError, config_file) -> str:
+    from geocal_cli.files import quote
+
     where = f" (config {config_file})" if config_file else ""
     parts = []
     for err in exc.errors():
@@ -115,7 +141,7 @@ def _describe(exc: ValidationError, config_file) -> str:
         elif err["type"] == "missing":
             parts.append(f"'{key}' is required")
         elif "input" in err and not isinstance(err["input"], dict):
-            parts.append(f"{key} = {err['input']!r}: {msg}")
+            parts.append(f"{key} = {quote(err['input'])}: {msg}")
         else:
             parts.append(f"{key}: {msg}")
     return "invalid config" + where + ": " + "; ".join(parts)

@@ -6,15 +6,15 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import GeocalModel
+from geocal_cli.config.base import GeocalModel, PixelUm, Side
 
 
 class GridDistortionConfig(GeocalModel):
     """Detector distortion from a hole-grid image, or a distortion file converted."""
 
     image: Path = Field(description="hole-grid image; or a Fit2D .spline / pyFAI detector file to convert")
-    pitch_mm: float | None = Field(None, gt=0, description="hole spacing of the grid, mm (needed for an image)")
-    pixel_size_um: tuple[float, float] | None = Field(
+    pitch_mm: float | None = Field(None, gt=0, le=1000, description="hole spacing of the grid, mm (needed for an image)")
+    pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(
         None, description="nominal pixel size (rows, columns), µm; default: pitch / measured hole spacing")
     spot_diameter_px: float | None = Field(None, gt=0, description="hole diameter in the image, pixels (default: from the image)")
     dark_spots: bool = Field(False, description="dark dots on a bright field instead of bright holes")

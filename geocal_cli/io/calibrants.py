@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.errors import ConfigError, InputFileError
+from geocal_cli.files import MAX_TEXT_BYTES, checked_file
 
 
 @dataclass(frozen=True)
@@ -174,8 +175,7 @@ def _from_cif(path: Path, scattering: str, d_min_a: float) -> CalibrantRings:
     from geocal_cli.core.calibrant.structure import (powder_multiplicity, powder_rings,
                                            structure_factors)
 
-    if not path.is_file():
-        raise InputFileError(f"CIF not found: {path}")
+    checked_file(path, "CIF", MAX_TEXT_BYTES)
     try:
         st = gemmi.read_small_structure(str(path))
     except Exception as exc:  # gemmi raises RuntimeError/ValueError on bad CIF

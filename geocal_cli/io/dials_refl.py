@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.errors import InputFileError
+from geocal_cli.files import checked_file
 
 #: C++ element type → (numpy dtype, values per row).
 COLUMN_TYPES = {
@@ -54,8 +55,7 @@ def read_reflections(path: Path) -> ReflectionTable:
     import msgpack
 
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"reflection table not found: {path}")
+    checked_file(path, "reflection table")
     what = f"{path}: not a DIALS reflection table (msgpack ['{MAGIC}', 1, {{...}}])"
     try:
         doc = msgpack.unpackb(path.read_bytes(), strict_map_key=False, raw=False)

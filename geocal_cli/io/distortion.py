@@ -17,6 +17,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.displacement import Field, corner_grid
 from geocal_cli.errors import InputFileError
+from geocal_cli.files import checked_file
 
 SPLINE_SUFFIXES = (".spline",)
 
@@ -81,8 +82,7 @@ def read_distortion(path: Path) -> tuple[Field, tuple[float, float], np.ndarray 
         Missing or unreadable file. A regular detector file gives a zero field.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{path}: no such file")
+    checked_file(path, "distortion file")
     if path.suffix.lower() in SPLINE_SUFFIXES:
         return _read_spline(path)
     import pyFAI
@@ -246,7 +246,7 @@ def is_distortion_file(path: Path) -> bool:
         return True
     import h5py
 
-    if not path.is_file() or not h5py.is_hdf5(path):
+    if not path.is_file() or not os.access(path, os.R_OK) or not h5py.is_hdf5(path):
         return False
     found = []
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.errors import InputFileError
+from geocal_cli.files import MAX_PIXELS, checked_file
 
 #: Formats read through rosettasciio rather than fabio (electron microscopy).
 EM_SUFFIXES = {".dm3": "DigitalMicrograph", ".dm4": "DigitalMicrograph", ".mrc": "MRC",
@@ -55,8 +56,7 @@ def read_image(path: Path) -> Image:
         Missing or unreadable file, or not a non-empty 2-D array.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"image not found: {path}")
+    checked_file(path, "image")
     if path.suffix.lower() in EM_SUFFIXES:
         data, fmt, meta = _read_em(path)
     else:
@@ -72,17 +72,42 @@ def read_image(path: Path) -> Image:
 
 
 def _read_fabio(path: Path):
+    """The first frame through fabio, after its header says the frame is of a sane size and
+    complete: fabio would allocate whatever a header declares and pad a truncated file with
+    zeros."""
     import fabio
 
     try:
+        head = fabio.openheader(str(path))
+        _check_declared(path, getattr(head, "shape", None), getattr(head, "incomplete_file", False))
         img = fabio.open(str(path))
         data = img.data
+    except InputFileError:
+        raise
+    except MemoryError:
+        raise InputFileError(f"{path}: the image does not fit in memory") from None
     except Exception as exc:  # fabio raises many types for corrupt input
         raise InputFileError(f"{path}: not a readable detector image ({exc.__class__.__name__}: "
-                             f"{exc})") from None
+                             f"{str(exc)[:200]})") from None
     if data is None:
         raise InputFileError(f"{path}: the file holds no image data")
+    _check_declared(path, data.shape, getattr(img, "incomplete_file", False))
     return data, type(img).__name__, {}
+
+
+def _check_declared(path: Path, shape, incomplete: bool) -> None:
+    """Refuse a frame larger than `MAX_PIXELS` or shorter than its header declares.
+
+    Raises
+    ------
+    InputFileError
+    """
+    if shape is not None and len(shape) and int(np.prod([int(s) for s in shape], dtype=float)) > MAX_PIXELS:
+        raise InputFileError(f"{path}: its header declares {' × '.join(str(int(s)) for s in shape)} "
+                             f"pixels; geocal reads images of at most {MAX_PIXELS:,} pixels")
+    if incomplete:
+        raise InputFileError(f"{path}: the file is shorter than its header declares (truncated "
+                             "or corrupt); the missing pixels would read as zeros")
 
 
 def _read_em(path: Path):

@@ -101,7 +101,7 @@ BAD = {
     "all pixels masked": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--mask", _write(f, "mask.edf", np.ones((1043, 981), np.int32))], 4, "no valid pixel"),
     "NaN-filled image": (lambda f, img: ["calib-ring", _write(f, "nan.edf", np.full((300, 300), np.nan, np.float32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 100], 4, "no valid pixel"),
     "malformed guess": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--guess", _malformed_poni(f)], 4, "malformed PONI"),
-    "negative energy": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", -17, "-d", "Pilatus1M"], 3, "energy_kev must be positive"),
+    "negative energy": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", -17, "-d", "Pilatus1M"], 3, "greater than or equal to 0.1"),
     "unknown detector": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "NoSuchDetector9000"], 3, "unknown to pyFAI"),
     "unknown calibrant": (lambda f, img: ["calib-ring", img, "-c", "Unobtainium", "--energy", 17, "-d", "Pilatus1M"], 3, "not a pyFAI calibrant"),
     "no radiation": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "-d", "Pilatus1M"], 3, "--energy"),

@@ -38,7 +38,7 @@ def test_precedence_defaults_yaml_flags(tmp_path):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    ({"energy_kev": -3}, "energy_kev must be positive"),
+    ({"energy_kev": -3}, "energy_kev = -3"),
     ({"energy_kev": 10, "wavelength_a": 1.0}, "only one of"),
     ({"energy_kev": 10, "fix": ("rot9",)}, "fix"),
     ({"energy_kev": 10, "bogus": 1}, "unknown key 'bogus'"),

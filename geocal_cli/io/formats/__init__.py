@@ -16,6 +16,7 @@ import numpy as np
 import yaml
 
 from geocal_cli.errors import InputFileError
+from geocal_cli.files import MAX_TEXT_BYTES, checked_file, read_text
 
 #: Format names, what they are, and their default file suffix.
 FORMATS = {
@@ -93,8 +94,7 @@ def detect(path: Path) -> str:
         Missing file, or no format recognised (the message lists `--from` choices).
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"geometry file not found: {path}")
+    checked_file(path, "geometry file", MAX_TEXT_BYTES)
     suffix = path.suffix.lower()
     by_suffix = {".poni": "poni", ".par": "imaged11", ".expt": "dials", ".imctrl": "gsas2"}
     if suffix in by_suffix:
@@ -148,10 +148,8 @@ def key_value_lines(path: Path, what: str, sep: str | None = None) -> dict[str, 
         Missing file, or a line that is not one key and one value.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{what} file not found: {path}")
     data = {}
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_text(path, f"{what} file").splitlines():
         text = line.split("#", 1)[0].strip()
         if not text:
             continue
@@ -171,9 +169,7 @@ def load_mapping(path: Path, what: str) -> dict:
         Missing, unreadable, or not a mapping.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputFileError(f"{what} file not found: {path}")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_text(path, f"{what} file")
     try:
         data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as exc:
@@ -248,7 +244,11 @@ def geometry_from_frame(frame, shape, wavelength, path: Path):
     p1, p2 = float(np.linalg.norm(frame.e1)), float(np.linalg.norm(frame.e2))
     base = make_geometry(Detector(pixel1=p1, pixel2=p2, max_shape=shape, orientation=3), 1.0, 0.0, 0.0,
                          wavelength=wavelength)
+    from geocal_cli.io.poni import check_geometry
+
     try:
-        return reoriented(base, frame, shape, transposed=False)
-    except ValueError as exc:
-        raise InputFileError(f"{path}: {exc}") from None
+        geometry = reoriented(base, frame, shape, transposed=False)
+    except (ValueError, ZeroDivisionError, FloatingPointError, np.linalg.LinAlgError) as exc:
+        raise InputFileError(f"{path}: {str(exc)[:200]}") from None
+    check_geometry(geometry, path)
+    return geometry

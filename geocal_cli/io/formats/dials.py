@@ -17,6 +17,7 @@ import numpy as np
 from geocal_cli.core.geometry.conventions import dials
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
+from geocal_cli.files import read_text
 from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, numbers
 
@@ -31,10 +32,8 @@ def load(path: Path) -> dict:
     InputFileError
         Missing file, not JSON, or no detector/beam models.
     """
-    if not Path(path).is_file():
-        raise InputFileError(f"{WHAT} file not found: {path}")
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8", errors="replace"))
+        data = json.loads(read_text(path, f"{WHAT} file"))
     except ValueError as exc:
         raise InputFileError(f"{path}: not a {WHAT} (not JSON: {exc})") from None
     if not isinstance(data, dict) or not data.get("detector") or not data.get("beam"):
