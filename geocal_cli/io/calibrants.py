@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.errors import ConfigError, InputFileError
-from geocal_cli.files import MAX_TEXT_BYTES, checked_file
+from geocal_cli.files import MAX_D_SPACINGS, MAX_REFLECTIONS, MAX_TEXT_BYTES, checked_file
 
 
 @dataclass(frozen=True)
@@ -157,11 +157,17 @@ def _table_mf2(cal, d_a: np.ndarray) -> np.ndarray | None:
 
 
 def _from_dspacing_file(path: Path) -> CalibrantRings:
+    checked_file(path, "d-spacing file", MAX_TEXT_BYTES)
     try:
         rows = [ln.split("#")[0].split() for ln in path.read_text(errors="replace").splitlines()]
-        d = np.array([float(r[0]) for r in rows if r], float)
+        rows = [r for r in rows if r]
+        if len(rows) > MAX_D_SPACINGS:
+            raise InputFileError(f"{path}: {len(rows):,} d-spacings; a calibrant file lists at most "
+                                 f"{MAX_D_SPACINGS:,}")
+        d = np.array([float(r[0]) for r in rows], float)
     except (ValueError, OSError) as exc:
-        raise InputFileError(f"{path}: not a d-spacing file (one d in Å per line): {exc}") from None
+        raise InputFileError(f"{path}: not a d-spacing file (one d in Å per line): "
+                             f"{str(exc)[:120]}") from None
     d = d[np.isfinite(d) & (d > 0)]
     if d.size == 0:
         raise InputFileError(f"{path}: no positive d-spacing found")
@@ -183,6 +189,12 @@ def _from_cif(path: Path, scattering: str, d_min_a: float) -> CalibrantRings:
     sg = st.spacegroup
     if sg is None or not st.sites or st.cell.a <= 0:
         raise InputFileError(f"{path}: the CIF lacks a cell, a space group or atom sites")
+    # Bound the work before gemmi enumerates: unique reflections ≈ (4π/3) V / d³ / |G|.
+    expected = 4.19 * st.cell.volume / d_min_a ** 3 / max(len(sg.operations()), 1)
+    if not np.isfinite(expected) or expected > MAX_REFLECTIONS:
+        raise InputFileError(f"{path}: a cell of {st.cell.volume:.3g} Å³ has ~{expected:.2g} reflections "
+                             f"to d = {d_min_a} Å (limit {MAX_REFLECTIONS:,}): not a calibrant; give "
+                             "its d-spacings in a file instead")
     st.setup_cell_images()
     hkl = np.asarray(gemmi.make_miller_array(st.cell, sg, d_min_a, 0.0, True))
     if hkl.size == 0:

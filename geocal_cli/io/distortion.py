@@ -17,7 +17,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.displacement import Field, corner_grid
 from geocal_cli.errors import InputFileError
-from geocal_cli.files import checked_file
+from geocal_cli.files import MAX_PIXELS, MAX_TEXT_BYTES, checked_file
 
 SPLINE_SUFFIXES = (".spline",)
 
@@ -82,9 +82,10 @@ def read_distortion(path: Path) -> tuple[Field, tuple[float, float], np.ndarray 
         Missing or unreadable file. A regular detector file gives a zero field.
     """
     path = Path(path)
-    checked_file(path, "distortion file")
     if path.suffix.lower() in SPLINE_SUFFIXES:
+        checked_file(path, "Fit2D spline", MAX_TEXT_BYTES)
         return _read_spline(path)
+    checked_file(path, "distortion file")
     import pyFAI
 
     try:
@@ -135,11 +136,24 @@ def _read_spline(path: Path):
 
     try:
         spline = Spline(str(path))
-        h, w = spline.getDetectorSize()
+        h, w = (int(round(v)) for v in spline.getDetectorSize())
+        if not 2 <= h * w <= MAX_PIXELS or min(h, w) < 2:
+            raise InputFileError(f"{path}: the spline declares a {h} × {w} detector; geocal takes "
+                                 f"2 × 2 … {MAX_PIXELS:,} pixels")
+        for axis in "xy":
+            kx, ky = (np.asarray(getattr(spline, f"{axis}SplineKnots{k}")) for k in "XY")
+            coeff = np.asarray(getattr(spline, f"{axis}SplineCoeff"))
+            # A bicubic tensor-product spline has (nx − 4)(ny − 4) coefficients.
+            if kx.size < 8 or ky.size < 8 or coeff.size != (kx.size - 4) * (ky.size - 4) \
+                    or not np.all(np.isfinite(coeff)):
+                raise InputFileError(f"{path}: the {axis} spline has {coeff.size} coefficients for "
+                                     f"{kx.size} × {ky.size} knots (truncated or corrupt)")
         fy, fx = corner_grid((h, w))
         dx = spline.splineFuncX(fx, fy)
         dy = spline.splineFuncY(fx, fy)
         p2, p1 = spline.getPixelSize()
+    except InputFileError:
+        raise
     except Exception as exc:  # the spline reader raises ValueError/IndexError on bad text
         raise InputFileError(f"{path}: not a readable Fit2D spline ({exc})") from None
     return Field(dy=np.asarray(dy, float), dx=np.asarray(dx, float)), (p1, p2), None
