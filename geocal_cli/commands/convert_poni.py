@@ -39,6 +39,7 @@ def command(
     output: Path = typer.Option(None, "--output", "-o", help="File to write [default: INPUT-stem + the format's suffix].", rich_help_panel="Outputs"),
     image: Path = typer.Option(None, "--image", help="The image the geometry belongs to: gives the shape; with --calibrant, rates its flips.", rich_help_panel="Image"),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="Calibrant whose rings rate which flips of --image the geometry fits.", rich_help_panel="Image"),
+    pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', for a file that does not state it (a GSAS-II .imctrl without pixelSize) [default: from --image's header].", rich_help_panel="Image"),
     shape: str = typer.Option(None, "--shape", help="Image shape ROWS,COLS when neither the file nor --image gives it.", rich_help_panel="Image"),
     flip: str = typer.Option(None, "--flip", help="Convert for the image flipped: ud, lr, transpose, comma-separated, in order.", rich_help_panel="Array convention"),
     orientation: int = typer.Option(None, "--orientation", help="pyFAI detector orientation 1-4 of the result [default: the input's, or its mirror after a flip].", rich_help_panel="Array convention"),
@@ -70,7 +71,7 @@ def command(
         raise ConfigError(f"--shape {shape!r}: expected whole numbers of pixels ROWS,COLS")
     cfg = load(ConvertPoniConfig, config, dict(
         input=input, to=to, source_format=source_format, output=output, image=image,
-        calibrant=calibrant, shape=tuple(int(v) for v in dims) if dims else None,
+        calibrant=calibrant, pixel_size_um=parse_floats(pixel_size, "--pixel-size"), shape=tuple(int(v) for v in dims) if dims else None,
         flip=parse_names(flip), orientation=orientation, panel=panel, fix_units=fix_units,
         energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, report=report, overwrite=overwrite), show_config)
     show_result(convert_poni.run(cfg, progress=console.progress), summary_table, json_out)

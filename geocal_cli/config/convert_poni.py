@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig, Side
+from geocal_cli.config.base import BeamConfig, PixelUm, Side
 
 Format = Literal["poni", "dioptas", "fit2d", "imaged11", "cdiutils", "dials", "gsas2"]
 
@@ -22,6 +22,8 @@ class ConvertPoniConfig(BeamConfig):
     output: Path | None = Field(None, description="file written (default: <input stem> + the format's suffix)")
     image: Path | None = Field(None, description="image the geometry belongs to: its shape, and with a calibrant the flip check")
     calibrant: str | None = Field(None, description="calibrant whose rings rate the flips of the image (needs image)")
+    pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(
+        None, description="pixel size (rows, columns), µm, for a file that does not state it (default: from the image's header)")
     shape: tuple[Side, Side] | None = Field(None, description="image shape (rows, cols) when neither the file nor an image gives it")
     flip: tuple[Literal["ud", "lr", "transpose"], ...] = Field((), description="flips of the image array to convert for, applied in order")
     orientation: Literal[1, 2, 3, 4] | None = Field(None, description="pyFAI detector orientation of the result (default: the input's, or its mirror after a flip)")

@@ -92,7 +92,28 @@ def _read_fabio(path: Path):
     if data is None:
         raise InputFileError(f"{path}: the file holds no image data")
     _check_declared(path, data.shape, getattr(img, "incomplete_file", False))
-    return data, type(img).__name__, {}
+    pixel = _header_pixel_size(img.header)
+    return data, type(img).__name__, {"pixel_size_um": pixel} if pixel else {}
+
+
+def _header_pixel_size(header: dict) -> tuple[float, float] | None:
+    """Pixel size (rows, cols) in µm where the image header states it: MAR345
+    (PIXEL_HEIGHT/PIXEL_LENGTH, µm), Pilatus/Eiger CBF ("Pixel_size X m x Y m"), ESRF EDF
+    (PSize_2/PSize_1, m)."""
+    import re
+
+    try:
+        if "PIXEL_LENGTH" in header and "PIXEL_HEIGHT" in header:
+            return float(header["PIXEL_HEIGHT"]), float(header["PIXEL_LENGTH"])
+        m = re.search(r"Pixel_size\s+([0-9.eE+-]+)\s*m\s*x\s*([0-9.eE+-]+)\s*m",
+                      str(header.get("_array_data.header_contents", ""))[:10_000])
+        if m:
+            return float(m.group(2)) * 1e6, float(m.group(1)) * 1e6
+        if "PSize_1" in header and "PSize_2" in header:
+            return float(header["PSize_2"]) * 1e6, float(header["PSize_1"]) * 1e6
+    except (TypeError, ValueError):
+        return None
+    return None
 
 
 def _check_declared(path: Path, shape, incomplete: bool) -> None:

@@ -129,7 +129,8 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
 
         image = read_image(cfg.image)
     shape = _shape(cfg, image.data.shape if image is not None else None)
-    options = Options(shape=shape, panel=cfg.panel, fix_units=cfg.fix_units)
+    pixel = cfg.pixel_size_um or (image.metadata.get("pixel_size_um") if image is not None else None)
+    options = Options(shape=shape, panel=cfg.panel, fix_units=cfg.fix_units, pixel_size_um=pixel)
     try:
         loaded = module(source_format).read(cfg.input, options)
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -62,8 +62,15 @@ def test_flip_check_names_the_missing_flip(tmp_path, monkeypatch, capsys):
     assert any("does not fit --image as it is" in w and "ud" in w for w in report["warnings"])
 
 
-def test_gsas2_controls_match_the_reference_poni(tmp_path, monkeypatch, capsys):
+def _max_tth_diff_deg(a, b) -> float:
+    """Largest |Δ2θ| (degrees) between two geometries over a 47 × 47 grid of the MAR345 image."""
     from geocal_cli.core.geometry.frame import frame_of
+
+    d1, d2 = np.meshgrid(np.linspace(0, 2299, 47), np.linspace(0, 2299, 47), indexing="ij")
+    return float(np.degrees(np.abs(frame_of(a).tth(d1, d2) - frame_of(b).tth(d1, d2))).max())
+
+
+def test_gsas2_controls_match_the_reference_poni(tmp_path, monkeypatch, capsys):
     from geocal_cli.io.poni import read_poni
 
     controls = shared(*MAR, "gsas2_image_controls_transcribed.txt")
@@ -72,14 +79,39 @@ def test_gsas2_controls_match_the_reference_poni(tmp_path, monkeypatch, capsys):
     code, _, err = cli(["convert-poni", controls, "--to", "poni", "-o", "mar.poni", "--flip", "ud",
                         "--shape", "2300,2300"], capsys)
     assert code == 0, err
-    mine = read_poni(tmp_path / "mar.poni")
-    d1, d2 = np.meshgrid(np.linspace(0, 2299, 47), np.linspace(0, 2299, 47), indexing="ij")
-    diff = np.degrees(np.abs(frame_of(mine).tth(d1, d2) - frame_of(reference).tth(d1, d2)))
-    assert diff.max() < 1e-6
+    assert _max_tth_diff_deg(read_poni(tmp_path / "mar.poni"), reference) < 1e-6
     # Without the flip GSAS-II's array is not fabio's: a tenth of a degree off.
     code, _, _ = cli(["convert-poni", controls, "--to", "poni", "-o", "noflip.poni", "--shape", "2300,2300"], capsys)
-    noflip = read_poni(tmp_path / "noflip.poni")
-    assert np.degrees(np.abs(frame_of(noflip).tth(d1, d2) - frame_of(reference).tth(d1, d2))).max() > 0.01
+    assert _max_tth_diff_deg(read_poni(tmp_path / "noflip.poni"), reference) > 0.01
+
+
+def test_gsas2_written_controls_with_numpy_reprs_and_no_pixel_size(tmp_path, monkeypatch, capsys):
+    """GSAS-II under numpy 2 writes `np.float64(...)` reprs and may leave pixelSize and size to
+    the image: the pixel size then comes from --image's header or --pixel-size."""
+    from geocal_cli.io.poni import read_poni
+
+    values = {}
+    for line in shared(*MAR, "gsas2_image_controls_transcribed.txt").read_text().splitlines():
+        key, sep, value = line.split("#")[0].partition(":")
+        if sep and key.strip() in ("wavelength", "distance", "tilt", "rotation", "center"):
+            values[key.strip()] = eval(value)  # the transcription's plain Python literals
+    cx, cy = values.pop("center")
+    lines = [f"{k}:np.float64({v})" for k, v in values.items()]
+    lines += [f"center:[np.float64({cx}), np.float64({cy})]", "type:PWDR", "DetDepth:0.0",
+              "azmthOff:np.float64(0.0)", "invert_x:False", "invert_y:True"]
+    (tmp_path / "g2.imctrl").write_text("\n".join(lines) + "\n")
+    reference = read_poni(shared(*MAR, "converted_from_gsas2_for_fabio_array.poni"))
+    monkeypatch.chdir(tmp_path)
+    image = shared(*MAR, "nx09_strain_001.mar2300")
+    for name, extra in (("from_image.poni", ["--image", image]),
+                        ("from_flag.poni", ["--pixel-size", "150", "--shape", "2300,2300"])):
+        code, _, err = cli(["convert-poni", "g2.imctrl", "--to", "poni", "-o", name, "--flip", "ud",
+                            *extra], capsys)
+        assert code == 0, err
+        assert _max_tth_diff_deg(read_poni(tmp_path / name), reference) < 1e-6
+    code, _, err = cli(["convert-poni", "g2.imctrl", "--to", "poni", "-o", "none.poni",
+                        "--shape", "2300,2300"], capsys)
+    assert code == 4 and "no pixelSize" in err and not (tmp_path / "none.poni").exists()
 
 
 def _panel_lab_mm(expt_path, rows, cols):

@@ -16,7 +16,7 @@ import numpy as np
 import yaml
 
 from geocal_cli.errors import InputFileError
-from geocal_cli.files import MAX_TEXT_BYTES, checked_file, read_text
+from geocal_cli.files import MAX_TEXT_BYTES, checked_file, quote, read_text
 
 #: Format names, what they are, and their default file suffix.
 FORMATS = {
@@ -42,9 +42,12 @@ class Options:
         DIALS panel of a multi-panel detector.
     fix_units : bool
         Repair a DIALS wavelength written in metres instead of Å.
+    pixel_size_um : (rows, cols) or None
+        Pixel size when the file does not hold it (µm).
     """
 
     shape: tuple[int, int] | None = None
+    pixel_size_um: tuple[float, float] | None = None
     panel: int | None = None
     fix_units: bool = False
 
@@ -194,9 +197,9 @@ def number(data: dict, key: str, path: Path, what: str, default=None) -> float:
     try:
         value = float(data[key])
     except (TypeError, ValueError):
-        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a number") from None
+        raise InputFileError(f"{path}: {key} = {quote(data[key])} is not a number") from None
     if not np.isfinite(value):
-        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a finite number")
+        raise InputFileError(f"{path}: {key} = {quote(data[key])} is not a finite number")
     return value
 
 
@@ -216,9 +219,9 @@ def numbers(data: dict, key: str, path: Path, what: str, count: int = 2) -> tupl
     try:
         values = tuple(float(v) for v in raw)
     except (TypeError, ValueError):
-        raise InputFileError(f"{path}: {key} = {data[key]!r} is not a list of numbers") from None
+        raise InputFileError(f"{path}: {key} = {quote(data[key])} is not a list of numbers") from None
     if len(values) != count or not all(np.isfinite(values)):
-        raise InputFileError(f"{path}: {key} = {data[key]!r}: expected {count} finite numbers")
+        raise InputFileError(f"{path}: {key} = {quote(data[key])}: expected {count} finite numbers")
     return values
 
 

@@ -10,6 +10,7 @@ only turn GSAS-II's display and do not change the geometry.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 from geocal_cli.core.geometry.conventions import gsas2
@@ -21,13 +22,19 @@ from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, key_valu
 WHAT = "GSAS-II image controls"
 
 
+#: numpy ≥ 2 scalar reprs, which GSAS-II writes into `.imctrl` files: `np.float64(168.59)`.
+NUMPY_REPR = re.compile(r"\b(?:np|numpy)\.(?:float|int|uint|bool_|str_)\w*\(([^()]*)\)")
+
+
 def _parse(path: Path) -> dict:
-    """`key:value` lines, values as Python literals where they are."""
+    """`key:value` lines, values as Python literals where they are (numpy reprs unwrapped)."""
     data = key_value_lines(path, WHAT, sep=":")
     for key, value in data.items():
+        if len(value) > 10_000:
+            continue
         try:
-            data[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
+            data[key] = ast.literal_eval(NUMPY_REPR.sub(r"\1", value))
+        except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
             pass
     return data
 
@@ -36,7 +43,13 @@ def read(path: Path, options: Options) -> Loaded:
     """Image controls → geometry of GSAS-II's image array."""
     data = _parse(path)
     center = numbers(data, "center", path, WHAT)
-    pixel = numbers(data, "pixelSize", path, WHAT)
+    if "pixelSize" in data:
+        pixel = numbers(data, "pixelSize", path, WHAT)
+    elif options.pixel_size_um is not None:
+        pixel = [options.pixel_size_um[1], options.pixel_size_um[0]]  # GSAS-II: (x, y)
+    else:
+        raise InputFileError(f"{path}: no pixelSize (GSAS-II takes it from the image): give "
+                             "--pixel-size, or --image with a header that states it")
     values = {k: number(data, k, path, WHAT) for k in ("distance", "tilt", "rotation")}
     values["azmthOff"] = number(data, "azmthOff", path, WHAT, default=0.0)
     notes = []
