@@ -130,13 +130,17 @@ def map_difference(source, target, back, shape: tuple[int, int], n: int = 33) ->
         Median Δχ (target − source), radians: a turn of the azimuth reference, which some
         conventions (Fit2D) do not carry.
     chi_spread : float
-        Largest |Δχ − chi_offset|, radians: what no turn explains.
+        Largest |Δχ − chi_offset|, radians: what no turn explains. Points within 10⁻⁶ rad of
+        the direct beam are left out of χ: there the azimuth is undefined and rounding alone
+        turns it by any angle.
     """
     d1, d2 = np.meshgrid(np.linspace(0, shape[0] - 1, n), np.linspace(0, shape[1] - 1, n),
                          indexing="ij")
     t_tth, t_chi = frame_of(target).tth_chi(d1, d2)
     s_tth, s_chi = frame_of(source).tth_chi(*back(d1, d2))
-    dchi = np.angle(np.exp(1j * (t_chi - s_chi)))
+    dchi = np.angle(np.exp(1j * (t_chi - s_chi)))[s_tth > 1e-6]
+    if dchi.size == 0:
+        return float(np.max(np.abs(t_tth - s_tth))), 0.0, 0.0
     offset = float(np.median(dchi))
     return (float(np.max(np.abs(t_tth - s_tth))), offset,
             float(np.max(np.abs(np.angle(np.exp(1j * (dchi - offset)))))))

@@ -88,3 +88,26 @@ def test_dioptas_poni_fits_fabio_array_with_orientation_2():
     assert new.detector.orientation == 2
     p = [new.dist, new.poni1, new.poni2, new.rot1, new.rot2, new.rot3]
     assert np.allclose(p, [0.2087, 0.0873, 0.0800, -0.0184, 0.0041, 0.0], atol=1e-12)
+
+
+@pytest.mark.parametrize("tilt, plan", [(5.0, 30.0), (20.0, 200.0), (45.0, 10.0)])
+def test_fit2d_round_trip_is_exact_with_a_grid_point_on_the_beam(tilt, plan):
+    """χ is undefined at the direct beam: a grid point there must not fail the self-check."""
+    from pyFAI.detectors import Detector
+    from pyFAI.geometry import Geometry
+
+    det = Detector(pixel1=172e-6, pixel2=172e-6, max_shape=(1043, 981))
+    source = Geometry(detector=det, wavelength=6e-11)
+    # 33-point grid over 1043 × 981: row 521 and column 490 are grid points.
+    source.setFit2D(200.0, 490.5, 521.5, tilt=tilt, tiltPlanRotation=plan, pixelX=172, pixelY=172)
+    target = Geometry(detector=det, wavelength=6e-11)
+    target.setFit2D(**{k: v for k, v in source.getFit2D().items()
+                       if k in ("directDist", "centerX", "centerY", "tilt", "tiltPlanRotation",
+                                "pixelX", "pixelY")})
+    tth, _, chi_spread = map_difference(source, target, lambda d1, d2: (d1, d2), (1043, 981))
+    assert tth < 1e-12 and chi_spread < 1e-9
+    # χ mirrored (same 2θ everywhere: an untilted detector read upside down) is still caught.
+    flat = Geometry(detector=det, wavelength=6e-11)
+    flat.setFit2D(200.0, 490.5, 521.5, pixelX=172, pixelY=172)
+    tth, _, chi_spread = map_difference(flat, flat, lambda d1, d2: (1042 - d1, d2), (1043, 981))
+    assert tth < 1e-12 and chi_spread > 1.0
