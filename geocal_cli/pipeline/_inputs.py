@@ -78,3 +78,33 @@ def load_image_and_geometry(cfg) -> ImageAndGeometry:
     if not valid.any():
         raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
     return ImageAndGeometry(img, reference, valid, wavelength, source)
+
+
+def flip_verdict(data: np.ndarray, valid: np.ndarray, frame, tth: np.ndarray) -> tuple[list, str | None]:
+    """Rate the image's flips against a geometry; name the flip that fits when the image as
+    it is does not.
+
+    Parameters
+    ----------
+    data, valid : ndarray, shape (H, W)
+    frame : DetectorFrame
+    tth : ndarray, shape (K,)
+        Calibrant ring angles (radians); those on the detector are used, at most 12.
+
+    Returns
+    -------
+    flips : list of FlipFit
+    message : str or None
+        Why the geometry belongs to a flipped array, with the command that converts it; None
+        when the image as it is fits (or no flip fits better).
+    """
+    from geocal_cli.core.q.flipcheck import check_flips
+
+    tth = tth[np.isfinite(tth) & (tth <= frame.tth_max(data.shape))][:12]
+    flips = check_flips(data, valid, frame, tth)
+    fitting = [f.name for f in flips if f.fits]
+    if not fitting or "as is" in fitting:
+        return flips, None
+    return flips, (f"the geometry fits the image only after flipping it ({', '.join(fitting)}): it was "
+                   "made for another array convention (a Dioptas PONI, a GSAS-II import …); convert "
+                   f"it with geocal convert-poni --flip {fitting[0].replace('+', ',')}")

@@ -82,13 +82,12 @@ def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
 
 def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
     from geocal_cli.core.rings.controlpoints import prepare_image
-    from geocal_cli.core.q.flipcheck import check_flips
     from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
     from geocal_cli.core.q.powder import check_powder, stats
     from geocal_cli.core.rings.rounds import refine_rounds
     from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
-    from geocal_cli.pipeline._inputs import load_image_and_geometry
+    from geocal_cli.pipeline._inputs import flip_verdict, load_image_and_geometry
 
     inputs = load_image_and_geometry(cfg)
     geometry, valid, data = inputs.geometry, inputs.valid, inputs.image.data
@@ -120,17 +119,13 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
     if overall["geometric_median_abs_microstrain"] > cfg.max_median_microstrain:
         failed.append(f"median geometric |Δd/d| {overall['geometric_median_abs_microstrain']:.0f} µε "
                       f"exceeds --max-median-microstrain {cfg.max_median_microstrain:g}")
-    flips = None
-    if failed or diag.systematic:
-        # A geometry made for a flipped array looks like a large centre and tilt error.
-        tth = ring_tth(d, wavelength)
-        tth = tth[np.isfinite(tth) & (tth <= frame.tth_max(data.shape))]
-        flips = check_flips(data, valid, frame, tth[:12])
-        fitting = [f.name for f in flips if f.fits]
-        if fitting and "as is" not in fitting:
-            failed.insert(0, f"the geometry fits the image only after flipping it ({', '.join(fitting)}): "
-                             "it was made for another array convention (convert it with "
-                             f"geocal convert-poni --flip {fitting[0].replace('+', ',')})")
+    # A geometry made for a flipped array looks like a large centre and tilt error; the
+    # rating is cheap (~20 ms), so every check has it.
+    flips, flipped = flip_verdict(data, valid, frame, ring_tth(d, wavelength))
+    diagnosis = diag.as_dict()
+    if flipped:
+        failed.insert(0, flipped)
+        diagnosis["summary"] = flipped
     seen_section, warnings = _calibrant_check(data, valid, frame, cp, calibrant, wavelength,
                                               failed)
     sector = np.clip(((cp.chi + np.pi) / (2 * np.pi) * 36).astype(int), 0, 35)
@@ -147,8 +142,8 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
             "overall": overall, "rings": chk.rings, "by_chi": by_chi,
             "geometric_strain": "per ring, the χ harmonics of orders 0–2 of Δd/d (what a geometry "
                                 "error can produce); scatter = the rest",
-            "diagnosis": diag.as_dict(),
-            "flip_check": None if flips is None else [
+            "diagnosis": diagnosis,
+            "flip_check": [
                 {"flip": f.name, "points": f.points, "median_offset_px": f.median_offset_px,
                  "fits": f.fits} for f in flips],
         },
@@ -157,7 +152,7 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
         "warnings": warnings,
     }
     plot_args = {"image": data, "valid": valid, "check": chk,
-                 "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: {diag.summary()}"}
+                 "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: {diagnosis['summary']}"}
     return report, plot_args, failed
 
 

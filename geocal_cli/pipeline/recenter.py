@@ -15,7 +15,7 @@ from geocal_cli.io.calibrants import calibrant_file
 from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.poni import write_poni
 from geocal_cli.io.reports import report_header, write_report
-from geocal_cli.pipeline._inputs import load_image_and_geometry
+from geocal_cli.pipeline._inputs import flip_verdict, load_image_and_geometry
 
 SCHEMA = "geocal.recenter"
 
@@ -86,6 +86,12 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
         f"old beam centre x = {old[1] + 0.5:.2f}, y = {old[0] + 0.5:.2f} px")
     scattering = "electron" if (cfg.voltage_kv is not None or img.metadata.get("voltage_kv")) else "xray"
     tth = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else None
+    if tth is not None:
+        # A geometry made for a flipped array is not a moved beam: recentring it would fit
+        # its rings to the wrong pixels with a plausible shift.
+        _, flipped = flip_verdict(data, valid, frame, tth)
+        if flipped:
+            raise CalibrationError(f"{cfg.poni}: {flipped}; then recentre")
     t_read = time.perf_counter() - t0
 
     tried: list[str] = []

@@ -136,3 +136,5 @@ def test_ceo2_geometry_without_the_dioptas_flip_is_flagged(tmp_path, capsys):
     assert code == 6
     assert "only after flipping it (ud)" in err.strip().splitlines()[-1]
     assert any(f["flip"] == "ud" and f["fits"] for f in rep["results"]["flip_check"])
+    # The table's diagnosis says what the exit message says.
+    assert "only after flipping it (ud)" in rep["results"]["diagnosis"]["summary"]

@@ -75,6 +75,19 @@ def test_ceo2_pilatus_shifted_reference_is_recentred(tmp_path, capsys):
     assert res["shift"]["x_px"] == pytest.approx(-7.3, abs=0.1)
 
 
+def test_raw_dioptas_poni_is_refused_naming_the_flip(tmp_path, capsys, monkeypatch):
+    """The raw Dioptas PONI is for the image flipped up-down: recentring it would move the
+    centre by ~17 px to fit the rings to the wrong pixels."""
+    folder = ("xray", "ceo2_pilatus1m_dioptas")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exc:
+        run(["recenter", str(shared(*folder, "CeO2_Pilatus1M.tif")), "--poni",
+             str(shared(*folder, "CeO2_Pilatus1M.poni")), "-c", "CeO2"])
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert exc.value.code == 5 and "only after flipping it (ud)" in err
+    assert "convert-poni --flip ud" in err and not list(tmp_path.iterdir())
+
+
 def test_friedel_refuses_the_au_ring_pattern(tmp_path, capsys, au_reference):
     """Polycrystal rings have no Friedel pairs: the method says so instead of centring on
     chance pairs of ring speckle."""
