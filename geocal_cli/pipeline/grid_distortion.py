@@ -136,6 +136,10 @@ def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
                      expected_pitch_px=expected, diameter_px=cfg.spot_diameter_px, say=say)
     # Pixel sizes of the ideal detector: the pitch over the hole spacing along each axis.
     pixel = (cfg.pitch_mm * 1e-3 / m.grid.pitch_px[0], cfg.pitch_mm * 1e-3 / m.grid.pitch_px[1])
+    if not all(1e-7 <= p <= 1e-2 for p in pixel):
+        raise ConfigError(f"--pitch {cfg.pitch_mm:g} mm over a hole spacing of "
+                          f"{min(m.grid.pitch_px):.1f} px gives {max(pixel) * 1e6:.4g} µm pixels: a "
+                          "pixel is 0.1 µm … 10 mm; is the pitch in mm?")
     d = m.displacement
     grid = {"pitch_mm": cfg.pitch_mm, "spacing_px": {"y": m.grid.pitch_px[0], "x": m.grid.pitch_px[1]},
             "pixel_size_um": _um(pixel), "rotation_deg": float(np.degrees(m.grid.angle)),

@@ -132,6 +132,8 @@ def read(path: Path, options: Options) -> Loaded:
     if offset:
         notes.append("the detector hierarchy's group origin offset is included")
     size = numbers(panel, "image_size", path, WHAT)
+    if not all(float(v).is_integer() and 2 <= v <= 65_536 for v in size):
+        raise InputFileError(f"{path}: image_size = {list(size)}: a panel is 2 … 65536 whole pixels a side")
     shape = (int(size[1]), int(size[0]))
     if options.shape is not None and tuple(options.shape) != shape:
         raise ConfigError(f"--shape {options.shape} differs from the panel's image_size {shape} (rows, cols)")
