@@ -99,3 +99,56 @@ def read_text(path: Path | str, what: str, error=InputFileError) -> str:
         raise error(f"{what} {path} is not UTF-8 text (byte {exc.start}): is it the right file?") from None
     except OSError as exc:
         raise error(f"{what} {path}: {exc.strerror or exc}") from None
+
+
+#: Deepest bracket nesting accepted in a JSON or YAML file (real ones nest < 10 deep; parsers
+#: recurse per level and YAML's slows quadratically).
+MAX_NESTING = 64
+
+
+def parse_structured(text: str, where, what: str, json_only: bool = False, error=InputFileError):
+    """Parse JSON (or YAML, a superset) safely: bounded nesting, no YAML aliases or tags beyond
+    plain data, bounded messages.
+
+    Parameters
+    ----------
+    text : str
+    where : Path or str
+        The file, for messages.
+    what : str
+        What the file should be, for messages.
+    json_only : bool
+        Parse as JSON only.
+    error : type of GeocalError
+
+    Returns
+    -------
+    object
+        The parsed document.
+
+    Raises
+    ------
+    error
+        Nested deeper than `MAX_NESTING`, aliases, unparsable, or values Python refuses (an
+        integer of more than 4300 digits).
+    """
+    import json
+
+    import numpy as np
+    import yaml
+
+    codes = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
+    depth = np.cumsum(np.isin(codes, (91, 123)).astype(np.int32) - np.isin(codes, (93, 125)))
+    if depth.size and depth.max() > MAX_NESTING:
+        raise error(f"{what} {where}: brackets nested {int(depth.max())} deep; geocal reads at most "
+                    f"{MAX_NESTING} levels")
+    try:
+        if json_only:
+            return json.loads(text)
+        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
+            raise error(f"{what} {where}: YAML aliases (*name) are not accepted; write the values out")
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{what} {where}: not valid YAML ({str(exc).splitlines()[0][:200]})") from None
+    except (ValueError, RecursionError) as exc:
+        raise error(f"{what} {where}: unparsable ({exc.__class__.__name__}: {str(exc)[:200]})") from None

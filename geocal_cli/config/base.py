@@ -102,23 +102,13 @@ def _read_yaml(path: Path) -> dict:
     ------
     ConfigError
         Not a regular UTF-8 text file of at most `MAX_TEXT_BYTES`, not YAML, YAML with aliases
-        (a few hundred bytes of aliases expand to gigabytes), nested deeper than Python can
-        parse, or not a mapping.
+        (a few hundred bytes of aliases expand to gigabytes), too deeply nested, or not a
+        mapping (see `geocal_cli.files.parse_structured`).
     """
-    from geocal_cli.files import read_text
+    from geocal_cli.files import parse_structured, read_text
 
-    text = read_text(path, "config file", error=ConfigError)
-    try:
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
-            raise ConfigError(f"config file {path}: YAML aliases (*name) are not accepted; "
-                              "write the values out")
-        loaded = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path}: not valid YAML ({str(exc)[:300]})") from None
-    except (RecursionError, ValueError) as exc:
-        # ValueError: e.g. an integer of more digits than Python converts.
-        raise ConfigError(f"config file {path}: not a usable config "
-                          f"({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    loaded = parse_structured(read_text(path, "config file", error=ConfigError), path,
+                              "config file", error=ConfigError)
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):

@@ -208,6 +208,10 @@ def _from_cif(path: Path, scattering: str, d_min_a: float) -> CalibrantRings:
     d = np.asarray(st.cell.calculate_d_array(hkl))
     f = structure_factors(hkl, d, fract, occ, u_iso, coefs)
     rots = np.array([op.rot for op in sg.operations()]) // gemmi.Op.DEN
-    d_ring, i_ring = powder_rings(d, np.abs(f) ** 2 * powder_multiplicity(hkl, rots))
+    intensity = np.abs(f) ** 2 * powder_multiplicity(hkl, rots)
+    if not (np.all(np.isfinite(d)) and np.all(np.isfinite(intensity)) and intensity.max() > 0):
+        raise InputFileError(f"{path}: the structure gives no finite, non-zero reflection "
+                             "intensity (check the cell, occupancies and displacement parameters)")
+    d_ring, i_ring = powder_rings(d, intensity)
     return CalibrantRings(name=path.stem, d_spacing=d_ring * 1e-10, intensity=i_ring,
                           source=f"CIF {path} ({scattering} scattering factors, gemmi tables)")

@@ -14,7 +14,7 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.convert_poni import ConvertPoniConfig
 from geocal_cli.errors import ConfigError, InputFileError
-from geocal_cli.io.formats import FORMATS, Options, detect, module
+from geocal_cli.io.formats import FORMATS, Options, detect, module, read_geometry
 from geocal_cli.io.calibrants import calibrant_file
 from geocal_cli.io.outputs import Outputs, active, committing, default_name
 from geocal_cli.io.reports import report_header, write_report
@@ -131,10 +131,7 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     shape = _shape(cfg, image.data.shape if image is not None else None)
     pixel = cfg.pixel_size_um or (image.metadata.get("pixel_size_um") if image is not None else None)
     options = Options(shape=shape, panel=cfg.panel, fix_units=cfg.fix_units, pixel_size_um=pixel)
-    try:
-        loaded = module(source_format).read(cfg.input, options)
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
-        raise InputFileError(f"{cfg.input}: not a readable {source_format} file ({exc})") from None
+    loaded = read_geometry(cfg.input, source_format, options)
     if shape is not None and loaded.shape is not None and tuple(loaded.shape) != tuple(shape):
         raise InputFileError(f"{cfg.input}: its detector is {list(loaded.shape)} pixels, the image "
                              f"{list(shape)}")

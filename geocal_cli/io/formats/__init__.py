@@ -8,15 +8,13 @@ returns is exact, whatever detector orientation it needs.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from geocal_cli.errors import InputFileError
-from geocal_cli.files import MAX_TEXT_BYTES, checked_file, quote, read_text
+from geocal_cli.files import MAX_TEXT_BYTES, checked_file, parse_structured, quote, read_text
 
 #: Format names, what they are, and their default file suffix.
 FORMATS = {
@@ -88,6 +86,29 @@ def module(name: str):
     return importlib.import_module(f"geocal_cli.io.formats.{name}")
 
 
+def read_geometry(path: Path, fmt: str, options: Options) -> Loaded:
+    """Read a geometry file of format `fmt`; every malformed input is an `InputFileError`.
+
+    Raises
+    ------
+    InputFileError
+        Missing, unreadable or malformed file (the readers' own checks, and any type, key,
+        value, recursion or arithmetic error a hostile file provokes in them).
+    ConfigError
+        The file disagrees with the options (shape), or a format needs an option it lacks.
+    """
+    from geocal_cli.errors import GeocalError
+
+    try:
+        return module(fmt).read(path, options)
+    except GeocalError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError,
+            OverflowError, ZeroDivisionError, MemoryError, np.linalg.LinAlgError) as exc:
+        raise InputFileError(f"{path}: not a readable {fmt} file ({exc.__class__.__name__}: "
+                             f"{str(exc)[:160]})") from None
+
+
 def detect(path: Path) -> str:
     """The format of a geometry file, from its suffix and content.
 
@@ -122,17 +143,14 @@ def detect(path: Path) -> str:
 
 def _mapping(path: Path):
     """The file as a JSON or YAML mapping, or `key:value` / `key value` lines, or None."""
-    text = path.read_text(encoding="utf-8", errors="replace")
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    try:
-        data = yaml.safe_load(text)
+    text = read_text(path, "geometry file")
+    for json_only in (True, False):
+        try:
+            data = parse_structured(text, path, "geometry file", json_only=json_only)
+        except InputFileError:
+            continue
         if isinstance(data, dict):
             return data
-    except yaml.YAMLError:
-        pass
     for sep in (":", None):
         try:
             return key_value_lines(path, "geometry", sep)
@@ -172,11 +190,8 @@ def load_mapping(path: Path, what: str) -> dict:
         Missing, unreadable, or not a mapping.
     """
     path = Path(path)
-    text = read_text(path, f"{what} file")
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (ValueError, yaml.YAMLError) as exc:
-        raise InputFileError(f"{path}: not a {what} file (unparsable: {str(exc).splitlines()[0]})") from None
+    data = parse_structured(read_text(path, f"{what} file"), path, f"{what} file",
+                            json_only=path.suffix.lower() == ".json")
     if not isinstance(data, dict):
         raise InputFileError(f"{path}: not a {what} file (expected a mapping of keys to values)")
     return data

@@ -17,7 +17,7 @@ import numpy as np
 from geocal_cli.core.geometry.conventions import dials
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.errors import ConfigError, InputFileError
-from geocal_cli.files import read_text
+from geocal_cli.files import parse_structured, read_text
 from geocal_cli.io.outputs import write_text
 from geocal_cli.io.formats import Loaded, Options, geometry_from_frame, number, numbers
 
@@ -32,10 +32,7 @@ def load(path: Path) -> dict:
     InputFileError
         Missing file, not JSON, or no detector/beam models.
     """
-    try:
-        data = json.loads(read_text(path, f"{WHAT} file"))
-    except ValueError as exc:
-        raise InputFileError(f"{path}: not a {WHAT} (not JSON: {exc})") from None
+    data = parse_structured(read_text(path, f"{WHAT} file"), path, f"{WHAT} file", json_only=True)
     if not isinstance(data, dict) or not data.get("detector") or not data.get("beam"):
         raise InputFileError(f"{path}: not a {WHAT} (no 'detector' and 'beam' models)")
     return data
