@@ -67,6 +67,7 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l image -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l shape -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l flip -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l orientation -r -F

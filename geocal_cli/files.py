@@ -149,6 +149,6 @@ def parse_structured(text: str, where, what: str, json_only: bool = False, error
             raise error(f"{what} {where}: YAML aliases (*name) are not accepted; write the values out")
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise error(f"{what} {where}: not valid YAML ({str(exc).splitlines()[0][:200]})") from None
+        raise error(f"{where}: not a {what} (not valid YAML: {str(exc).splitlines()[0][:200]})") from None
     except (ValueError, RecursionError) as exc:
-        raise error(f"{what} {where}: unparsable ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+        raise error(f"{where}: not a {what} (unparsable: {exc.__class__.__name__}: {str(exc)[:200]})") from None

@@ -14,10 +14,13 @@ def _stop_at_start(signum, frame) -> None:
     os._exit(130)
 
 
-for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-    # A SIGINT the shell ignores (a background job) stays ignored.
-    if signal.getsignal(_sig) is not signal.SIG_IGN:
-        signal.signal(_sig, _stop_at_start)
+if os.path.basename(sys.argv[0]) in ("geocal", "__main__.py"):
+    # Imported by the `geocal` console script or `python -m geocal_cli` (not by a program or
+    # a test runner with its own handlers).
+    for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        # A SIGINT the shell ignores (a background job) stays ignored.
+        if signal.getsignal(_sig) is not signal.SIG_IGN:
+            signal.signal(_sig, _stop_at_start)
 
 # geocal's linear algebra is many tiny least-squares problems: threaded BLAS only adds
 # overhead (and thrashes when runs share a machine). Set before numpy loads; an explicit
@@ -100,43 +103,70 @@ def run(argv: list[str] | None = None) -> None:
     """Console-script entry point: run the app and map every outcome to an exit code.
 
     SIGTERM and SIGHUP stop a run as Ctrl-C does: no output is committed, "interrupted" on
-    stderr, exit 130.
+    stderr, exit 130. Once the outcome is decided, signals are ignored: the exit code then
+    says what happened.
     """
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        if signal.getsignal(sig) is not signal.SIG_IGN:
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    for sig, handler in previous.items():
+        # A SIGINT the shell ignores (a background job) stays ignored.
+        if not (sig == signal.SIGINT and handler is signal.SIG_IGN):
             signal.signal(sig, _stop)
     # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors.
     for name in ("fabio", "pyFAI", "silx", "h5py"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    try:
+        sys.exit(_outcome(argv))
+    finally:
+        # Called in-process (tests, scripts), leave the caller's handlers as they were; the
+        # command's own start-up handler is not restored (the outcome is decided).
+        for sig, handler in previous.items():
+            signal.signal(sig, signal.SIG_IGN if handler is _stop_at_start else
+                          handler if handler is not None else signal.SIG_DFL)
+
+
+def _settle() -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _outcome(argv) -> int:
+    """Run the command; print how it ended; the exit code."""
     command = typer.main.get_command(app)
     try:
         rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)
     except GeocalError as exc:
+        _settle()
         if console.state.traceback:
             console.err.print_exception()
         console.err.print(f"error: {exc}", markup=False, highlight=False)
-        sys.exit(int(exc.exit_code))
+        return int(exc.exit_code)
     except KeyboardInterrupt:
-        _interrupted()
+        _settle()
+        return _interrupted()
     except Exception as exc:
+        _settle()
         # typer carries its own click: recognise its exceptions by behaviour, not by class.
         if type(exc).__name__ == "Abort":
-            _interrupted()
+            return _interrupted()
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            sys.exit(ExitCode.USAGE)
+            return ExitCode.USAGE
         if console.state.traceback:
             console.err.print_exception()
         console.err.print(f"error: internal error: {exc.__class__.__name__}: {exc}. This is a bug: "
                           "please report it with the command line (run again with --traceback "
                           "for details).", markup=False)
-        sys.exit(ExitCode.INTERNAL)
+        return ExitCode.INTERNAL
+    _settle()
     if rv == ExitCode.INTERRUPTED:
         # typer turns Ctrl-C into a silent Exit(130).
-        _interrupted()
-    sys.exit(rv if isinstance(rv, int) else ExitCode.OK)
+        return _interrupted()
+    return rv if isinstance(rv, int) else ExitCode.OK
 
 
-def _interrupted() -> None:
-    console.err.print("interrupted", markup=False)
-    sys.exit(ExitCode.INTERRUPTED)
+def _interrupted() -> int:
+    from geocal_cli.io.outputs import commits
+
+    console.err.print("interrupted" + (" after its outputs were written (they are complete)"
+                                       if commits() else ""), markup=False)
+    return ExitCode.INTERRUPTED

@@ -26,7 +26,7 @@ Examples:
 
   geocal convert-poni ceo2.poni --to imaged11 --image ceo2.tif --calibrant CeO2
 
-The report (INPUT-stem.convert.json) gives the values read and written, the PONI equivalent,
+The report (OUTPUT-name.convert.json) gives the values read and written, the PONI equivalent,
 and a self-check: the written file read back must give the same 2θ and χ at every pixel.
 With --image and --calibrant it also says which flips of that image the geometry fits.
 Exit codes: 0 ok, 3 bad option or a convention that cannot describe the geometry, 4 bad input file."""
@@ -48,7 +48,7 @@ def command(
     energy: float = ENERGY_OPTION,
     wavelength: float = WAVELENGTH_OPTION,
     voltage: float = VOLTAGE_OPTION,
-    report: Path = typer.Option(None, "--report", help="JSON report [default: INPUT-stem.convert.json].", rich_help_panel="Outputs"),
+    report: Path = typer.Option(None, "--report", help="JSON report [default: OUTPUT-name.convert.json].", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
     config: Path = CONFIG_OPTION,

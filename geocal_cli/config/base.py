@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
 
 from geocal_cli.errors import ConfigError
 
@@ -20,6 +20,8 @@ M = TypeVar("M", bound=BaseModel)
 # rule named (README, "Bounded work").
 #: Pixel size, µm (0.1 µm … 10 mm).
 PixelUm = Annotated[float, Field(ge=0.1, le=10_000)]
+#: A pyFAI detector name or detector file: not empty.
+DetectorName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 #: Image side, pixels (2 … 65536).
 Side = Annotated[int, Field(ge=2, le=65_536)]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig, PixelUm, Side
+from geocal_cli.config.base import BeamConfig, DetectorName, PixelUm, Side
 
 Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
 
@@ -18,7 +18,7 @@ class CalibRingConfig(BeamConfig):
     image: Path = Field(description="calibrant image (anything fabio reads)")
     calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å), CIF, or 'auto' "
                                        "(identified from the rings among pyFAI's calibrants)")
-    detector: str | None = Field(None, description="pyFAI detector name (pixel size, mask)")
+    detector: DetectorName | None = Field(None, description="pyFAI detector name (pixel size, mask)")
     pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(
         None, description="pixel size (rows, columns) in µm when no detector is named")
     mask: Path | None = Field(None, description="mask image, non-zero = masked")

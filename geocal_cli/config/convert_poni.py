@@ -29,7 +29,7 @@ class ConvertPoniConfig(BeamConfig):
     orientation: Literal[1, 2, 3, 4] | None = Field(None, description="pyFAI detector orientation of the result (default: the input's, or its mirror after a flip)")
     panel: int | None = Field(None, ge=0, description="panel of a multi-panel DIALS detector")
     fix_units: bool = Field(False, description="read a DIALS wavelength written in metres as metres")
-    report: Path | None = Field(None, description="JSON report (default: <input stem>.convert.json)")
+    report: Path | None = Field(None, description="JSON report (default: <output name>.convert.json)")
 
     @model_validator(mode="after")
     def _rules(self):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from geocal_cli.config.base import BeamConfig, PixelUm, Side
+from geocal_cli.config.base import BeamConfig, DetectorName, PixelUm, Side
 
 
 class SimulateConfig(BeamConfig):
@@ -16,7 +16,7 @@ class SimulateConfig(BeamConfig):
     truth: Path | None = Field(None, description="truth PONI (default: <output name>.truth.poni)")
     report: Path | None = Field(None, description="JSON report: config, truth and the files written with their SHA-256 (default: <output name>.simulate.json)")
     calibrant: str = Field("LaB6", description="pyFAI calibrant name, d-spacing file or CIF")
-    detector: str | None = Field("Pilatus1M", description="pyFAI detector name")
+    detector: DetectorName | None = Field("Pilatus1M", description="pyFAI detector name")
     pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(None, description="pixel size (rows, columns), µm")
     shape: tuple[Side, Side] | None = Field(None, description="image shape (rows, columns) for --pixel-size")
     distance_mm: float = Field(200.0, gt=0, le=100_000, description="sample–detector distance along the beam (Fit2D directDist), mm")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from geocal_cli.files import checked_file
 from geocal_cli.errors import ConfigError, InputFileError
 
 
@@ -33,14 +34,24 @@ def make_detector(name: str | None, pixel_size_um: tuple[float, float] | None,
     import pyFAI.detectors
     from pathlib import Path
 
+    if name is not None and not name.strip():
+        raise ConfigError("detector '': give a pyFAI detector name or a detector file")
     if name is not None:
-        if Path(name).is_file():
+        is_file = Path(name).exists()
+        if is_file:
+            import h5py
+
             # A detector file: PONI files written with it must find it from any folder.
-            name = str(Path(name).resolve())
+            name = str(checked_file(name, "detector file").resolve())
+            if not h5py.is_hdf5(name):
+                raise InputFileError(f"detector file {name}: not a pyFAI detector file (NeXus HDF5)")
         try:
             det = pyFAI.detectors.detector_factory(name)
-        except (RuntimeError, KeyError, ValueError) as exc:
-            raise ConfigError(f"detector '{name}': unknown to pyFAI ({exc}); "
+        except Exception as exc:  # pyFAI and h5py raise many types for a name or file they do not know
+            if is_file:
+                raise InputFileError(f"detector file {name}: not a pyFAI detector file "
+                                     f"({exc.__class__.__name__}: {str(exc)[:160]})") from None
+            raise ConfigError(f"detector '{name}': unknown to pyFAI ({str(exc)[:160]}); "
                               "see pyFAI.detectors.ALL_DETECTORS for names") from None
         if det.shape is not None and tuple(det.shape) != tuple(shape):
             if det.max_shape is not None and all(m % s == 0 for m, s in zip(det.max_shape, shape)):

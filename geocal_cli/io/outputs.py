@@ -27,6 +27,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import tempfile
 from pathlib import Path
 
@@ -42,6 +43,8 @@ MARKS = (b"written by geocal", b'"geocal_version":')
 HEAD_BYTES = 64 * 1024
 #: What geocal writes where a format has room for a comment or an attribute.
 SIGNATURE = f"written by geocal {__version__}"
+TERMINATING = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+_COMMITS = 0
 _TMP = re.compile(r"^\.geocal-(\d+)-[^/]*\.tmp$")
 _ACTIVE: contextvars.ContextVar[Outputs | None] = contextvars.ContextVar("geocal_outputs", default=None)
 
@@ -209,12 +212,20 @@ class Outputs:
                 raise OutputFileError(f"cannot write {target}: folder {folder} does not exist"
                                       if not folder.exists() else
                                       f"cannot write {target}: {folder} is not a folder")
-            if not os.access(folder, os.W_OK | os.X_OK):
-                raise OutputFileError(f"cannot write {target}: folder {folder} is not writable")
+            self._probe(target)
             if (target.exists() or target.is_symlink()) and not self.overwrite:
                 if not target.is_file() or not written_by_geocal(target, self.ledger):
                     raise ConfigError(f"{target} exists and was not written by geocal: give "
                                       "--overwrite to replace it, or choose another name")
+
+    @staticmethod
+    def _probe(target: Path) -> None:
+        """Create and remove a temporary folder beside `target`: the one test of writability
+        that permissions, read-only mounts, /proc and quotas all answer truly."""
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=f".geocal-{os.getpid()}-", suffix=".tmp", dir=target.parent))
+        except OSError as exc:
+            raise _output_error(target, exc) from None
 
     def stage(self, target: Path) -> Path:
         """A path in this run's private temporary folder beside `target`, to write into.
@@ -258,20 +269,42 @@ class Outputs:
     def commit(self) -> None:
         """Rename every staged file onto its target, then remove the temporary folders.
 
+        All or nothing: each replaced file is first hard-linked into the temporary folder, and
+        if a later rename fails the earlier ones are undone from those links.
+
         Raises
         ------
         OutputFileError
-            A rename failed (the files renamed before it stay; none is half-written).
+            A rename failed (every target is as it was before the run).
         """
-        for target, tmp in self._staged.items():
-            if not tmp.exists():
-                continue
-            try:
+        global _COMMITS
+        done: list[tuple[Path, Path | None]] = []
+        # A Ctrl-C or SIGTERM waits for the renames rather than leave half of them done.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
+        try:
+            for target, tmp in self._staged.items():
+                if not tmp.exists():
+                    continue
                 os.chmod(tmp, 0o666 & ~_umask())
+                backup = None
+                if target.is_file():
+                    backup = tmp.with_name(tmp.name + ".previous")
+                    try:
+                        os.link(target, backup)
+                    except OSError:  # a file system without hard links
+                        shutil.copy2(target, backup)
                 os.replace(tmp, target)
-            except OSError as exc:
-                raise _output_error(target, exc) from None
-        self.abort()
+                done.append((target, backup))
+        except OSError as exc:
+            for old, backup in reversed(done):
+                with contextlib.suppress(OSError):
+                    os.replace(backup, old) if backup is not None else os.unlink(old)
+            raise _output_error(target, exc) from None
+        else:
+            _COMMITS += 1
+        finally:
+            self.abort()
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
     def abort(self) -> None:
         """Remove the temporary folders and everything in them."""
@@ -329,6 +362,12 @@ def write_text(target: Path, text: str) -> None:
     """Write text to `target` (UTF-8) through `atomic_path`."""
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def commits() -> int:
+    """How many runs of this process have committed their outputs (a signal that arrives
+    after a commit interrupts a run whose files are complete)."""
+    return _COMMITS
 
 
 def active() -> Outputs | None:

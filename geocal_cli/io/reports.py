@@ -46,7 +46,11 @@ def _plain(obj):
         v = float(obj)
         return v if math.isfinite(v) else None
     if isinstance(obj, Path):
-        return str(obj)
+        obj = str(obj)
+    if isinstance(obj, str) and not obj.isascii():
+        # File names that are not UTF-8 reach Python as surrogate escapes: write their bytes
+        # as \xNN rather than fail after the other outputs.
+        return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     return obj
 
 

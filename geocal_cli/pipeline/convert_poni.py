@@ -37,11 +37,13 @@ class ConvertResult:
 
 def default_outputs(cfg: ConvertPoniConfig) -> tuple[Path, Path]:
     """The input's name with the target's suffix (`<name>.converted<suffix>` where that would
-    be the input itself), and `<name>.convert.json`, in the current folder."""
-    out = default_name(cfg.input, FORMATS[cfg.to][1])
-    if out.resolve() == Path(cfg.input).resolve():
+    be the input itself), in the current folder; the report is named after the output
+    (`<output name>.convert.json`), so conversions of one input to several formats keep
+    their reports apart."""
+    out = cfg.output or default_name(cfg.input, FORMATS[cfg.to][1])
+    if out.resolve() == Path(cfg.input).resolve() and cfg.output is None:
         out = default_name(cfg.input, ".converted" + FORMATS[cfg.to][1])
-    return out, default_name(cfg.input, ".convert.json")
+    return out, default_name(out, ".convert.json")
 
 
 def _shape(cfg: ConvertPoniConfig, image_shape) -> tuple[int, int] | None:
@@ -118,7 +120,7 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     """
     say = progress or (lambda msg: None)
     output, report_path = default_outputs(cfg)
-    output, report_path = cfg.output or output, cfg.report or report_path
+    report_path = cfg.report or report_path
     inputs = [cfg.input, cfg.image, calibrant_file(cfg.calibrant)]
     outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
     outputs.check(output, report_path)

@@ -16,10 +16,13 @@ from geocal_cli.core.geometry.displacement import Field
 from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.distortion import (correct_images, is_distortion_file, make_distorted_detector,
                                       read_distortion, write_detector, write_spline)
+from geocal_cli.files import checked_file
 from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.reports import report_header, write_report
 
 SCHEMA = "geocal.grid-distortion"
+#: Shortest image side that can hold a few holes and the illumination's 16-pixel blocks.
+MIN_SIDE_PX = 32
 CONVENTION = ("pyFAI: the pixel corner at (row y, column x) lies at (y + dy, x + dx) on an ideal "
               "detector of the stated pixel sizes; dx along columns, dy along rows, pixels")
 
@@ -59,6 +62,9 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
     report_path = cfg.report or report_default
     outputs = Outputs([cfg.image, cfg.mask], cfg.overwrite, ledger=report_path)
     outputs.check(detector_path, report_path, cfg.spline, cfg.corrected, cfg.plot)
+    for path, what in ((cfg.image, "image"), (cfg.mask, "mask")):
+        if path is not None:
+            checked_file(path, what)
     report = report_header(SCHEMA, to_plain(cfg), [cfg.image, cfg.mask])
     report["convention"] = CONVENTION
     report["warnings"] = []
@@ -128,6 +134,9 @@ def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
     valid = valid_pixels(data, None, user_mask)
     if not valid.any():
         raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
+    if min(data.shape) < MIN_SIDE_PX:
+        raise InputFileError(f"{cfg.image}: {data.shape[0]}×{data.shape[1]} pixels cannot hold a "
+                             f"hole grid (each side needs ≥ {MIN_SIDE_PX} pixels, a few holes)")
     say(f"read {cfg.image} ({img.format}, {data.shape[0]}×{data.shape[1]})")
     expected = None
     if cfg.pixel_size_um is not None:

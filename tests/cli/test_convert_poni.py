@@ -44,7 +44,7 @@ def test_dioptas_poni_integrates_onto_ceo2_only_with_the_flip(tmp_path, monkeypa
     assert code == 0, err
     assert _peak_error_deg(tmp_path / "fabio.poni", tif) < 0.005
     assert _peak_error_deg(poni, tif) > 0.02          # the file as it is, without the flip
-    report = json.loads((tmp_path / "CeO2_Pilatus1M.convert.json").read_text())
+    report = json.loads((tmp_path / "fabio.convert.json").read_text())
     fits = {f["name"]: f["fits"] for f in report["flip_check"]}
     assert fits == {"as is": True, "ud": False, "lr": False, "ud+lr": False}
     assert report["self_check"]["exact"] and report["results"]["poni"]["orientation"] == 2
