@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.badinput.test_corpus import snapshot
+from tests.badinput.corpus import snapshot
 from tests.cli.test_cli import cli
 
 SMALL = ["--pixel-size", "100", "--shape", "300,320", "--distance", "80", "--energy", "17",
