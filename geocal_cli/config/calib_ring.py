@@ -40,4 +40,7 @@ class CalibRingConfig(BeamConfig):
             raise ValueError("give a detector name (--detector) or a pixel size (--pixel-size)")
         if self.detector is not None and self.pixel_size_um is not None:
             raise ValueError("give --detector or --pixel-size, not both")
+        if set(self.fix) >= set(Param.__args__):
+            raise ValueError("fix leaves nothing to refine; to check a geometry without refining "
+                             "it, use geocal q-check")
         return self

@@ -13,6 +13,9 @@ import numpy as np
 from tests.badinput.seeds import write_seeds
 
 P1M = ["--energy", "20", "-d", "Pilatus1M"]
+#: A small LaB6 image (300 × 320, 100 µm pixels, 17 keV) that calibrates: flags are then what
+#: stops a run.
+RING = ["--energy", "17", "--pixel-size", "100"]
 
 
 def snapshot(folder: Path) -> dict:
@@ -74,6 +77,12 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     (folder / "readonly").mkdir()
     (folder / "readonly").chmod(0o555)
     (folder / "afile").write_text("x")
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    simulate.run(SimulateConfig(output=folder / "ring.edf", calibrant="LaB6", energy_kev=17,
+                                detector=None, pixel_size_um=(100, 100), shape=(300, 320),
+                                distance_mm=80, seed=3))
     (folder / "million.D").write_text("2.5\n" * 1_000_000)
     (folder / "bigcell.cif").write_text(NACL_CIF.replace("5.6402", "4000"))
     spline = seeds["spline"].read_text().splitlines()
@@ -120,14 +129,19 @@ def cases() -> list[tuple[str, list[str], set[int]]]:
     for cfg in ("latin1", "nested", "digits", "bomb", "fifo"):
         cases += [(f"calib-ring --config {cfg}", ["calib-ring", img, "--config", f"{cfg}.yaml"], {3}),
                   (f"simulate --config {cfg}", ["simulate", "s.edf", "--config", f"{cfg}.yaml"], {3})]
-    values = {"--energy 1e300": ["--energy", "1e300", "-d", "Pilatus1M"],
-              "--energy inf": ["--energy", "inf", "-d", "Pilatus1M"],
-              "--pixel-size 1e-30": ["--energy", "20", "--pixel-size", "1e-30"],
-              "-d ''": ["--energy", "20", "-d", ""],
-              "-d notdet.h5": ["--energy", "20", "-d", "notdet.h5"],
-              "--fix all": [*P1M, "--fix", "dist,poni1,poni2,rot1,rot2,rot3,wavelength"],
-              "--max-rings 1": [*P1M, "--max-rings", "1"]}
-    cases += [(f"calib-ring {k}", ["calib-ring", img, "-c", "LaB6", *v], {3, 4}) for k, v in values.items()]
+    # On a ring image that calibrates, so that each value is what stops the run.
+    values = {"--energy 1e300": ["--energy", "1e300", "--pixel-size", "100"],
+              "--energy inf": ["--energy", "inf", "--pixel-size", "100"],
+              "--pixel-size 1e-30": ["--energy", "17", "--pixel-size", "1e-30"],
+              "-d ''": ["--energy", "17", "-d", ""],
+              "-d notdet.h5": ["--energy", "17", "-d", "notdet.h5"],
+              "--fix all": [*RING, "--fix", "dist,poni1,poni2,rot1,rot2,rot3,wavelength"],
+              "--guess --fix all": [*RING, "--guess", "ring.truth.poni", "--fix",
+                                    "dist,poni1,poni2,rot1,rot2,rot3,wavelength"],
+              "--max-rings 1": [*RING, "--max-rings", "1"],
+              "--min-rings 0": [*RING, "--min-rings", "0"],
+              "--fix bogus": [*RING, "--fix", "bogus"]}
+    cases += [(f"calib-ring {k}", ["calib-ring", "ring.edf", "-c", "LaB6", *v], {3, 4}) for k, v in values.items()]
     sim = {"--center nan,nan": ["--center", "nan,nan"], "--seed -1": ["--seed", "-1"],
            "--distance 0": ["--distance", "0"], "--distance inf": ["--distance", "inf"],
            "--tilt 90": ["--tilt", "90"], "--width -1": ["--width", "-1"],

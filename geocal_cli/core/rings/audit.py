@@ -689,8 +689,8 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     faults = []
     if n_fit < min_rings:
         faults.append(f"the fit rests on {n_fit} calibrant ring(s), fewer than --min-rings "
-                      f"{min_rings}: one ring cannot tell which reflection it is, so the "
-                      "distance is a guess")
+                      f"{min_rings}" + (": one ring cannot tell which reflection it is, so the "
+                                        "distance is a guess" if n_fit == 1 else ""))
     elif confirmed < min_rings or on_seen < 0.5:
         faults.append(f"the image does not show the solution's rings: {confirmed} ring(s) of "
                       f"its azimuthal profile confirm it, and {n_fit - n_seen} of the {n_fit} "
