@@ -210,16 +210,17 @@ def test_a_failed_rename_undoes_the_earlier_ones(workspace, tmp_path, capsys, mo
 
 
 def test_sigint_and_sigterm_at_random_moments(workspace, tmp_path):
-    """20 runs of calib-ring, each interrupted at a random moment: exit 130 with 'interrupted'
-    and the folder byte-identical, or (signal after the commit) exit 130 saying the outputs are
-    complete, or exit 0; never a temporary."""
+    """20 runs, the subcommands in turn, each interrupted at a random moment: exit 130 with
+    'interrupted' and the folder byte-identical, or (signal after the commit) exit 130 saying
+    the outputs are complete, or exit 0; never a temporary."""
     folder = tmp_path / "w"
     shutil.copytree(workspace, folder)
     rng = np.random.default_rng(7)
     before = snapshot(folder)
     finished = 0
     for i in range(20):
-        proc = subprocess.Popen([GEOCAL, *RUNS["calib-ring"]], cwd=folder,
+        command = sorted(RUNS)[i % len(RUNS)]
+        proc = subprocess.Popen([GEOCAL, *RUNS[command]], cwd=folder,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.2, 2.5))
         proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGTERM)
@@ -232,8 +233,8 @@ def test_sigint_and_sigterm_at_random_moments(workspace, tmp_path):
             finished += 1
             before = now
             continue
-        assert proc.returncode == 130 and last == "interrupted", err[-300:]
-        assert now == before
+        assert proc.returncode == 130 and last == "interrupted", (command, err[-300:])
+        assert now == before, command
     assert finished < 20
 
 
