@@ -185,6 +185,19 @@ class Outputs:
         self._staged: dict[Path, Path] = {}
         self._folders: dict[Path, Path] = {}
 
+    @classmethod
+    def planned(cls, inputs, overwrite: bool, report: Path, *others: Path | None) -> Outputs:
+        """The outputs of a run that writes `report` (its ledger) and `others`, checked.
+
+        Raises
+        ------
+        ConfigError, OutputFileError
+            As `check`.
+        """
+        outputs = cls(inputs, overwrite, ledger=report)
+        outputs.check(report, *others)
+        return outputs
+
     def check(self, *targets: Path | None) -> None:
         """Refuse, before any work, outputs that are inputs, folders, foreign files, or in an
         unwritable folder; and two outputs of one run at one path.

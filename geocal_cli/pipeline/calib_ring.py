@@ -69,12 +69,9 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    poni_path, report_default = default_outputs(cfg.image)
-    poni_path = cfg.output or poni_path
-    report_path = cfg.report or report_default
+    poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
-    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
-    outputs.check(poni_path, report_path, cfg.plot)
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
     img = read_image(cfg.image)
     data = img.data
     shape = data.shape

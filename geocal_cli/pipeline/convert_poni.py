@@ -122,8 +122,7 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     output, report_path = default_outputs(cfg)
     report_path = cfg.report or report_path
     inputs = [cfg.input, cfg.image, calibrant_file(cfg.calibrant)]
-    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
-    outputs.check(output, report_path)
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, output)
     source_format = cfg.source_format or detect(cfg.input)
     image = None
     if cfg.image is not None:

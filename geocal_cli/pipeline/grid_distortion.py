@@ -60,8 +60,8 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
     detector_default, report_default = default_paths(cfg.image)
     detector_path = cfg.output or detector_default
     report_path = cfg.report or report_default
-    outputs = Outputs([cfg.image, cfg.mask], cfg.overwrite, ledger=report_path)
-    outputs.check(detector_path, report_path, cfg.spline, cfg.corrected, cfg.plot)
+    outputs = Outputs.planned([cfg.image, cfg.mask], cfg.overwrite, report_path, detector_path,
+                              cfg.spline, cfg.corrected, cfg.plot)
     for path, what in ((cfg.image, "image"), (cfg.mask, "mask")):
         if path is not None:
             checked_file(path, what)

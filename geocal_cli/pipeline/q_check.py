@@ -61,8 +61,7 @@ def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
     report_path = cfg.report or default_report(cfg)
     inputs = ([cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)] if cfg.mode == "powder"
               else [cfg.expt, cfg.refl])
-    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
-    outputs.check(report_path, cfg.plot)
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, cfg.plot)
     if cfg.mode == "powder":
         report, plot_args, failed = _powder(cfg, say)
     else:

@@ -67,12 +67,9 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
     say = progress or (lambda msg: None)
     t0 = time.perf_counter()
-    poni_path, report_default = default_outputs(cfg.image)
-    poni_path = cfg.output or poni_path
-    report_path = cfg.report or report_default
+    poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)]
-    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
-    outputs.check(poni_path, report_path, cfg.plot)
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
     loaded = load_image_and_geometry(cfg)
     img, reference, valid = loaded.image, loaded.geometry, loaded.valid
     data = img.data

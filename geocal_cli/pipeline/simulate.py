@@ -78,8 +78,7 @@ def run(cfg: SimulateConfig, progress=None) -> SimulateResult:
     truth_h5 = _beside(cfg.output, ".truth.h5") if cfg.synthetic_field else None
     report_path = cfg.report or _beside(cfg.output, ".simulate.json")
     inputs = [cfg.distortion, calibrant_file(cfg.calibrant) if rings_wanted else None]
-    outputs = Outputs(inputs, cfg.overwrite, ledger=report_path)
-    outputs.check(cfg.output, truth, truth_h5, report_path)
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, cfg.output, truth, truth_h5)
     shape = _shape(cfg)
     with committing(outputs):
         field, truth_field = _distortion(cfg, shape, truth_h5)
