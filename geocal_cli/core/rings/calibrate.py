@@ -49,6 +49,10 @@ MIN_RING_COVERAGE = 0.5
 #: rings are declared inconsistent. Robust, because a weak ring may scatter by 2 px
 #: legitimately; systematic misfit also shows in the ring coverage and wavelength checks.
 MAX_SIGMA_PX = 1.0
+#: Largest ring 2θ (degrees) at which a tilt's mirror image can be a second minimum.
+MIRROR_MAX_TTH_DEG = 20.0
+#: The mirrored minimum replaces the first one when its robust σ is below this fraction.
+MIRROR_BETTER = 0.95
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,11 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             if scan is not None and scan.contradicts:
                 hint += " — " + scan.describe(calibrant)
         raise CalibrationError(str(exc) + hint) from None
+    mirrored = _mirrored(prepared, detector, d_spacing, result, pts, free)
+    if mirrored is not None and _robust_sigma(mirrored[0]) < MIRROR_BETTER * _robust_sigma(result):
+        say(f"the mirrored tilt fits better (σ {_robust_sigma(mirrored[0]):.3f} vs "
+            f"{_robust_sigma(result):.3f} px): taking it")
+        (result, pts), mirrored = mirrored, (result, pts)
     timings["calibration"] = time.perf_counter() - t0
     values = result.values
     geometry = geometry_from_values(detector, values)
@@ -247,7 +256,10 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
     notes = []
     if "rot3" not in free:
-        notes.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
+        notes.append("rot3 not refined (powder rings hardly separate it from rot1/rot2): the "
+                     "detector's in-plane twist is held" + (" at none, Fit2D's tilt model"
+                                                            if guess is None else " at the guess's")
+                     + ", and rot3 follows the tilt")
     w = checked.wavelength
     if w is not None and not w.determined:
         notes.append(f"only D·λ is determined: with λ free the rings fix it to "
@@ -258,7 +270,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         warnings.append(f"{foreign.size} ring(s) of the image are not {calibrant}'s (2θ = "
                         + ", ".join(f"{np.degrees(x):.3f}°" for x in checked.seen.tth[foreign])
                         + "): another phase or a contamination, left out of the fit")
-    mirror = _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam)
+    mirror = _mirror_warning(detector, result, mirrored[0] if mirrored is not None else None)
     if mirror:
         warnings.append(mirror)
     for name, ratio in _determinacy(result, beam_sigma).items():
@@ -561,28 +573,41 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy")
 
 
-def _mirror_ambiguity(prepared, detector, d_spacing, result, pts, free, beam) -> str | None:
-    """At small 2θ a tilt and its mirror image (−rot1, −rot2) draw almost the same ellipses;
-    only the beam centre differs. When all rings lie below 5° and the mirrored tilt, refitted,
-    fits as well (robust σ within 5 %), say so and by how much the beam centre moves: the
-    covariance of one minimum does not see the other."""
+def _mirrored(prepared, detector, d_spacing, result, pts, free):
+    """The refinement started from the mirrored tilt (−rot1, −rot2, same beam centre), when it
+    converges to a flipped tilt; else None.
+
+    Below ~20° 2θ a tilt and its mirror image draw nearly the same ellipses (exactly so as
+    2θ → 0), so the refinement can settle in either minimum; only the beam centre (and,
+    beyond a few degrees, the residuals) tell them apart. Returns (Refinement, ControlPoints).
+    """
     v = result.values
     tilt = float(np.hypot(v["rot1"], v["rot2"]))
     tth = ring_tth(d_spacing[np.unique(pts.ring)], v["wavelength"])
-    if tilt < np.radians(2.0) or np.nanmax(tth) > np.radians(5.0) or not np.isfinite(beam[0]):
+    beam = frame_of(geometry_from_values(detector, v)).beam_center()
+    if (tilt < np.radians(2.0) or np.nanmax(tth) > np.radians(MIRROR_MAX_TTH_DEG)
+            or not np.all(np.isfinite(beam)) or not {"rot1", "rot2"} <= set(free)):
         return None
     g = make_geometry(detector, v["dist"], 0.0, 0.0, -v["rot1"], -v["rot2"], v["rot3"])
     p1, p2 = poni_for_beam_center(g, *beam)
     start = {**v, "poni1": p1, "poni2": p2, "rot1": -v["rot1"], "rot2": -v["rot2"]}
     try:
-        alt, _ = refine_rounds(prepared, detector, d_spacing, start, free, n_rounds=2)
+        alt, alt_pts = refine_rounds(prepared, detector, d_spacing, start, free, n_rounds=2)
     except CalibrationError:
         return None
     a = alt.values
-    flipped = a["rot1"] * v["rot1"] + a["rot2"] * v["rot2"] < 0
-    if not flipped or _robust_sigma(alt) > 1.05 * _robust_sigma(result):
+    if a["rot1"] * v["rot1"] + a["rot2"] * v["rot2"] >= 0:
         return None
-    b = frame_of(geometry_from_values(detector, a)).beam_center()
+    return alt, alt_pts
+
+
+def _mirror_warning(detector, result, alt) -> str | None:
+    """When the mirrored tilt fits as well (robust σ within 5 %), say so and by how much the
+    beam centre moves: the covariance of one minimum does not see the other."""
+    if alt is None or _robust_sigma(alt) > 1.05 * _robust_sigma(result):
+        return None
+    b = frame_of(geometry_from_values(detector, alt.values)).beam_center()
+    beam = frame_of(geometry_from_values(detector, result.values)).beam_center()
     return (f"tilt direction ambiguous: the mirrored tilt fits as well (σ {_robust_sigma(alt):.3f} "
             f"vs {_robust_sigma(result):.3f} px), with the beam centre "
             f"{np.hypot(b[0] - beam[0], b[1] - beam[1]):.2f} px away; at these small angles "

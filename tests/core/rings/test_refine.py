@@ -60,3 +60,42 @@ def test_too_few_points_raise():
     start["wavelength"] = 1e-10
     with pytest.raises(ValueError):
         refine_geometry(truth, d1[:3], d2[:3], dsp[:3], start, ("dist", "poni1", "poni2", "rot1"))
+
+
+def test_twist_free_rot3_is_fit2ds_tilt_model():
+    """rot3 of pyFAI's own conversion of Fit2D (tilt, tiltPlanRotation), for any tilt."""
+    from pyFAI.detectors import Detector
+    from pyFAI.geometry import Geometry
+
+    from geocal_cli.core.rings.refine import twist_free_rot3
+
+    rng = np.random.default_rng(3)
+    g = Geometry(detector=Detector(pixel1=1e-4, pixel2=1e-4, max_shape=(100, 100)))
+    for tilt, plan in zip(rng.uniform(0.1, 40, 30), rng.uniform(-180, 180, 30)):
+        g.setFit2D(200.0, 50.0, 50.0, tilt=tilt, tiltPlanRotation=plan)
+        assert twist_free_rot3(g.rot1, g.rot2) == pytest.approx(g.rot3, abs=1e-12)
+
+
+def test_without_rot3_the_twist_is_held_not_rot3():
+    """Refined without rot3 from a twist-free start, a tilted (8°) twist-free geometry is
+    recovered exactly: rot3 follows rot1 and rot2 (held constant, it would bias the tilt and
+    the centre)."""
+    import pyFAI.detectors
+
+    from geocal_cli.core.rings.refine import twist_free_rot3
+
+    det = pyFAI.detectors.detector_factory("Pilatus1M")
+    truth = dict(zip(PARAM_NAMES, (0.14, 0.06, 0.066, -0.10, 0.104,
+                                   float(twist_free_rot3(-0.10, 0.104)))), wavelength=1e-10)
+    g = make_geometry(det, *[truth[p] for p in PARAM_NAMES], 1e-10)
+    d = 4.157e-10 / np.sqrt([1, 2, 3, 4, 5, 6, 8, 9])
+    chi = np.linspace(-np.pi, np.pi, 300, endpoint=False)
+    d1, d2 = frame_of(g).pixel_at(2 * np.arcsin(1e-10 / (2 * d))[:, None], chi[None, :])
+    dsp = np.repeat(d, chi.size)
+    ok = (d1.ravel() > 0) & (d1.ravel() < 1043) & (d2.ravel() > 0) & (d2.ravel() < 981)
+    start = {**truth, "rot1": -0.09, "rot2": 0.09, "poni1": truth["poni1"] + 3e-4}
+    start["rot3"] = float(twist_free_rot3(start["rot1"], start["rot2"]))
+    r = refine_geometry(g, d1.ravel()[ok], d2.ravel()[ok], dsp[ok], start,
+                        ("dist", "poni1", "poni2", "rot1", "rot2"))
+    for p in PARAM_NAMES:
+        assert r.values[p] == pytest.approx(truth[p], abs=1e-9)
