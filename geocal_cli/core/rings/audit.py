@@ -171,6 +171,10 @@ class WavelengthCheck:
     consistent: bool
 
 
+#: Rings another wavelength must explain before a refusal names it.
+MIN_SCAN_RINGS = 4
+
+
 @dataclass(frozen=True)
 class WavelengthScan:
     """The given calibrant matched to the profile's rings over a range of wavelengths, each
@@ -202,8 +206,11 @@ class WavelengthScan:
         """The ring positions fix λ (the radial systematic included) more than 5σ from the
         given one, and the calibrant explains at least as many rings there: within the
         tolerance of ring matching, a λ 10 % off may still match every ring of a moderate 2θ
-        range at another distance, which the least squares on their positions does not."""
-        return bool(self.score_best >= self.score_given
+        range at another distance, which the least squares on their positions does not. Three
+        rings or fewer at the other λ prove nothing: their two ratios match some distance and
+        wavelength by chance (a strongly tilted detector biases the ring radii measured
+        without a geometry)."""
+        return bool(self.score_best >= max(self.score_given, MIN_SCAN_RINGS)
                     and _lambda_off(self.given, self.best, self.sigma / self.given))
 
     def describe(self, calibrant: str) -> str:
