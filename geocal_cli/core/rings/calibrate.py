@@ -256,10 +256,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
     notes = []
     if "rot3" not in free:
-        notes.append("rot3 not refined (powder rings hardly separate it from rot1/rot2): the "
-                     "detector's in-plane twist is held" + (" at none, Fit2D's tilt model"
-                                                            if guess is None else " at the guess's")
-                     + ", and rot3 follows the tilt")
+        notes.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
     w = checked.wavelength
     if w is not None and not w.determined:
         notes.append(f"only D·λ is determined: with λ free the rings fix it to "

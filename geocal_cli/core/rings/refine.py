@@ -54,52 +54,16 @@ class Refinement:
     condition: float
 
 
-def twist_free_rot3(rot1, rot2):
-    """pyFAI's rot3 of a detector tilted without in-plane twist (Fit2D's and GSAS-II's tilt
-    model: one rotation about an axis in the detector plane, by `tilt` towards
-    `tiltPlanRotation`).
-
-    From pyFAI's `convert_from_Fit2d` (HPR 1996 (14) 240, doi:10.1080/08957959608201408)
-    with cos tilt = cos rot1 · cos rot2: rot3 = asin(sin rot1 · sin rot2 / (1 + cos rot1 ·
-    cos rot2)), ≈ rot1 · rot2 / 2 for small tilts.
-
-    Parameters
-    ----------
-    rot1, rot2 : float or ndarray
-        Radians.
-
-    Returns
-    -------
-    float or ndarray
-        Radians.
-    """
-    return np.arcsin(np.sin(rot1) * np.sin(rot2) / (1 + np.cos(rot1) * np.cos(rot2)))
-
-
-def _twist_tie(start: dict):
-    """p6 → p6 with rot3 following rot1 and rot2 at the start's twist (rot3 not refined):
-    what stays fixed is the detector's in-plane twist, not pyFAI's rot3, which a tilt
-    changes by ~rot1·rot2/2 (0.3° at 8°)."""
-    offset = start["rot3"] - twist_free_rot3(start["rot1"], start["rot2"])
-
-    def tie(p6):
-        p6 = np.array(p6, float)
-        p6[5] = twist_free_rot3(p6[3], p6[4]) + offset
-        return p6
-    return tie
-
-
 def _tth_model(geometry, p6, d1, d2):
     return frame_of(geometry, p6).tth_chi(d1, d2)[0]
 
 
-def _tth_jacobian(geometry, p6, d1, d2, names, scale, tie=lambda p6: p6) -> np.ndarray:
+def _tth_jacobian(geometry, p6, d1, d2, names, scale) -> np.ndarray:
     """∂2θ/∂(scaled parameter) at every point, shape (n, len(names)).
 
     Positions are affine in the frame vectors (origin, e1, e2), so the frame is
     differentiated by central differences on its three defining pixels and the chain rule
     does the rest: exact to the difference step, for the cost of two frames per parameter.
-    `tie` maps perturbed parameters to the ones the model uses (rot3 following the tilt).
     """
     p = frame_of(geometry, p6).positions(d1, d2)
     x, y, z = p[..., 0], p[..., 1], p[..., 2]
@@ -117,8 +81,8 @@ def _tth_jacobian(geometry, p6, d1, d2, names, scale, tie=lambda p6: p6) -> np.n
         lo = np.array(p6, float)
         hi[i] += h
         lo[i] -= h
-        fa = frame_of(geometry, tie(hi))
-        fb = frame_of(geometry, tie(lo))
+        fa = frame_of(geometry, hi)
+        fb = frame_of(geometry, lo)
         d_o = (fa.origin - fb.origin) / (2 * h)
         d_e1 = (fa.e1 - fb.e1) / (2 * h)
         d_e2 = (fa.e2 - fb.e2) / (2 * h)
@@ -142,9 +106,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
     start : dict
         Starting values of all seven parameters (`ALL_PARAMS`).
     free : tuple of str
-        Names of the parameters to refine; the others stay at `start`, except that without
-        rot3 the detector's in-plane twist stays at the start's (`twist_free_rot3`) and rot3
-        follows rot1 and rot2.
+        Names of the parameters to refine; the others stay at `start`.
     clip : float
         Points beyond `clip` robust σ (and 0.3 px) are rejected before the final round.
     n_rounds : int
@@ -171,13 +133,11 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
         raise ValueError(f"{d1.size} control points cannot fix {len(free)} parameters")
     values = {k: float(start[k]) for k in ALL_PARAMS}
     scale = np.array([_SCALES[p] for p in free])
-    tie = (lambda p6: p6) if "rot3" in free else _twist_tie(values)
 
     def unpack(x):
         v = dict(values)
         for name, xi, sc in zip(free, x, scale):
             v[name] = v[name] + xi * sc
-        v.update(zip(PARAM_NAMES, map(float, tie([v[p] for p in PARAM_NAMES]))))
         return v
 
     def tth_ring(lam):
@@ -196,8 +156,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
 
         def jac(x, sel=keep):
             v = unpack(x)
-            j = _tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale,
-                              tie)
+            j = _tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale)
             if "wavelength" in free:
                 lam = v["wavelength"]
                 u = lam / (2 * dsp[sel])

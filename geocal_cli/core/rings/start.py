@@ -20,7 +20,7 @@ from geocal_cli.core.rings.ellipse import fit_circle
 from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
-from geocal_cli.core.rings.refine import refine_geometry, twist_free_rot3
+from geocal_cli.core.rings.refine import refine_geometry
 from geocal_cli.core.rings.ridges import find_ridges
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
@@ -336,13 +336,10 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
     free = ("dist", "poni1", "poni2", "rot1", "rot2")
     best = None
     for rot1, rot2, b1, b2 in starts:
-        # A blind start has no in-plane twist (Fit2D's tilt model); refinements that leave
-        # rot3 out keep it so.
-        rot3 = float(twist_free_rot3(rot1, rot2))
-        g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, rot3, wavelength)
+        g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
         p1, p2 = poni_for_beam_center(g, b1, b2)
         start = {"dist": dist, "poni1": p1, "poni2": p2, "rot1": rot1, "rot2": rot2,
-                 "rot3": rot3, "wavelength": wavelength}
+                 "rot3": 0.0, "wavelength": wavelength}
         try:
             r = refine_geometry(g, d1, d2, dsp, start, free=free, n_rounds=2)
         except ValueError:
