@@ -13,6 +13,8 @@ import os
 import stat
 from pathlib import Path
 
+import yaml
+
 from geocal_cli.errors import InputFileError
 
 #: Largest image accepted, pixels (the largest area detectors have ~36 M; a header declaring
@@ -101,6 +103,20 @@ def read_text(path: Path | str, what: str, error=InputFileError) -> str:
         raise error(f"{what} {path}: {exc.strerror or exc}") from None
 
 
+class _AliasFound(Exception):
+    pass
+
+
+class _PlainLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: a few hundred bytes of them expand to gigabytes,
+    and geocal's files never need them."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise _AliasFound
+        return super().compose_node(parent, index)
+
+
 #: Deepest bracket nesting accepted in a JSON or YAML file (real ones nest < 10 deep; parsers
 #: recurse per level and YAML's slows quadratically).
 MAX_NESTING = 64
@@ -135,7 +151,6 @@ def parse_structured(text: str, where, what: str, json_only: bool = False, error
     import json
 
     import numpy as np
-    import yaml
 
     codes = np.frombuffer(text.encode("utf-8", "replace"), np.uint8)
     depth = np.cumsum(np.isin(codes, (91, 123)).astype(np.int32) - np.isin(codes, (93, 125)))
@@ -145,9 +160,9 @@ def parse_structured(text: str, where, what: str, json_only: bool = False, error
     try:
         if json_only:
             return json.loads(text)
-        if any(isinstance(e, yaml.AliasEvent) for e in yaml.parse(text, Loader=yaml.SafeLoader)):
-            raise error(f"{what} {where}: YAML aliases (*name) are not accepted; write the values out")
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_PlainLoader)
+    except _AliasFound:
+        raise error(f"{what} {where}: YAML aliases (*name) are not accepted; write the values out") from None
     except yaml.YAMLError as exc:
         raise error(f"{where}: not a {what} (not valid YAML: {str(exc).splitlines()[0][:200]})") from None
     except (ValueError, RecursionError) as exc:
