@@ -23,7 +23,6 @@ import contextlib
 import contextvars
 import errno
 import hashlib
-import json
 import os
 import re
 import shutil
@@ -32,7 +31,8 @@ import tempfile
 from pathlib import Path
 
 from geocal_cli import __version__
-from geocal_cli.errors import ConfigError, OutputFileError
+from geocal_cli.errors import ConfigError, GeocalError, OutputFileError
+from geocal_cli.files import parse_structured, read_text
 
 #: Suffixes of compressed files that readers open transparently (dropped with the format's).
 COMPRESSION = (".gz", ".bz2", ".xz", ".lzma", ".zst", ".z")
@@ -113,14 +113,15 @@ def _marked(path: Path) -> bool:
 
 def _recorded(path: Path, ledger: Path | None) -> bool:
     """True if the geocal report `ledger` lists `path` among its outputs with its SHA-256."""
-    if ledger is None or not ledger.is_file() or ledger.stat().st_size > 64 * 2**20:
+    if ledger is None or not ledger.is_file():
         return False
     try:
-        report = json.loads(ledger.read_text(encoding="utf-8"))
+        report = parse_structured(read_text(ledger, "report"), ledger, "report", json_only=True)
         outputs = report["outputs"] if str(report["schema"]["name"]).startswith("geocal.") else []
         digest = sha256_of(path)
         return any(_same_file(Path(o["path"]), path) and o["sha256"] == digest for o in outputs)
-    except (OSError, ValueError, KeyError, TypeError):
+    except (GeocalError, OSError, KeyError, TypeError):
+        # Not a readable geocal report: it vouches for nothing.
         return False
 
 
@@ -212,24 +213,28 @@ class Outputs:
         """
         given = [Path(t) for t in targets if t is not None]
         for i, target in enumerate(given):
-            if any(_same_file(target, other) for other in given[:i]):
-                raise ConfigError(f"two outputs of this run are both {target}: give them different names")
-            for source in self.inputs:
-                if _same_file(target, source):
-                    raise ConfigError(f"output {target} is one of this run's inputs ({source}): "
-                                      "geocal never writes over an input; choose another name")
-            if target.is_dir():
-                raise OutputFileError(f"cannot write {target}: it is a folder")
-            folder = target.parent
-            if not folder.is_dir():
-                raise OutputFileError(f"cannot write {target}: folder {folder} does not exist"
-                                      if not folder.exists() else
-                                      f"cannot write {target}: {folder} is not a folder")
-            self._probe(target)
-            if (target.exists() or target.is_symlink()) and not self.overwrite:
-                if not target.is_file() or not written_by_geocal(target, self.ledger):
-                    raise ConfigError(f"{target} exists and was not written by geocal: give "
-                                      "--overwrite to replace it, or choose another name")
+            self._check_one(target, given[:i])
+
+    def _check_one(self, target: Path, others) -> None:
+        """`check` for one output, `others` being the run's outputs already checked."""
+        if any(_same_file(target, other) for other in others):
+            raise ConfigError(f"two outputs of this run are both {target}: give them different names")
+        for source in self.inputs:
+            if _same_file(target, source):
+                raise ConfigError(f"output {target} is one of this run's inputs ({source}): "
+                                  "geocal never writes over an input; choose another name")
+        if target.is_dir():
+            raise OutputFileError(f"cannot write {target}: it is a folder")
+        folder = target.parent
+        if not folder.is_dir():
+            raise OutputFileError(f"cannot write {target}: folder {folder} does not exist"
+                                  if not folder.exists() else
+                                  f"cannot write {target}: {folder} is not a folder")
+        self._probe(target)
+        if (target.exists() or target.is_symlink()) and not self.overwrite:
+            if not target.is_file() or not written_by_geocal(target, self.ledger):
+                raise ConfigError(f"{target} exists and was not written by geocal: give "
+                                  "--overwrite to replace it, or choose another name")
 
     @staticmethod
     def _probe(target: Path) -> None:
@@ -251,7 +256,7 @@ class Outputs:
         target = Path(target)
         if target in self._staged:
             return self._staged[target]
-        self.check(target, *[t for t in self._staged])
+        self._check_one(target, list(self._staged))
         folder = target.parent.resolve()
         if folder not in self._folders:
             _remove_stale(folder)

@@ -77,6 +77,7 @@ def write_corpus(folder: Path) -> dict[str, Path]:
     (folder / "readonly").mkdir()
     (folder / "readonly").chmod(0o555)
     (folder / "afile").write_text("x")
+    (folder / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
     from geocal_cli.config.simulate import SimulateConfig
     from geocal_cli.pipeline import simulate
 
@@ -120,6 +121,7 @@ def cases() -> list[tuple[str, list[str], set[int]]]:
     cases += [("calib-ring -o input", [*calib[:1], img, *calib[1:], "-o", img], {3}),
               ("convert-poni --report input", ["convert-poni", "g.poni", "--to", "fit2d", "--report", "g.poni"], {3}),
               ("simulate --truth output", ["simulate", "s.edf", "--truth", "s.edf", "--energy", "20"], {3}),
+              ("calib-ring foreign deep JSON report", [*calib[:1], img, *calib[1:], "--report", "deep.json"], {3}),
               ("calib-ring foreign PONI", [*calib[:1], img, *calib[1:], "-o", "afile"], {3}),
               ("convert-poni foreign output", ["convert-poni", "g.poni", "--to", "poni", "-o", "cal.D"], {3})]
     for poni in ("zero_pixel", "far", "nan_wl", "neg_wl", "zero_dist", "neg_dist", "tilt90"):
