@@ -1,7 +1,8 @@
 """Benchmark: blind calib-ring on a seeded, randomized set of simulated calibrant images.
 
 Each case draws, from one seed: a detector (pyFAI families and generic pixel grids), a
-calibrant (every pyFAI calibrant), X-rays (5–120 keV) or electrons (60–300 kV), a distance
+calibrant (every pyFAI calibrant), X-rays (5–120 keV, or one in ten a lab source's Cu, Mo or Ag
+Kα1/Kα2 doublet) or electrons (60–300 kV), a distance
 that puts the first ring 20 px to half the detector from the beam (SAXS to wide angle), a
 beam centred, near an edge, in a corner or off the detector, a tilt of 0–35°, a beamstop
 with or without an arm, hot pixels, weak to strong, narrow to broad, smooth or spotty rings.
@@ -53,6 +54,7 @@ def draw_case(seed: int) -> dict:
     from geocal_cli.core.geometry.units import ring_tth, wavelength_from_energy, wavelength_from_voltage
     import pyFAI.detectors
 
+    from geocal_cli.core.rings.doublet import KALPHA_LINES
     from geocal_cli.io.calibrants import calibrant_names, load_calibrant
 
     rng = np.random.default_rng(seed)
@@ -105,6 +107,16 @@ def draw_case(seed: int) -> dict:
     case["spotty"] = float(rng.choice([0.0, rng.uniform(0.2, 0.8)], p=[0.7, 0.3]))
     if electrons:
         case["direct_beam_counts"] = float(rng.choice([0.0, 1e5]))
+    # Drawn last, so that the cases of every other seed stay as they were.
+    if not electrons and rng.random() < 0.1:
+        # A lab source: Cu, Mo or Ag Kα1/Kα2, the rings at the same place as drawn.
+        ka1, ka2 = KALPHA_LINES[str(rng.choice(["Cu", "Mo", "Ag"]))]
+        lam1 = ka1 * 1e-10
+        tth = ring_tth(load_calibrant(calibrant).d_spacing, lam1)
+        tth1 = float(tth[np.isfinite(tth)][0]) if np.isfinite(tth).any() else np.radians(10)
+        del case["energy_kev"]
+        case.update(wavelength_a=ka1, kalpha2_a=ka2, distance_mm=float(np.clip(
+            r1_px * pixel * 1e-3 / np.tan(tth1), 20, 5000)))
     return case
 
 
@@ -135,7 +147,9 @@ def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
     out["rings_visible"] = int(expected_rings(valid, frame_of(g), tth[:60]).size)
     cmd = [*command, "calib-ring", str(folder / "image.edf"), "-c", case["calibrant"],
            "-o", str(folder / "fit.poni"), "--report", str(folder / "fit.json")]
-    if case.get("energy_kev"):
+    if case.get("kalpha2_a"):
+        cmd += ["--wavelength", f"{case['wavelength_a']!r},{case['kalpha2_a']!r}"]
+    elif case.get("energy_kev"):
         cmd += ["--energy", repr(case["energy_kev"])]
     else:
         cmd += ["--voltage", repr(case["voltage_kv"])]

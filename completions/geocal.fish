@@ -16,6 +16,7 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l calibrant -x -
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l energy -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l wavelength -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l kalpha2-ratio -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l voltage -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l detector -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s d -r -F
@@ -127,6 +128,7 @@ complete -c geocal -n '__fish_seen_subcommand_from simulate' -l calibrant -x -a 
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l wavelength -r -F
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -l kalpha2-ratio -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l voltage -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l detector -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s d -r -F

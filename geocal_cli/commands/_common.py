@@ -16,6 +16,12 @@ SHOW_CONFIG_OPTION = typer.Option(False, "--show-config", help="Print the effect
 JSON_OPTION = typer.Option(False, "--json", help="Print the JSON report on stdout instead of the summary.")
 ENERGY_OPTION = typer.Option(None, "--energy", help="Photon energy, keV.", rich_help_panel="Radiation (one of)")
 WAVELENGTH_OPTION = typer.Option(None, "--wavelength", help="Wavelength, Å.", rich_help_panel="Radiation (one of)")
+WAVELENGTH_DOUBLET_OPTION = typer.Option(
+    None, "--wavelength", rich_help_panel="Radiation (one of)",
+    help="Wavelength, Å; for a lab source's Kα doublet 'KA1,KA2' (Cu 1.54056,1.54439; Mo "
+         "0.70930,0.71359): rings are modelled as the blend of both lines and the PONI carries Kα1.")
+KALPHA2_RATIO_OPTION = typer.Option(None, "--kalpha2-ratio", rich_help_panel="Radiation (one of)",
+                                    help="Intensity ratio I(Kα2)/I(Kα1) of a doublet [default: 0.5].")
 VOLTAGE_OPTION = typer.Option(
     None, "--voltage", rich_help_panel="Radiation (one of)",
     help="Electron accelerating voltage, kV (relativistic λ; CIF intensities use electron scattering factors).")
@@ -45,6 +51,26 @@ def parse_floats(text: str | None, name: str, count: int = 2) -> tuple | None:
     if len(vals) != count:
         raise ConfigError(f"{name} = {text!r}: expected 1 or {count} values, got {len(vals)}")
     return vals
+
+
+def parse_wavelength(text: str | None) -> dict:
+    """'0.4066' → {'wavelength_a': 0.4066}; '0.70930,0.71359' → also {'kalpha2_a': 0.71359}.
+
+    Raises
+    ------
+    ConfigError
+        Not one or two comma-separated numbers.
+    """
+    if text is None:
+        return {}
+    try:
+        vals = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        vals = []
+    if len(vals) not in (1, 2):
+        raise ConfigError(f"--wavelength = {text!r}: expected a wavelength in Å, or 'KA1,KA2' for a "
+                          "lab source's doublet (e.g. 0.70930,0.71359)")
+    return {"wavelength_a": vals[0], **({"kalpha2_a": vals[1]} if len(vals) == 2 else {})}
 
 
 def parse_names(text: str | None) -> tuple | None:

@@ -8,9 +8,9 @@ import typer
 
 from geocal_cli import console
 from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
-                                         PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION, VOLTAGE_OPTION,
-                                         WAVELENGTH_OPTION, load, parse_floats, parse_names,
-                                         show_result)
+                                         KALPHA2_RATIO_OPTION, PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION,
+                                         VOLTAGE_OPTION, WAVELENGTH_DOUBLET_OPTION, load, parse_floats,
+                                         parse_names, parse_wavelength, show_result)
 
 EPILOG = """Examples:
 
@@ -19,6 +19,8 @@ EPILOG = """Examples:
   geocal calib-ring ceo2.tif -c CeO2 --wavelength 0.4066 -d Pilatus1M --plot ceo2.png
 
   geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55
+
+  geocal calib-ring lab6_mo.tif -c LaB6 --wavelength 0.70930,0.71359 --pixel-size 100
 
   geocal calib-ring unknown.cbf -c auto --energy 30 -d Pilatus1M
 
@@ -32,7 +34,8 @@ def command(
     image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å), a CIF, or 'auto' to identify it from the rings."),
     energy: float = ENERGY_OPTION,
-    wavelength: float = WAVELENGTH_OPTION,
+    wavelength: str = WAVELENGTH_DOUBLET_OPTION,
+    kalpha2_ratio: float = KALPHA2_RATIO_OPTION,
     voltage: float = VOLTAGE_OPTION,
     detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name (pixel size, gaps mask, orientation).", rich_help_panel="Detector"),
     pixel_size: str = PIXEL_SIZE_OPTION,
@@ -65,7 +68,7 @@ def command(
     from geocal_cli.pipeline import calib_ring
 
     cfg = load(CalibRingConfig, config, dict(
-        image=image, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
+        image=image, calibrant=calibrant, energy_kev=energy, **parse_wavelength(wavelength), kalpha2_ratio=kalpha2_ratio,
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, min_rings=min_rings,
         output=output,

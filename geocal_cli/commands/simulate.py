@@ -8,14 +8,16 @@ import typer
 
 from geocal_cli import console
 from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, PIXEL_SIZE_OPTION,
-                                         SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
-                                         load, parse_floats)
+                                         SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_DOUBLET_OPTION, KALPHA2_RATIO_OPTION,
+                                         load, parse_floats, parse_wavelength)
 
 EPILOG = """Examples:
 
   geocal simulate lab6.edf --energy 17 --distance 250 --tilt 3 --tilt-plan-rotation 40
 
   geocal simulate ceo2.cbf -c CeO2 --detector Eiger2_4M --energy 30 --center 1000.5,1100.2 --beamstop 30 --beamstop-arm 45
+
+  geocal simulate lab6_mo.tif --wavelength 0.70930,0.71359 --pixel-size 100 --shape 1024,1024 --distance 100 --width 3
 
   geocal simulate au.tif -c au.cif --voltage 200 --pixel-size 55 --shape 512,512 --distance 1500 --spotty 0.5
 
@@ -36,7 +38,8 @@ def command(
     output: Path = typer.Argument(..., help="Image to write: .edf, .tif, .cbf or .npy."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF [default: LaB6]."),
     energy: float = ENERGY_OPTION,
-    wavelength: float = WAVELENGTH_OPTION,
+    wavelength: str = WAVELENGTH_DOUBLET_OPTION,
+    kalpha2_ratio: float = KALPHA2_RATIO_OPTION,
     voltage: float = VOLTAGE_OPTION,
     detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name [default: Pilatus1M].", rich_help_panel="Detector"),
     pixel_size: str = PIXEL_SIZE_OPTION,
@@ -95,7 +98,7 @@ def command(
 
     shape_t = parse_floats(shape, "--shape")
     cfg = load(SimulateConfig, config, dict(
-        output=output, truth=truth, report=report, calibrant=calibrant, energy_kev=energy, wavelength_a=wavelength,
+        output=output, truth=truth, report=report, calibrant=calibrant, energy_kev=energy, **parse_wavelength(wavelength), kalpha2_ratio=kalpha2_ratio,
         voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
         shape=tuple(int(v) for v in shape_t) if shape_t else None,
         gaps=False if no_gaps else None, distance_mm=distance,

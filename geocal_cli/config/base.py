@@ -72,6 +72,43 @@ class BeamConfig(GeocalModel):
         return "electron" if self.voltage_kv is not None else "xray"
 
 
+#: Largest λ(Kα2)/λ(Kα1) accepted: Ag Kα is 1.0077, W Kα 1.0099; above this the second line
+#: is another source, not a doublet.
+MAX_DOUBLET_RATIO = 1.03
+
+
+class DoubletBeamConfig(BeamConfig):
+    """Radiation that may be a lab source's Kα1/Kα2 doublet (the wavelength is then Kα1's)."""
+
+    kalpha2_a: float | None = Field(None, ge=0.01, le=100.0, description=(
+        "Kα2 wavelength of a lab source, Å, with wavelength_a its Kα1 (--wavelength KA1,KA2); "
+        "rings are modelled as the two lines' blend and the PONI carries Kα1"))
+    kalpha2_ratio: float = Field(0.5, gt=0, lt=1, description="intensity ratio I(Kα2)/I(Kα1) of the doublet")
+
+    @model_validator(mode="after")
+    def _doublet(self):
+        if self.kalpha2_a is None:
+            return self
+        if self.wavelength_a is None:
+            raise ValueError("a Kα2 wavelength (kalpha2_a) needs the Kα1 wavelength as wavelength_a "
+                             "(--wavelength KA1,KA2)")
+        ratio = self.kalpha2_a / self.wavelength_a
+        if not 1 < ratio <= MAX_DOUBLET_RATIO:
+            raise ValueError(f"--wavelength {self.wavelength_a},{self.kalpha2_a} (wavelength_a, "
+                             f"kalpha2_a): a Kα2 line lies above Kα1 by at most "
+                             f"{100 * (MAX_DOUBLET_RATIO - 1):.0f} % (Cu 1.54056,1.54439; "
+                             "Mo 0.70930,0.71359)")
+        return self
+
+    def doublet(self):
+        """The Kα2 line as `core.rings.doublet.Doublet`, or None for one wavelength."""
+        from geocal_cli.core.rings.doublet import Doublet
+
+        if self.kalpha2_a is None:
+            return None
+        return Doublet(self.kalpha2_a / self.wavelength_a, self.kalpha2_ratio)
+
+
 def load_config(model: type[M], config_file: Path | None, overrides: dict[str, Any]) -> M:
     """Build a config from defaults, an optional YAML file and the flags the user set.
 

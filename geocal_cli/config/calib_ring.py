@@ -7,12 +7,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig, DetectorName, PixelUm, Side
+from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Side
 
 Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
 
 
-class CalibRingConfig(BeamConfig):
+class CalibRingConfig(DoubletBeamConfig):
     """Blind calibration of one calibrant ring image."""
 
     image: Path = Field(description="calibrant image (anything fabio reads)")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from pydantic import Field, field_validator, model_validator
 
-from geocal_cli.config.base import BeamConfig, DetectorName, PixelUm, Side
+from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Side
 
 
-class SimulateConfig(BeamConfig):
+class SimulateConfig(DoubletBeamConfig):
     """A calibrant ring image, or a zone-axis spot pattern, with a known geometry."""
 
     output: Path = Field(description="image written (.edf, .tif, .cbf or .npy)")

@@ -94,7 +94,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t_read = time.perf_counter() - t0
     say(f"read {cfg.image} ({img.format}, {shape[0]}×{shape[1]}, {valid.mean():.0%} valid); "
         + (f"{rings.name}: {rings.d_spacing.size} rings" if rings else "calibrant: auto")
-        + f"; λ = {wavelength * 1e10:.5f} Å")
+        + f"; λ = {wavelength * 1e10:.5f} Å"
+        + (f" (Kα1; Kα2 {cfg.kalpha2_a:.5f} Å)" if cfg.kalpha2_a else ""))
     fit_detector = detector
     if has_distortion(detector):
         # Calibrate on the image resampled onto the ideal pixels: the geometry found there is
@@ -103,7 +104,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         fit_detector = undistorted_twin(detector)
         data, coverage = correct_images(detector, np.where(valid, data, 0), valid.astype(np.float32))
         valid = coverage > 0.95
-    options = dict(guess=guess, fix=cfg.fix, max_rings=cfg.max_rings, min_rings=cfg.min_rings)
+    options = dict(guess=guess, fix=cfg.fix, max_rings=cfg.max_rings, min_rings=cfg.min_rings,
+                   doublet=cfg.doublet())
     if rings is None:
         name, calib = identify_and_calibrate(data, valid, fit_detector, wavelength,
                                              candidate_calibrants(), progress=say, **options)

@@ -126,9 +126,22 @@ def _rings(cfg: SimulateConfig, shape, field, truth_field, truth: Path, say) -> 
         ok = np.isfinite(tth)
         tth = tth[ok]
         inten = rings.intensity[ok] if rings.intensity is not None else None
-        say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}")
-        data = render_ring_image(geometry, shape, tth, ring_strengths(tth, inten, cfg.seed), spec,
-                                 gaps, field.centres() if field is not None else None)
+        strengths = ring_strengths(tth, inten, cfg.seed)
+        reflection = np.arange(tth.size)
+        doublet = cfg.doublet()
+        if doublet is not None:
+            # Each reflection again at λ(Kα2), weaker by the lines' intensity ratio.
+            tth2 = doublet.tth2(tth)
+            seen2 = np.isfinite(tth2)
+            both = np.concatenate([tth, tth2[seen2]])
+            strengths = np.concatenate([strengths, doublet.intensity_ratio * strengths[seen2]])
+            reflection = np.concatenate([reflection, reflection[seen2]])
+            order = np.argsort(both, kind="stable")
+            tth, strengths, reflection = both[order], strengths[order], reflection[order]
+        say(f"rendering {rings.name} on {geometry.detector.name} {shape[0]}×{shape[1]}"
+            + (" (Kα1 and Kα2)" if doublet is not None else ""))
+        data = render_ring_image(geometry, shape, tth, strengths, spec,
+                                 gaps, field.centres() if field is not None else None, reflection)
     write_image(cfg.output, data)
     write_poni(truth, geometry)
     return SimulateResult(image=cfg.output, truth=truth, report=None, geometry=geometry, data=data,

@@ -23,6 +23,7 @@ from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, count
                                         judge_wavelength, merge_rankings, rank_calibrants,
                                         ranking_text, refusal, scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
+from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
@@ -146,7 +147,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
               d_spacing: np.ndarray, guess=None, fix=DEFAULT_FIX,
               max_rings: int | None = None, progress=None, calibrant: str = "calibrant",
               mf2: np.ndarray | None = None, candidates: dict | None = None,
-              min_rings: int = 2) -> Calibration:
+              min_rings: int = 2, doublet: Doublet | None = None) -> Calibration:
     """Calibrate a detector geometry from a calibrant ring image.
 
     Parameters
@@ -179,6 +180,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     min_rings : int
         Calibrant rings the fit must rest on, each seen in the image's profile (1 when a
         guess is given with the distance fixed: the user vouches for the assignment).
+    doublet : Doublet, optional
+        The source's Kα2 line; `wavelength` is then Kα1's and the control points are
+        referred to the Kα1 rings (`doublet`).
 
     Returns
     -------
@@ -204,7 +208,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         d_spacing = d_spacing[:max_rings]
     if mf2 is not None:
         mf2 = np.asarray(mf2, float)[:d_spacing.size]
-    prepared = prepare_image(image, valid)
+    prepared = prepare_image(image, valid, doublet)
     free = tuple(p for p in ALL_PARAMS if p not in set(fix))
     warnings: list[str] = []
     candidates = {calibrant: (d_spacing, mf2), **{k: v for k, v in (candidates or {}).items()
@@ -257,6 +261,13 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
     notes = []
+    line = lab_line(wavelength) if doublet is None else None
+    if line:
+        warnings.append(line)
+    if doublet is not None:
+        notes.append(f"Kα1/Kα2 doublet (λ2/λ1 = {doublet.wavelength_ratio:.5f}, intensity ratio "
+                     f"{doublet.intensity_ratio:g}): ring maxima were referred to Kα1 and the "
+                     f"PONI carries λ(Kα1) = {values['wavelength'] * 1e10:.5f} Å")
     if "rot3" not in free:
         notes.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
     w = checked.wavelength

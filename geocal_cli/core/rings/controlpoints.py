@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame
+from geocal_cli.core.rings.doublet import Doublet
+from geocal_cli.core.rings.peaks import iterated_centroid
 
 
 @dataclass(frozen=True)
@@ -53,14 +55,17 @@ class ControlPoints:
 
 @dataclass(frozen=True)
 class PreparedImage:
-    """An image ready for sampling: float32 with invalid pixels at 0, and where bilinear
-    interpolation touches only valid pixels (the 2 × 2 neighbourhood down-right is valid)."""
+    """An image ready for sampling: float32 with invalid pixels at 0, where bilinear
+    interpolation touches only valid pixels (the 2 × 2 neighbourhood down-right is valid),
+    and the source's Kα2 line when the image was taken with a doublet (ring maxima are then
+    referred to Kα1, see `doublet`)."""
 
     data: np.ndarray
     interpolable: np.ndarray
+    doublet: Doublet | None = None
 
 
-def prepare_image(image: np.ndarray, valid: np.ndarray) -> PreparedImage:
+def prepare_image(image: np.ndarray, valid: np.ndarray, doublet: Doublet | None = None) -> PreparedImage:
     """Prepare an image (shape (H, W)) and its validity mask once for many extractions."""
     data = image.astype(np.float32)
     data[~valid] = 0.0
@@ -68,7 +73,7 @@ def prepare_image(image: np.ndarray, valid: np.ndarray) -> PreparedImage:
     interpolable = valid.copy()
     interpolable[:-1] &= valid[1:]
     interpolable[:, :-1] &= interpolable[:, 1:].copy()
-    return PreparedImage(data=data, interpolable=interpolable)
+    return PreparedImage(data=data, interpolable=interpolable, doublet=doublet)
 
 
 def _bilinear(data: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
@@ -170,19 +175,10 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
 
     # Iterated centroid of the positive net profile within ± one FWHM-ish of the estimate.
-    centre = s32[k_max]
-    half = np.maximum(1.5, 0.4 * hw)[:, None].astype(np.float32)
+    half = np.maximum(1.5, 0.4 * hw)
     net_pos = np.maximum(net, 0.0)            # -inf outside the window becomes 0
     del net
-    for _ in range(3):
-        wts = s32 - centre[..., None]
-        np.abs(wts, out=wts)
-        np.subtract(half[..., None] + np.float32(0.5 * step_px), wts, out=wts)
-        np.clip(wts, 0, step_px, out=wts)
-        wts *= net_pos
-        tot = wts.sum(2)
-        centre = np.where(tot > 0, (wts * s32).sum(2) / np.where(tot > 0, tot, 1), centre)
-    del wts
+    centre = iterated_centroid(net_pos, s32, s32[k_max], half[:, None], step_px)
     # Rms width from the whole positive net profile (an estimate for the window size).
     tot = net_pos.sum(2)
     var = (net_pos * (s32 - centre[..., None]) ** 2).sum(2) / np.where(tot > 0, tot, 1)
@@ -190,7 +186,26 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
 
     keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
     kk, jj = np.nonzero(keep)
+    if prepared.doublet is not None and kk.size:
+        centre[kk, jj] -= _kalpha2_shift(prepared.doublet, frame, tth, chi, c1, c2, u1, u2,
+                                         np.sqrt(var), keep, half, step_px)[kk, jj]
     d1 = c1[kk, jj] + centre[kk, jj] * u1[kk, jj]
     d2 = c2[kk, jj] + centre[kk, jj] * u2[kk, jj]
     return ControlPoints(d1=d1, d2=d2, ring=kk.astype(int), chi=chi[jj], snr=snr[kk, jj],
                          width=np.sqrt(var[kk, jj]))
+
+
+def _kalpha2_shift(doublet: Doublet, frame, tth, chi, c1, c2, u1, u2, width, keep, half,
+                   step_px) -> np.ndarray:
+    """Shift (K, J) of each measured peak from its Kα1 ring, pixels along the profile: the
+    Kα2 ring's distance at that azimuth and the ring's median width, through the doublet
+    model."""
+    b1, b2 = frame.pixel_at(doublet.tth2(tth)[:, None], chi[None, :])
+    separation = (b1 - c1) * u1 + (b2 - c2) * u2                             # (K, J)
+    rows = keep.any(axis=1)
+    ring_width = np.zeros(keep.shape[0])
+    ring_width[rows] = np.nanmedian(np.where(keep[rows], width[rows], np.nan), axis=1)
+    kk, jj = np.nonzero(keep)
+    shift = np.zeros(keep.shape)
+    shift[kk, jj] = doublet.peak_shift_px(separation[kk, jj], ring_width[kk], half[kk], step_px)
+    return shift

@@ -99,7 +99,8 @@ def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> 
 def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
                       strengths: np.ndarray, spec: PatternSpec,
                       gaps: np.ndarray | None = None,
-                      displacement: tuple[np.ndarray, np.ndarray] | None = None) -> np.ndarray:
+                      displacement: tuple[np.ndarray, np.ndarray] | None = None,
+                      reflection: np.ndarray | None = None) -> np.ndarray:
     """Render a calibrant ring image.
 
     Parameters
@@ -117,6 +118,9 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     displacement : (ndarray, ndarray), shape (H, W) each, optional
         The detector's distortion (dy, dx) at the pixel centres, pyFAI's convention: each
         pixel shows the pattern at its true position, index + displacement.
+    reflection : ndarray of int, shape (K,), optional
+        The reflection each ring comes from: rings of one reflection (a doublet's two lines)
+        share their spotty texture, as the same grains diffract both. Default: one each.
 
     Returns
     -------
@@ -134,10 +138,11 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     k0 = np.searchsorted(tth, t)
     ks = np.clip(k0[..., None] + np.array([-2, -1, 0, 1]), 0, tth.size - 1)       # (H, W, 4)
     sig = spec.width_px * grad[..., None]
+    source = np.arange(tth.size) if reflection is None else np.asarray(reflection, int)
     prof = np.exp(-0.5 * ((t[..., None] - tth[ks]) / sig) ** 2)
     amp = np.asarray(strengths, float)[ks]
     if spec.spotty > 0:
-        amp = amp * _texture(ks, chi, tth.size, spec.spotty, rng)
+        amp = amp * _texture(source[ks], chi, int(source.max()) + 1, spec.spotty, rng)
     # Neighbouring indices can repeat after clipping: count each ring once.
     uniq = np.ones(ks.shape, bool)
     uniq[..., 1:] = ks[..., 1:] != ks[..., :-1]
