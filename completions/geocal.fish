@@ -153,6 +153,7 @@ complete -c geocal -n '__fish_seen_subcommand_from simulate' -l ellipse-angle -r
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l direct-beam -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l direct-beam-sigma -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l saturation -r -F
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -l ring-shift -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l spots -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l spot-rotation -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l grid -r -F

@@ -103,4 +103,6 @@ def summary_table(report: dict):
     row("residual rms", r["rms_px"], None, "px", ".3f")
     row("residual rms", r["rms_tth_deg"], None, "deg 2θ", ".5f")
     row("residual rms Δd/d", r["rms_microstrain"], None, "µε", ".0f")
+    if report.get("ring_centres"):
+        row("ring centres spread", report["ring_centres"]["spread_px"], None, "px", ".3f")
     return t

@@ -46,6 +46,7 @@ class SimulateConfig(DoubletBeamConfig):
     direct_beam_counts: float = Field(0.0, ge=0, le=1e12, description="peak of a Gaussian direct beam at the beam centre (0: none)")
     direct_beam_sigma_px: float = Field(2.0, gt=0, le=1e4, description="σ of the direct beam, pixels")
     saturation: float | None = Field(None, gt=0, le=1e12, description="counts at which pixels saturate")
+    ring_shift_px: float = Field(0.0, ge=0, le=100, description="σ of a random shift of each ring's centre, pixels (rings not concentric, as on a non-planar detector)")
     spot_lattice: tuple[float, float, float] | None = Field(
         None, description="instead of rings, a single-crystal zone-axis spot pattern: d-spacings "
                           "of the two basis reflections (Å) and the angle between them (deg)")

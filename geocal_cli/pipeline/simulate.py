@@ -110,7 +110,8 @@ def _rings(cfg: SimulateConfig, shape, field, truth_field, truth: Path, say) -> 
                        hot_pixels=cfg.hot_pixels, poisson=cfg.noise, seed=cfg.seed,
                        ellipticity=tuple(ellipticity_of(cfg.axis_ratio, cfg.ellipse_angle_deg)),
                        direct_beam_counts=cfg.direct_beam_counts,
-                       direct_beam_sigma_px=cfg.direct_beam_sigma_px, saturation=cfg.saturation)
+                       direct_beam_sigma_px=cfg.direct_beam_sigma_px, saturation=cfg.saturation,
+                       ring_shift_px=cfg.ring_shift_px)
     gaps = detector_mask(geometry.detector, shape) if cfg.gaps else None
     if cfg.spot_lattice is not None:
         d1, d2, gamma = cfg.spot_lattice

@@ -93,3 +93,32 @@ def test_saxs_silver_behenate_with_a_beamstop(tmp_path, capsys):
     assert abs(fit.getFit2D()["centerX"] - truth.getFit2D()["centerX"]) < 0.1
     assert poni_ring_error(tmp_path / "fit.poni", tmp_path / "image.truth.poni", "AgBh",
                            (1024, 1024)) < SUCCESS_PX
+
+
+def test_rings_that_are_not_concentric_widen_the_centre_uncertainty(tmp_path, capsys):
+    args = ["--energy", "25", "-d", "Pilatus1M"]
+    code, err, report, _ = simulate_and_calibrate(
+        tmp_path, capsys, [*args, "--distance", "150", "--ring-shift", "0.3", "--tilt", "2",
+                           "--peak-counts", "5000", "--width", "1.2"], args, "CeO2")
+    assert code == 0, err
+    spread = report["ring_centres"]["spread_px"]
+    assert 0.2 < spread < 0.45
+    assert any("not concentric" in w for w in report["warnings"])
+    truth = pyFAI.load(str(tmp_path / "image.truth.poni")).getFit2D()
+    g = report["results"]["geometry"]["beam_center_px"]
+    s = report["uncertainties_1sigma"]["beam_center_px"]
+    assert s["x"] >= spread / np.sqrt(len(report["ring_centres"]["rings"]))
+    assert abs(g["x"] - truth["centerX"]) < 3 * s["x"]
+    assert abs(g["y"] - truth["centerY"]) < 3 * s["y"]
+    assert poni_ring_error(tmp_path / "fit.poni", tmp_path / "image.truth.poni", "CeO2",
+                           (1043, 981)) < SUCCESS_PX
+
+
+def test_concentric_rings_report_no_spread(lab6_pilatus, tmp_path, capsys):
+    sim, _ = lab6_pilatus
+    code, _, err = geocal(["calib-ring", sim.image, "-c", "LaB6", "--energy", "17", "-d", "Pilatus1M",
+                           "-o", tmp_path / "f.poni", "--report", tmp_path / "f.json"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "f.json").read_text())
+    assert report["ring_centres"]["spread_px"] < 0.05
+    assert not any("not concentric" in w for w in report["warnings"])

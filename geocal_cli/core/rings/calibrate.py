@@ -22,6 +22,7 @@ import numpy as np
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
                                         judge_wavelength, merge_rankings, rank_calibrants,
                                         ranking_text, refusal, scan_wavelength, top_calibrants)
+from geocal_cli.core.rings.concentric import RingCentres, ring_centres
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
@@ -56,6 +57,9 @@ MIRROR_MAX_TTH_DEG = 20.0
 #: clear margin, since where the tilt stands in for another distortion (a projector lens's
 #: ellipticity) either minimum may fit a few per cent better by chance (Au, 200 kV: 0.93).
 MIRROR_BETTER = 0.75
+#: Ring-to-ring scatter of the ring centres (rms per axis beyond noise, pixels) above which
+#: the report warns that the rings are not concentric.
+NON_CONCENTRIC_PX = 0.1
 
 
 @dataclass(frozen=True)
@@ -121,6 +125,9 @@ class Calibration:
         Information that is not a problem (e.g. a parameter fixed by default).
     timings : dict[str, float]
         Seconds per stage.
+    ring_centres : RingCentres or None
+        Each ring's own shift from the fitted geometry and their spread (`concentric`);
+        `beam_center_sigma` includes what the spread adds.
     """
 
     geometry: object
@@ -135,6 +142,7 @@ class Calibration:
     warnings: list = field(default_factory=list)
     notes: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
+    ring_centres: RingCentres | None = None
 
 
 def _values(geometry, wavelength) -> dict:
@@ -256,6 +264,14 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         raise CalibrationError(refusal(checked, families, min_rings))
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
+    centres = _ring_centres(geometry, result, pts, d_spacing)
+    if centres is not None and centres.spread_px > 0:
+        beam_sigma = tuple(float(np.hypot(s, centres.centre_sigma_px)) for s in beam_sigma)
+        if centres.spread_px > NON_CONCENTRIC_PX:
+            warnings.append(
+                f"the rings are not concentric: their centres scatter by {centres.spread_px:.2f} px "
+                f"(rms per axis, beyond noise, over {centres.ring.size} rings; a non-planar "
+                "detector or a sample off the axis); the beam centre's 1σ includes it")
     if undetermined:
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
@@ -292,7 +308,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
                        audit=checked, families=families, warnings=warnings, notes=notes,
-                       timings=timings)
+                       timings=timings, ring_centres=centres)
 
 
 def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spacing, calibrant,
@@ -622,6 +638,19 @@ def _mirror_warning(detector, result, alt) -> str | None:
             f"vs {_robust_sigma(result):.3f} px), with the beam centre "
             f"{np.hypot(b[0] - beam[0], b[1] - beam[1]):.2f} px away; at these small angles "
             "the beam centre is known to that level, not to its 1σ")
+
+
+def _ring_centres(geometry, result: Refinement, pts: ControlPoints, d_spacing):
+    """Each ring's shift from the fit (`concentric.ring_centres`), on the inliers."""
+    inl = result.inliers
+    frame = frame_of(geometry, [result.values[p] for p in PARAM_NAMES])
+    tth = ring_tth(d_spacing[pts.ring[inl]], result.values["wavelength"])
+    c1, c2 = frame.pixel_at(tth, pts.chi[inl])
+    e1, e2 = frame.pixel_at(tth + 1e-5, pts.chi[inl])
+    norm = np.hypot(e1 - c1, e2 - c2)
+    ok = np.isfinite(norm) & (norm > 0)
+    return ring_centres(pts.ring[inl][ok], result.residual_px[inl][ok],
+                        ((e1 - c1) / norm)[ok], ((e2 - c2) / norm)[ok])
 
 
 def _beam_center(geometry, result: Refinement):

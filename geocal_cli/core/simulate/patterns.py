@@ -56,6 +56,9 @@ class PatternSpec:
         Its σ, pixels.
     saturation : float or None
         Counts at which pixels saturate (clipped after the noise).
+    ring_shift_px : float
+        σ of a random shift of each reflection's ring (rows and columns), pixels: rings that
+        are not concentric, as on a non-planar detector (0: concentric).
     """
 
     peak_counts: float = 1000.0
@@ -71,6 +74,7 @@ class PatternSpec:
     direct_beam_counts: float = 0.0
     direct_beam_sigma_px: float = 2.0
     saturation: float | None = None
+    ring_shift_px: float = 0.0
 
 
 def ring_strengths(tth: np.ndarray, intensity: np.ndarray | None, seed: int) -> np.ndarray:
@@ -139,7 +143,17 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
     ks = np.clip(k0[..., None] + np.array([-2, -1, 0, 1]), 0, tth.size - 1)       # (H, W, 4)
     sig = spec.width_px * grad[..., None]
     source = np.arange(tth.size) if reflection is None else np.asarray(reflection, int)
-    prof = np.exp(-0.5 * ((t[..., None] - tth[ks]) / sig) ** 2)
+    offset = 0.0
+    if spec.ring_shift_px > 0:
+        # Each reflection's rings moved by its own random shift: a moved ring shows at pixel
+        # p what the unmoved one shows at p − δ, to first order 2θ(p) − ∇2θ·δ.
+        shift = np.random.default_rng([spec.seed, 1]).normal(0, spec.ring_shift_px,
+                                                              (int(source.max()) + 1, 2))
+        g1 = (fr.tth_chi(d1 + 0.5, d2)[0] - t) / 0.5
+        g2 = (fr.tth_chi(d1, d2 + 0.5)[0] - t) / 0.5
+        offset = g1[..., None] * shift[source[ks], 0] + g2[..., None] * shift[source[ks], 1]
+        del g1, g2
+    prof = np.exp(-0.5 * ((t[..., None] - offset - tth[ks]) / sig) ** 2)
     amp = np.asarray(strengths, float)[ks]
     if spec.spotty > 0:
         amp = amp * _texture(source[ks], chi, int(source.max()) + 1, spec.spotty, rng)
