@@ -22,7 +22,7 @@ import numpy as np
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
                                         judge_wavelength, merge_rankings, rank_calibrants,
                                         ranking_text, refusal, scan_wavelength, top_calibrants)
-from geocal_cli.core.rings.concentric import RingCentres, ring_centres
+from geocal_cli.core.rings.concentric import RingCentres, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
@@ -57,6 +57,8 @@ MIRROR_MAX_TTH_DEG = 20.0
 #: clear margin, since where the tilt stands in for another distortion (a projector lens's
 #: ellipticity) either minimum may fit a few per cent better by chance (Au, 200 kV: 0.93).
 MIRROR_BETTER = 0.75
+#: Rounds the final fit may add past its five while rounds still drop rings.
+EXTRA_ROUNDS = 3
 #: Ring-to-ring scatter of the ring centres (rms per axis beyond noise, pixels) above which
 #: the report warns that the rings are not concentric.
 NON_CONCENTRIC_PX = 0.1
@@ -548,7 +550,8 @@ def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelengt
 
 def _solve(start, prepared, valid, detector, d_spacing, free, say):
     """Refinement rounds from a start, then the checks that refuse inconsistent fits."""
-    result, pts = refine_rounds(prepared, detector, d_spacing, start, free, say=say)
+    result, pts = refine_rounds(prepared, detector, d_spacing, start, free,
+                                extra_rounds=EXTRA_ROUNDS, say=say)
     _check_consistency(prepared, valid, detector, d_spacing, result, pts, free)
     sigma = _robust_sigma(result)
     if sigma > MAX_SIGMA_PX:
@@ -644,13 +647,8 @@ def _ring_centres(geometry, result: Refinement, pts: ControlPoints, d_spacing):
     """Each ring's shift from the fit (`concentric.ring_centres`), on the inliers."""
     inl = result.inliers
     frame = frame_of(geometry, [result.values[p] for p in PARAM_NAMES])
-    tth = ring_tth(d_spacing[pts.ring[inl]], result.values["wavelength"])
-    c1, c2 = frame.pixel_at(tth, pts.chi[inl])
-    e1, e2 = frame.pixel_at(tth + 1e-5, pts.chi[inl])
-    norm = np.hypot(e1 - c1, e2 - c2)
-    ok = np.isfinite(norm) & (norm > 0)
-    return ring_centres(pts.ring[inl][ok], result.residual_px[inl][ok],
-                        ((e1 - c1) / norm)[ok], ((e2 - c2) / norm)[ok])
+    return ring_shifts(frame, ring_tth(d_spacing[pts.ring[inl]], result.values["wavelength"]),
+                       pts.chi[inl], pts.ring[inl], result.residual_px[inl])
 
 
 def _beam_center(geometry, result: Refinement):

@@ -97,3 +97,26 @@ def ring_centres(ring: np.ndarray, residual_px: np.ndarray, u1: np.ndarray,
     excess = var - np.mean(sigma ** 2)
     return RingCentres(ring=ids, shift_px=shift, sigma_px=sigma,
                        spread_px=float(np.sqrt(max(excess, 0.0))))
+
+
+def ring_shifts(frame, tth: np.ndarray, chi: np.ndarray, ring: np.ndarray,
+                residual_px: np.ndarray) -> RingCentres | None:
+    """`ring_centres` of control points on a geometry's rings.
+
+    Parameters
+    ----------
+    frame : DetectorFrame
+        The fitted geometry.
+    tth : ndarray, shape (n,)
+        2θ of each point's calibrant ring (radians, the fit's wavelength).
+    chi : ndarray, shape (n,)
+        Azimuth of each point, radians.
+    ring : ndarray of int, shape (n,)
+    residual_px : ndarray, shape (n,)
+        Observed − model position along increasing 2θ, pixels.
+    """
+    c1, c2 = frame.pixel_at(tth, chi)
+    e1, e2 = frame.pixel_at(tth + 1e-5, chi)
+    norm = np.hypot(e1 - c1, e2 - c2)
+    ok = np.isfinite(norm) & (norm > 0)
+    return ring_centres(ring[ok], residual_px[ok], ((e1 - c1) / norm)[ok], ((e2 - c2) / norm)[ok])

@@ -63,7 +63,8 @@ def window_px(frame, tth, hw_max) -> np.ndarray:
 
 
 def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free: tuple,
-                  rings: np.ndarray | None = None, n_rounds: int = 5, say=lambda msg: None):
+                  rings: np.ndarray | None = None, n_rounds: int = 5, extra_rounds: int = 0,
+                  say=lambda msg: None):
     """Rounds of control-point extraction and refinement (see the module docstring).
 
     Parameters
@@ -80,6 +81,11 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         Sample only these calibrant rings.
     n_rounds : int
         At most this many rounds; they stop once the rms settles (within 2 %).
+    extra_rounds : int
+        Rounds allowed past `n_rounds`, each only after one that dropped rings, so that an
+        answer does not rest on rings its last round found wrong (for a final fit; a
+        screening of starts keeps its fixed budget, where further drops would let a wrong
+        start shrink to the few rings it fits).
     say : callable(str)
 
     Returns
@@ -102,7 +108,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
     ring_sigma: dict = {}
     rms = np.inf
     n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
-    for rnd in range(n_rounds):
+    for rnd in range(n_rounds + extra_rounds):
         frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
         tth = ring_tth(d_spacing, values["wavelength"])
         finite = np.isfinite(tth)
@@ -148,9 +154,11 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         blocked |= _contaminated_sectors(cp, res, d_spacing.size, n_sectors)
         ring_sigma = dict(zip(ring_ids.tolist(), np.maximum(spread, 0.05)))
         values = result.values
-        if bad and len(bad) < n_rings / 2:
+        if bad and len(bad) < n_rings / 2 and rnd + 1 < n_rounds + extra_rounds:
             dropped.update(bad)
             continue
+        if rnd + 1 >= n_rounds:
+            break
         hw_max = float(np.clip(4 * sigma + 1.5, 2.5, 8.0))
         if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
