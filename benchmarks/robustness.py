@@ -167,7 +167,9 @@ def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
     out["exit"] = proc.returncode
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
     out["message"] = (errors[0] if errors else "")[:400]
-    if proc.returncode == 0:
+    if proc.returncode == 0 and not (folder / "fit.poni").is_file():
+        out.update(outcome="crash", message="exit 0 without a PONI")
+    elif proc.returncode == 0:
         err = ring_position_error(pyFAI.load(str(folder / "fit.poni")), g, tth[:60], sim.data.shape,
                                   valid=valid)
         out["error_px"] = float(err)
@@ -189,7 +191,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="folder for images, reports, cases.jsonl")
     ap.add_argument("--command", default="geocal",
                     help="the calibrating command, e.g. another checkout's "
-                         "'python -m geocal_cli.main' (default: geocal)")
+                         "'python -m geocal_cli' with PYTHONPATH on it (default: geocal)")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="geocal-robustness-"))
     out.mkdir(parents=True, exist_ok=True)
