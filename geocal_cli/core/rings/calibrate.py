@@ -422,7 +422,8 @@ def _fit(image, ridges, guess, wavelength, solve):
             start, blind = start_from_traces(traces, family, info, prepared, detector,
                                               wavelength, d_spacing, say, min_explained=0.5)
             result, pts = _solve(start, *solve)
-        except CalibrationError:
+        except CalibrationError as second:
+            say(f"ring-arc strategy failed ({second})")
             raise first from None
     return result, pts, blind, centre
 
