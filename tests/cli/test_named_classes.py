@@ -44,13 +44,22 @@ MO = ["--pixel-size", "100", "--shape", "1024,1024", "--distance", "100", "--wid
       "--tilt", "3", "--peak-counts", "5000"]
 
 
-def test_a_mo_kalpha_doublet_is_calibrated_against_kalpha1(tmp_path, capsys):
+# Mo, broad rings at small angles: the lines blend everywhere. Cu, narrow rings to 2θ = 75°:
+# they blend at small angles and stand apart at large ones.
+CU = ["--pixel-size", "100", "--shape", "1024,1024", "--distance", "60", "--width", "1.0",
+      "--tilt", "10", "--peak-counts", "3000"]
+
+
+@pytest.mark.parametrize("lines, setup", [("0.70930,0.71359", MO), ("1.54056,1.54439", CU)],
+                         ids=["Mo blended", "Cu resolved at large angles"])
+def test_a_kalpha_doublet_is_calibrated_against_kalpha1(tmp_path, capsys, lines, setup):
     code, err, report, error = simulate_and_calibrate(
-        tmp_path, capsys, ["--wavelength", "0.70930,0.71359", *MO],
-        ["--wavelength", "0.70930,0.71359", "--pixel-size", "100"], "LaB6")
+        tmp_path, capsys, ["--wavelength", lines, *setup],
+        ["--wavelength", lines, "--pixel-size", "100"], "LaB6")
     assert code == 0, err
     fit = pyFAI.load(str(tmp_path / "fit.poni"))
-    assert fit.wavelength == pytest.approx(0.70930e-10)
+    assert fit.wavelength == pytest.approx(float(lines.split(",")[0]) * 1e-10)
+    assert not any("not LaB6's" in w for w in report["warnings"])     # Kα2 rings are not foreign
     assert error < SUCCESS_PX
     assert any("PONI carries λ(Kα1)" in n for n in report["notes"])
 

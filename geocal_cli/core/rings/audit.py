@@ -598,7 +598,8 @@ def calibrant_families(candidates: dict, n_rings: int = 6) -> dict:
 def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_points: np.ndarray,
           given: str,
           candidates: dict | None, wavelength: float,
-          wavelength_check: WavelengthCheck | None) -> Audit:
+          wavelength_check: WavelengthCheck | None,
+          tth_kalpha2: np.ndarray | None = None) -> Audit:
     """Compare a calibration with the rings of the image.
 
     Parameters
@@ -618,14 +619,19 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
     wavelength : float
         The wavelength of the fit, metres.
     wavelength_check : WavelengthCheck or None
+    tth_kalpha2 : ndarray, shape (m,), optional
+        2θ of the calibrant's Kα2 rings (a lab source's doublet): profile rings they explain
+        and Kα1 does not are the resolved second line, neither counted nor foreign.
 
     Returns
     -------
     Audit
     """
     counted = counted_rings(seen)
-    explained = explained_by(seen, tth_fit, float(np.median(tolerance_px(seen.u_px)))
-                             if seen.u_px.size else 1.5)
+    tol = float(np.median(tolerance_px(seen.u_px))) if seen.u_px.size else 1.5
+    explained = explained_by(seen, tth_fit, tol)
+    if tth_kalpha2 is not None:
+        counted = counted & ~((explained < 0) & (explained_by(seen, tth_kalpha2, tol) >= 0))
     u_fit = seen.u_of(tth_fit[fit_rings])
     if seen.u_px.size:
         gap = np.abs(u_fit[:, None] - seen.u_px[None, :])

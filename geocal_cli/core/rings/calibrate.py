@@ -246,7 +246,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     values = result.values
     geometry = geometry_from_values(detector, values)
     t1 = time.perf_counter()
-    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates)
+    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates,
+                     doublet)
     neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
     if neutral is not None:
         ranked = rank_calibrants(*neutral, candidates, wavelength)
@@ -314,7 +315,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
 
 
 def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spacing, calibrant,
-           candidates) -> Audit:
+           candidates, doublet: Doublet | None = None) -> Audit:
     """The fit against the rings of the image (`audit.audit`), with the λ-free refit."""
     values = result.values
     inl = result.inliers
@@ -331,8 +332,9 @@ def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spa
                                      ring_tth(d_spacing[fit_rings], values["wavelength"]))
         except ValueError:
             check = None
-    return audit(seen, ring_tth(d_spacing, values["wavelength"]), fit_rings, fit_points, calibrant,
-                 candidates, values["wavelength"], check)
+    tth = ring_tth(d_spacing, values["wavelength"])
+    return audit(seen, tth, fit_rings, fit_points, calibrant, candidates, values["wavelength"],
+                 check, None if doublet is None else doublet.tth2(tth))
 
 
 def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,

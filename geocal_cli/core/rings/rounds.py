@@ -49,8 +49,10 @@ def _contaminated_sectors(cp: ControlPoints, res: np.ndarray, n_rings: int,
     return out.reshape(n_r, n_sectors)
 
 
-def window_px(frame, tth, hw_max) -> np.ndarray:
-    """Search half-width per ring: hw_max, but under half the gap to either neighbour."""
+def window_px(frame, tth, hw_max, satellite=None, width_px=None) -> np.ndarray:
+    """Search half-width per ring: hw_max, but under half the gap to either neighbour and,
+    given each ring's `satellite` (2θ of its Kα2 line), to the satellite where it stands
+    resolved, more than three measured ring widths (`width_px`, 0 where unknown) away."""
     # Radial pixel scale near the ring, χ-averaged.
     chi = np.linspace(-np.pi, np.pi, 16, endpoint=False)
     p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
@@ -59,6 +61,12 @@ def window_px(frame, tth, hw_max) -> np.ndarray:
     dt = np.diff(tth)
     gap[:-1] = np.minimum(gap[:-1], dt)
     gap[1:] = np.minimum(gap[1:], dt)
+    if satellite is not None:
+        sep = np.abs(np.asarray(satellite, float) - tth)
+        width_px = np.asarray(width_px, float)
+        # A width not measured yet (0) resolves nothing.
+        resolved = (width_px > 0) & (np.nan_to_num(sep / g, nan=0.0) > 3 * width_px)
+        gap = np.where(resolved, np.minimum(gap, sep), gap)
     return np.minimum(hw_max, 0.45 * gap / g)
 
 
@@ -119,7 +127,9 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         use = np.setdiff1d(use, list(dropped)).astype(int)
         if use.size == 0:
             raise CalibrationError("no calibrant ring falls on the detector for this geometry")
-        hw = window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]))[use]
+        satellite = None if prepared.doublet is None else prepared.doublet.tth2(tth[finite])
+        hw = window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]), satellite,
+                       width[finite])[use]
         ok = hw >= 2.0
         use, hw = use[ok], hw[ok]
         if use.size == 0:
