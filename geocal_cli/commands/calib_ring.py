@@ -30,6 +30,19 @@ Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the curre
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undetermined."""
 
 
+def configure(p: dict):
+    """The config from this command's parameters, as typer passes them (shared with
+    `geocal batch`, which runs the same options over many inputs)."""
+    from geocal_cli.config.calib_ring import CalibRingConfig
+
+    return load(CalibRingConfig, p["config"], dict(
+        image=p["image"], calibrant=p["calibrant"], energy_kev=p["energy"], **parse_wavelength(p["wavelength"]), kalpha2_ratio=p["kalpha2_ratio"],
+        voltage_kv=p["voltage"], detector=p["detector"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
+        mask=p["mask"], guess=p["guess"], fix=parse_names(p["fix"]), max_rings=p["max_rings"], min_rings=p["min_rings"],
+        output=p["output"],
+        report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
+
+
 def command(
     image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å), a CIF, or 'auto' to identify it from the rings."),
@@ -64,15 +77,9 @@ def command(
     the rings worse than another one, or on a wavelength the rings contradict exits 5 and
     says what fits instead.
     """
-    from geocal_cli.config.calib_ring import CalibRingConfig
+    cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import calib_ring
 
-    cfg = load(CalibRingConfig, config, dict(
-        image=image, calibrant=calibrant, energy_kev=energy, **parse_wavelength(wavelength), kalpha2_ratio=kalpha2_ratio,
-        voltage_kv=voltage, detector=detector, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
-        mask=mask, guess=guess, fix=parse_names(fix), max_rings=max_rings, min_rings=min_rings,
-        output=output,
-        report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(calib_ring.run(cfg, progress=console.progress), summary_table, json_out)
 
 

@@ -32,6 +32,23 @@ With --image and --calibrant it also says which flips of that image the geometry
 Exit codes: 0 ok, 3 bad option or a convention that cannot describe the geometry, 4 bad input file."""
 
 
+def configure(p: dict):
+    """The config from this command's parameters, as typer passes them (shared with
+    `geocal batch`, which runs the same options over many inputs)."""
+    from geocal_cli.config.convert_poni import ConvertPoniConfig
+
+    dims = parse_floats(p["shape"], "--shape")
+    if dims is not None and not all(float(v).is_integer() for v in dims):
+        from geocal_cli.errors import ConfigError
+
+        raise ConfigError(f"--shape {p['shape']!r}: expected whole numbers of pixels ROWS,COLS")
+    return load(ConvertPoniConfig, p["config"], dict(
+        input=p["input"], to=p["to"], source_format=p["source_format"], output=p["output"], image=p["image"],
+        calibrant=p["calibrant"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"), shape=tuple(int(v) for v in dims) if dims else None,
+        flip=parse_names(p["flip"]), orientation=p["orientation"], panel=p["panel"], fix_units=p["fix_units"],
+        energy_kev=p["energy"], wavelength_a=p["wavelength"], voltage_kv=p["voltage"], report=p["report"], overwrite=p["overwrite"]), p["show_config"])
+
+
 def command(
     input: Path = typer.Argument(..., help="Geometry file: .poni, .expt, .par, .imctrl, Fit2D or cdiutils YAML/JSON."),
     to: str = typer.Option(..., "--to", "-t", help="Format to write: poni | dioptas | fit2d | imaged11 | cdiutils | dials | gsas2."),
@@ -61,19 +78,9 @@ def command(
     program, so the written geometry gives the same 2θ (and, where the target can say so, the
     same χ) at every pixel; the report proves it by reading the written file back.
     """
-    from geocal_cli.config.convert_poni import ConvertPoniConfig
+    cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import convert_poni
 
-    dims = parse_floats(shape, "--shape")
-    if dims is not None and not all(float(v).is_integer() for v in dims):
-        from geocal_cli.errors import ConfigError
-
-        raise ConfigError(f"--shape {shape!r}: expected whole numbers of pixels ROWS,COLS")
-    cfg = load(ConvertPoniConfig, config, dict(
-        input=input, to=to, source_format=source_format, output=output, image=image,
-        calibrant=calibrant, pixel_size_um=parse_floats(pixel_size, "--pixel-size"), shape=tuple(int(v) for v in dims) if dims else None,
-        flip=parse_names(flip), orientation=orientation, panel=panel, fix_units=fix_units,
-        energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, report=report, overwrite=overwrite), show_config)
     show_result(convert_poni.run(cfg, progress=console.progress), summary_table, json_out)
 
 

@@ -29,6 +29,17 @@ Exit codes: 0 ok, 3 bad config or pitch inconsistent with the pixel size, 4 bad 
 5 no grid found or too few holes indexed."""
 
 
+def configure(p: dict):
+    """The config from this command's parameters, as typer passes them (shared with
+    `geocal batch`, which runs the same options over many inputs)."""
+    from geocal_cli.config.grid_distortion import GridDistortionConfig
+
+    return load(GridDistortionConfig, p["config"], dict(
+        image=p["image"], pitch_mm=p["pitch"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
+        spot_diameter_px=p["spot_diameter"], dark_spots=p["dark_spots"], mask=p["mask"], output=p["output"],
+        spline=p["spline"], corrected=p["corrected"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
+
+
 def command(
     image: Path = typer.Argument(..., help="Hole-grid image (anything fabio reads), or a Fit2D .spline / pyFAI detector .h5 to convert."),
     pitch: float = typer.Option(None, "--pitch", help="Hole spacing of the grid, mm.", rich_help_panel="Grid"),
@@ -55,13 +66,9 @@ def command(
     cross-validation. The report gives the pixel sizes, the skew, the field's rms and max,
     and the holes re-measured on the corrected image against the ideal grid.
     """
-    from geocal_cli.config.grid_distortion import GridDistortionConfig
+    cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import grid_distortion
 
-    cfg = load(GridDistortionConfig, config, dict(
-        image=image, pitch_mm=pitch, pixel_size_um=parse_floats(pixel_size, "--pixel-size"),
-        spot_diameter_px=spot_diameter, dark_spots=dark_spots, mask=mask, output=output,
-        spline=spline, corrected=corrected, report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(grid_distortion.run(cfg, progress=console.progress), summary_table, json_out)
 
 

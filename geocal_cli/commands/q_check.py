@@ -27,6 +27,18 @@ Exit codes: 0 consistent, 3 bad config, 4 bad input file, 5 no control points ne
 geometry, 6 check failed (a threshold exceeded, a systematic error or a flip/rotation slip)."""
 
 
+def configure(p: dict):
+    """The config from this command's parameters, as typer passes them (shared with
+    `geocal batch`, which runs the same options over many inputs)."""
+    from geocal_cli.config.q_check import QCheckConfig
+
+    return load(QCheckConfig, p["config"], dict(
+        image=p["image"], poni=p["poni"], calibrant=p["calibrant"], mask=p["mask"], expt=p["expt"], refl=p["refl"],
+        positions=p["positions"], fix_units=p["fix_units"], max_median_microstrain=p["max_median_microstrain"],
+        max_mean_dq=p["max_mean_dq"], fail_on_systematic=p["fail_on_systematic"], energy_kev=p["energy"],
+        wavelength_a=p["wavelength"], voltage_kv=p["voltage"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
+
+
 def command(
     image: Path = typer.Argument(None, help="Powder image of a calibrant (powder mode)."),
     poni: Path = typer.Option(None, "--poni", help="Geometry checked, for the image as geocal reads it.", rich_help_panel="Powder mode"),
@@ -59,15 +71,10 @@ def command(
     residuals, with its size and significance; a mirrored detector or a turned crystal frame;
     or that they are random.
     """
-    from geocal_cli.config.q_check import QCheckConfig
+    cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.errors import QualityError
     from geocal_cli.pipeline import q_check
 
-    cfg = load(QCheckConfig, config, dict(
-        image=image, poni=poni, calibrant=calibrant, mask=mask, expt=expt, refl=refl,
-        positions=positions, fix_units=fix_units, max_median_microstrain=max_median_microstrain,
-        max_mean_dq=max_mean_dq, fail_on_systematic=fail_on_systematic, energy_kev=energy,
-        wavelength_a=wavelength, voltage_kv=voltage, report=report, plot=plot, overwrite=overwrite), show_config)
     res = q_check.run(cfg, progress=console.progress)
     show_result(res, summary_table, json_out)
     if res.failed:

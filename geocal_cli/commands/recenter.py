@@ -27,6 +27,25 @@ IMAGE-stem.recenter.json in the current folder.
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 no ring, pair or beam found."""
 
 
+def configure(p: dict):
+    """The config from this command's parameters, as typer passes them (shared with
+    `geocal batch`, which runs the same options over many inputs)."""
+    from geocal_cli.config.recenter import RecenterConfig
+
+    rings = parse_names(p["ring"])
+    try:
+        rings = tuple(int(k) for k in rings) if rings else None
+    except ValueError:
+        from geocal_cli.errors import ConfigError
+
+        raise ConfigError(f"--ring {p['ring']!r}: expected ring numbers like 1 or 1,2,3") from None
+    return load(RecenterConfig, p["config"], dict(
+        image=p["image"], poni=p["poni"], method=p["method"], calibrant=p["calibrant"], ring=rings,
+        ellipticity=p["ellipticity"], max_shift_px=p["max_shift"], saturation=p["saturation"],
+        energy_kev=p["energy"], wavelength_a=p["wavelength"], voltage_kv=p["voltage"], mask=p["mask"],
+        output=p["output"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
+
+
 def command(
     image: Path = typer.Argument(..., help="Image: anything fabio reads, or DM3/DM4/MRC/EMD."),
     poni: Path = typer.Option(..., "--poni", help="Reference geometry (PONI) to move.", rich_help_panel="Geometry"),
@@ -57,21 +76,9 @@ def command(
     Gaussian fit of the direct beam's unsaturated shoulder. The report gives old and new centre in pixels and metres, the
     shift, the residual and 1σ.
     """
-    from geocal_cli.config.recenter import RecenterConfig
+    cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import recenter
 
-    rings = parse_names(ring)
-    try:
-        rings = tuple(int(k) for k in rings) if rings else None
-    except ValueError:
-        from geocal_cli.errors import ConfigError
-
-        raise ConfigError(f"--ring {ring!r}: expected ring numbers like 1 or 1,2,3") from None
-    cfg = load(RecenterConfig, config, dict(
-        image=image, poni=poni, method=method, calibrant=calibrant, ring=rings,
-        ellipticity=ellipticity, max_shift_px=max_shift, saturation=saturation,
-        energy_kev=energy, wavelength_a=wavelength, voltage_kv=voltage, mask=mask,
-        output=output, report=report, plot=plot, overwrite=overwrite), show_config)
     show_result(recenter.run(cfg, progress=console.progress), summary_table, json_out)
 
 
