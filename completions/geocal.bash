@@ -5,7 +5,7 @@ _geocal() {
     prev="${COMP_WORDS[COMP_CWORD-1]}"
     sub=""
     for ((i=1; i<COMP_CWORD; i++)); do
-        case "${COMP_WORDS[i]}" in calib-ring|recenter|convert-poni|q-check|grid-distortion|simulate|demo) sub="${COMP_WORDS[i]}"; break;; esac
+        case "${COMP_WORDS[i]}" in calib-ring|recenter|convert-poni|q-check|grid-distortion|batch|simulate|demo) sub="${COMP_WORDS[i]}"; break;; esac
     done
     case "$prev" in
         --calibrant) COMPREPLY=($(compgen -W "AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO" -- "$cur")); return;;
@@ -13,12 +13,13 @@ _geocal() {
         --fix) COMPREPLY=($(compgen -W "dist poni1 poni2 rot1 rot2 rot3 wavelength none" -- "$cur")); return;;
     esac
     case "$sub" in
-        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion simulate demo --version --quiet -q --traceback --help" -- "$cur")); return;;
+        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion batch simulate demo --version --quiet -q --traceback --help" -- "$cur")); return;;
         calib-ring) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --min-rings --output -o --report --plot --json --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         recenter) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--poni --method -m --calibrant -c --ring --ellipticity --max-shift --saturation --energy --wavelength --voltage --mask --output -o --report --plot --json --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         convert-poni) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--to -t --from -f --output -o --image --calibrant -c --pixel-size --shape --flip --orientation --panel --fix-units --energy --wavelength --voltage --report --json --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         q-check) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--poni --calibrant -c --mask --max-median-microstrain --expt --refl --positions --max-mean-dq --fix-units --fail-on-systematic --no-fail-on-systematic --energy --wavelength --voltage --report --plot --json --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         grid-distortion) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--pitch --pixel-size --spot-diameter --dark-spots --mask --output -o --spline --corrected --report --plot --json --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
+        batch) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--out-dir -O --jobs -j --force --dry-run --wait --plots --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         simulate) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --shape --no-gaps --distance --center --tilt --tilt-plan-rotation --peak-counts --width --background --beamstop --beamstop-arm --spotty --hot-pixels --no-noise --seed --axis-ratio --ellipse-angle --direct-beam --direct-beam-sigma --saturation --ring-shift --spots --spot-rotation --grid --hole-diameter --grid-angle --dark-spots --illumination --missing --spurious --radial --random-field --field-correlation --skew --distortion --truth --report --overwrite --config --show-config --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
         demo) if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "--folder --help" -- "$cur")); else COMPREPLY=($(compgen -f -- "$cur")); fi;;
     esac

@@ -5,6 +5,7 @@ complete -c geocal -n '__fish_use_subcommand' -a recenter
 complete -c geocal -n '__fish_use_subcommand' -a convert-poni
 complete -c geocal -n '__fish_use_subcommand' -a q-check
 complete -c geocal -n '__fish_use_subcommand' -a grid-distortion
+complete -c geocal -n '__fish_use_subcommand' -a batch
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
@@ -124,6 +125,18 @@ complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l config -r
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l out-dir -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -s O -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l jobs -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -s j -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l force -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l dry-run -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l wait -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l plots -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l show-config -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l help -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F

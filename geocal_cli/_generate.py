@@ -145,7 +145,7 @@ def _page(name: str, cmd, see_also: list[str]) -> str:
     lines += [".SH EXIT STATUS",
               "0 success; 1 internal error; 2 usage error; 3 invalid config; 4 bad input file; "
               "5 calibration failed or undetermined; 6 quality check failed; 7 batch partly "
-              "failed; 130 interrupted.",
+              "failed; 8 output folder locked by another batch run; 130 interrupted.",
               ".SH SEE ALSO", ", ".join(f"\\fB{_roff(s)}\\fR(1)" for s in see_also)]
     return "\n".join(lines) + "\n"
 

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     CALIBRATION = 5
     QUALITY = 6
     BATCH_PARTIAL = 7
+    LOCKED = 8
     INTERRUPTED = 130
 
 
@@ -57,3 +58,15 @@ class QualityError(GeocalError):
     """A quality threshold was exceeded."""
 
     exit_code = ExitCode.QUALITY
+
+
+class BatchPartialError(GeocalError):
+    """A batch finished with some items failed; the others completed and were written."""
+
+    exit_code = ExitCode.BATCH_PARTIAL
+
+
+class LockedError(GeocalError):
+    """The output folder is locked by another batch run (and `--wait` ran out)."""
+
+    exit_code = ExitCode.LOCKED

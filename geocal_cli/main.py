@@ -33,7 +33,7 @@ import logging
 import typer
 
 from geocal_cli import __version__, console
-from geocal_cli.commands import (calib_ring, convert_poni, demo, grid_distortion, q_check,
+from geocal_cli.commands import (batch, calib_ring, convert_poni, demo, grid_distortion, q_check,
                                  recenter, simulate)
 from geocal_cli.errors import ExitCode, GeocalError
 
@@ -71,6 +71,8 @@ app.command("recenter", epilog=recenter.EPILOG)(recenter.command)
 app.command("convert-poni", epilog=convert_poni.EPILOG)(convert_poni.command)
 app.command("q-check", epilog=q_check.EPILOG)(q_check.command)
 app.command("grid-distortion", epilog=grid_distortion.EPILOG)(grid_distortion.command)
+app.command("batch", epilog=batch.EPILOG, options_metavar="SUBCOMMAND INPUT... [OPTIONS]",
+            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(batch.command)
 app.command("simulate", epilog=simulate.EPILOG)(simulate.command)
 app.command("demo", epilog=demo.EPILOG)(demo.command)
 

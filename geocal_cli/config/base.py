@@ -109,13 +109,14 @@ class DoubletBeamConfig(BeamConfig):
         return Doublet(self.kalpha2_a / self.wavelength_a, self.kalpha2_ratio)
 
 
-def load_config(model: type[M], config_file: Path | None, overrides: dict[str, Any]) -> M:
+def load_config(model: type[M], config_file: Path | dict | None, overrides: dict[str, Any]) -> M:
     """Build a config from defaults, an optional YAML file and the flags the user set.
 
     Parameters
     ----------
     model : type of GeocalModel
-    config_file : Path or None
+    config_file : Path, dict or None
+        A YAML file, or its mapping already read (a batch config's `options`).
     overrides : dict
         Flag values; None means "not set".
 
@@ -125,8 +126,11 @@ def load_config(model: type[M], config_file: Path | None, overrides: dict[str, A
         Unreadable YAML, or values that break a rule (the message names key, value, rule).
     """
     data: dict[str, Any] = {}
-    if config_file is not None:
-        data.update(_read_yaml(Path(config_file)))
+    if isinstance(config_file, dict):
+        data.update(config_file)
+        config_file = "options"
+    elif config_file is not None:
+        data.update(read_yaml(Path(config_file)))
     data.update({k: v for k, v in overrides.items() if v is not None})
     try:
         return model.model_validate(data)
@@ -134,7 +138,7 @@ def load_config(model: type[M], config_file: Path | None, overrides: dict[str, A
         raise ConfigError(_describe(exc, config_file)) from None
 
 
-def _read_yaml(path: Path) -> dict:
+def read_yaml(path: Path) -> dict:
     """A config file's mapping.
 
     Raises

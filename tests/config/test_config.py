@@ -7,6 +7,7 @@ from geocal_cli.config.base import dump_yaml, load_config
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.config.convert_poni import ConvertPoniConfig
 from geocal_cli.config.grid_distortion import GridDistortionConfig
+from geocal_cli.config.batch import BatchConfig
 from geocal_cli.config.q_check import QCheckConfig
 from geocal_cli.config.recenter import RecenterConfig
 from geocal_cli.config.simulate import SimulateConfig
@@ -18,7 +19,8 @@ MODELS = {"calib-ring": (CalibRingConfig, {"image": "x.edf"}),
           "recenter": (RecenterConfig, {"image": "x.tif", "poni": "ref.poni"}),
           "convert-poni": (ConvertPoniConfig, {"input": "controls.imctrl"}),
           "q-check": (QCheckConfig, {"image": "x.tif", "poni": "ref.poni"}),
-          "grid-distortion": (GridDistortionConfig, {"image": "grid.edf"})}
+          "grid-distortion": (GridDistortionConfig, {"image": "grid.edf"}),
+          "batch": (BatchConfig, {})}
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.stem)

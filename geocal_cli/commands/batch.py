@@ -1,0 +1,188 @@
+"""`geocal batch`: one per-image subcommand over many inputs."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import typer
+
+from geocal_cli import console
+from geocal_cli.commands._common import CONFIG_OPTION, SHOW_CONFIG_OPTION, load
+from geocal_cli.errors import ConfigError
+
+EPILOG = """Examples:
+
+  geocal batch calib-ring frames/*.edf -c LaB6 --energy 17 -d Pilatus1M --out-dir calib/ --jobs 2
+
+  geocal batch recenter run42/ --poni calib/ref.poni -c CeO2 --wavelength 0.4066 --out-dir recentred/
+
+  geocal batch q-check @night.txt --poni ref.poni -c CeO2 --energy 30 --out-dir checks/
+
+  geocal batch --config nightly.yaml
+
+After the subcommand come its inputs (files, folders, glob patterns, @FILE with one path per
+line) and its own options, as it takes them alone. Each item's outputs go to --out-dir under
+the subcommand's default names (run.0001.edf → run.0001.poni, run.0001.calib.json), in the
+input's folder relative to the inputs' common folder. OUT-DIR/manifest.jsonl holds one record
+per item attempt; a rerun skips what is done and unchanged (--force redoes it).
+Exit codes: 0 every item ok or skipped, 3 bad config, 7 some items failed (the others were
+written), 8 the output folder is locked by another run, 130 interrupted (items in flight
+finish and are recorded)."""
+
+#: The subcommand's parameter that names its one input.
+INPUT_PARAM = {"calib-ring": "image", "recenter": "image", "q-check": "image",
+               "grid-distortion": "image", "convert-poni": "input"}
+#: Per-item output options a batch names itself, and what replaces each.
+OWN_OUTPUTS = {"output": "--out-dir", "report": "--out-dir", "plot": "--plots",
+               "spline": "--out-dir", "corrected": "--out-dir", "json_out": "the manifest",
+               "show_config": "batch --show-config", "config": "batch --config (its options)"}
+
+
+def command(
+    ctx: typer.Context,
+    out_dir: Path = typer.Option(None, "--out-dir", "-O", help="Folder of every item's outputs, manifest.jsonl and batch.json (created).", rich_help_panel="Batch"),
+    jobs: int = typer.Option(None, "--jobs", "-j", help="Worker processes [default: the cores].", rich_help_panel="Batch"),
+    force: bool = typer.Option(None, "--force", help="Redo items already done with the same input and config.", rich_help_panel="Batch"),
+    dry_run: bool = typer.Option(None, "--dry-run", help="Say what would run and what would be skipped; write nothing.", rich_help_panel="Batch"),
+    wait: float = typer.Option(None, "--wait", help="Seconds to wait for another run's lock on --out-dir [default: 0: exit 8 at once].", rich_help_panel="Batch"),
+    plots: bool = typer.Option(None, "--plots", help="Write each item's PNG beside its report.", rich_help_panel="Batch"),
+    config: Path = CONFIG_OPTION,
+    show_config: bool = SHOW_CONFIG_OPTION,
+) -> None:
+    """Run calib-ring, recenter, q-check, grid-distortion or convert-poni over many inputs:
+    resumable, crash-safe, in parallel worker processes.
+
+    Every item's outputs appear together or not at all; each attempt is appended to the
+    manifest as it completes, so a killed run loses only the items in flight, and a rerun
+    does exactly what is missing. Two runs on one --out-dir never write together.
+    """
+    from geocal_cli.config.batch import BatchConfig
+
+    args = list(ctx.args)
+    name = args.pop(0) if args and not args[0].startswith("-") else None
+    preset = _preset(config)
+    name = name or preset.get("subcommand")
+    if name not in INPUT_PARAM:
+        raise ConfigError(f"batch runs one of {', '.join(INPUT_PARAM)}"
+                          + (f", not {name!r}" if name else ": name it after 'batch'"))
+    values, positional = _parse(name, args)
+    cfg = load(BatchConfig, config, dict(
+        subcommand=name, inputs=positional or None, out_dir=out_dir, jobs=jobs, force=force,
+        dry_run=dry_run, wait_s=wait, plots=plots), show_config)
+    for key, instead in OWN_OUTPUTS.items():
+        if values.get(key):
+            raise ConfigError(f"batch names each item's outputs itself: drop "
+                              f"{_flag(name, key)} (use {instead})")
+    inputs = expand_inputs(cfg.inputs, geometry=name == "convert-poni")
+    module = importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
+    per_item = {k: None for k in OWN_OUTPUTS} | {"config": cfg.options or None, "show_config": False}
+    configs = [module.configure({**values, **per_item, INPUT_PARAM[name]: path}) for path in inputs]
+    from geocal_cli.pipeline import batch
+
+    items = batch.plan(name, configs, inputs, cfg.out_dir, cfg.plots)
+    console.progress(f"batch {name}: {len(items)} input(s) → {cfg.out_dir}")
+    import os
+
+    res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or os.cpu_count() or 1,
+                    force=cfg.force, dry_run=cfg.dry_run, wait_s=cfg.wait_s,
+                    progress=console.progress)
+    if cfg.dry_run:
+        console.result(f"would run {res.summary['would_run']}, skip {res.summary['would_skip']}")
+        return
+    c = res.summary["counts"]
+    console.result(f"{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped in "
+                   f"{res.summary['duration_s']:.1f} s; wrote {res.summary_path}")
+    error = batch.failure_error(res)
+    if error is not None:
+        raise error
+
+
+def _preset(config: Path | None) -> dict:
+    """The batch config file's mapping (read once more by `load`, which checks it)."""
+    if config is None:
+        return {}
+    from geocal_cli.config.base import read_yaml
+
+    return read_yaml(Path(config))
+
+
+def _sub_command(name: str):
+    """The subcommand's own click command, as typer builds it."""
+    module = importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
+    app = typer.Typer()
+    app.command(name)(module.command)
+    return typer.main.get_command(app)
+
+
+def _parse(name: str, args: list[str]) -> tuple[dict, list[str]]:
+    """The inputs (the words before the first option) and the subcommand's option values
+    (None where not given), parsed by the subcommand's own declaration."""
+    n = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
+    inputs, options = args[:n], args[n:]
+    cmd = _sub_command(name)
+    try:
+        # The one positional the subcommand takes is an input: a stand-in keeps it parseable.
+        ctx = cmd.make_context(f"geocal batch {name}", ["INPUT", *options])
+    except Exception as exc:
+        # typer carries its own click: its usage errors are known by their message method.
+        if callable(getattr(exc, "format_message", None)):
+            raise ConfigError(f"geocal batch {name}: {exc.format_message()} (the inputs come "
+                              "right after the subcommand, its options after them)") from None
+        raise
+    values = dict(ctx.params)
+    values.pop(INPUT_PARAM[name], None)
+    return values, inputs
+
+
+def _flag(name: str, key: str) -> str:
+    param = next((p for p in _sub_command(name).params if p.name == key), None)
+    return "/".join(param.opts) if param is not None else key
+
+
+#: Files a folder holds beside images that are not images (geocal's own outputs among them).
+NOT_IMAGES = {".json", ".jsonl", ".poni", ".yaml", ".yml", ".txt", ".png", ".jpg", ".pdf", ".pdi",
+              ".log", ".md", ".csv", ".spline", ".expt", ".refl", ".par", ".imctrl", ".lock"}
+#: Geometry files, the inputs of convert-poni.
+GEOMETRIES = {".poni", ".expt", ".par", ".imctrl", ".yaml", ".yml", ".json"}
+
+
+def _readable_kind(path: Path, geometry: bool) -> bool:
+    suffix = path.suffix.lower()
+    return suffix in GEOMETRIES if geometry else suffix not in NOT_IMAGES
+
+
+def expand_inputs(specs: list[str], geometry: bool = False) -> list[Path]:
+    """Files from paths, folders, glob patterns and @FILE lists, each once, in order. A folder
+    gives its files of the input kind, sorted: images, or geometry files when `geometry`
+    (convert-poni); never hidden files.
+
+    Raises
+    ------
+    ConfigError
+        A spec matches nothing, or an @FILE cannot be read.
+    """
+    import glob
+
+    from geocal_cli.files import read_text
+
+    out: list[Path] = []
+    for spec in specs:
+        if spec.startswith("@"):
+            listed = read_text(Path(spec[1:]), "input list", error=ConfigError)
+            paths = [Path(line.strip()) for line in listed.splitlines()
+                     if line.strip() and not line.lstrip().startswith("#")]
+        elif Path(spec).is_dir():
+            paths = sorted(p for p in Path(spec).iterdir() if p.is_file()
+                           and not p.name.startswith(".") and _readable_kind(p, geometry))
+        elif Path(spec).exists():
+            paths = [Path(spec)]
+        else:
+            paths = [Path(p) for p in sorted(glob.glob(spec))]
+            if not paths:
+                raise ConfigError(f"input {spec!r}: no such file, folder or matching pattern")
+        out.extend(paths)
+    unique = list(dict.fromkeys(out))
+    if not unique:
+        raise ConfigError("no input files: give files, folders, patterns or @FILE after the subcommand")
+    return unique

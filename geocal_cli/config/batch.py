@@ -1,0 +1,30 @@
+"""Configuration of `geocal batch`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from geocal_cli.config.base import GeocalModel
+
+Subcommand = Literal["calib-ring", "recenter", "q-check", "grid-distortion", "convert-poni"]
+
+
+class BatchConfig(GeocalModel):
+    """One per-image subcommand over many inputs."""
+
+    subcommand: Subcommand = Field(description="the subcommand run on every input")
+    inputs: list[str] = Field(min_length=1, description=(
+        "files, folders (every file in them), glob patterns, or @FILE (a text file of paths, "
+        "one per line)"))
+    out_dir: Path = Field(description="folder of every item's outputs, manifest.jsonl and batch.json")
+    jobs: int | None = Field(None, ge=1, le=1024, description="worker processes (default: the cores)")
+    force: bool = Field(False, description="redo items already done with the same input and config")
+    dry_run: bool = Field(False, description="say what would run and what would be skipped; write nothing")
+    wait_s: float = Field(0.0, ge=0, le=7 * 86400, description="seconds to wait for another run's lock")
+    plots: bool = Field(False, description="write each item's PNG beside its report")
+    options: dict[str, Any] = Field(default_factory=dict, description=(
+        "the subcommand's config keys, as in its own --config file (flags after the "
+        "subcommand override them)"))

@@ -1,0 +1,433 @@
+"""`geocal batch`: one per-image subcommand over many inputs, resumable and crash-safe.
+
+Every item is one `pipeline.<subcommand>.run` on a config the subcommand itself built
+(`commands.<subcommand>.configure`), with its outputs named in the output folder as the
+subcommand names them beside an input (`run.0001.edf` → `run.0001.poni`), under the input's
+folder relative to the inputs' common folder (two `frame.edf` of different folders never
+collide). Items run in worker processes (single-threaded BLAS each, reading their own images),
+each committing its files atomically (`io.outputs`): an item's outputs appear together or not
+at all.
+
+The state lives in the output folder: `manifest.jsonl`, one appended and fsynced record per
+item attempt (input path and SHA-256, config hash, geocal version, status, exit code, error,
+outputs with SHA-256, duration, key results), `batch.json` (this run's summary) and a lock
+file. A rerun skips an item whose last attempt is ok with the same input and config hashes and
+whose outputs are present with their recorded hashes, so, like Make, a finished batch does no
+work twice; failed items are retried; `force` redoes all. A torn last line (a killed run) is
+ignored. Two runs on one folder never write together: the second waits up to `wait_s` for the
+lock, then stops with `LockedError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from geocal_cli import __version__
+from geocal_cli.errors import BatchPartialError, ConfigError, GeocalError, LockedError
+
+MANIFEST = "manifest.jsonl"
+SUMMARY = "batch.json"
+LOCK = ".geocal-batch.lock"
+SCHEMA = "geocal.batch"
+#: Per-item fields of a config, not part of what the config hash compares.
+PER_ITEM = ("image", "input", "output", "report", "plot", "spline", "corrected", "overwrite")
+#: Environment of the worker processes: one BLAS/OpenMP thread each (the workers are the
+#: parallelism; nested threads only oversubscribe the cores).
+WORKER_ENV = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+              "NUMEXPR_NUM_THREADS": "1"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input and the config that processes it.
+
+    Attributes
+    ----------
+    input : Path
+    name : str
+        The input relative to the inputs' common folder (for messages and the manifest).
+    config : GeocalModel
+        The subcommand's config, outputs set in the output folder.
+    outputs : tuple of Path
+        Every file the item writes.
+    """
+
+    input: Path
+    name: str
+    config: object
+    outputs: tuple
+
+
+@dataclass
+class BatchResult:
+    """What a batch did.
+
+    Attributes
+    ----------
+    records : list of dict
+        This run's manifest records, in input order.
+    summary : dict
+        The content of `batch.json`.
+    summary_path : Path
+    """
+
+    records: list = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+    summary_path: Path | None = None
+
+
+def output_fields(subcommand: str, cfg) -> dict:
+    """The files a subcommand writes for one config, by config field: the subcommand's own
+    default names (bare file names, as they would be written beside the current folder)."""
+    from geocal_cli.pipeline import calib_ring, convert_poni, grid_distortion, q_check, recenter
+
+    if subcommand == "calib-ring":
+        names = dict(zip(("output", "report"), calib_ring.default_outputs(cfg.image)))
+    elif subcommand == "recenter":
+        names = dict(zip(("output", "report"), recenter.default_outputs(cfg.image)))
+    elif subcommand == "q-check":
+        names = {"report": q_check.default_report(cfg)}
+    elif subcommand == "grid-distortion":
+        names = dict(zip(("output", "report"), grid_distortion.default_paths(cfg.image)))
+    elif subcommand == "convert-poni":
+        names = dict(zip(("output", "report"), convert_poni.default_outputs(cfg)))
+    else:
+        raise ConfigError(f"batch runs calib-ring, recenter, q-check, grid-distortion or "
+                          f"convert-poni, not {subcommand!r}")
+    return {k: Path(v.name) for k, v in names.items()}
+
+
+def plan(subcommand: str, configs: list, inputs: list[Path], out_dir: Path,
+         plot: bool) -> list[Item]:
+    """Items with their outputs in `out_dir`.
+
+    Parameters
+    ----------
+    subcommand : str
+    configs : list of GeocalModel
+        One per input, as the subcommand built it (outputs unset).
+    inputs : list of Path
+    out_dir : Path
+    plot : bool
+        Write each item's PNG (named after its report).
+
+    Raises
+    ------
+    ConfigError
+        Two inputs whose outputs would share a path (the same file given twice).
+    """
+    parents = [p.resolve().parent for p in inputs]
+    base = Path(os.path.commonpath(parents)) if parents else Path(".")
+    items, seen = [], {}
+    for path, parent, cfg in zip(inputs, parents, configs):
+        rel = parent.relative_to(base)
+        names = output_fields(subcommand, cfg)
+        if plot:
+            names["plot"] = names["report"].with_suffix(".png")
+        paths = {k: out_dir / rel / v for k, v in names.items()}
+        for p in paths.values():
+            if p in seen:
+                raise ConfigError(f"{path} and {seen[p]} would both write {p}: give each input once")
+            seen[p] = path
+        items.append(Item(input=path, name=str(rel / path.name), config=cfg.model_copy(update=paths),
+                          outputs=tuple(paths.values())))
+    return items
+
+
+def config_hash(subcommand: str, cfg) -> str:
+    """SHA-256 of what decides an item's result besides its input: the subcommand and its
+    config without the per-item paths (the content of files it names is in the inputs' hashes
+    of the report, not here)."""
+    plain = {k: v for k, v in cfg.model_dump(mode="json").items() if k not in PER_ITEM}
+    text = json.dumps({"subcommand": subcommand, "config": plain}, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def read_manifest(path: Path) -> dict[str, dict]:
+    """The last ok-or-failed record of each input (by resolved path) in a manifest; a line that
+    does not parse (the torn end of a killed run) is skipped.
+
+    Raises
+    ------
+    ConfigError
+        The file is not a geocal batch manifest.
+    """
+    last: dict[str, dict] = {}
+    if not path.exists():
+        return last
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for line in f:
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(rec, dict) or rec.get("schema") != SCHEMA:
+                raise ConfigError(f"{path} is not a geocal batch manifest: choose another "
+                                  "--out-dir (geocal does not append to files it did not write)")
+            if rec.get("status") in ("ok", "failed"):
+                last[rec["input"]] = rec
+    return last
+
+
+def is_current(record: dict | None, input_sha: str, cfg_sha: str) -> bool:
+    """The record is ok, for this input content and config, and its outputs are intact."""
+    from geocal_cli.io.outputs import sha256_of
+
+    if not record or record.get("status") != "ok" or record.get("input_sha256") != input_sha \
+            or record.get("config_sha256") != cfg_sha:
+        return False
+    for out in record.get("outputs", []):
+        p = Path(out["path"])
+        if not p.is_file() or sha256_of(p) != out["sha256"]:
+            return False
+    return True
+
+
+def run_item(subcommand: str, cfg) -> dict:
+    """Run one item (in a worker process): status, exit code, error, outputs, key results."""
+    from geocal_cli.io.outputs import sha256_of
+
+    t0 = time.perf_counter()
+    rec: dict = {}
+    try:
+        res = _pipeline(subcommand).run(cfg)
+        report = res.report
+        rec.update(status="ok", exit_code=0, error=None, results=key_results(subcommand, report))
+        failed = getattr(res, "failed", None)
+        if failed:
+            rec.update(status="failed", exit_code=6, error="q-check failed: " + "; ".join(failed))
+        written = [p for p in _written(res) if p is not None and Path(p).is_file()]
+        rec["outputs"] = [{"path": str(Path(p).resolve()), "sha256": sha256_of(Path(p))}
+                          for p in written]
+    except GeocalError as exc:
+        rec.update(status="failed", exit_code=int(exc.exit_code), error=str(exc), outputs=[])
+    except Exception as exc:  # a bug in one item must not stop the others
+        rec.update(status="failed", exit_code=1, outputs=[],
+                   error=f"internal error: {exc.__class__.__name__}: {exc}")
+    rec["duration_s"] = time.perf_counter() - t0
+    return rec
+
+
+def _pipeline(subcommand: str):
+    import importlib
+
+    return importlib.import_module("geocal_cli.pipeline." + subcommand.replace("-", "_"))
+
+
+def _written(res) -> list:
+    return [getattr(res, "poni", None), *getattr(res, "outputs", ()), res.report_path,
+            getattr(res, "plot", None)]
+
+
+def key_results(subcommand: str, report: dict) -> dict:
+    """The few numbers a series is followed by: beam centre, distance, tilt, residual (calib-ring,
+    recenter), the verdict (q-check)."""
+    r = report.get("results", {})
+    if subcommand == "calib-ring":
+        g = r["geometry"]
+        s = report.get("uncertainties_1sigma", {})
+        return {"center_x_px": g["beam_center_px"]["x"], "center_y_px": g["beam_center_px"]["y"],
+                "center_x_sigma_px": s.get("beam_center_px", {}).get("x"),
+                "center_y_sigma_px": s.get("beam_center_px", {}).get("y"),
+                "distance_mm": g["fit2d"]["directDist_mm"], "tilt_deg": g["fit2d"]["tilt_deg"],
+                "rms_px": report["residuals"]["rms_px"]}
+    if subcommand == "q-check":
+        return {"verdict": report.get("verdict", {}).get("status")}
+    if subcommand == "recenter":
+        s = report.get("uncertainties_1sigma", {}).get("center_px", {})
+        return {"center_x_px": r["new_center"]["x_px"], "center_y_px": r["new_center"]["y_px"],
+                "center_x_sigma_px": s.get("x"), "center_y_sigma_px": s.get("y"),
+                "shift_px": r["shift"]["length_px"]}
+    return {}
+
+
+def _worker_init() -> None:
+    import logging
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent decides, items in flight finish.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("fabio", "pyFAI", "silx", "h5py"):
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+
+
+def local_executor(jobs: int) -> Executor:
+    """`jobs` worker processes (spawned: no state of the parent, BLAS single-threaded)."""
+    import multiprocessing
+
+    os.environ.update(WORKER_ENV)
+    return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_worker_init)
+
+
+def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force: bool = False,
+        dry_run: bool = False, wait_s: float = 0.0, executor: Executor | None = None,
+        progress=None) -> BatchResult:
+    """Run the items not already done; append their records; write `batch.json`.
+
+    Parameters
+    ----------
+    subcommand : str
+    items : list of Item
+    out_dir : Path
+        Created when missing.
+    jobs : int
+        Worker processes (1: in this process).
+    force : bool
+        Redo items that are current.
+    dry_run : bool
+        Say what would run and what would be skipped; write nothing.
+    wait_s : float
+        Seconds to wait for another run's lock.
+    executor : concurrent.futures.Executor, optional
+        Where items run instead of local processes (a `dask.distributed` client's executor).
+    progress : callable(str), optional
+        One line per item.
+
+    Raises
+    ------
+    LockedError
+        Another run holds the folder's lock for longer than `wait_s`.
+    ConfigError
+        The folder holds a manifest or summary geocal did not write.
+
+    Failed items are records, not errors: see `failure_error`.
+    """
+    from filelock import FileLock, Timeout
+
+    from geocal_cli.io.outputs import Outputs, sha256_of, write_text
+
+    say = progress or (lambda msg: None)
+    if not dry_run:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    manifest = out_dir / MANIFEST
+    lock = FileLock(str(out_dir / LOCK)) if not dry_run else None
+    try:
+        if lock is not None:
+            lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise LockedError(f"{out_dir} is locked by another geocal batch run ({out_dir / LOCK}); "
+                          "wait for it, or give --wait SECONDS") from None
+    try:
+        t0 = time.perf_counter()
+        if not dry_run:
+            Outputs.planned([], False, out_dir / SUMMARY)
+        last = read_manifest(manifest)
+        todo, records = [], {}
+        for it in items:
+            in_sha = sha256_of(it.input) if it.input.is_file() else None
+            cfg_sha = config_hash(subcommand, it.config)
+            base = {"schema": SCHEMA, "input": str(it.input.resolve()), "input_sha256": in_sha,
+                    "config_sha256": cfg_sha, "geocal_version": __version__,
+                    "subcommand": subcommand}
+            if not force and in_sha and is_current(last.get(base["input"]), in_sha, cfg_sha):
+                done = last[base["input"]]
+                skipped = {"status": "skipped", "exit_code": 0, "error": None,
+                           "outputs": done["outputs"], "results": done.get("results", {}),
+                           "duration_s": 0.0}
+                if dry_run:
+                    say(f"{it.name}: would skip (done, unchanged)")
+                else:
+                    _record(records, manifest, it, base, skipped, say)
+            else:
+                todo.append((it, base))
+                if dry_run:
+                    say(f"{it.name}: would run → " + ", ".join(str(p) for p in it.outputs))
+        if dry_run:
+            return BatchResult(records=[], summary={"would_run": len(todo),
+                                                    "would_skip": len(items) - len(todo)})
+        for folder in {p.parent for it, _ in todo for p in it.outputs}:
+            folder.mkdir(parents=True, exist_ok=True)
+        _execute(subcommand, todo, records, manifest, jobs, executor, say)
+        ordered = [records[it.name] for it in items if it.name in records]
+        summary = _summary(subcommand, ordered, time.perf_counter() - t0)
+        write_text(out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+    finally:
+        if lock is not None:
+            lock.release()
+    return BatchResult(records=ordered, summary=summary, summary_path=out_dir / SUMMARY)
+
+
+def failure_error(result: BatchResult) -> BatchPartialError | None:
+    """The error a batch with failed items ends with (exit 7), naming the first failures."""
+    failed = [r for r in result.records if r["status"] == "failed"]
+    if not failed:
+        return None
+    others = " (the others were written)" if len(failed) < len(result.records) else ""
+    return BatchPartialError(
+        f"{len(failed)} of {len(result.records)} items failed{others}; see "
+        f"{result.summary_path}: "
+        + "; ".join(f"{Path(r['input']).name}: {r['error']}" for r in failed[:3])
+        + (" …" if len(failed) > 3 else ""))
+
+
+def _execute(subcommand, todo, records, manifest, jobs, executor, say) -> None:
+    """Run the items, appending each record as it completes. On Ctrl-C, items not started are
+    cancelled, those in flight finish and are recorded, then the interrupt goes on."""
+    own = None
+    if executor is None and jobs > 1 and len(todo) > 1:
+        executor = own = local_executor(min(jobs, len(todo)))
+    done = 0
+    try:
+        if executor is None:
+            for it, base in todo:
+                _record(records, manifest, it, base, run_item(subcommand, it.config), say)
+            return
+        futures = {executor.submit(run_item, subcommand, it.config): (it, base) for it, base in todo}
+        pending = set(futures)
+        try:
+            while pending:
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    _record(records, manifest, *futures[fut], _result(fut), say)
+                    done += 1
+        except KeyboardInterrupt:
+            running = [f for f in pending if not f.cancel()]
+            say(f"interrupted: finishing the {len(running)} item(s) in flight, not starting "
+                f"{len(pending) - len(running)}")
+            for fut in running:
+                _record(records, manifest, *futures[fut], _result(fut), say)
+            raise
+    finally:
+        if own is not None:
+            own.shutdown(wait=True, cancel_futures=True)
+
+
+def _result(fut) -> dict:
+    try:
+        return fut.result()
+    except Exception as exc:  # the worker died (killed, out of memory)
+        return {"status": "failed", "exit_code": 1, "outputs": [], "duration_s": None,
+                "error": f"worker lost: {exc.__class__.__name__}: {exc}"}
+
+
+def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -> None:
+    rec = {**base, **outcome, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    line = json.dumps(rec, sort_keys=False, default=str) + "\n"
+    # O_APPEND writes of one line land whole; fsync makes a record survive a crash.
+    fd = os.open(manifest, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    records[it.name] = rec
+    say(f"{it.name}: " + {"failed": f"failed (exit {rec['exit_code']}: {rec['error']})",
+                          "skipped": "skipped (done, unchanged)"}.get(
+        rec["status"], f"{rec['status']} in {rec['duration_s']:.1f} s"))
+
+
+def _summary(subcommand: str, records: list, seconds: float) -> dict:
+    counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "failed", "skipped")}
+    return {"schema": {"name": SCHEMA, "version": 1}, "geocal_version": __version__,
+            "subcommand": subcommand, "items": len(records), "counts": counts,
+            "duration_s": seconds,
+            "failures": [{"input": r["input"], "exit_code": r["exit_code"], "error": r["error"]}
+                         for r in records if r["status"] == "failed"],
+            "records": records}

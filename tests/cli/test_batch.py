@@ -1,0 +1,225 @@
+"""`geocal batch`: many inputs through one subcommand, resumable, crash-safe, locked."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pyFAI
+import pytest
+
+from geocal_cli.main import run
+from tests.conftest import poni_ring_error
+
+CALIB = ["-c", "LaB6", "--energy", "17", "-d", "Pilatus1M"]
+
+
+def geocal(args, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def series(tmp_path_factory):
+    """Three LaB6 images in one folder, the first again (same name) in a second folder, a
+    corrupt file and an image without rings."""
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    root = tmp_path_factory.mktemp("series")
+    (root / "a").mkdir()
+    for i, dist in enumerate((180.0, 200.0, 220.0)):
+        simulate.run(SimulateConfig(output=root / "a" / f"frame{i}.edf", calibrant="LaB6",
+                                    energy_kev=17.0, detector="Pilatus1M", distance_mm=dist,
+                                    center_px=(480.0 + 5 * i, 520.0), seed=i))
+    (root / "b").mkdir()
+    shutil.copy(root / "a" / "frame0.edf", root / "b" / "frame0.edf")
+    (root / "b" / "corrupt.edf").write_bytes(b"not an image at all")
+    rng = np.random.default_rng(0)
+    from geocal_cli.io.images import write_image
+
+    write_image(root / "b" / "noise.edf", rng.poisson(40, (1043, 981)).astype(np.int32))
+    return root
+
+
+def _inputs(series):
+    return [series / "a", series / "b"]
+
+
+def _manifest(out):
+    return [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+
+
+def test_a_series_with_bad_files_exits_7_and_writes_every_good_item(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = geocal(["batch", "calib-ring", *_inputs(series), *CALIB,
+                                "--out-dir", out, "--jobs", "2"], capsys)
+    assert code == 7, err
+    records = {Path(r["input"]).relative_to(series).as_posix(): r for r in _manifest(out)}
+    assert {k for k, r in records.items() if r["status"] == "ok"} == \
+        {"a/frame0.edf", "a/frame1.edf", "a/frame2.edf", "b/frame0.edf"}
+    assert records["b/corrupt.edf"]["exit_code"] == 4
+    assert records["b/noise.edf"]["exit_code"] == 5
+    # same name in two folders: two sets of outputs, in the inputs' relative folders
+    for rel in ("a/frame0", "a/frame1", "a/frame2", "b/frame0"):
+        assert (out / f"{rel}.poni").is_file() and (out / f"{rel}.calib.json").is_file()
+    assert not (out / "b" / "corrupt.poni").exists() and not (out / "b" / "noise.poni").exists()
+    # each result is the calibration of its own image
+    for i in range(3):
+        err_px = poni_ring_error(out / "a" / f"frame{i}.poni",
+                                 series / "a" / f"frame{i}.truth.poni", "LaB6", (1043, 981))
+        assert err_px < 0.05
+    summary = json.loads((out / "batch.json").read_text())
+    assert summary["counts"] == {"ok": 4, "failed": 2, "skipped": 0}
+    assert "2 of 6 items failed" in err
+
+
+def test_a_rerun_does_no_work_and_force_redoes_all(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["batch", "calib-ring", series / "a", *CALIB, "--out-dir", out, "--jobs", "1"]
+    assert geocal(args, capsys)[0] == 0
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.poni")}
+    code, _, err = geocal(args, capsys)
+    assert code == 0 and err.count("skipped (done, unchanged)") == 3
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.poni")} == stamps
+    assert [r["status"] for r in _manifest(out)][-3:] == ["skipped"] * 3
+    code, _, err = geocal([*args, "--force"], capsys)
+    assert code == 0 and "skipped" not in err
+    assert [r["status"] for r in _manifest(out)][-3:] == ["ok"] * 3
+
+
+def test_a_changed_output_or_config_is_redone(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["batch", "calib-ring", series / "a", *CALIB, "--out-dir", out, "--jobs", "1"]
+    assert geocal(args, capsys)[0] == 0
+    (out / "frame1.poni").unlink()   # a lost output
+    code, _, err = geocal(args, capsys)
+    assert code == 0 and err.count("skipped") == 2 and "frame1.edf: ok" in err
+    code, _, err = geocal([*args, "--max-rings", "8"], capsys)      # another config
+    assert code == 0 and "skipped" not in err
+
+
+def test_a_torn_last_line_of_a_killed_run_is_ignored(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["batch", "calib-ring", series / "a", *CALIB, "--out-dir", out, "--jobs", "1"]
+    assert geocal(args, capsys)[0] == 0
+    with open(out / "manifest.jsonl", "a") as f:
+        f.write('{"schema": "geocal.batch", "input": "/x", "sta')
+    code, _, err = geocal(args, capsys)
+    assert code == 0 and err.count("skipped") == 3
+
+
+def test_a_locked_folder_exits_8_and_wait_waits(series, tmp_path, capsys):
+    from filelock import FileLock
+
+    out = tmp_path / "out"
+    out.mkdir()
+    args = ["batch", "calib-ring", series / "a" / "frame0.edf", *CALIB, "--out-dir", out]
+    with FileLock(str(out / ".geocal-batch.lock")):
+        code, _, err = geocal(args, capsys)
+        assert code == 8 and "locked by another geocal batch run" in err
+        code, _, err = geocal([*args, "--wait", "0.5"], capsys)
+        assert code == 8
+    assert not (out / "manifest.jsonl").exists()
+    assert geocal(args, capsys)[0] == 0
+
+
+def test_dry_run_writes_nothing(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, stdout, err = geocal(["batch", "calib-ring", series / "a", *CALIB, "--out-dir", out,
+                                "--dry-run"], capsys)
+    assert code == 0 and "would run 3, skip 0" in stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("flag, instead", [(["-o", "x.poni"], "--out-dir"),
+                                           (["--plot", "x.png"], "--plots")])
+def test_per_item_output_options_are_refused(series, tmp_path, capsys, flag, instead):
+    code, _, err = geocal(["batch", "calib-ring", series / "a", *CALIB, *flag,
+                           "--out-dir", tmp_path / "out"], capsys)
+    assert code == 3 and instead in err
+
+
+def test_unknown_inputs_and_options_are_config_errors(series, tmp_path, capsys):
+    code, _, err = geocal(["batch", "calib-ring", tmp_path / "nothing*.edf", *CALIB,
+                           "--out-dir", tmp_path / "out"], capsys)
+    assert code == 3 and "no such file" in err
+    code, _, err = geocal(["batch", "calib-ring", series / "a", "--bogus", "--out-dir",
+                           tmp_path / "out"], capsys)
+    assert code == 3 and "--bogus" in err
+    code, _, err = geocal(["batch", "simulate", series / "a", "--out-dir", tmp_path / "out"], capsys)
+    assert code == 3 and "calib-ring" in err
+
+
+def test_a_batch_config_file_and_an_input_list(series, tmp_path, capsys):
+    listing = tmp_path / "inputs.txt"
+    listing.write_text(f"# tonight\n{series / 'a' / 'frame0.edf'}\n\n{series / 'a' / 'frame2.edf'}\n")
+    config = tmp_path / "batch.yaml"
+    config.write_text(f"subcommand: calib-ring\ninputs: ['@{listing}']\nout_dir: {tmp_path / 'out'}\n"
+                      "jobs: 1\noptions:\n  calibrant: LaB6\n  energy_kev: 17\n  detector: Pilatus1M\n")
+    code, _, err = geocal(["batch", "--config", config], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.poni")) == ["frame0.poni", "frame2.poni"]
+
+
+def test_the_sample_batch_config_validates_its_options():
+    from geocal_cli.config.base import load_config, read_yaml
+    from geocal_cli.config.batch import BatchConfig
+    from geocal_cli.config.calib_ring import CalibRingConfig
+
+    path = Path(__file__).resolve().parents[2] / "sample_configs" / "batch.yaml"
+    cfg = load_config(BatchConfig, path, {})
+    assert load_config(CalibRingConfig, read_yaml(path)["options"], {"image": "x.edf"})
+    assert cfg.subcommand == "calib-ring"
+
+
+def _records_so_far(out: Path) -> int:
+    try:
+        return (out / "manifest.jsonl").read_text().count("\n")
+    except FileNotFoundError:
+        return 0
+
+
+def test_a_killed_run_leaves_whole_items_and_the_rerun_completes_the_rest(series, tmp_path):
+    """SIGKILL of a 2-worker run at three moments (before any item is recorded, after the
+    first, after three): every output present parses, no item is partial, and the rerun does
+    exactly the missing items."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"f{i}.edf")
+    for records in (0, 1, 3):
+        out = tmp_path / f"out{records}"
+        args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
+                "--out-dir", str(out), "--jobs", "2"]
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.monotonic() + 120
+        while _records_so_far(out) < records and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if records == 0:
+            time.sleep(1.0)      # workers starting, items in flight, nothing recorded yet
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        done = {Path(r["input"]).name for r in _manifest(out) if r["status"] == "ok"} \
+            if (out / "manifest.jsonl").exists() else set()
+        assert len(done) >= records
+        for poni in out.glob("*.poni"):
+            pyFAI.load(str(poni))
+            assert (out / poni.name.replace(".poni", ".calib.json")).is_file()
+        for report in out.glob("*.calib.json"):
+            json.loads(report.read_text())
+        rerun = subprocess.run(args, capture_output=True, text=True)
+        assert rerun.returncode == 0, rerun.stderr
+        assert rerun.stderr.count("skipped (done, unchanged)") == len(done)
+        assert sorted(p.name for p in out.glob("*.poni")) == [f"f{i}.poni" for i in range(6)]
+        assert not list(out.glob(".geocal-*.tmp"))
