@@ -133,6 +133,8 @@ complete -c geocal -n '__fish_seen_subcommand_from batch' -l force -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l dry-run -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l wait -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l plots -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler-file -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l help -r -F

@@ -21,6 +21,8 @@ EPILOG = """Examples:
 
   geocal batch --config nightly.yaml
 
+  geocal batch calib-ring frames/ -c LaB6 --energy 17 -d Pilatus1M --out-dir calib/ --scheduler-file ~/scheduler.json
+
 After the subcommand come its inputs (files, folders, glob patterns, @FILE with one path per
 line) and its own options, as it takes them alone. Each item's outputs go to --out-dir under
 the subcommand's default names (run.0001.edf → run.0001.poni, run.0001.calib.json), in the
@@ -47,6 +49,8 @@ def command(
     dry_run: bool = typer.Option(None, "--dry-run", help="Say what would run and what would be skipped; write nothing.", rich_help_panel="Batch"),
     wait: float = typer.Option(None, "--wait", help="Seconds to wait for another run's lock on --out-dir [default: 0: exit 8 at once].", rich_help_panel="Batch"),
     plots: bool = typer.Option(None, "--plots", help="Write each item's PNG beside its report.", rich_help_panel="Batch"),
+    scheduler: str = typer.Option(None, "--scheduler", help="Run the items on a dask.distributed cluster: its scheduler's address, tcp://HOST:8786 (pip install 'geocal[dask]').", rich_help_panel="Cluster"),
+    scheduler_file: Path = typer.Option(None, "--scheduler-file", help="…or the scheduler file it wrote (dask scheduler --scheduler-file FILE).", rich_help_panel="Cluster"),
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -69,7 +73,8 @@ def command(
     values, positional = _parse(name, args)
     cfg = load(BatchConfig, config, dict(
         subcommand=name, inputs=positional or None, out_dir=out_dir, jobs=jobs, force=force,
-        dry_run=dry_run, wait_s=wait, plots=plots), show_config)
+        dry_run=dry_run, wait_s=wait, plots=plots, scheduler=scheduler,
+        scheduler_file=scheduler_file), show_config)
     for key, instead in OWN_OUTPUTS.items():
         if values.get(key):
             raise ConfigError(f"batch names each item's outputs itself: drop "
@@ -82,11 +87,15 @@ def command(
 
     items = batch.plan(name, configs, inputs, cfg.out_dir, cfg.plots)
     console.progress(f"batch {name}: {len(items)} input(s) → {cfg.out_dir}")
+    import contextlib
     import os
 
-    res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or os.cpu_count() or 1,
-                    force=cfg.force, dry_run=cfg.dry_run, wait_s=cfg.wait_s,
-                    progress=console.progress)
+    cluster = cfg.scheduler or cfg.scheduler_file
+    with (batch.dask_executor(cfg.scheduler, cfg.scheduler_file) if cluster and not cfg.dry_run
+          else contextlib.nullcontext()) as executor:
+        res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or os.cpu_count() or 1,
+                        force=cfg.force, dry_run=cfg.dry_run, wait_s=cfg.wait_s,
+                        executor=executor, progress=console.progress)
     if cfg.dry_run:
         console.result(f"would run {res.summary['would_run']}, skip {res.summary['would_skip']}")
         return

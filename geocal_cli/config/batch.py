@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from geocal_cli.config.base import GeocalModel
 
@@ -25,6 +25,15 @@ class BatchConfig(GeocalModel):
     dry_run: bool = Field(False, description="say what would run and what would be skipped; write nothing")
     wait_s: float = Field(0.0, ge=0, le=7 * 86400, description="seconds to wait for another run's lock")
     plots: bool = Field(False, description="write each item's PNG beside its report")
+    scheduler: str | None = Field(None, min_length=1, description=(
+        "address of a dask.distributed scheduler (tcp://host:8786) to run the items on"))
+    scheduler_file: Path | None = Field(None, description="a dask scheduler file (dask scheduler --scheduler-file)")
     options: dict[str, Any] = Field(default_factory=dict, description=(
         "the subcommand's config keys, as in its own --config file (flags after the "
         "subcommand override them)"))
+
+    @model_validator(mode="after")
+    def _one_scheduler(self):
+        if self.scheduler and self.scheduler_file:
+            raise ValueError("give scheduler or scheduler_file, not both")
+        return self

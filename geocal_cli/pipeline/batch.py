@@ -25,6 +25,7 @@ import json
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -264,6 +265,32 @@ def local_executor(jobs: int) -> Executor:
     os.environ.update(WORKER_ENV)
     return ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
                                initializer=_worker_init)
+
+
+@contextmanager
+def dask_executor(address: str | None = None, scheduler_file: Path | None = None):
+    """A `concurrent.futures` executor on a dask.distributed cluster (Dask's own
+    `Client.get_executor`), the client closed on exit.
+
+    Raises
+    ------
+    ConfigError
+        Dask is not installed, or the scheduler cannot be reached.
+    """
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ConfigError("a Dask scheduler needs dask.distributed: pip install 'geocal[dask]'") from None
+    where = address or f"the scheduler file {scheduler_file}"
+    try:
+        client = Client(address=address, scheduler_file=None if scheduler_file is None
+                        else str(scheduler_file), timeout="10s")
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise ConfigError(f"cannot reach the Dask scheduler at {where}: {exc}") from None
+    try:
+        yield client.get_executor()
+    finally:
+        client.close()
 
 
 def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force: bool = False,

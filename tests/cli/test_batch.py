@@ -223,3 +223,31 @@ def test_a_killed_run_leaves_whole_items_and_the_rerun_completes_the_rest(series
         assert rerun.stderr.count("skipped (done, unchanged)") == len(done)
         assert sorted(p.name for p in out.glob("*.poni")) == [f"f{i}.poni" for i in range(6)]
         assert not list(out.glob(".geocal-*.tmp"))
+
+
+def test_a_dask_cluster_gives_the_records_of_a_local_run(series, tmp_path, capsys):
+    """The same items on a real dask.distributed LocalCluster (two worker processes on
+    127.0.0.1) give the same records as local processes, timings aside."""
+    distributed = pytest.importorskip("distributed")
+    args = ["batch", "calib-ring", series / "a", series / "b", *CALIB]
+    assert geocal([*args, "--out-dir", tmp_path / "local", "--jobs", "2"], capsys)[0] == 7
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        code, _, err = geocal([*args, "--out-dir", tmp_path / "dask", "--scheduler",
+                               cluster.scheduler_address], capsys)
+    assert code == 7, err
+
+    def records(out):
+        return {Path(r["input"]).relative_to(series).as_posix():
+                (r["status"], r["exit_code"], r["input_sha256"], r["config_sha256"],
+                 sorted(Path(o["path"]).relative_to(out).as_posix() for o in r["outputs"]),
+                 {k: round(v, 9) for k, v in (r.get("results") or {}).items() if v is not None})
+                for r in _manifest(out)}
+    assert records(tmp_path / "dask") == records(tmp_path / "local")
+
+
+def test_an_unreachable_scheduler_is_a_config_error(series, tmp_path, capsys):
+    pytest.importorskip("distributed")
+    code, _, err = geocal(["batch", "calib-ring", series / "a", *CALIB, "--out-dir", tmp_path / "o",
+                           "--scheduler", "tcp://127.0.0.1:9"], capsys)
+    assert code == 3 and "cannot reach the Dask scheduler" in err
