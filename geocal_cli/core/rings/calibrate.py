@@ -62,6 +62,9 @@ EXTRA_ROUNDS = 3
 #: Ring-to-ring scatter of the ring centres (rms per axis beyond noise, pixels) above which
 #: the report warns that the rings are not concentric.
 NON_CONCENTRIC_PX = 0.1
+#: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
+#: pixel; a solution whose rings disagree that much is fitting the wrong rings.
+MAX_RING_SPREAD_PX = 1.0
 
 
 @dataclass(frozen=True)
@@ -268,6 +271,12 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     centres = _ring_centres(geometry, result, pts, d_spacing)
+    if centres is not None and centres.spread_px > MAX_RING_SPREAD_PX:
+        raise CalibrationError(
+            f"the rings are not concentric about the solution: their own centres scatter by "
+            f"{centres.spread_px:.2f} px (rms per axis over {centres.ring.size} rings), far "
+            "beyond what a non-planar detector gives; the geometry does not describe the image "
+            "(a wrong ring assignment, or rings of another phase)")
     if centres is not None and centres.spread_px > 0:
         beam_sigma = tuple(float(np.hypot(s, centres.centre_sigma_px)) for s in beam_sigma)
         if centres.spread_px > NON_CONCENTRIC_PX:
