@@ -314,3 +314,36 @@ def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, rem
     ax.set_title(f"corrected image: hole − ideal, ×{scale:.0f} (rms {rms:.3f} px)")
     fig.suptitle(title, fontsize=10)
     _save(plt, fig, path)
+
+
+def plot_series(path: Path, series: dict) -> None:
+    """Each followed parameter of a batch against acquisition order, with 1σ error bars and
+    the jumps marked.
+
+    Parameters
+    ----------
+    path : Path
+        PNG written atomically.
+    series : dict
+        `pipeline.batch.series_of`'s result.
+    """
+    params = series["parameters"]
+    plt, (fig, axes) = _figure(len(params), 1, figsize=(11, 1.9 * len(params) + 0.8),
+                               sharex=True, squeeze=False)
+    x = np.arange(len(series["items"]))
+    for ax, (key, p) in zip(axes[:, 0], params.items()):
+        v = np.array(p["values"], float)
+        s = np.nan_to_num(np.array(p["sigma"], float), nan=0.0)
+        ax.errorbar(x, v, yerr=s, fmt="o", ms=3, lw=0.8, capsize=2, color="tab:blue")
+        for j in series["jumps"]:
+            if j["parameter"] == key:
+                ax.axvline(j["index"] - 0.5, color="tab:red", lw=1)
+                ax.annotate(f"{j['move']:+.3g} {p['unit']}", (j["index"] - 0.5, np.nanmax(v)),
+                            color="tab:red", fontsize=8, ha="left", va="top")
+        ax.set_ylabel(f"{key.rsplit('_', 1)[0].replace('_', ' ')} [{p['unit']}]", fontsize=9)
+        ax.ticklabel_format(axis="y", useOffset=False)
+        ax.grid(alpha=0.3)
+    axes[-1, 0].xaxis.get_major_locator().set_params(integer=True)
+    axes[-1, 0].set_xlabel(f"item ({series['order']})")
+    fig.suptitle("batch trends: 1σ error bars, jumps in red", fontsize=10)
+    _save(plt, fig, path)

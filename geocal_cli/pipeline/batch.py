@@ -344,7 +344,8 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
     try:
         t0 = time.perf_counter()
         if not dry_run:
-            Outputs.planned([], False, out_dir / SUMMARY)
+            Outputs.planned([], False, out_dir / SUMMARY, out_dir / "batch.png",
+                            out_dir / "batch.html")
         last = read_manifest(manifest)
         todo, records = [], {}
         for it in items:
@@ -373,8 +374,14 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
             folder.mkdir(parents=True, exist_ok=True)
         _execute(subcommand, todo, records, manifest, jobs, executor, say)
         ordered = [records[it.name] for it in items if it.name in records]
+        names = [it.name for it in items if it.name in records]
         summary = _summary(subcommand, ordered, time.perf_counter() - t0)
-        write_text(out_dir / SUMMARY, json.dumps(summary, indent=2) + "\n")
+        summary["series"] = series_of(names, ordered)
+        for j in summary["series"]["jumps"]:
+            say(f"jump: {j['parameter']} {j['move']:+.3g} between {j['from']} and {j['to']} "
+                f"(accepted: ±{j['limit']:.2g})")
+        write_text(out_dir / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
+        _pictures(out_dir, summary)
     finally:
         if lock is not None:
             lock.release()
@@ -448,6 +455,56 @@ def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -
     say(f"{it.name}: " + {"failed": f"failed (exit {rec['exit_code']}: {rec['error']})",
                           "skipped": "skipped (done, unchanged)"}.get(
         rec["status"], f"{rec['status']} in {rec['duration_s']:.1f} s"))
+
+
+#: Parameters followed along a series, with the key of their 1σ and their unit.
+TRENDS = {"center_x_px": ("center_x_sigma_px", "px"), "center_y_px": ("center_y_sigma_px", "px"),
+          "distance_mm": (None, "mm"), "tilt_deg": (None, "deg"), "rms_px": (None, "px")}
+
+
+def series_of(names: list[str], records: list[dict]) -> dict:
+    """Each followed parameter in input order, and its jumps (`core.series.jumps`).
+
+    Returns
+    -------
+    dict
+        order, items, parameters {name: {unit, values, sigma}}, jumps [{parameter, from, to,
+        index, move, limit}].
+    """
+    import numpy as np
+
+    from geocal_cli.core.series.jumps import find_jumps
+
+    def column(key):
+        return np.array([(r.get("results") or {}).get(key) if key else None for r in records],
+                        dtype=float)
+
+    params, jumps = {}, []
+    for key, (sigma_key, unit) in TRENDS.items():
+        values = column(key)
+        if not np.isfinite(values).any():
+            continue
+        sigma = column(sigma_key)
+        params[key] = {"unit": unit, "values": values.tolist(), "sigma": sigma.tolist()}
+        if key == "rms_px":
+            continue            # a residual has no position to jump from
+        for j in find_jumps(values, sigma):
+            prev = max(i for i in range(j.index) if np.isfinite(values[i]))
+            jumps.append({"parameter": key, "from": names[prev], "to": names[j.index],
+                          "index": j.index, "move": j.move, "limit": j.limit, "unit": unit})
+    return {"order": "input order", "items": names, "parameters": params, "jumps": jumps}
+
+
+def _pictures(out_dir: Path, summary: dict) -> None:
+    """batch.png (the trends, when there are any) and batch.html (everything, one file)."""
+    from geocal_cli.io.batch_html import write_html
+    from geocal_cli.io.plots import plot_series
+
+    png = None
+    if sum(1 for _ in summary["series"]["items"]) >= 2 and summary["series"]["parameters"]:
+        png = out_dir / "batch.png"
+        plot_series(png, summary["series"])
+    write_html(out_dir / "batch.html", summary, out_dir, png)
 
 
 def _summary(subcommand: str, records: list, seconds: float) -> dict:

@@ -251,3 +251,54 @@ def test_an_unreachable_scheduler_is_a_config_error(series, tmp_path, capsys):
     code, _, err = geocal(["batch", "calib-ring", series / "a", *CALIB, "--out-dir", tmp_path / "o",
                            "--scheduler", "tcp://127.0.0.1:9"], capsys)
     assert code == 3 and "cannot reach the Dask scheduler" in err
+
+
+@pytest.fixture(scope="module")
+def drifting(tmp_path_factory):
+    """A cron series of 30 images: the beam centre drifts 0.02 px per frame and jumps 3 px
+    at frame 18."""
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    root = tmp_path_factory.mktemp("cron")
+    for i in range(30):
+        x = 250.0 + 0.02 * i + (3.0 if i >= 18 else 0.0)
+        simulate.run(SimulateConfig(output=root / f"night_{i:02d}.edf", calibrant="CeO2",
+                                    energy_kev=30.0, detector=None, pixel_size_um=(100.0, 100.0),
+                                    shape=(512, 512), distance_mm=80.0, center_px=(x, 262.0),
+                                    peak_counts=3000, seed=i))
+    return root
+
+
+def test_a_jump_in_a_drifting_series_is_flagged_there_and_nowhere_else(drifting, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, _, err = geocal(["batch", "calib-ring", *sorted(drifting.glob("*.edf")), "-c", "CeO2",
+                           "--energy", "30", "--pixel-size", "100", "--out-dir", out, "--jobs", "2"],
+                          capsys)
+    assert code == 0, err
+    summary = json.loads((out / "batch.json").read_text())
+    jumps = summary["series"]["jumps"]
+    assert [(j["parameter"], j["to"]) for j in jumps] == [("center_x_px", "night_18.edf")]
+    assert jumps[0]["move"] == pytest.approx(3.02, abs=0.05)
+    assert "jump: center_x_px +3.02 between night_17.edf and night_18.edf" in err
+    assert (out / "batch.png").is_file()
+
+
+def test_batch_html_is_self_contained_and_opens_in_headless_chromium(series, tmp_path, capsys):
+    out = tmp_path / "out"
+    assert geocal(["batch", "calib-ring", series / "a", series / "b", *CALIB, "--out-dir", out,
+                   "--jobs", "2"], capsys)[0] == 7
+    page = (out / "batch.html").read_text()
+    assert "src='http" not in page and 'src="http' not in page and "href='http" not in page
+    assert page.count("<tr class=") == 6 and "corrupt.edf: exit 4" in page
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("chromium is not installed")
+    proc = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu",
+                           "--enable-logging=stderr", "--v=0", "--dump-dom",
+                           (out / "batch.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "<table id=\"items\">" in proc.stdout and proc.stdout.count("<tr class=") == 6
+    console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
+    assert not console, console
