@@ -13,15 +13,6 @@ from geocal_cli.io.outputs import SIGNATURE, atomic_path
 DISPLAY_PX = 800
 
 
-def prefetch() -> None:
-    """Import matplotlib in a background thread while the caller computes (numpy releases the
-    GIL), so that a figure asked for costs its drawing, not also the ~0.4 s import. The
-    import lock makes a later `_figure` wait for it rather than import twice."""
-    import threading
-
-    threading.Thread(target=_import_pyplot, name="geocal-matplotlib-import", daemon=True).start()
-
-
 def _import_pyplot():
     import matplotlib
 

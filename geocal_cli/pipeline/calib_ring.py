@@ -72,10 +72,6 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
     outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
-    if cfg.plot:
-        from geocal_cli.io.plots import prefetch
-
-        prefetch()
     img = read_image(cfg.image)
     data = img.data
     shape = data.shape

@@ -62,10 +62,6 @@ def run(cfg: QCheckConfig, progress=None) -> QCheckResult:
     inputs = ([cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)] if cfg.mode == "powder"
               else [cfg.expt, cfg.refl])
     outputs = Outputs.planned(inputs, cfg.overwrite, report_path, cfg.plot)
-    if cfg.plot:
-        from geocal_cli.io.plots import prefetch
-
-        prefetch()
     if cfg.mode == "powder":
         report, plot_args, failed = _powder(cfg, say)
     else:

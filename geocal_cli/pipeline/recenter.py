@@ -70,10 +70,6 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.poni, cfg.mask, calibrant_file(cfg.calibrant)]
     outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
-    if cfg.plot:
-        from geocal_cli.io.plots import prefetch
-
-        prefetch()
     loaded = load_image_and_geometry(cfg)
     img, reference, valid = loaded.image, loaded.geometry, loaded.valid
     data = img.data
