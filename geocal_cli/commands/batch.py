@@ -92,10 +92,11 @@ def command(
 
     cluster = cfg.scheduler or cfg.scheduler_file
     with (batch.dask_executor(cfg.scheduler, cfg.scheduler_file) if cluster and not cfg.dry_run
-          else contextlib.nullcontext()) as executor:
+          else contextlib.nullcontext()) as executor, \
+            console.item_progress(len(items), f"batch {name}") as (say, tick):
         res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or os.cpu_count() or 1,
                         force=cfg.force, dry_run=cfg.dry_run, wait_s=cfg.wait_s,
-                        executor=executor, progress=console.progress)
+                        executor=executor, progress=say, on_item=tick)
     if cfg.dry_run:
         console.result(f"would run {res.summary['would_run']}, skip {res.summary['would_skip']}")
         return

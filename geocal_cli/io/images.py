@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +96,32 @@ def _read_fabio(path: Path):
     _check_declared(path, data.shape, getattr(img, "incomplete_file", False))
     pixel = _header_pixel_size(img.header)
     return data, type(img).__name__, {"pixel_size_um": pixel} if pixel else {}
+
+
+#: A date and time as detector headers write them: CBF "# 2011-06-30T13:14:15.123",
+#: EDF and HDF5 "2011-06-30 13:14:15".
+_TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
+
+
+def acquisition_time(path: Path) -> str | None:
+    """The first date-time stamp in an image's header, as ISO 8601 (no zone: as the detector
+    wrote it), or None when the header has none or cannot be read. Only the header is read.
+
+    Parameters
+    ----------
+    path : Path
+    """
+    import fabio
+
+    try:
+        header = fabio.openheader(str(path)).header
+    except Exception:  # any unreadable header: no time, and the image's reader says why
+        return None
+    for value in header.values():
+        match = _TIMESTAMP.search(str(value))
+        if match:
+            return f"{match.group(1)}T{match.group(2)}"
+    return None
 
 
 def _header_pixel_size(header: dict) -> tuple[float, float] | None:

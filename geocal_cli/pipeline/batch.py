@@ -295,7 +295,7 @@ def dask_executor(address: str | None = None, scheduler_file: Path | None = None
 
 def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force: bool = False,
         dry_run: bool = False, wait_s: float = 0.0, executor: Executor | None = None,
-        progress=None) -> BatchResult:
+        progress=None, on_item=None) -> BatchResult:
     """Run the items not already done; append their records; write `batch.json`.
 
     Parameters
@@ -316,6 +316,8 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
         Where items run instead of local processes (a `dask.distributed` client's executor).
     progress : callable(str), optional
         One line per item.
+    on_item : callable(dict), optional
+        Called with each item's record as it is written (a progress bar's tick).
 
     Raises
     ------
@@ -328,9 +330,11 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
     """
     from filelock import FileLock, Timeout
 
+    from geocal_cli.io.images import acquisition_time
     from geocal_cli.io.outputs import Outputs, sha256_of, write_text
 
     say = progress or (lambda msg: None)
+    tick = on_item or (lambda record: None)
     if not dry_run:
         out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST
@@ -353,7 +357,9 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
             cfg_sha = config_hash(subcommand, it.config)
             base = {"schema": SCHEMA, "input": str(it.input.resolve()), "input_sha256": in_sha,
                     "config_sha256": cfg_sha, "geocal_version": __version__,
-                    "subcommand": subcommand}
+                    "subcommand": subcommand,
+                    "acquired": None if subcommand == "convert-poni" or not in_sha
+                    else acquisition_time(it.input)}
             if not force and in_sha and is_current(last.get(base["input"]), in_sha, cfg_sha):
                 done = last[base["input"]]
                 skipped = {"status": "skipped", "exit_code": 0, "error": None,
@@ -362,7 +368,7 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
                 if dry_run:
                     say(f"{it.name}: would skip (done, unchanged)")
                 else:
-                    _record(records, manifest, it, base, skipped, say)
+                    tick(_record(records, manifest, it, base, skipped, say))
             else:
                 todo.append((it, base))
                 if dry_run:
@@ -372,7 +378,7 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
                                                     "would_skip": len(items) - len(todo)})
         for folder in {p.parent for it, _ in todo for p in it.outputs}:
             folder.mkdir(parents=True, exist_ok=True)
-        _execute(subcommand, todo, records, manifest, jobs, executor, say)
+        _execute(subcommand, todo, records, manifest, jobs, executor, say, tick)
         ordered = [records[it.name] for it in items if it.name in records]
         names = [it.name for it in items if it.name in records]
         summary = _summary(subcommand, ordered, time.perf_counter() - t0)
@@ -401,7 +407,7 @@ def failure_error(result: BatchResult) -> BatchPartialError | None:
         + (" …" if len(failed) > 3 else ""))
 
 
-def _execute(subcommand, todo, records, manifest, jobs, executor, say) -> None:
+def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> None:
     """Run the items, appending each record as it completes. On Ctrl-C, items not started are
     cancelled, those in flight finish and are recorded, then the interrupt goes on."""
     own = None
@@ -411,7 +417,7 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say) -> None:
     try:
         if executor is None:
             for it, base in todo:
-                _record(records, manifest, it, base, run_item(subcommand, it.config), say)
+                tick(_record(records, manifest, it, base, run_item(subcommand, it.config), say))
             return
         futures = {executor.submit(run_item, subcommand, it.config): (it, base) for it, base in todo}
         pending = set(futures)
@@ -419,14 +425,14 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say) -> None:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    _record(records, manifest, *futures[fut], _result(fut), say)
+                    tick(_record(records, manifest, *futures[fut], _result(fut), say))
                     done += 1
         except KeyboardInterrupt:
             running = [f for f in pending if not f.cancel()]
             say(f"interrupted: finishing the {len(running)} item(s) in flight, not starting "
                 f"{len(pending) - len(running)}")
             for fut in running:
-                _record(records, manifest, *futures[fut], _result(fut), say)
+                tick(_record(records, manifest, *futures[fut], _result(fut), say))
             raise
     finally:
         if own is not None:
@@ -441,7 +447,7 @@ def _result(fut) -> dict:
                 "error": f"worker lost: {exc.__class__.__name__}: {exc}"}
 
 
-def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -> None:
+def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -> dict:
     rec = {**base, **outcome, "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     line = json.dumps(rec, sort_keys=False, default=str) + "\n"
     # O_APPEND writes of one line land whole; fsync makes a record survive a crash.
@@ -455,6 +461,7 @@ def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -
     say(f"{it.name}: " + {"failed": f"failed (exit {rec['exit_code']}: {rec['error']})",
                           "skipped": "skipped (done, unchanged)"}.get(
         rec["status"], f"{rec['status']} in {rec['duration_s']:.1f} s"))
+    return rec
 
 
 #: Parameters followed along a series, with the key of their 1σ and their unit.
@@ -463,17 +470,25 @@ TRENDS = {"center_x_px": ("center_x_sigma_px", "px"), "center_y_px": ("center_y_
 
 
 def series_of(names: list[str], records: list[dict]) -> dict:
-    """Each followed parameter in input order, and its jumps (`core.series.jumps`).
+    """Each followed parameter in acquisition order (the image headers' time stamps when every
+    item has one, else input order), and its jumps (`core.series.jumps`).
 
     Returns
     -------
     dict
-        order, items, parameters {name: {unit, values, sigma}}, jumps [{parameter, from, to,
-        index, move, limit}].
+        order, items, acquired, parameters {name: {unit, values, sigma}}, jumps [{parameter,
+        from, to, index, move, limit}].
     """
     import numpy as np
 
     from geocal_cli.core.series.jumps import find_jumps
+
+    stamps = [r.get("acquired") for r in records]
+    order = "input order"
+    if records and all(stamps):
+        rank = sorted(range(len(records)), key=lambda i: stamps[i])
+        names, records, stamps = ([x[i] for i in rank] for x in (names, records, stamps))
+        order = "acquisition time (image headers)"
 
     def column(key):
         return np.array([(r.get("results") or {}).get(key) if key else None for r in records],
@@ -492,7 +507,8 @@ def series_of(names: list[str], records: list[dict]) -> dict:
             prev = max(i for i in range(j.index) if np.isfinite(values[i]))
             jumps.append({"parameter": key, "from": names[prev], "to": names[j.index],
                           "index": j.index, "move": j.move, "limit": j.limit, "unit": unit})
-    return {"order": "input order", "items": names, "parameters": params, "jumps": jumps}
+    return {"order": order, "items": names, "acquired": stamps, "parameters": params,
+            "jumps": jumps}
 
 
 def _pictures(out_dir: Path, summary: dict) -> None:

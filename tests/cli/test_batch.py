@@ -302,3 +302,41 @@ def test_batch_html_is_self_contained_and_opens_in_headless_chromium(series, tmp
     assert "<table id=\"items\">" in proc.stdout and proc.stdout.count("<tr class=") == 6
     console = [ln for ln in proc.stderr.splitlines() if "CONSOLE" in ln or "Uncaught" in ln]
     assert not console, console
+
+
+def test_the_series_follows_the_headers_acquisition_time(series, tmp_path, capsys):
+    import fabio
+
+    from geocal_cli.io.images import write_image
+
+    folder = tmp_path / "timed"
+    folder.mkdir()
+    for i in range(3):   # names in one order, time stamps in the other
+        data = fabio.open(str(series / "a" / f"frame{i}.edf")).data
+        write_image(folder / f"frame{i}.edf", data, header={"date": f"2026-11-30 0{5 - i}:00:00"})
+    out = tmp_path / "out"
+    assert geocal(["batch", "calib-ring", folder, *CALIB, "--out-dir", out, "--jobs", "1"], capsys)[0] == 0
+    s = json.loads((out / "batch.json").read_text())["series"]
+    assert s["order"] == "acquisition time (image headers)"
+    assert s["items"] == ["frame2.edf", "frame1.edf", "frame0.edf"]
+    assert s["parameters"]["distance_mm"]["values"] == pytest.approx([220, 200, 180], abs=0.1)
+
+
+def test_two_overlapping_runs_never_write_together(series, tmp_path):
+    """A second run on a folder a first run is writing exits 8 at once, or with --wait
+    waits for it; the manifest stays valid JSONL."""
+    out = tmp_path / "out"
+    base = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(series / "a"), *CALIB,
+            "--out-dir", str(out), "--jobs", "1"]
+    first = subprocess.Popen(base, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not (out / ".geocal-batch.lock").exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)                              # the first run holds the lock
+    second = subprocess.run(base, capture_output=True, text=True)
+    assert second.returncode == 8 and "locked by another geocal batch run" in second.stderr
+    waiting = subprocess.run([*base, "--wait", "300"], capture_output=True, text=True)
+    assert first.wait() == 0
+    assert waiting.returncode == 0 and waiting.stderr.count("skipped (done, unchanged)") == 3
+    for line in (out / "manifest.jsonl").read_text().splitlines():
+        assert json.loads(line)["schema"] == "geocal.batch"

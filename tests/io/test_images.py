@@ -95,3 +95,15 @@ def test_corrupt_em_files_raise_input_error(tmp_path, suffix):
     path.write_bytes(b"not an image at all" * 10)
     with pytest.raises(InputFileError, match="not a readable"):
         read_image(path)
+
+
+def test_the_acquisition_time_is_the_headers_first_time_stamp(tmp_path):
+    from geocal_cli.io.images import acquisition_time
+
+    path = tmp_path / "frame.edf"
+    write_image(path, np.zeros((8, 8), np.int32), header={"date": "2026-11-30 08:00:01.25"})
+    assert acquisition_time(path) == "2026-11-30T08:00:01.25"
+    write_image(path, np.zeros((8, 8), np.int32))
+    assert acquisition_time(path) is None
+    (tmp_path / "junk.edf").write_bytes(b"junk")
+    assert acquisition_time(tmp_path / "junk.edf") is None
