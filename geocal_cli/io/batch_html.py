@@ -22,8 +22,6 @@ th.dataset.d=d===1?'1':'0';r.sort(function(x,y){var a=x.cells[i].dataset.v||x.ce
 c=y.cells[i].dataset.v||y.cells[i].textContent,na=parseFloat(a),nc=parseFloat(c);
 return d*(isNaN(na)||isNaN(nc)?a.localeCompare(c):na-nc)});r.forEach(function(x){b.appendChild(x)})}})"""
 
-COLUMNS = ("center_x_px", "center_y_px", "distance_mm", "tilt_deg", "rms_px")
-
 
 def _cell(value, places: int = 3) -> str:
     if isinstance(value, (int, float)) and value == value:
@@ -66,7 +64,9 @@ def write_html(path: Path, summary: dict, out_dir: Path, png: Path | None) -> No
         parts.append("<h2>Failures</h2><ul>" + "".join(
             f"<li>{e(Path(f['input']).name)}: exit {f['exit_code']}: {e(str(f['error']))}</li>"
             for f in summary["failures"]) + "</ul>")
-    head = "".join(f"<th>{e(k)}</th>" for k in COLUMNS)
+    # The columns are the parameters the series follows (none for q-check or convert-poni).
+    columns = list(summary.get("series", {}).get("parameters", {}))
+    head = "".join(f"<th>{e(k)}</th>" for k in columns)
     parts.append(f"<h2>Items</h2><table id='items'><thead><tr><th class='l'>#</th>"
                  f"<th class='l'>input</th><th class='l'>status</th>{head}"
                  f"<th class='l'>outputs</th></tr></thead><tbody>")
@@ -76,7 +76,7 @@ def write_html(path: Path, summary: dict, out_dir: Path, png: Path | None) -> No
                          for o in r.get("outputs", []))
         parts.append(f"<tr class='{e(r['status'])}'><td class='l' data-v='{i}'>{i}</td>"
                      f"<td class='l'>{e(r['input'])}</td><td class='l'>{e(r['status'])}</td>"
-                     + "".join(_cell(res.get(k)) for k in COLUMNS)
+                     + "".join(_cell(res.get(k)) for k in columns)
                      + f"<td class='l'>{links}</td></tr>")
     parts.append(f"</tbody></table><script>{SCRIPT}</script></body></html>\n")
     write_text(path, "".join(parts))
