@@ -21,6 +21,7 @@ lock, then stops with `LockedError`.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -408,31 +409,41 @@ def failure_error(result: BatchResult) -> BatchPartialError | None:
 
 
 def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> None:
-    """Run the items, appending each record as it completes. On Ctrl-C, items not started are
-    cancelled, those in flight finish and are recorded, then the interrupt goes on."""
+    """Run the items, appending each record as it completes. Local workers get an item only
+    when one is free (a pool queues what it is given, and a queued item can no longer be
+    cancelled), so on Ctrl-C the items in flight finish and are recorded, none other starts,
+    and the interrupt goes on. A cluster is given every item at once (it schedules them)."""
     own = None
     if executor is None and jobs > 1 and len(todo) > 1:
         executor = own = local_executor(min(jobs, len(todo)))
-    done = 0
     try:
         if executor is None:
             for it, base in todo:
                 tick(_record(records, manifest, it, base, run_item(subcommand, it.config), say))
             return
-        futures = {executor.submit(run_item, subcommand, it.config): (it, base) for it, base in todo}
+        waiting = iter(todo)
+        limit = min(jobs, len(todo)) if own is not None else len(todo)
+        futures: dict = {}
+
+        def submit(n):
+            for it, base in itertools.islice(waiting, n):
+                futures[executor.submit(run_item, subcommand, it.config)] = (it, base)
+
+        submit(limit)
         pending = set(futures)
         try:
             while pending:
                 finished, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    tick(_record(records, manifest, *futures[fut], _result(fut), say))
-                    done += 1
+                    tick(_record(records, manifest, *futures.pop(fut), _result(fut), say))
+                before = set(futures)
+                submit(len(finished))
+                pending |= set(futures) - before
         except KeyboardInterrupt:
-            running = [f for f in pending if not f.cancel()]
-            say(f"interrupted: finishing the {len(running)} item(s) in flight, not starting "
-                f"{len(pending) - len(running)}")
-            for fut in running:
-                tick(_record(records, manifest, *futures[fut], _result(fut), say))
+            left = sum(1 for _ in waiting)
+            say(f"interrupted: finishing the {len(pending)} item(s) in flight, not starting {left}")
+            for fut in pending:
+                tick(_record(records, manifest, *futures.pop(fut), _result(fut), say))
             raise
     finally:
         if own is not None:

@@ -340,3 +340,27 @@ def test_two_overlapping_runs_never_write_together(series, tmp_path):
     assert waiting.returncode == 0 and waiting.stderr.count("skipped (done, unchanged)") == 3
     for line in (out / "manifest.jsonl").read_text().splitlines():
         assert json.loads(line)["schema"] == "geocal.batch"
+
+
+def test_ctrl_c_lets_the_items_in_flight_finish_and_starts_no_other(series, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"g{i}.edf")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
+            "--out-dir", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _records_so_far(out) < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    err = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, err
+    assert "interrupted: finishing the" in err and err.strip().endswith("interrupted")
+    records = _manifest(out)
+    assert 1 <= len(records) < 6 and all(r["status"] == "ok" for r in records)
+    assert len(list(out.glob("*.poni"))) == len(records)        # every item started finished
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 0
+    assert rerun.stderr.count("skipped (done, unchanged)") == len(records)
