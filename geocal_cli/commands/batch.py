@@ -157,9 +157,16 @@ NOT_IMAGES = {".json", ".jsonl", ".poni", ".yaml", ".yml", ".txt", ".png", ".jpg
 GEOMETRIES = {".poni", ".expt", ".par", ".imctrl", ".yaml", ".yml", ".json"}
 
 
+#: geocal's own reports, JSON like some geometry files but never an input.
+REPORTS = (".calib.json", ".recenter.json", ".qcheck.json", ".convert.json", ".grid.json",
+           ".simulate.json", "batch.json")
+
+
 def _readable_kind(path: Path, geometry: bool) -> bool:
     suffix = path.suffix.lower()
-    return suffix in GEOMETRIES if geometry else suffix not in NOT_IMAGES
+    if geometry:
+        return suffix in GEOMETRIES and not path.name.lower().endswith(REPORTS)
+    return suffix not in NOT_IMAGES
 
 
 def expand_inputs(specs: list[str], geometry: bool = False) -> list[Path]:

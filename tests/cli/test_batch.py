@@ -364,3 +364,13 @@ def test_ctrl_c_lets_the_items_in_flight_finish_and_starts_no_other(series, tmp_
     rerun = subprocess.run(args, capture_output=True, text=True)
     assert rerun.returncode == 0
     assert rerun.stderr.count("skipped (done, unchanged)") == len(records)
+
+
+def test_a_folder_of_geometries_converts_its_ponis_not_the_reports_beside_them(series, tmp_path, capsys):
+    calib = tmp_path / "calib"
+    assert geocal(["batch", "calib-ring", series / "a", *CALIB, "--out-dir", calib,
+                   "--jobs", "1"], capsys)[0] == 0
+    out = tmp_path / "fit2d"
+    code, _, err = geocal(["batch", "convert-poni", calib, "--to", "fit2d", "--out-dir", out], capsys)
+    assert code == 0, err
+    assert sorted(p.name for p in out.glob("*.fit2d.yaml")) == [f"frame{i}.fit2d.yaml" for i in range(3)]
