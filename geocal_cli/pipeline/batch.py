@@ -216,6 +216,12 @@ def run_item(subcommand: str, cfg) -> dict:
     return rec
 
 
+def _short(text: str, limit: int = 160) -> str:
+    """A message cut for a one-line summary (the manifest and batch.json keep it whole)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def _pipeline(subcommand: str):
     import importlib
 
@@ -404,7 +410,7 @@ def failure_error(result: BatchResult) -> BatchPartialError | None:
     return BatchPartialError(
         f"{len(failed)} of {len(result.records)} items failed{others}; see "
         f"{result.summary_path}: "
-        + "; ".join(f"{Path(r['input']).name}: {r['error']}" for r in failed[:3])
+        + "; ".join(f"{Path(r['input']).name}: {_short(r['error'])}" for r in failed[:3])
         + (" …" if len(failed) > 3 else ""))
 
 
