@@ -97,7 +97,14 @@ def _plain_option_help(typer_app) -> None:
 _plain_option_help(app)
 
 
+#: A stop signal arrived during this run (an import it cut short may surface later as
+#: another exception, an ImportError "initialization failed" say: still an interrupt).
+_signalled = False
+
+
 def _stop(signum, frame) -> None:
+    global _signalled
+    _signalled = True
     raise KeyboardInterrupt
 
 
@@ -108,22 +115,29 @@ def run(argv: list[str] | None = None) -> None:
     stderr, exit 130. Once the outcome is decided, signals are ignored: the exit code then
     says what happened.
     """
+    global _signalled
+    _signalled = False
     previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    for sig, handler in previous.items():
-        # A SIGINT the shell ignores (a background job) stays ignored.
-        if not (sig == signal.SIGINT and handler is signal.SIG_IGN):
-            signal.signal(sig, _stop)
-    # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors.
-    for name in ("fabio", "pyFAI", "silx", "h5py"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
     try:
-        sys.exit(_outcome(argv))
+        for sig, handler in previous.items():
+            # A SIGINT the shell ignores (a background job) stays ignored.
+            if not (sig == signal.SIGINT and handler is signal.SIG_IGN):
+                signal.signal(sig, _stop)
+        # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors.
+        for name in ("fabio", "pyFAI", "silx", "h5py"):
+            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        code = _outcome(argv)
+    except KeyboardInterrupt:
+        # A signal between the handlers' installation and the command's own error handling.
+        _settle()
+        code = _interrupted()
     finally:
         # Called in-process (tests, scripts), leave the caller's handlers as they were; the
         # command's own start-up handler is not restored (the outcome is decided).
         for sig, handler in previous.items():
             signal.signal(sig, signal.SIG_IGN if handler is _stop_at_start else
                           handler if handler is not None else signal.SIG_DFL)
+    sys.exit(code)
 
 
 def _settle() -> None:
@@ -133,11 +147,13 @@ def _settle() -> None:
 
 def _outcome(argv) -> int:
     """Run the command; print how it ended; the exit code."""
-    command = typer.main.get_command(app)
     try:
+        command = typer.main.get_command(app)
         rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)
     except GeocalError as exc:
         _settle()
+        if _signalled:
+            return _interrupted()
         if console.state.traceback:
             console.err.print_exception()
         console.err.print(f"error: {exc}", markup=False, highlight=False)
@@ -148,7 +164,7 @@ def _outcome(argv) -> int:
     except Exception as exc:
         _settle()
         # typer carries its own click: recognise its exceptions by behaviour, not by class.
-        if type(exc).__name__ == "Abort":
+        if type(exc).__name__ == "Abort" or _signalled:
             return _interrupted()
         if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
@@ -167,8 +183,12 @@ def _outcome(argv) -> int:
 
 
 def _interrupted() -> int:
-    from geocal_cli.io.outputs import commits
-
+    # No import here: the interrupt may have cut an import short (yaml, say), and importing
+    # again on top of the half-initialised module fails with an AttributeError (exit 1). A
+    # run whose output module never loaded has committed nothing.
+    outputs = sys.modules.get("geocal_cli.io.outputs")
+    committed = getattr(outputs, "commits", None)
     console.err.print("interrupted" + (" after its outputs were written (they are complete)"
-                                       if commits() else ""), markup=False)
+                                       if committed is not None and committed() else ""),
+                      markup=False)
     return ExitCode.INTERRUPTED
