@@ -114,6 +114,30 @@ class DetectorFrame:
         b = rel @ self.e2
         return ginv[0, 0] * a + ginv[0, 1] * b, ginv[1, 0] * a + ginv[1, 1] * b
 
+    def radial_direction(self, tth, chi) -> tuple[np.ndarray, ...]:
+        """Where a ring of 2θ crosses the azimuth χ, and the unit vector of increasing 2θ there.
+
+        Parameters
+        ----------
+        tth, chi : array_like
+            Radians, broadcastable to a common shape (...).
+
+        Returns
+        -------
+        d1, d2 : ndarray, shape (...)
+            Fractional pixel indices (`pixel_at`).
+        u1, u2 : ndarray, shape (...)
+            Unit vector (rows, columns) along the line of constant χ towards larger 2θ; NaN
+            where the ray misses the detector plane.
+        """
+        tth = np.asarray(tth, float)
+        d1, d2 = self.pixel_at(tth, chi)
+        e1, e2 = self.pixel_at(tth + 1e-5, chi)
+        u1, u2 = e1 - d1, e2 - d2
+        norm = np.hypot(u1, u2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return d1, d2, u1 / norm, u2 / norm
+
     def beam_center(self) -> tuple[float, float]:
         """Pixel indices (d1, d2) of the direct beam (2θ = 0); NaN if it misses the detector."""
         d1, d2 = self.pixel_at(0.0, 0.0)

@@ -115,8 +115,6 @@ def ring_shifts(frame, tth: np.ndarray, chi: np.ndarray, ring: np.ndarray,
     residual_px : ndarray, shape (n,)
         Observed − model position along increasing 2θ, pixels.
     """
-    c1, c2 = frame.pixel_at(tth, chi)
-    e1, e2 = frame.pixel_at(tth + 1e-5, chi)
-    norm = np.hypot(e1 - c1, e2 - c2)
-    ok = np.isfinite(norm) & (norm > 0)
-    return ring_centres(ring[ok], residual_px[ok], ((e1 - c1) / norm)[ok], ((e2 - c2) / norm)[ok])
+    _, _, u1, u2 = frame.radial_direction(tth, chi)
+    ok = np.isfinite(u1) & np.isfinite(u2)
+    return ring_centres(ring[ok], residual_px[ok], u1[ok], u2[ok])

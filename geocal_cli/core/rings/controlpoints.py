@@ -126,12 +126,7 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     hw = np.asarray(half_width_px, float)
     chi = (np.arange(n_chi) + 0.5) * (2 * np.pi / n_chi) - np.pi
     # Ring point and unit direction of increasing 2θ along the line of constant χ.
-    c1, c2 = frame.pixel_at(tth[:, None], chi[None, :])                      # (K, J)
-    e1, e2 = frame.pixel_at(tth[:, None] + 1e-5, chi[None, :])
-    u1, u2 = e1 - c1, e2 - c2
-    norm = np.hypot(u1, u2)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        u1, u2 = u1 / norm, u2 / norm
+    c1, c2, u1, u2 = frame.radial_direction(tth[:, None], chi[None, :])      # (K, J)
     n_s = int(np.ceil(hw.max() / step_px))
     s = np.arange(-n_s, n_s + 1) * step_px                                   # (S,)
     inside = np.abs(s)[None, :] <= hw[:, None] + 1e-9                        # (K, S)
@@ -147,7 +142,7 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     # Any invalid neighbour spoils the interpolated sample.
     good = prepared.interpolable[p1.astype(np.intp), p2.astype(np.intp)] & on
     del p1, p2, on
-    usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(norm)  # (K, J)
+    usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(u1)    # (K, J)
 
     # Straight-line background through the window ends.
     n_end = 3
