@@ -110,5 +110,6 @@ def show_result(res, summary_table, json_out: bool) -> None:
     console.result(summary_table(res.report))
     for w in res.report["warnings"]:
         console.progress(f"warning: {w}")
-    written = (getattr(res, "poni", None), *getattr(res, "outputs", ()), res.report_path, res.plot)
-    console.progress("wrote " + ", ".join(str(p) for p in written if p))
+    from geocal_cli.pipeline.results import written
+
+    console.progress("wrote " + ", ".join(str(p) for p in written(res)))

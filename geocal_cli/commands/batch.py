@@ -80,7 +80,7 @@ def command(
             raise ConfigError(f"batch names each item's outputs itself: drop "
                               f"{_flag(name, key)} (use {instead})")
     inputs = expand_inputs(cfg.inputs, geometry=name == "convert-poni")
-    module = importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
+    module = _module(name)
     per_item = {k: None for k in OWN_OUTPUTS} | {"config": cfg.options or None, "show_config": False}
     configs = [module.configure({**values, **per_item, INPUT_PARAM[name]: path}) for path in inputs]
     from geocal_cli.pipeline import batch
@@ -117,11 +117,15 @@ def _preset(config: Path | None) -> dict:
     return read_yaml(Path(config))
 
 
+def _module(name: str):
+    """The subcommand's module in `geocal_cli.commands`."""
+    return importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
+
+
 def _sub_command(name: str):
     """The subcommand's own click command, as typer builds it."""
-    module = importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
     app = typer.Typer()
-    app.command(name)(module.command)
+    app.command(name)(_module(name).command)
     return typer.main.get_command(app)
 
 

@@ -194,6 +194,7 @@ def is_current(record: dict | None, input_sha: str, cfg_sha: str) -> bool:
 def run_item(subcommand: str, cfg) -> dict:
     """Run one item (in a worker process): status, exit code, error, outputs, key results."""
     from geocal_cli.io.outputs import sha256_of
+    from geocal_cli.pipeline.results import written
 
     t0 = time.perf_counter()
     rec: dict = {}
@@ -204,9 +205,8 @@ def run_item(subcommand: str, cfg) -> dict:
         failed = getattr(res, "failed", None)
         if failed:
             rec.update(status="failed", exit_code=6, error="q-check failed: " + "; ".join(failed))
-        written = [p for p in _written(res) if p is not None and Path(p).is_file()]
-        rec["outputs"] = [{"path": str(Path(p).resolve()), "sha256": sha256_of(Path(p))}
-                          for p in written]
+        rec["outputs"] = [{"path": str(p.resolve()), "sha256": sha256_of(p)}
+                          for p in written(res) if p.is_file()]
     except GeocalError as exc:
         rec.update(status="failed", exit_code=int(exc.exit_code), error=str(exc), outputs=[])
     except Exception as exc:  # a bug in one item must not stop the others
@@ -226,11 +226,6 @@ def _pipeline(subcommand: str):
     import importlib
 
     return importlib.import_module("geocal_cli.pipeline." + subcommand.replace("-", "_"))
-
-
-def _written(res) -> list:
-    return [getattr(res, "poni", None), *getattr(res, "outputs", ()), res.report_path,
-            getattr(res, "plot", None)]
 
 
 def key_results(subcommand: str, report: dict) -> dict:
