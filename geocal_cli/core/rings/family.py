@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
-from geocal_cli.core.rings.refine import _tth_jacobian
+from geocal_cli.core.rings.refine import tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 _SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad
@@ -126,7 +126,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         def jac(x, unpack=unpack, g=g, grad=grad):
             p6, _ = unpack(x)
             j = np.zeros((d1.size, 5 + n_a))
-            j[:, :5] = _tth_jacobian(g, p6, d1, d2, _FREE, _SCALE)
+            j[:, :5] = tth_jacobian(g, p6, d1, d2, _FREE, _SCALE)
             j[np.arange(d1.size), 5 + arc] = -1e-3
             return j / grad[:, None]
 

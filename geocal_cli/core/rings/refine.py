@@ -58,8 +58,9 @@ def _tth_model(geometry, p6, d1, d2):
     return frame_of(geometry, p6).tth_chi(d1, d2)[0]
 
 
-def _tth_jacobian(geometry, p6, d1, d2, names, scale) -> np.ndarray:
-    """∂2θ/∂(scaled parameter) at every point, shape (n, len(names)).
+def tth_jacobian(geometry, p6, d1, d2, names, scale) -> np.ndarray:
+    """∂2θ/∂(scaled parameter) at every point, shape (n, len(names)); a "wavelength" column
+    is left zero (see `ring_tth_derivative`).
 
     Positions are affine in the frame vectors (origin, e1, e2), so the frame is
     differentiated by central differences on its three defining pixels and the chain rule
@@ -89,6 +90,45 @@ def _tth_jacobian(geometry, p6, d1, d2, names, scale) -> np.ndarray:
         dp = d_o + d1[:, None] * d_e1 + d2[:, None] * d_e2
         out[:, j] = (dt * dp).sum(1) * sc
     return out
+
+
+def ring_tth_derivative(wavelength: float, d_spacing: np.ndarray) -> np.ndarray:
+    """∂2θ_ring/∂λ (rad/m) of Bragg's law 2θ = 2 arcsin(λ / 2d), shape of `d_spacing`."""
+    u = wavelength / (2 * d_spacing)
+    return 1 / (d_spacing * np.sqrt(np.clip(1 - u * u, 1e-12, None)))
+
+
+def covariance(jac: np.ndarray, fun: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """1σ, correlation and condition number of a least-squares optimum.
+
+    cov = s² (JᵀJ)⁻¹ with s² the reduced χ², through the SVD of J so that a singular
+    direction shows as infinite σ rather than as a numerical accident.
+
+    Parameters
+    ----------
+    jac : ndarray, shape (n, p)
+        Jacobian of the residuals at the optimum.
+    fun : ndarray, shape (n,)
+        Residuals at the optimum.
+
+    Returns
+    -------
+    sigma : ndarray, shape (p,)
+        In the units of the columns of `jac` (inf where not determined).
+    correlation : ndarray, shape (p, p)
+    condition : float
+    """
+    n, p = jac.shape
+    s2 = float(np.sum(fun**2) / max(n - p, 1))
+    u, sv, vt = np.linalg.svd(jac, full_matrices=False)
+    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
+    with np.errstate(divide="ignore"):
+        inv_s2 = np.where(sv > sv[0] * 1e-14, 1 / sv**2, np.inf)
+    cov = (vt.T * inv_s2) @ vt * s2 if np.all(np.isfinite(inv_s2)) else np.full((p, p), np.inf)
+    sig = np.sqrt(np.abs(np.diag(cov)))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = cov / np.outer(sig, sig)
+    return sig, corr, cond
 
 
 def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip: float = 4.0,
@@ -156,12 +196,10 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
 
         def jac(x, sel=keep):
             v = unpack(x)
-            j = _tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale)
+            j = tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale)
             if "wavelength" in free:
-                lam = v["wavelength"]
-                u = lam / (2 * dsp[sel])
-                dring = 1 / (dsp[sel] * np.sqrt(np.clip(1 - u * u, 1e-12, None)))
-                j[:, free.index("wavelength")] = -dring * _SCALES["wavelength"]
+                j[:, free.index("wavelength")] = (-ring_tth_derivative(v["wavelength"], dsp[sel])
+                                                  * _SCALES["wavelength"])
             return j * (wts[sel] / grad[sel])[:, None]
 
         x0 = np.zeros(len(free))
@@ -181,17 +219,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
             new_keep = np.abs(z - med) <= max(clip * mad, 0.3 * np.median(wts))
             if new_keep.sum() > len(free):
                 keep = new_keep
-    jac = res.jac
-    n, p = jac.shape
-    s2 = float(np.sum(res.fun**2) / max(n - p, 1))
-    u, sv, vt = np.linalg.svd(jac, full_matrices=False)
-    cond = float(sv[0] / sv[-1]) if sv[-1] > 0 else np.inf
-    with np.errstate(divide="ignore"):
-        inv_s2 = np.where(sv > sv[0] * 1e-14, 1 / sv**2, np.inf)
-    cov = (vt.T * inv_s2) @ vt * s2 if np.all(np.isfinite(inv_s2)) else np.full((p, p), np.inf)
-    sig = np.sqrt(np.abs(np.diag(cov)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        corr = cov / np.outer(sig, sig)
+    sig, corr, cond = covariance(res.jac, res.fun)
     sigma = {name: float(s * sc) for name, s, sc in zip(free, sig, scale)}
     t_all = _tth_model(geometry, [values[p] for p in PARAM_NAMES], d1, d2)
     r_tth = t_all - tth_ring(values["wavelength"])

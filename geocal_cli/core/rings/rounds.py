@@ -11,7 +11,7 @@ strained). Points are weighted by their ring's scatter.
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -70,6 +70,119 @@ def window_px(frame, tth, hw_max, satellite=None, width_px=None) -> np.ndarray:
     return np.minimum(hw_max, 0.45 * gap / g)
 
 
+@dataclass
+class RingState:
+    """What the rounds on one image have learnt about its rings: the search half-width
+    limit, each ring's measured width and scatter, the rings dropped and the (ring, 10°
+    sector) cells blocked.
+
+    Attributes
+    ----------
+    hw_max : float
+        Search half-width limit, pixels.
+    width : ndarray, shape (m,)
+        Each calibrant ring's median profile width (0 while unmeasured), pixels.
+    ring_sigma : dict[int, float]
+        Each measured ring's robust residual scatter, pixels.
+    dropped : set of int
+    blocked : ndarray of bool, shape (m, n_sectors)
+    n_chi : int
+        Azimuths sampled per ring.
+    """
+
+    hw_max: float
+    width: np.ndarray
+    ring_sigma: dict
+    dropped: set
+    blocked: np.ndarray
+    n_chi: int
+
+    @classmethod
+    def start(cls, n_rings: int, shape: tuple[int, int], n_sectors: int = 36) -> "RingState":
+        """The state before the first round, for `n_rings` calibrant rings on an image of
+        this shape."""
+        n_chi = int(np.clip(2 * np.pi * np.hypot(*shape) / 2 / 6, 360, 1440))
+        return cls(8.0, np.zeros(n_rings), {}, set(), np.zeros((n_rings, n_sectors), bool), n_chi)
+
+    def weights(self, cp: ControlPoints) -> np.ndarray:
+        """Inverse scatter of each point's ring (1 for a ring not measured yet), px⁻¹."""
+        return np.array([1 / self.ring_sigma.get(int(k), 1.0) for k in cp.ring])
+
+    def judge(self, cp: ControlPoints, res: np.ndarray, inl: np.ndarray) -> tuple[list[int], float]:
+        """Learn from a round's residuals; the rings it found wrong and the robust σ (px).
+
+        A ring is wrong when under 30 % of its points are inliers, when its median residual
+        is beyond 4σ (and 0.25 px), or when it scatters three times more than the median
+        ring (and over 0.3 px). Sectors whose median stands out are blocked from then on.
+        """
+        ring_ids = np.unique(cp.ring)
+        for k in ring_ids:
+            self.width[k] = np.median(cp.width[cp.ring == k])
+        sigma = 1.4826 * np.median(np.abs(res[inl])) + 1e-6
+        spread = np.array([1.4826 * np.median(np.abs(res[cp.ring == k])) for k in ring_ids])
+        bad = [int(k) for k, sp in zip(ring_ids, spread)
+               if np.count_nonzero(inl & (cp.ring == k)) < 0.3 * np.count_nonzero(cp.ring == k)
+               or abs(np.median(res[cp.ring == k])) > max(4 * sigma, 0.25)
+               or sp > max(3 * np.median(spread), 0.3)]
+        self.blocked |= _contaminated_sectors(cp, res, self.width.size, self.blocked.shape[1])
+        self.ring_sigma = dict(zip(ring_ids.tolist(), np.maximum(spread, 0.05)))
+        return bad, float(sigma)
+
+
+def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state: RingState,
+                 rings: np.ndarray | None = None) -> ControlPoints:
+    """Control points on the calibrant rings an image shows for a geometry: every ring on the
+    detector (or those of `rings`) not dropped, in windows narrowed by `window_px`, off
+    the blocked sectors.
+
+    Parameters
+    ----------
+    prepared : PreparedImage
+    geometry : pyFAI.geometry.Geometry
+        Supplies the detector.
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+    values : dict
+        The seven parameters (`refine.ALL_PARAMS`).
+    state : RingState
+    rings : ndarray of int, optional
+
+    Returns
+    -------
+    ControlPoints
+        `ring` indexes `d_spacing`.
+
+    Raises
+    ------
+    CalibrationError
+        No ring on the detector, rings too close to sample apart, or fewer than ten points.
+    """
+    frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
+    tth = ring_tth(d_spacing, values["wavelength"])
+    finite = np.isfinite(tth)
+    tmax = frame.tth_max(prepared.data.shape)
+    use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
+    if rings is not None:
+        use = np.intersect1d(use, rings)
+    use = np.setdiff1d(use, list(state.dropped)).astype(int)
+    if use.size == 0:
+        raise CalibrationError("no calibrant ring falls on the detector for this geometry")
+    satellite = None if prepared.doublet is None else prepared.doublet.tth2(tth[finite])
+    hw = window_px(frame, tth[finite], np.maximum(state.hw_max, 4 * state.width[finite]),
+                   satellite, state.width[finite])[use]
+    ok = hw >= 2.0
+    use, hw = use[ok], hw[ok]
+    if use.size == 0:
+        raise CalibrationError("the calibrant rings on the detector lie too close together "
+                               "for this geometry to sample them apart")
+    cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=state.n_chi)
+    cp = replace(cp, ring=use[cp.ring])
+    cp = cp.subset(~state.blocked[cp.ring, _sector(cp.chi, state.blocked.shape[1])])
+    if len(cp) < 10:
+        raise CalibrationError("no rings found: too few control points on calibrant rings")
+    return cp
+
+
 def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free: tuple,
                   rings: np.ndarray | None = None, n_rounds: int = 5, extra_rounds: int = 0,
                   say=lambda msg: None):
@@ -108,68 +221,29 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         No ring on the detector, fewer than ten control points, or no convergence.
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
-    hw_max = 8.0
-    width = np.zeros(d_spacing.size)
-    dropped: set[int] = set()
-    n_sectors = 36
-    blocked = np.zeros((d_spacing.size, n_sectors), bool)
-    ring_sigma: dict = {}
+    state = RingState.start(d_spacing.size, prepared.data.shape)
     rms = np.inf
-    n_chi = int(np.clip(2 * np.pi * np.hypot(*prepared.data.shape) / 2 / 6, 360, 1440))
     for rnd in range(n_rounds + extra_rounds):
-        frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
-        tth = ring_tth(d_spacing, values["wavelength"])
-        finite = np.isfinite(tth)
-        tmax = frame.tth_max(prepared.data.shape)
-        use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
-        if rings is not None:
-            use = np.intersect1d(use, rings)
-        use = np.setdiff1d(use, list(dropped)).astype(int)
-        if use.size == 0:
-            raise CalibrationError("no calibrant ring falls on the detector for this geometry")
-        satellite = None if prepared.doublet is None else prepared.doublet.tth2(tth[finite])
-        hw = window_px(frame, tth[finite], np.maximum(hw_max, 4 * width[finite]), satellite,
-                       width[finite])[use]
-        ok = hw >= 2.0
-        use, hw = use[ok], hw[ok]
-        if use.size == 0:
-            raise CalibrationError("the calibrant rings on the detector lie too close together "
-                                   "for this geometry to sample them apart")
-        cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=n_chi)
-        cp = replace(cp, ring=use[cp.ring])
-        cp = cp.subset(~blocked[cp.ring, _sector(cp.chi, n_sectors)])
-        if len(cp) < 10:
-            raise CalibrationError("no rings found: too few control points on calibrant rings")
+        cp = sample_rings(prepared, geometry, d_spacing, values, state, rings)
         n_rings = np.unique(cp.ring).size
         fr = free if n_rings >= 3 else tuple(p for p in free if p != "wavelength")
-        wts = np.array([1 / ring_sigma.get(int(k), 1.0) for k in cp.ring])
         try:
             result = refine_geometry(geometry, cp.d1, cp.d2, d_spacing[cp.ring], values, fr,
-                                     weights=wts, n_rounds=2)
+                                     weights=state.weights(cp), n_rounds=2)
         except ValueError as exc:
             raise CalibrationError(f"no convergence: {exc}") from exc
-        ring_ids = np.unique(cp.ring)
-        for k in ring_ids:
-            width[k] = np.median(cp.width[cp.ring == k])
         res = result.residual_px
         inl = result.inliers
         new_rms = float(np.sqrt(np.mean(res[inl] ** 2)))
         say(f"round {rnd + 1}: {inl.sum()} control points on {n_rings} rings, rms {new_rms:.3f} px")
-        sigma = 1.4826 * np.median(np.abs(res[inl])) + 1e-6
-        spread = np.array([1.4826 * np.median(np.abs(res[cp.ring == k])) for k in ring_ids])
-        bad = [int(k) for k, sp in zip(ring_ids, spread)
-               if np.count_nonzero(inl & (cp.ring == k)) < 0.3 * np.count_nonzero(cp.ring == k)
-               or abs(np.median(res[cp.ring == k])) > max(4 * sigma, 0.25)
-               or sp > max(3 * np.median(spread), 0.3)]
-        blocked |= _contaminated_sectors(cp, res, d_spacing.size, n_sectors)
-        ring_sigma = dict(zip(ring_ids.tolist(), np.maximum(spread, 0.05)))
+        bad, sigma = state.judge(cp, res, inl)
         values = result.values
         if bad and len(bad) < n_rings / 2 and rnd + 1 < n_rounds + extra_rounds:
-            dropped.update(bad)
+            state.dropped.update(bad)
             continue
         if rnd + 1 >= n_rounds:
             break
-        hw_max = float(np.clip(4 * sigma + 1.5, 2.5, 8.0))
+        state.hw_max = float(np.clip(4 * sigma + 1.5, 2.5, 8.0))
         if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
         rms = new_rms
