@@ -10,7 +10,7 @@ import pytest
 from tests.layering import check_layering
 
 PACKAGE = Path(__file__).resolve().parent.parent / "geocal_cli"
-CAPABILITIES = ("geometry", "rings", "center", "grid", "q", "simulate", "calibrant", "series")
+CAPABILITIES = ("geometry", "rings", "center", "grid", "q", "simulate", "calibrant", "series", "joint")
 
 
 def test_geocal_keeps_its_layering():
