@@ -103,6 +103,22 @@ def _read_fabio(path: Path):
 _TIMESTAMP = re.compile(r"(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d+)?)")
 
 
+def read_header(path: Path) -> dict:
+    """An image's header (fabio), only the header read.
+
+    Raises
+    ------
+    InputFileError
+        The header cannot be read.
+    """
+    import fabio
+
+    try:
+        return dict(fabio.openheader(str(path)).header)
+    except Exception as exc:  # fabio raises many types for corrupt input
+        raise InputFileError(f"{path}: no readable image header ({exc.__class__.__name__})") from None
+
+
 def acquisition_time(path: Path) -> str | None:
     """The first date-time stamp in an image's header, as ISO 8601 (no zone: as the detector
     wrote it), or None when the header has none or cannot be read. Only the header is read.
@@ -111,11 +127,9 @@ def acquisition_time(path: Path) -> str | None:
     ----------
     path : Path
     """
-    import fabio
-
     try:
-        header = fabio.openheader(str(path)).header
-    except Exception:  # any unreadable header: no time, and the image's reader says why
+        header = read_header(path)
+    except InputFileError:  # no time; the image's reader says why
         return None
     for value in header.values():
         match = _TIMESTAMP.search(str(value))

@@ -53,25 +53,45 @@ def default_outputs(image: Path) -> tuple[Path, Path]:
     return default_name(image, ".poni"), default_name(image, ".calib.json")
 
 
-def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
-    """Calibrate the geometry of `cfg.image` and write the PONI, the report and the plot.
+@dataclass(frozen=True)
+class CalibInputs:
+    """What a calib-ring config reads: the image as the fit sees it, and its calibrant.
+
+    Attributes
+    ----------
+    data : ndarray, shape (H, W)
+        The image, resampled onto ideal pixels when the detector has a distortion.
+    valid : ndarray of bool, shape (H, W)
+    detector : pyFAI.detectors.Detector
+        The detector as given (with its distortion).
+    fit_detector : pyFAI.detectors.Detector
+        The detector the geometry is fitted on (`detector`, or its undistorted twin).
+    rings : Calibrant or None
+        None for --calibrant auto.
+    guess : pyFAI.geometry.Geometry or None
+    wavelength : float
+        Metres.
+    """
+
+    data: np.ndarray
+    valid: np.ndarray
+    detector: object
+    fit_detector: object
+    rings: object
+    guess: object
+    wavelength: float
+
+
+def read_inputs(cfg: CalibRingConfig, say=lambda msg: None) -> CalibInputs:
+    """Read the image, mask, guess, calibrant and detector of a calib-ring config.
 
     Raises
     ------
     InputFileError
-        Unreadable image, mask or guess; no valid pixel.
+        Unreadable image, mask or guess; a guess for another detector; no valid pixel.
     ConfigError
         Unknown calibrant or detector.
-    CalibrationError
-        See `geocal_cli.core.rings.calibrate.calibrate`.
     """
-    from geocal_cli.core.rings.calibrate import calibrate, identify_and_calibrate
-
-    say = progress or (lambda msg: None)
-    t0 = time.perf_counter()
-    poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
-    inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
-    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
     img = read_image(cfg.image)
     data = img.data
     shape = data.shape
@@ -91,7 +111,6 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     valid = valid_pixels(data, detector_mask(detector, shape), user_mask)
     if not valid.any():
         raise InputFileError(f"{cfg.image}: no valid pixel (all masked, negative or NaN)")
-    t_read = time.perf_counter() - t0
     say(f"read {cfg.image} ({img.format}, {shape[0]}×{shape[1]}, {valid.mean():.0%} valid); "
         + (f"{rings.name}: {rings.d_spacing.size} rings" if rings else "calibrant: auto")
         + f"; λ = {wavelength * 1e10:.5f} Å"
@@ -104,6 +123,32 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         fit_detector = undistorted_twin(detector)
         data, coverage = correct_images(detector, np.where(valid, data, 0), valid.astype(np.float32))
         valid = coverage > 0.95
+    return CalibInputs(data, valid, detector, fit_detector, rings, guess, wavelength)
+
+
+def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
+    """Calibrate the geometry of `cfg.image` and write the PONI, the report and the plot.
+
+    Raises
+    ------
+    InputFileError
+        Unreadable image, mask or guess; no valid pixel.
+    ConfigError
+        Unknown calibrant or detector.
+    CalibrationError
+        See `geocal_cli.core.rings.calibrate.calibrate`.
+    """
+    from geocal_cli.core.rings.calibrate import calibrate, identify_and_calibrate
+
+    say = progress or (lambda msg: None)
+    t0 = time.perf_counter()
+    poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
+    inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
+    src = read_inputs(cfg, say)
+    data, valid, rings, guess, wavelength = src.data, src.valid, src.rings, src.guess, src.wavelength
+    detector, fit_detector = src.detector, src.fit_detector
+    t_read = time.perf_counter() - t0
     options = dict(guess=guess, fix=cfg.fix, max_rings=cfg.max_rings, min_rings=cfg.min_rings,
                    doublet=cfg.doublet())
     if rings is None:
