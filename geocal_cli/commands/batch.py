@@ -51,6 +51,9 @@ def command(
     plots: bool = typer.Option(None, "--plots", help="Write each item's PNG beside its report.", rich_help_panel="Batch"),
     scheduler: str = typer.Option(None, "--scheduler", help="Run the items on a dask.distributed cluster: its scheduler's address, tcp://HOST:8786 (pip install 'geocal[dask]').", rich_help_panel="Cluster"),
     scheduler_file: Path = typer.Option(None, "--scheduler-file", help="…or the scheduler file it wrote (dask scheduler --scheduler-file FILE).", rich_help_panel="Cluster"),
+    joint: str = typer.Option(None, "--joint", help="After a calib-ring batch, fit one motion model over all the images: fixed, calibrants, arm-2theta, translation, energy, or a pyFAI goniometer file of expressions.", rich_help_panel="Joint calibration"),
+    positions: str = typer.Option(None, "--positions", help="Each image's position: a CSV (name,value) or YAML file, header:KEY, or sidecar:KEY (KEY = value in a text file beside the image); calibrant names for --joint calibrants.", rich_help_panel="Joint calibration"),
+    joint_free: str = typer.Option(None, "--joint-free", help="The joint model's parameters to fit, comma-separated [default: the model's choice].", rich_help_panel="Joint calibration"),
     config: Path = CONFIG_OPTION,
     show_config: bool = SHOW_CONFIG_OPTION,
 ) -> None:
@@ -74,7 +77,9 @@ def command(
     cfg = load(BatchConfig, config, dict(
         subcommand=name, inputs=positional or None, out_dir=out_dir, jobs=jobs, force=force,
         dry_run=dry_run, wait_s=wait, plots=plots, scheduler=scheduler,
-        scheduler_file=scheduler_file), show_config)
+        scheduler_file=scheduler_file, joint=joint, positions=positions,
+        joint_free=None if joint_free is None else [n.strip() for n in joint_free.split(",")]),
+        show_config)
     for key, instead in OWN_OUTPUTS.items():
         if values.get(key):
             raise ConfigError(f"batch names each item's outputs itself: drop "
@@ -82,7 +87,10 @@ def command(
     inputs = expand_inputs(cfg.inputs, geometry=name == "convert-poni")
     module = _module(name)
     per_item = {k: None for k in OWN_OUTPUTS} | {"config": cfg.options or None, "show_config": False}
-    configs = [module.configure({**values, **per_item, INPUT_PARAM[name]: path}) for path in inputs]
+    where = _positions(cfg, inputs)
+    configs = [module.configure({**values, **per_item, INPUT_PARAM[name]: path,
+                                 **({"calibrant": where[i]} if cfg.joint == "calibrants" else {})})
+               for i, path in enumerate(inputs)]
     from geocal_cli.pipeline import batch
 
     items = batch.plan(name, configs, inputs, cfg.out_dir, cfg.plots)
@@ -103,9 +111,42 @@ def command(
     c = res.summary["counts"]
     console.result(f"{c['ok']} ok, {c['failed']} failed, {c['skipped']} skipped in "
                    f"{res.summary['duration_s']:.1f} s; wrote {res.summary_path}")
+    if cfg.joint:
+        _joint(cfg, items, res, where)
+        return
     error = batch.failure_error(res)
     if error is not None:
         raise error
+
+
+def _positions(cfg, inputs: list[Path]) -> list:
+    """Each input's position for a joint calibration (calibrant names for `calibrants`; the
+    input's index where the model needs none), read before any work."""
+    if not cfg.joint:
+        return []
+    if cfg.positions is None:
+        return list(range(len(inputs)))
+    from geocal_cli.io.positions import read_positions
+
+    return read_positions(cfg.positions, inputs, numeric=cfg.joint != "calibrants")
+
+
+def _joint(cfg, items, res, where) -> None:
+    """The joint fit over a calib-ring batch's items: images that calibrated alone seed it."""
+    from geocal_cli.pipeline import batch, joint
+
+    done = {r["input"]: r["status"] in ("ok", "skipped") for r in res.records}
+    seeds = [it.config.output if done.get(str(it.input.resolve())) else None for it in items]
+    ponis = [cfg.out_dir / "joint" / it.config.output.relative_to(cfg.out_dir) for it in items]
+    positions = list(range(len(items))) if cfg.joint == "calibrants" else where
+    with batch.locked(cfg.out_dir, cfg.wait_s):
+        out = joint.run(cfg.joint, positions, [it.config for it in items], seeds, ponis,
+                        cfg.out_dir, tuple(cfg.joint_free or ()), say=console.progress)
+    alone = sum(s is not None for s in seeds)
+    rms = out.report["residuals"]["rms_px"]
+    console.result(f"joint {cfg.joint}: {len(items)} images ({alone} calibrated alone), rms "
+                   f"{rms:.3f} px; wrote {out.report_path}, {out.goniometer}, "
+                   f"{len(out.ponis)} PONIs in {cfg.out_dir / 'joint'}")
 
 
 def _preset(config: Path | None) -> dict:

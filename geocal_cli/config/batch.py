@@ -28,6 +28,15 @@ class BatchConfig(GeocalModel):
     scheduler: str | None = Field(None, min_length=1, description=(
         "address of a dask.distributed scheduler (tcp://host:8786) to run the items on"))
     scheduler_file: Path | None = Field(None, description="a dask scheduler file (dask scheduler --scheduler-file)")
+    joint: str | None = Field(None, min_length=1, description=(
+        "after a calib-ring batch, fit one motion model over all the images: fixed, "
+        "calibrants, arm-2theta, translation, energy, or a pyFAI goniometer file of expressions"))
+    positions: str | None = Field(None, min_length=1, description=(
+        "each image's position for joint: a CSV (name,value) or YAML file, header:KEY, or "
+        "sidecar:KEY (KEY = value in a text file beside the image); calibrant names for "
+        "the calibrants model"))
+    joint_free: list[str] | None = Field(None, min_length=1, description=(
+        "the joint model's parameters to fit (default: the model's own choice)"))
     options: dict[str, Any] = Field(default_factory=dict, description=(
         "the subcommand's config keys, as in its own --config file (flags after the "
         "subcommand override them)"))
@@ -36,4 +45,16 @@ class BatchConfig(GeocalModel):
     def _one_scheduler(self):
         if self.scheduler and self.scheduler_file:
             raise ValueError("give scheduler or scheduler_file, not both")
+        return self
+
+    @model_validator(mode="after")
+    def _joint_needs(self):
+        if self.joint is None:
+            if self.positions or self.joint_free:
+                raise ValueError("positions and joint_free belong to a joint calibration: give joint")
+            return self
+        if self.subcommand != "calib-ring":
+            raise ValueError(f"joint calibrates a calib-ring batch, not {self.subcommand}")
+        if self.positions is None and self.joint != "fixed":
+            raise ValueError(f"the joint model {self.joint} needs each image's position: give positions")
         return self

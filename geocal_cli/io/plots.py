@@ -338,3 +338,49 @@ def plot_series(path: Path, series: dict) -> None:
     axes[-1, 0].set_xlabel(f"item ({series['order']})")
     fig.suptitle("batch trends: 1σ error bars, jumps in red", fontsize=10)
     _save(plt, fig, path)
+
+
+def plot_joint(path: Path, names: list, result, points: list) -> None:
+    """A joint calibration's residuals: every control point per image (coloured by ring), and
+    each image's rms per ring.
+
+    Parameters
+    ----------
+    path : Path
+        PNG written atomically.
+    names : list of str
+        The images, in fit order.
+    result : geocal_cli.core.joint.fit.JointRefinement
+    points : list of ControlPoints or None
+        Each image's last control points.
+    """
+    plt, (fig, (left, right)) = _figure(1, 2, figsize=(11, 4.2), width_ratios=(3, 2))
+    cmap = plt.get_cmap("viridis")
+    rings = sorted({int(k) for cp in points if cp is not None for k in np.unique(cp.ring)})
+    colour = {k: cmap(i / max(len(rings) - 1, 1)) for i, k in enumerate(rings)}
+    jitter = np.random.default_rng(0)
+    for i, (cp, r, keep) in enumerate(zip(points, result.residual_px, result.inliers)):
+        if cp is None:
+            continue
+        for k in np.unique(cp.ring):
+            sel = (cp.ring == k) & keep
+            x = i + jitter.uniform(-0.3, 0.3, sel.sum())
+            left.scatter(x, r[sel], s=2, color=colour[int(k)], alpha=0.5, lw=0)
+            right.plot(i, np.sqrt(np.mean(r[sel] ** 2)) if sel.any() else np.nan, "o",
+                       color=colour[int(k)], ms=5)
+    for k in rings:
+        right.plot([], [], "o", color=colour[k], label=f"ring {k + 1}")
+    left.axhline(0, color="k", lw=0.6)
+    left.set_ylabel("radial residual [px]")
+    right.set_ylabel("rms per ring [px]")
+    for ax in (left, right):
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
+        ax.set_xlabel("image")
+        ax.grid(alpha=0.3)
+    right.set_ylim(bottom=0)
+    if rings:
+        right.legend(fontsize=7, ncol=2 if len(rings) > 8 else 1, loc="upper right")
+    fig.suptitle(f"joint calibration: rms {np.sqrt(np.nanmean(result.rms_px() ** 2)):.3f} px "
+                 f"over {len(names)} images", fontsize=10)
+    _save(plt, fig, path)

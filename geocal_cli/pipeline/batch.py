@@ -20,6 +20,7 @@ lock, then stops with `LockedError`.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import itertools
 import json
@@ -336,8 +337,6 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
 
     Failed items are records, not errors: see `failure_error`.
     """
-    from filelock import FileLock, Timeout
-
     from geocal_cli.io.images import acquisition_time
     from geocal_cli.io.outputs import Outputs, sha256_of, write_text
 
@@ -346,14 +345,7 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
     if not dry_run:
         out_dir.mkdir(parents=True, exist_ok=True)
     manifest = out_dir / MANIFEST
-    lock = FileLock(str(out_dir / LOCK)) if not dry_run else None
-    try:
-        if lock is not None:
-            lock.acquire(timeout=wait_s)
-    except Timeout:
-        raise LockedError(f"{out_dir} is locked by another geocal batch run ({out_dir / LOCK}); "
-                          "wait for it, or give --wait SECONDS") from None
-    try:
+    with (contextlib.nullcontext() if dry_run else locked(out_dir, wait_s)):
         t0 = time.perf_counter()
         if not dry_run:
             Outputs.planned([], False, out_dir / SUMMARY, out_dir / "batch.png",
@@ -396,10 +388,30 @@ def run(subcommand: str, items: list[Item], out_dir: Path, jobs: int = 1, force:
                 f"(accepted: ±{j['limit']:.2g})")
         write_text(out_dir / SUMMARY, json.dumps(summary, indent=2, default=str) + "\n")
         _pictures(out_dir, summary)
-    finally:
-        if lock is not None:
-            lock.release()
     return BatchResult(records=ordered, summary=summary, summary_path=out_dir / SUMMARY)
+
+
+@contextmanager
+def locked(out_dir: Path, wait_s: float = 0.0):
+    """Hold the output folder's lock: one writer at a time.
+
+    Raises
+    ------
+    LockedError
+        Another run holds it for longer than `wait_s` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out_dir / LOCK))
+    try:
+        lock.acquire(timeout=wait_s)
+    except Timeout:
+        raise LockedError(f"{out_dir} is locked by another geocal batch run ({out_dir / LOCK}); "
+                          "wait for it, or give --wait SECONDS") from None
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 def failure_error(result: BatchResult) -> BatchPartialError | None:
