@@ -135,6 +135,9 @@ complete -c geocal -n '__fish_seen_subcommand_from batch' -l wait -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l plots -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler-file -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l positions -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint-free -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l help -r -F
