@@ -263,6 +263,10 @@ def _worker_init() -> None:
     atexit.register(gc.freeze)
     # Ctrl-C reaches the whole process group: the parent decides, items in flight finish.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # A pool ends its workers with SIGTERM: quietly (the geocal script's start-up handler,
+    # imported with the script, would say "interrupted").
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     for name in ("fabio", "pyFAI", "silx", "h5py"):
         logging.getLogger(name).setLevel(logging.CRITICAL + 1)
 
@@ -427,27 +431,52 @@ def failure_error(result: BatchResult) -> BatchPartialError | None:
         + (" …" if len(failed) > 3 else ""))
 
 
+#: Fresh local worker pools a batch starts after workers died (killed, out of memory), before
+#: it records the items left as not run.
+MAX_POOL_RESTARTS = 3
+
+
 def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> None:
     """Run the items, appending each record as it completes. Local workers get an item only
     when one is free (a pool queues what it is given, and a queued item can no longer be
     cancelled), so on Ctrl-C the items in flight finish and are recorded, none other starts,
-    and the interrupt goes on. A cluster is given every item at once (it schedules them)."""
+    and the interrupt goes on. A cluster is given every item at once (it schedules them).
+
+    A worker that dies breaks a local pool: the items in flight are recorded as failed
+    ("worker lost"; a rerun retries them) and a fresh pool takes the rest, up to
+    `MAX_POOL_RESTARTS` times."""
+    from concurrent.futures.process import BrokenProcessPool
+
     own = None
     if executor is None and jobs > 1 and len(todo) > 1:
         executor = own = local_executor(min(jobs, len(todo)))
+    if executor is None:
+        for it, base in todo:
+            tick(_record(records, manifest, it, base, run_item(subcommand, it.config), say))
+        return
+    waiting = iter(todo)
+    limit = min(jobs, len(todo)) if own is not None else len(todo)
+    futures: dict = {}
+    restarts = 0
+
+    def submit(n):
+        nonlocal executor, own, restarts
+        for it, base in itertools.islice(waiting, n):
+            try:
+                fut = executor.submit(run_item, subcommand, it.config)
+            except BrokenProcessPool:
+                if own is None or restarts >= MAX_POOL_RESTARTS:
+                    tick(_record(records, manifest, it, base, _not_run(restarts), say))
+                    continue
+                own.shutdown(wait=False, cancel_futures=True)
+                restarts += 1
+                say(f"a worker process died: starting a fresh pool ({restarts} of "
+                    f"{MAX_POOL_RESTARTS})")
+                executor = own = local_executor(limit)
+                fut = executor.submit(run_item, subcommand, it.config)
+            futures[fut] = (it, base)
+
     try:
-        if executor is None:
-            for it, base in todo:
-                tick(_record(records, manifest, it, base, run_item(subcommand, it.config), say))
-            return
-        waiting = iter(todo)
-        limit = min(jobs, len(todo)) if own is not None else len(todo)
-        futures: dict = {}
-
-        def submit(n):
-            for it, base in itertools.islice(waiting, n):
-                futures[executor.submit(run_item, subcommand, it.config)] = (it, base)
-
         submit(limit)
         pending = set(futures)
         try:
@@ -469,6 +498,12 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
             own.shutdown(wait=True, cancel_futures=True)
 
 
+def _not_run(restarts: int) -> dict:
+    return {"status": "failed", "exit_code": 1, "outputs": [], "duration_s": None,
+            "error": f"not run: worker processes kept dying ({restarts} fresh pools); "
+                     "out of memory? try fewer --jobs"}
+
+
 def _result(fut) -> dict:
     try:
         return fut.result()
@@ -488,9 +523,12 @@ def _record(records, manifest: Path, it: Item, base: dict, outcome: dict, say) -
     finally:
         os.close(fd)
     records[it.name] = rec
-    say(f"{it.name}: " + {"failed": f"failed (exit {rec['exit_code']}: {rec['error']})",
-                          "skipped": "skipped (done, unchanged)"}.get(
-        rec["status"], f"{rec['status']} in {rec['duration_s']:.1f} s"))
+    if rec["status"] == "failed":
+        say(f"{it.name}: failed (exit {rec['exit_code']}: {rec['error']})")
+    elif rec["status"] == "skipped":
+        say(f"{it.name}: skipped (done, unchanged)")
+    else:
+        say(f"{it.name}: {rec['status']} in {rec['duration_s']:.1f} s")
     return rec
 
 

@@ -225,6 +225,51 @@ def test_a_killed_run_leaves_whole_items_and_the_rerun_completes_the_rest(series
         assert not list(out.glob(".geocal-*.tmp"))
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is `pid` (from /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find workers")
+def test_a_worker_killed_mid_run_fails_only_its_items_and_a_fresh_pool_goes_on(series, tmp_path):
+    """SIGKILL of one worker (the out-of-memory killer's way): the items in flight are
+    recorded as failed ("worker lost"), a fresh pool runs the rest, exit 7, and the rerun
+    completes the lost items."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(8):
+        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"f{i}.edf")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
+            "--out-dir", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _records_so_far(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    workers = [p for p in _children(proc.pid)
+               if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
+               and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
+    assert workers, "no worker process found"
+    os.kill(workers[0], signal.SIGKILL)
+    _, err = proc.communicate(timeout=180)
+    assert proc.returncode == 7, err
+    records = _manifest(out)
+    lost = [r for r in records if r["status"] == "failed"]
+    assert lost and all("worker lost" in r["error"] for r in lost)
+    assert len(records) == 8 and "internal error" not in err
+    rerun = subprocess.run(args, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert sorted(p.name for p in out.glob("*.poni")) == [f"f{i}.poni" for i in range(8)]
+
+
 def test_a_dask_cluster_gives_the_records_of_a_local_run(series, tmp_path, capsys):
     """The same items on a real dask.distributed LocalCluster (two worker processes on
     127.0.0.1) give the same records as local processes, timings aside."""
