@@ -73,8 +73,8 @@ class JointRefinement:
         Condition number of the scaled Jacobian.
     poses : ndarray, shape (n_images, 7)
         Each image's (dist, poni1, poni2, rot1, rot2, rot3, wavelength).
-    pose_sigma : ndarray, shape (n_images, 7)
-        Their 1σ, propagated from the shared parameters' covariance.
+    pose_cov : ndarray, shape (n_images, 7, 7)
+        Their covariance, propagated from the shared parameters' (inf where not finite).
     residual_px : list of ndarray
         Per image, the signed radial residual of every point, pixels.
     inliers : list of ndarray of bool
@@ -89,7 +89,7 @@ class JointRefinement:
     free: tuple
     condition: float
     poses: np.ndarray
-    pose_sigma: np.ndarray
+    pose_cov: np.ndarray
     residual_px: list
     inliers: list
     feeds: dict
@@ -111,7 +111,7 @@ class JointRefinement:
         """
         scale = np.array([1.0, pixel_size, pixel_size, 1.0, 1.0, 1.0, 1.0])
         rel = np.array([k in ("dist", "wavelength") for k in POSE_KEYS])
-        sig = self.pose_sigma / np.where(rel, np.abs(self.poses), scale)
+        sig = self.pose_sigma() / np.where(rel, np.abs(self.poses), scale)
         worst = np.max(sig, axis=0) if len(sig) else np.zeros(len(POSE_KEYS))
         i, j = np.triu_indices(len(self.free), 1)
         strong = np.abs(self.correlation[i, j]) > INSEPARABLE
@@ -120,6 +120,10 @@ class JointRefinement:
         return [(k, float(w), TOLERANCE[k],
                  [p for p in pairs if p[0] in self.feeds[k] or p[1] in self.feeds[k]])
                 for k, w in zip(POSE_KEYS, worst) if not w <= TOLERANCE[k]]
+
+    def pose_sigma(self) -> np.ndarray:
+        """1σ of every image's pose, shape (n_images, 7)."""
+        return np.sqrt(np.abs(np.diagonal(self.pose_cov, axis1=1, axis2=2)))
 
     def rms_px(self) -> np.ndarray:
         """Each image's rms residual over its inliers, pixels, shape (n_images,)."""
@@ -236,10 +240,9 @@ def joint_refine(detector, model: MotionModel, positions: np.ndarray, points: li
     cov = corr * np.outer(sig, sig)
     design = model.design(theta, positions)[:, :, idx] * sc
     if np.all(np.isfinite(cov)):
-        pose_sigma = np.sqrt(np.abs(np.einsum("npq,qr,nkr->npk", design, cov, design)
-                                    .diagonal(axis1=1, axis2=2)))
+        pose_cov = np.einsum("npq,qr,nkr->npk", design, cov, design)
     else:
-        pose_sigma = np.full(poses.shape, np.inf)
+        pose_cov = np.full(poses.shape + (7,), np.inf)
     full = [np.ones(p.d1.size, bool) for p in points]
     weighted = _residuals(geometry, poses, points, grads, full)
     residual_px, start = [], 0
@@ -249,10 +252,36 @@ def joint_refine(detector, model: MotionModel, positions: np.ndarray, points: li
     return JointRefinement(
         values=dict(zip(model.param_names, map(float, theta))),
         sigma={n: float(s * c) for n, s, c in zip(free, sig, sc)}, correlation=corr, free=free,
-        condition=cond, poses=poses, pose_sigma=pose_sigma, residual_px=residual_px,
+        condition=cond, poses=poses, pose_cov=pose_cov, residual_px=residual_px,
         inliers=keep, feeds={k: tuple(n for q, n in enumerate(free)
                                       if np.any(design[:, j, q] != 0))
                              for j, k in enumerate(POSE_KEYS)})
+
+
+def map_sigma_px(detector, pose: np.ndarray, pose_cov: np.ndarray, d1: np.ndarray,
+                 d2: np.ndarray) -> np.ndarray:
+    """1σ of the 2θ map a pose gives, at pixels, in pixels along the radius: how far the
+    rings of any 2θ may sit from where the fit puts them.
+
+    Parameters
+    ----------
+    detector : pyFAI.detectors.Detector
+    pose : ndarray, shape (7,)
+    pose_cov : ndarray, shape (7, 7)
+    d1, d2 : ndarray, shape (n,)
+        Pixel indices.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        inf where the covariance is not finite.
+    """
+    if not np.all(np.isfinite(pose_cov)):
+        return np.full(np.shape(d1), np.inf)
+    geometry = make_geometry(detector, 0.1, 0.0, 0.0)
+    j = tth_jacobian(geometry, pose[:6], d1, d2, PARAM_NAMES, np.ones(6))
+    var = np.einsum("np,pq,nq->n", j, pose_cov[:6, :6], j)
+    return np.sqrt(np.abs(var)) / frame_of(geometry, pose[:6]).tth_gradient(d1, d2)
 
 
 def joint_rounds(prepared: list, detector, d_spacings: list, model: MotionModel,

@@ -12,7 +12,8 @@ preset     per image                                                    position
 fixed      one geometry for all (several exposures of one setup)         any (unused)
 calibrants one geometry, each image its own calibrant                    any (unused)
 arm-2theta rot2 = rot2_offset + rot2_scale × pos (detector on an arm     arm angle, degrees
-           turning about an axis through the sample)
+           turning about an axis through the sample), optionally
+           rot1 = rot1 + rot1_scale × pos (an arm axis slightly askew)
 translation the direct-beam distance direct_dist + dist_scale × pos, the   stage, mm
            beam centre (center1, center2) fixed or drifting linearly
            with pos (a stage along the beam; a tilted detector's PONI
@@ -203,15 +204,18 @@ def _calibrants() -> MotionModel:
 
 
 def _arm() -> MotionModel:
-    names = ("dist", "poni1", "poni2", "rot1", "rot2_offset", "rot2_scale", "rot3", "wavelength")
+    # rot1_scale: an arm axis not quite square to the detector's axis 1 turns the detector
+    # about axis 1 as it moves (pyFAI's own arm example fits it); fixed at 0 unless freed.
+    names = ("dist", "poni1", "poni2", "rot1", "rot1_scale", "rot2_offset", "rot2_scale",
+             "rot3", "wavelength")
     expr = {k: k for k in POSE_KEYS}
-    expr["rot2"] = "rot2_offset + rot2_scale * pos"
+    expr.update(rot1="rot1 + rot1_scale * pos", rot2="rot2_offset + rot2_scale * pos")
     return MotionModel(
         name="arm-2theta", param_names=names, expressions=expr,
-        start={"dist": 0.1, "poni1": 0.0, "poni2": 0.0, "rot1": 0.0, "rot2_offset": 0.0,
-               "rot2_scale": np.pi / 180, "rot3": 0.0, "wavelength": 1e-10},
-        scales={"dist": 1e-3, "poni1": 1e-4, "poni2": 1e-4, "rot1": 1e-3, "rot2_offset": 1e-3,
-                "rot2_scale": 1e-5, "rot3": 1e-3, "wavelength": 1e-13},
+        start={"dist": 0.1, "poni1": 0.0, "poni2": 0.0, "rot1": 0.0, "rot1_scale": 0.0,
+               "rot2_offset": 0.0, "rot2_scale": np.pi / 180, "rot3": 0.0, "wavelength": 1e-10},
+        scales={"dist": 1e-3, "poni1": 1e-4, "poni2": 1e-4, "rot1": 1e-3, "rot1_scale": 1e-5,
+                "rot2_offset": 1e-3, "rot2_scale": 1e-5, "rot3": 1e-3, "wavelength": 1e-13},
         free=("dist", "poni1", "poni2", "rot1", "rot2_offset"))
 
 

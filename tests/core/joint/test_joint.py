@@ -185,3 +185,46 @@ def test_fixed_series_with_free_wavelength_names_what_it_cannot_separate():
     assert "wavelength" in undetermined
     pairs = {frozenset(p[:2]) for p in undetermined["wavelength"][3]}
     assert frozenset(("dist", "wavelength")) in pairs
+
+
+def test_arcs_of_frames_that_cannot_calibrate_alone_start_the_arm_blind():
+    """A strip detector far out on an arm: one ring arc per frame, nothing calibrates alone.
+    The search over the arcs of all frames finds each arc's ring, and the joint fit from
+    there puts every frame's rings where the truth does."""
+    from geocal_cli.core.joint.arcs import image_arcs, search_arcs
+    from geocal_cli.core.rings.start import find_ring_ridges
+
+    det = _detector("Pilatus300kw")
+    dsp = _d_spacing("LaB6")
+    model = preset("arm-2theta")
+    lam = 0.8856e-10
+    truth = model.vector({"dist": 0.92, "poni1": 0.016, "poni2": 0.104, "rot1": -0.06,
+                          "rot2_offset": -0.0006, "wavelength": lam})
+    positions = np.array([11.12, 20.64, 26.76])
+    poses = model.poses(truth, positions)
+    raw = []
+    for i, pose in enumerate(poses):
+        tth = ring_tth(dsp, lam)
+        geometry = make_geometry(det, *pose[:6], wavelength=lam)
+        spec = PatternSpec(peak_counts=2000, width_px=2.0, background=30, seed=i)
+        raw.append(render_ring_image(geometry, det.shape, tth[np.isfinite(tth)],
+                                     np.ones(np.isfinite(tth).sum()), spec))
+    arcs = [image_arcs(find_ring_ridges(d.astype(float), d >= 0)) for d in raw]
+    start = search_arcs(det, model, positions, arcs, [dsp] * 3, model.vector({"wavelength": lam}),
+                        model.free)
+    true_rings = []
+    for pose in poses:
+        frame = frame_of(make_geometry(det, *pose[:6]))
+        t = frame.tth(*np.meshgrid(np.arange(det.shape[0]), np.arange(det.shape[1]),
+                                   indexing="ij"))
+        tth = ring_tth(dsp, lam)
+        true_rings.append(np.nonzero((tth > np.nanmin(t)) & (tth < np.nanmax(t)))[0].tolist())
+    assert [sorted(set(r)) for r in start.rings] == true_rings
+    images = [prepare_image(d, d >= 0) for d in raw]
+    result, points = joint_rounds(images, det, [dsp] * 3, model, positions, start.theta,
+                                  model.free)
+    for pose_fit, pose_true, p in zip(result.poses, poses, points):
+        true = frame_of(make_geometry(det, *pose_true[:6]))
+        fit = frame_of(make_geometry(det, *pose_fit[:6]))
+        shift_px = (fit.tth(p.d1, p.d2) - true.tth(p.d1, p.d2)) / true.tth_gradient(p.d1, p.d2)
+        assert np.sqrt(np.mean(shift_px ** 2)) < 0.05

@@ -1,0 +1,184 @@
+"""Blind start of a joint fit from ring arcs when no image calibrates alone.
+
+Each image shows one or a few ring arcs (a strip detector on a 2θ arm sees one ring per
+frame): no single image fixes a geometry, but the arcs of all images together do, through
+the motion model. The search starts the model's distance parameter on a logarithmic grid
+(the beam centre at the detector's middle, the rotations at the model's start), assigns
+every arc the calibrant ring nearest its median 2θ, fits the shared parameters on the arcs'
+ridge pixels (`fit.joint_refine`), and repeats assignment and fit until the assignment
+holds. Starts that end on the same assignment are one solution; the best must stand clear
+of any solution with another assignment, or the arcs do not decide.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from geocal_cli.core.geometry.frame import frame_of, make_geometry
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.joint.fit import ImagePoints, joint_refine
+from geocal_cli.core.joint.model import MotionModel
+from geocal_cli.errors import CalibrationError
+
+#: The runner-up assignment must fit this many times worse than the best.
+CLEAR_MARGIN = 2.0
+#: Ridge pixels used per arc (a random subset: they only start the fit).
+PIXELS_PER_ARC = 200
+
+
+@dataclass(frozen=True)
+class ArcStart:
+    """The start the arcs give.
+
+    Attributes
+    ----------
+    theta : ndarray, shape (p,)
+    rings : list of list of int
+        Per image, the calibrant ring (0-based) of each of its arcs.
+    rms_px : float
+        Of the ridge pixels about their rings.
+    runner_up : tuple or None
+        (rms_px, rings) of the best solution with another assignment.
+    """
+
+    theta: np.ndarray
+    rings: list
+    rms_px: float
+    runner_up: tuple | None
+
+
+def image_arcs(ridges, min_pixels: int = 60, seed: int = 0) -> list:
+    """An image's ring arcs: its connected ridge groups of at least `min_pixels`, each a
+    random subset of `PIXELS_PER_ARC` pixels.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+
+    Returns
+    -------
+    list of (ndarray, ndarray)
+        (d1, d2) per arc.
+    """
+    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
+    rng = np.random.default_rng(seed)
+    out = []
+    for g in groups[counts >= min_pixels]:
+        idx = np.nonzero(ridges.group == g)[0]
+        idx = rng.choice(idx, min(PIXELS_PER_ARC, idx.size), replace=False)
+        out.append((ridges.d1[idx], ridges.d2[idx]))
+    return out
+
+
+def _points(detector, model, theta, positions, arcs, d_spacings):
+    poses = model.poses(theta, positions)
+    points, rings = [], []
+    for pose, image_arcs_, dsp in zip(poses, arcs, d_spacings):
+        frame = frame_of(make_geometry(detector, *pose[:6]))
+        tth_r = ring_tth(dsp, pose[6])
+        d1s, d2s, ds, ks = [], [], [], []
+        for d1, d2 in image_arcs_:
+            t = np.nanmedian(frame.tth(d1, d2))
+            k = int(np.nanargmin(np.abs(tth_r - t))) if np.isfinite(t) else 0
+            d1s.append(d1)
+            d2s.append(d2)
+            ds.append(np.full(d1.size, dsp[k]))
+            ks.append(k)
+        rings.append(ks)
+        if d1s:
+            d1c, d2c = np.concatenate(d1s), np.concatenate(d2s)
+            points.append(ImagePoints(d1c, d2c, np.concatenate(ds), np.ones(d1c.size)))
+        else:
+            points.append(ImagePoints(*(np.empty(0),) * 4))
+    return points, rings
+
+
+def search_arcs(detector, model: MotionModel, positions: np.ndarray, arcs: list,
+                d_spacings: list, theta0: np.ndarray, free: tuple,
+                distance: str = "dist", dist_range: tuple = (0.05, 3.0),
+                n_starts: int = 16) -> ArcStart:
+    """Shared parameters and ring assignments from the ring arcs of all images.
+
+    Parameters
+    ----------
+    detector : pyFAI.detectors.Detector
+    model : MotionModel
+    positions : ndarray, shape (n,)
+    arcs : list of list of (d1, d2)
+        Per image, its arcs (`image_arcs`).
+    d_spacings : list of ndarray
+        Per image, the calibrant's d-spacings, metres, decreasing.
+    theta0 : ndarray, shape (p,)
+        Values of the parameters the search does not start (wavelength, scales).
+    free : tuple of str
+    distance : str
+        The model's parameter started on the grid.
+    dist_range : (float, float)
+        Metres.
+    n_starts : int
+
+    Returns
+    -------
+    ArcStart
+
+    Raises
+    ------
+    CalibrationError
+        Fewer arcs than needed, no start converging, or two assignments fitting alike.
+    """
+    n_arcs = sum(len(a) for a in arcs)
+    if n_arcs < 2:
+        raise CalibrationError(f"the images show {n_arcs} ring arc(s): too few to search a geometry")
+    names = model.param_names
+    lam_index = names.index("wavelength") if "wavelength" in names else None
+    solutions: dict = {}
+    for dist in np.geomspace(*dist_range, n_starts):
+        theta = np.array(theta0, float)
+        theta[names.index(distance)] = dist
+        for key, size in (("poni1", detector.shape[0] * detector.pixel1),
+                          ("poni2", detector.shape[1] * detector.pixel2),
+                          ("center1", detector.shape[0] * detector.pixel1),
+                          ("center2", detector.shape[1] * detector.pixel2)):
+            if key in names:
+                theta[names.index(key)] = size / 2
+        rings = None
+        result = None
+        for _ in range(5):
+            points, new_rings = _points(detector, model, theta, positions, arcs, d_spacings)
+            if new_rings == rings:
+                break
+            rings = new_rings
+            try:
+                result = joint_refine(detector, model, positions, points, theta, free, n_rounds=2)
+            except ValueError:
+                result = None
+                break
+            theta = model.vector(result.values)
+            if lam_index is not None and theta[lam_index] <= 0:
+                result = None
+                break
+        if result is None or not np.all(np.isfinite(theta)):
+            continue
+        poses = model.poses(theta, positions)
+        if np.any(poses[:, 0] <= 0):
+            continue
+        rms = float(np.sqrt(np.nanmean(result.rms_px() ** 2)))
+        key = tuple(map(tuple, rings))
+        if key not in solutions or rms < solutions[key][0]:
+            solutions[key] = (rms, theta)
+    if not solutions:
+        raise CalibrationError("no start from the ring arcs converged to a geometry")
+    ranked = sorted(solutions.items(), key=lambda kv: kv[1][0])
+    (best_rings, (best_rms, best_theta)) = ranked[0]
+    runner = (ranked[1][1][0], [list(r) for r in ranked[1][0]]) if len(ranked) > 1 else None
+    if runner is not None and runner[0] < CLEAR_MARGIN * best_rms:
+        raise CalibrationError(
+            f"the ring arcs fit two assignments alike: rings {_rings_text(best_rings)} "
+            f"({best_rms:.2f} px) and {_rings_text(runner[1])} ({runner[0]:.2f} px)")
+    return ArcStart(best_theta, [list(r) for r in best_rings], best_rms, runner)
+
+
+def _rings_text(rings) -> str:
+    return " / ".join(",".join(str(k + 1) for k in r) for r in rings)
