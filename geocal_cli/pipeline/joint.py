@@ -24,6 +24,11 @@ GONIOMETER = "goniometer.json"
 PLOT = "joint.png"
 #: Per-image rms (px) above which the model does not describe an image.
 MAX_IMAGE_RMS_PX = 1.0
+#: 1σ (px, rms over an image's valid pixels) of where the fitted geometry puts rings of any
+#: 2θ, above which the images do not determine that image's geometry. Parameters the images
+#: cannot separate one by one (a PONI shift against a rotation, from a few arcs) are only
+#: reported while the rings stay pinned: the geometry integrates the same.
+MAX_MAP_SIGMA_PX = 0.5
 
 
 @dataclass(frozen=True)
@@ -127,35 +132,51 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
                               "a joint calibration shares one detector")
     pos = np.asarray(positions, float)
     seeded = [i for i, s in enumerate(seeds) if s is not None]
-    if not seeded:
-        raise CalibrationError(
-            "no image could be calibrated alone, and a joint calibration starts from those that "
-            "can (a search over the arcs of all images together is not available yet): add an "
-            "image with several rings, e.g. at a smaller arm angle or a longer exposure")
-    alone = np.array([_pose(read_poni(seeds[i]), wavelength) for i in seeded])
     theta0 = model.vector({"wavelength": wavelength})
     seed_free = tuple(n for n in free if n != "wavelength")
-    theta0 = model.seed(alone, pos[seeded], seed_free, theta0)
-    say(f"joint {model.name}: {len(configs)} images, {len(seeded)} calibrated alone; "
-        f"fitting {', '.join(free)}")
     prepared = [prepare_image(s.data, s.valid, c.doublet()) for s, c in zip(sources, configs)]
     dsp = [s.rings.d_spacing for s in sources]
+    if seeded:
+        alone = np.array([_pose(read_poni(seeds[i]), wavelength) for i in seeded])
+        theta0 = model.seed(alone, pos[seeded], seed_free, theta0)
+        say(f"joint {model.name}: {len(configs)} images, {len(seeded)} calibrated alone; "
+            f"fitting {', '.join(free)}")
+        start = {"from": "images calibrated alone", "images": len(seeded)}
+    else:
+        start = _arc_start(sources, detector, model, pos, dsp, theta0, seed_free, say)
+        theta0 = start.pop("theta")
     result, cps = joint_rounds(prepared, detector, dsp, model, pos, theta0, free, say=say)
     rms = result.rms_px()
     report = report_header(SCHEMA, {"model": model_spec, "free": list(free),
                                     "calib_ring": to_plain(configs[0])},
                            [c.image for c in configs])
     report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp, detector))
+    report["start"] = start
     problems = []
     bad = [configs[i].image.name for i in range(len(configs)) if not rms[i] <= MAX_IMAGE_RMS_PX]
     if bad:
         problems.append(f"the model does not describe {', '.join(bad)} (rms beyond "
                         f"{MAX_IMAGE_RMS_PX} px or no rings where it puts them)")
+    maps = [_map_sigma(detector, pose, cov, s.valid)
+            for pose, cov, s in zip(result.poses, result.pose_cov, sources)]
+    for img, m in zip(report["images"], maps):
+        img["ring_position_sigma_px"] = m if np.isfinite(m) else None
+    loose = [f"{c.image.name} ({m:.2g} px)" for c, m in zip(configs, maps) if not m <= MAX_MAP_SIGMA_PX]
+    if loose:
+        problems.append(f"the images do not pin the rings' positions on {', '.join(loose)}: "
+                        f"their 1σ exceeds {MAX_MAP_SIGMA_PX} px")
+    undetermined = []
     for key, worst, tol, pairs in result.undetermined(detector.pixel1):
         unit = "relative" if key in ("dist", "wavelength") else "px" if key.startswith("poni") else "rad"
         why = "; ".join(f"{a} and {b} move together (correlation {c:+.5f})" for a, b, c in pairs)
-        problems.append(f"the images do not determine {key} (1σ {worst:.3g} {unit}, needs ≤ {tol:g})"
-                        + (f": {why}" if why else "") + "; fix one of them")
+        text = f"{key} (1σ {worst:.3g} {unit}, needs ≤ {tol:g})" + (f": {why}" if why else "")
+        undetermined.append(text)
+        if key == "wavelength" and any(n in free for n in result.feeds["wavelength"]):
+            problems.append(f"the images do not determine the wavelength they were asked for: "
+                            f"{text}; fix one of them")
+    if undetermined and not problems:
+        say("not determined one by one (the rings' positions are): " + "; ".join(undetermined))
+    report["undetermined"] = undetermined
     report["problems"] = problems
     with committing(outputs):
         for p, pose in zip(ponis, result.poses):
@@ -168,6 +189,39 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
         raise CalibrationError("joint calibration not trusted: " + "; ".join(problems)
                                + f" (the outputs are written for inspection: {report_path})")
     return JointResult(report, report_path, list(ponis), gonio_path, plot_path)
+
+
+def _arc_start(sources, detector, model, pos, dsp, theta0, free, say) -> dict:
+    """The start from the ring arcs of all images, when none calibrates alone."""
+    from geocal_cli.core.joint.arcs import image_arcs, search_arcs
+    from geocal_cli.core.rings.start import find_ring_ridges
+
+    arcs = []
+    for s in sources:
+        try:
+            arcs.append(image_arcs(find_ring_ridges(s.data, s.valid)))
+        except CalibrationError:
+            arcs.append([])
+    say(f"joint {model.name}: no image calibrates alone; searching the shared geometry over "
+        f"the {sum(map(len, arcs))} ring arcs of {len(sources)} images")
+    distance = "direct_dist" if "direct_dist" in model.param_names else "dist"
+    found = search_arcs(detector, model, pos, arcs, dsp, theta0, free, distance=distance)
+    rings = " / ".join(",".join(str(k + 1) for k in r) or "-" for r in found.rings)
+    say(f"ring arcs: rings {rings} per image, {found.rms_px:.2f} px"
+        + (f" (next best assignment {found.runner_up[0]:.2f} px)" if found.runner_up else ""))
+    return {"from": "ring arcs of all images", "theta": found.theta, "rings": found.rings,
+            "rms_px": found.rms_px,
+            "runner_up_rms_px": found.runner_up[0] if found.runner_up else None}
+
+
+def _map_sigma(detector, pose, cov, valid) -> float:
+    """rms over an image's valid pixels (a grid of about 20 000) of the ring-position 1σ."""
+    from geocal_cli.core.joint.fit import map_sigma_px
+
+    step = max(1, int(np.sqrt(valid.size / 20000)))
+    d1, d2 = np.nonzero(valid[::step, ::step])
+    sig = map_sigma_px(detector, pose, cov, d1 * float(step), d2 * float(step))
+    return float(np.sqrt(np.mean(sig ** 2))) if sig.size else float("inf")
 
 
 def _pose(geometry, wavelength: float) -> list:
@@ -201,9 +255,9 @@ def _results(model, result, configs, positions, seeds, ponis, cps, dsp, detector
                               "points": int(r.size),
                               "rms_px": float(np.sqrt(np.mean(r ** 2))) if r.size else None})
         images.append({"image": str(c.image), "position": positions[i],
-                       "calibrated_alone": seeds[i] is not None, "poni": str(ponis[i]),
+                       "calibrated_alone": seeds[i] is not None, "poni": str(Path(ponis[i]).resolve()),
                        "pose": dict(zip(POSE_KEYS, map(float, result.poses[i]))),
-                       "pose_sigma": dict(zip(POSE_KEYS, map(float, result.pose_sigma[i]))),
+                       "pose_sigma": dict(zip(POSE_KEYS, map(float, result.pose_sigma()[i]))),
                        "rms_px": float(rms[i]), "rings": rings})
     corr = result.correlation
     return {

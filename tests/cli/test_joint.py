@@ -73,7 +73,7 @@ def test_a_fixed_series_with_free_wavelength_exits_5_naming_the_pair(stage, tmp_
                            "-d", "Pilatus1M", "--out-dir", tmp_path / "out", "--joint", "fixed",
                            "--joint-free", "dist,poni1,poni2,rot1,rot2,wavelength"], capsys)
     assert code == 5
-    assert "do not determine wavelength" in err and "dist and wavelength move together" in err
+    assert "do not determine the wavelength" in err and "dist and wavelength move together" in err
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -93,17 +93,84 @@ def test_joint_config_errors_exit_3_before_any_work(stage, tmp_path, capsys, mon
     assert message in " ".join(err.split())
 
 
-def test_the_ssrl_arm_scan_of_single_arcs_is_refused_not_guessed(tmp_path, capsys):
-    """Three frames of one partial ring each: none calibrates alone, and the joint fit needs
-    one that does, so it says so (exit 5) instead of answering."""
+SSRL = ["-c", "LaB6", "--wavelength", "0.885601", "-d", "Pilatus300kw", "--joint", "arm-2theta",
+        "--positions", "sidecar:2Theta"]
+
+
+def _ring_residual_px(poni, image, d_spacing):
+    """rms (px) of an image's own ring maxima about the rings a geometry predicts."""
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry
+    from geocal_cli.core.geometry.units import ring_tth
+    from geocal_cli.core.rings.controlpoints import prepare_image
+    from geocal_cli.core.rings.rounds import RingState, sample_rings
+    from geocal_cli.io.detectors import detector_mask
+    from geocal_cli.io.images import read_image, valid_pixels
+
+    data = read_image(image).data
+    valid = valid_pixels(data, detector_mask(poni.detector, data.shape))
+    values = {k: getattr(poni, k) for k in ("dist", "poni1", "poni2", "rot1", "rot2", "rot3",
+                                            "wavelength")}
+    cp = sample_rings(prepare_image(data, valid), make_geometry(poni.detector, 0.1, 0, 0),
+                      d_spacing, values, RingState.start(d_spacing.size, data.shape))
+    frame = frame_of(poni)
+    res = (frame.tth(cp.d1, cp.d2) - ring_tth(d_spacing[cp.ring], poni.wavelength)) \
+        / frame.tth_gradient(cp.d1, cp.d2)
+    return float(np.sqrt(np.mean(res ** 2)))
+
+
+def test_the_ssrl_arm_scan_of_single_arcs_is_calibrated_blind(tmp_path, capsys):
+    """Three frames of one partial ring each (none calibrates alone): the arcs of all three
+    fix the arm's geometry, blind. Each frame's rings are described within 0.5 px rms and its
+    geometry lies within 1 px rms (over its valid pixels) of pyFAI's GoniometerRefinement of
+    the scan; what three arcs cannot separate is named; pyFAI reads the goniometer back."""
+    from pyFAI.goniometer import Goniometer
+
+    from geocal_cli.core.geometry.frame import frame_of
+    from geocal_cli.io.detectors import detector_mask
+    from geocal_cli.io.images import read_image, valid_pixels
+
     data = shared("xray", "lab6_pilatus300kw_ssrl72")
     images = sorted(data.glob("scan2_00*.tif"))
-    code, _, err = geocal(["batch", "calib-ring", *images, "-c", "LaB6", "--wavelength",
-                           "0.885601", "-d", "Pilatus300kw", "--out-dir", tmp_path / "out",
-                           "--joint", "arm-2theta", "--positions", "sidecar:2Theta"], capsys)
-    assert code == 5
-    assert "no image could be calibrated alone" in err
-    assert not (tmp_path / "out" / "goniometer.json").exists()
+    out = tmp_path / "out"
+    code, stdout, err = geocal(["batch", "calib-ring", *images, *SSRL, "--out-dir", out], capsys)
+    assert code == 0, err
+    report = json.loads((out / "joint.json").read_text())
+    assert report["start"]["from"] == "ring arcs of all images"
+    assert [sorted(set(r)) for r in report["start"]["rings"]] == [[0], [2], [4]]
+    assert any("poni1 and rot2_offset move together" in u for u in report["undetermined"])
+    reference = Goniometer.sload(str(data / "ROBL_v1_goniometer.json"))
+    ours = Goniometer.sload(str(out / "goniometer.json"))
+    for image, item in zip(images, report["images"]):
+        assert item["rms_px"] < 0.5
+        poni = pyFAI.load(item["poni"])
+        assert poni.rot2 == pytest.approx(ours.get_ai(item["position"]).rot2, abs=1e-12)
+        frame = read_image(image).data
+        valid = valid_pixels(frame, detector_mask(poni.detector, frame.shape))
+        d1, d2 = (np.nonzero(valid[::3, ::3])[i] * 3.0 for i in (0, 1))
+        a, b = frame_of(poni), frame_of(reference.get_ai(item["position"]))
+        moved = (a.tth(d1, d2) - b.tth(d1, d2)) / b.tth_gradient(d1, d2)
+        assert np.sqrt(np.mean(moved ** 2)) < 1.0
+
+
+def test_the_ssrl_arm_predicts_a_frame_it_did_not_see(tmp_path, capsys):
+    """Leave one out: the arm fitted blind on two frames predicts the third frame's ring
+    within 1.5 px rms of that frame's own ring maxima."""
+    from pyFAI.calibrant import get_calibrant
+    from pyFAI.goniometer import Goniometer
+
+    from geocal_cli.io.positions import read_positions
+
+    data = shared("xray", "lab6_pilatus300kw_ssrl72")
+    images = sorted(data.glob("scan2_00*.tif"))
+    arm = read_positions("sidecar:2Theta", images)
+    d_spacing = np.array(get_calibrant("LaB6").dspacing) * 1e-10
+    for left in range(3):
+        out = tmp_path / f"without{left}"
+        seen = [p for i, p in enumerate(images) if i != left]
+        code, _, err = geocal(["batch", "calib-ring", *seen, *SSRL, "--out-dir", out], capsys)
+        assert code == 0, err
+        predicted = Goniometer.sload(str(out / "goniometer.json")).get_ai(arm[left])
+        assert _ring_residual_px(predicted, images[left], d_spacing) < 1.5
 
 
 def test_positions_are_read_from_sidecars_headers_csv_and_yaml(tmp_path):
