@@ -23,14 +23,18 @@ EPILOG = """Examples:
 
   geocal batch calib-ring frames/ -c LaB6 --energy 17 -d Pilatus1M --out-dir calib/ --scheduler-file ~/scheduler.json
 
+  geocal batch calib-ring scan2_*.tif -c LaB6 --wavelength 0.885601 -d Pilatus300kw --out-dir arm/ --joint arm-2theta --positions sidecar:2Theta
+
 After the subcommand come its inputs (files, folders, glob patterns, @FILE with one path per
 line) and its own options, as it takes them alone. Each item's outputs go to --out-dir under
 the subcommand's default names (run.0001.edf → run.0001.poni, run.0001.calib.json), in the
 input's folder relative to the inputs' common folder. OUT-DIR/manifest.jsonl holds one record
 per item attempt; a rerun skips what is done and unchanged (--force redoes it).
-Exit codes: 0 every item ok or skipped, 3 bad config, 7 some items failed (the others were
-written), 8 the output folder is locked by another run, 130 interrupted (items in flight
-finish and are recorded)."""
+With --joint, one motion model is then fitted over all the images (those refused alone
+included): OUT-DIR/joint/*.poni, goniometer.json (pyFAI), joint.json and joint.png.
+Exit codes: 0 every item ok or skipped (with --joint: the joint fit trusted), 3 bad config,
+5 the joint fit not trusted, 7 some items failed (the others were written), 8 the output
+folder is locked by another run, 130 interrupted (items in flight finish and are recorded)."""
 
 #: The subcommand's parameter that names its one input.
 INPUT_PARAM = {"calib-ring": "image", "recenter": "image", "q-check": "image",

@@ -365,7 +365,7 @@ def plot_joint(path: Path, names: list, result, points: list) -> None:
         for k in np.unique(cp.ring):
             sel = (cp.ring == k) & keep
             x = i + jitter.uniform(-0.3, 0.3, sel.sum())
-            left.scatter(x, r[sel], s=2, color=colour[int(k)], alpha=0.5, lw=0)
+            left.scatter(x, r[sel], s=7, color=colour[int(k)], alpha=0.6, lw=0)
             right.plot(i, np.sqrt(np.mean(r[sel] ** 2)) if sel.any() else np.nan, "o",
                        color=colour[int(k)], ms=5)
     for k in rings:
@@ -378,9 +378,11 @@ def plot_joint(path: Path, names: list, result, points: list) -> None:
         ax.set_xticklabels(names, rotation=60, ha="right", fontsize=7)
         ax.set_xlabel("image")
         ax.grid(alpha=0.3)
-    right.set_ylim(bottom=0)
+    right.set_ylim(0, 1.15 * max(right.get_ylim()[1], 0.05))
+    right.set_xlim(-0.5, len(names) - 0.5)
+    left.set_xlim(-0.5, len(names) - 0.5)
     if rings:
-        right.legend(fontsize=7, ncol=2 if len(rings) > 8 else 1, loc="upper right")
+        right.legend(fontsize=7, ncol=2 if len(rings) > 8 else 1, loc="best")
     fig.suptitle(f"joint calibration: rms {np.sqrt(np.nanmean(result.rms_px() ** 2)):.3f} px "
                  f"over {len(names)} images", fontsize=10)
     _save(plt, fig, path)

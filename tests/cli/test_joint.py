@@ -194,3 +194,20 @@ def test_positions_are_read_from_sidecars_headers_csv_and_yaml(tmp_path):
         read_positions(str(tmp_path / "p.csv"), [a, b])
     with pytest.raises(ConfigError, match="no position for b.edf"):
         read_positions("sidecar:nothing", [b])
+
+
+def test_the_sample_joint_config_calibrates_the_ssrl_scan(tmp_path, capsys, monkeypatch):
+    """sample_configs/joint.yaml as it stands, beside the SSRL frames and their sidecars."""
+    import shutil
+    from pathlib import Path
+
+    data = shared("xray", "lab6_pilatus300kw_ssrl72")
+    for f in list(data.glob("scan2_00*.tif")) + list(data.glob("scan2_00*.raw.pdi")):
+        (tmp_path / f.name).symlink_to(f)
+    shutil.copy(Path(__file__).resolve().parents[2] / "sample_configs" / "joint.yaml", tmp_path)
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = geocal(["batch", "--config", "joint.yaml"], capsys)
+    assert code == 0, err
+    assert "joint arm-2theta: 3 images (0 calibrated alone)" in stdout
+    assert sorted(p.name for p in (tmp_path / "arm" / "joint").glob("*.poni")) == [
+        "scan2_0009.poni", "scan2_0023.poni", "scan2_0032.poni"]

@@ -20,7 +20,8 @@ MODELS = {"calib-ring": (CalibRingConfig, {"image": "x.edf"}),
           "convert-poni": (ConvertPoniConfig, {"input": "controls.imctrl"}),
           "q-check": (QCheckConfig, {"image": "x.tif", "poni": "ref.poni"}),
           "grid-distortion": (GridDistortionConfig, {"image": "grid.edf"}),
-          "batch": (BatchConfig, {})}
+          "batch": (BatchConfig, {}),
+          "joint": (BatchConfig, {})}
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.yaml")), ids=lambda p: p.stem)
