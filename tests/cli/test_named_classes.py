@@ -127,3 +127,52 @@ def test_concentric_rings_report_no_spread(lab6_pilatus, tmp_path, capsys):
     report = json.loads((tmp_path / "f.json").read_text())
     assert report["ring_centres"]["spread_px"] < 0.05
     assert not any("not concentric" in w for w in report["warnings"])
+
+
+def _arm_frame(path, frame):
+    """Frame `frame` of the joint benchmark's arm scan (LaB6 on a Pilatus 300K-W strip at
+    0.5 m on a 2θ arm, 12 frames 5–65°); the truth PONI beside it."""
+    from geocal_cli.core.geometry.frame import make_geometry
+    from geocal_cli.core.geometry.units import ring_tth
+    from geocal_cli.core.simulate.patterns import PatternSpec, render_ring_image, ring_strengths
+    from geocal_cli.io.images import write_image
+    from geocal_cli.io.poni import write_poni
+    from pyFAI.calibrant import get_calibrant
+
+    det = pyFAI.detectors.detector_factory("Pilatus300kw")
+    lam = 0.8856e-10
+    arm_deg = np.linspace(5, 65, 12)[frame]
+    geometry = make_geometry(det, 0.5, 0.016, 0.11, 0.004, np.radians(arm_deg) - 0.003, 0.0, lam)
+    tth = ring_tth(np.array(get_calibrant("LaB6").dspacing) * 1e-10, lam)
+    tth = tth[np.isfinite(tth)]
+    data = render_ring_image(geometry, det.shape, tth, ring_strengths(tth, None, frame),
+                             PatternSpec(peak_counts=3000, width_px=1.5, background=50, seed=frame))
+    write_image(path, data)
+    write_poni(path.with_suffix(".truth.poni"), geometry)
+
+
+@pytest.mark.parametrize("frame, message", [
+    (3, "and leaves 1 ring(s) of the image unexplained"),
+    (4, "ambiguous ring assignment: the fit rests on rings 13,14"),
+])
+def test_two_partial_arcs_on_a_strip_are_refused_not_guessed(tmp_path, capsys, frame, message):
+    """Two arcs across a strip detector fit other reflections at another distance as well:
+    these were 'calibrated' at 66 mm and 245 mm (truth 500 mm) with exit 0."""
+    image = tmp_path / "frame.edf"
+    _arm_frame(image, frame)
+    code, _, err = geocal(["calib-ring", image, "-c", "LaB6", "--wavelength", "0.8856", "-d",
+                           "Pilatus300kw", "-o", tmp_path / "fit.poni"], capsys)
+    assert code == 5
+    assert message in " ".join(err.split())
+    assert not (tmp_path / "fit.poni").exists()
+
+
+def test_three_partial_arcs_on_a_strip_are_calibrated(tmp_path, capsys):
+    image = tmp_path / "frame.edf"
+    _arm_frame(image, 6)
+    code, _, err = geocal(["calib-ring", image, "-c", "LaB6", "--wavelength", "0.8856", "-d",
+                           "Pilatus300kw", "-o", tmp_path / "fit.poni", "--report",
+                           tmp_path / "fit.json"], capsys)
+    assert code == 0, err
+    assert poni_ring_error(tmp_path / "fit.poni", image.with_suffix(".truth.poni"), "LaB6",
+                           (195, 1475)) < SUCCESS_PX

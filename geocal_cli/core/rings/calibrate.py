@@ -65,6 +65,14 @@ NON_CONCENTRIC_PX = 0.1
 #: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
 #: pixel; a solution whose rings disagree that much is fitting the wrong rings.
 MAX_RING_SPREAD_PX = 1.0
+#: A fit on fewer rings than this is tried with the other reflections whose d-spacing ratio
+#: lies within `RIVAL_RATIO` of its own: partial arcs fix each ring's radius only through
+#: their curvature, and two arcs on a strip detector were fitted as LaB6 13/14 at 245 mm (0.08
+#: px rms), truly 5/6 at 500 mm. A rival fitting within `RIVAL_RMS` times the rms (and 0.05
+#: px) makes the assignment a guess.
+FEW_RINGS = 3
+RIVAL_RATIO = 0.05
+RIVAL_RMS = 2.0
 
 
 @dataclass(frozen=True)
@@ -288,6 +296,17 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
             + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
+    rival = _rival_assignment(geometry, valid, result, pts, d_spacing, free) \
+        if "dist" in free else None
+    if rival is not None:
+        own = ",".join(str(k + 1) for k in np.unique(pts.ring[result.inliers]))
+        raise CalibrationError(
+            f"ambiguous ring assignment: the fit rests on rings {own} of {calibrant} at "
+            f"{values['dist'] * 1e3:.1f} mm, and rings {rival[0]} fit as well at "
+            f"{rival[1] * 1e3:.1f} mm ({rival[2]:.3f} px against {rival[3]:.3f} px): with fewer "
+            f"than {FEW_RINGS} rings the reflections cannot be told apart. Give a --guess and "
+            "--fix dist, or calibrate several frames of this detector together "
+            "(geocal batch calib-ring … --joint)")
     notes = []
     line = lab_line(wavelength) if doublet is None else None
     if line:
@@ -653,6 +672,51 @@ def _mirror_warning(detector, result, alt) -> str | None:
             f"vs {_robust_sigma(result):.3f} px), with the beam centre "
             f"{np.hypot(b[0] - beam[0], b[1] - beam[1]):.2f} px away; at these small angles "
             "the beam centre is known to that level, not to its 1σ")
+
+
+def _rival_assignment(geometry, valid, result: Refinement, pts: ControlPoints, d_spacing, free):
+    """Another assignment of a fit on fewer than `FEW_RINGS` rings that fits as well and
+    predicts no more rings on the detector than the fit does (a rival that puts further
+    rings where the image shows none is no rival): (its rings as text, its distance, its
+    rms, the fit's rms), else None."""
+    kept = result.inliers
+    own = np.unique(pts.ring[kept])
+    if own.size >= FEW_RINGS or own.size < 2:
+        return None
+    d1, d2, ring = pts.d1[kept], pts.d2[kept], pts.ring[kept]
+    rms = float(np.sqrt(np.mean(result.residual_px[kept] ** 2)))
+    lam = result.values["wavelength"]
+    tth = ring_tth(d_spacing, lam)
+    ratio = np.log(d_spacing[own[1:]] / d_spacing[own[0]])
+    # Rings too close to resolve still show: every ring on the detector counts.
+    own_expected = expected_rings(valid, frame_of(geometry), tth).size
+    usable = np.nonzero(np.isfinite(tth))[0]
+    for first in usable:
+        rest = []
+        for r in ratio:
+            near = usable[np.abs(np.log(d_spacing[usable] / d_spacing[first]) - r) < RIVAL_RATIO]
+            near = near[near > first]
+            if near.size == 0:
+                break
+            rest.append(int(near[np.argmin(np.abs(np.log(d_spacing[near] / d_spacing[first]) - r))]))
+        mapped = np.array([first, *rest])
+        if mapped.size != own.size or np.array_equal(mapped, own):
+            continue
+        start = dict(result.values)
+        start["dist"] *= np.tan(tth[own[0]]) / np.tan(tth[first])
+        d_alt = d_spacing[mapped[np.searchsorted(own, ring)]]
+        try:
+            alt = refine_geometry(geometry, d1, d2, d_alt, start, free, n_rounds=2)
+        except ValueError:
+            continue
+        alt_rms = float(np.sqrt(np.mean(alt.residual_px[alt.inliers] ** 2)))
+        if not (alt.values["dist"] > 0 and alt.inliers.mean() > 0.8
+                and alt_rms < RIVAL_RMS * rms + 0.05):
+            continue
+        alt_frame = frame_of(geometry_from_values(geometry.detector, alt.values))
+        if expected_rings(valid, alt_frame, tth).size <= own_expected:
+            return ",".join(str(k + 1) for k in mapped), alt.values["dist"], alt_rms, rms
+    return None
 
 
 def _ring_centres(geometry, result: Refinement, pts: ControlPoints, d_spacing):
