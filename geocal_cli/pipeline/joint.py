@@ -136,47 +136,47 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     seed_free = tuple(n for n in free if n != "wavelength")
     prepared = [prepare_image(s.data, s.valid, c.doublet()) for s, c in zip(sources, configs)]
     dsp = [s.rings.d_spacing for s in sources]
+    names = [c.image.name for c in configs]
+
+    def attempt(start: dict) -> dict:
+        result, cps = joint_rounds(prepared, detector, dsp, model, pos, start.pop("theta"), free,
+                                   say=say)
+        return {"start": start, "result": result, "cps": cps,
+                **_judge(result, names, [s.valid for s in sources], detector, free)}
+
+    tried = []
     if seeded:
         alone = np.array([_pose(read_poni(seeds[i]), wavelength) for i in seeded])
-        theta0 = model.seed(alone, pos[seeded], seed_free, theta0)
         say(f"joint {model.name}: {len(configs)} images, {len(seeded)} calibrated alone; "
             f"fitting {', '.join(free)}")
-        start = {"from": "images calibrated alone", "images": len(seeded)}
-    else:
-        start = _arc_start(sources, detector, model, pos, dsp, theta0, seed_free, say)
-        theta0 = start.pop("theta")
-    result, cps = joint_rounds(prepared, detector, dsp, model, pos, theta0, free, say=say)
-    rms = result.rms_px()
+        try:
+            tried.append(attempt({"from": "images calibrated alone", "images": len(seeded),
+                                  "theta": model.seed(alone, pos[seeded], seed_free, theta0)}))
+        except CalibrationError as exc:
+            say(f"the images calibrated alone start no joint fit ({exc})")
+        if tried and tried[-1]["problems"]:
+            say("the images calibrated alone do not agree on one model: searching the ring arcs")
+    if not tried or tried[-1]["problems"]:
+        try:
+            tried.append(attempt(_arc_start(sources, detector, model, pos, dsp, theta0,
+                                            seed_free, say, bool(seeded))))
+        except CalibrationError as exc:
+            if not tried:
+                raise
+            say(f"the ring arcs start no better fit ({exc})")
+    best = min(tried, key=lambda t: (len(t["problems"]), float(np.nanmean(t["result"].rms_px()))))
+    result, cps, problems = best["result"], best["cps"], best["problems"]
     report = report_header(SCHEMA, {"model": model_spec, "free": list(free),
                                     "calib_ring": to_plain(configs[0])},
                            [c.image for c in configs])
     report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp, detector))
-    report["start"] = start
-    problems = []
-    bad = [configs[i].image.name for i in range(len(configs)) if not rms[i] <= MAX_IMAGE_RMS_PX]
-    if bad:
-        problems.append(f"the model does not describe {', '.join(bad)} (rms beyond "
-                        f"{MAX_IMAGE_RMS_PX} px or no rings where it puts them)")
-    maps = [_map_sigma(detector, pose, cov, s.valid)
-            for pose, cov, s in zip(result.poses, result.pose_cov, sources)]
-    for img, m in zip(report["images"], maps):
+    report["start"] = best["start"]
+    for img, m in zip(report["images"], best["maps"]):
         img["ring_position_sigma_px"] = m if np.isfinite(m) else None
-    loose = [f"{c.image.name} ({m:.2g} px)" for c, m in zip(configs, maps) if not m <= MAX_MAP_SIGMA_PX]
-    if loose:
-        problems.append(f"the images do not pin the rings' positions on {', '.join(loose)}: "
-                        f"their 1σ exceeds {MAX_MAP_SIGMA_PX} px")
-    undetermined = []
-    for key, worst, tol, pairs in result.undetermined(detector.pixel1):
-        unit = "relative" if key in ("dist", "wavelength") else "px" if key.startswith("poni") else "rad"
-        why = "; ".join(f"{a} and {b} move together (correlation {c:+.5f})" for a, b, c in pairs)
-        text = f"{key} (1σ {worst:.3g} {unit}, needs ≤ {tol:g})" + (f": {why}" if why else "")
-        undetermined.append(text)
-        if key == "wavelength" and any(n in free for n in result.feeds["wavelength"]):
-            problems.append(f"the images do not determine the wavelength they were asked for: "
-                            f"{text}; fix one of them")
-    if undetermined and not problems:
-        say("not determined one by one (the rings' positions are): " + "; ".join(undetermined))
-    report["undetermined"] = undetermined
+    if best["undetermined"] and not problems:
+        say("not determined one by one (the rings' positions are): "
+            + "; ".join(best["undetermined"]))
+    report["undetermined"] = best["undetermined"]
     report["problems"] = problems
     with committing(outputs):
         for p, pose in zip(ponis, result.poses):
@@ -191,8 +191,36 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     return JointResult(report, report_path, list(ponis), gonio_path, plot_path)
 
 
-def _arc_start(sources, detector, model, pos, dsp, theta0, free, say) -> dict:
-    """The start from the ring arcs of all images, when none calibrates alone."""
+def _judge(result, names, valids, detector, free) -> dict:
+    """What keeps a joint fit from being trusted (`problems`), each image's ring-position 1σ
+    (`maps`, px) and the quantities not determined one by one (`undetermined`)."""
+    rms = result.rms_px()
+    problems = []
+    bad = [n for n, r in zip(names, rms) if not r <= MAX_IMAGE_RMS_PX]
+    if bad:
+        problems.append(f"the model does not describe {', '.join(bad)} (rms beyond "
+                        f"{MAX_IMAGE_RMS_PX} px or no rings where it puts them)")
+    maps = [_map_sigma(detector, pose, cov, v)
+            for pose, cov, v in zip(result.poses, result.pose_cov, valids)]
+    loose = [f"{n} ({m:.2g} px)" for n, m in zip(names, maps) if not m <= MAX_MAP_SIGMA_PX]
+    if loose:
+        problems.append(f"the images do not pin the rings' positions on {', '.join(loose)}: "
+                        f"their 1σ exceeds {MAX_MAP_SIGMA_PX} px")
+    undetermined = []
+    for key, worst, tol, pairs in result.undetermined(detector.pixel1):
+        unit = "relative" if key in ("dist", "wavelength") else "px" if key.startswith("poni") else "rad"
+        why = "; ".join(f"{a} and {b} move together (correlation {c:+.5f})" for a, b, c in pairs)
+        text = f"{key} (1σ {worst:.3g} {unit}, needs ≤ {tol:g})" + (f": {why}" if why else "")
+        undetermined.append(text)
+        if key == "wavelength" and any(n in free for n in result.feeds["wavelength"]):
+            problems.append(f"the images do not determine the wavelength they were asked for: "
+                            f"{text}; fix one of them")
+    return {"problems": problems, "maps": maps, "undetermined": undetermined}
+
+
+def _arc_start(sources, detector, model, pos, dsp, theta0, free, say, seeded: bool) -> dict:
+    """The start from the ring arcs of all images (when none calibrates alone, or those that
+    do disagree)."""
     from geocal_cli.core.joint.arcs import image_arcs, search_arcs
     from geocal_cli.core.rings.start import find_ring_ridges
 
@@ -202,8 +230,9 @@ def _arc_start(sources, detector, model, pos, dsp, theta0, free, say) -> dict:
             arcs.append(image_arcs(find_ring_ridges(s.data, s.valid)))
         except CalibrationError:
             arcs.append([])
-    say(f"joint {model.name}: no image calibrates alone; searching the shared geometry over "
-        f"the {sum(map(len, arcs))} ring arcs of {len(sources)} images")
+    say(("" if seeded else f"joint {model.name}: no image calibrates alone; ")
+        + f"searching the shared geometry over the {sum(map(len, arcs))} ring arcs of "
+        f"{len(sources)} images")
     distance = "direct_dist" if "direct_dist" in model.param_names else "dist"
     found = search_arcs(detector, model, pos, arcs, dsp, theta0, free, distance=distance)
     rings = " / ".join(",".join(str(k + 1) for k in r) or "-" for r in found.rings)

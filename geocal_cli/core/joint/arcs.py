@@ -22,10 +22,15 @@ from geocal_cli.core.joint.fit import ImagePoints, joint_refine
 from geocal_cli.core.joint.model import MotionModel
 from geocal_cli.errors import CalibrationError
 
-#: The runner-up assignment must fit this many times worse than the best.
+#: The runner-up must fit this many times worse than the best.
 CLEAR_MARGIN = 2.0
-#: Ridge pixels used per arc (a random subset: they only start the fit).
-PIXELS_PER_ARC = 200
+#: Solutions whose rings lie within this many pixels (rms over every image) of the best's
+#: are the best itself (an assignment that differs only on a stray or ambiguous short arc).
+SAME_PX = 2.0
+#: Ridge pixels used per image, shared among its arcs (a random subset: they only start the
+#: fit), and at least this many per arc.
+PIXELS_PER_IMAGE = 600
+MIN_PIXELS_PER_ARC = 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,7 @@ class ArcStart:
 
 def image_arcs(ridges, min_pixels: int = 60, seed: int = 0) -> list:
     """An image's ring arcs: its connected ridge groups of at least `min_pixels`, each a
-    random subset of `PIXELS_PER_ARC` pixels.
+    random subset of its pixels (`PIXELS_PER_IMAGE` in all, `MIN_PIXELS_PER_ARC` at least).
 
     Parameters
     ----------
@@ -65,9 +70,11 @@ def image_arcs(ridges, min_pixels: int = 60, seed: int = 0) -> list:
     groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     rng = np.random.default_rng(seed)
     out = []
-    for g in groups[counts >= min_pixels]:
+    kept = groups[counts >= min_pixels]
+    per_arc = max(MIN_PIXELS_PER_ARC, PIXELS_PER_IMAGE // max(kept.size, 1))
+    for g in kept:
         idx = np.nonzero(ridges.group == g)[0]
-        idx = rng.choice(idx, min(PIXELS_PER_ARC, idx.size), replace=False)
+        idx = rng.choice(idx, min(per_arc, idx.size), replace=False)
         out.append((ridges.d1[idx], ridges.d2[idx]))
     return out
 
@@ -151,7 +158,10 @@ def search_arcs(detector, model: MotionModel, positions: np.ndarray, arcs: list,
                 break
             rings = new_rings
             try:
-                result = joint_refine(detector, model, positions, points, theta, free, n_rounds=2)
+                # A short budget: a start far from the truth is not worth more, and the kept
+                # solution is refined on control points afterwards.
+                result = joint_refine(detector, model, positions, points, theta, free, n_rounds=2,
+                                      max_nfev=30)
             except ValueError:
                 result = None
                 break
@@ -172,12 +182,31 @@ def search_arcs(detector, model: MotionModel, positions: np.ndarray, arcs: list,
         raise CalibrationError("no start from the ring arcs converged to a geometry")
     ranked = sorted(solutions.items(), key=lambda kv: kv[1][0])
     (best_rings, (best_rms, best_theta)) = ranked[0]
-    runner = (ranked[1][1][0], [list(r) for r in ranked[1][0]]) if len(ranked) > 1 else None
+    others = [(rms, [list(r) for r in rings]) for rings, (rms, theta) in ranked[1:]
+              if _apart_px(detector, model, best_theta, theta, positions) > SAME_PX]
+    runner = others[0] if others else None
     if runner is not None and runner[0] < CLEAR_MARGIN * best_rms:
         raise CalibrationError(
             f"the ring arcs fit two assignments alike: rings {_rings_text(best_rings)} "
             f"({best_rms:.2f} px) and {_rings_text(runner[1])} ({runner[0]:.2f} px)")
     return ArcStart(best_theta, [list(r) for r in best_rings], best_rms, runner)
+
+
+def _apart_px(detector, model, theta_a, theta_b, positions) -> float:
+    """Largest rms (over each image's pixels, a coarse grid) of the distance between the
+    rings two solutions put there."""
+    h, w = detector.shape
+    d1, d2 = (g.ravel().astype(float) for g in np.meshgrid(np.linspace(0, h - 1, 12),
+                                                            np.linspace(0, w - 1, 40),
+                                                            indexing="ij"))
+    worst = 0.0
+    for pa, pb in zip(model.poses(theta_a, positions), model.poses(theta_b, positions)):
+        a = frame_of(make_geometry(detector, *pa[:6]))
+        b = frame_of(make_geometry(detector, *pb[:6]))
+        with np.errstate(invalid="ignore"):
+            moved = (a.tth(d1, d2) - b.tth(d1, d2)) / b.tth_gradient(d1, d2)
+        worst = max(worst, float(np.sqrt(np.nanmean(moved ** 2))))
+    return worst
 
 
 def _rings_text(rings) -> str:

@@ -151,7 +151,7 @@ def _jacobian(geometry, poses, design, points, grads, keep, sc):
 
 def joint_refine(detector, model: MotionModel, positions: np.ndarray, points: list,
                  theta0: np.ndarray, free: tuple, n_rounds: int = 3,
-                 clip: float = 4.0) -> JointRefinement:
+                 clip: float = 4.0, max_nfev: int = 100) -> JointRefinement:
     """Fit the shared parameters of a motion model on the control points of all images.
 
     Parameters
@@ -170,6 +170,8 @@ def joint_refine(detector, model: MotionModel, positions: np.ndarray, points: li
         Fit / reject rounds: soft-L1 loss, then plain least squares on the inliers.
     clip : float
         Points beyond `clip` robust σ (and 0.3 px) of their image are rejected.
+    max_nfev : int
+        Evaluations per round (a start far from the truth is not worth more).
 
     Returns
     -------
@@ -217,7 +219,7 @@ def joint_refine(detector, model: MotionModel, positions: np.ndarray, points: li
 
         loss = "soft_l1" if rnd < n_rounds - 1 else "linear"
         res = least_squares(fun, np.zeros(len(idx)), jac=jac, loss=loss, f_scale=0.5,
-                            method="trf", max_nfev=100)
+                            method="trf", max_nfev=max_nfev)
         theta = unpack(res.x)
         grads = grads_at(theta)
         if rnd < n_rounds - 1:
