@@ -11,17 +11,10 @@ import numpy as np
 import pyFAI
 import pytest
 
-from geocal_cli.main import run
+from tests.cli.conftest import geocal
 from tests.conftest import poni_ring_error
 
 SUCCESS_PX = 0.05
-
-
-def geocal(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        run([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 def simulate_and_calibrate(tmp_path, capsys, sim_args, calib_args, calibrant):
@@ -152,7 +145,7 @@ def _arm_frame(path, frame):
 
 
 @pytest.mark.parametrize("frame, message", [
-    (3, "and leaves 1 ring(s) of the image unexplained"),
+    (3, "explains 2 of the image's rings and leaves 1 unexplained"),
     (4, "ambiguous ring assignment: the fit rests on rings 13,14"),
 ])
 def test_two_partial_arcs_on_a_strip_are_refused_not_guessed(tmp_path, capsys, frame, message):

@@ -65,8 +65,8 @@ NON_CONCENTRIC_PX = 0.1
 #: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
 #: pixel; a solution whose rings disagree that much is fitting the wrong rings.
 MAX_RING_SPREAD_PX = 1.0
-#: A fit on fewer rings than this is tried with the other reflections whose d-spacing ratio
-#: lies within `RIVAL_RATIO` of its own: partial arcs fix each ring's radius only through
+#: A fit whose detector holds fewer calibrant rings than this is tried with the other
+#: reflections whose d-spacing ratio lies within `RIVAL_RATIO` of its own: partial arcs fix each ring's radius only through
 #: their curvature, and two arcs on a strip detector were fitted as LaB6 13/14 at 245 mm (0.08
 #: px rms), truly 5/6 at 500 mm. A rival fitting within `RIVAL_RMS` times the rms (and 0.05
 #: px) makes the assignment a guess.
@@ -675,10 +675,11 @@ def _mirror_warning(detector, result, alt) -> str | None:
 
 
 def _rival_assignment(geometry, valid, result: Refinement, pts: ControlPoints, d_spacing, free):
-    """Another assignment of a fit on fewer than `FEW_RINGS` rings that fits as well and
-    predicts no more rings on the detector than the fit does (a rival that puts further
-    rings where the image shows none is no rival): (its rings as text, its distance, its
-    rms, the fit's rms), else None."""
+    """Another assignment of a fit on fewer than `FEW_RINGS` rings, on a detector that holds
+    fewer than that many at the fit (where it holds more, the rings the fit left out decide),
+    that fits as well and predicts no more rings on the detector than the fit does (a rival
+    that puts further rings where the image shows none is no rival): (its rings as text, its
+    distance, its rms, the fit's rms), else None."""
     kept = result.inliers
     own = np.unique(pts.ring[kept])
     if own.size >= FEW_RINGS or own.size < 2:
@@ -690,6 +691,8 @@ def _rival_assignment(geometry, valid, result: Refinement, pts: ControlPoints, d
     ratio = np.log(d_spacing[own[1:]] / d_spacing[own[0]])
     # Rings too close to resolve still show: every ring on the detector counts.
     own_expected = expected_rings(valid, frame_of(geometry), tth).size
+    if own_expected >= FEW_RINGS:
+        return None
     usable = np.nonzero(np.isfinite(tth))[0]
     for first in usable:
         rest = []
