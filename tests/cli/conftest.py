@@ -5,6 +5,16 @@ from __future__ import annotations
 import pytest
 
 
+def geocal(args, capsys):
+    """Run the command line in this process: (exit code, stdout, stderr)."""
+    from geocal_cli.main import run
+
+    with pytest.raises(SystemExit) as exc:
+        run([str(a) for a in args])
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
 GRID = ["--pixel-size", "100", "--shape", "1024,1024", "--grid", "2", "--hole-diameter", "8",
         "--missing", "0.03", "--spurious", "4", "--illumination", "0.5", "--grid-angle", "0.4"]
 

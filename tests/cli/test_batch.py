@@ -15,17 +15,10 @@ import numpy as np
 import pyFAI
 import pytest
 
-from geocal_cli.main import run
+from tests.cli.conftest import geocal
 from tests.conftest import poni_ring_error
 
 CALIB = ["-c", "LaB6", "--energy", "17", "-d", "Pilatus1M"]
-
-
-def geocal(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        run([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
@@ -225,6 +218,23 @@ def test_a_killed_run_leaves_whole_items_and_the_rerun_completes_the_rest(series
         assert not list(out.glob(".geocal-*.tmp"))
 
 
+def _running_batch(series, tmp_path, n: int, prefix: str, records: int, stdout):
+    """A 2-worker calib-ring batch of `n` copies of the series' frames, started in the
+    background and awaited until `records` items are recorded: (process, out dir, argv)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(n):
+        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"{prefix}{i}.edf")
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
+            "--out-dir", str(out), "--jobs", "2"]
+    proc = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _records_so_far(out) < records and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return proc, out, args
+
+
 def _children(pid: int) -> list[int]:
     """Processes whose parent is `pid` (from /proc)."""
     out = []
@@ -243,17 +253,7 @@ def test_a_worker_killed_mid_run_fails_only_its_items_and_a_fresh_pool_goes_on(s
     """SIGKILL of one worker (the out-of-memory killer's way): the items in flight are
     recorded as failed ("worker lost"), a fresh pool runs the rest, exit 7, and the rerun
     completes the lost items."""
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(8):
-        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"f{i}.edf")
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
-            "--out-dir", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while _records_so_far(out) < 2 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc, out, args = _running_batch(series, tmp_path, 8, "f", 2, stdout=subprocess.PIPE)
     workers = [p for p in _children(proc.pid)
                if "spawn_main" in Path(f"/proc/{p}/cmdline").read_text(errors="replace")
                and "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text(errors="replace")]
@@ -388,17 +388,7 @@ def test_two_overlapping_runs_never_write_together(series, tmp_path):
 
 
 def test_ctrl_c_lets_the_items_in_flight_finish_and_starts_no_other(series, tmp_path):
-    images = tmp_path / "images"
-    images.mkdir()
-    for i in range(6):
-        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"g{i}.edf")
-    out = tmp_path / "out"
-    args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
-            "--out-dir", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while _records_so_far(out) < 1 and time.monotonic() < deadline:
-        time.sleep(0.02)
+    proc, out, args = _running_batch(series, tmp_path, 6, "g", 1, stdout=subprocess.DEVNULL)
     proc.send_signal(signal.SIGINT)
     err = proc.communicate(timeout=120)[1]
     assert proc.returncode == 130, err

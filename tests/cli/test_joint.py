@@ -9,17 +9,10 @@ import numpy as np
 import pyFAI
 import pytest
 
-from geocal_cli.main import run
+from tests.cli.conftest import geocal
 from tests.conftest import shared
 
 DISTANCES = (150.0, 250.0, 350.0, 450.0, 600.0)
-
-
-def geocal(args, capsys):
-    with pytest.raises(SystemExit) as exc:
-        run([str(a) for a in args])
-    out = capsys.readouterr()
-    return exc.value.code, out.out, out.err
 
 
 @pytest.fixture(scope="module")
