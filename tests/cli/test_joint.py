@@ -204,3 +204,24 @@ def test_the_sample_joint_config_calibrates_the_ssrl_scan(tmp_path, capsys, monk
     assert "joint arm-2theta: 3 images (0 calibrated alone)" in stdout
     assert sorted(p.name for p in (tmp_path / "arm" / "joint").glob("*.poni")) == [
         "scan2_0009.poni", "scan2_0023.poni", "scan2_0032.poni"]
+
+
+def test_a_pyfai_goniometer_file_is_a_model_and_its_freedoms_are_checked(tmp_path, capsys):
+    """The reference's own expressions (rot1, rot2 and rot3 each linear in the arm angle) as
+    the model: all nine parameters free from three arcs is refused (exit 5: the rings are not
+    pinned); with the five the arcs fix, the scan calibrates, the others kept at the file's
+    values."""
+    data = shared("xray", "lab6_pilatus300kw_ssrl72")
+    images = sorted(data.glob("scan2_00*.tif"))
+    model = ["-c", "LaB6", "--wavelength", "0.885601", "-d", "Pilatus300kw", "--joint",
+             data / "ROBL_v1_goniometer.json", "--positions", "sidecar:2Theta"]
+    code, _, err = geocal(["batch", "calib-ring", *images, *model, "--out-dir", tmp_path / "all"],
+                          capsys)
+    assert code == 5 and "do not pin the rings' positions" in err
+    code, _, err = geocal(["batch", "calib-ring", *images, *model, "--out-dir", tmp_path / "five",
+                           "--joint-free", "dist,poni1,poni2,rot1,rot2_offset"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "five" / "joint.json").read_text())
+    assert report["shared"]["rot1_scale"] == {"value": pytest.approx(4.121099157889734e-05),
+                                              "sigma": None, "fixed": True}
+    assert max(i["rms_px"] for i in report["images"]) < 0.5
