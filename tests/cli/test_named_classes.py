@@ -154,7 +154,8 @@ def test_two_partial_arcs_on_a_strip_are_refused_not_guessed(tmp_path, capsys, f
     image = tmp_path / "frame.edf"
     _arm_frame(image, frame)
     code, _, err = geocal(["calib-ring", image, "-c", "LaB6", "--wavelength", "0.8856", "-d",
-                           "Pilatus300kw", "-o", tmp_path / "fit.poni"], capsys)
+                           "Pilatus300kw", "-o", tmp_path / "fit.poni", "--report",
+                           tmp_path / "fit.json"], capsys)
     assert code == 5
     assert message in " ".join(err.split())
     assert not (tmp_path / "fit.poni").exists()
