@@ -93,8 +93,9 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     Raises
     ------
     CalibrationError
-        No image calibrated alone, a fit that does not describe every image, or quantities
-        the images do not determine (exit 5).
+        Neither the images calibrated alone nor the ring arcs start a fit, or the fit does not
+        describe every image, does not pin its rings, or leaves a freed wavelength
+        undetermined (exit 5).
     ConfigError
         Images of different detectors, or an unknown parameter name.
     """
@@ -154,9 +155,9 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
                                   "theta": model.seed(alone, pos[seeded], seed_free, theta0)}))
         except CalibrationError as exc:
             say(f"the images calibrated alone start no joint fit ({exc})")
-        if tried and tried[-1]["problems"]:
+        if tried and tried[-1]["misfit"]:
             say("the images calibrated alone do not agree on one model: searching the ring arcs")
-    if not tried or tried[-1]["problems"]:
+    if not tried or tried[-1]["misfit"]:
         try:
             tried.append(attempt(_arc_start(sources, detector, model, pos, dsp, theta0,
                                             seed_free, say, bool(seeded))))
@@ -169,7 +170,7 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     report = report_header(SCHEMA, {"model": model_spec, "free": list(free),
                                     "calib_ring": to_plain(configs[0])},
                            [c.image for c in configs])
-    report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp, detector))
+    report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp))
     report["start"] = best["start"]
     for img, m in zip(report["images"], best["maps"]):
         img["ring_position_sigma_px"] = m if np.isfinite(m) else None
@@ -182,7 +183,7 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
         for p, pose in zip(ponis, result.poses):
             write_poni(p, geometry_from_values(detector, dict(zip(POSE_KEYS, pose))))
         _write_goniometer(gonio_path, model, result, detector, float(result.poses[0][6]))
-        plot_joint(plot_path, [c.image.name for c in configs], result, cps)
+        plot_joint(plot_path, names, result, cps)
         report["timings_s"] = {"total": time.perf_counter() - t0}
         write_report(report_path, report)
     if problems:
@@ -192,8 +193,9 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
 
 
 def _judge(result, names, valids, detector, free) -> dict:
-    """What keeps a joint fit from being trusted (`problems`), each image's ring-position 1σ
-    (`maps`, px) and the quantities not determined one by one (`undetermined`)."""
+    """What keeps a joint fit from being trusted (`problems`; `misfit` when it is the fit's
+    place, not what the images can determine), each image's ring-position 1σ (`maps`, px)
+    and the quantities not determined one by one (`undetermined`)."""
     rms = result.rms_px()
     problems = []
     bad = [n for n, r in zip(names, rms) if not r <= MAX_IMAGE_RMS_PX]
@@ -206,6 +208,7 @@ def _judge(result, names, valids, detector, free) -> dict:
     if loose:
         problems.append(f"the images do not pin the rings' positions on {', '.join(loose)}: "
                         f"their 1σ exceeds {MAX_MAP_SIGMA_PX} px")
+    misfit = bool(problems)
     undetermined = []
     for key, worst, tol, pairs in result.undetermined(detector.pixel1):
         unit = "relative" if key in ("dist", "wavelength") else "px" if key.startswith("poni") else "rad"
@@ -215,7 +218,7 @@ def _judge(result, names, valids, detector, free) -> dict:
         if key == "wavelength" and any(n in free for n in result.feeds["wavelength"]):
             problems.append(f"the images do not determine the wavelength they were asked for: "
                             f"{text}; fix one of them")
-    return {"problems": problems, "maps": maps, "undetermined": undetermined}
+    return {"problems": problems, "misfit": misfit, "maps": maps, "undetermined": undetermined}
 
 
 def _arc_start(sources, detector, model, pos, dsp, theta0, free, say, seeded: bool) -> dict:
@@ -268,7 +271,7 @@ def _write_goniometer(path: Path, model, result, detector, wavelength: float) ->
     write_text(path, json.dumps(gonio.to_dict(), indent=2, default=list) + "\n")
 
 
-def _results(model, result, configs, positions, seeds, ponis, cps, dsp, detector) -> dict:
+def _results(model, result, configs, positions, seeds, ponis, cps, dsp) -> dict:
     from geocal_cli.core.joint.model import POSE_KEYS
 
     rms = result.rms_px()
