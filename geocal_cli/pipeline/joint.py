@@ -102,7 +102,7 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     from geocal_cli.config.base import to_plain
     from geocal_cli.core.geometry.frame import geometry_from_values
     from geocal_cli.core.joint.fit import joint_rounds
-    from geocal_cli.core.joint.model import POSE_KEYS
+    from geocal_cli.core.joint.model import PIXEL_SCALE, POSE_KEYS
     from geocal_cli.core.rings.controlpoints import prepare_image
     from geocal_cli.io.outputs import Outputs, committing
     from geocal_cli.io.plots import plot_joint
@@ -134,7 +134,8 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     pos = np.asarray(positions, float)
     seeded = [i for i, s in enumerate(seeds) if s is not None]
     theta0 = model.vector({"wavelength": wavelength})
-    seed_free = tuple(n for n in free if n != "wavelength")
+    # Images calibrated alone know neither λ apart from the distance nor the pixel size.
+    seed_free = tuple(n for n in free if n not in ("wavelength", PIXEL_SCALE))
     prepared = [prepare_image(s.data, s.valid, c.doublet()) for s, c in zip(sources, configs)]
     dsp = [s.rings.d_spacing for s in sources]
     names = [c.image.name for c in configs]
@@ -171,6 +172,14 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
                                     "calib_ring": to_plain(configs[0])},
                            [c.image for c in configs])
     report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp))
+    if PIXEL_SCALE in model.param_names:
+        scale = result.values[PIXEL_SCALE]
+        report["detector"] = {
+            "pixel_scale": scale, "pixel_scale_sigma": result.sigma.get(PIXEL_SCALE),
+            "pixel_um": [detector.pixel1 * 1e6 * scale, detector.pixel2 * 1e6 * scale],
+            "note": "the PONIs and goniometer.json are for the detector file's nominal pixels "
+                    "(distance and PONI divided by pixel_scale, every 2θ the same); the "
+                    "physical distances are pixel_scale times theirs"}
     report["start"] = best["start"]
     for img, m in zip(report["images"], best["maps"]):
         img["ring_position_sigma_px"] = m if np.isfinite(m) else None

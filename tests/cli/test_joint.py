@@ -225,3 +225,30 @@ def test_a_pyfai_goniometer_file_is_a_model_and_its_freedoms_are_checked(tmp_pat
     assert report["shared"]["rot1_scale"] == {"value": pytest.approx(4.121099157889734e-05),
                                               "sigma": None, "fixed": True}
     assert max(i["rms_px"] for i in report["images"]) < 0.5
+
+
+def test_the_pixel_scale_of_a_detector_file_off_by_half_a_percent(tmp_path, capsys):
+    """173 µm pixels given as 172 µm: a distance series with the pixel scale freed reports
+    173 µm, and the distance and λ stay right."""
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    rows = []
+    for i, dist in enumerate(DISTANCES):
+        simulate.run(SimulateConfig(output=tmp_path / f"p{dist:.0f}.edf", calibrant="LaB6",
+                                    energy_kev=17.0, detector=None, pixel_size_um=(173.0, 173.0),
+                                    shape=(1043, 981), distance_mm=dist, center_px=(480.0, 500.0),
+                                    tilt_deg=1.5, tilt_plan_rotation_deg=40.0, seed=i))
+        rows.append(f"p{dist:.0f}.edf,{dist - DISTANCES[0]:g}")
+    (tmp_path / "stage.csv").write_text("\n".join(rows) + "\n")
+    code, _, err = geocal(["batch", "calib-ring", *sorted(tmp_path.glob("p*.edf")), "-c", "LaB6",
+                           "--energy", "17", "--pixel-size", "172", "--out-dir", tmp_path / "out",
+                           "--joint", "translation", "--positions", tmp_path / "stage.csv",
+                           "--joint-free", "direct_dist,center1,center2,rot1,rot2,wavelength,"
+                           "pixel_scale"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "joint.json").read_text())
+    assert report["detector"]["pixel_um"][0] == pytest.approx(173.0, rel=5e-4)
+    assert report["shared"]["direct_dist"]["value"] == pytest.approx(0.150, abs=2e-5)
+    truth = pyFAI.load(str(tmp_path / "p150.truth.poni"))
+    assert report["shared"]["wavelength"]["value"] == pytest.approx(truth.wavelength, rel=5e-5)

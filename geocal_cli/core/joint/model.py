@@ -29,7 +29,7 @@ or what the images calibrated alone say (`seed`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -39,6 +39,8 @@ POSE_KEYS = ("dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength")
 POSE_SCALES = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3, 1e-3, 1e-13])
 
 _GEOMETRY = ("dist", "poni1", "poni2", "rot1", "rot2", "rot3")
+#: The shared detector term every preset has (`with_pixel_scale`).
+PIXEL_SCALE = "pixel_scale"
 
 
 @dataclass(frozen=True)
@@ -185,14 +187,33 @@ def _identity(name: str, free: tuple) -> MotionModel:
 
 
 def preset(name: str) -> MotionModel:
-    """A preset motion model by name (see the module docstring).
+    """A preset motion model by name (see the module docstring), with the shared
+    `pixel_scale` (`with_pixel_scale`).
 
     Raises
     ------
     KeyError
         Unknown name (`PRESETS` lists the names).
     """
-    return PRESETS[name]()
+    return with_pixel_scale(PRESETS[name]())
+
+
+def with_pixel_scale(model: MotionModel) -> MotionModel:
+    """The model with a shared detector term: `pixel_scale`, the true pixel size over the
+    nominal one (binned or badly known pixels), fixed at 1 unless freed.
+
+    A detector whose pixels are s times larger, at distance D and PONI P, shows every pixel
+    at the 2θ and χ of the nominal detector at D/s and P/s (every length scales alike), so
+    the poses stay those of the nominal detector (what integration with its detector file
+    needs) with the distance and PONI divided by s; the physical ones are s times those. A
+    single image cannot tell s from the distance; known stage steps can.
+    """
+    expr = dict(model.expressions)
+    for key in ("dist", "poni1", "poni2"):
+        expr[key] = f"({expr[key]}) / pixel_scale"
+    return replace(model, param_names=model.param_names + (PIXEL_SCALE,), expressions=expr,
+                   start={**model.start, PIXEL_SCALE: 1.0},
+                   scales={**model.scales, PIXEL_SCALE: 1e-5})
 
 
 def _fixed() -> MotionModel:

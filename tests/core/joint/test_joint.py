@@ -228,3 +228,27 @@ def test_arcs_of_frames_that_cannot_calibrate_alone_start_the_arm_blind():
         fit = frame_of(make_geometry(det, *pose_fit[:6]))
         shift_px = (fit.tth(p.d1, p.d2) - true.tth(p.d1, p.d2)) / true.tth_gradient(p.d1, p.d2)
         assert np.sqrt(np.mean(shift_px ** 2)) < 0.05
+
+
+def test_a_distance_series_measures_a_planted_pixel_size_error():
+    """Pixels 0.5 % larger than the detector file says (rendered with pyFAI's own detector
+    at the true size): known stage steps fix the pixel scale, λ free too."""
+    import copy
+
+    det = _detector("Pilatus1M")
+    true_det = copy.deepcopy(det)
+    true_det.pixel1 *= 1.005
+    true_det.pixel2 *= 1.005
+    dsp = _d_spacing("LaB6")
+    model = preset("translation")
+    lam = 0.7293e-10
+    truth = model.vector({"direct_dist": 0.15, "center1": 0.086, "center2": 0.0826,
+                          "rot1": -0.02, "rot2": 0.017, "wavelength": lam})
+    positions = np.array([0.0, 100.0, 200.0, 300.0, 450.0])
+    images = [_image(true_det, pose, dsp, i) for i, pose in enumerate(model.poses(truth, positions))]
+    result, _ = joint_rounds(images, det, [dsp] * 5, model, positions, truth,
+                             model.free + ("pixel_scale",))
+    assert result.values["pixel_scale"] == pytest.approx(1.005, rel=5e-4)
+    assert abs(result.values["pixel_scale"] - 1.005) < 3 * result.sigma["pixel_scale"] + 1e-5
+    assert result.values["wavelength"] == pytest.approx(lam, rel=2e-5)
+    assert result.values["direct_dist"] == pytest.approx(0.15, abs=2e-5)
