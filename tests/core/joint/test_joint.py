@@ -252,3 +252,24 @@ def test_a_distance_series_measures_a_planted_pixel_size_error():
     assert abs(result.values["pixel_scale"] - 1.005) < 3 * result.sigma["pixel_scale"] + 1e-5
     assert result.values["wavelength"] == pytest.approx(lam, rel=2e-5)
     assert result.values["direct_dist"] == pytest.approx(0.15, abs=2e-5)
+
+
+def test_an_energy_scan_finds_the_monochromator_offset():
+    """One geometry, four monochromator energies all 50 eV higher than the motor says: the
+    offset comes out within 3σ, and with it each image's wavelength, which one image alone
+    cannot separate from the distance."""
+    det = _detector("Pilatus1M")
+    dsp = _d_spacing("LaB6")
+    model = preset("energy")
+    truth = model.vector({"dist": 0.25, "poni1": 0.09, "poni2": 0.08, "rot1": 0.01,
+                          "rot2": -0.015, "energy_offset": 0.05})
+    energies = np.array([12.0, 15.0, 20.0, 25.0])
+    images = [_image(det, pose, dsp, i) for i, pose in enumerate(model.poses(truth, energies))]
+    start = truth.copy()
+    start[model.param_names.index("energy_offset")] = 0.0
+    result, _ = joint_rounds(images, det, [dsp] * 4, model, energies, start, model.free)
+    off, sig = result.values["energy_offset"], result.sigma["energy_offset"]
+    assert abs(off - 0.05) < 3 * sig and sig < 1e-3
+    lam_true = model.poses(truth, energies)[:, 6]
+    assert result.poses[:, 6] == pytest.approx(lam_true, rel=1e-5)
+    assert result.values["dist"] == pytest.approx(0.25, abs=2e-5)
