@@ -252,3 +252,29 @@ def test_the_pixel_scale_of_a_detector_file_off_by_half_a_percent(tmp_path, caps
     assert report["shared"]["direct_dist"]["value"] == pytest.approx(0.150, abs=2e-5)
     truth = pyFAI.load(str(tmp_path / "p150.truth.poni"))
     assert report["shared"]["wavelength"]["value"] == pytest.approx(truth.wavelength, rel=5e-5)
+
+
+def test_two_calibrants_at_one_geometry_from_the_command_line(tmp_path, capsys):
+    """AgBh and LaB6 at one geometry, each image's calibrant named in the positions file
+    (the -c given is overridden per image): one geometry from the rings of both."""
+    from geocal_cli.config.simulate import SimulateConfig
+    from geocal_cli.pipeline import simulate
+
+    for i, cal in enumerate(("AgBh", "LaB6")):
+        simulate.run(SimulateConfig(output=tmp_path / f"{cal}.edf", calibrant=cal, energy_kev=12.0,
+                                    detector="Pilatus1M", distance_mm=350.0,
+                                    center_px=(500.0, 480.0), tilt_deg=1.0,
+                                    tilt_plan_rotation_deg=30.0, seed=i))
+    (tmp_path / "cal.csv").write_text("AgBh.edf,AgBh\nLaB6.edf,LaB6\n")
+    code, stdout, err = geocal(["batch", "calib-ring", tmp_path / "AgBh.edf", tmp_path / "LaB6.edf",
+                                "-c", "LaB6", "--energy", "12", "-d", "Pilatus1M", "--out-dir",
+                                tmp_path / "out", "--joint", "calibrants", "--positions",
+                                tmp_path / "cal.csv"], capsys)
+    assert code == 0, err
+    report = json.loads((tmp_path / "out" / "joint.json").read_text())
+    rings = {i["image"].rsplit("/", 1)[-1]: len(i["rings"]) for i in report["images"]}
+    assert rings["AgBh.edf"] > 5 and rings["LaB6.edf"] >= 1
+    truth = pyFAI.load(str(tmp_path / "AgBh.truth.poni"))
+    fit = pyFAI.load(str(tmp_path / "out" / "joint" / "LaB6.poni"))
+    assert fit.dist == pytest.approx(truth.dist, abs=5e-6)
+    assert fit.poni1 == pytest.approx(truth.poni1, abs=5e-6)
