@@ -134,17 +134,30 @@ def test_arm_scan_uncertainties_are_calibrated():
     assert np.all((fraction > 0.53) & (fraction < 0.83)), fraction
 
 
+def _stage(pixel_factor: float):
+    """LaB6 on a Pilatus 1M moved along a tilted beam (150–600 mm), rendered with pixels
+    `pixel_factor` times the detector file's: (detector file, d-spacings, model, truth,
+    positions, prepared images)."""
+    import copy
+
+    det = _detector("Pilatus1M")
+    true_det = copy.deepcopy(det)
+    true_det.pixel1 *= pixel_factor
+    true_det.pixel2 *= pixel_factor
+    dsp = _d_spacing("LaB6")
+    model = preset("translation")
+    truth = model.vector({"direct_dist": 0.15, "center1": 0.086, "center2": 0.0826,
+                          "rot1": -0.02, "rot2": 0.017, "wavelength": 0.7293e-10})
+    positions = np.array([0.0, 100.0, 200.0, 300.0, 450.0])
+    images = [_image(true_det, pose, dsp, i) for i, pose in enumerate(model.poses(truth, positions))]
+    return det, dsp, model, truth, positions, images
+
+
 def test_distance_series_separates_wavelength_and_distance():
     """Five distances 150–600 mm on a known stage, λ free and started 0.3 % off: a single
     image gives only distance × λ; the series gives each."""
-    det = _detector("Pilatus1M")
-    dsp = _d_spacing("LaB6")
-    model = preset("translation")
-    lam = 0.7293e-10
-    truth = model.vector({"direct_dist": 0.15, "center1": 0.086, "center2": 0.0826,
-                          "rot1": -0.02, "rot2": 0.017, "wavelength": lam})
-    positions = np.array([0.0, 100.0, 200.0, 300.0, 450.0])
-    images = [_image(det, pose, dsp, i) for i, pose in enumerate(model.poses(truth, positions))]
+    det, dsp, model, truth, positions, images = _stage(1.0)
+    lam = truth[model.param_names.index("wavelength")]
     start = truth.copy()
     start[model.param_names.index("wavelength")] *= 1.003
     start[model.param_names.index("direct_dist")] *= 1.003
@@ -233,19 +246,8 @@ def test_arcs_of_frames_that_cannot_calibrate_alone_start_the_arm_blind():
 def test_a_distance_series_measures_a_planted_pixel_size_error():
     """Pixels 0.5 % larger than the detector file says (rendered with pyFAI's own detector
     at the true size): known stage steps fix the pixel scale, λ free too."""
-    import copy
-
-    det = _detector("Pilatus1M")
-    true_det = copy.deepcopy(det)
-    true_det.pixel1 *= 1.005
-    true_det.pixel2 *= 1.005
-    dsp = _d_spacing("LaB6")
-    model = preset("translation")
-    lam = 0.7293e-10
-    truth = model.vector({"direct_dist": 0.15, "center1": 0.086, "center2": 0.0826,
-                          "rot1": -0.02, "rot2": 0.017, "wavelength": lam})
-    positions = np.array([0.0, 100.0, 200.0, 300.0, 450.0])
-    images = [_image(true_det, pose, dsp, i) for i, pose in enumerate(model.poses(truth, positions))]
+    det, dsp, model, truth, positions, images = _stage(1.005)
+    lam = truth[model.param_names.index("wavelength")]
     result, _ = joint_rounds(images, det, [dsp] * 5, model, positions, truth,
                              model.free + ("pixel_scale",))
     assert result.values["pixel_scale"] == pytest.approx(1.005, rel=5e-4)
