@@ -157,11 +157,55 @@ def _settle() -> None:
         signal.signal(sig, signal.SIG_IGN)
 
 
+#: The program's own flags, which a user may also put after the subcommand.
+GLOBAL_FLAGS = ("--quiet", "-q", "--traceback")
+
+
+def hoist_global_flags(group, args: list[str]) -> list[str]:
+    """`geocal simulate x.edf … -q` read as `geocal -q simulate x.edf …`: the program's flags
+    given after the subcommand move before it (click takes a group's options only there).
+    A token that is the value of the option before it (for batch, of its subcommand's
+    options too), or that follows `--`, stays where it is.
+
+    Parameters
+    ----------
+    group : click.Group
+        The `geocal` command.
+    args : list of str
+        The command line after the program name.
+
+    Returns
+    -------
+    list of str
+    """
+    sub = next((i for i, a in enumerate(args) if not a.startswith("-")), None)
+    if sub is None or args[sub] not in group.commands:
+        return args
+    commands = [group.commands[args[sub]]]
+    if args[sub] == "batch" and sub + 1 < len(args) and args[sub + 1] in batch.INPUT_PARAM:
+        commands.append(batch.sub_command(args[sub + 1]))
+    valued = {opt for cmd in commands for p in cmd.params
+              if getattr(p, "param_type_name", "") == "option" and not p.is_flag and not p.count
+              for opt in p.opts}
+    head, moved, rest = args[:sub], [], []
+    tail = args[sub:]
+    for i, token in enumerate(tail):
+        if token == "--":
+            rest.extend(tail[i:])
+            break
+        if token in GLOBAL_FLAGS and not (rest and rest[-1] in valued):
+            moved.append(token)
+        else:
+            rest.append(token)
+    return head + moved + rest
+
+
 def _outcome(argv) -> int:
     """Run the command; print how it ended; the exit code."""
     try:
         command = typer.main.get_command(app)
-        rv = command.main(args=argv, prog_name="geocal", standalone_mode=False)
+        args = hoist_global_flags(command, sys.argv[1:] if argv is None else list(argv))
+        rv = command.main(args=args, prog_name="geocal", standalone_mode=False)
     except GeocalError as exc:
         _settle()
         if _signalled:

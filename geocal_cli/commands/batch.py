@@ -167,7 +167,7 @@ def _module(name: str):
     return importlib.import_module("geocal_cli.commands." + name.replace("-", "_"))
 
 
-def _sub_command(name: str):
+def sub_command(name: str):
     """The subcommand's own click command, as typer builds it."""
     app = typer.Typer()
     app.command(name)(_module(name).command)
@@ -179,7 +179,7 @@ def _parse(name: str, args: list[str]) -> tuple[dict, list[str]]:
     (None where not given), parsed by the subcommand's own declaration."""
     n = next((i for i, a in enumerate(args) if a.startswith("-")), len(args))
     inputs, options = args[:n], args[n:]
-    cmd = _sub_command(name)
+    cmd = sub_command(name)
     try:
         # The one positional the subcommand takes is an input: a stand-in keeps it parseable.
         ctx = cmd.make_context(f"geocal batch {name}", ["INPUT", *options])
@@ -195,7 +195,7 @@ def _parse(name: str, args: list[str]) -> tuple[dict, list[str]]:
 
 
 def _flag(name: str, key: str) -> str:
-    param = next((p for p in _sub_command(name).params if p.name == key), None)
+    param = next((p for p in sub_command(name).params if p.name == key), None)
     return "/".join(param.opts) if param is not None else key
 
 

@@ -409,3 +409,11 @@ def test_a_folder_of_geometries_converts_its_ponis_not_the_reports_beside_them(s
     code, _, err = geocal(["batch", "convert-poni", calib, "--to", "fit2d", "--out-dir", out], capsys)
     assert code == 0, err
     assert sorted(p.name for p in out.glob("*.fit2d.yaml")) == [f"frame{i}.fit2d.yaml" for i in range(3)]
+
+
+def test_the_quiet_flag_after_the_subcommand_options(series, tmp_path, capsys):
+    """`geocal batch calib-ring … -q`: the program's flag, not calib-ring's unknown option."""
+    code, out, err = geocal(["batch", "calib-ring", series / "a" / "frame0.edf", *CALIB,
+                             "--out-dir", tmp_path / "out", "-q"], capsys)
+    assert code == 0 and out == "" and err == ""
+    assert (tmp_path / "out" / "frame0.poni").is_file()

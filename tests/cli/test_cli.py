@@ -61,6 +61,20 @@ def test_calib_ring_writes_poni_report_and_plot(lab6_copy, capsys):
         report["results"]["geometry"]["poni"]["dist_m"])
 
 
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_the_program_flags_go_before_or_after_the_subcommand(tmp_path, capsys, where):
+    """`geocal -q simulate …` and `geocal simulate … -q` alike; a value that looks like a
+    flag stays the value of its option."""
+    flags = ["-q", "--traceback"]
+    args = ["simulate", tmp_path / "x.edf", "-c", "LaB6", "--energy", "17", "--pixel-size",
+            "100", "--shape", "200,200", "--distance", "60"]
+    code, out, err = cli(flags + args if where == "before" else args + flags, capsys)
+    assert code == 0 and out == "" and err == ""
+    code, _, err = cli(["simulate", tmp_path / "y.edf", "--energy", "17", "--calibrant", "-q"],
+                       capsys)
+    assert code != 0 and not (tmp_path / "y.edf").exists()
+
+
 def test_json_quiet_and_show_config(lab6_copy, capsys):
     image, cfg = lab6_copy
     code, out, err = cli(["-q", "calib-ring", image, "-c", "LaB6", "--energy", cfg.energy_kev,
