@@ -107,7 +107,7 @@ class JointRefinement:
         -------
         list of (str, float, float, list of (str, str, float))
             (pose key, worst 1σ in the tolerance's unit, tolerance, the correlated pairs of
-        free parameters it depends on).
+            free parameters it depends on).
         """
         scale = np.array([1.0, pixel_size, pixel_size, 1.0, 1.0, 1.0, 1.0])
         rel = np.array([k in ("dist", "wavelength") for k in POSE_KEYS])
