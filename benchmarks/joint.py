@@ -80,15 +80,14 @@ def _images(folder: Path, detector, model, truth, positions):
 
 def _error_px(detector, poses_fit, poses_true, shape) -> float:
     """Worst frame's rms (over a pixel grid) of the fitted rings' distance from the truth's."""
-    from geocal_cli.core.geometry.frame import frame_of, make_geometry
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry, ring_shift_px
 
     d1, d2 = (g.ravel().astype(float) for g in np.meshgrid(np.arange(0, shape[0], 4),
                                                             np.arange(0, shape[1], 4), indexing="ij"))
     worst = 0.0
     for fit, true in zip(poses_fit, poses_true):
-        a = frame_of(make_geometry(detector, *fit[:6]))
-        b = frame_of(make_geometry(detector, *true[:6]))
-        moved = (a.tth(d1, d2) - b.tth(d1, d2)) / b.tth_gradient(d1, d2)
+        moved = ring_shift_px(frame_of(make_geometry(detector, *fit[:6])),
+                              frame_of(make_geometry(detector, *true[:6])), d1, d2)
         worst = max(worst, float(np.sqrt(np.nanmean(moved ** 2))))
     return worst
 

@@ -149,6 +149,25 @@ class DetectorFrame:
         return np.hypot(g1, g2)
 
 
+def ring_shift_px(frame: DetectorFrame, reference: DetectorFrame, d1, d2) -> np.ndarray:
+    """How far the rings `frame` puts at pixels lie from where `reference` puts them, in
+    pixels along the radius: (2θ − 2θ_ref) / |∇2θ_ref|.
+
+    Parameters
+    ----------
+    frame, reference : DetectorFrame
+    d1, d2 : array_like, shape (n,)
+        Pixel indices.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        NaN where a ray misses either detector plane.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (frame.tth(d1, d2) - reference.tth(d1, d2)) / reference.tth_gradient(d1, d2)
+
+
 def frame_of(geometry, param=None) -> DetectorFrame:
     """The `DetectorFrame` of a pyFAI geometry, optionally for other PONI parameters.
 

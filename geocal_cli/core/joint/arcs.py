@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry.frame import frame_of, make_geometry
+from geocal_cli.core.geometry.frame import frame_of, make_geometry, ring_shift_px
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.joint.fit import ImagePoints, joint_refine
 from geocal_cli.core.joint.model import MotionModel
@@ -98,7 +98,7 @@ def _points(detector, model, theta, positions, arcs, d_spacings):
             d1c, d2c = np.concatenate(d1s), np.concatenate(d2s)
             points.append(ImagePoints(d1c, d2c, np.concatenate(ds), np.ones(d1c.size)))
         else:
-            points.append(ImagePoints(*(np.empty(0),) * 4))
+            points.append(ImagePoints.none())
     return points, rings
 
 
@@ -201,10 +201,8 @@ def _apart_px(detector, model, theta_a, theta_b, positions) -> float:
                                                             indexing="ij"))
     worst = 0.0
     for pa, pb in zip(model.poses(theta_a, positions), model.poses(theta_b, positions)):
-        a = frame_of(make_geometry(detector, *pa[:6]))
-        b = frame_of(make_geometry(detector, *pb[:6]))
-        with np.errstate(invalid="ignore"):
-            moved = (a.tth(d1, d2) - b.tth(d1, d2)) / b.tth_gradient(d1, d2)
+        moved = ring_shift_px(frame_of(make_geometry(detector, *pa[:6])),
+                              frame_of(make_geometry(detector, *pb[:6])), d1, d2)
         worst = max(worst, float(np.sqrt(np.nanmean(moved ** 2))))
     return worst
 

@@ -55,6 +55,11 @@ class ImagePoints:
     d_spacing: np.ndarray
     weights: np.ndarray
 
+    @classmethod
+    def none(cls) -> "ImagePoints":
+        """No points: an image that shows no ring where the model puts them."""
+        return cls(*(np.empty(0),) * 4)
+
 
 @dataclass(frozen=True)
 class JointRefinement:
@@ -329,8 +334,7 @@ def joint_rounds(prepared: list, detector, d_spacings: list, model: MotionModel,
             except CalibrationError:
                 cp = None
             cps.append(cp)
-            points.append(ImagePoints(np.empty(0), np.empty(0), np.empty(0), np.empty(0))
-                          if cp is None else
+            points.append(ImagePoints.none() if cp is None else
                           ImagePoints(cp.d1, cp.d2, dsp[cp.ring], state.weights(cp)))
         if all(cp is None for cp in cps):
             raise CalibrationError("no image shows calibrant rings where the model puts them")

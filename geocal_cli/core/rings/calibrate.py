@@ -684,29 +684,29 @@ def _rival_assignment(geometry, valid, result: Refinement, pts: ControlPoints, d
     own = np.unique(pts.ring[kept])
     if own.size >= FEW_RINGS or own.size < 2:
         return None
-    d1, d2, ring = pts.d1[kept], pts.d2[kept], pts.ring[kept]
-    rms = float(np.sqrt(np.mean(result.residual_px[kept] ** 2)))
     lam = result.values["wavelength"]
     tth = ring_tth(d_spacing, lam)
-    ratio = np.log(d_spacing[own[1:]] / d_spacing[own[0]])
     # Rings too close to resolve still show: every ring on the detector counts.
     own_expected = expected_rings(valid, frame_of(geometry), tth).size
     if own_expected >= FEW_RINGS:
         return None
+    d1, d2, ring = pts.d1[kept], pts.d2[kept], pts.ring[kept]
+    rms = float(np.sqrt(np.mean(result.residual_px[kept] ** 2)))
+    # Each reflection as the fit's first ring, with, for each further ring, the later
+    # reflection whose d-spacing ratio to it is nearest the fit's (within RIVAL_RATIO).
     usable = np.nonzero(np.isfinite(tth))[0]
-    for first in usable:
-        rest = []
-        for r in ratio:
-            near = usable[np.abs(np.log(d_spacing[usable] / d_spacing[first]) - r) < RIVAL_RATIO]
-            near = near[near > first]
-            if near.size == 0:
-                break
-            rest.append(int(near[np.argmin(np.abs(np.log(d_spacing[near] / d_spacing[first]) - r))]))
-        mapped = np.array([first, *rest])
-        if mapped.size != own.size or np.array_equal(mapped, own):
-            continue
+    log_d = np.log(d_spacing[usable])
+    later = usable[None, :] > usable[:, None]
+    columns = [usable]
+    for r in np.log(d_spacing[own[1:]] / d_spacing[own[0]]):
+        cost = np.where(later, np.abs(log_d[None, :] - log_d[:, None] - r), np.inf)
+        best = np.argmin(cost, axis=1)
+        columns.append(np.where(cost[np.arange(usable.size), best] < RIVAL_RATIO, usable[best], -1))
+    candidates = np.column_stack(columns)
+    candidates = candidates[(candidates >= 0).all(axis=1) & ~(candidates == own).all(axis=1)]
+    for mapped in candidates:
         start = dict(result.values)
-        start["dist"] *= np.tan(tth[own[0]]) / np.tan(tth[first])
+        start["dist"] *= np.tan(tth[own[0]]) / np.tan(tth[mapped[0]])
         d_alt = d_spacing[mapped[np.searchsorted(own, ring)]]
         try:
             alt = refine_geometry(geometry, d1, d2, d_alt, start, free, n_rounds=2)
