@@ -143,6 +143,11 @@ class RingCenterFit:
     residual_px : ndarray, shape (n,)
         Signed residual of every point along the ring normal.
     inliers : ndarray of bool, shape (n,)
+    scale : float
+        With the rings tied to the calibrant: tan 2θ of every ring over its reference value
+        (the reference distance over the fitted one); 1 otherwise.
+    cov : ndarray, shape (p, p)
+        Covariance of (shift, ellipticity if fitted, scale or the rings' 2θ).
     """
 
     shift: np.ndarray
@@ -153,6 +158,14 @@ class RingCenterFit:
     tth: np.ndarray
     residual_px: np.ndarray
     inliers: np.ndarray
+    scale: float = 1.0
+    cov: np.ndarray | None = None
+
+    def scale_sigma(self) -> float:
+        """1σ of `scale` (0 when the rings were free)."""
+        n_geo = 4 if self.fitted_ellipticity else 2
+        return float(np.sqrt(self.cov[n_geo, n_geo])) if self.cov is not None and \
+            self.cov.shape[0] == n_geo + 1 else 0.0
 
     def ellipticity_sigma(self) -> tuple[float, float]:
         """1σ of the ellipticity's magnitude e and of the major-axis angle (degrees), from
@@ -169,7 +182,8 @@ class RingCenterFit:
 
 def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, shift0,
                     ellipticity0=(0.0, 0.0), fit_ellipticity: bool = True,
-                    n_rounds: int = 3, clip: float = 4.0) -> RingCenterFit:
+                    n_rounds: int = 3, clip: float = 4.0, rings: str = "free",
+                    sigma_px: np.ndarray | None = None) -> RingCenterFit:
     """Least-squares shift (and distortion) of the reference pattern onto ring points.
 
     Parameters
@@ -179,7 +193,7 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
     frame : DetectorFrame
         Reference geometry.
     tth0 : ndarray, shape (K,)
-        Starting 2θ of each ring, radians (each is refined).
+        Starting 2θ of each ring, radians: each is refined, or all scaled together.
     shift0, ellipticity0 : sequence of 2 floats
         Starting values.
     fit_ellipticity : bool
@@ -188,6 +202,12 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
         Fit and reject rounds.
     clip : float
         Points beyond `clip` robust σ (and 0.1 px) are rejected.
+    rings : {'free', 'calibrant'}
+        One 2θ per ring (a changed distance or energy does not bias the centre), or the
+        calibrant's 2θ with one scale of tan 2θ for all (the camera length of an untilted
+        detector: tan 2θ = r / L).
+    sigma_px : ndarray, shape (n,), optional
+        1σ of each point along the radius: a weighted fit.
 
     Returns
     -------
@@ -198,9 +218,12 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
     CalibrationError
         Fewer points than parameters plus five.
     """
-    rings, ring_idx = np.unique(cp.ring, return_inverse=True)
+    used, ring_idx = np.unique(cp.ring, return_inverse=True)
+    tan0 = np.tan(np.asarray(tth0, float))
+    tied = rings == "calibrant"
     n_geo = 4 if fit_ellipticity else 2
-    n_par = n_geo + rings.size
+    n_par = n_geo + (1 if tied else used.size)
+    wt = 1.0 / np.asarray(sigma_px, float) if sigma_px is not None else np.ones(len(cp))
     if len(cp) < n_par + 5:
         raise CalibrationError(f"too few ring points ({len(cp)}) to fit the beam centre")
 
@@ -233,44 +256,56 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
 
     x = np.concatenate([np.asarray(shift0, float),
                         np.asarray(ellipticity0, float) if fit_ellipticity else [],
-                        np.asarray(tth0, float)[rings]])
+                        [1.0] if tied else np.asarray(tth0, float)[used]])
     keep = np.ones(len(cp), bool)
 
-    def residual_jacobian(x, d1, d2, idx):
+    def residual_jacobian(x, sel):
+        d1, d2, idx = cp.d1[sel], cp.d2[sel], ring_idx[sel]
         t, g, dgeo = model(x, d1, d2)
         jac = np.zeros((d1.size, n_par))
         jac[:, :n_geo] = dgeo / g[:, None]
-        jac[np.arange(d1.size), n_geo + idx] = -1.0 / g
-        return (t - x[n_geo:][idx]) / g, jac
+        if tied:
+            tan = tan0[used][idx]
+            ring = np.arctan(x[n_geo] * tan)
+            jac[:, n_geo] = -tan / (1 + (x[n_geo] * tan) ** 2) / g
+        else:
+            ring = x[n_geo:][idx]
+            jac[np.arange(d1.size), n_geo + idx] = -1.0 / g
+        return (t - ring) / g, jac
 
     for _ in range(n_rounds):
-        d1, d2, idx = cp.d1[keep], cp.d2[keep], ring_idx[keep]
         # Gauss–Newton: the model is nearly linear in its parameters near the start.
         for _ in range(8):
-            res, jac = residual_jacobian(x, d1, d2, idx)
-            scale = np.linalg.norm(jac, axis=0) + 1e-30
-            dx = np.linalg.lstsq(jac / scale, -res, rcond=None)[0] / scale
+            res, jac = residual_jacobian(x, keep)
+            w = wt[keep]
+            scale = np.linalg.norm(jac * w[:, None], axis=0) + 1e-30
+            dx = np.linalg.lstsq(jac * w[:, None] / scale, -res * w, rcond=None)[0] / scale
             x = x + dx
             if np.max(np.abs(dx[:2])) < 1e-5:
                 break
-        res = residual_jacobian(x, cp.d1, cp.d2, ring_idx)[0]
-        sigma = 1.4826 * np.median(np.abs(res[keep])) + 1e-9
-        new_keep = np.abs(res) <= max(clip * sigma, 0.1)
+        res = residual_jacobian(x, slice(None))[0]
+        sigma = 1.4826 * np.median(np.abs(res * wt)[keep]) + 1e-9
+        new_keep = np.abs(res * wt) <= max(clip * sigma, 0.1 * np.median(wt))
         if np.array_equal(new_keep, keep):
             break
         keep = new_keep
         if keep.sum() < n_par + 5:
             raise CalibrationError("too few ring points left after outlier rejection")
-    r_in, jac = residual_jacobian(x, cp.d1[keep], cp.d2[keep], ring_idx[keep])
+    r_in, jac = residual_jacobian(x, keep)
+    w = wt[keep]
     dof = max(keep.sum() - n_par, 1)
-    cov = np.linalg.pinv(jac.T @ jac) * float(np.sum(r_in**2) / dof)
+    cov = np.linalg.pinv((jac * w[:, None]).T @ (jac * w[:, None])) * float(np.sum((r_in * w)**2) / dof)
     tth = np.asarray(tth0, float).copy()
-    tth[rings] = x[n_geo:]
+    if tied:
+        tth = np.arctan(x[n_geo] * tan0)
+    else:
+        tth[used] = x[n_geo:]
     return RingCenterFit(
         shift=x[:2].copy(), shift_cov=cov[:2, :2],
         ellipticity=np.asarray(unpack(x)[1], float).copy(),
         ellipticity_cov=cov[2:4, 2:4] if fit_ellipticity else None,
-        fitted_ellipticity=fit_ellipticity, tth=tth, residual_px=res, inliers=keep)
+        fitted_ellipticity=fit_ellipticity, tth=tth, residual_px=res, inliers=keep,
+        scale=float(x[n_geo]) if tied else 1.0, cov=cov)
 
 
 def _significant(fit: RingCenterFit) -> bool:

@@ -95,6 +95,39 @@ def _bilinear(data: np.ndarray, p1: np.ndarray, p2: np.ndarray) -> np.ndarray:
     return top + (bottom - top) * f1
 
 
+def sample_lines(prepared: PreparedImage, c1, c2, u1, u2, s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The image interpolated along straight lines, bilinearly.
+
+    Parameters
+    ----------
+    prepared : PreparedImage
+    c1, c2 : ndarray, shape (...)
+        Start of each line, fractional pixel indices (row, column).
+    u1, u2 : ndarray, shape (...)
+        Its unit direction (NaN: no line).
+    s : ndarray of float32, shape (S,)
+        Sample positions along the lines, pixels from the start.
+
+    Returns
+    -------
+    prof : ndarray of float32, shape (..., S)
+        Interpolated counts (0 off the image).
+    good : ndarray of bool, shape (..., S)
+        Samples on the image whose four neighbours are all valid.
+    """
+    # The (..., S) arrays are the memory peak: float32 (sub-millipixel here).
+    p1 = np.asarray(c1)[..., None].astype(np.float32) + s * np.asarray(u1)[..., None].astype(np.float32)
+    p2 = np.asarray(c2)[..., None].astype(np.float32) + s * np.asarray(u2)[..., None].astype(np.float32)
+    h, w = prepared.data.shape
+    on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
+    p1[~on] = 0.0
+    p2[~on] = 0.0
+    prof = _bilinear(prepared.data, p1, p2)
+    # Any invalid neighbour spoils the interpolated sample.
+    good = prepared.interpolable[p1.astype(np.intp), p2.astype(np.intp)] & on
+    return prof, good
+
+
 def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
                            tth: np.ndarray, half_width_px: np.ndarray, n_chi: int = 360,
                            step_px: float = 0.5, min_snr: float = 5.0) -> ControlPoints:
@@ -130,18 +163,8 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     n_s = int(np.ceil(hw.max() / step_px))
     s = np.arange(-n_s, n_s + 1) * step_px                                   # (S,)
     inside = np.abs(s)[None, :] <= hw[:, None] + 1e-9                        # (K, S)
-    # The (K, J, S) arrays are the memory peak: float32 (sub-millipixel here).
     s32 = s.astype(np.float32)
-    p1 = c1[..., None].astype(np.float32) + s32 * u1[..., None].astype(np.float32)
-    p2 = c2[..., None].astype(np.float32) + s32 * u2[..., None].astype(np.float32)
-    h, w = prepared.data.shape
-    on = np.isfinite(p1) & (p1 >= 0) & (p1 <= h - 1) & (p2 >= 0) & (p2 <= w - 1)
-    p1[~on] = 0.0
-    p2[~on] = 0.0
-    prof = _bilinear(prepared.data, p1, p2)
-    # Any invalid neighbour spoils the interpolated sample.
-    good = prepared.interpolable[p1.astype(np.intp), p2.astype(np.intp)] & on
-    del p1, p2, on
+    prof, good = sample_lines(prepared, c1, c2, u1, u2, s32)
     usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(u1)    # (K, J)
 
     # Straight-line background through the window ends.
