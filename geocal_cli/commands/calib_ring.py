@@ -100,6 +100,8 @@ def summary_table(report: dict):
     def row(name, value, sigma, unit, fmt):
         t.add_row(name, format(value, fmt), "" if sigma is None else format(sigma, fmt), unit)
 
+    if "electron" in report["results"]:
+        return _electron_rows(report, row) or t
     f2, f2s = g["fit2d"], s["fit2d"]
     row("distance (directDist)", f2["directDist_mm"], f2s["directDist_mm"], "mm", ".4f")
     row("beam centre x", g["beam_center_px"]["x"], s["beam_center_px"]["x"], "px", ".3f")
@@ -113,3 +115,20 @@ def summary_table(report: dict):
     if report.get("ring_centres"):
         row("ring centres spread", report["ring_centres"]["spread_px"], None, "px", ".3f")
     return t
+
+
+def _electron_rows(report: dict, row) -> None:
+    """The electron model's rows: camera length, reciprocal scale, lens ellipse, centre."""
+    e = report["results"]["electron"]
+    s = report["uncertainties_1sigma"]
+    r = report["residuals"]
+    row("camera length", e["camera_length_mm"], s["camera_length_mm"], "mm", ".3f")
+    row("1/d per pixel (minor axis)", e["reciprocal_per_px_a"]["minor_axis"],
+        s["reciprocal_per_px_a"], "Å⁻¹", ".6f")
+    row("2θ per pixel", e["mrad_per_px"], None, "mrad", ".5f")
+    row("ellipse axis ratio", e["axis_ratio"], s["axis_ratio"], "", ".4f")
+    row("ellipse major axis", e["major_axis_deg"], s["major_axis_deg"], "deg", ".2f")
+    row("centre x", e["center_px"]["x"], s["beam_center_px"]["x"], "px", ".3f")
+    row("centre y", e["center_px"]["y"], s["beam_center_px"]["y"], "px", ".3f")
+    row("wavelength", e["wavelength_a"], None, "Å", ".6f")
+    row("residual rms", r["rms_px"], None, "px", ".3f")

@@ -31,13 +31,16 @@ class CalibRingConfig(DoubletBeamConfig):
     output: Path | None = Field(None, description="PONI file written (default: <image stem>.poni)")
     report: Path | None = Field(None, description="JSON report (default: <image stem>.calib.json)")
     plot: Path | None = Field(None, description="PNG with rings, control points and residuals")
+    electron_model: Literal["lens", "tilt"] = Field("lens", description=(
+        "electrons: 'lens' fits camera length, projector-lens ellipticity and centre on an "
+        "untilted detector; 'tilt' fits a tilted detector as for X-rays"))
+    ellipse: Path | None = Field(None, description=(
+        "electrons, lens model: ellipse file for pyxem/py4DSTEM (default: <image stem>.ellipse.json)"))
 
     @model_validator(mode="after")
     def _pixels(self):
         if self.pixel_size_um is not None and not all(p > 0 for p in self.pixel_size_um):
             raise ValueError(f"pixel_size_um must be positive, got {list(self.pixel_size_um)}")
-        if self.detector is None and self.pixel_size_um is None and self.guess is None:
-            raise ValueError("give a detector name (--detector) or a pixel size (--pixel-size)")
         if self.detector is not None and self.pixel_size_um is not None:
             raise ValueError("give --detector or --pixel-size, not both")
         if set(self.fix) >= set(Param.__args__):

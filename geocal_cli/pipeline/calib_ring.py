@@ -11,7 +11,7 @@ import numpy as np
 from geocal_cli.config.base import to_plain
 from geocal_cli.config.calib_ring import CalibRingConfig
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.errors import InputFileError
+from geocal_cli.errors import ConfigError, InputFileError
 from geocal_cli.io.calibrants import calibrant_file, candidate_calibrants, load_calibrant
 from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.distortion import correct_images, field_of, has_distortion, undistorted_twin
@@ -20,6 +20,7 @@ from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.plots import plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
+from geocal_cli.pipeline import electron
 
 SCHEMA = "geocal.calib-ring"
 #: `--calibrant auto`: identify the calibrant from the rings.
@@ -38,6 +39,8 @@ class CalibRingResult:
     report_path : Path
     plot : Path or None
     calibration : geocal_cli.core.rings.calibrate.Calibration
+    outputs : tuple of Path
+        Other files written (the ellipse file of the electron model).
     """
 
     report: dict
@@ -45,6 +48,7 @@ class CalibRingResult:
     report_path: Path
     plot: Path | None
     calibration: object
+    outputs: tuple = ()
 
 
 def default_outputs(image: Path) -> tuple[Path, Path]:
@@ -71,6 +75,10 @@ class CalibInputs:
     guess : pyFAI.geometry.Geometry or None
     wavelength : float
         Metres.
+    scattering : {'xray', 'electron'}
+    sources : dict
+        Where the radiation and the pixel size came from (command line, image metadata,
+        guess), and the metadata's camera length, for the report.
     """
 
     data: np.ndarray
@@ -80,6 +88,8 @@ class CalibInputs:
     rings: object
     guess: object
     wavelength: float
+    scattering: str = "xray"
+    sources: dict | None = None
 
 
 def read_inputs(cfg: CalibRingConfig, say=lambda msg: None) -> CalibInputs:
@@ -95,12 +105,21 @@ def read_inputs(cfg: CalibRingConfig, say=lambda msg: None) -> CalibInputs:
     img = read_image(cfg.image)
     data = img.data
     shape = data.shape
-    wavelength = cfg.wavelength_m()
-    rings = None if cfg.calibrant == AUTO else load_calibrant(cfg.calibrant, cfg.scattering)
+    wavelength, scattering, sources = radiation(cfg, img.metadata)
+    rings = None if cfg.calibrant == AUTO else load_calibrant(cfg.calibrant, scattering)
     guess = read_poni(cfg.guess) if cfg.guess else None
-    if cfg.detector or cfg.pixel_size_um:
-        detector = make_detector(cfg.detector, cfg.pixel_size_um, shape)
+    pixel_um = cfg.pixel_size_um
+    if not (cfg.detector or pixel_um) and img.metadata.get("pixel_size_um") and not guess:
+        pixel_um = tuple(img.metadata["pixel_size_um"])
+        sources["pixel_size"] = f"image metadata ({pixel_um[0]:g} × {pixel_um[1]:g} µm)"
+    if cfg.detector or pixel_um:
+        detector = make_detector(cfg.detector, pixel_um, shape)
+        sources.setdefault("pixel_size", "command line")
+    elif guess is None:
+        raise ConfigError(f"{cfg.image}: no pixel size: give a detector name (--detector) or a "
+                          "pixel size (--pixel-size); the image's metadata has none")
     else:
+        sources["pixel_size"] = f"--guess {cfg.guess}"
         detector = guess.detector
         if detector.shape is not None and tuple(detector.shape) != tuple(shape):
             raise InputFileError(f"--guess {cfg.guess} is for a {tuple(detector.shape)} detector, "
@@ -123,7 +142,32 @@ def read_inputs(cfg: CalibRingConfig, say=lambda msg: None) -> CalibInputs:
         fit_detector = undistorted_twin(detector)
         data, coverage = correct_images(detector, np.where(valid, data, 0), valid.astype(np.float32))
         valid = coverage > 0.95
-    return CalibInputs(data, valid, detector, fit_detector, rings, guess, wavelength)
+    return CalibInputs(data, valid, detector, fit_detector, rings, guess, wavelength,
+                       scattering, sources)
+
+
+def radiation(cfg: CalibRingConfig, metadata: dict) -> tuple[float, str, dict]:
+    """Wavelength (m), scattering ('xray' or 'electron') and where they came from: the
+    command line, else the image's metadata (an EM file's voltage).
+
+    Raises
+    ------
+    ConfigError
+        Neither gives a radiation.
+    """
+    from geocal_cli.core.geometry.units import wavelength_from_voltage
+
+    sources = {}
+    if metadata.get("camera_length_mm"):
+        sources["camera_length_mm_metadata"] = float(metadata["camera_length_mm"])
+    if any(v is not None for v in (cfg.energy_kev, cfg.wavelength_a, cfg.voltage_kv)):
+        return cfg.wavelength_m(), cfg.scattering, {**sources, "radiation": "command line"}
+    if metadata.get("voltage_kv"):
+        kv = float(metadata["voltage_kv"])
+        return wavelength_from_voltage(kv), "electron", {
+            **sources, "radiation": f"image metadata ({kv:g} kV)"}
+    raise ConfigError(f"{cfg.image}: no radiation given: set --energy (keV), --wavelength (Å) or "
+                      "--voltage (kV); the image's metadata has none")
 
 
 def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
@@ -144,8 +188,10 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t0 = time.perf_counter()
     poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
-    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot)
     src = read_inputs(cfg, say)
+    lens_model = src.scattering == "electron" and cfg.electron_model == "lens"
+    ellipse_path = (cfg.ellipse or default_name(cfg.image, ".ellipse.json")) if lens_model else None
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot, ellipse_path)
     data, valid, rings, guess, wavelength = src.data, src.valid, src.rings, src.guess, src.wavelength
     detector, fit_detector = src.detector, src.fit_detector
     t_read = time.perf_counter() - t0
@@ -154,7 +200,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     if rings is None:
         name, calib = identify_and_calibrate(data, valid, fit_detector, wavelength,
                                              candidate_calibrants(), progress=say, **options)
-        rings = load_calibrant(name, cfg.scattering)
+        rings = load_calibrant(name, src.scattering)
         rings = replace(rings, source=f"{rings.source}, identified from the rings (--calibrant auto)")
     else:
         calib = calibrate(data, valid, fit_detector, wavelength, rings.d_spacing, progress=say,
@@ -162,15 +208,25 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
                           candidates=candidate_calibrants(), **options)
     report = report_header(SCHEMA, to_plain(cfg), inputs)
     report.update(results(calib, rings))
+    report["results"]["sources"] = src.sources
     geometry = calib.geometry
+    lens = None
+    if lens_model:
+        lens = electron.fit_lens(calib, data, valid, fit_detector, wavelength, rings.d_spacing, say)
+        geometry = electron.equivalent_geometry(lens, fit_detector)
+        electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry),
+                               ring_centres_summary)
     if fit_detector is not detector:
         from geocal_cli.core.geometry.frame import geometry_from_values
 
         report["distortion"] = distortion_effect(calib, detector, rings.d_spacing, cfg.detector)
-        geometry = geometry_from_values(detector, calib.refinement.values)
+        if lens is None:
+            geometry = geometry_from_values(detector, calib.refinement.values)
     t1 = time.perf_counter()
     with committing(outputs):
         write_poni(poni_path, geometry)
+        if lens is not None:
+            electron.write_ellipse(ellipse_path, lens)
         if cfg.plot:
             tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
             plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
@@ -180,7 +236,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
                                "total": time.perf_counter() - t0}
         write_report(report_path, report)
     return CalibRingResult(report=report, poni=poni_path, report_path=report_path,
-                           plot=cfg.plot, calibration=calib)
+                           plot=cfg.plot, calibration=calib,
+                           outputs=(ellipse_path,) if lens is not None else ())
 
 
 def distortion_effect(calib, detector, d_spacing: np.ndarray, source) -> dict:

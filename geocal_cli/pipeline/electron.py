@@ -1,0 +1,206 @@
+"""calib-ring's electron model: camera length, lens ellipticity and centre, in the report's
+and the microscopist's terms (`core.electron.lens`)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from geocal_cli.core.geometry.units import ring_tth
+
+#: Of the ellipse, what each program's parameters mean (written into the ellipse file).
+CONVENTIONS = {
+    "geocal": "x = column, y = row, pixel centres at i + 0.5; angles from +x towards +y",
+    "py4DSTEM": "p_ellipse = (x0, y0, a, b, theta): x is the first array index (row), y the "
+                "second (column); a, b the semi-major and semi-minor axes; theta the major "
+                "axis's angle from +x towards +y, radians",
+    "pyxem": "affine_matrix maps a pattern's (x, y) = (column, row) offsets from the centre onto "
+             "circles whose radius is the ellipse's minor semi-axis (one principal axis kept, "
+             "as pyxem's elliptical-distortion correction does); apply it about the centre",
+}
+
+
+def fit_lens(calib, data, valid, detector, wavelength: float, d_spacing, say):
+    """The electron model fitted from a calib-ring result as the start.
+
+    Parameters
+    ----------
+    calib : geocal_cli.core.rings.calibrate.Calibration
+        The tilted-detector fit: its beam centre, directDist and ring width start the model.
+    data, valid : ndarray, shape (H, W)
+    detector : pyFAI.detectors.Detector
+    wavelength : float
+        Metres.
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+    say : callable(str)
+
+    Returns
+    -------
+    geocal_cli.core.electron.lens.LensCalibration
+
+    Raises
+    ------
+    CalibrationError
+        See `calibrate_lens`.
+    """
+    from geocal_cli.core.electron.lens import calibrate_lens
+    from geocal_cli.core.rings.controlpoints import prepare_image
+
+    inl = calib.refinement.inliers
+    width = float(np.median(calib.points.width[inl])) if inl.any() else 2.0
+    say("electron model: camera length, lens ellipticity and centre, rings fitted as "
+        "overlapping peaks")
+    return calibrate_lens(prepare_image(data, valid), valid, detector, wavelength,
+                          ring_tth(d_spacing, wavelength), calib.beam_center,
+                          calib.geometry.getFit2D()["directDist"] * 1e-3, width, say=say)
+
+
+def equivalent_geometry(lens, detector):
+    """The untilted pyFAI geometry at the camera length with the PONI at the ring centre:
+    what a PONI can hold of the model (pyFAI has no lens ellipticity)."""
+    from geocal_cli.core.geometry.frame import make_geometry
+
+    c = lens.center
+    return make_geometry(detector, lens.camera_length_m, (c[0] + 0.5) * detector.pixel1,
+                         (c[1] + 0.5) * detector.pixel2, wavelength=lens.wavelength_m)
+
+
+def sections(lens, d_spacing) -> dict:
+    """The report's sections for the electron model: `results.electron`, the uncertainties,
+    the residuals per ring, and what the PONI approximates.
+
+    Returns
+    -------
+    dict
+        Keys `electron`, `uncertainties_1sigma`, `residuals`, `notes`.
+    """
+    fit = lens.fit
+    inl = fit.inliers
+    pts = lens.points
+    e = float(np.hypot(*fit.ellipticity))
+    per_px = lens.reciprocal_per_px()
+    sig_rel = lens.camera_length_sigma_m / lens.camera_length_m
+    centre = {"x": float(lens.center[1] + 0.5), "y": float(lens.center[0] + 0.5)}
+    csig = np.sqrt(np.diag(lens.center_cov))
+    tth = ring_tth(d_spacing, lens.wavelength_m)
+    rings = []
+    for k in np.unique(pts.ring[inl]):
+        sel = inl & (pts.ring == k)
+        res = fit.residual_px[sel]
+        rings.append({"ring": int(k) + 1, "d_spacing_a": float(d_spacing[k] * 1e10),
+                      "tth_mrad": float(tth[k] * 1e3), "count": int(sel.sum()),
+                      "mean_px": float(res.mean()), "rms_px": float(np.sqrt(np.mean(res**2))),
+                      "azimuth_coverage": float(np.unique(np.floor((pts.chi[sel] + np.pi)
+                                                                   / (np.pi / 18))).size / 36)})
+    res = fit.residual_px[inl]
+    sig_ratio = lens.axis_ratio_sigma()
+    return {
+        "electron": {
+            "model": "untilted detector at the camera length, projector-lens ellipticity "
+                     "(area-preserving stretch about the ring centre), ring centre",
+            "camera_length_mm": lens.camera_length_m * 1e3,
+            "reciprocal_per_px_a": {
+                "minor_axis": per_px / (1 - e), "mean": per_px, "major_axis": per_px / (1 + e),
+                "note": "1/d per pixel (Å⁻¹, small-angle 1/d = r / (λ L)) along the ellipses' "
+                        "minor axis (what remains after pyxem's correction, which keeps one "
+                        "principal axis), their mean radius, and their major axis"},
+            "mrad_per_px": lens.mrad_per_px(),
+            "axis_ratio": lens.axis_ratio, "major_axis_deg": lens.major_axis_deg,
+            "center_px": {**centre, "convention": "x = column, y = row, pixel centres at i + 0.5"},
+            "wavelength_a": lens.wavelength_m * 1e10, "rounds": lens.rounds},
+        "uncertainties_1sigma": {
+            "camera_length_mm": lens.camera_length_sigma_m * 1e3,
+            "reciprocal_per_px_a": per_px * sig_rel / (1 - e),
+            "axis_ratio": sig_ratio, "major_axis_deg": fit.ellipticity_sigma()[1],
+            "beam_center_px": {"x": float(csig[1]), "y": float(csig[0])},
+            "dist_m": lens.camera_length_sigma_m},
+        "residuals": {
+            "control_points": int(inl.size), "rejected": int((~inl).sum()),
+            "rms_px": float(np.sqrt(np.mean(res**2))),
+            "weighting": "each point by its 1σ from the multi-peak profile fit (floor 0.02 px)",
+            "rings": rings},
+        "notes": [
+            "the PONI is the untilted detector at the camera length with the PONI at the ring "
+            "centre: pyFAI has no lens ellipticity, so its rings are circles that miss the "
+            f"ellipses by up to ±{100 * e:.2f} % of their radius ({e * _outer_radius(lens):.2f} px "
+            "at the outermost ring fitted); the ellipse file carries the full model"],
+    }
+
+
+def _outer_radius(lens) -> float:
+    """Distance of the farthest kept point from the ring centre, pixels."""
+    inl = lens.fit.inliers
+    return float(np.max(np.hypot(lens.points.d1[inl] - lens.center[0],
+                                 lens.points.d2[inl] - lens.center[1])))
+
+
+def update_report(report: dict, lens, d_spacing, geometry_summary: dict,
+                  ring_centres_summary) -> None:
+    """Replace a calib-ring report's tilted-detector results by the electron model's.
+
+    The tilted fit, which started the model, stays under `results.tilted_start`; its
+    warning that the tilt's mirror image fits as well no longer applies.
+    """
+    sec = sections(lens, d_spacing)
+    res = report["results"]
+    res["tilted_start"] = res["geometry"]
+    res["geometry"] = geometry_summary
+    res["electron"] = sec["electron"]
+    res["refined"] = ["center", "ellipticity", "camera_length"]
+    res["fixed"] = ["tilts (untilted detector)", "wavelength"]
+    report["uncertainties_1sigma"] = sec["uncertainties_1sigma"]
+    report["correlation"] = correlation(lens)
+    report["residuals"] = sec["residuals"]
+    report["ring_centres"] = ring_centres_summary(lens.ring_centres)
+    report["warnings"] = [w for w in report["warnings"] if not w.startswith("tilt direction")]
+    report["notes"] = [n for n in report["notes"] if not n.startswith("rot3")] + sec["notes"]
+
+
+def correlation(lens) -> dict:
+    """Correlation matrix of the electron model's parameters."""
+    cov = lens.fit.cov
+    s = np.sqrt(np.diag(cov))
+    return {"parameters": ["center_y", "center_x", "ellipticity_c", "ellipticity_s",
+                           "camera_length"],
+            "matrix": (cov / np.outer(s, s)).tolist()}
+
+
+def ellipse_document(lens) -> dict:
+    """The lens model as pyxem and py4DSTEM users apply it (conventions in `CONVENTIONS`)."""
+    fit = lens.fit
+    e = float(np.hypot(*fit.ellipticity))
+    angle = np.radians(lens.major_axis_deg)
+    cx, cy = float(lens.center[1] + 0.5), float(lens.center[0] + 0.5)
+    # Stretch in (x, y) = (column, row): I + [[e_c, e_s], [e_s, −e_c]] (`stretch_matrix`).
+    ec, es = fit.ellipticity
+    m_xy = np.array([[1 + ec, es], [es, 1 - ec]])
+    correct = (1 - e) * np.linalg.inv(m_xy)
+    per_px = lens.reciprocal_per_px()
+    ring = int(np.min(lens.points.ring[fit.inliers]))
+    rho = lens.ring_radius_px(ring)
+    return {
+        "schema": "geocal.ellipse",
+        "center": {"x": cx, "y": cy},
+        "axis_ratio": lens.axis_ratio,
+        "major_axis_deg": lens.major_axis_deg,
+        "camera_length_mm": lens.camera_length_m * 1e3,
+        "reciprocal_per_px_minor_axis_a": per_px / (1 - e),
+        "py4DSTEM": {"p_ellipse": [cy - 0.5, cx - 0.5, rho * (1 + e), rho * (1 - e),
+                                   float((np.pi / 2 - angle) % np.pi)],
+                     "ring": ring + 1,
+                     "note": "the ellipse of the innermost ring fitted (a, b in pixels; scale "
+                             "them by a ring's 1/d over this ring's for another ring); x0, y0 "
+                             "are array indices"},
+        "pyxem": {"affine_matrix": [[*correct[0], cx - correct[0] @ [cx, cy]],
+                                    [*correct[1], cy - correct[1] @ [cx, cy]],
+                                    [0.0, 0.0, 1.0]]},
+        "conventions": CONVENTIONS,
+    }
+
+
+def write_ellipse(path: Path, lens) -> None:
+    """Write `ellipse_document` as JSON."""
+    path.write_text(json.dumps(ellipse_document(lens), indent=2) + "\n")
