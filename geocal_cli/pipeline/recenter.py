@@ -36,18 +36,23 @@ def default_outputs(image: Path) -> tuple[Path, Path]:
     return default_name(image, ".recentered.poni"), default_name(image, ".recenter.json")
 
 
-def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> np.ndarray:
+def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> tuple[np.ndarray, np.ndarray]:
+    """2θ (radians, increasing) of the calibrant rings to use and their 1-based numbers."""
     from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
 
     rings = load_calibrant(cfg.calibrant, scattering)
     tth = ring_tth(rings.d_spacing, wavelength)
+    number = np.arange(1, tth.size + 1)
     if cfg.ring is not None:
         bad = [k for k in cfg.ring if k > tth.size]
         if bad:
             raise ConfigError(f"--ring {bad[0]}: {rings.name} has {tth.size} rings")
-        tth = tth[np.asarray(cfg.ring) - 1]
-    return np.sort(tth[np.isfinite(tth)])
+        number = np.asarray(cfg.ring)
+        tth = tth[number - 1]
+    order = np.argsort(tth)
+    keep = order[np.isfinite(tth[order])]
+    return tth[keep], number[keep]
 
 
 def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
@@ -82,7 +87,7 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     say(f"read {cfg.image} ({img.format}, {data.shape[0]}×{data.shape[1]}, {valid.mean():.0%} valid); "
         f"old beam centre x = {old[1] + 0.5:.2f}, y = {old[0] + 0.5:.2f} px")
     scattering = "electron" if (cfg.voltage_kv is not None or img.metadata.get("voltage_kv")) else "xray"
-    tth = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else None
+    tth, numbers = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else (None, None)
     if tth is not None:
         # A geometry made for a flipped array is not a moved beam: recentring it would fit
         # its rings to the wrong pixels with a plausible shift.
@@ -93,20 +98,25 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
 
     tried: list[str] = []
     outcome = None
-    for method in (["ring", "friedel", "beam"] if cfg.method == "auto" else [cfg.method]):
+    # Rings the user named are the ring method's to use: failing them is an error, not a
+    # reason to find the centre some other way.
+    explicit = cfg.method != "auto" or cfg.ring is not None
+    for method in (["ring"] if cfg.ring is not None and cfg.method == "auto" else
+                   ["ring", "friedel", "beam"] if cfg.method == "auto" else [cfg.method]):
         if method == "ring" and tth is None:
             tried.append("ring: no calibrant given")
             continue
         try:
             if method == "ring":
-                outcome = _ring(prepare_image(data, valid), valid, frame, tth, cfg, say)
+                outcome = _ring(prepare_image(data, valid), valid, frame, tth, numbers, scattering,
+                                cfg, say)
             elif method == "friedel":
                 outcome = _friedel(data, valid, frame, cfg, say)
             else:
                 outcome = _beam(data, valid, old, cfg)
             break
         except CalibrationError as exc:
-            if cfg.method != "auto":
+            if explicit:
                 raise
             tried.append(f"{method}: {exc}")
             say(f"{method} method failed: {exc}")
@@ -124,6 +134,7 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     report["results"] = {
         "method": outcome["method"],
         "method_reason": ("chosen by --method" if cfg.method != "auto" else
+                          "--ring names the rings" if cfg.ring is not None else
                           "auto: " + ("; ".join(tried + [f"{outcome['method']} succeeded"]))),
         "old_center": _center(old, pix), "new_center": _center(new, pix),
         "shift": {"x_px": shift[1], "y_px": shift[0], "x_m": shift[1] * pix[1],
@@ -160,11 +171,15 @@ def _center(c: np.ndarray, pix: np.ndarray) -> dict:
                           "corner of pixel (0, 0)"}
 
 
-def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
+def _ring(prepared, valid, frame, tth, numbers, scattering, cfg, say) -> dict:
     from geocal_cli.core.geometry.frame import ellipse_of
     from geocal_cli.core.center.ringcenter import recenter_on_rings
 
-    rec = recenter_on_rings(prepared, valid, frame, tth, cfg.max_shift_px, cfg.ellipticity, say=say)
+    rec = recenter_on_rings(prepared, valid, frame, tth, cfg.max_shift_px, cfg.ellipticity,
+                            # Rings the user picked are fitted alone, as peaks of their own.
+                            overlapping=scattering == "electron" and cfg.ring is None,
+                            # A microscope's camera length is known to 10-20 % until measured.
+                            max_scale=0.2 if scattering == "electron" else 0.0, say=say)
     fit = rec.fit
     inl = fit.inliers
     res = fit.residual_px[inl]
@@ -180,7 +195,7 @@ def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
         warnings.append(f"rings are elliptical (axis ratio {ratio:.4f}, major axis {angle:.1f}°): "
                         "a PONI cannot hold this lens distortion; the centre is the ellipses' "
                         "common centre")
-    rings = [{"ring_tth_deg": float(np.degrees(fit.tth[k])),
+    rings = [{"ring": int(numbers[k]), "ring_tth_deg": float(np.degrees(fit.tth[k])),
               "expected_tth_deg": float(np.degrees(tth[k])),
               "points": int(np.count_nonzero(inl & (rec.points.ring == k))),
               "rms_px": float(np.sqrt(np.mean(fit.residual_px[inl & (rec.points.ring == k)] ** 2))),
@@ -189,18 +204,37 @@ def _ring(prepared, valid, frame, tth, cfg, say) -> dict:
     if abs(scale) > 2e-3:
         warnings.append(f"rings sit {scale:+.2%} off the reference's radii: the distance or the "
                         "wavelength changed too (the centre is not affected, the PONI's are kept)")
+    sigma = np.sqrt(np.diag(fit.shift_cov))
+    centres = rec.ring_centres
+    if centres is not None:
+        # The common centre is a mean over rings whose own centres scatter (as calib-ring).
+        sigma = np.hypot(sigma, centres.centre_sigma_px)
     return {
         "method": "ring",
         "center": np.array(frame.beam_center()) + fit.shift,
-        "sigma": np.sqrt(np.diag(fit.shift_cov)),
+        "sigma": sigma,
         "details": {"rings": rings, "ellipse": ellipse,
                     "coarse_shift_px": {"x": rec.coarse_shift[1], "y": rec.coarse_shift[0],
-                                        "correlation_contrast": rec.contrast}},
+                                        "ring_radii_scale": rec.coarse_scale,
+                                        "correlation_contrast": rec.contrast},
+                    "ring_centres": _ring_centres(centres, numbers)},
         "residuals": {"points": int(inl.size), "rejected": int((~inl).sum()),
                       "rms_px": float(np.sqrt(np.mean(res**2)))},
         "warnings": warnings,
         "points": (rec.points.d1[inl], rec.points.d2[inl]),
     }
+
+
+def _ring_centres(centres, numbers) -> dict | None:
+    """Each ring's own centre about the common one, and their spread, for the report."""
+    if centres is None:
+        return None
+    return {"spread_px": centres.spread_px, "centre_sigma_added_px": centres.centre_sigma_px,
+            "rings": [{"ring": int(numbers[k]), "shift_px": {"x": float(s[1]), "y": float(s[0])},
+                       "sigma_px": float(e)}
+                      for k, s, e in zip(centres.ring, centres.shift_px, centres.sigma_px)],
+            "note": "shift of each ring's own centre from the common centre; the centre's 1σ "
+                    "includes spread / √rings"}
 
 
 def _friedel(data, valid, frame, cfg, say) -> dict:

@@ -97,3 +97,39 @@ def test_friedel_refuses_the_au_ring_pattern(tmp_path, capsys, au_reference):
     assert exc.value.code == 5
     assert "no Friedel pairs" in capsys.readouterr().err
     assert not (tmp_path / "new.poni").exists()
+
+
+@pytest.mark.parametrize("factor", [0.85, 0.90, 1.10, 1.15])
+def test_au_camera_length_off_all_rings(tmp_path, capsys, factor):
+    """Issue 19: from PONIs whose camera length is 15-10 % off (the fitted 218.95 mm) and
+    whose centre is 3 px off, all rings (no --ring): the ring radii are scaled before the
+    rings are matched, the overlapping rings are fitted together, and the centre and the
+    lens ellipse agree with pyxem's."""
+    from geocal_cli.core.geometry.units import wavelength_from_voltage
+    from geocal_cli.io.detectors import make_detector
+
+    det = make_detector(None, (55.0, 55.0), (256, 256))
+    length = 0.21895 * factor
+    g = make_geometry(det, length, 0.0, 0.0, wavelength=wavelength_from_voltage(200))
+    p1, p2 = poni_for_beam_center(g, 128.36 - 0.5 + 2.1, 127.89 - 0.5 - 2.1)
+    path = tmp_path / "start.poni"
+    write_poni(path, make_geometry(det, length, p1, p2, wavelength=g.wavelength))
+    res = recenter(tmp_path, capsys, shared(*AU, "au_xgrating_20cm.tif"), "--poni", path,
+                   "-c", shared(*AU, "au.cif"), "--voltage", 200)
+    c = res["new_center"]
+    assert np.hypot(c["x_px"] - 127.89, c["y_px"] - 128.36) < 0.15
+    assert res["ellipse"]["axis_ratio"] == pytest.approx(1.035, abs=0.005)
+    assert res["coarse_shift_px"]["ring_radii_scale"] == pytest.approx(1 / factor, rel=0.02)
+    assert {1, 2, 3} <= {r["ring"] for r in res["rings"]}
+    assert res["ring_centres"]["spread_px"] >= 0
+
+
+def test_an_unusable_ring_list_is_an_error_not_another_method(tmp_path, capsys, au_reference):
+    """--ring names rings the image does not show (Au ring 40 lies off the detector): exit 5
+    from the ring method, no silent fall-back to the direct beam."""
+    with pytest.raises(SystemExit) as exc:
+        run(["--quiet", "recenter", str(shared(*AU, "au_xgrating_20cm.tif")), "--poni",
+             str(au_reference), "-c", str(shared(*AU, "au.cif")), "--voltage", "200",
+             "--ring", "40", "--report", str(tmp_path / "r.json"), "-o", str(tmp_path / "n.poni")])
+    assert exc.value.code == 5
+    assert not (tmp_path / "n.poni").exists()

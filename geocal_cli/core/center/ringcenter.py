@@ -23,7 +23,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from geocal_cli.core.center.filters import subtract_local_mean
+from geocal_cli.core.rings.concentric import RingCentres, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, PreparedImage, extract_control_points
+from geocal_cli.core.rings.profiles import fit_ring_profiles
 from geocal_cli.core.geometry.frame import DetectorFrame, ellipse_of, moved_frame, stretch_matrix
 from geocal_cli.core.rings.rounds import expected_rings, window_px
 from geocal_cli.errors import CalibrationError
@@ -57,12 +59,15 @@ def _bin_factor(shape) -> int:
 
 
 def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth: np.ndarray,
-                 max_shift_px: float) -> tuple[np.ndarray, float]:
-    """Shift of the ring pattern from the reference by FFT cross-correlation.
+                 max_shift_px: float, max_scale: float = 0.0) -> tuple[np.ndarray, float, float]:
+    """Shift (and radial scale) of the ring pattern from the reference by FFT cross-correlation.
 
     The image (square-root compressed, hot pixels clipped) and a template of the reference
-    rings are binned (`_bin_factor`) and band-passed; the correlation peak
-    within ±`max_shift_px` gives the shift to about one binned pixel.
+    rings are binned (`_bin_factor`) and band-passed; the correlation peak within
+    ±`max_shift_px` gives the shift to about one binned pixel. With `max_scale`, templates
+    of the rings scaled in tan 2θ by factors within 1 ± `max_scale` (steps of half a ring
+    width at the outermost ring) are tried and the best correlation wins: a camera length
+    or an energy that changed since the reference.
 
     Parameters
     ----------
@@ -74,6 +79,8 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
     tth : ndarray, shape (K,)
         Ring angles, radians.
     max_shift_px : float
+    max_scale : float
+        Largest relative change of the rings' tan 2θ searched (0: none).
 
     Returns
     -------
@@ -81,6 +88,8 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
         (Δd1, Δd2) in pixels.
     contrast : float
         Peak height over the correlation's robust spread (> ~8: a clear match).
+    scale : float
+        Factor on tan 2θ of every ring (1 without `max_scale`).
     """
     from scipy import fft
 
@@ -94,26 +103,43 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
     grad = np.hypot(t1, t2)
     # Rings drawn wider with radius so that a few % of lens ellipticity still overlaps.
     b1, b2 = frame.beam_center()
-    sig = grad * np.maximum(0.6 * f, 0.01 * np.hypot(g1 - b1, g2 - b2))
+    rad = np.hypot(g1 - b1, g2 - b2)
+    sig = grad * np.maximum(0.6 * f, 0.01 * rad)
     tth = np.sort(np.asarray(tth, float))
-    k0 = np.searchsorted(tth, t_map)
-    # Each binned pixel draws the two rings nearest in 2θ: enough for separated rings. Inner
-    # rings weigh more: ellipticity and small tilt errors displace them least.
+    tth = tth[np.isfinite(tth)]
+    # Inner rings weigh more: ellipticity and small tilt errors displace them least.
     weight = (tth[0] / tth) ** 2
-    template = np.zeros(t_map.shape, np.float32)
-    for k in (k0 - 1, k0):
-        kk = np.clip(k, 0, tth.size - 1)
-        template += (weight[kk] * np.exp(-0.5 * ((t_map - tth[kk]) / sig) ** 2)).astype(np.float32)
-    template = subtract_local_mean(template, np.ones_like(ok), 5)
     m = int(np.ceil(max_shift_px / f)) + 2
     shape = (fft.next_fast_len(n1 + m), fft.next_fast_len(n2 + m))
-    corr = fft.irfft2(fft.rfft2(img, shape, workers=2) * np.conj(fft.rfft2(template, shape, workers=2)),
-                     shape, workers=2)
+    image_ft = fft.rfft2(img, shape, workers=2)
     lags = np.arange(-m, m + 1)
-    win = corr[np.ix_(lags % shape[0], lags % shape[1])]
-    i1, i2 = np.unravel_index(np.argmax(win), win.shape)
-    spread = 1.4826 * np.median(np.abs(win - np.median(win))) + 1e-30
-    contrast = float((win[i1, i2] - np.median(win)) / spread)
+    scales = [1.0]
+    on = ok & (t_map <= tth[-1] * (1 + max_scale))
+    if max_scale > 0 and on.any():
+        # Half a template ring's width at the outermost ring on the detector.
+        outer = float(rad[on].max())
+        step = 0.5 * max(0.6 * f, 0.01 * outer) / max(outer, 1.0)
+        n = int(np.ceil(np.log1p(max_scale) / step))
+        scales = np.exp(np.arange(-n, n + 1) * step)
+    best = None
+    for s in scales:
+        ring = np.arctan2(s * np.sin(tth), np.cos(tth))  # tan(ring) = s tan(tth), any 2θ
+        k0 = np.searchsorted(ring, t_map)
+        # Each binned pixel draws the two rings nearest in 2θ: enough for separated rings.
+        template = np.zeros(t_map.shape, np.float32)
+        for k in (k0 - 1, k0):
+            kk = np.clip(k, 0, ring.size - 1)
+            template += (weight[kk] * np.exp(-0.5 * ((t_map - ring[kk]) / sig) ** 2)).astype(np.float32)
+        template = subtract_local_mean(template, np.ones_like(ok), 5)
+        corr = fft.irfft2(image_ft * np.conj(fft.rfft2(template, shape, workers=2)), shape,
+                          workers=2)
+        win = corr[np.ix_(lags % shape[0], lags % shape[1])]
+        i1, i2 = np.unravel_index(np.argmax(win), win.shape)
+        spread = 1.4826 * np.median(np.abs(win - np.median(win))) + 1e-30
+        contrast = float((win[i1, i2] - np.median(win)) / spread)
+        if best is None or contrast > best[0]:
+            best = (contrast, win, i1, i2, float(s))
+    contrast, win, i1, i2, scale = best
 
     def vertex(a, b, c):
         den = a - 2 * b + c
@@ -121,7 +147,7 @@ def coarse_shift(data: np.ndarray, valid: np.ndarray, frame: DetectorFrame, tth:
 
     j1 = vertex(*win[max(i1 - 1, 0):i1 + 2, i2]) if 0 < i1 < win.shape[0] - 1 else 0.0
     j2 = vertex(*win[i1, max(i2 - 1, 0):i2 + 2]) if 0 < i2 < win.shape[1] - 1 else 0.0
-    return np.array([lags[i1] + j1, lags[i2] + j2]) * f, contrast
+    return np.array([lags[i1] + j1, lags[i2] + j2]) * f, contrast, scale
 
 
 @dataclass(frozen=True)
@@ -331,6 +357,10 @@ class RingRecentering:
         Rings (indices into the input 2θ) that carry points.
     coverage : ndarray, shape (k,)
         Fraction of 10° azimuth sectors each ring's inliers cover.
+    coarse_scale : float
+        Factor on the reference rings' tan 2θ from the coarse search.
+    ring_centres : RingCentres or None
+        Each ring's own centre about the common one and their spread (`rings.concentric`).
     """
 
     fit: RingCenterFit
@@ -339,11 +369,14 @@ class RingRecentering:
     contrast: float
     rings: np.ndarray
     coverage: np.ndarray
+    coarse_scale: float = 1.0
+    ring_centres: RingCentres | None = None
 
 
 def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: DetectorFrame,
                       tth: np.ndarray, max_shift_px: float = 100.0, ellipticity: str = "auto",
-                      n_rounds: int = 3, say=lambda msg: None) -> RingRecentering:
+                      n_rounds: int = 3, max_scale: float = 0.0, overlapping: bool = False,
+                      say=lambda msg: None) -> RingRecentering:
     """New beam centre from rings of known 2θ (see the module docstring).
 
     Parameters
@@ -362,6 +395,13 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
         axis ratio above 1.001).
     n_rounds : int
         Extraction and fit rounds after the coarse shift.
+    max_scale : float
+        Largest relative change of the rings' radii (camera length, energy) searched
+        before the rings are matched.
+    overlapping : bool
+        Locate the rings by multi-peak profile fits (`rings.profiles`), so that rings too
+        close for a centroid (electron patterns' broad overlapping rings) carry points too,
+        each weighted by its 1σ.
     say : callable(str)
 
     Returns
@@ -374,20 +414,24 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
         No ring matches (too few points), or the pattern is not found.
     """
     tth = np.asarray(tth, float)
-    coarse, contrast = coarse_shift(prepared.data, valid, frame, tth, max_shift_px)
+    coarse, contrast, scale = coarse_shift(prepared.data, valid, frame, tth, max_shift_px,
+                                           max_scale)
     shift = coarse
-    say(f"coarse shift ({shift[1]:+.1f}, {shift[0]:+.1f}) px in (x, y), correlation contrast {contrast:.1f}")
+    say(f"coarse shift ({shift[1]:+.1f}, {shift[0]:+.1f}) px in (x, y), ring radii ×{scale:.3f}, "
+        f"correlation contrast {contrast:.1f}")
     if contrast < 5:
         raise CalibrationError(f"no ring found: the reference rings match nowhere within "
                                f"{max_shift_px:g} px (correlation contrast {contrast:.1f}); "
                                "check the calibrant, the wavelength and --max-shift")
     f = _bin_factor(valid.shape)
     ell = np.zeros(2)
-    ring_tth = tth.copy()
+    # The rings start where the scale search put them: matched to the image, not to a
+    # camera length that has changed.
+    ring_tth = np.arctan2(scale * np.sin(tth), np.cos(tth))
     # Mean radius of each ring: rounds grow outwards from the innermost ring, where lens
     # ellipticity displaces the ring least, so each new ring is predicted by the fit so far.
     chi = np.linspace(-np.pi, np.pi, 36, endpoint=False)
-    p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
+    p1, p2 = frame.pixel_at(ring_tth[:, None], chi[None, :])
     b_ref = frame.beam_center()
     r = np.hypot(p1 - b_ref[0], p2 - b_ref[1])
     radius = np.array([np.median(row[np.isfinite(row)]) if np.isfinite(row).any() else np.inf
@@ -408,26 +452,37 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
         hw_min = 2.0
     reach = 1.6 * (radius[first].min() if first.size else radius[on].min())
     moved = np.inf
+    width = 2.0
     for rnd in range(n_rounds + 4):
         fr = moved_frame(frame, shift, ell)
         hw = window_px(fr, ring_tth, hw_max)
-        use = np.intersect1d(np.nonzero((hw >= hw_min) & (radius <= reach))[0],
-                             expected_rings(valid, fr, ring_tth))
+        near = (radius <= reach) if overlapping else (hw >= hw_min) & (radius <= reach)
+        use = np.intersect1d(np.nonzero(near)[0], expected_rings(valid, fr, ring_tth))
         if use.size == 0:
             raise CalibrationError("no ring of the reference geometry falls on valid pixels")
-        # The first round only has to bring the coarse shift within the narrow windows.
-        cp = extract_control_points(prepared, fr, ring_tth[use], hw[use],
-                                    n_chi=n_chi if rnd else 360)
+        sigma = None
+        if overlapping:
+            prof = fit_ring_profiles(prepared, fr, ring_tth[use], hw_max[use], width,
+                                     n_chi=n_chi if rnd else 360)
+            cp, sigma = prof.points, np.maximum(prof.sigma_px, 0.02)
+        else:
+            # The first round only has to bring the coarse shift within the narrow windows.
+            cp = extract_control_points(prepared, fr, ring_tth[use], hw[use],
+                                        n_chi=n_chi if rnd else 360)
         cp = replace(cp, ring=use[cp.ring])
-        fit = fit_ring_center(cp, frame, ring_tth, shift, ell, ellipticity != "none")
+        fit = fit_ring_center(cp, frame, ring_tth, shift, ell, ellipticity != "none",
+                              sigma_px=sigma)
         if ellipticity == "auto" and not _significant(fit):
-            fit = fit_ring_center(cp, frame, ring_tth, shift, (0.0, 0.0), False)
+            fit = fit_ring_center(cp, frame, ring_tth, shift, (0.0, 0.0), False, sigma_px=sigma)
         moved = float(np.hypot(*(fit.shift - shift)))
         shift, ell, ring_tth = fit.shift, fit.ellipticity, fit.tth
         inl = fit.inliers
         rms = float(np.sqrt(np.mean(fit.residual_px[inl] ** 2)))
         width = float(np.median(cp.width[inl]))
-        hw_max = np.full(tth.size, max(4 * rms + 1.5, 4 * width, 2.5))
+        # Centroid windows hold the whole peak; a profile fit's window is only where the
+        # peak may have moved.
+        hw_max = np.full(tth.size, max(4 * rms + 0.5, 1.5) if overlapping else
+                         max(4 * rms + 1.5, 4 * width, 2.5))
         hw_min = 2.0
         say(f"round {rnd + 1}: {inl.sum()} points on {np.unique(cp.ring[inl]).size} rings, "
             f"rms {rms:.3f} px, centre moved {moved:.3f} px")
@@ -439,5 +494,8 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
     sectors = np.clip(((cp.chi + np.pi) / (2 * np.pi) * 36).astype(int), 0, 35)
     rings = np.unique(cp.ring[inl])
     coverage = np.array([np.unique(sectors[inl & (cp.ring == k)]).size / 36 for k in rings])
+    centres = ring_shifts(moved_frame(frame, shift, ell), fit.tth[cp.ring[inl]], cp.chi[inl],
+                          cp.ring[inl], fit.residual_px[inl])
     return RingRecentering(fit=fit, points=cp, coarse_shift=coarse, contrast=contrast,
+                           coarse_scale=scale, ring_centres=centres,
                            rings=rings, coverage=coverage)
