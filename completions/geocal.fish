@@ -27,9 +27,11 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l guess -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l fix -x -a 'dist poni1 poni2 rot1 rot2 rot3 wavelength none'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l max-rings -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l min-rings -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l electron-model -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l output -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l report -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l ellipse -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l plot -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l json -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l overwrite -r -F

@@ -15,7 +15,7 @@ _geocal() {
     esac
     case "$sub" in
         '') opts=(--version --quiet -q --traceback --help); compadd -- $subs $opts;;
-        calib-ring) if [[ $PREFIX == -* ]]; then opts=(--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --min-rings --output -o --report --plot --json --overwrite --config --show-config --help); compadd -- $opts; else _files; fi;;
+        calib-ring) if [[ $PREFIX == -* ]]; then opts=(--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --min-rings --electron-model --output -o --report --ellipse --plot --json --overwrite --config --show-config --help); compadd -- $opts; else _files; fi;;
         recenter) if [[ $PREFIX == -* ]]; then opts=(--poni --method -m --calibrant -c --ring --ellipticity --max-shift --saturation --energy --wavelength --voltage --mask --output -o --report --plot --json --overwrite --config --show-config --help); compadd -- $opts; else _files; fi;;
         convert-poni) if [[ $PREFIX == -* ]]; then opts=(--to -t --from -f --output -o --image --calibrant -c --pixel-size --shape --flip --orientation --panel --fix-units --energy --wavelength --voltage --report --json --overwrite --config --show-config --help); compadd -- $opts; else _files; fi;;
         q-check) if [[ $PREFIX == -* ]]; then opts=(--poni --calibrant -c --mask --max-median-microstrain --expt --refl --positions --max-mean-dq --fix-units --fail-on-systematic --no-fail-on-systematic --energy --wavelength --voltage --report --plot --json --overwrite --config --show-config --help); compadd -- $opts; else _files; fi;;

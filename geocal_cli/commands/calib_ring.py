@@ -26,7 +26,8 @@ EPILOG = """Examples:
 
   geocal calib-ring frame.tif -c LaB6 --energy 14 -d Pilatus300kw --guess old.poni --fix dist,rot1,rot2,rot3,wavelength
 
-Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder.
+Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder;
+with electrons (--voltage or the file's metadata) also IMAGE-stem.ellipse.json.
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undetermined."""
 
 
@@ -39,7 +40,7 @@ def configure(p: dict):
         image=p["image"], calibrant=p["calibrant"], energy_kev=p["energy"], **parse_wavelength(p["wavelength"]), kalpha2_ratio=p["kalpha2_ratio"],
         voltage_kv=p["voltage"], detector=p["detector"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
         mask=p["mask"], guess=p["guess"], fix=parse_names(p["fix"]), max_rings=p["max_rings"], min_rings=p["min_rings"],
-        output=p["output"],
+        output=p["output"], electron_model=p["electron_model"], ellipse=p["ellipse"],
         report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
 
 
@@ -57,8 +58,10 @@ def command(
     fix: str = typer.Option(None, "--fix", help="Parameters kept fixed, comma-separated, from dist,poni1,poni2,rot1,rot2,rot3,wavelength; 'none' refines all. Default: rot3,wavelength.", rich_help_panel="Refinement"),
     max_rings: int = typer.Option(None, "--max-rings", help="Use at most the first N calibrant rings.", rich_help_panel="Refinement"),
     min_rings: int = typer.Option(None, "--min-rings", help="Calibrant rings the fit must rest on, each seen in the image (default 2; 1 accepts a single ring, e.g. with --guess and --fix dist).", rich_help_panel="Refinement"),
+    electron_model: str = typer.Option(None, "--electron-model", help="Electrons: 'lens' (default) fits camera length, projector-lens ellipticity and centre on an untilted detector; 'tilt' fits a tilted detector as for X-rays.", rich_help_panel="Refinement"),
     output: Path = typer.Option(None, "--output", "-o", help="PONI file to write (default: IMAGE-stem.poni).", rich_help_panel="Outputs"),
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.calib.json).", rich_help_panel="Outputs"),
+    ellipse: Path = typer.Option(None, "--ellipse", help="Electrons, lens model: ellipse file for pyxem/py4DSTEM (default: IMAGE-stem.ellipse.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: image with fitted rings and control points, residual per ring vs azimuth.", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
     overwrite: bool = OVERWRITE_OPTION,
@@ -71,6 +74,10 @@ def command(
     (rings of another phase are left out), and pyFAI's geometry is refined on control points
     of every usable ring. The report gives PONI and Fit2D terms with 1σ uncertainties and
     per-ring residuals in degrees, pixels and microstrain.
+
+    With electrons the model is the microscope's: camera length, the projector lens's
+    elliptical distortion and the ring centre (--electron-model tilt for a tilted detector);
+    the report gives 1/d and mrad per pixel, and overlapping rings are fitted together.
 
     Every answer is checked against the rings the image shows: a fit that rests on fewer
     than --min-rings rings, on rings the image does not show, on a calibrant that explains

@@ -213,9 +213,15 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     lens = None
     if lens_model:
         lens = electron.fit_lens(calib, data, valid, fit_detector, wavelength, rings.d_spacing, say)
-        geometry = electron.equivalent_geometry(lens, fit_detector)
-        electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry),
-                               ring_centres_summary)
+        tilt = electron.tilt_fits_better(lens, calib, rings.d_spacing)
+        if tilt:
+            say(tilt)
+            report["warnings"].append(tilt)
+            lens = None
+        else:
+            geometry = electron.equivalent_geometry(lens, fit_detector)
+            electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry),
+                                   ring_centres_summary)
     if fit_detector is not detector:
         from geocal_cli.core.geometry.frame import geometry_from_values
 

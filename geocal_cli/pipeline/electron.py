@@ -58,6 +58,44 @@ def fit_lens(calib, data, valid, detector, wavelength: float, d_spacing, say):
                           calib.geometry.getFit2D()["directDist"] * 1e-3, width, say=say)
 
 
+#: The tilted detector replaces the lens model when it fits the same points with a residual
+#: rms below this fraction of the lens model's (both have five parameters).
+TILT_BETTER = 0.7
+
+
+def tilt_fits_better(lens, calib, d_spacing) -> str | None:
+    """Whether the rings show a detector tilt rather than a lens: the tilted pyFAI geometry
+    refined on the lens model's own points (same points, same weights, five parameters each)
+    fits clearly better. A tilt makes the rings non-concentric conics whose eccentricity
+    grows with 2θ; a projector lens gives concentric ellipses of one axis ratio.
+
+    Returns
+    -------
+    str or None
+        The reason to keep the tilted geometry, or None.
+    """
+    from geocal_cli.core.rings.refine import refine_geometry
+
+    inl = lens.fit.inliers
+    pts = lens.points
+    weights = 1.0 / lens.sigma_px[inl]
+    tilted = refine_geometry(calib.geometry, pts.d1[inl], pts.d2[inl], d_spacing[pts.ring[inl]],
+                             calib.refinement.values, ("dist", "poni1", "poni2", "rot1", "rot2"),
+                             weights=weights)
+
+    def rms(res, keep):
+        return float(np.sqrt(np.sum((res * weights)[keep] ** 2) / np.sum(weights[keep] ** 2)))
+
+    own = rms(lens.fit.residual_px[inl], np.ones(inl.sum(), bool))
+    other = rms(tilted.residual_px, tilted.inliers)
+    if other < TILT_BETTER * own:
+        return (f"the rings show a detector tilt, not a lens: on the same points a tilted "
+                f"detector fits with {other:.3f} px rms against {own:.3f} px for the lens model "
+                "(concentric ellipses); the tilted geometry is kept (--electron-model tilt "
+                "to say so)")
+    return None
+
+
 def equivalent_geometry(lens, detector):
     """The untilted pyFAI geometry at the camera length with the PONI at the ring centre:
     what a PONI can hold of the model (pyFAI has no lens ellipticity)."""

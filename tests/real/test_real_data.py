@@ -108,25 +108,57 @@ def test_lab6_single_ring_with_goniometer_guess_and_fixed_parameters(tmp_path):
     assert abs(g.poni1 - poni1) / 172e-6 < 3 and abs(g.poni2 - poni2) / 172e-6 < 3
 
 
-def test_au_electron_pyxem_blind(tmp_path):
-    """200 kV Au cross-grating (pyxem): the projector lens's 3.5 % ellipticity appears as an
-    effective detector tilt; its size, its direction, the centre and the scale must agree
-    with pyxem's calibration (data README)."""
-    import numpy as np
-
+def _au_calibration(tmp_path, **options):
     from geocal_cli.config.calib_ring import CalibRingConfig
     from geocal_cli.pipeline import calib_ring
 
     folder = ("electron", "au_xgrating_pyxem")
-    res = calib_ring.run(CalibRingConfig(
+    return calib_ring.run(CalibRingConfig(
         image=shared(*folder, "au_xgrating_20cm.tif"), calibrant=str(shared(*folder, "au.cif")),
         voltage_kv=200, pixel_size_um=(55.0, 55.0), output=tmp_path / "au.poni",
-        report=tmp_path / "au.json"))
+        report=tmp_path / "au.json", ellipse=tmp_path / "au.ellipse.json", **options))
+
+
+def test_au_electron_pyxem_lens_model(tmp_path):
+    """200 kV Au cross-grating (pyxem), blind, electron model: centre, lens ellipse and
+    reciprocal scale agree with pyxem's calibration (data README: ring centre x ≈ 127.89,
+    y ≈ 128.36 ± 0.1; axis ratio ≈ 1.035 at 147.5°; 0.01024 Å⁻¹ per pixel)."""
+    import json
+
+    import numpy as np
+
+    res = _au_calibration(tmp_path)
+    e = res.report["results"]["electron"]
+    s = res.report["uncertainties_1sigma"]
+    dx, dy = e["center_px"]["x"] - 127.89, e["center_px"]["y"] - 128.36
+    assert np.hypot(dx, dy) < 0.15
+    # The reported 1σ covers pyxem's centre.
+    assert abs(dx) < max(s["beam_center_px"]["x"], 0.1) and abs(dy) < max(s["beam_center_px"]["y"], 0.1)
+    assert e["axis_ratio"] == pytest.approx(1.035, abs=0.005)
+    assert e["major_axis_deg"] == pytest.approx(147.5, abs=2.0)
+    assert e["reciprocal_per_px_a"]["minor_axis"] == pytest.approx(0.01024, abs=0.0001)
+    # Au 111, 200 and 220 (rings 1-3) all carry control points.
+    counts = {r["ring"]: r["count"] for r in res.report["residuals"]["rings"]}
+    assert all(counts.get(k, 0) > 100 for k in (1, 2, 3))
+    # The PONI is the untilted equivalent; the ellipse file says what pyFAI cannot hold.
     g = res.report["results"]["geometry"]
-    # Ring (Au 111 ellipse) centre x ≈ 127.89, y ≈ 128.36 (± 0.1); the beam centre of the
-    # tilt model sits ~0.1 px from the ring-ellipse centre.
+    assert g["fit2d"]["tilt_deg"] == 0.0
+    assert g["fit2d"]["directDist_mm"] == pytest.approx(e["camera_length_mm"])
+    ellipse = json.loads((tmp_path / "au.ellipse.json").read_text())
+    assert ellipse["axis_ratio"] == pytest.approx(e["axis_ratio"])
+    assert res.outputs == (tmp_path / "au.ellipse.json",)
+
+
+def test_au_electron_pyxem_tilt_model(tmp_path):
+    """The same image with --electron-model tilt: the lens's 3.5 % ellipticity appears as an
+    effective detector tilt; its size, its direction, the centre and the scale must agree
+    with pyxem's calibration (data README)."""
+    import numpy as np
+
+    res = _au_calibration(tmp_path, electron_model="tilt")
+    g = res.report["results"]["geometry"]
+    # The beam centre of the tilt model sits ~0.1 px from the ring-ellipse centre.
     assert np.hypot(g["beam_center_px"]["x"] - 127.89, g["beam_center_px"]["y"] - 128.36) < 0.4
-    # Axis ratio ≈ 1.035, major axis ≈ 147.5° from +x towards +y.
     assert 1 / np.cos(np.radians(g["fit2d"]["tilt_deg"])) == pytest.approx(1.035, abs=0.005)
     assert g["fit2d"]["tiltPlanRotation_deg"] % 180 == pytest.approx(147.5, abs=2.0)
     # Reciprocal scale ≈ 0.01024 Å⁻¹ per pixel (1/d units): pixel / (λ L).
