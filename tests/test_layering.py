@@ -10,7 +10,8 @@ import pytest
 from tests.layering import check_layering
 
 PACKAGE = Path(__file__).resolve().parent.parent / "geocal_cli"
-CAPABILITIES = ("geometry", "rings", "center", "grid", "q", "simulate", "calibrant", "series", "joint")
+CAPABILITIES = ("geometry", "rings", "center", "grid", "q", "simulate", "calibrant", "series", "joint",
+                "electron")
 
 
 def test_geocal_keeps_its_layering():

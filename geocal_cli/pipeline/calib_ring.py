@@ -188,10 +188,15 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t0 = time.perf_counter()
     poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
+    ellipse_path = cfg.ellipse or default_name(cfg.image, ".ellipse.json")
+    # Outputs are checked before anything is read; the ellipse file too once the image's
+    # metadata has said whether these are electrons.
+    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot,
+                              ellipse_path if cfg.voltage_kv is not None else None)
     src = read_inputs(cfg, say)
     lens_model = src.scattering == "electron" and cfg.electron_model == "lens"
-    ellipse_path = (cfg.ellipse or default_name(cfg.image, ".ellipse.json")) if lens_model else None
-    outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot, ellipse_path)
+    if lens_model and cfg.voltage_kv is None:
+        outputs.check(ellipse_path)
     data, valid, rings, guess, wavelength = src.data, src.valid, src.rings, src.guess, src.wavelength
     detector, fit_detector = src.detector, src.fit_detector
     t_read = time.perf_counter() - t0

@@ -151,7 +151,9 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
                         wavelength=wavelength)
     frame0 = frame_of(ref)
     shift, ell, scale = np.zeros(2), np.zeros(2), 1.0
-    n_chi = int(np.clip(2 * np.pi * np.hypot(*valid.shape) / 2 / 8, 360, 720))
+    # 360 azimuths: the profile fits cost in proportion, and 1° sectors already give
+    # thousands of points on a few rings.
+    n_chi = 360
     finite = np.isfinite(tth)
     fit = None
     hw_rel, hw_abs = 0.04, 3.0
@@ -183,7 +185,7 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
         say(f"lens round {rnd + 1}: {inl.sum()} points on rings "
             + ",".join(str(k + 1) for k in np.unique(pts.ring[inl])) + ", "
             f"rms {rms:.3f} px, centre moved {moved:.3f} px")
-        if moved < CONVERGED_PX and rnd >= 2:
+        if moved < CONVERGED_PX and rnd >= 1:
             break
     fr = moved_frame(frame0, shift, ell)
     inl = fit.inliers

@@ -28,7 +28,7 @@ MAX_GROUP = 4
 #: Peaks closer than this many widths (rms σ) are fitted together.
 OVERLAP_WIDTHS = 6.0
 #: Levenberg–Marquardt iterations (the start is within a window of the solution).
-N_ITER = 25
+N_ITER = 15
 
 
 @dataclass(frozen=True)
