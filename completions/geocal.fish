@@ -13,6 +13,7 @@ complete -c geocal -n '__fish_use_subcommand' -l quiet
 complete -c geocal -n '__fish_use_subcommand' -s q
 complete -c geocal -n '__fish_use_subcommand' -l traceback
 complete -c geocal -n '__fish_use_subcommand' -l help
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l frame -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l energy -r -F
@@ -39,6 +40,7 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -F
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -l frame -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l poni -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l method -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -s m -r -F

@@ -28,6 +28,7 @@ VOLTAGE_OPTION = typer.Option(
 OVERWRITE_OPTION = typer.Option(
     None, "--overwrite", rich_help_panel="Outputs", show_default=False,
     help="Replace existing files that geocal did not write (geocal's own outputs are always replaced; inputs never are).")
+FRAME_OPTION = typer.Option(None, "--frame", help="A stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames; a stack read without it is an error.")
 PIXEL_SIZE_OPTION = typer.Option(None, "--pixel-size", rich_help_panel="Detector",
                                  help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', instead of a detector name.")
 

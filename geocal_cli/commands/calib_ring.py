@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          KALPHA2_RATIO_OPTION, PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION,
                                          VOLTAGE_OPTION, WAVELENGTH_DOUBLET_OPTION, load, parse_floats,
                                          parse_names, parse_wavelength, show_result)
@@ -20,6 +20,8 @@ EPILOG = """Examples:
 
   geocal calib-ring au.tif -c au.cif --voltage 200 --pixel-size 55
 
+  geocal calib-ring series.emd -c Au --frame sum
+
   geocal calib-ring lab6_mo.tif -c LaB6 --wavelength 0.70930,0.71359 --pixel-size 100
 
   geocal calib-ring unknown.cbf -c auto --energy 30 -d Pilatus1M
@@ -27,7 +29,7 @@ EPILOG = """Examples:
   geocal calib-ring frame.tif -c LaB6 --energy 14 -d Pilatus300kw --guess old.poni --fix dist,rot1,rot2,rot3,wavelength
 
 Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder;
-with electrons (--voltage or the file's metadata) also IMAGE-stem.ellipse.json.
+with electrons (--voltage or the file's metadata) also IMAGE-stem.ellipse.json beside the PONI.
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undetermined."""
 
 
@@ -37,7 +39,7 @@ def configure(p: dict):
     from geocal_cli.config.calib_ring import CalibRingConfig
 
     return load(CalibRingConfig, p["config"], dict(
-        image=p["image"], calibrant=p["calibrant"], energy_kev=p["energy"], **parse_wavelength(p["wavelength"]), kalpha2_ratio=p["kalpha2_ratio"],
+        image=p["image"], frame=p["frame"], calibrant=p["calibrant"], energy_kev=p["energy"], **parse_wavelength(p["wavelength"]), kalpha2_ratio=p["kalpha2_ratio"],
         voltage_kv=p["voltage"], detector=p["detector"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
         mask=p["mask"], guess=p["guess"], fix=parse_names(p["fix"]), max_rings=p["max_rings"], min_rings=p["min_rings"],
         output=p["output"], electron_model=p["electron_model"], ellipse=p["ellipse"],
@@ -45,7 +47,8 @@ def configure(p: dict):
 
 
 def command(
-    image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …)."),
+    image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …) or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
+    frame: str = FRAME_OPTION,
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å), a CIF, or 'auto' to identify it from the rings."),
     energy: float = ENERGY_OPTION,
     wavelength: str = WAVELENGTH_DOUBLET_OPTION,
@@ -61,7 +64,7 @@ def command(
     electron_model: str = typer.Option(None, "--electron-model", help="Electrons: 'lens' (default) fits camera length, projector-lens ellipticity and centre on an untilted detector; 'tilt' fits a tilted detector as for X-rays.", rich_help_panel="Refinement"),
     output: Path = typer.Option(None, "--output", "-o", help="PONI file to write (default: IMAGE-stem.poni).", rich_help_panel="Outputs"),
     report: Path = typer.Option(None, "--report", help="JSON report (default: IMAGE-stem.calib.json).", rich_help_panel="Outputs"),
-    ellipse: Path = typer.Option(None, "--ellipse", help="Electrons, lens model: ellipse file for pyxem/py4DSTEM (default: IMAGE-stem.ellipse.json).", rich_help_panel="Outputs"),
+    ellipse: Path = typer.Option(None, "--ellipse", help="Electrons, lens model: ellipse file for pyxem/py4DSTEM (default: beside the PONI, PONI-stem.ellipse.json).", rich_help_panel="Outputs"),
     plot: Path = typer.Option(None, "--plot", help="PNG: image with fitted rings and control points, residual per ring vs azimuth.", rich_help_panel="Outputs"),
     json_out: bool = JSON_OPTION,
     overwrite: bool = OVERWRITE_OPTION,

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, parse_names, show_result)
 
@@ -40,14 +40,15 @@ def configure(p: dict):
 
         raise ConfigError(f"--ring {p['ring']!r}: expected ring numbers like 1 or 1,2,3") from None
     return load(RecenterConfig, p["config"], dict(
-        image=p["image"], poni=p["poni"], method=p["method"], calibrant=p["calibrant"], ring=rings,
+        image=p["image"], frame=p["frame"], poni=p["poni"], method=p["method"], calibrant=p["calibrant"], ring=rings,
         ellipticity=p["ellipticity"], max_shift_px=p["max_shift"], saturation=p["saturation"],
         energy_kev=p["energy"], wavelength_a=p["wavelength"], voltage_kv=p["voltage"], mask=p["mask"],
         output=p["output"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
 
 
 def command(
-    image: Path = typer.Argument(..., help="Image: anything fabio reads, or DM3/DM4/MRC/EMD."),
+    image: Path = typer.Argument(..., help="Image: anything fabio reads, or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
+    frame: str = FRAME_OPTION,
     poni: Path = typer.Option(..., "--poni", help="Reference geometry (PONI) to move.", rich_help_panel="Geometry"),
     method: str = typer.Option(None, "--method", "-m", help="auto | ring | friedel | beam [default: auto: rings when a calibrant is given, then Friedel pairs of spots, then the direct beam]."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF: the rings' 2θ.", rich_help_panel="Ring method"),

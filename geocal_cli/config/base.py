@@ -7,7 +7,7 @@ did not override anything).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
@@ -24,6 +24,8 @@ PixelUm = Annotated[float, Field(ge=0.1, le=10_000)]
 DetectorName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 #: Image side, pixels (2 … 65536).
 Side = Annotated[int, Field(ge=2, le=65_536)]
+#: A frame of a stack (0-based) or its reduction.
+Frame = Annotated[int, Field(ge=0)] | Literal["sum", "mean"]
 
 
 class GeocalModel(BaseModel):

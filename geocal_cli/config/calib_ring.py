@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Side
+from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Side, Frame
 
 Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
 
@@ -16,6 +16,8 @@ class CalibRingConfig(DoubletBeamConfig):
     """Blind calibration of one calibrant ring image."""
 
     image: Path = Field(description="calibrant image (anything fabio reads)")
+    frame: Frame | None = Field(None, description=(
+        "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å), CIF, or 'auto' "
                                        "(identified from the rings among pyFAI's calibrants)")
     detector: DetectorName | None = Field(None, description="pyFAI detector name (pixel size, mask)")
@@ -35,7 +37,7 @@ class CalibRingConfig(DoubletBeamConfig):
         "electrons: 'lens' fits camera length, projector-lens ellipticity and centre on an "
         "untilted detector; 'tilt' fits a tilted detector as for X-rays"))
     ellipse: Path | None = Field(None, description=(
-        "electrons, lens model: ellipse file for pyxem/py4DSTEM (default: <image stem>.ellipse.json)"))
+        "electrons, lens model: ellipse file for pyxem/py4DSTEM (default: beside the PONI, <PONI stem>.ellipse.json)"))
 
     @model_validator(mode="after")
     def _pixels(self):

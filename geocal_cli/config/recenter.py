@@ -7,13 +7,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig
+from geocal_cli.config.base import BeamConfig, Frame
 
 
 class RecenterConfig(BeamConfig):
     """A new beam centre for an existing geometry; the radiation defaults to the PONI's."""
 
     image: Path = Field(description="image showing rings, a single-crystal spot pattern or the direct beam")
+    frame: Frame | None = Field(None, description=(
+        "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     poni: Path = Field(description="reference geometry (PONI) whose distance, tilts and wavelength are kept")
     method: Literal["auto", "ring", "friedel", "beam"] = Field(
         "auto", description="what to centre on: rings, Friedel pairs of spots, the direct beam, or auto (tried in that order)")

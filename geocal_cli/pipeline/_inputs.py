@@ -63,7 +63,7 @@ def load_image_and_geometry(cfg) -> ImageAndGeometry:
     ConfigError
         No wavelength anywhere.
     """
-    img = read_image(cfg.image)
+    img = read_image(cfg.image, getattr(cfg, "frame", None))
     data = img.data
     reference = read_poni(cfg.poni)
     detector = reference.detector

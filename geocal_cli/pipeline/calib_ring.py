@@ -102,10 +102,12 @@ def read_inputs(cfg: CalibRingConfig, say=lambda msg: None) -> CalibInputs:
     ConfigError
         Unknown calibrant or detector.
     """
-    img = read_image(cfg.image)
+    img = read_image(cfg.image, cfg.frame)
     data = img.data
     shape = data.shape
     wavelength, scattering, sources = radiation(cfg, img.metadata)
+    if img.metadata.get("frame"):
+        sources["frame"] = img.metadata["frame"]
     rings = None if cfg.calibrant == AUTO else load_calibrant(cfg.calibrant, scattering)
     guess = read_poni(cfg.guess) if cfg.guess else None
     pixel_um = cfg.pixel_size_um
@@ -188,7 +190,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     t0 = time.perf_counter()
     poni_path, report_path = (a or b for a, b in zip((cfg.output, cfg.report), default_outputs(cfg.image)))
     inputs = [cfg.image, cfg.mask, cfg.guess, calibrant_file(cfg.calibrant)]
-    ellipse_path = cfg.ellipse or default_name(cfg.image, ".ellipse.json")
+    # The ellipse goes with the PONI it completes: beside it, of its name.
+    ellipse_path = cfg.ellipse or poni_path.with_name(poni_path.stem + ".ellipse.json")
     # Outputs are checked before anything is read; the ellipse file too once the image's
     # metadata has said whether these are electrons.
     outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot,

@@ -57,16 +57,23 @@ def test_mask_shape_mismatch():
         valid_pixels(np.ones((5, 5)), user_mask=np.zeros((4, 5), bool))
 
 
-def test_eiger_hdf5_stack_reads_its_first_frame(tmp_path):
+def test_eiger_hdf5_stack_reads_the_frame_asked_for_never_a_silent_first_one(tmp_path):
     import h5py
+
+    from geocal_cli.errors import ConfigError
 
     stack = np.arange(2 * 30 * 40, dtype=np.uint32).reshape(2, 30, 40)
     path = tmp_path / "series_master.h5"
     with h5py.File(path, "w") as f:
         f.create_dataset("entry/data/data_000001", data=stack)
-    img = read_image(path)
+    with pytest.raises(ConfigError, match="--frame"):
+        read_image(path)
+    img = read_image(path, 1)
     assert img.format == "EigerImage"
-    assert np.array_equal(img.data, stack[0])
+    assert np.array_equal(img.data, stack[1])
+    assert img.metadata["frame"] == "frame 1 of 2"
+    assert np.array_equal(read_image(path, "sum").data, stack.sum(0))
+    assert np.allclose(read_image(path, "mean").data, stack.mean(0))
 
 
 def test_emd_reads_through_rosettasciio_with_its_pixel_size(tmp_path):

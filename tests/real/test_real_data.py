@@ -116,7 +116,7 @@ def _au_calibration(tmp_path, **options):
     return calib_ring.run(CalibRingConfig(
         image=shared(*folder, "au_xgrating_20cm.tif"), calibrant=str(shared(*folder, "au.cif")),
         voltage_kv=200, pixel_size_um=(55.0, 55.0), output=tmp_path / "au.poni",
-        report=tmp_path / "au.json", ellipse=tmp_path / "au.ellipse.json", **options))
+        report=tmp_path / "au.json", **options))
 
 
 def test_au_electron_pyxem_lens_model(tmp_path):
