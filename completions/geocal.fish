@@ -71,6 +71,7 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s f -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l output -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l image -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l frame -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l pixel-size -r -F
@@ -89,6 +90,7 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l frame -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l poni -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
@@ -112,6 +114,7 @@ complete -c geocal -n '__fish_seen_subcommand_from q-check' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l frame -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pitch -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l spot-diameter -r -F

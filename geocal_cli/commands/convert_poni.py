@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, parse_floats, parse_names, show_result)
 
@@ -43,7 +43,7 @@ def configure(p: dict):
 
         raise ConfigError(f"--shape {p['shape']!r}: expected whole numbers of pixels ROWS,COLS")
     return load(ConvertPoniConfig, p["config"], dict(
-        input=p["input"], to=p["to"], source_format=p["source_format"], output=p["output"], image=p["image"],
+        input=p["input"], to=p["to"], source_format=p["source_format"], output=p["output"], image=p["image"], frame=p["frame"],
         calibrant=p["calibrant"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"), shape=tuple(int(v) for v in dims) if dims else None,
         flip=parse_names(p["flip"]), orientation=p["orientation"], panel=p["panel"], fix_units=p["fix_units"],
         energy_kev=p["energy"], wavelength_a=p["wavelength"], voltage_kv=p["voltage"], report=p["report"], overwrite=p["overwrite"]), p["show_config"])
@@ -55,6 +55,7 @@ def command(
     source_format: str = typer.Option(None, "--from", "-f", help="Format of INPUT [default: detected; a Dioptas PONI needs --from dioptas]."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write [default: INPUT-stem + the format's suffix].", rich_help_panel="Outputs"),
     image: Path = typer.Option(None, "--image", help="The image the geometry belongs to: gives the shape; with --calibrant, rates its flips.", rich_help_panel="Image"),
+    frame: str = FRAME_OPTION,
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="Calibrant whose rings rate which flips of --image the geometry fits.", rich_help_panel="Image"),
     pixel_size: str = typer.Option(None, "--pixel-size", help="Pixel size in µm, 'SIZE' or 'ROWS,COLS', for a file that does not state it (a GSAS-II .imctrl without pixelSize) [default: from --image's header].", rich_help_panel="Image"),
     shape: str = typer.Option(None, "--shape", help="Image shape ROWS,COLS when neither the file nor --image gives it.", rich_help_panel="Image"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
+from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
                                          parse_floats, show_result)
 
 EPILOG = """Examples:
@@ -35,13 +35,14 @@ def configure(p: dict):
     from geocal_cli.config.grid_distortion import GridDistortionConfig
 
     return load(GridDistortionConfig, p["config"], dict(
-        image=p["image"], pitch_mm=p["pitch"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
+        image=p["image"], frame=p["frame"], pitch_mm=p["pitch"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"),
         spot_diameter_px=p["spot_diameter"], dark_spots=p["dark_spots"], mask=p["mask"], output=p["output"],
         spline=p["spline"], corrected=p["corrected"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
 
 
 def command(
     image: Path = typer.Argument(..., help="Hole-grid image (anything fabio reads), or a Fit2D .spline / pyFAI detector .h5 to convert."),
+    frame: str = FRAME_OPTION,
     pitch: float = typer.Option(None, "--pitch", help="Hole spacing of the grid, mm.", rich_help_panel="Grid"),
     pixel_size: str = typer.Option(None, "--pixel-size", help="Nominal pixel size in µm, 'SIZE' or 'ROWS,COLS', checked against the image (±10 %) (default: pitch / measured hole spacing).", rich_help_panel="Grid"),
     spot_diameter: float = typer.Option(None, "--spot-diameter", help="Hole diameter in the image, pixels (default: from the image's autocorrelation).", rich_help_panel="Grid"),

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from geocal_cli import console
-from geocal_cli.commands._common import (OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
+from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
                                          load, show_result)
 
@@ -33,7 +33,7 @@ def configure(p: dict):
     from geocal_cli.config.q_check import QCheckConfig
 
     return load(QCheckConfig, p["config"], dict(
-        image=p["image"], poni=p["poni"], calibrant=p["calibrant"], mask=p["mask"], expt=p["expt"], refl=p["refl"],
+        image=p["image"], frame=p["frame"], poni=p["poni"], calibrant=p["calibrant"], mask=p["mask"], expt=p["expt"], refl=p["refl"],
         positions=p["positions"], fix_units=p["fix_units"], max_median_microstrain=p["max_median_microstrain"],
         max_mean_dq=p["max_mean_dq"], fail_on_systematic=p["fail_on_systematic"], energy_kev=p["energy"],
         wavelength_a=p["wavelength"], voltage_kv=p["voltage"], report=p["report"], plot=p["plot"], overwrite=p["overwrite"]), p["show_config"])
@@ -41,6 +41,7 @@ def configure(p: dict):
 
 def command(
     image: Path = typer.Argument(None, help="Powder image of a calibrant (powder mode)."),
+    frame: str = FRAME_OPTION,
     poni: Path = typer.Option(None, "--poni", help="Geometry checked, for the image as geocal reads it.", rich_help_panel="Powder mode"),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF.", rich_help_panel="Powder mode"),
     mask: Path = typer.Option(None, "--mask", help="Mask image, non-zero = masked (added to the detector's).", rich_help_panel="Powder mode"),

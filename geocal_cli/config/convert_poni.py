@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig, PixelUm, Side
+from geocal_cli.config.base import BeamConfig, PixelUm, Side, Frame
 
 Format = Literal["poni", "dioptas", "fit2d", "imaged11", "cdiutils", "dials", "gsas2"]
 
@@ -21,6 +21,8 @@ class ConvertPoniConfig(BeamConfig):
     source_format: Format | None = Field(None, description="format of the input (default: detected from the file)")
     output: Path | None = Field(None, description="file written (default: <input stem> + the format's suffix)")
     image: Path | None = Field(None, description="image the geometry belongs to: its shape, and with a calibrant the flip check")
+    frame: Frame | None = Field(None, description=(
+        "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     calibrant: str | None = Field(None, description="calibrant whose rings rate the flips of the image (needs image)")
     pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(
         None, description="pixel size (rows, columns), µm, for a file that does not state it (default: from the image's header)")

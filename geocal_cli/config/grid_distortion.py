@@ -6,13 +6,15 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import GeocalModel, PixelUm, Side
+from geocal_cli.config.base import GeocalModel, PixelUm, Side, Frame
 
 
 class GridDistortionConfig(GeocalModel):
     """Detector distortion from a hole-grid image, or a distortion file converted."""
 
     image: Path = Field(description="hole-grid image; or a Fit2D .spline / pyFAI detector file to convert")
+    frame: Frame | None = Field(None, description=(
+        "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     pitch_mm: float | None = Field(None, gt=0, le=1000, description="hole spacing of the grid, mm (needed for an image)")
     pixel_size_um: tuple[PixelUm, PixelUm] | None = Field(
         None, description="nominal pixel size (rows, columns), µm; default: pitch / measured hole spacing")

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import BeamConfig
+from geocal_cli.config.base import BeamConfig, Frame
 
 
 class QCheckConfig(BeamConfig):
@@ -15,6 +15,8 @@ class QCheckConfig(BeamConfig):
     DIALS experiments with their reflections. The radiation defaults to the PONI's."""
 
     image: Path | None = Field(None, description="powder image of a calibrant (powder mode)")
+    frame: Frame | None = Field(None, description=(
+        "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     poni: Path | None = Field(None, description="geometry checked (PONI, for the image as geocal reads it)")
     calibrant: str | None = Field(None, description="pyFAI calibrant name, d-spacing file or CIF (powder mode)")
     mask: Path | None = Field(None, description="mask image, non-zero = masked (powder mode)")

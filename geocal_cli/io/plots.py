@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +76,30 @@ def _save(plt, fig, path: Path) -> None:
     plt.close(fig)
 
 
-def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibration,
+@dataclass(frozen=True)
+class RingFitView:
+    """What `plot_calibration` draws of a ring fit, whichever model made it.
+
+    Attributes
+    ----------
+    frame : DetectorFrame
+        The fitted model (a tilted detector, or the electron model's stretched frame).
+    points : ControlPoints
+    inliers : ndarray of bool, shape (n,)
+    beam_center : (float, float)
+        Pixel indices (d1, d2).
+    rings : list of RingResidual
+        Per ring: `index`, `chi`, `residual_px`, `rms_px` of its inliers.
+    """
+
+    frame: object
+    points: object
+    inliers: np.ndarray
+    beam_center: tuple
+    rings: list
+
+
+def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: RingFitView,
                      ring_tth: np.ndarray, title: str) -> None:
     """Image with fitted rings and control points, and residual per ring vs azimuth.
 
@@ -85,16 +109,14 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
         PNG written atomically.
     image : ndarray, shape (H, W)
     valid : ndarray of bool, shape (H, W)
-    calibration : geocal_cli.core.rings.calibrate.Calibration
+    fit : RingFitView
     ring_tth : ndarray, shape (K,)
         2θ (radians) of the calibrant rings to draw.
     title : str
     """
-    from geocal_cli.core.geometry.frame import frame_of
-
     plt, (fig, (ax0, ax1)) = _figure(1, 2, figsize=(15, 7), gridspec_kw={"width_ratios": [1.15, 1]})
     _show(ax0, image, valid)
-    fr = frame_of(calibration.geometry)
+    fr = fit.frame
     chi = np.linspace(-np.pi, np.pi, 1441)
     h, w = image.shape
     for t in ring_tth:
@@ -102,12 +124,12 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
         out = ~((d1 > -1) & (d1 < h) & (d2 > -1) & (d2 < w))
         d1[out] = np.nan
         ax0.plot(d2, d1, "-", color="tab:red", lw=0.6, alpha=0.8)
-    pts = calibration.points
-    inl = calibration.refinement.inliers
+    pts = fit.points
+    inl = fit.inliers
     ax0.scatter(pts.d2[inl], pts.d1[inl], s=0.6, c=pts.ring[inl] % 10, cmap="tab10", lw=0)
     ax0.scatter(pts.d2[~inl], pts.d1[~inl], s=4, marker="x", color="black", lw=0.5,
                 label="rejected points")
-    bc1, bc2 = calibration.beam_center
+    bc1, bc2 = fit.beam_center
     if np.isfinite(bc1):
         ax0.plot([bc2], [bc1], "+", color="tab:blue", ms=14, mew=1.5, label="beam centre")
     ax0.set_xlim(-0.5, w - 0.5)
@@ -117,7 +139,7 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, calibrati
     ax0.legend(loc="upper right", fontsize=8)
     ax0.set_title(title, fontsize=10)
 
-    rings = calibration.rings
+    rings = fit.rings
     rms = max(np.sqrt(np.mean(np.concatenate([r.residual_px for r in rings]) ** 2)), 0.02)
     step = 8 * rms
     for i, r in enumerate(rings):

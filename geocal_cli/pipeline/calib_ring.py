@@ -17,10 +17,11 @@ from geocal_cli.io.detectors import detector_mask, make_detector
 from geocal_cli.io.distortion import correct_images, field_of, has_distortion, undistorted_twin
 from geocal_cli.io.images import read_image, read_mask, valid_pixels
 from geocal_cli.io.outputs import Outputs, committing, default_name
-from geocal_cli.io.plots import plot_calibration
+from geocal_cli.io.plots import RingFitView, plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
 from geocal_cli.pipeline import electron
+from geocal_cli.pipeline.results import ring_centres_summary
 
 SCHEMA = "geocal.calib-ring"
 #: `--calibrant auto`: identify the calibrant from the rings.
@@ -228,8 +229,7 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
             lens = None
         else:
             geometry = electron.equivalent_geometry(lens, fit_detector)
-            electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry),
-                                   ring_centres_summary)
+            electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry))
     if fit_detector is not detector:
         from geocal_cli.core.geometry.frame import geometry_from_values
 
@@ -242,10 +242,16 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
         if lens is not None:
             electron.write_ellipse(ellipse_path, lens)
         if cfg.plot:
+            from geocal_cli.core.geometry.frame import frame_of
+
             tth = ring_tth(rings.d_spacing, calib.geometry.wavelength)
-            plot_calibration(cfg.plot, data, valid, calib, tth[np.isfinite(tth)],
-                             f"{cfg.image.name}: {rings.name}, {len(calib.rings)} rings, "
-                             f"rms {report['residuals']['rms_px']:.3f} px")
+            view = (electron.plot_view(lens, rings.d_spacing) if lens is not None else
+                    RingFitView(frame_of(calib.geometry), calib.points, calib.refinement.inliers,
+                                calib.beam_center, calib.rings))
+            model = ", electron model (ellipses)" if lens is not None else ""
+            plot_calibration(cfg.plot, data, valid, view, tth[np.isfinite(tth)],
+                             f"{cfg.image.name}: {rings.name}, {len(view.rings)} rings, "
+                             f"rms {report['residuals']['rms_px']:.3f} px{model}")
         report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,
                                "total": time.perf_counter() - t0}
         write_report(report_path, report)
@@ -361,18 +367,6 @@ def results(calib, rings) -> dict:
         "warnings": calib.warnings,
         "notes": calib.notes,
     }
-
-
-def ring_centres_summary(centres) -> dict | None:
-    """Each ring's shift from the fitted geometry (`core.rings.concentric`), for the report."""
-    if centres is None:
-        return None
-    return {"spread_px": centres.spread_px, "beam_center_sigma_added_px": centres.centre_sigma_px,
-            "note": "rms per axis of the rings' own centre shifts beyond their noise; the beam "
-                    "centre's 1σ includes spread / √rings",
-            "rings": [{"ring": int(k) + 1, "shift_px": {"x": float(s[1]), "y": float(s[0])},
-                       "sigma_px": float(e)}
-                      for k, s, e in zip(centres.ring, centres.shift_px, centres.sigma_px)]}
 
 
 def rings_seen(a, families: dict, wavelength: float) -> dict:

@@ -128,7 +128,7 @@ def run(cfg: ConvertPoniConfig, progress=None) -> ConvertResult:
     if cfg.image is not None:
         from geocal_cli.io.images import read_image
 
-        image = read_image(cfg.image)
+        image = read_image(cfg.image, cfg.frame)
     shape = _shape(cfg, image.data.shape if image is not None else None)
     pixel = cfg.pixel_size_um or (image.metadata.get("pixel_size_um") if image is not None else None)
     options = Options(shape=shape, panel=cfg.panel, fix_units=cfg.fix_units, pixel_size_um=pixel)

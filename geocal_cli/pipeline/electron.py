@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.pipeline.results import ring_centres_summary
 
 #: Of the ellipse, what each program's parameters mean (written into the ellipse file).
 CONVENTIONS = {
@@ -96,6 +97,26 @@ def tilt_fits_better(lens, calib, d_spacing) -> str | None:
     return None
 
 
+def plot_view(lens, d_spacing):
+    """The electron model as calib-ring's plot draws it: the ellipses, the points, the
+    centre and each ring's residuals."""
+    from geocal_cli.core.rings.calibrate import RingResidual
+    from geocal_cli.io.plots import RingFitView
+
+    fit, pts = lens.fit, lens.points
+    inl = fit.inliers
+    tth = ring_tth(d_spacing, lens.wavelength_m)
+    rows = []
+    for k in np.unique(pts.ring[inl]):
+        sel = inl & (pts.ring == k)
+        res = fit.residual_px[sel]
+        rms = float(np.sqrt(np.mean(res ** 2)))
+        rows.append(RingResidual(index=int(k), d_spacing=float(d_spacing[k]), tth=float(tth[k]),
+                                 count=int(sel.sum()), rms_tth=np.nan, rms_px=rms,
+                                 rms_microstrain=np.nan, chi=pts.chi[sel], residual_px=res))
+    return RingFitView(lens.frame, pts, inl, tuple(lens.center), rows)
+
+
 def equivalent_geometry(lens, detector):
     """The untilted pyFAI geometry at the camera length with the PONI at the ring centre:
     what a PONI can hold of the model (pyFAI has no lens ellipticity)."""
@@ -175,8 +196,7 @@ def _outer_radius(lens) -> float:
                                  lens.points.d2[inl] - lens.center[1])))
 
 
-def update_report(report: dict, lens, d_spacing, geometry_summary: dict,
-                  ring_centres_summary) -> None:
+def update_report(report: dict, lens, d_spacing, geometry_summary: dict) -> None:
     """Replace a calib-ring report's tilted-detector results by the electron model's.
 
     The tilted fit, which started the model, stays under `results.tilted_start`; its

@@ -128,7 +128,7 @@ def _measure(cfg: GridDistortionConfig, report: dict, say) -> _Measured:
 
     if cfg.pitch_mm is None:
         raise ConfigError("give the grid's hole spacing (--pitch, mm)")
-    img = read_image(cfg.image)
+    img = read_image(cfg.image, cfg.frame)
     data = img.data
     user_mask = read_mask(cfg.mask, data.shape) if cfg.mask else None
     valid = valid_pixels(data, None, user_mask)

@@ -16,6 +16,7 @@ from geocal_cli.io.outputs import Outputs, committing, default_name
 from geocal_cli.io.poni import write_poni
 from geocal_cli.io.reports import report_header, write_report
 from geocal_cli.pipeline._inputs import flip_verdict, load_image_and_geometry
+from geocal_cli.pipeline.results import ring_centres_summary
 
 SCHEMA = "geocal.recenter"
 
@@ -217,24 +218,12 @@ def _ring(prepared, valid, frame, tth, numbers, scattering, cfg, say) -> dict:
                     "coarse_shift_px": {"x": rec.coarse_shift[1], "y": rec.coarse_shift[0],
                                         "ring_radii_scale": rec.coarse_scale,
                                         "correlation_contrast": rec.contrast},
-                    "ring_centres": _ring_centres(centres, numbers)},
+                    "ring_centres": ring_centres_summary(centres, numbers)},
         "residuals": {"points": int(inl.size), "rejected": int((~inl).sum()),
                       "rms_px": float(np.sqrt(np.mean(res**2)))},
         "warnings": warnings,
         "points": (rec.points.d1[inl], rec.points.d2[inl]),
     }
-
-
-def _ring_centres(centres, numbers) -> dict | None:
-    """Each ring's own centre about the common one, and their spread, for the report."""
-    if centres is None:
-        return None
-    return {"spread_px": centres.spread_px, "centre_sigma_added_px": centres.centre_sigma_px,
-            "rings": [{"ring": int(numbers[k]), "shift_px": {"x": float(s[1]), "y": float(s[0])},
-                       "sigma_px": float(e)}
-                      for k, s, e in zip(centres.ring, centres.shift_px, centres.sigma_px)],
-            "note": "shift of each ring's own centre from the common centre; the centre's 1σ "
-                    "includes spread / √rings"}
 
 
 def _friedel(data, valid, frame, cfg, say) -> dict:

@@ -2,7 +2,7 @@
 the command line does not give, and a stack is never read as a silent first frame (issue 19,
 must-show 4). The files are written here by the programs microscopists use (rosettasciio's
 HyperSpy writer, mrcfile with a Thermo Fisher FEI1 extended header, a Velox EMD as h5py
-lays it out) around a simulated 200 kV Au pattern of known geometry."""
+lays it out) around a simulated 300 kV Au pattern of known geometry."""
 
 import json
 
@@ -12,21 +12,22 @@ import pytest
 
 from geocal_cli.main import run
 
-CENTRE = (191.4, 200.7)      # x, y pixels
+CENTRE = (251.3, 262.7)      # x, y pixels
 LENGTH_MM = 250.0
 
 
 @pytest.fixture(scope="module")
 def pattern(tmp_path_factory):
-    """A simulated Au pattern (200 kV, 55 µm pixels, lens axis ratio 1.03)."""
+    """A simulated Au pattern (300 kV, 55 µm pixels, lens axis ratio 1.03)."""
     import fabio
 
     path = tmp_path_factory.mktemp("em") / "au.tif"
     with pytest.raises(SystemExit) as exc:
-        run(["--quiet", "simulate", str(path), "-c", "Au", "--voltage", "200", "--pixel-size", "55",
-             "--shape", "384,384", "--distance", str(LENGTH_MM), "--center",
+        run(["--quiet", "simulate", str(path), "-c", "Au", "--voltage", "300", "--pixel-size", "55",
+             "--shape", "512,512", "--distance", str(LENGTH_MM), "--center",
              ",".join(map(str, CENTRE)), "--axis-ratio", "1.03", "--ellipse-angle", "30",
-             "--width", "2", "--peak-counts", "2000", "--background", "300", "--seed", "5"])
+             "--width", "1.5", "--peak-counts", "2000", "--background", "300", "--seed", "3",
+             "--direct-beam", "50000", "--saturation", "20000"])
     assert exc.value.code == 0
     return fabio.open(str(path)).data.astype(np.float32)
 
@@ -44,7 +45,7 @@ def _hspy(path, data):
         "attributes": {"_lazy": False}, "learning_results": {}, "models": {},
         "package_info": {"name": "geocal-tests", "version": "0"},
         "metadata": {"General": {"title": "Au"}, "Signal": {"signal_type": "electron_diffraction"},
-                     "Acquisition_instrument": {"TEM": {"beam_energy": 200.0,
+                     "Acquisition_instrument": {"TEM": {"beam_energy": 300.0,
                                                         "camera_length": LENGTH_MM}}}})
 
 
@@ -54,7 +55,7 @@ def _mrc(path, data):
 
     ext = np.zeros(1, dtype=mrcfile.dtypes.get_ext_header_dtype(b"FEI1"))
     ext["Metadata size"] = ext.dtype.itemsize
-    ext["HT"] = 200e3
+    ext["HT"] = 300e3
     ext["Camera length"] = LENGTH_MM * 1e-3
     ext["Pixel size X"] = ext["Pixel size Y"] = 55e-6
     with mrcfile.new(str(path), overwrite=True) as mrc:
@@ -69,7 +70,7 @@ def _velox(path, data):
                              "PixelUnitX": "m", "PixelUnitY": "m",
                              "Offset": {"x": "0", "y": "0"}, "DetectorIndex": "0"},
             "Detectors": {"Detector-0": {"DetectorName": "BM-Ceta", "ExposureTime": "1"}},
-            "Optics": {"AccelerationVoltage": "200000", "CameraLength": str(LENGTH_MM * 1e-3)},
+            "Optics": {"AccelerationVoltage": "300000", "CameraLength": str(LENGTH_MM * 1e-3)},
             "Scan": {}, "Acquisition": {"AcquisitionStartDatetime": {"DateTime": "1700000000"}},
             "Instrument": {"InstrumentClass": "Talos"}}
     text = np.frombuffer(json.dumps(meta).encode() + b"\0", np.uint8)
@@ -98,7 +99,7 @@ def test_metadata_fills_voltage_and_pixel_size(tmp_path, capsys, pattern, suffix
     code, err, report = _calib(tmp_path, capsys, image)
     assert code == 0, err
     sources = report["results"]["sources"]
-    assert sources["radiation"] == "image metadata (200 kV)"
+    assert sources["radiation"] == "image metadata (300 kV)"
     assert sources["pixel_size"].startswith("image metadata (55")
     assert sources["camera_length_mm_metadata"] == pytest.approx(LENGTH_MM)
     e = report["results"]["electron"]
@@ -106,7 +107,7 @@ def test_metadata_fills_voltage_and_pixel_size(tmp_path, capsys, pattern, suffix
     assert e["center_px"]["y"] == pytest.approx(CENTRE[1], abs=0.05)
     assert e["camera_length_mm"] == pytest.approx(LENGTH_MM, rel=5e-4)
     # The command line wins over the metadata, and the report says so.
-    code, err, report = _calib(tmp_path, capsys, image, "--voltage", "200", "--pixel-size", "55")
+    code, err, report = _calib(tmp_path, capsys, image, "--voltage", "300", "--pixel-size", "55")
     assert code == 0, err
     assert report["results"]["sources"]["radiation"] == "command line"
     assert report["results"]["sources"]["pixel_size"] == "command line"

@@ -121,7 +121,12 @@ def test_au_camera_length_off_all_rings(tmp_path, capsys, factor):
     assert res["ellipse"]["axis_ratio"] == pytest.approx(1.035, abs=0.005)
     assert res["coarse_shift_px"]["ring_radii_scale"] == pytest.approx(1 / factor, rel=0.02)
     assert {1, 2, 3} <= {r["ring"] for r in res["rings"]}
-    assert res["ring_centres"]["spread_px"] >= 0
+    # Each ring's own centre is reported; the centre's 1σ includes their spread.
+    centres = res["ring_centres"]
+    assert {1, 2, 3} <= {r["ring"] for r in centres["rings"]}
+    rep = json.loads((tmp_path / "r.json").read_text())
+    s = rep["uncertainties_1sigma"]["center_px"]
+    assert min(s["x"], s["y"]) >= centres["spread_px"] / np.sqrt(len(centres["rings"]))
 
 
 def test_an_unusable_ring_list_is_an_error_not_another_method(tmp_path, capsys, au_reference):

@@ -123,18 +123,12 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     n = r.shape[-1]
     edges = np.unique(np.linspace(0, n, max(2, int(round(n / size)) + 1)).astype(int))
     centres = 0.5 * (edges[:-1] + edges[1:] - 1)
+    mask = np.zeros(r.shape, bool)
     d2 = np.zeros_like(r)
     d2[..., 1:-1] = r[..., 2:] - 2 * r[..., 1:-1] + r[..., :-2]
     curvature = np.stack([1.4826 / np.sqrt(6) * np.median(
         np.abs(d2[..., lo:hi] - np.median(d2[..., lo:hi], axis=-1, keepdims=True)), axis=-1)
         for lo, hi in zip(edges[:-1], edges[1:])], -1)
-    # The first peaks are those standing out of the curvature noise: an unclipped first
-    # deviation of a profile that rings fill everywhere (an electron pattern's comb of broad,
-    # overlapping rings) would be the rings' own and would never let them be clipped.
-    sigma0 = np.stack([np.interp(np.arange(n), centres, row) for row in np.nan_to_num(curvature)])
-    seeds = ndimage.binary_propagation(r > 5 * sigma0, structure=np.ones((1, 3), bool),
-                                       mask=r > 1.5 * sigma0)
-    mask = ndimage.binary_dilation(seeds, structure=np.ones((1, 2 * guard + 1), bool))
     for _ in range(3):
         data = np.where(mask, np.nan, r)
         blocks = []
