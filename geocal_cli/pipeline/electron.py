@@ -56,7 +56,8 @@ def fit_lens(calib, data, valid, detector, wavelength: float, d_spacing, say):
         "overlapping peaks")
     return calibrate_lens(prepare_image(data, valid), valid, detector, wavelength,
                           ring_tth(d_spacing, wavelength), calib.beam_center,
-                          calib.geometry.getFit2D()["directDist"] * 1e-3, width, say=say)
+                          calib.geometry.getFit2D()["directDist"] * 1e-3, width,
+                          points0=calib.points.subset(inl), say=say)
 
 
 #: The tilted detector replaces the lens model when it fits the same points with a residual

@@ -111,7 +111,8 @@ class LensCalibration:
 
 def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelength: float,
                    tth: np.ndarray, center0, camera_length0: float, width_px: float = 2.0,
-                   fit_ellipticity: bool = True, say=lambda msg: None) -> LensCalibration:
+                   fit_ellipticity: bool = True, points0: ControlPoints | None = None,
+                   say=lambda msg: None) -> LensCalibration:
     """Fit camera length, lens ellipticity and centre to a calibrant's rings.
 
     Parameters
@@ -133,6 +134,9 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
         Starting rms width of the rings, pixels.
     fit_ellipticity : bool
         Fit the lens's stretch (else the rings are circles).
+    points0 : ControlPoints, optional
+        Points of the start's own fit (`ring` indexes `tth`): a first fit on them narrows
+        the first round's windows.
     say : callable(str)
 
     Returns
@@ -157,6 +161,15 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
     finite = np.isfinite(tth)
     fit = None
     hw_rel, hw_abs = 0.04, 3.0
+    if points0 is not None and len(points0) >= 20:
+        # The start's own control points fix the stretch and the scale first: the windows
+        # then need only what that first fit leaves (e·R would be tens of pixels on the
+        # outer rings of a large detector).
+        first = fit_ring_center(points0, frame0, tth, shift, ell, fit_ellipticity,
+                                rings="calibrant")
+        shift, ell, scale = first.shift, first.ellipticity, first.scale
+        rms0 = float(np.sqrt(np.mean(first.residual_px[first.inliers] ** 2)))
+        hw_rel, hw_abs = 0.0, max(4 * rms0 + 1.0, 2.0)
     for rnd in range(MAX_ROUNDS):
         fr = moved_frame(frame0, shift, ell)
         scaled = np.where(finite, np.arctan(scale * np.tan(np.where(finite, tth, 0))), np.nan)
