@@ -195,10 +195,11 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     ellipse_path = cfg.ellipse or poni_path.with_name(poni_path.stem + ".ellipse.json")
     # Outputs are checked before anything is read; the ellipse file too once the image's
     # metadata has said whether these are electrons.
+    lens_asked = cfg.electron_model == "lens"
     outputs = Outputs.planned(inputs, cfg.overwrite, report_path, poni_path, cfg.plot,
-                              ellipse_path if cfg.voltage_kv is not None else None)
+                              ellipse_path if lens_asked and cfg.voltage_kv is not None else None)
     src = read_inputs(cfg, say)
-    lens_model = src.scattering == "electron" and cfg.electron_model == "lens"
+    lens_model = src.scattering == "electron" and lens_asked
     if lens_model and cfg.voltage_kv is None:
         outputs.check(ellipse_path)
     data, valid, rings, guess, wavelength = src.data, src.valid, src.rings, src.guess, src.wavelength

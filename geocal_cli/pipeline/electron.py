@@ -119,13 +119,10 @@ def plot_view(lens, d_spacing):
 
 
 def equivalent_geometry(lens, detector):
-    """The untilted pyFAI geometry at the camera length with the PONI at the ring centre:
-    what a PONI can hold of the model (pyFAI has no lens ellipticity)."""
-    from geocal_cli.core.geometry.frame import make_geometry
+    """The PONI of a fitted electron model (`core.electron.lens.equivalent_geometry`)."""
+    from geocal_cli.core.electron.lens import equivalent_geometry as untilted
 
-    c = lens.center
-    return make_geometry(detector, lens.camera_length_m, (c[0] + 0.5) * detector.pixel1,
-                         (c[1] + 0.5) * detector.pixel2, wavelength=lens.wavelength_m)
+    return untilted(detector, lens.camera_length_m, lens.center, lens.wavelength_m)
 
 
 def sections(lens, d_spacing) -> dict:

@@ -109,6 +109,14 @@ class LensCalibration:
         return float(1e3 * np.sqrt(np.prod(self.pixel_m)) / self.camera_length_m)
 
 
+def equivalent_geometry(detector, camera_length: float, center, wavelength: float):
+    """The untilted pyFAI geometry at `camera_length` (m) with the PONI at `center` (pixel
+    indices d1, d2): what a PONI can hold of the electron model (pyFAI has no lens
+    ellipticity)."""
+    return make_geometry(detector, camera_length, (center[0] + 0.5) * detector.pixel1,
+                         (center[1] + 0.5) * detector.pixel2, wavelength=wavelength)
+
+
 def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelength: float,
                    tth: np.ndarray, center0, camera_length0: float, width_px: float = 2.0,
                    fit_ellipticity: bool = True, points0: ControlPoints | None = None,
@@ -151,9 +159,7 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
     tth = np.asarray(tth, float)
     pix = np.array([detector.pixel1, detector.pixel2])
     c0 = np.asarray(center0, float)
-    ref = make_geometry(detector, camera_length0, (c0[0] + 0.5) * pix[0], (c0[1] + 0.5) * pix[1],
-                        wavelength=wavelength)
-    frame0 = frame_of(ref)
+    frame0 = frame_of(equivalent_geometry(detector, camera_length0, c0, wavelength))
     shift, ell, scale = np.zeros(2), np.zeros(2), 1.0
     # 360 azimuths: the profile fits cost in proportion, and 1° sectors already give
     # thousands of points on a few rings.
@@ -220,9 +226,8 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
         center=c0 + shift, center_cov=center_cov, camera_length_m=length,
         camera_length_sigma_m=length * np.hypot(fit.scale_sigma() / scale, spread),
         wavelength_m=wavelength, pixel_m=pix, fit=fit, points=pts, sigma_px=sigma,
-        frame=moved_frame(frame_of(make_geometry(
-            detector, length, (c0[0] + 0.5) * pix[0], (c0[1] + 0.5) * pix[1],
-            wavelength=wavelength)), shift, ell),
+        frame=moved_frame(frame_of(equivalent_geometry(detector, length, c0, wavelength)),
+                          shift, ell),
         rounds=rnd + 1, ring_centres=centres)
 
 

@@ -238,14 +238,13 @@ def _fit_peaks(s, y, w, o, active, width, lo, hi):
     mu = np.full(o.shape[:2], 1e-3)
     f, jac = model(x)
     cost = np.sum(w * (y - f) ** 2, -1)
-    freeze = np.concatenate([np.ones((2,)), np.ones(n), np.ones(n), [1.0]])
     fixed = np.concatenate([np.zeros(o.shape[:2] + (2,)), 1 - act, 1 - act,
                             np.zeros(o.shape[:2] + (1,))], -1)
     for _ in range(N_ITER):
         jw = jac * w[..., None] * (1 - fixed)[..., None, :]
         h = np.swapaxes(jw, -1, -2) @ jac
         g = (np.swapaxes(jw, -1, -2) @ (y - f)[..., None])[..., 0]
-        diag = np.diagonal(h, axis1=-2, axis2=-1) * freeze
+        diag = np.diagonal(h, axis1=-2, axis2=-1)
         damp = mu[..., None] * np.maximum(diag, 1e-12) + fixed
         step = np.linalg.solve(h + damp[..., None] * np.eye(P), g[..., None])[..., 0]
         x_new = x + step
