@@ -98,11 +98,10 @@ def tilt_fits_better(lens, calib, d_spacing) -> str | None:
     return None
 
 
-def plot_view(lens, d_spacing):
-    """The electron model as calib-ring's plot draws it: the ellipses, the points, the
-    centre and each ring's residuals."""
+def ring_rows(lens, d_spacing) -> list:
+    """Each ring's inlier residuals under the electron model, as calib-ring's rings
+    (`core.rings.calibrate.RingResidual`; 2θ and strain terms not computed: NaN)."""
     from geocal_cli.core.rings.calibrate import RingResidual
-    from geocal_cli.io.plots import RingFitView
 
     fit, pts = lens.fit, lens.points
     inl = fit.inliers
@@ -111,11 +110,20 @@ def plot_view(lens, d_spacing):
     for k in np.unique(pts.ring[inl]):
         sel = inl & (pts.ring == k)
         res = fit.residual_px[sel]
-        rms = float(np.sqrt(np.mean(res ** 2)))
         rows.append(RingResidual(index=int(k), d_spacing=float(d_spacing[k]), tth=float(tth[k]),
-                                 count=int(sel.sum()), rms_tth=np.nan, rms_px=rms,
-                                 rms_microstrain=np.nan, chi=pts.chi[sel], residual_px=res))
-    return RingFitView(lens.frame, pts, inl, tuple(lens.center), rows)
+                                 count=int(sel.sum()), rms_tth=np.nan,
+                                 rms_px=float(np.sqrt(np.mean(res ** 2))), rms_microstrain=np.nan,
+                                 chi=pts.chi[sel], residual_px=res))
+    return rows
+
+
+def plot_view(lens, d_spacing):
+    """The electron model as calib-ring's plot draws it: the ellipses, the points, the
+    centre and each ring's residuals."""
+    from geocal_cli.io.plots import RingFitView
+
+    return RingFitView(lens.frame, lens.points, lens.fit.inliers, tuple(lens.center),
+                       ring_rows(lens, d_spacing))
 
 
 def equivalent_geometry(lens, detector):
@@ -136,22 +144,16 @@ def sections(lens, d_spacing) -> dict:
     """
     fit = lens.fit
     inl = fit.inliers
-    pts = lens.points
     e = float(np.hypot(*fit.ellipticity))
     per_px = lens.reciprocal_per_px()
     sig_rel = lens.camera_length_sigma_m / lens.camera_length_m
     centre = {"x": float(lens.center[1] + 0.5), "y": float(lens.center[0] + 0.5)}
     csig = np.sqrt(np.diag(lens.center_cov))
-    tth = ring_tth(d_spacing, lens.wavelength_m)
-    rings = []
-    for k in np.unique(pts.ring[inl]):
-        sel = inl & (pts.ring == k)
-        res = fit.residual_px[sel]
-        rings.append({"ring": int(k) + 1, "d_spacing_a": float(d_spacing[k] * 1e10),
-                      "tth_mrad": float(tth[k] * 1e3), "count": int(sel.sum()),
-                      "mean_px": float(res.mean()), "rms_px": float(np.sqrt(np.mean(res**2))),
-                      "azimuth_coverage": float(np.unique(np.floor((pts.chi[sel] + np.pi)
-                                                                   / (np.pi / 18))).size / 36)})
+    rings = [{"ring": r.index + 1, "d_spacing_a": r.d_spacing * 1e10, "tth_mrad": r.tth * 1e3,
+              "count": r.count, "mean_px": float(r.residual_px.mean()), "rms_px": r.rms_px,
+              "azimuth_coverage": float(np.unique(np.floor((r.chi + np.pi)
+                                                           / (np.pi / 18))).size / 36)}
+             for r in ring_rows(lens, d_spacing)]
     res = fit.residual_px[inl]
     sig_ratio = lens.axis_ratio_sigma()
     return {
