@@ -11,24 +11,26 @@ complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
 complete -c geocal -n '__fish_use_subcommand' -l quiet
 complete -c geocal -n '__fish_use_subcommand' -s q
+complete -c geocal -n '__fish_use_subcommand' -l verbose
+complete -c geocal -n '__fish_use_subcommand' -s v
 complete -c geocal -n '__fish_use_subcommand' -l traceback
 complete -c geocal -n '__fish_use_subcommand' -l help
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l frame -r -F
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l frame -x -a 'sum mean'
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO auto'
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO auto'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l energy -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l wavelength -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l kalpha2-ratio -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l voltage -r -F
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l detector -r -F
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s d -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l detector -x -a 'Aarhus ADSC_Q210 ADSC_Q270 ADSC_Q315 ADSC_Q4 Apex2 Basler Cirpad Dexela2923 Eiger16M Eiger1M Eiger2_16M Eiger2_1M Eiger2_1MW Eiger2_250k Eiger2_2MW Eiger2_4M Eiger2_500k Eiger2_9M Eiger2CdTe_16M Eiger2CdTe_1M Eiger2CdTe_1MW Eiger2CdTe_2MW Eiger2CdTe_4M Eiger2CdTe_500k Eiger2CdTe_9M Eiger4M Eiger500k Eiger9M Fairchild FReLoN HF_130K HF_1M HF_262k HF_2M HF_4M HF_9M ImXPadS10 ImXPadS140 ImXPadS70 ImXPadS70V Jungfrau Jungfrau1M Jungfrau4M Jungfrau8M Jungfrau_16M_cor Lambda10M Lambda250k Lambda2M Lambda60k Lambda750k Lambda7M5 Lambda9M Mar345 Mar555 Maxipix Maxipix2x2 Maxipix5x1 Mythen Perkin Pilatus100k Pilatus1M Pilatus200k Pilatus2M Pilatus300k Pilatus300kw Pilatus4_1M Pilatus4_260k Pilatus4_260kw Pilatus4_2M Pilatus4_4M Pilatus4_CdTe_1M Pilatus4_CdTe_260k Pilatus4_CdTe_260kw Pilatus4_CdTe_2M Pilatus4_CdTe_4M Pilatus6M Pilatus900k PilatusCdTe1M PilatusCdTe2M PilatusCdTe300k PilatusCdTe300kw PilatusCdTe900kw Pixirad1 Pixirad2 Pixirad4 Pixirad8 Pixium Rapid RaspberryPi12M RaspberryPi5M RaspberryPi8M Rayonix133 RayonixLx170 RayonixLx255 RayonixMx170 RayonixMx225 RayonixMx225hs RayonixMx300 RayonixMx300hs RayonixMx325 RayonixMx340hs RayonixMx425hs RayonixSx165 RayonixSx200 RayonixSx30hs RayonixSx85hs Titan Xpad_flat'
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s d -x -a 'Aarhus ADSC_Q210 ADSC_Q270 ADSC_Q315 ADSC_Q4 Apex2 Basler Cirpad Dexela2923 Eiger16M Eiger1M Eiger2_16M Eiger2_1M Eiger2_1MW Eiger2_250k Eiger2_2MW Eiger2_4M Eiger2_500k Eiger2_9M Eiger2CdTe_16M Eiger2CdTe_1M Eiger2CdTe_1MW Eiger2CdTe_2MW Eiger2CdTe_4M Eiger2CdTe_500k Eiger2CdTe_9M Eiger4M Eiger500k Eiger9M Fairchild FReLoN HF_130K HF_1M HF_262k HF_2M HF_4M HF_9M ImXPadS10 ImXPadS140 ImXPadS70 ImXPadS70V Jungfrau Jungfrau1M Jungfrau4M Jungfrau8M Jungfrau_16M_cor Lambda10M Lambda250k Lambda2M Lambda60k Lambda750k Lambda7M5 Lambda9M Mar345 Mar555 Maxipix Maxipix2x2 Maxipix5x1 Mythen Perkin Pilatus100k Pilatus1M Pilatus200k Pilatus2M Pilatus300k Pilatus300kw Pilatus4_1M Pilatus4_260k Pilatus4_260kw Pilatus4_2M Pilatus4_4M Pilatus4_CdTe_1M Pilatus4_CdTe_260k Pilatus4_CdTe_260kw Pilatus4_CdTe_2M Pilatus4_CdTe_4M Pilatus6M Pilatus900k PilatusCdTe1M PilatusCdTe2M PilatusCdTe300k PilatusCdTe300kw PilatusCdTe900kw Pixirad1 Pixirad2 Pixirad4 Pixirad8 Pixium Rapid RaspberryPi12M RaspberryPi5M RaspberryPi8M Rayonix133 RayonixLx170 RayonixLx255 RayonixMx170 RayonixMx225 RayonixMx225hs RayonixMx300 RayonixMx300hs RayonixMx325 RayonixMx340hs RayonixMx425hs RayonixSx165 RayonixSx200 RayonixSx30hs RayonixSx85hs Titan Xpad_flat'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l mask -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l guess -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l fix -x -a 'dist poni1 poni2 rot1 rot2 rot3 wavelength none'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l max-rings -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l min-rings -r -F
-complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l electron-model -r -F
+complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l electron-model -x -a 'lens tilt'
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l output -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l report -r -F
@@ -40,14 +42,14 @@ complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from calib-ring' -F
-complete -c geocal -n '__fish_seen_subcommand_from recenter' -l frame -r -F
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -l frame -x -a 'sum mean'
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l poni -r -F
-complete -c geocal -n '__fish_seen_subcommand_from recenter' -l method -r -F
-complete -c geocal -n '__fish_seen_subcommand_from recenter' -s m -r -F
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -l method -x -a 'auto ring friedel beam'
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -s m -x -a 'auto ring friedel beam'
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l ring -r -F
-complete -c geocal -n '__fish_seen_subcommand_from recenter' -l ellipticity -r -F
+complete -c geocal -n '__fish_seen_subcommand_from recenter' -l ellipticity -x -a 'auto fit none'
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l max-shift -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l saturation -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l energy -r -F
@@ -64,20 +66,20 @@ complete -c geocal -n '__fish_seen_subcommand_from recenter' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from recenter' -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l to -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s t -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l from -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s f -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l to -x -a 'poni dioptas fit2d imaged11 cdiutils dials gsas2'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s t -x -a 'poni dioptas fit2d imaged11 cdiutils dials gsas2'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l from -x -a 'poni dioptas fit2d imaged11 cdiutils dials gsas2'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s f -x -a 'poni dioptas fit2d imaged11 cdiutils dials gsas2'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l output -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s o -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l image -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l frame -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l frame -x -a 'sum mean'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l shape -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l flip -r -F
-complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l orientation -r -F
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l flip -x -a 'ud lr transpose'
+complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l orientation -x -a '1 2 3 4'
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l panel -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l fix-units -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l energy -r -F
@@ -90,7 +92,7 @@ complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from convert-poni' -F
-complete -c geocal -n '__fish_seen_subcommand_from q-check' -l frame -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l frame -x -a 'sum mean'
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l poni -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l calibrant -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -s c -x -a 'AgBh Al alpha_Al2O3 alpha_Al2O3_SRM676 alpha_Al2O3_SRM676a_2008 alpha_Al2O3_SRM676a_2015 Au C14H30O C60 CeO2 Cr2O3 cristobaltite CrOx CuO diamond graphite hydrocerussite LaB6 LaB6_SRM660a LaB6_SRM660b LaB6_SRM660c lysozyme mock NaCl Ni PBBA Pt quartz Si Si_SRM640 Si_SRM640a Si_SRM640b Si_SRM640c Si_SRM640d Si_SRM640e TiO2 vanadinite verneite ZnO'
@@ -98,7 +100,7 @@ complete -c geocal -n '__fish_seen_subcommand_from q-check' -l mask -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l max-median-microstrain -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l expt -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l refl -r -F
-complete -c geocal -n '__fish_seen_subcommand_from q-check' -l positions -r -F
+complete -c geocal -n '__fish_seen_subcommand_from q-check' -l positions -x -a 'obs cal'
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l max-mean-dq -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l fix-units -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l fail-on-systematic -r -F
@@ -114,7 +116,7 @@ complete -c geocal -n '__fish_seen_subcommand_from q-check' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l show-config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from q-check' -F
-complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l frame -r -F
+complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l frame -x -a 'sum mean'
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pitch -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from grid-distortion' -l spot-diameter -r -F
@@ -142,7 +144,7 @@ complete -c geocal -n '__fish_seen_subcommand_from batch' -l wait -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l plots -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler-file -r -F
-complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint -x -a 'arm-2theta calibrants energy fixed translation'
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l positions -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint-free -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l config -r -F
@@ -155,8 +157,8 @@ complete -c geocal -n '__fish_seen_subcommand_from simulate' -l energy -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l wavelength -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l kalpha2-ratio -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l voltage -r -F
-complete -c geocal -n '__fish_seen_subcommand_from simulate' -l detector -r -F
-complete -c geocal -n '__fish_seen_subcommand_from simulate' -s d -r -F
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -l detector -x -a 'Aarhus ADSC_Q210 ADSC_Q270 ADSC_Q315 ADSC_Q4 Apex2 Basler Cirpad Dexela2923 Eiger16M Eiger1M Eiger2_16M Eiger2_1M Eiger2_1MW Eiger2_250k Eiger2_2MW Eiger2_4M Eiger2_500k Eiger2_9M Eiger2CdTe_16M Eiger2CdTe_1M Eiger2CdTe_1MW Eiger2CdTe_2MW Eiger2CdTe_4M Eiger2CdTe_500k Eiger2CdTe_9M Eiger4M Eiger500k Eiger9M Fairchild FReLoN HF_130K HF_1M HF_262k HF_2M HF_4M HF_9M ImXPadS10 ImXPadS140 ImXPadS70 ImXPadS70V Jungfrau Jungfrau1M Jungfrau4M Jungfrau8M Jungfrau_16M_cor Lambda10M Lambda250k Lambda2M Lambda60k Lambda750k Lambda7M5 Lambda9M Mar345 Mar555 Maxipix Maxipix2x2 Maxipix5x1 Mythen Perkin Pilatus100k Pilatus1M Pilatus200k Pilatus2M Pilatus300k Pilatus300kw Pilatus4_1M Pilatus4_260k Pilatus4_260kw Pilatus4_2M Pilatus4_4M Pilatus4_CdTe_1M Pilatus4_CdTe_260k Pilatus4_CdTe_260kw Pilatus4_CdTe_2M Pilatus4_CdTe_4M Pilatus6M Pilatus900k PilatusCdTe1M PilatusCdTe2M PilatusCdTe300k PilatusCdTe300kw PilatusCdTe900kw Pixirad1 Pixirad2 Pixirad4 Pixirad8 Pixium Rapid RaspberryPi12M RaspberryPi5M RaspberryPi8M Rayonix133 RayonixLx170 RayonixLx255 RayonixMx170 RayonixMx225 RayonixMx225hs RayonixMx300 RayonixMx300hs RayonixMx325 RayonixMx340hs RayonixMx425hs RayonixSx165 RayonixSx200 RayonixSx30hs RayonixSx85hs Titan Xpad_flat'
+complete -c geocal -n '__fish_seen_subcommand_from simulate' -s d -x -a 'Aarhus ADSC_Q210 ADSC_Q270 ADSC_Q315 ADSC_Q4 Apex2 Basler Cirpad Dexela2923 Eiger16M Eiger1M Eiger2_16M Eiger2_1M Eiger2_1MW Eiger2_250k Eiger2_2MW Eiger2_4M Eiger2_500k Eiger2_9M Eiger2CdTe_16M Eiger2CdTe_1M Eiger2CdTe_1MW Eiger2CdTe_2MW Eiger2CdTe_4M Eiger2CdTe_500k Eiger2CdTe_9M Eiger4M Eiger500k Eiger9M Fairchild FReLoN HF_130K HF_1M HF_262k HF_2M HF_4M HF_9M ImXPadS10 ImXPadS140 ImXPadS70 ImXPadS70V Jungfrau Jungfrau1M Jungfrau4M Jungfrau8M Jungfrau_16M_cor Lambda10M Lambda250k Lambda2M Lambda60k Lambda750k Lambda7M5 Lambda9M Mar345 Mar555 Maxipix Maxipix2x2 Maxipix5x1 Mythen Perkin Pilatus100k Pilatus1M Pilatus200k Pilatus2M Pilatus300k Pilatus300kw Pilatus4_1M Pilatus4_260k Pilatus4_260kw Pilatus4_2M Pilatus4_4M Pilatus4_CdTe_1M Pilatus4_CdTe_260k Pilatus4_CdTe_260kw Pilatus4_CdTe_2M Pilatus4_CdTe_4M Pilatus6M Pilatus900k PilatusCdTe1M PilatusCdTe2M PilatusCdTe300k PilatusCdTe300kw PilatusCdTe900kw Pixirad1 Pixirad2 Pixirad4 Pixirad8 Pixium Rapid RaspberryPi12M RaspberryPi5M RaspberryPi8M Rayonix133 RayonixLx170 RayonixLx255 RayonixMx170 RayonixMx225 RayonixMx225hs RayonixMx300 RayonixMx300hs RayonixMx325 RayonixMx340hs RayonixMx425hs RayonixSx165 RayonixSx200 RayonixSx30hs RayonixSx85hs Titan Xpad_flat'
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l pixel-size -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l shape -r -F
 complete -c geocal -n '__fish_seen_subcommand_from simulate' -l no-gaps -r -F

@@ -36,12 +36,14 @@ from geocal_cli import __version__, console
 from geocal_cli.commands import (batch, calib_ring, convert_poni, demo, grid_distortion, q_check,
                                  recenter, simulate)
 from geocal_cli.errors import ExitCode, GeocalError
+from geocal_cli.helptext import GeocalCommand, GeocalGroup, tidy_help
 
 app = typer.Typer(
     name="geocal",
     help="Calibrate the geometry of area detectors for X-ray and electron diffraction, from the "
          "shell: blind, without clicks, with uncertainties.",
     no_args_is_help=True,
+    cls=GeocalGroup,
     add_completion=False,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -59,42 +61,30 @@ def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors (and --json output)."),
+    verbose: bool = typer.Option(False, "--verbose", "-v",
+                                 help="Also show the messages of the libraries geocal uses (fabio, pyFAI, "
+                                      "Python warnings), at debug level."),
     traceback: bool = typer.Option(False, "--traceback", help="Show the Python traceback of an error."),
 ) -> None:
     """geocal: detector geometry calibration from the shell."""
     console.state.quiet = quiet
     console.state.traceback = traceback
+    if verbose:
+        console.library_log(logging.DEBUG)
 
 
-app.command("calib-ring", epilog=calib_ring.EPILOG)(calib_ring.command)
-app.command("recenter", epilog=recenter.EPILOG)(recenter.command)
-app.command("convert-poni", epilog=convert_poni.EPILOG)(convert_poni.command)
-app.command("q-check", epilog=q_check.EPILOG)(q_check.command)
-app.command("grid-distortion", epilog=grid_distortion.EPILOG)(grid_distortion.command)
-app.command("batch", epilog=batch.EPILOG, options_metavar="SUBCOMMAND INPUT... [OPTIONS]",
+app.command("calib-ring", cls=GeocalCommand, epilog=calib_ring.EPILOG)(calib_ring.command)
+app.command("recenter", cls=GeocalCommand, epilog=recenter.EPILOG)(recenter.command)
+app.command("convert-poni", cls=GeocalCommand, epilog=convert_poni.EPILOG)(convert_poni.command)
+app.command("q-check", cls=GeocalCommand, epilog=q_check.EPILOG)(q_check.command)
+app.command("grid-distortion", cls=GeocalCommand, epilog=grid_distortion.EPILOG)(grid_distortion.command)
+app.command("batch", cls=GeocalCommand, epilog=batch.EPILOG, options_metavar="SUBCOMMAND INPUT... [OPTIONS]",
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(batch.command)
-app.command("simulate", epilog=simulate.EPILOG)(simulate.command)
-app.command("demo", epilog=demo.EPILOG)(demo.command)
+app.command("simulate", cls=GeocalCommand, epilog=simulate.EPILOG)(simulate.command)
+app.command("demo", cls=GeocalCommand, epilog=demo.EPILOG)(demo.command)
 
 
-def _plain_option_help(typer_app) -> None:
-    """Option help is plain text, but the rich help renderer reads "[default: 200]" as a
-    markup tag and drops it: escape the brackets once per option object (some are shared
-    between commands)."""
-    import inspect
-
-    from rich.markup import escape
-
-    seen = set()
-    for info in typer_app.registered_commands:
-        for param in inspect.signature(info.callback).parameters.values():
-            opt = param.default
-            if getattr(opt, "help", None) and id(opt) not in seen:
-                seen.add(id(opt))
-                opt.help = escape(opt.help)
-
-
-_plain_option_help(app)
+tidy_help(app)
 
 
 #: A stop signal arrived during this run (an import it cut short may surface later as
@@ -123,9 +113,10 @@ def run(argv: list[str] | None = None) -> None:
             # A SIGINT the shell ignores (a background job) stays ignored.
             if not (sig == signal.SIGINT and handler is signal.SIG_IGN):
                 signal.signal(sig, _stop)
-        # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors.
-        for name in ("fabio", "pyFAI", "silx", "h5py"):
-            logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+        # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors, and
+        # their notes ("Data at tag id … smaller than expected") are not the user's business
+        # unless asked (-v).
+        console.library_log(None)
         code = _outcome(argv)
     except KeyboardInterrupt:
         # A signal between the handlers' installation and the command's own error handling.
@@ -158,7 +149,7 @@ def _settle() -> None:
 
 
 #: The program's own flags, which a user may also put after the subcommand.
-GLOBAL_FLAGS = ("--quiet", "-q", "--traceback")
+GLOBAL_FLAGS = ("--quiet", "-q", "--verbose", "-v", "--traceback")
 
 
 def hoist_global_flags(group, args: list[str]) -> list[str]:

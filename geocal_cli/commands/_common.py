@@ -85,13 +85,22 @@ def parse_names(text: str | None) -> tuple | None:
 
 def load(model, config_file: Path | None, overrides: dict, show_config: bool):
     """Load the effective config; with --show-config print it as YAML and exit 0."""
-    from geocal_cli.config.base import dump_yaml, load_config
+    import yaml
 
-    cfg = load_config(model, config_file, overrides)
-    if show_config:
-        console.out.print(dump_yaml(cfg), markup=False, end="")
-        raise typer.Exit(0)
-    return cfg
+    from geocal_cli.config.base import dump_yaml, load_config, merged_defaults
+
+    if not show_config:
+        return load_config(model, config_file, overrides)
+    try:
+        text = dump_yaml(load_config(model, config_file, overrides))
+    except ConfigError as exc:
+        # Without the arguments (`geocal calib-ring --show-config`): what is set so far.
+        if not getattr(exc, "missing_only", False):
+            raise
+        text = yaml.safe_dump(merged_defaults(model, config_file, overrides), sort_keys=False,
+                              allow_unicode=True) + f"# not yet valid: {str(exc).split(': ', 1)[1]}\n"
+    console.out.print(text, markup=False, end="")
+    raise typer.Exit(0)
 
 
 def print_report(report: dict) -> None:

@@ -32,6 +32,7 @@ input's folder relative to the inputs' common folder. OUT-DIR/manifest.jsonl hol
 per item attempt; a rerun skips what is done and unchanged (--force redoes it).
 With --joint, one motion model is then fitted over all the images (those refused alone
 included): OUT-DIR/joint/*.poni, goniometer.json (pyFAI), joint.json and joint.png.
+
 Exit codes: 0 every item ok or skipped (with --joint: the joint fit trusted), 3 bad config,
 5 the joint fit not trusted, 7 some items failed (the others were written), 8 the output
 folder is locked by another run, 130 interrupted (items in flight finish and are recorded)."""

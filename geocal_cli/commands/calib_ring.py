@@ -30,6 +30,7 @@ EPILOG = """Examples:
 
 Outputs: IMAGE-stem.poni (pyFAI PONI 2.1) and IMAGE-stem.calib.json in the current folder;
 with electrons (--voltage or the file's metadata) also IMAGE-stem.ellipse.json beside the PONI.
+
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 calibration failed or undetermined."""
 
 
@@ -47,7 +48,7 @@ def configure(p: dict):
 
 
 def command(
-    image: Path = typer.Argument(..., help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …) or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
+    image: Path = typer.Argument(None, show_default=False, help="Calibrant image: anything fabio reads (EDF, TIFF, CBF, MAR345, SPE, Eiger HDF5 …) or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
     frame: str = FRAME_OPTION,
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name (LaB6, CeO2, Si, AgBh, Au …), a d-spacing file (Å), a CIF, or 'auto' to identify it from the rings."),
     energy: float = ENERGY_OPTION,

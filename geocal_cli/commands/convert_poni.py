@@ -29,6 +29,7 @@ Examples:
 The report (OUTPUT-name.convert.json) gives the values read and written, the PONI equivalent,
 and a self-check: the written file read back must give the same 2θ and χ at every pixel.
 With --image and --calibrant it also says which flips of that image the geometry fits.
+
 Exit codes: 0 ok, 3 bad option or a convention that cannot describe the geometry, 4 bad input file."""
 
 
@@ -43,15 +44,15 @@ def configure(p: dict):
 
         raise ConfigError(f"--shape {p['shape']!r}: expected whole numbers of pixels ROWS,COLS")
     return load(ConvertPoniConfig, p["config"], dict(
-        input=p["input"], to=p["to"], source_format=p["source_format"], output=p["output"], image=p["image"], frame=p["frame"],
+        input=p["input"], to=p["to"], **{"from": p["source_format"]}, output=p["output"], image=p["image"], frame=p["frame"],
         calibrant=p["calibrant"], pixel_size_um=parse_floats(p["pixel_size"], "--pixel-size"), shape=tuple(int(v) for v in dims) if dims else None,
         flip=parse_names(p["flip"]), orientation=p["orientation"], panel=p["panel"], fix_units=p["fix_units"],
         energy_kev=p["energy"], wavelength_a=p["wavelength"], voltage_kv=p["voltage"], report=p["report"], overwrite=p["overwrite"]), p["show_config"])
 
 
 def command(
-    input: Path = typer.Argument(..., help="Geometry file: .poni, .expt, .par, .imctrl, Fit2D or cdiutils YAML/JSON."),
-    to: str = typer.Option(..., "--to", "-t", help="Format to write: poni | dioptas | fit2d | imaged11 | cdiutils | dials | gsas2."),
+    input: Path = typer.Argument(None, show_default=False, help="Geometry file: .poni, .expt, .par, .imctrl, Fit2D or cdiutils YAML/JSON."),
+    to: str = typer.Option(None, "--to", "-t", help="Format to write: poni | dioptas | fit2d | imaged11 | cdiutils | dials | gsas2."),
     source_format: str = typer.Option(None, "--from", "-f", help="Format of INPUT [default: detected; a Dioptas PONI needs --from dioptas]."),
     output: Path = typer.Option(None, "--output", "-o", help="File to write [default: INPUT-stem + the format's suffix].", rich_help_panel="Outputs"),
     image: Path = typer.Option(None, "--image", help="The image the geometry belongs to: gives the shape; with --calibrant, rates its flips.", rich_help_panel="Image"),

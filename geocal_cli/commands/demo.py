@@ -12,7 +12,9 @@ EPILOG = """Example:
 
   geocal demo
 
-  geocal demo --folder /tmp/geocal-demo"""
+  geocal demo --folder /tmp/geocal-demo
+
+Exit codes: 0 ok, 4 the folder cannot be written, 5 the blind calibration failed."""
 
 
 def command(

@@ -24,7 +24,9 @@ The field follows pyFAI: the pixel corner at (row y, column x) lies at (y + dy, 
 ideal detector; the detector file loads with pyFAI.detector_factory("detector.h5"). Pixels
 outside the hull of the indexed holes are masked, not extrapolated. A .spline or pyFAI .h5
 given instead of an image is converted (no grid measured).
+
 Outputs: IMAGE-stem.detector.h5 and IMAGE-stem.grid.json in the current folder.
+
 Exit codes: 0 ok, 3 bad config or pitch inconsistent with the pixel size, 4 bad input file,
 5 no grid found or too few holes indexed."""
 
@@ -41,7 +43,7 @@ def configure(p: dict):
 
 
 def command(
-    image: Path = typer.Argument(..., help="Hole-grid image (anything fabio reads), or a Fit2D .spline / pyFAI detector .h5 to convert."),
+    image: Path = typer.Argument(None, show_default=False, help="Hole-grid image (anything fabio reads), or a Fit2D .spline / pyFAI detector .h5 to convert."),
     frame: str = FRAME_OPTION,
     pitch: float = typer.Option(None, "--pitch", help="Hole spacing of the grid, mm.", rich_help_panel="Grid"),
     pixel_size: str = typer.Option(None, "--pixel-size", help="Nominal pixel size in µm, 'SIZE' or 'ROWS,COLS', checked against the image (±10 %) (default: pitch / measured hole spacing).", rich_help_panel="Grid"),

@@ -23,6 +23,7 @@ EPILOG = """Examples:
 
 Powder q is 4π sin θ / λ (pyFAI's); DIALS q is s1 − s0 with |s| = 1/λ (DIALS'). Output:
 INPUT-stem.qcheck.json in the current folder (written also when the check fails).
+
 Exit codes: 0 consistent, 3 bad config, 4 bad input file, 5 no control points near the
 geometry, 6 check failed (a threshold exceeded, a systematic error or a flip/rotation slip)."""
 

@@ -24,6 +24,7 @@ EPILOG = """Examples:
 Distance, tilts and wavelength stay those of --poni; the PONI is moved so that the direct beam
 (2θ = 0) lands on the new centre. Outputs: IMAGE-stem.recentered.poni and
 IMAGE-stem.recenter.json in the current folder.
+
 Exit codes: 0 ok, 3 bad config, 4 bad input file, 5 no ring, pair or beam found."""
 
 
@@ -47,9 +48,9 @@ def configure(p: dict):
 
 
 def command(
-    image: Path = typer.Argument(..., help="Image: anything fabio reads, or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
+    image: Path = typer.Argument(None, show_default=False, help="Image: anything fabio reads, or an electron-microscopy file (DM3, DM4, MRC, EMD, MIB, SER/EMI, BLO, TVIPS, HSPY)."),
     frame: str = FRAME_OPTION,
-    poni: Path = typer.Option(..., "--poni", help="Reference geometry (PONI) to move.", rich_help_panel="Geometry"),
+    poni: Path = typer.Option(None, "--poni", help="Reference geometry (PONI) to move.", rich_help_panel="Geometry"),
     method: str = typer.Option(None, "--method", "-m", help="auto | ring | friedel | beam [default: auto: rings when a calibrant is given, then Friedel pairs of spots, then the direct beam]."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF: the rings' 2θ.", rich_help_panel="Ring method"),
     ring: str = typer.Option(None, "--ring", help="Use only these calibrant rings, 1-based, comma-separated.", rich_help_panel="Ring method"),

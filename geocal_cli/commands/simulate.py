@@ -31,11 +31,14 @@ EPILOG = """Examples:
 
 Writes the image (int32; gaps -1) and OUTPUT-stem.truth.poni with the geometry used (not for
 a grid); with --radial, --random-field or --skew also OUTPUT-stem.truth.h5, the true
-distortion as a pyFAI detector file."""
+distortion as a pyFAI detector file.
+
+Exit codes: 0 ok, 3 bad config, 4 a --distortion file that cannot be read or does not fit
+the image, or an output that cannot be written."""
 
 
 def command(
-    output: Path = typer.Argument(..., help="Image to write: .edf, .tif, .cbf or .npy."),
+    output: Path = typer.Argument(None, show_default=False, help="Image to write: .edf, .tif, .cbf or .npy."),
     calibrant: str = typer.Option(None, "--calibrant", "-c", help="pyFAI calibrant name, d-spacing file or CIF [default: LaB6]."),
     energy: float = ENERGY_OPTION,
     wavelength: str = WAVELENGTH_DOUBLET_OPTION,

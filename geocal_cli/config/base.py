@@ -2,6 +2,12 @@
 
 Precedence: model defaults < `--config FILE.yaml` < flags the user set (a flag left at None
 did not override anything).
+
+One vocabulary: a config key is its flag's long name with underscores, followed by the unit
+where the value has one (`--energy` → `energy_kev`, `--pixel-size` → `pixel_size_um`,
+`--wait` → `wait_s`); a `--no-X` flag sets the key `X` to false; an argument's key is its
+name (`IMAGE` → `image`). A field that cannot follow the rule names its flag in
+`json_schema_extra={"flag": ...}`.
 """
 
 from __future__ import annotations
@@ -82,7 +88,7 @@ MAX_DOUBLET_RATIO = 1.03
 class DoubletBeamConfig(BeamConfig):
     """Radiation that may be a lab source's Kα1/Kα2 doublet (the wavelength is then Kα1's)."""
 
-    kalpha2_a: float | None = Field(None, ge=0.01, le=100.0, description=(
+    kalpha2_a: float | None = Field(None, ge=0.01, le=100.0, json_schema_extra={"flag": "--wavelength KA1,KA2"}, description=(
         "Kα2 wavelength of a lab source, Å, with wavelength_a its Kα1 (--wavelength KA1,KA2); "
         "rings are modelled as the two lines' blend and the PONI carries Kα1"))
     kalpha2_ratio: float = Field(0.5, gt=0, lt=1, description="intensity ratio I(Kα2)/I(Kα1) of the doublet")
@@ -137,7 +143,9 @@ def load_config(model: type[M], config_file: Path | dict | None, overrides: dict
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, config_file)) from None
+        error = ConfigError(_describe(exc, config_file, model))
+        error.missing_only = all(e["type"] == "missing" for e in exc.errors())
+        raise error from None
 
 
 def read_yaml(path: Path) -> dict:
@@ -161,7 +169,60 @@ def read_yaml(path: Path) -> dict:
     return loaded
 
 
-def _describe(exc: ValidationError, config_file) -> str:
+#: Unit suffixes of config keys (see the module docstring).
+UNITS = ("_kev", "_kv", "_a", "_um", "_mm", "_m", "_deg", "_px", "_s")
+
+
+def flag_of(model: type[BaseModel], key: str) -> str:
+    """The command-line flag of a config key, by the rule of the module docstring.
+
+    Parameters
+    ----------
+    model : type of GeocalModel
+    key : str
+        A field name or alias of `model`.
+
+    Returns
+    -------
+    str
+        e.g. "--energy" for "energy_kev".
+    """
+    field = next((f for n, f in model.model_fields.items() if key in (n, f.alias)), None)
+    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
+    if "flag" in extra:
+        return extra["flag"]
+    stem = next((key[: -len(u)] for u in UNITS if key.endswith(u)), key)
+    return "--" + stem.replace("_", "-")
+
+
+def suggest_key(model: type[BaseModel], key: str) -> str | None:
+    """The valid config key a user most likely meant by `key`: the key of a flag spelled as
+    a key (`energy`, `from`, `pixel-size`), else the closest key in spelling.
+
+    Parameters
+    ----------
+    model : type of GeocalModel
+    key : str
+
+    Returns
+    -------
+    str or None
+    """
+    import difflib
+
+    keys = [f.alias or n for n, f in model.model_fields.items()]
+    renamed = [f.alias for n, f in model.model_fields.items() if f.alias and n == key]
+    if renamed:
+        return renamed[0]
+    wanted = "--" + str(key).lstrip("-").replace("_", "-")
+    by_flag = [k for k in keys if flag_of(model, k) == wanted]
+    if by_flag:
+        return by_flag[0]
+    close = difflib.get_close_matches(str(key), keys, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def _describe(exc: ValidationError, config_file, model: type[BaseModel]) -> str:
     from geocal_cli.files import quote
 
     where = f" (config {config_file})" if config_file else ""
@@ -172,14 +233,48 @@ def _describe(exc: ValidationError, config_file) -> str:
         if not key:
             parts.append(msg)
         elif err["type"] == "extra_forbidden":
-            parts.append(f"unknown key '{key}'")
+            best = suggest_key(model, key)
+            parts.append(f"unknown key '{key}'" + (f": did you mean '{best}' (flag {flag_of(model, best)})?"
+                                                   if best else ""))
         elif err["type"] == "missing":
-            parts.append(f"'{key}' is required")
+            parts.append(f"'{key}' is required" + (
+                f" (the {key.upper()} argument, or '{key}:' in --config)" if _is_argument(model, key) else
+                f" ({flag_of(model, key)}, or '{key}:' in --config)"))
         elif "input" in err and not isinstance(err["input"], dict):
             parts.append(f"{key} = {quote(err['input'])}: {msg}")
         else:
             parts.append(f"{key}: {msg}")
     return "invalid config" + where + ": " + "; ".join(parts)
+
+
+def _is_argument(model: type[BaseModel], key: str) -> bool:
+    field = model.model_fields.get(key)
+    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
+    return bool(extra.get("argument"))
+
+
+def merged_defaults(model: type[M], config_file: Path | None, overrides: dict[str, Any]) -> dict:
+    """What `--show-config` prints when required values are still missing: the defaults, the
+    config file and the flags merged, unvalidated, in the model's key order (JSON-ready).
+
+    Parameters
+    ----------
+    model : type of GeocalModel
+    config_file : Path or None
+    overrides : dict
+
+    Returns
+    -------
+    dict
+    """
+    import json
+
+    data = {(f.alias or n): f.get_default(call_default_factory=True)
+            for n, f in model.model_fields.items() if not f.is_required()}
+    if config_file is not None:
+        data.update(read_yaml(Path(config_file)))
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return json.loads(json.dumps({k: v for k, v in data.items() if v is not None}, default=str))
 
 
 def dump_yaml(cfg: BaseModel) -> str:
@@ -189,4 +284,4 @@ def dump_yaml(cfg: BaseModel) -> str:
 
 def to_plain(cfg: BaseModel) -> dict:
     """JSON/YAML-ready dict of a config (paths as strings, tuples as lists, no None)."""
-    return {k: v for k, v in cfg.model_dump(mode="json").items() if v is not None}
+    return {k: v for k, v in cfg.model_dump(mode="json", by_alias=True).items() if v is not None}

@@ -15,7 +15,7 @@ Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
 class CalibRingConfig(DoubletBeamConfig):
     """Blind calibration of one calibrant ring image."""
 
-    image: Path = Field(description="calibrant image (anything fabio reads)")
+    image: Path = Field(json_schema_extra={"argument": True}, description="calibrant image (anything fabio reads)")
     frame: Frame | None = Field(None, description=(
         "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     calibrant: str = Field(description="pyFAI calibrant name, d-spacing file (Å), CIF, or 'auto' "

@@ -16,9 +16,9 @@ class ConvertPoniConfig(BeamConfig):
     """One geometry from one program's convention to another's; the radiation, when given,
     replaces the file's wavelength."""
 
-    input: Path = Field(description="geometry file to convert")
+    input: Path = Field(json_schema_extra={"argument": True}, description="geometry file to convert")
     to: Format = Field(description="format to write")
-    source_format: Format | None = Field(None, description="format of the input (default: detected from the file)")
+    source_format: Format | None = Field(None, alias="from", description="format of the input (default: detected from the file)")
     output: Path | None = Field(None, description="file written (default: <input stem> + the format's suffix)")
     image: Path | None = Field(None, description="image the geometry belongs to: its shape, and with a calibrant the flip check")
     frame: Frame | None = Field(None, description=(

@@ -12,7 +12,7 @@ from geocal_cli.config.base import GeocalModel, PixelUm, Side, Frame
 class GridDistortionConfig(GeocalModel):
     """Detector distortion from a hole-grid image, or a distortion file converted."""
 
-    image: Path = Field(description="hole-grid image; or a Fit2D .spline / pyFAI detector file to convert")
+    image: Path = Field(json_schema_extra={"argument": True}, description="hole-grid image; or a Fit2D .spline / pyFAI detector file to convert")
     frame: Frame | None = Field(None, description=(
         "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     pitch_mm: float | None = Field(None, gt=0, le=1000, description="hole spacing of the grid, mm (needed for an image)")

@@ -13,7 +13,7 @@ from geocal_cli.config.base import BeamConfig, Frame
 class RecenterConfig(BeamConfig):
     """A new beam centre for an existing geometry; the radiation defaults to the PONI's."""
 
-    image: Path = Field(description="image showing rings, a single-crystal spot pattern or the direct beam")
+    image: Path = Field(json_schema_extra={"argument": True}, description="image showing rings, a single-crystal spot pattern or the direct beam")
     frame: Frame | None = Field(None, description=(
         "a stack or 4D-STEM file: the frame to use (0-based), or 'sum' or 'mean' of all frames"))
     poni: Path = Field(description="reference geometry (PONI) whose distance, tilts and wavelength are kept")

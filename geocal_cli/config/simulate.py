@@ -12,7 +12,7 @@ from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Sid
 class SimulateConfig(DoubletBeamConfig):
     """A calibrant ring image, or a zone-axis spot pattern, with a known geometry."""
 
-    output: Path = Field(description="image written (.edf, .tif, .cbf or .npy)")
+    output: Path = Field(json_schema_extra={"argument": True}, description="image written (.edf, .tif, .cbf or .npy)")
     truth: Path | None = Field(None, description="truth PONI (default: <output name>.truth.poni)")
     report: Path | None = Field(None, description="JSON report: config, truth and the files written with their SHA-256 (default: <output name>.simulate.json)")
     calibrant: str = Field("LaB6", description="pyFAI calibrant name, d-spacing file or CIF")
@@ -38,8 +38,8 @@ class SimulateConfig(DoubletBeamConfig):
     beamstop_arm_deg: float | None = Field(None, description="beamstop arm direction, degrees from +x towards +y")
     spotty: float = Field(0.0, ge=0, le=1, description="0 smooth rings … 1 spotty rings")
     hot_pixels: int = Field(0, ge=0, le=1_000_000, description="number of hot pixels")
-    noise: bool = Field(True, description="Poisson noise")
-    gaps: bool = Field(True, description="module gaps of the detector set to -1")
+    noise: bool = Field(True, json_schema_extra={"flag": "--no-noise"}, description="Poisson noise")
+    gaps: bool = Field(True, json_schema_extra={"flag": "--no-gaps"}, description="module gaps of the detector set to -1")
     seed: int = Field(0, ge=0, le=2**32 - 1, description="random seed")
     axis_ratio: float = Field(1.0, ge=1, lt=1.5, description="elliptical ring distortion (projector lens): major/minor axis ratio")
     ellipse_angle_deg: float = Field(0.0, description="major axis of that distortion, degrees from +x towards +y")
@@ -48,7 +48,7 @@ class SimulateConfig(DoubletBeamConfig):
     saturation: float | None = Field(None, gt=0, le=1e12, description="counts at which pixels saturate")
     ring_shift_px: float = Field(0.0, ge=0, le=100, description="σ of a random shift of each ring's centre, pixels (rings not concentric, as on a non-planar detector)")
     spot_lattice: tuple[float, float, float] | None = Field(
-        None, description="instead of rings, a single-crystal zone-axis spot pattern: d-spacings "
+        None, json_schema_extra={"flag": "--spots"}, description="instead of rings, a single-crystal zone-axis spot pattern: d-spacings "
                           "of the two basis reflections (Å) and the angle between them (deg)")
     spot_rotation_deg: float = Field(0.0, description="azimuth χ of the first basis reflection, degrees")
     grid_pitch_mm: float | None = Field(

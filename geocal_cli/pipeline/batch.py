@@ -267,8 +267,9 @@ def _worker_init() -> None:
     # imported with the script, would say "interrupted").
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    for name in ("fabio", "pyFAI", "silx", "h5py"):
-        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    from geocal_cli.console import library_log
+
+    library_log(None)
 
 
 def local_executor(jobs: int) -> Executor:
