@@ -59,7 +59,7 @@ _geocal() {
     [[ -n "$sub" ]] && _geocal_value "$sub" && return
     [[ -z "$sub" && -n "$batch" ]] && sub=batch
     case "$sub" in
-        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion batch simulate demo --version --quiet -q --verbose -v --traceback --help" -- "$cur")); return;;
+        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion batch simulate demo --version --man --quiet -q --verbose -v --traceback --help" -- "$cur")); return;;
         calib-ring) opts="--frame --calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --min-rings --electron-model --output -o --report --ellipse --plot --json --overwrite --config --show-config --help";;
         recenter) opts="--frame --poni --method -m --calibrant -c --ring --ellipticity --max-shift --saturation --energy --wavelength --voltage --mask --output -o --report --plot --json --overwrite --config --show-config --help";;
         convert-poni) opts="--to -t --from -f --output -o --image --frame --calibrant -c --pixel-size --shape --flip --orientation --panel --fix-units --energy --wavelength --voltage --report --json --overwrite --config --show-config --help";;

@@ -9,6 +9,7 @@ complete -c geocal -n '__fish_use_subcommand' -a batch
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
 complete -c geocal -n '__fish_use_subcommand' -l version
+complete -c geocal -n '__fish_use_subcommand' -l man
 complete -c geocal -n '__fish_use_subcommand' -l quiet
 complete -c geocal -n '__fish_use_subcommand' -s q
 complete -c geocal -n '__fish_use_subcommand' -l verbose

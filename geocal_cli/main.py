@@ -56,10 +56,37 @@ def _version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+def _man(name: str | None) -> None:
+    if name is None:
+        return
+    import shutil
+    import subprocess
+    import tempfile
+
+    from geocal_cli._generate import man_pages
+
+    pages = man_pages()
+    page = pages.get(f"{name}.1") or pages.get(f"geocal-{name}.1")
+    if page is None:
+        raise typer.BadParameter(f"no manual page {name!r}: geocal or one of its subcommands "
+                                 f"({', '.join(n[7:-2] for n in pages if n != 'geocal.1')})")
+    if console.out.is_terminal and shutil.which("man"):
+        with tempfile.NamedTemporaryFile("w", suffix=".1", encoding="utf-8") as tmp:
+            tmp.write(page)
+            tmp.flush()
+            subprocess.run(["man", "-l", tmp.name], check=False)
+    else:
+        sys.stdout.write(page)
+    raise typer.Exit(0)
+
+
 @app.callback()
 def main(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
+    man: str = typer.Option(None, "--man", callback=_man, is_eager=True, metavar="NAME",
+                            help="Show the manual page of geocal or of a subcommand (calib-ring …) "
+                                 "and exit; roff on stdout when it is not a terminal."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only errors (and --json output)."),
     verbose: bool = typer.Option(False, "--verbose", "-v",
                                  help="Also show the messages of the libraries geocal uses (fabio, pyFAI, "

@@ -150,3 +150,11 @@ def test_bash_completes_values():
     assert "Eiger2_4M" in _complete("geocal", "batch", "calib-ring", "x/", "-d", "Eiger2_4")
     assert "arm-2theta" in _complete("geocal", "batch", "calib-ring", "x/", "--joint", "")
     assert "--out-dir" in _complete("geocal", "batch", "calib-ring", "x/", "--out")
+
+
+def test_man_option_prints_the_page(capsys):
+    code, out, _ = geocal(["--man", "q-check"], capsys)
+    assert code == 0
+    assert out == (ROOT / "man" / "geocal-q-check.1").read_text()
+    code, _, err = geocal(["--man", "q-chek"], capsys)
+    assert code == 2 and "no manual page 'q-chek'" in err
