@@ -109,7 +109,15 @@ def summary_table(report: dict):
     t.add_column("unit")
 
     def row(name, value, sigma, unit, fmt):
-        t.add_row(name, format(value, fmt), "" if sigma is None else format(sigma, fmt), unit)
+        if sigma == "fixed" or (sigma is not None and abs(sigma) <= 1e-12 * max(abs(value), 1.0)):
+            shown = "fixed"  # a 1σ that vanishes comes only from fixed parameters
+        elif sigma is None:
+            shown = ""
+        else:
+            shown = format(sigma, fmt)
+            if float(shown) == 0:
+                shown = f"{sigma:.1e}"  # below the value's last digit, but not zero
+        t.add_row(name, format(value, fmt), shown, unit)
 
     if "electron" in report["results"]:
         return _electron_rows(report, row) or t
@@ -119,7 +127,8 @@ def summary_table(report: dict):
     row("beam centre y", g["beam_center_px"]["y"], s["beam_center_px"]["y"], "px", ".3f")
     row("tilt", f2["tilt_deg"], f2s["tilt_deg"], "deg", ".4f")
     row("tiltPlanRotation", f2["tiltPlanRotation_deg"], f2s["tiltPlanRotation_deg"], "deg", ".2f")
-    row("wavelength", g["poni"]["wavelength_m"] * 1e10, s.get("wavelength_m") and s["wavelength_m"] * 1e10, "Å", ".6f")
+    row("wavelength", g["poni"]["wavelength_m"] * 1e10, "fixed" if "wavelength" in report["results"]["fixed"]
+        else s["wavelength_m"] * 1e10, "Å", ".6f")
     row("residual rms", r["rms_px"], None, "px", ".3f")
     row("residual rms", r["rms_tth_deg"], None, "deg 2θ", ".5f")
     row("residual rms Δd/d", r["rms_microstrain"], None, "µε", ".0f")

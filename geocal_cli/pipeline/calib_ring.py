@@ -219,6 +219,9 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     report = report_header(SCHEMA, to_plain(cfg), inputs)
     report.update(results(calib, rings))
     report["results"]["sources"] = src.sources
+    if "rot3" in report["results"]["fixed"] and "fix" not in cfg.model_fields_set:
+        report["notes"].append("rot3 fixed (the default; --fix none frees it): powder rings alone "
+                               "hardly separate it from rot1/rot2")
     geometry = calib.geometry
     lens = None
     if lens_model:
@@ -366,7 +369,7 @@ def results(calib, rings) -> dict:
         "blind_search": calib.blind or None,
         "rings_seen": rings_seen(calib.audit, calib.families, calib.geometry.wavelength),
         "warnings": calib.warnings,
-        "notes": calib.notes,
+        "notes": list(calib.notes),
     }
 
 

@@ -214,7 +214,7 @@ def update_report(report: dict, lens, d_spacing, geometry_summary: dict) -> None
     report["residuals"] = sec["residuals"]
     report["ring_centres"] = ring_centres_summary(lens.ring_centres)
     report["warnings"] = [w for w in report["warnings"] if not w.startswith("tilt direction")]
-    report["notes"] = [n for n in report["notes"] if not n.startswith("rot3")] + sec["notes"]
+    report["notes"] = [n for n in report["notes"] if not n.startswith("rot3 fixed")] + sec["notes"]
 
 
 def correlation(lens) -> dict:

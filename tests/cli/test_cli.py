@@ -61,6 +61,26 @@ def test_calib_ring_writes_poni_report_and_plot(lab6_copy, capsys):
         report["results"]["geometry"]["poni"]["dist_m"])
 
 
+def test_fixed_parameters_say_fixed_and_the_rot3_note_only_by_default(lab6_copy, capsys):
+    image, cfg = lab6_copy
+    args = ["calib-ring", image, "-c", "LaB6", "--energy", cfg.energy_kev, "-d", "Pilatus1M"]
+    code, out, err = cli(args, capsys)
+    assert code == 0, err
+    assert next(ln for ln in out.splitlines() if "wavelength" in ln).split("│")[3].strip() == "fixed"
+    assert "rot3" not in err  # a note in the report, not a warning on every run
+    notes = json.loads((image.parent / "lab6.calib.json").read_text())["notes"]
+    assert any(n.startswith("rot3 fixed (the default") for n in notes)
+    code, out, err = cli(args + ["--guess", "lab6.poni", "--fix", "dist,poni1,poni2,rot3,wavelength",
+                                 "-o", "again.poni"], capsys)
+    assert code == 0, err
+    report = json.loads((image.parent / "lab6.calib.json").read_text())
+    assert not any(n.startswith("rot3") for n in report["notes"])
+    sigma = report["uncertainties_1sigma"]["fit2d"]["directDist_mm"]
+    shown = next(ln for ln in out.splitlines() if "directDist" in ln).split("│")[3].strip()
+    # dist fixed, tilts free: directDist = dist / cos(tilt) keeps a tiny 1σ, shown, not rounded to 0.
+    assert shown == ("fixed" if sigma <= 1e-12 else f"{sigma:.1e}" if sigma < 5e-5 else f"{sigma:.4f}")
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_the_program_flags_go_before_or_after_the_subcommand(tmp_path, capsys, where):
     """`geocal -q simulate …` and `geocal simulate … -q` alike; a value that looks like a

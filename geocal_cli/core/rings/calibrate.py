@@ -315,8 +315,6 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         notes.append(f"Kα1/Kα2 doublet (λ2/λ1 = {doublet.wavelength_ratio:.5f}, intensity ratio "
                      f"{doublet.intensity_ratio:g}): ring maxima were referred to Kα1 and the "
                      f"PONI carries λ(Kα1) = {values['wavelength'] * 1e10:.5f} Å")
-    if "rot3" not in free:
-        notes.append("rot3 fixed: powder rings alone hardly separate it from rot1/rot2")
     w = checked.wavelength
     if w is not None and not w.determined:
         notes.append(f"only D·λ is determined: with λ free the rings fix it to "
