@@ -52,14 +52,14 @@ _geocal() {
     for ((i=1; i<COMP_CWORD; i++)); do
         case "${COMP_WORDS[i]}" in
             batch) batch=1;;
-            calib-ring|recenter|convert-poni|q-check|grid-distortion|simulate|demo) sub="${COMP_WORDS[i]}"; break;;
+            calib-ring|recenter|convert-poni|q-check|grid-distortion|simulate|demo|schema) sub="${COMP_WORDS[i]}"; break;;
         esac
     done
     [[ -n "$batch" ]] && _geocal_value batch && return
     [[ -n "$sub" ]] && _geocal_value "$sub" && return
     [[ -z "$sub" && -n "$batch" ]] && sub=batch
     case "$sub" in
-        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion batch simulate demo --version --man --quiet -q --verbose -v --traceback --help" -- "$cur")); return;;
+        "") COMPREPLY=($(compgen -W "calib-ring recenter convert-poni q-check grid-distortion batch simulate demo schema --version --man --quiet -q --verbose -v --traceback --help" -- "$cur")); return;;
         calib-ring) opts="--frame --calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --mask --guess --fix --max-rings --min-rings --electron-model --output -o --report --ellipse --plot --json --overwrite --config --show-config --help";;
         recenter) opts="--frame --poni --method -m --calibrant -c --ring --ellipticity --max-shift --saturation --energy --wavelength --voltage --mask --output -o --report --plot --json --overwrite --config --show-config --help";;
         convert-poni) opts="--to -t --from -f --output -o --image --frame --calibrant -c --pixel-size --shape --flip --orientation --panel --fix-units --energy --wavelength --voltage --report --json --overwrite --config --show-config --help";;
@@ -68,6 +68,7 @@ _geocal() {
         batch) opts="--out-dir -O --jobs -j --force --dry-run --wait --plots --scheduler --scheduler-file --joint --positions --joint-free --config --show-config --help";;
         simulate) opts="--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --shape --no-gaps --distance --center --tilt --tilt-plan-rotation --peak-counts --width --background --beamstop --beamstop-arm --spotty --hot-pixels --no-noise --seed --axis-ratio --ellipse-angle --direct-beam --direct-beam-sigma --saturation --ring-shift --spots --spot-rotation --grid --hole-diameter --grid-angle --dark-spots --illumination --missing --spurious --radial --random-field --field-correlation --skew --distortion --truth --report --overwrite --config --show-config --help";;
         demo) opts="--folder --help";;
+        schema) opts="--help";;
     esac
     [[ -n "$batch" && "$sub" != batch ]] && opts="$opts --out-dir -O --jobs -j --force --dry-run --wait --plots --scheduler --scheduler-file --joint --positions --joint-free --config --show-config --help"
     if [[ "$cur" == -* ]]; then COMPREPLY=($(compgen -W "$opts" -- "$cur"));

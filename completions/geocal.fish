@@ -8,6 +8,7 @@ complete -c geocal -n '__fish_use_subcommand' -a grid-distortion
 complete -c geocal -n '__fish_use_subcommand' -a batch
 complete -c geocal -n '__fish_use_subcommand' -a simulate
 complete -c geocal -n '__fish_use_subcommand' -a demo
+complete -c geocal -n '__fish_use_subcommand' -a schema
 complete -c geocal -n '__fish_use_subcommand' -l version
 complete -c geocal -n '__fish_use_subcommand' -l man
 complete -c geocal -n '__fish_use_subcommand' -l quiet
@@ -206,3 +207,5 @@ complete -c geocal -n '__fish_seen_subcommand_from simulate' -F
 complete -c geocal -n '__fish_seen_subcommand_from demo' -l folder -r -F
 complete -c geocal -n '__fish_seen_subcommand_from demo' -l help -r -F
 complete -c geocal -n '__fish_seen_subcommand_from demo' -F
+complete -c geocal -n '__fish_seen_subcommand_from schema' -l help -r -F
+complete -c geocal -n '__fish_seen_subcommand_from schema' -F

@@ -39,7 +39,7 @@ _geocal_value() {
 }
 _geocal() {
     local -a subs opts
-    subs=(calib-ring recenter convert-poni q-check grid-distortion simulate demo)
+    subs=(calib-ring recenter convert-poni q-check grid-distortion simulate demo schema)
     local sub="" batch="" w
     for w in ${words[2,CURRENT-1]}; do
         if [[ $w == batch ]]; then batch=1; fi
@@ -58,6 +58,7 @@ _geocal() {
         batch) opts=(--out-dir -O --jobs -j --force --dry-run --wait --plots --scheduler --scheduler-file --joint --positions --joint-free --config --show-config --help);;
         simulate) opts=(--calibrant -c --energy --wavelength --kalpha2-ratio --voltage --detector -d --pixel-size --shape --no-gaps --distance --center --tilt --tilt-plan-rotation --peak-counts --width --background --beamstop --beamstop-arm --spotty --hot-pixels --no-noise --seed --axis-ratio --ellipse-angle --direct-beam --direct-beam-sigma --saturation --ring-shift --spots --spot-rotation --grid --hole-diameter --grid-angle --dark-spots --illumination --missing --spurious --radial --random-field --field-correlation --skew --distortion --truth --report --overwrite --config --show-config --help);;
         demo) opts=(--folder --help);;
+        schema) opts=(--help);;
     esac
     [[ -n $batch && $sub != batch ]] && opts+=(--out-dir -O --jobs -j --force --dry-run --wait --plots --scheduler --scheduler-file --joint --positions --joint-free --config --show-config --help)
     if [[ $PREFIX == -* ]]; then compadd -- $opts; elif [[ -n $batch && $sub == batch ]]; then compadd -- calib-ring recenter q-check grid-distortion convert-poni; else _files; fi

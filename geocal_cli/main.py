@@ -34,7 +34,7 @@ import typer
 
 from geocal_cli import __version__, console
 from geocal_cli.commands import (batch, calib_ring, convert_poni, demo, grid_distortion, q_check,
-                                 recenter, simulate)
+                                 recenter, schema, simulate)
 from geocal_cli.errors import ExitCode, GeocalError
 from geocal_cli.helptext import GeocalCommand, GeocalGroup, tidy_help
 
@@ -109,6 +109,7 @@ app.command("batch", cls=GeocalCommand, epilog=batch.EPILOG, options_metavar="SU
             context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(batch.command)
 app.command("simulate", cls=GeocalCommand, epilog=simulate.EPILOG)(simulate.command)
 app.command("demo", cls=GeocalCommand, epilog=demo.EPILOG)(demo.command)
+app.command("schema", cls=GeocalCommand, epilog=schema.EPILOG)(schema.command)
 
 
 tidy_help(app)
@@ -222,7 +223,11 @@ def _outcome(argv) -> int:
     """Run the command; print how it ended; the exit code."""
     try:
         command = typer.main.get_command(app)
-        args = hoist_global_flags(command, sys.argv[1:] if argv is None else list(argv))
+        given = sys.argv[1:] if argv is None else list(argv)
+        args = hoist_global_flags(command, given)
+        from geocal_cli.io import reports
+
+        reports.command_line = ["geocal", *given]
         rv = command.main(args=args, prog_name="geocal", standalone_mode=False)
     except GeocalError as exc:
         _settle()

@@ -78,3 +78,24 @@ def lab6_pilatus(tmp_path_factory):
                 beamstop_radius_px=20.0, beamstop_arm_deg=-45.0, hot_pixels=20, seed=21)
     sim, cfg = simulate_case(case, folder)
     return sim, cfg
+
+
+def assert_valid_report(path: Path) -> dict:
+    """A report as written: valid against its published schema (`geocal schema`), and every
+    input and output it lists hashes to the SHA-256 it gives (files changed since are the
+    caller's business). Returns the report."""
+    import hashlib
+    import json
+
+    import jsonschema
+
+    from geocal_cli.io.schemas import schema_for
+
+    report = json.loads(Path(path).read_text())
+    name = report["schema"]["name"] if isinstance(report["schema"], dict) else report["schema"]
+    jsonschema.Draft202012Validator(schema_for(name)).validate(report)
+    for entry in report.get("inputs", []) + report.get("outputs", []):
+        data = Path(entry["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == entry["sha256"], entry["path"]
+        assert len(data) == entry["bytes"], entry["path"]
+    return report

@@ -1,4 +1,5 @@
-"""JSON reports: a common header (schema, version, config, inputs with SHA-256) and atomic writes."""
+"""JSON reports: a common header (schema, version, provenance, config, inputs with SHA-256) and
+atomic writes."""
 
 from __future__ import annotations
 
@@ -27,10 +28,44 @@ def report_header(schema: str, config: dict, inputs: list[Path]) -> dict:
     return {
         "schema": {"name": schema, "version": 1},
         "geocal_version": __version__,
+        "provenance": provenance(),
         "config": config,
         "inputs": [{"path": str(p), "bytes": Path(p).stat().st_size, "sha256": sha256_of(p)}
                    for p in inputs if p is not None],
     }
+
+
+#: The command line as geocal's entry point received it (None: take the process's argv).
+command_line: list[str] | None = None
+#: Packages whose versions decide a report's numbers.
+PACKAGES = ("pyFAI", "fabio", "numpy", "scipy")
+
+
+def provenance() -> dict:
+    """When, by which command line and with which software a report was made.
+
+    Returns
+    -------
+    dict
+        created_utc (ISO 8601), command_line (shell-quoted: `command_line`, else the
+        process's argv) and versions of geocal, Python and `PACKAGES`.
+    """
+    import platform
+    import shlex
+    import sys
+    from datetime import datetime, timezone
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name):
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+    argv = command_line or [Path(sys.argv[0]).name, *sys.argv[1:]]
+    return {"created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "command_line": shlex.join(argv),
+            "versions": {"geocal": __version__, "python": platform.python_version(),
+                         **{p: installed(p) for p in PACKAGES}}}
 
 
 def _plain(obj):

@@ -594,8 +594,10 @@ def _pictures(out_dir: Path, summary: dict) -> None:
 
 def _summary(subcommand: str, records: list, seconds: float) -> dict:
     counts = {s: sum(r["status"] == s for r in records) for s in ("ok", "failed", "skipped")}
+    from geocal_cli.io.reports import provenance
+
     return {"schema": {"name": SCHEMA, "version": 1}, "geocal_version": __version__,
-            "subcommand": subcommand, "items": len(records), "counts": counts,
+            "provenance": provenance(), "subcommand": subcommand, "items": len(records), "counts": counts,
             "duration_s": seconds,
             "failures": [{"input": r["input"], "exit_code": r["exit_code"], "error": r["error"]}
                          for r in records if r["status"] == "failed"],

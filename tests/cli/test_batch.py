@@ -16,7 +16,7 @@ import pyFAI
 import pytest
 
 from tests.cli.conftest import geocal
-from tests.conftest import poni_ring_error
+from tests.conftest import assert_valid_report, poni_ring_error
 
 CALIB = ["-c", "LaB6", "--energy", "17", "-d", "Pilatus1M"]
 
@@ -71,8 +71,11 @@ def test_a_series_with_bad_files_exits_7_and_writes_every_good_item(series, tmp_
         err_px = poni_ring_error(out / "a" / f"frame{i}.poni",
                                  series / "a" / f"frame{i}.truth.poni", "LaB6", (1043, 981))
         assert err_px < 0.05
-    summary = json.loads((out / "batch.json").read_text())
+    summary = assert_valid_report(out / "batch.json")
     assert summary["counts"] == {"ok": 4, "failed": 2, "skipped": 0}
+    for rel in ("a/frame0", "b/frame0"):
+        item = assert_valid_report(out / f"{rel}.calib.json")
+        assert item["provenance"]["command_line"].startswith("geocal batch calib-ring ")
     assert "2 of 6 items failed" in err
 
 

@@ -15,7 +15,7 @@ from tests.cli.conftest import geocal
 
 ROOT = Path(__file__).resolve().parents[2]
 SUBCOMMANDS = ["calib-ring", "recenter", "convert-poni", "q-check", "grid-distortion", "batch",
-               "simulate", "demo"]
+               "simulate", "demo", "schema"]
 
 
 @pytest.mark.parametrize("sub", SUBCOMMANDS)

@@ -10,7 +10,7 @@ import pyFAI
 import pytest
 
 from tests.cli.conftest import geocal
-from tests.conftest import shared
+from tests.conftest import assert_valid_report, shared
 
 DISTANCES = (150.0, 250.0, 350.0, 450.0, 600.0)
 
@@ -45,7 +45,7 @@ def test_a_distance_series_fixes_wavelength_and_distance(stage, tmp_path, capsys
                                 "--positions", stage / "stage.csv"], capsys)
     assert code == 0, err
     assert "joint translation: 5 images (4 calibrated alone)" in stdout
-    report = json.loads((out / "joint.json").read_text())
+    report = assert_valid_report(out / "joint.json")
     truth = [pyFAI.load(str(stage / f"t{d:.0f}.truth.poni")) for d in DISTANCES]
     assert report["shared"]["wavelength"]["value"] == pytest.approx(truth[0].wavelength, rel=2e-5)
     assert [i["calibrated_alone"] for i in report["images"]] == [True] * 4 + [False]
