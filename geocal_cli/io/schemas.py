@@ -63,13 +63,15 @@ RINGS_SEEN = obj({"rings": {"type": "array"}, "calibrant_ranking": {"type": "arr
 TIMINGS = {"type": "object", "additionalProperties": NUM}
 
 
-def header(name: str, **sections) -> dict:
-    """A report's schema: the common header plus `sections` (key → schema, required)."""
+def header(name: str, warnings: bool = True, **sections) -> dict:
+    """A report's schema: the common header plus `sections` (key → schema, required);
+    `warnings` False for a report that states its doubts in sections of its own."""
     return {"$schema": DRAFT, "$id": f"https://geocal/schemas/{name}.json", "title": f"geocal {name} report",
             **obj({"schema": obj({"name": {"const": f"geocal.{name}"}, "version": {"const": 1}}),
                    "geocal_version": STR, "provenance": PROVENANCE, "config": {"type": "object"},
-                   "inputs": array(FILE), "outputs": array(FILE), "warnings": STRINGS, **sections},
-                  {"notes": STRINGS, "timings_s": TIMINGS})}
+                   "inputs": array(FILE), "outputs": array(FILE),
+                   **({"warnings": STRINGS} if warnings else {}), **sections},
+                  {"notes": STRINGS, "timings_s": TIMINGS, "warnings": STRINGS})}
 
 
 ELECTRON = obj({"camera_length_mm": NUM, "reciprocal_per_px_a": obj({"minor_axis": NUM}),
@@ -115,13 +117,13 @@ SCHEMAS = {
         "simulate",
         results=obj({"shape": array(INT, 2), "truth": {"type": ["object", "null"]}})),
     "joint": header(
-        "joint",
+        "joint", warnings=False,
         model=obj({"name": STR, "param_names": STRINGS}),
         shared={"type": "object", "additionalProperties": obj({"value": NUM_OR_NULL, "sigma": NUM_OR_NULL,
                                                                "fixed": BOOL})},
         images=array(obj({"image": STR, "poni": STR, "pose": {"type": "object"}, "rms_px": NUM_OR_NULL}), 1),
         residuals=obj({"rms_px": NUM_OR_NULL, "points": INT}),
-        problems=STRINGS),
+        problems=STRINGS, undetermined=STRINGS),
     "batch": {"$schema": DRAFT, "$id": "https://geocal/schemas/batch.json", "title": "geocal batch summary",
               **obj({"schema": obj({"name": {"const": "geocal.batch"}, "version": {"const": 1}}),
                      "geocal_version": STR, "provenance": PROVENANCE, "subcommand": STR,

@@ -192,10 +192,15 @@ def is_current(record: dict | None, input_sha: str, cfg_sha: str) -> bool:
     return True
 
 
-def run_item(subcommand: str, cfg) -> dict:
-    """Run one item (in a worker process): status, exit code, error, outputs, key results."""
+def run_item(subcommand: str, cfg, command_line: list[str] | None = None) -> dict:
+    """Run one item (in a worker process): status, exit code, error, outputs, key results.
+    `command_line` is the batch's, for the item report's provenance (a worker's own argv
+    is the pool's)."""
+    from geocal_cli.io import reports
     from geocal_cli.io.outputs import sha256_of
     from geocal_cli.pipeline.results import written
+
+    reports.command_line = command_line
 
     t0 = time.perf_counter()
     rec: dict = {}
@@ -448,12 +453,14 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
     `MAX_POOL_RESTARTS` times."""
     from concurrent.futures.process import BrokenProcessPool
 
+    from geocal_cli.io import reports
+
     own = None
     if executor is None and jobs > 1 and len(todo) > 1:
         executor = own = local_executor(min(jobs, len(todo)))
     if executor is None:
         for it, base in todo:
-            tick(_record(records, manifest, it, base, run_item(subcommand, it.config), say))
+            tick(_record(records, manifest, it, base, run_item(subcommand, it.config, reports.command_line), say))
         return
     waiting = iter(todo)
     limit = min(jobs, len(todo)) if own is not None else len(todo)
@@ -464,7 +471,7 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
         nonlocal executor, own, restarts
         for it, base in itertools.islice(waiting, n):
             try:
-                fut = executor.submit(run_item, subcommand, it.config)
+                fut = executor.submit(run_item, subcommand, it.config, reports.command_line)
             except BrokenProcessPool:
                 if own is None or restarts >= MAX_POOL_RESTARTS:
                     tick(_record(records, manifest, it, base, _not_run(restarts), say))
@@ -474,7 +481,7 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
                 say(f"a worker process died: starting a fresh pool ({restarts} of "
                     f"{MAX_POOL_RESTARTS})")
                 executor = own = local_executor(limit)
-                fut = executor.submit(run_item, subcommand, it.config)
+                fut = executor.submit(run_item, subcommand, it.config, reports.command_line)
             futures[fut] = (it, base)
 
     try:
