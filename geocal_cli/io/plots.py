@@ -12,6 +12,8 @@ from geocal_cli.io.outputs import SIGNATURE, atomic_path
 
 #: Largest side (pixels) of an image as displayed: about what a panel of the figure shows.
 DISPLAY_PX = 800
+#: Side ratio beyond which an image is drawn stretched to its panel.
+STRIP_ASPECT = 3.0
 
 
 def _import_pyplot():
@@ -30,9 +32,119 @@ def _figure(*args, **kwargs):
     return plt, plt.subplots(*args, layout="constrained", **kwargs)
 
 
+def _grid_figure(figsize, **gridspec):
+    """A figure and a gridspec with fixed margins, for layouts `_figure` cannot make (panels
+    spanning columns). No layout engine: constrained layout costs a second draw (0.2 s on a
+    large figure), and a fixed figure needs no solving."""
+    plt = _import_pyplot()
+    fig = plt.figure(figsize=figsize)
+    return plt, fig, fig.add_gridspec(**gridspec)
+
+
+@dataclass(frozen=True)
+class IntegrationView:
+    """What the integration check draws: the pattern and cake under the fitted geometry
+    (`core.rings.integration.Integrated`) and where the calibrant's rings fall.
+
+    Attributes
+    ----------
+    integrated : Integrated
+    used : ndarray, shape (k,)
+        2θ (radians) of the calibrant rings the fit used.
+    numbers : ndarray of int, shape (k,)
+        Their calibrant ring numbers (1-based).
+    unused : ndarray, shape (u,)
+        2θ of the calibrant's other rings within the pattern.
+    foreign : ndarray, shape (f,)
+        2θ of rings the image shows that no calibrant ring explains.
+    """
+
+    integrated: object
+    used: np.ndarray
+    numbers: np.ndarray
+    unused: np.ndarray
+    foreign: np.ndarray
+
+
+#: Entries of a legend, at most (the rest are counted in its title).
+LEGEND_ENTRIES = 16
+#: Ring numbers written above the ticks, at most (the first rings).
+LABELLED_RINGS = 12
+
+
+def _draw_integration(fig, spec, view: IntegrationView, calibrant: str,
+                      under: str = "the fitted geometry") -> tuple:
+    """The integration check in `spec`: the cake (χ against 2θ) over the 1D pattern, with the
+    calibrant's rings as ticks (used: green, numbered; not used: grey; foreign rings: orange).
+    Returns the two axes (cake, pattern)."""
+    sub = spec.subgridspec(2, 1, height_ratios=[1, 1.1], hspace=0.05)
+    ax_cake = fig.add_subplot(sub[0])
+    ax = fig.add_subplot(sub[1], sharex=ax_cake)
+    integ = view.integrated
+    x = np.degrees(integ.tth)
+    step = x[1] - x[0] if x.size > 1 else 1.0
+    rows = np.isfinite(integ.cake).any(axis=1)
+    chi = np.degrees(integ.chi)
+    lo_chi, hi_chi = (chi[rows].min() - 0.5, chi[rows].max() + 0.5) if rows.any() else (-180, 180)
+    shown = log_intensity(integ.cake, np.isfinite(integ.cake))
+    finite = shown[np.isfinite(shown)]
+    vmin, vmax = np.percentile(finite, [1, 99.7]) if finite.size else (0, 1)
+    ax_cake.imshow(shown, cmap="gray_r", vmin=vmin, vmax=vmax, aspect="auto", interpolation="nearest",
+                   origin="lower", extent=(x[0] - step / 2, x[-1] + step / 2, -180, 180))
+    ax_cake.set_ylim(lo_chi, hi_chi)
+    ax_cake.set_ylabel("χ [deg]")
+    ax_cake.set_title(f"integration check: the image under {under}, {calibrant}'s rings as ticks "
+                      "(right: straight cake lines, peaks on the green ticks)", fontsize=10)
+    ax_cake.tick_params(labelbottom=False)
+    ok = np.isfinite(integ.mean) & (integ.mean > 0)
+    ax.plot(x[ok], integ.mean[ok], "-", color="black", lw=0.7, label="mean intensity")
+    if ok.any():
+        ax.set_yscale("log")
+    top = ax.get_xaxis_transform()
+    for axis in (ax, ax_cake):
+        trans = axis.get_xaxis_transform()
+        label = axis is ax
+        axis.vlines(np.degrees(view.unused), 0, 0.06, transform=trans, color="0.55", lw=0.8,
+                    label=f"{calibrant} rings not used ({view.unused.size})" if label else None)
+        axis.vlines(np.degrees(view.used), 0, 0.12, transform=trans, color="tab:green", lw=1.4,
+                    label=f"{calibrant} rings used ({view.used.size})" if label else None)
+        axis.vlines(np.degrees(view.foreign), 0.86, 1.0, transform=trans, color="tab:orange", lw=1.6,
+                    label=f"foreign rings ({view.foreign.size})" if label else None)
+    for t, n in list(zip(np.degrees(view.used), view.numbers))[:LABELLED_RINGS]:
+        ax.text(t, 0.13, str(n), transform=top, fontsize=7, color="tab:green", ha="center", va="bottom")
+    # From the first 2θ the detector sees (a detector on an arm starts far from 0°).
+    seen = x[np.isfinite(integ.mean)]
+    ax.set_xlim((seen[0] if seen.size else x[0]) - step / 2, x[-1] + step / 2)
+    ax.set_xlabel("2θ [deg]")
+    ax.set_ylabel("mean intensity [counts]")
+    ax.legend(loc="upper right", fontsize=8)
+    return ax_cake, ax
+
+
+def log_intensity(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """log10 of intensities floored at the image's own low level (the 1st percentile of its
+    positive valid values), so that photon counts and an electron camera's normalised
+    floats (rings at 0.01 beside a direct beam at 100) both show their rings.
+
+    Parameters
+    ----------
+    values : ndarray
+    valid : ndarray of bool, same shape
+
+    Returns
+    -------
+    ndarray of float32, same shape (invalid entries: the floor's logarithm)
+    """
+    sample = values[valid][:: max(1, int(valid.sum()) // 200_000)]
+    positive = sample[sample > 0]
+    floor = float(np.percentile(positive, 1)) if positive.size else 1.0
+    with np.errstate(invalid="ignore"):
+        return np.log10(np.maximum(np.where(valid, values, floor), floor)).astype(np.float32)
+
+
 def display_image(image: np.ndarray, valid: np.ndarray,
                   max_side: int = DISPLAY_PX) -> tuple[np.ndarray, int]:
-    """log(1 + counts) reduced to at most `max_side` pixels a side by the maximum of each
+    """`log_intensity` reduced to at most `max_side` pixels a side by the maximum of each
     block (thin rings stay visible), NaN where a block holds no valid pixel.
 
     Parameters
@@ -50,7 +162,7 @@ def display_image(image: np.ndarray, valid: np.ndarray,
     f = max(1, int(np.ceil(max(image.shape) / max_side)))
     h, w = image.shape
     shown = np.full((-(-h // f) * f, -(-w // f) * f), -np.inf, dtype=np.float32)
-    shown[:h, :w] = np.where(valid, np.log1p(np.clip(image, 0, None)), -np.inf)
+    shown[:h, :w] = np.where(valid, log_intensity(image, valid), -np.inf)
     shown = shown.reshape(shown.shape[0] // f, f, shown.shape[1] // f, f).max(axis=(1, 3))
     shown[np.isneginf(shown)] = np.nan
     return shown, f
@@ -60,10 +172,18 @@ def _show(ax, image: np.ndarray, valid: np.ndarray) -> None:
     """The image on a log scale, invalid pixels blank, in pixel-index coordinates (the
     display is reduced by `display_image`, the axes are not)."""
     shown, f = display_image(image, valid)
-    lo, hi = np.nanpercentile(shown, [1, 99.7]) if np.isfinite(shown).any() else (0, 1)
+    # From the 10th percentile: a detector edge or beamstop shadow at the floor takes no range.
+    lo, hi = np.nanpercentile(shown, [10, 99.7]) if np.isfinite(shown).any() else (0, 1)
     h, w = image.shape
+    # A strip detector (195 × 1475) drawn with square pixels is a sliver: stretch it to the
+    # panel and say so.
+    strip = max(h, w) > STRIP_ASPECT * min(h, w)
     ax.imshow(shown, cmap="gray_r", vmin=lo, vmax=hi, interpolation="nearest",
-              extent=(-0.5, shown.shape[1] * f - 0.5, shown.shape[0] * f - 0.5, -0.5))
+              extent=(-0.5, shown.shape[1] * f - 0.5, shown.shape[0] * f - 0.5, -0.5),
+              aspect="auto" if strip else "equal")
+    if strip:
+        ax.text(0.01, 0.01, "stretched: pixels not square", transform=ax.transAxes, fontsize=7,
+                color="0.3", va="bottom")
     ax.set_xlim(-0.5, w - 0.5)
     ax.set_ylim(h - 0.5, -0.5)
 
@@ -100,8 +220,9 @@ class RingFitView:
 
 
 def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: RingFitView,
-                     ring_tth: np.ndarray, title: str) -> None:
-    """Image with fitted rings and control points, and residual per ring vs azimuth.
+                     check: IntegrationView, calibrant: str, title: str) -> None:
+    """Image with the fitted rings and control points, the residual per ring against χ, and
+    the integration check (`_draw_integration`).
 
     Parameters
     ----------
@@ -110,23 +231,37 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: Ring
     image : ndarray, shape (H, W)
     valid : ndarray of bool, shape (H, W)
     fit : RingFitView
-    ring_tth : ndarray, shape (K,)
-        2θ (radians) of the calibrant rings to draw.
+    check : IntegrationView
+        Its `used` and `unused` rings are drawn on the image too (used: red; not used: grey).
+    calibrant : str
     title : str
     """
-    plt, (fig, (ax0, ax1)) = _figure(1, 2, figsize=(15, 7), gridspec_kw={"width_ratios": [1.15, 1]})
+    plt, fig, gs = _grid_figure((15, 12.5), nrows=2, ncols=2, height_ratios=[7, 5],
+                                width_ratios=[1.15, 1], left=0.06, right=0.98, top=0.97,
+                                bottom=0.05, wspace=0.2, hspace=0.17)
+    ax0, ax1 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     _show(ax0, image, valid)
     fr = fit.frame
-    chi = np.linspace(-np.pi, np.pi, 1441)
+    chi = np.linspace(-np.pi, np.pi, 721)
     h, w = image.shape
-    for t in ring_tth:
-        d1, d2 = fr.pixel_at(t, chi)
+
+    def rings(tth, **style):
+        if not len(tth):
+            return
+        d1, d2 = fr.pixel_at(np.asarray(tth)[:, None], chi[None, :])
         out = ~((d1 > -1) & (d1 < h) & (d2 > -1) & (d2 < w))
         d1[out] = np.nan
-        ax0.plot(d2, d1, "-", color="tab:red", lw=0.6, alpha=0.8)
+        # One line object for all rings (NaN breaks them): fewer artists to draw.
+        d1 = np.concatenate([d1, np.full((len(tth), 1), np.nan)], 1).ravel()
+        d2 = np.concatenate([d2, np.full((len(tth), 1), np.nan)], 1).ravel()
+        ax0.plot(d2, d1, **{"ls": "-", **style})
+
+    rings(check.unused, color="0.5", lw=0.5, ls=":", label=f"{calibrant} rings not used")
+    rings(check.used, color="tab:red", lw=0.6, alpha=0.8, label=f"{calibrant} rings used")
     pts = fit.points
     inl = fit.inliers
-    ax0.scatter(pts.d2[inl], pts.d1[inl], s=0.6, c=pts.ring[inl] % 10, cmap="tab10", lw=0)
+    ax0.scatter(pts.d2[inl], pts.d1[inl], s=0.6, c=pts.ring[inl] % 10, cmap="tab10", lw=0,
+                rasterized=True)
     ax0.scatter(pts.d2[~inl], pts.d1[~inl], s=4, marker="x", color="black", lw=0.5,
                 label="rejected points")
     bc1, bc2 = fit.beam_center
@@ -136,26 +271,50 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: Ring
     ax0.set_ylim(h - 0.5, -0.5)
     ax0.set_xlabel("column (x, fast) [px]")
     ax0.set_ylabel("row (y, slow) [px]")
-    ax0.legend(loc="upper right", fontsize=8)
+    # Below the image, not on it: a legend inside covers rings.
+    ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, fontsize=8, frameon=False)
     ax0.set_title(title, fontsize=10)
-
-    rings = fit.rings
-    rms = max(np.sqrt(np.mean(np.concatenate([r.residual_px for r in rings]) ** 2)), 0.02)
-    step = 8 * rms
-    for i, r in enumerate(rings):
-        ax1.plot(np.degrees(r.chi), r.residual_px + i * step, ".", ms=1.5)
-        ax1.axhline(i * step, color="gray", lw=0.4)
-    ax1.set_yticks([i * step for i in range(len(rings))])
-    ax1.set_yticklabels([f"{r.index + 1}: {r.rms_px:.2f}" for r in rings], fontsize=7)
-    ax1.set_xlabel("azimuth χ [deg]")
-    ax1.set_ylabel(f"ring: rms [px]   (residual, one row per ring, rows {step:.2f} px apart)")
-    ax1.set_xlim(-180, 180)
-    ax1.set_title("radial residual per ring vs azimuth", fontsize=10)
+    _draw_residuals(ax1, fit.rings)
+    _draw_integration(fig, gs[1, :], check, calibrant)
     _save(plt, fig, path)
 
 
+#: Residual scale bars offered, pixels (the largest that fits a row is drawn).
+SCALE_BARS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
+
+
+def _draw_residuals(ax, rings: list) -> None:
+    """One row per ring: radial residual against χ, offset by a fixed step, with a scale bar;
+    χ limited to where the points are."""
+    res = [r.residual_px for r in rings if r.residual_px.size]
+    rms = max(np.sqrt(np.mean(np.concatenate(res) ** 2)), 0.02) if res else 0.1
+    step = 8 * rms
+    for i, r in enumerate(rings):
+        ax.plot(np.degrees(r.chi), r.residual_px + i * step, ".", ms=1.5)
+        ax.axhline(i * step, color="gray", lw=0.4)
+    ax.set_yticks([i * step for i in range(len(rings))])
+    ax.set_yticklabels([f"{r.index + 1}: {r.rms_px:.2f}" for r in rings], fontsize=7)
+    chis = np.degrees(np.concatenate([r.chi for r in rings])) if rings else np.zeros(0)
+    lo, hi = (chis.min(), chis.max()) if chis.size else (-180, 180)
+    if hi - lo > 300:
+        lo, hi = -180, 180
+    pad = max(2.0, 0.03 * (hi - lo))
+    ax.set_xlim(max(lo - pad, -180), min(hi + pad, 180))
+    bar = max([b for b in SCALE_BARS if b <= 0.8 * step] or [SCALE_BARS[0]])
+    x = ax.get_xlim()[1] - 0.02 * (ax.get_xlim()[1] - ax.get_xlim()[0])
+    y0 = (len(rings) - 0.5) * step
+    ax.plot([x, x], [y0, y0 + bar], "-", color="black", lw=2.5, solid_capstyle="butt")
+    ax.text(x, y0 + bar / 2, f"{bar:g} px ", ha="right", va="center", fontsize=8)
+    ax.set_ylim(-step, (len(rings) + 0.5) * step)
+    ax.set_xlabel("azimuth χ [deg]")
+    ax.set_ylabel("ring number: rms [px]   (radial residual, one row per ring)")
+    ax.set_title(f"radial residual per ring against χ (rows {step:.2f} px apart; bar: {bar:g} px)",
+                 fontsize=10)
+
+
 def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
-                  points: tuple | None, title: str, pairs: np.ndarray | None = None) -> None:
+                  points: tuple | None, title: str, pairs: np.ndarray | None = None,
+                  check: IntegrationView | None = None, calibrant: str = "") -> None:
     """Image with old and new beam centre and the ring points or spots used, plus a close-up.
 
     Parameters
@@ -171,8 +330,15 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
     title : str
     pairs : ndarray, shape (m, 2, 2), optional
         Friedel pairs as (spot, (d1, d2)): drawn as lines, which cross at the centre.
+    check : IntegrationView, optional
+        The integration check under the new geometry (`_draw_integration`), below.
+    calibrant : str
+        The calibrant's name, for the integration check.
     """
-    plt, (fig, axes) = _figure(1, 2, figsize=(14, 7))
+    rows = {"nrows": 2, "height_ratios": [7, 5]} if check is not None else {"nrows": 1}
+    plt, fig, gs = _grid_figure((14, 12.5 if check is not None else 7.5), ncols=2, left=0.06,
+                                right=0.98, top=0.96, bottom=0.06, wspace=0.15, hspace=0.17, **rows)
+    axes = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
     h, w = image.shape
     span = max(15.0, 3 * float(np.hypot(new[0] - old[0], new[1] - old[1])))
     for ax, zoom in zip(axes, (False, True)):
@@ -196,9 +362,12 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
             ax.set_xlim(-0.5, w - 0.5)
             ax.set_ylim(h - 0.5, -0.5)
             ax.set_title(title, fontsize=10)
-            ax.legend(loc="upper right", fontsize=8)
+            ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=4, fontsize=8,
+                      frameon=False)
         ax.set_xlabel("column (x, fast) [px]")
         ax.set_ylabel("row (y, slow) [px]")
+    if check is not None:
+        _draw_integration(fig, gs[1, :], check, calibrant, "the moved PONI")
     _save(plt, fig, path)
 
 
@@ -207,8 +376,10 @@ def _strain_scale(values: np.ndarray) -> float:
     return float(np.percentile(np.abs(values), 98)) or 1.0
 
 
-def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title: str) -> None:
-    """Δd/d on the detector, Δq against χ per ring and Δq against radius.
+def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title: str,
+                  integration: IntegrationView | None = None, calibrant: str = "") -> None:
+    """Δd/d on the detector, Δq against χ per ring, Δq against radius, and the integration
+    check under the geometry checked.
 
     Parameters
     ----------
@@ -218,15 +389,24 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
     valid : ndarray of bool, shape (H, W)
     check : geocal_cli.core.q.powder.PowderCheck
     title : str
+    integration : IntegrationView, optional
+        Drawn below (`_draw_integration`).
+    calibrant : str
     """
-    plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5), gridspec_kw={"width_ratios": [1.2, 1, 1]})
+    rows = {"nrows": 2, "height_ratios": [6.5, 5]} if integration is not None else {"nrows": 1}
+    plt, fig, gs = _grid_figure((19, 12 if integration is not None else 6.8), ncols=3,
+                                width_ratios=[1.2, 1, 1], left=0.05, right=0.97, top=0.94,
+                                bottom=0.06, wspace=0.28, hspace=0.2, **rows)
+    axes = [fig.add_subplot(gs[0, i]) for i in range(3)]
     cp = check.points
     ue = check.strain * 1e6
     lim = _strain_scale(ue)
     _show(axes[0], image, valid)
-    sc = axes[0].scatter(cp.d2, cp.d1, c=ue, s=4, cmap="coolwarm", vmin=-lim, vmax=lim)
-    fig.colorbar(sc, ax=axes[0], shrink=0.8, label="Δd/d (µε)")
+    sc = axes[0].scatter(cp.d2, cp.d1, c=ue, s=4, cmap="coolwarm", vmin=-lim, vmax=lim, rasterized=True)
+    fig.colorbar(sc, ax=axes[0], shrink=0.8, label="Δd/d [µε]")
     axes[0].set_title("Δd/d at the control points")
+    axes[0].set_xlabel("column (x, fast) [px]")
+    axes[0].set_ylabel("row (y, slow) [px]")
     cmap = plt.get_cmap("viridis")
     rings = np.unique(cp.ring)
     for i, k in enumerate(rings):
@@ -236,16 +416,29 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
         axes[1].plot(np.degrees(cp.chi[on]), check.dq[on] * 1e3, ".", ms=2, color=colour)
         axes[1].plot(np.degrees(cp.chi[on][order]),
                      (check.geometric_strain[on] * -check.q_pixel[on])[order] * 1e3, "-", lw=1,
-                     color=colour, label=f"ring {k + 1}" if i < 12 else None)
-    axes[1].set_xlabel("χ (deg)")
-    axes[1].set_ylabel("Δq (10⁻³ Å⁻¹)")
+                     color=colour)
+    # Every ring in one colour bar (a legend of 16 rings covers the data).
+    from matplotlib.colors import BoundaryNorm
+    from matplotlib.cm import ScalarMappable
+
+    numbers = rings + 1
+    bounds = np.arange(len(rings) + 1) - 0.5
+    bar = fig.colorbar(ScalarMappable(BoundaryNorm(bounds, cmap.N), cmap), ax=axes[1], shrink=0.8,
+                       label="ring number")
+    ticks = np.arange(len(rings))[:: max(1, len(rings) // 12)]
+    bar.set_ticks(ticks, labels=[str(numbers[t]) for t in ticks])
+    axes[1].set_xlabel("χ [deg]")
+    axes[1].set_ylabel("Δq [10⁻³ Å⁻¹]")
     axes[1].set_title("Δq against χ per ring (lines: geometric part)")
-    axes[1].legend(fontsize=7, ncol=2, markerscale=4)
-    axes[2].scatter(check.radius_mm, check.dq * 1e3, s=2, c=ue, cmap="coolwarm", vmin=-lim, vmax=lim)
+    sc = axes[2].scatter(check.radius_mm, check.dq * 1e3, s=2, c=ue, cmap="coolwarm", vmin=-lim,
+                         vmax=lim, rasterized=True)
+    fig.colorbar(sc, ax=axes[2], shrink=0.8, label="Δd/d [µε]")
     axes[2].axhline(0, color="k", lw=0.5)
-    axes[2].set_xlabel("radius from the beam centre (mm)")
-    axes[2].set_ylabel("Δq (10⁻³ Å⁻¹)")
+    axes[2].set_xlabel("radius from the beam centre [mm]")
+    axes[2].set_ylabel("Δq [10⁻³ Å⁻¹]")
     axes[2].set_title("Δq against radius")
+    if integration is not None:
+        _draw_integration(fig, gs[1, :], integration, calibrant, "the geometry checked")
     fig.suptitle(title, fontsize=10)
     _save(plt, fig, path)
 
@@ -278,15 +471,23 @@ def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
         ax.set_xlim(0, size[0])
         ax.set_ylim(size[1], 0)
         ax.set_aspect("equal")
-        ax.set_xlabel("fast (mm)")
-        ax.set_ylabel("slow (mm)")
+        ax.set_xlabel("fast [mm]")
+        ax.set_ylabel("slow [mm]")
         ax.set_title(f"panel {p}: |Δq| (arrows: to the prediction, ×50)")
-        fig.colorbar(sc, ax=ax, shrink=0.8, label="|Δq| (10⁻⁴ Å⁻¹)")
+        fig.colorbar(sc, ax=ax, shrink=0.8, label="|Δq| [10⁻⁴ Å⁻¹]")
     res = np.linalg.norm(check.q_pred, axis=1)
-    axes[-1].scatter(res, dq, s=4, c=refl.exp, cmap="tab10")
-    axes[-1].set_xlabel("|q| = 1/d (Å⁻¹)")
-    axes[-1].set_ylabel("|Δq| (10⁻⁴ Å⁻¹)")
-    axes[-1].set_title("|Δq| against resolution (colour: experiment)")
+    experiments = np.unique(refl.exp)
+    cmap = plt.get_cmap("tab10")
+    for i, e in enumerate(experiments):
+        on = refl.exp == e
+        axes[-1].scatter(res[on], dq[on], s=4, color=cmap(i % 10),
+                         label=f"experiment {e}" if i < LEGEND_ENTRIES else None)
+    more = len(experiments) - LEGEND_ENTRIES
+    axes[-1].legend(fontsize=7, markerscale=3, title=f"and {more} more" if more > 0 else None,
+                    title_fontsize=7, ncol=2 if len(experiments) > 8 else 1)
+    axes[-1].set_xlabel("|q| = 1/d [Å⁻¹]")
+    axes[-1].set_ylabel("|Δq| [10⁻⁴ Å⁻¹]")
+    axes[-1].set_title("|Δq| against resolution, per experiment")
     fig.suptitle(title, fontsize=10)
     _save(plt, fig, path)
 
@@ -294,37 +495,63 @@ def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
 def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, remeasured,
                          title: str) -> None:
     """dx and dy on the detector (blank outside the holes' hull) with the measured holes, and
-    the holes' misplacement on the corrected image as magnified arrows.
+    the holes' misplacement on the corrected image as magnified arrows; for a distortion file
+    (no grid measured) the field itself as arrows instead.
 
     Parameters
     ----------
     path : Path
     field : geocal_cli.core.geometry.displacement.Field
     inside : ndarray of bool, shape (H, W)
-    measurement : geocal_cli.core.grid.measure.GridMeasurement
-    remeasured : geocal_cli.core.grid.measure.Remeasured
+    measurement : geocal_cli.core.grid.measure.GridMeasurement or None
+    remeasured : geocal_cli.core.grid.measure.Remeasured or None
     title : str
     """
     plt, (fig, axes) = _figure(1, 3, figsize=(19, 6.5))
     cy, cx = field.centres()
-    lim = float(max(np.abs(cx[inside]).max(), np.abs(cy[inside]).max())) or 1.0
+    lim = float(max(np.abs(cx[inside]).max(), np.abs(cy[inside]).max())) if inside.any() else 1.0
+    lim = lim or 1.0
     for ax, comp, name in ((axes[0], cx, "dx"), (axes[1], cy, "dy")):
         im = ax.imshow(np.where(inside, comp, np.nan), cmap="coolwarm", vmin=-lim, vmax=lim,
                        interpolation="nearest")
-        ax.plot(measurement.yx[:, 1] - 0.5, measurement.yx[:, 0] - 0.5, ".", ms=2, color="k")
-        fig.colorbar(im, ax=ax, shrink=0.8, label=f"{name} (px)")
+        if measurement is not None:
+            ax.plot(measurement.yx[:, 1] - 0.5, measurement.yx[:, 0] - 0.5, ".", ms=2, color="k",
+                    label="holes measured")
+            ax.legend(loc="upper right", fontsize=8, markerscale=4)
+        fig.colorbar(im, ax=ax, shrink=0.8, label=f"{name} [px]")
         ax.set_title(f"{name}: displacement along {'columns' if name == 'dx' else 'rows'}")
     ax = axes[2]
-    e = remeasured.error
-    size = np.hypot(*e.T)
-    scale = 0.5 * float(np.min(measurement.grid.pitch_px)) / max(float(np.percentile(size, 95)), 1e-3)
-    ax.quiver(remeasured.ideal[:, 1], remeasured.ideal[:, 0], e[:, 1] * scale, e[:, 0] * scale,
-              size, angles="xy", scale_units="xy", scale=1, cmap="viridis", width=0.003)
+    if remeasured is not None:
+        y, x, e = remeasured.ideal[:, 0], remeasured.ideal[:, 1], remeasured.error
+        spacing = float(np.min(measurement.grid.pitch_px))
+        what = "corrected image: hole − ideal"
+    else:
+        # The field on a coarse grid: ~25 arrows a side.
+        step = max(1, int(max(field.shape) // 25))
+        g1, g2 = np.mgrid[step // 2:field.shape[0]:step, step // 2:field.shape[1]:step]
+        keep = inside[g1, g2]
+        y, x = g1[keep].astype(float), g2[keep].astype(float)
+        e = np.stack([cy[g1, g2][keep], cx[g1, g2][keep]], 1)
+        spacing = float(step)
+        what = "the field (dy, dx)"
+    size = np.hypot(*e.T) if e.size else np.zeros(0)
+    typical = max(float(np.percentile(size, 95)), 1e-3) if size.size else 1.0
+    scale = 0.5 * spacing / typical
+    q = ax.quiver(x, y, e[:, 1] * scale, e[:, 0] * scale, size, angles="xy", scale_units="xy",
+                  scale=1, cmap="viridis", width=0.003)
+    # The arrow scale: a key arrow of a round length in pixels of displacement.
+    key = float(f"{typical:.1g}")
+    ax.quiverkey(q, 0.86, -0.1, key * scale, f"{key:g} px", labelpos="E", coordinates="axes",
+                 fontproperties={"size": 8})
+    fig.colorbar(q, ax=ax, shrink=0.8, label="|displacement| [px]")
     ax.set_xlim(0, field.shape[1])
     ax.set_ylim(field.shape[0], 0)
     ax.set_aspect("equal")
     rms = float(np.sqrt(np.mean(size**2))) if size.size else 0.0
-    ax.set_title(f"corrected image: hole − ideal, ×{scale:.0f} (rms {rms:.3f} px)")
+    ax.set_title(f"{what}: arrows ×{scale:.0f} (rms {rms:.3f} px)", fontsize=10)
+    for a in axes:
+        a.set_xlabel("column (x, fast) [px]")
+        a.set_ylabel("row (y, slow) [px]")
     fig.suptitle(title, fontsize=10)
     _save(plt, fig, path)
 

@@ -134,7 +134,7 @@ SCHEMAS = {
                                            "exit_code": INT, "outputs": {"type": "array"}}))})},
     "ellipse": {"$schema": DRAFT, "$id": "https://geocal/schemas/ellipse.json",
                 "title": "geocal ellipse file (electron lens model)",
-                **obj({"schema": {"const": "geocal.ellipse"}, "center": XY, "axis_ratio": NUM,
+                **obj({"schema": {"const": "geocal.ellipse"}, "geocal_version": STR, "center": XY, "axis_ratio": NUM,
                        "major_axis_deg": NUM, "camera_length_mm": NUM,
                        "py4DSTEM": obj({"p_ellipse": array(NUM, 5)})})},
 }

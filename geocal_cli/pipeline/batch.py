@@ -33,6 +33,7 @@ from pathlib import Path
 
 from geocal_cli import __version__
 from geocal_cli.errors import BatchPartialError, ConfigError, GeocalError, LockedError
+from geocal_cli.pipeline.results import shorten
 
 MANIFEST = "manifest.jsonl"
 SUMMARY = "batch.json"
@@ -220,12 +221,6 @@ def run_item(subcommand: str, cfg, command_line: list[str] | None = None) -> dic
                    error=f"internal error: {exc.__class__.__name__}: {exc}")
     rec["duration_s"] = time.perf_counter() - t0
     return rec
-
-
-def _short(text: str, limit: int = 160) -> str:
-    """A message cut for a one-line summary (the manifest and batch.json keep it whole)."""
-    text = str(text)
-    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
 
 
 def _pipeline(subcommand: str):
@@ -433,7 +428,7 @@ def failure_error(result: BatchResult) -> BatchPartialError | None:
     return BatchPartialError(
         f"{len(failed)} of {len(result.records)} items failed{others}; see "
         f"{result.summary_path}: "
-        + "; ".join(f"{Path(r['input']).name}: {_short(r['error'])}" for r in failed[:3])
+        + "; ".join(f"{Path(r['input']).name}: {shorten(r['error'])}" for r in failed[:3])
         + (" …" if len(failed) > 3 else ""))
 
 

@@ -21,7 +21,7 @@ from geocal_cli.io.plots import RingFitView, plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
 from geocal_cli.pipeline import electron
-from geocal_cli.pipeline.results import ring_centres_summary
+from geocal_cli.pipeline.results import integration_view, ring_centres_summary
 
 SCHEMA = "geocal.calib-ring"
 #: `--calibrant auto`: identify the calibrant from the rings.
@@ -253,7 +253,9 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
                     RingFitView(frame_of(calib.geometry), calib.points, calib.refinement.inliers,
                                 calib.beam_center, calib.rings))
             model = ", electron model (ellipses)" if lens is not None else ""
-            plot_calibration(cfg.plot, data, valid, view, tth[np.isfinite(tth)],
+            check = integration_view(data, valid, view.frame, tth, [r.index + 1 for r in view.rings],
+                                     report["rings_seen"])
+            plot_calibration(cfg.plot, data, valid, view, check, rings.name,
                              f"{cfg.image.name}: {rings.name}, {len(view.rings)} rings, "
                              f"rms {report['residuals']['rms_px']:.3f} px{model}")
         report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from geocal_cli import __version__
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.pipeline.results import ring_centres_summary
 
@@ -241,6 +242,8 @@ def ellipse_document(lens) -> dict:
     rho = lens.ring_radius_px(ring)
     return {
         "schema": "geocal.ellipse",
+        # Marks the file as geocal's: a rerun replaces it without --overwrite.
+        "geocal_version": __version__,
         "center": {"x": cx, "y": cy},
         "axis_ratio": lens.axis_ratio,
         "major_axis_deg": lens.major_axis_deg,

@@ -75,9 +75,6 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
         report["results"] = {"source": "file", "pixel_size_um": _um(pixel),
                              "field": field_stats(field, inside)}
         measured = None
-        if cfg.plot:
-            report["warnings"].append(f"--plot {cfg.plot}: the plot shows a measured grid; a "
-                                      "converted distortion file has none, so none was drawn")
     else:
         measured = _measure(cfg, report, say)
         field, pixel, inside = measured.grid.field, measured.pixel, measured.grid.inside
@@ -98,17 +95,20 @@ def run(cfg: GridDistortionConfig, progress=None) -> GridDistortionResult:
 
                 write_image(cfg.corrected, corrected)
                 written.append(cfg.corrected)
-            if cfg.plot:
-                from geocal_cli.io.plots import plot_grid_distortion
+        else:
+            remeasured = None
+        if cfg.plot:
+            from geocal_cli.io.plots import plot_grid_distortion
 
-                plot_grid_distortion(cfg.plot, field, inside, measured.grid, remeasured,
-                                     f"{cfg.image.name}: {_title(report)}")
+            plot_grid_distortion(cfg.plot, field, inside, measured.grid if measured is not None else None,
+                                 remeasured,
+                                 f"{cfg.image.name}: {_title(report)}")
         report["timings_s"] = {"read_and_measure": t_measure - t0, "detector_file": t_save - t_measure,
                                "validate_and_extras": time.perf_counter() - t_save,
                                "total": time.perf_counter() - t0}
         write_report(report_path, report)
     return GridDistortionResult(report=report, report_path=report_path,
-                                plot=cfg.plot if measured is not None and cfg.plot else None,
+                                plot=cfg.plot,
                                 outputs=written)
 
 
@@ -215,5 +215,7 @@ def _um(pixel: tuple[float, float]) -> dict:
 
 def _title(report: dict) -> str:
     r = report["results"]
+    if r["source"] == "file":
+        return f"distortion file, field rms {r['field']['rms_px']:.2f} px (no grid measured)"
     return (f"{r['spots']['indexed']} holes, field rms {r['field']['rms_px']:.2f} px, "
             f"corrected rms {r['after_correction']['rms_px']:.3f} px")

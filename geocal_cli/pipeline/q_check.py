@@ -87,6 +87,7 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
     from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
     from geocal_cli.pipeline._inputs import flip_verdict, load_image_and_geometry
+    from geocal_cli.pipeline.results import integration_view, shorten
 
     inputs = load_image_and_geometry(cfg)
     geometry, valid, data = inputs.geometry, inputs.valid, inputs.image.data
@@ -151,7 +152,12 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
         "warnings": warnings,
     }
     plot_args = {"image": data, "valid": valid, "check": chk,
-                 "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: {diagnosis['summary']}"}
+                 "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: "
+                          + (f"FAILED: {shorten(failed[0])}" if failed else diagnosis["summary"]),
+                 "calibrant": calibrant.name,
+                 "integration": integration_view(data, valid, frame, ring_tth(d, wavelength),
+                                                 [r["ring"] for r in chk.rings], seen_section)
+                 if cfg.plot else None}
     return report, plot_args, failed
 
 

@@ -153,10 +153,24 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
         if cfg.plot:
             from geocal_cli.io.plots import plot_recenter
 
+            check, name = None, ""
+            if cfg.calibrant:
+                # Under the moved PONI (what the user will integrate with): every calibrant
+                # ring, the ones the ring method used marked.
+                from geocal_cli.core.geometry.frame import frame_of
+                from geocal_cli.core.geometry.units import ring_tth
+                from geocal_cli.io.calibrants import load_calibrant
+                from geocal_cli.pipeline.results import integration_view
+
+                calibrant = load_calibrant(cfg.calibrant, scattering)
+                name = calibrant.name
+                check = integration_view(data, valid, frame_of(geometry),
+                                         ring_tth(calibrant.d_spacing, wavelength),
+                                         [r["ring"] for r in outcome["details"].get("rings", [])])
             plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
                           f"{cfg.image.name}: {outcome['method']} method, shift "
                           f"({shift[1]:+.2f}, {shift[0]:+.2f}) px",
-                          pairs=outcome.get("pairs"))
+                          pairs=outcome.get("pairs"), check=check, calibrant=name)
         report["timings_s"] = {"read": t_read, "fit": t_fit, "write": time.perf_counter() - t1,
                                "total": time.perf_counter() - t0}
         write_report(report_path, report)

@@ -5,6 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def shorten(text, limit: int = 160) -> str:
+    """A message cut to one line of a summary or a plot title (reports keep it whole)."""
+    text = str(text)
+    return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+
+
 def written(result) -> list[Path]:
     """The files a run wrote: its main file (`poni`) or its `outputs`, the report and the plot,
     in that order, leaving out those it did not write (None)."""
@@ -25,3 +31,41 @@ def ring_centres_summary(centres, numbers=None) -> dict | None:
             "rings": [{"ring": number(k), "shift_px": {"x": float(s[1]), "y": float(s[0])},
                        "sigma_px": float(e)}
                       for k, s, e in zip(centres.ring, centres.shift_px, centres.sigma_px)]}
+
+
+def integration_view(image, valid, frame, ring_tth, used, rings_seen: dict | None = None):
+    """The integration check of a plot (`io.plots.IntegrationView`): the image integrated
+    under `frame` and where the calibrant's rings fall.
+
+    Parameters
+    ----------
+    image : ndarray, shape (H, W)
+    valid : ndarray of bool, shape (H, W)
+    frame : DetectorFrame
+        The fitted model.
+    ring_tth : ndarray, shape (K,)
+        2θ (radians) of every calibrant ring (NaN beyond 90°).
+    used : sequence of int
+        Calibrant ring numbers (1-based) the fit used.
+    rings_seen : dict, optional
+        A report's "rings_seen" section: its counted rings that no calibrant ring explains
+        are marked as foreign.
+
+    Returns
+    -------
+    IntegrationView
+    """
+    import numpy as np
+
+    from geocal_cli.core.rings.integration import integrate
+    from geocal_cli.io.plots import IntegrationView
+
+    integ = integrate(image, valid, frame)
+    tth = np.asarray(ring_tth, float)
+    numbers = np.unique(np.asarray(used, int))
+    top = integ.tth[-1] if integ.tth.size else 0.0
+    rest = np.delete(tth, numbers - 1)
+    foreign = [np.radians(r["tth_deg"]) for r in (rings_seen or {}).get("rings", [])
+               if r["counted"] and r["calibrant_ring"] is None]
+    return IntegrationView(integ, tth[numbers - 1], numbers,
+                           rest[np.isfinite(rest) & (rest <= top)], np.asarray(foreign, float))
