@@ -337,7 +337,7 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
     """
     rows = {"nrows": 2, "height_ratios": [7, 5]} if check is not None else {"nrows": 1}
     plt, fig, gs = _grid_figure((14, 12.5 if check is not None else 7.5), ncols=2, left=0.06,
-                                right=0.98, top=0.96, bottom=0.06, wspace=0.15, hspace=0.17, **rows)
+                                right=0.98, top=0.96, bottom=0.06, wspace=0.15, hspace=0.24, **rows)
     axes = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
     h, w = image.shape
     span = max(15.0, 3 * float(np.hypot(new[0] - old[0], new[1] - old[1])))

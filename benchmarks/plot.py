@@ -1,0 +1,109 @@
+"""Benchmark: what `--plot` costs on the Pilatus 1M CeO2 image (../shared/data), and where.
+
+In one run:
+
+- the `geocal calib-ring` command with and without `--plot` (median wall time of N runs
+  each, alternating): the extra time a user waits;
+- in one process, the parts of that extra: importing matplotlib, integrating the image for
+  the integration check, building the figure and drawing + writing the PNG; and, for scale,
+  pyFAI's own `integrate1d` + `integrate2d` of the same image (what a user runs by hand for
+  the same check).
+
+    python benchmarks/plot.py [--repeat N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+IMAGE = ROOT.parent / "shared" / "data" / "xray" / "ceo2_pilatus1m_dioptas" / "CeO2_Pilatus1M.tif"
+ARGS = ["-c", "CeO2", "--wavelength", "0.4066", "-d", "Pilatus1M", "-q"]
+
+
+def command_times(folder: Path, repeat: int) -> tuple[float, float]:
+    """Median wall time (s) of the command without and with --plot."""
+    plain, plotted = [], []
+    for i in range(repeat):
+        for times, extra in ((plain, []), (plotted, ["--plot", str(folder / "c.png")])):
+            t = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "geocal_cli", "calib-ring", str(IMAGE), *ARGS,
+                            "-o", str(folder / f"c{i}.poni"), "--report", str(folder / f"c{i}.json"),
+                            "--overwrite", *extra], check=True, cwd=folder)
+            times.append(time.perf_counter() - t)
+    return statistics.median(plain), statistics.median(plotted)
+
+
+def parts(folder: Path) -> dict:
+    """Seconds of each part of the plot, in one process."""
+    t = time.perf_counter()
+    from geocal_cli.io import plots
+
+    plots._import_pyplot()
+    out = {"import matplotlib": time.perf_counter() - t}
+    from geocal_cli.config.calib_ring import CalibRingConfig
+    from geocal_cli.pipeline import calib_ring
+
+    captured = {}
+    real = calib_ring.integration_view
+
+    def timed_view(*a, **k):
+        t0 = time.perf_counter()
+        view = real(*a, **k)
+        out["integration check (geocal)"] = time.perf_counter() - t0
+        return view
+
+    def keep(*a, **k):
+        captured["args"] = (a, k)
+    calib_ring.integration_view, calib_ring.plot_calibration = timed_view, keep
+    cfg = CalibRingConfig(image=IMAGE, calibrant="CeO2", wavelength_a=0.4066, detector="Pilatus1M",
+                          output=folder / "p.poni", report=folder / "p.json", plot=folder / "p.png",
+                          overwrite=True)
+    calib_ring.run(cfg)
+    a, k = captured["args"]
+    saved = {}
+    save = plots._save
+    plots._save = lambda plt, fig, path: saved.update(plt=plt, fig=fig, path=path)
+    t = time.perf_counter()
+    plots.plot_calibration(*a, **k)
+    out["build the figure"] = time.perf_counter() - t
+    t = time.perf_counter()
+    save(saved["plt"], saved["fig"], folder / "p.png")
+    out["draw and write the PNG"] = time.perf_counter() - t
+    import pyFAI
+
+    ai = pyFAI.load(str(folder / "p.poni"))
+    image, valid = a[1], a[2]
+    t = time.perf_counter()
+    ai.integrate1d(image, 1000, mask=~valid, unit="2th_deg")
+    ai.integrate2d(image, 1000, 360, mask=~valid, unit="2th_deg")
+    out["pyFAI integrate1d + integrate2d (for scale)"] = time.perf_counter() - t
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    if not IMAGE.is_file():
+        print(f"real data not available: {IMAGE}")
+        return 0
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        plain, plotted = command_times(folder, args.repeat)
+        print(f"geocal calib-ring on {IMAGE.name}, median of {args.repeat}: {plain:.2f} s, with --plot "
+              f"{plotted:.2f} s: --plot costs {plotted - plain:.2f} s ({plotted / plain:.2f}×)")
+        for name, seconds in parts(folder).items():
+            print(f"  {name:45s} {seconds:.3f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
