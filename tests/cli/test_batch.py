@@ -352,7 +352,7 @@ def test_batch_html_is_self_contained_and_opens_in_headless_chromium(series, tmp
     assert not console, console
 
 
-def test_the_series_follows_the_headers_acquisition_time(series, tmp_path, capsys):
+def test_the_series_follows_the_headers_acquisition_time(series, tmp_path, capsys, figures):
     import fabio
 
     from geocal_cli.io.images import write_image
@@ -368,6 +368,12 @@ def test_the_series_follows_the_headers_acquisition_time(series, tmp_path, capsy
     assert s["order"] == "acquisition time (image headers)"
     assert s["items"] == ["frame2.edf", "frame1.edf", "frame0.edf"]
     assert s["parameters"]["distance_mm"]["values"] == pytest.approx([220, 200, 180], abs=0.1)
+    # batch.png: one panel per followed parameter, its unit in the label, items on x.
+    (fig,) = figures
+    assert len(fig.axes) == len(s["parameters"])
+    for ax, (key, p) in zip(fig.axes, s["parameters"].items()):
+        assert ax.get_ylabel().endswith(f"[{p['unit']}]")
+    assert fig.axes[-1].get_xlabel() == "item (acquisition time (image headers))"
 
 
 def test_two_overlapping_runs_never_write_together(series, tmp_path):

@@ -10,7 +10,7 @@ import pyFAI
 import pytest
 
 from tests.cli.conftest import geocal
-from tests.conftest import assert_valid_report, shared
+from tests.conftest import assert_valid_report, legend_texts, shared
 
 DISTANCES = (150.0, 250.0, 350.0, 450.0, 600.0)
 
@@ -111,7 +111,7 @@ def _ring_residual_px(poni, image, d_spacing):
     return float(np.sqrt(np.mean(res ** 2)))
 
 
-def test_the_ssrl_arm_scan_of_single_arcs_is_calibrated_blind(tmp_path, capsys):
+def test_the_ssrl_arm_scan_of_single_arcs_is_calibrated_blind(tmp_path, capsys, figures):
     """Three frames of one partial ring each (none calibrates alone): the arcs of all three
     fix the arm's geometry, blind. Each frame's rings are described within 0.5 px rms and its
     geometry lies within 1 px rms (over its valid pixels) of pyFAI's GoniometerRefinement of
@@ -131,6 +131,13 @@ def test_the_ssrl_arm_scan_of_single_arcs_is_calibrated_blind(tmp_path, capsys):
     assert report["start"]["from"] == "ring arcs of all images"
     assert [sorted(set(r)) for r in report["start"]["rings"]] == [[0], [2], [4]]
     assert any("poni1 and rot2_offset move together" in u for u in report["undetermined"])
+    # joint.png: residuals per image and rms per ring, in pixels, one legend entry per ring.
+    (fig,) = [f for f in figures if "joint calibration" in f._suptitle.get_text()]
+    left, right = fig.axes
+    assert left.get_ylabel() == "radial residual [px]" and right.get_ylabel() == "rms per ring [px]"
+    assert [t.get_text() for t in left.get_xticklabels()] == [p.name for p in images]
+    rings = sorted({r["ring"] for item in report["images"] for r in item["rings"]})
+    assert legend_texts(right) == [f"ring {k}" for k in rings]
     reference = Goniometer.sload(str(data / "ROBL_v1_goniometer.json"))
     ours = Goniometer.sload(str(out / "goniometer.json"))
     for image, item in zip(images, report["images"]):
