@@ -147,7 +147,7 @@ complete -c geocal -n '__fish_seen_subcommand_from batch' -l plots -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l scheduler-file -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint -x -a 'arm-2theta calibrants energy fixed translation'
-complete -c geocal -n '__fish_seen_subcommand_from batch' -l positions -r -F
+complete -c geocal -n '__fish_seen_subcommand_from batch' -l positions -r -F -a 'header: sidecar:'
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l joint-free -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l config -r -F
 complete -c geocal -n '__fish_seen_subcommand_from batch' -l show-config -r -F

@@ -150,6 +150,7 @@ def test_bash_completes_values():
     assert "Eiger2_4M" in _complete("geocal", "batch", "calib-ring", "x/", "-d", "Eiger2_4")
     assert "arm-2theta" in _complete("geocal", "batch", "calib-ring", "x/", "--joint", "")
     assert "--out-dir" in _complete("geocal", "batch", "calib-ring", "x/", "--out")
+    assert {"header:", "sidecar:"} <= set(_complete("geocal", "batch", "calib-ring", "x/", "--positions", ""))
 
 
 def test_man_option_prints_the_page(capsys):
