@@ -21,31 +21,6 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-#: Loggers of the libraries geocal calls; "py.warnings" carries Python warnings.
-LIBRARY_LOGGERS = ("fabio", "pyFAI", "silx", "h5py", "rsciio", "hyperspy", "matplotlib", "py.warnings")
-
-
-def library_log(level: int | None) -> None:
-    """Route the libraries' log records and Python warnings: None silences them (the default:
-    what matters geocal reports itself), a level shows them on stderr from that level on (-v).
-
-    Parameters
-    ----------
-    level : int or None
-        A `logging` level, or None.
-    """
-    import logging
-
-    logging.captureWarnings(True)
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))
-    for name in LIBRARY_LOGGERS:
-        logger = logging.getLogger(name)
-        logger.setLevel(logging.CRITICAL + 1 if level is None else level)
-        logger.handlers[:] = [] if level is None else [handler]
-        logger.propagate = False
-
-
 def progress(message: str) -> None:
     """One progress line on stderr, unless --quiet."""
     if not state.quiet:

@@ -36,7 +36,8 @@ from geocal_cli import __version__, console
 from geocal_cli.commands import (batch, calib_ring, convert_poni, demo, grid_distortion, q_check,
                                  recenter, schema, simulate)
 from geocal_cli.errors import ExitCode, GeocalError
-from geocal_cli.helptext import GeocalCommand, GeocalGroup, tidy_help
+from geocal_cli.commands._help import GeocalCommand, GeocalGroup, tidy_help
+from geocal_cli.io.messages import library_log
 
 app = typer.Typer(
     name="geocal",
@@ -97,7 +98,7 @@ def main(
     console.state.quiet = quiet
     console.state.traceback = traceback
     if verbose:
-        console.library_log(logging.DEBUG)
+        library_log(logging.DEBUG)
 
 
 app.command("calib-ring", cls=GeocalCommand, epilog=calib_ring.EPILOG)(calib_ring.command)
@@ -144,7 +145,7 @@ def run(argv: list[str] | None = None) -> None:
         # fabio and pyFAI log (with tracebacks) what geocal reports as its own errors, and
         # their notes ("Data at tag id … smaller than expected") are not the user's business
         # unless asked (-v).
-        console.library_log(None)
+        library_log(None)
         code = _outcome(argv)
     except KeyboardInterrupt:
         # A signal between the handlers' installation and the command's own error handling.

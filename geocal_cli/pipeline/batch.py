@@ -267,7 +267,7 @@ def _worker_init() -> None:
     # imported with the script, would say "interrupted").
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_DFL)
-    from geocal_cli.console import library_log
+    from geocal_cli.io.messages import library_log
 
     library_log(None)
 
