@@ -6,8 +6,9 @@ did not override anything).
 One vocabulary: a config key is its flag's long name with underscores, followed by the unit
 where the value has one (`--energy` → `energy_kev`, `--pixel-size` → `pixel_size_um`,
 `--wait` → `wait_s`); a `--no-X` flag sets the key `X` to false; an argument's key is its
-name (`IMAGE` → `image`). A field that cannot follow the rule names its flag in
-`json_schema_extra={"flag": ...}`.
+name (`IMAGE` → `image`). A field that cannot follow the rule says so in
+`json_schema_extra`: {"flag": "--spots"}, {"flag": None} (config only), {"argument": True}
+or {"argument": "INPUT..."}.
 """
 
 from __future__ import annotations
@@ -173,7 +174,13 @@ def read_yaml(path: Path) -> dict:
 UNITS = ("_kev", "_kv", "_a", "_um", "_mm", "_m", "_deg", "_px", "_s")
 
 
-def flag_of(model: type[BaseModel], key: str) -> str:
+def _extra(model: type[BaseModel], key: str) -> dict:
+    field = next((f for n, f in model.model_fields.items() if key in (n, f.alias)), None)
+    extra = field.json_schema_extra if field is not None else None
+    return extra if isinstance(extra, dict) else {}
+
+
+def flag_of(model: type[BaseModel], key: str) -> str | None:
     """The command-line flag of a config key, by the rule of the module docstring.
 
     Parameters
@@ -184,15 +191,24 @@ def flag_of(model: type[BaseModel], key: str) -> str:
 
     Returns
     -------
-    str
-        e.g. "--energy" for "energy_kev".
+    str or None
+        e.g. "--energy" for "energy_kev"; None for an argument or a key without a flag.
     """
-    field = next((f for n, f in model.model_fields.items() if key in (n, f.alias)), None)
-    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
-    if "flag" in extra:
-        return extra["flag"]
+    extra = _extra(model, key)
+    if extra.get("argument") or "flag" in extra:
+        return extra.get("flag")
     stem = next((key[: -len(u)] for u in UNITS if key.endswith(u)), key)
     return "--" + stem.replace("_", "-")
+
+
+def given_as(model: type[BaseModel], key: str) -> str:
+    """How a user gives a config key on the command line: "flag --energy", "the IMAGE
+    argument", or "config only"."""
+    argument = _extra(model, key).get("argument")
+    if argument:
+        return f"the {argument if isinstance(argument, str) else key.upper()} argument"
+    flag = flag_of(model, key)
+    return f"flag {flag}" if flag else "config only"
 
 
 def suggest_key(model: type[BaseModel], key: str) -> str | None:
@@ -234,23 +250,15 @@ def _describe(exc: ValidationError, config_file, model: type[BaseModel]) -> str:
             parts.append(msg)
         elif err["type"] == "extra_forbidden":
             best = suggest_key(model, key)
-            parts.append(f"unknown key '{key}'" + (f": did you mean '{best}' (flag {flag_of(model, best)})?"
+            parts.append(f"unknown key '{key}'" + (f": did you mean '{best}' ({given_as(model, best)})?"
                                                    if best else ""))
         elif err["type"] == "missing":
-            parts.append(f"'{key}' is required" + (
-                f" (the {key.upper()} argument, or '{key}:' in --config)" if _is_argument(model, key) else
-                f" ({flag_of(model, key)}, or '{key}:' in --config)"))
+            parts.append(f"'{key}' is required ({given_as(model, key)}, or '{key}:' in --config)")
         elif "input" in err and not isinstance(err["input"], dict):
             parts.append(f"{key} = {quote(err['input'])}: {msg}")
         else:
             parts.append(f"{key}: {msg}")
     return "invalid config" + where + ": " + "; ".join(parts)
-
-
-def _is_argument(model: type[BaseModel], key: str) -> bool:
-    field = model.model_fields.get(key)
-    extra = field.json_schema_extra if field is not None and isinstance(field.json_schema_extra, dict) else {}
-    return bool(extra.get("argument"))
 
 
 def merged_defaults(model: type[M], config_file: Path | None, overrides: dict[str, Any]) -> dict:

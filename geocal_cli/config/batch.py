@@ -15,8 +15,8 @@ Subcommand = Literal["calib-ring", "recenter", "q-check", "grid-distortion", "co
 class BatchConfig(GeocalModel):
     """One per-image subcommand over many inputs."""
 
-    subcommand: Subcommand = Field(description="the subcommand run on every input")
-    inputs: list[str] = Field(min_length=1, description=(
+    subcommand: Subcommand = Field(json_schema_extra={"argument": True}, description="the subcommand run on every input")
+    inputs: list[str] = Field(min_length=1, json_schema_extra={"argument": "INPUT..."}, description=(
         "files, folders (every file in them), glob patterns, or @FILE (a text file of paths, "
         "one per line)"))
     out_dir: Path = Field(description="folder of every item's outputs, manifest.jsonl and batch.json")
@@ -37,7 +37,7 @@ class BatchConfig(GeocalModel):
         "the calibrants model"))
     joint_free: list[str] | None = Field(None, min_length=1, description=(
         "the joint model's parameters to fit (default: the model's own choice)"))
-    options: dict[str, Any] = Field(default_factory=dict, description=(
+    options: dict[str, Any] = Field(default_factory=dict, json_schema_extra={"flag": None}, description=(
         "the subcommand's config keys, as in its own --config file (flags after the "
         "subcommand override them)"))
 
