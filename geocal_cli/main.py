@@ -101,16 +101,16 @@ def main(
         library_log(logging.DEBUG)
 
 
-app.command("calib-ring", cls=GeocalCommand, epilog=calib_ring.EPILOG)(calib_ring.command)
-app.command("recenter", cls=GeocalCommand, epilog=recenter.EPILOG)(recenter.command)
-app.command("convert-poni", cls=GeocalCommand, epilog=convert_poni.EPILOG)(convert_poni.command)
-app.command("q-check", cls=GeocalCommand, epilog=q_check.EPILOG)(q_check.command)
-app.command("grid-distortion", cls=GeocalCommand, epilog=grid_distortion.EPILOG)(grid_distortion.command)
-app.command("batch", cls=GeocalCommand, epilog=batch.EPILOG, options_metavar="SUBCOMMAND INPUT... [OPTIONS]",
-            context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(batch.command)
-app.command("simulate", cls=GeocalCommand, epilog=simulate.EPILOG)(simulate.command)
-app.command("demo", cls=GeocalCommand, epilog=demo.EPILOG)(demo.command)
-app.command("schema", cls=GeocalCommand, epilog=schema.EPILOG)(schema.command)
+#: Subcommand → (its module, extra settings); `batch` takes its run subcommand's options.
+SUBCOMMANDS = {
+    "calib-ring": (calib_ring, {}), "recenter": (recenter, {}), "convert-poni": (convert_poni, {}),
+    "q-check": (q_check, {}), "grid-distortion": (grid_distortion, {}),
+    "batch": (batch, {"options_metavar": "SUBCOMMAND INPUT... [OPTIONS]",
+                      "context_settings": {"allow_extra_args": True, "ignore_unknown_options": True}}),
+    "simulate": (simulate, {}), "demo": (demo, {}), "schema": (schema, {}),
+}
+for _name, (_module, _settings) in SUBCOMMANDS.items():
+    app.command(_name, cls=GeocalCommand, epilog=_module.EPILOG, **_settings)(_module.command)
 
 
 tidy_help(app)
