@@ -14,9 +14,11 @@ def _stop_at_start(signum, frame) -> None:
     os._exit(130)
 
 
-if os.path.basename(sys.argv[0]) in ("geocal", "__main__.py"):
-    # Imported by the `geocal` console script or `python -m geocal_cli` (not by a program or
-    # a test runner with its own handlers).
+_argv0 = sys.argv[0] if sys.argv else ""
+if os.path.basename(_argv0) == "geocal" or _argv0.endswith(os.path.join("geocal_cli", "__main__.py")):
+    # Imported by the `geocal` console script or `python -m geocal_cli`, not by a program or
+    # a test runner with its own handlers (`python -m pytest` runs a __main__.py too: its
+    # Ctrl-C is its own).
     for _sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         # A SIGINT the shell ignores (a background job) stays ignored.
         if signal.getsignal(_sig) is not signal.SIG_IGN:

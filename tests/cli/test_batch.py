@@ -231,7 +231,11 @@ def _running_batch(series, tmp_path, n: int, prefix: str, records: int, stdout):
     out = tmp_path / "out"
     args = [sys.executable, "-m", "geocal_cli", "batch", "calib-ring", str(images), *CALIB,
             "--out-dir", str(out), "--jobs", "2"]
-    proc = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, text=True)
+    # A test run started in the background of a non-interactive shell ignores SIGINT, and
+    # geocal keeps an ignored SIGINT ignored (as a background job should): this run is a
+    # foreground one.
+    proc = subprocess.Popen(args, stdout=stdout, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while _records_so_far(out) < records and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.02)
