@@ -4,7 +4,8 @@ against 1, on the same simulated images in one run.
 Timings on N LaB6 images of one Pilatus 1M setup (distances, tilts and centres drawn from a
 seed): a shell loop (one process per image, what users write today), `geocal batch --jobs 1`
 and `--jobs 2` (each from an empty output folder), a rerun that finds everything done, and
-`--force`. With `--mixed M`: M images cycling through detectors (Pilatus 1M, Eiger2 4M,
+`--force`; and what two workers can give at most on this machine (two `--jobs 1` runs side by
+side against one, `machine_ceiling`). With `--mixed M`: M images cycling through detectors (Pilatus 1M, Eiger2 4M,
 Eiger2 CdTe 1M, a generic 1024² CCD) and calibrants (LaB6, CeO2, Si, AgBh), plus four corrupt
 files and two images without rings, one batch per setup: exit codes and record counts.
 
@@ -94,6 +95,22 @@ def batch(paths: list[Path], out: Path, *extra: str) -> tuple[float, list[int]]:
     return total, codes
 
 
+def machine_ceiling(paths: list[Path], work: Path) -> float:
+    """What two workers can give at most on this machine: the speed-up of two `batch --jobs 1`
+    runs side by side (half of the images each) over one run of them all. Below 2 when two
+    busy cores slow each other (shared caches, memory bandwidth, hyper-threads)."""
+    half = len(paths) // 2
+    alone, _ = batch(paths[:2 * half], work / "ceiling_alone", "--jobs", "1")
+    t0 = time.perf_counter()
+    procs = [subprocess.Popen(["geocal", "-q", "batch", "calib-ring", *map(str, part), *calib_args(0),
+                               "--out-dir", str(work / f"ceiling_{i}"), "--jobs", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             for i, part in enumerate((paths[:half], paths[half:2 * half]))]
+    for p in procs:
+        p.wait()
+    return alone / (time.perf_counter() - t0)
+
+
 def first_records(out: Path) -> dict:
     recs = [json.loads(line) for f in out.glob("setup*/manifest.jsonl")
             for line in f.read_text().splitlines()]
@@ -123,6 +140,7 @@ def main(argv=None) -> int:
     result["rerun_s"], result["rerun_exit"] = batch(good, work / "jobs2", "--jobs", "2")
     result["force_s"], _ = batch(good, work / "jobs2", "--jobs", "2", "--force")
     result["speedup_2_vs_1_workers"] = result["batch_jobs1_s"] / result["batch_jobs2_s"]
+    result["machine_ceiling_2_workers"] = machine_ceiling(good, work)
     result["per_image_loop_s"] = result["shell_loop_s"] / len(good)
     result["per_image_batch_jobs1_s"] = result["batch_jobs1_s"] / len(good)
     result["ratio_batch_jobs1_to_loop"] = result["batch_jobs1_s"] / result["shell_loop_s"]
