@@ -96,10 +96,17 @@ def _draw_integration(fig, spec, view: IntegrationView, calibrant: str,
     ax_cake.set_title(f"integration check: the image under {under}, {calibrant}'s rings as ticks "
                       "(right: straight cake lines, peaks on the green ticks)", fontsize=10)
     ax_cake.tick_params(labelbottom=False)
-    ok = np.isfinite(integ.mean) & (integ.mean > 0)
-    ax.plot(x[ok], integ.mean[ok], "-", color="black", lw=0.7, label="mean intensity")
-    if ok.any():
-        ax.set_yscale("log")
+    # Above its background, on a linear scale: the peaks stand out alike on a flat X-ray
+    # background and on an electron pattern's steep fall from the direct beam.
+    above = integ.mean - integ.background
+    ok = np.isfinite(above)
+    ax.plot(x[ok], above[ok], "-", color="black", lw=0.7, label="mean intensity above background")
+    # Scaled to the rings: from just before the first calibrant ring (a direct beam's tail
+    # before it would flatten them).
+    rings = np.degrees(np.concatenate([view.used, view.unused]))
+    scaled = ok & (x >= 0.8 * rings.min()) if rings.size else ok
+    if scaled.any():
+        ax.set_ylim(min(0.0, float(np.percentile(above[scaled], 1))) * 1.1, float(above[scaled].max()) * 1.15)
     top = ax.get_xaxis_transform()
     for axis in (ax, ax_cake):
         trans = axis.get_xaxis_transform()
@@ -116,7 +123,7 @@ def _draw_integration(fig, spec, view: IntegrationView, calibrant: str,
     seen = x[np.isfinite(integ.mean)]
     ax.set_xlim((seen[0] if seen.size else x[0]) - step / 2, x[-1] + step / 2)
     ax.set_xlabel("2θ [deg]")
-    ax.set_ylabel("mean intensity [counts]")
+    ax.set_ylabel("intensity above background [counts]")
     ax.legend(loc="upper right", fontsize=8)
     return ax_cake, ax
 

@@ -54,7 +54,7 @@ def test_calib_ring_plot(tmp_path, capsys, figures):
     assert len(_tick_positions(pattern, "tab:orange")) == report["rings_seen"]["foreign_rings"]
     # The ticks sit on the pattern's peaks: the intensity at each used ring is the maximum
     # within ± 6 bins, 2 bins from the tick at most.
-    line = next(ln for ln in pattern.get_lines() if ln.get_label() == "mean intensity")
+    line = next(ln for ln in pattern.get_lines() if ln.get_label() == "mean intensity above background")
     x, y = line.get_xdata(), line.get_ydata()
     step = x[1] - x[0]
     for t in _tick_positions(pattern, "tab:green"):

@@ -16,12 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame
+from geocal_cli.core.rings.seen import rolling_background
 
 #: Most azimuthal bins of the cake (1° each); a small detector gets fewer, about one per
 #: four pixels of its larger side, so that the cake's inner bins are not mostly empty.
 N_CHI = 360
 #: Most 2θ bins: about one per pixel of radius on a large detector.
 MAX_TTH_BINS = 2000
+#: Width of the background's clipping window, as a fraction of the pattern's 2θ range: wider
+#: than a ring (the rings of a pattern are a few bins wide whatever its range).
+BACKGROUND_WINDOW = 0.05
 #: Pixels per block of rows: bounds the memory of the per-pixel coordinates.
 BLOCK_PIXELS = 2**20
 
@@ -36,6 +40,9 @@ class Integrated:
         2θ bin centres, radians.
     mean : ndarray, shape (n,)
         Mean intensity of the valid pixels in each 2θ bin; NaN for an empty bin.
+    background : ndarray, shape (n,)
+        The pattern's smooth background under its peaks (`seen.rolling_background`, windows
+        of `BACKGROUND_WINDOW`); NaN where `mean` is.
     chi : ndarray, shape (m,)
         χ bin centres, radians (pyFAI's convention, −π … π).
     cake : ndarray, shape (m, n)
@@ -44,6 +51,7 @@ class Integrated:
 
     tth: np.ndarray
     mean: np.ndarray
+    background: np.ndarray
     chi: np.ndarray
     cake: np.ndarray
 
@@ -97,5 +105,10 @@ def integrate(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
         cake = sums / counts
     edges = np.linspace(0.0, tth_max, n + 1)
     chi_edges = np.linspace(-np.pi, np.pi, n_chi + 1)
-    return Integrated(tth=(edges[:-1] + edges[1:]) / 2, mean=mean,
+    seen = np.isfinite(mean)
+    background = np.full(n, np.nan)
+    if seen.sum() > 2:
+        window = max(3, int(BACKGROUND_WINDOW * seen.sum()))
+        background[seen] = rolling_background(mean[seen], window)
+    return Integrated(tth=(edges[:-1] + edges[1:]) / 2, mean=mean, background=background,
                       chi=(chi_edges[:-1] + chi_edges[1:]) / 2, cake=cake)

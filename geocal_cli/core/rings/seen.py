@@ -90,7 +90,7 @@ class SeenRings:
             return np.where(tth < np.pi / 2, self.distance_px * np.tan(tth), np.nan)
 
 
-def _rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
+def rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
     """Background under the peaks along the last axis: SNIP clipping (Ryan et al., NIM B 34
     (1988) 396, doi:10.1016/0168-583X(88)90063-8) with half-windows up to size / 2, on the
     log-log-sqrt transformed profile (Morháč et al., NIM A 401 (1997) 113,
@@ -255,7 +255,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     # One bin of smoothing: next to the beam, pixel centres sit at a few discrete radii and
     # a steep background alone makes a jagged profile.
     profile = ndimage.gaussian_filter1d(_fill_gaps(mean), 1.0, mode="nearest")
-    resid = profile - _rolling_background(profile, win)
+    resid = profile - rolling_background(profile, win)
     fwhm_bins = int(round(2.355 * width_px / BIN_PX))
     guard = max(1, fwhm_bins)
     sigma = _clipped_sigma(resid, noise_win, guard)
@@ -285,7 +285,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     area = (cum[np.minimum(peaks + half + 1, n_bins)] - cum[np.maximum(peaks - half, 0)]) * BIN_PX
     # Coverage: each sector's own profile, background and noise.
     sec = _fill_gaps(sector_mean)
-    sec_resid = sec - _rolling_background(sec, win)
+    sec_resid = sec - rolling_background(sec, win)
     sec_sigma = _clipped_sigma(sec_resid, noise_win, guard)
     near = np.clip(peaks[:, None] + np.arange(-1, 2)[None, :], 0, n_bins - 1)      # (n, 3)
     excess = np.max(sec_resid[:, near], axis=2)                                     # (S, n)

@@ -29,6 +29,11 @@ def test_pattern_matches_pyfai_and_peaks_sit_on_the_rings(lab6_pilatus):
     cake_mean = np.nanmean(got.cake, axis=0)
     filled = np.isfinite(got.cake).all(axis=0)
     assert np.allclose(cake_mean[filled], got.mean[filled], rtol=0.3)
+    # The background is a lower envelope that leaves the rings standing: the pattern above it
+    # is near zero between rings and largest at them.
+    seen = np.isfinite(got.mean)
+    assert np.all(got.background[seen] <= got.mean[seen] + 1e-9 * np.abs(got.mean[seen]).max())
+    above = got.mean - got.background
     # Each of the first LaB6 rings is a peak of the pattern within one bin.
     from pyFAI.calibrant import get_calibrant
 
@@ -36,6 +41,7 @@ def test_pattern_matches_pyfai_and_peaks_sit_on_the_rings(lab6_pilatus):
     for t in tth[tth < got.tth[-1] * 0.9]:
         near = np.abs(got.tth - t) <= 5 * step
         assert abs(got.tth[near][np.nanargmax(got.mean[near])] - t) <= 1.01 * step
+        assert np.nanmax(above[near]) > 10 * np.nanmedian(np.abs(above[seen]))
 
 
 def test_no_valid_pixel_gives_an_empty_pattern(lab6_pilatus):
