@@ -38,6 +38,10 @@ MIN_FWHM_PX = 1.0
 #: Pixels further than this many σ from their radial bin's mean are left out (hot pixels,
 #: zingers, spots of a single crystallite).
 CLIP_SIGMA = 6.0
+#: The profile's noise measured on its own bins (the clipped MAD) is trusted up to this many
+#: times the noise its pixels give each bin (their scatter over √n): beyond, rings fill the
+#: blocks the MAD is taken on (a dense comb of broad rings) and it measures the rings.
+MAD_CAP = 5.0
 
 
 @dataclass(frozen=True)
@@ -262,7 +266,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     sigma = np.maximum(sigma, np.percentile(sigma[covered], 5) if covered.any() else 0.0)
     floor = ndimage.median_filter(_fill_gaps(np.where(n > 1, std_err, np.nan)), size=win,
                                   mode="nearest")
-    sigma = np.fmax(sigma, floor)
+    sigma = np.fmax(np.minimum(sigma, MAD_CAP * floor), floor)
     sigma = np.where(sigma > 0, sigma, np.inf)
     snr = np.where(covered, resid / sigma, 0.0)
     peaks, _ = signal.find_peaks(np.where(covered, resid, -np.inf), height=MIN_SNR * sigma,
@@ -286,7 +290,10 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     # Coverage: each sector's own profile, background and noise.
     sec = _fill_gaps(sector_mean)
     sec_resid = sec - rolling_background(sec, win)
-    sec_sigma = _clipped_sigma(sec_resid, noise_win, guard)
+    # A sector holds about 1/N_SECTORS of a bin's pixels: its mean's noise is √N_SECTORS
+    # times the bin's.
+    sec_sigma = np.minimum(_clipped_sigma(sec_resid, noise_win, guard),
+                           MAD_CAP * np.sqrt(N_SECTORS) * floor)
     near = np.clip(peaks[:, None] + np.arange(-1, 2)[None, :], 0, n_bins - 1)      # (n, 3)
     excess = np.max(sec_resid[:, near], axis=2)                                     # (S, n)
     has = np.isfinite(sector_mean[:, peaks])
