@@ -37,8 +37,9 @@ def default_outputs(image: Path) -> tuple[Path, Path]:
     return default_name(image, ".recentered.poni"), default_name(image, ".recenter.json")
 
 
-def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> tuple[np.ndarray, np.ndarray]:
-    """2θ (radians, increasing) of the calibrant rings to use and their 1-based numbers."""
+def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> tuple:
+    """2θ (radians, increasing) of the calibrant rings to use, their 1-based numbers, and the
+    calibrant (`io.calibrants.load_calibrant`)."""
     from geocal_cli.core.geometry.units import ring_tth
     from geocal_cli.io.calibrants import load_calibrant
 
@@ -53,7 +54,7 @@ def _ring_tth(cfg: RecenterConfig, wavelength: float, scattering: str) -> tuple[
         tth = tth[number - 1]
     order = np.argsort(tth)
     keep = order[np.isfinite(tth[order])]
-    return tth[keep], number[keep]
+    return tth[keep], number[keep], rings
 
 
 def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
@@ -88,7 +89,7 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
     say(f"read {cfg.image} ({img.format}, {data.shape[0]}×{data.shape[1]}, {valid.mean():.0%} valid); "
         f"old beam centre x = {old[1] + 0.5:.2f}, y = {old[0] + 0.5:.2f} px")
     scattering = "electron" if (cfg.voltage_kv is not None or img.metadata.get("voltage_kv")) else "xray"
-    tth, numbers = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else (None, None)
+    tth, numbers, calibrant = _ring_tth(cfg, wavelength, scattering) if cfg.calibrant else (None, None, None)
     if tth is not None:
         # A geometry made for a flipped array is not a moved beam: recentring it would fit
         # its rings to the wrong pixels with a plausible shift.
@@ -154,15 +155,13 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
             from geocal_cli.io.plots import plot_recenter
 
             check, name = None, ""
-            if cfg.calibrant:
+            if calibrant is not None:
                 # Under the moved PONI (what the user will integrate with): every calibrant
                 # ring, the ones the ring method used marked.
                 from geocal_cli.core.geometry.frame import frame_of
                 from geocal_cli.core.geometry.units import ring_tth
-                from geocal_cli.io.calibrants import load_calibrant
                 from geocal_cli.pipeline.results import integration_view
 
-                calibrant = load_calibrant(cfg.calibrant, scattering)
                 name = calibrant.name
                 check = integration_view(data, valid, frame_of(geometry),
                                          ring_tth(calibrant.d_spacing, wavelength),
