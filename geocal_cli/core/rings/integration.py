@@ -4,9 +4,10 @@ Every valid pixel's 2θ and χ come from the model's `DetectorFrame` (pyFAI's ti
 geometry, or the electron model's stretched frame, which pyFAI cannot express); the mean
 intensity in bins of 2θ is the 1D pattern and in bins of 2θ × χ the cake, as pyFAI's
 `integrate1d` / `integrate2d` without pixel splitting or solid-angle correction (the tests
-compare the 1D pattern with pyFAI's). With the right geometry and calibrant, the calibrant's ring positions sit on the
-pattern's peaks and the cake's rings are straight lines; a wrong distance, wavelength or
-calibrant shows as peaks beside the ticks, a wrong centre or tilt as wavy cake lines.
+compare the 1D pattern with pyFAI's). With the right geometry and calibrant, the calibrant's
+ring positions sit on the pattern's peaks and the cake's rings are straight lines; a wrong
+distance, wavelength or calibrant shows as peaks beside the ticks, a wrong centre or tilt as
+wavy cake lines.
 """
 
 from __future__ import annotations
@@ -74,7 +75,8 @@ def integrate(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     Returns
     -------
     Integrated
-        2θ bins span 0 … the largest 2θ of a valid pixel; all NaN when no pixel is valid.
+        2θ bins span 0 … the largest 2θ on the detector (bins beyond the valid pixels stay
+        empty); all NaN when no pixel is valid.
     """
     h, w = image.shape
     n_chi = n_chi or int(np.clip(max(h, w) // 4, 36, N_CHI))
@@ -89,7 +91,13 @@ def integrate(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
             ok = ok & np.isfinite(tth)
             yield tth[ok], chi[ok], image[start:start + rows.size][ok].astype(float)
 
-    tth_max = max((float(t.max()) for t, _, _ in blocks() if t.size), default=0.0)
+    # 2θ grows outward from the beam's foot on the detector plane (its level lines are
+    # closed conics around it): its largest value is on the detector's edge, and one pass
+    # over the pixels suffices.
+    edge1 = np.r_[np.arange(h), np.arange(h), np.zeros(w), np.full(w, h - 1)]
+    edge2 = np.r_[np.zeros(h), np.full(h, w - 1), np.arange(w), np.arange(w)]
+    edge = frame.tth(edge1, edge2)
+    tth_max = float(np.nanmax(edge)) if valid.any() and np.isfinite(edge).any() else 0.0
     n = int(min(max_bins, max(h, w)))
     sums, counts = np.zeros(n_chi * n), np.zeros(n_chi * n)
     if tth_max > 0:
