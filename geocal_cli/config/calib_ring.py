@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import DoubletBeamConfig, DetectorName, PixelUm, Side, Frame
+from geocal_cli.config.base import DetectorName, DoubletBeamConfig, Frame, PixelUm
 
 Param = Literal["dist", "poni1", "poni2", "rot1", "rot2", "rot3", "wavelength"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from geocal_cli.config.base import GeocalModel, PixelUm, Side, Frame
+from geocal_cli.config.base import Frame, GeocalModel, PixelUm
 
 
 class GridDistortionConfig(GeocalModel):

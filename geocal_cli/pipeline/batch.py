@@ -254,7 +254,6 @@ def key_results(subcommand: str, report: dict) -> dict:
 def _worker_init() -> None:
     import atexit
     import gc
-    import logging
     import signal
 
     # A worker leaves its objects to the operating system at exit, as the main process does:

@@ -127,7 +127,7 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     if not groups:
         return _empty()
     n_max = max(g.size for g in groups)
-    G, J = len(groups), chi.size
+    G = len(groups)
     lead = np.array([g[0] for g in groups])
     member = np.full((G, n_max), -1)
     for i, g in enumerate(groups):
