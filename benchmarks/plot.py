@@ -3,9 +3,11 @@
 In one run:
 
 - the `geocal calib-ring` command with and without `--plot` (median wall time of N runs
-  each, alternating): the extra time a user waits;
-- in one process, the parts of that extra: importing matplotlib, integrating the image for
-  the integration check, building the figure and drawing + writing the PNG; and, for scale,
+  each, alternating): the extra time a user waits, matplotlib's import overlapping the
+  calibration in the command's plot helper (`geocal_cli.io.render`);
+- in one process without the helper, the parts of the plot: importing matplotlib,
+  integrating the image for the integration check, building the figure and drawing +
+  writing the PNG; and, for scale,
   pyFAI's own `integrate1d` + `integrate2d` of the same image (what a user runs by hand for
   the same check).
 

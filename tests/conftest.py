@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from pathlib import Path
@@ -114,8 +115,9 @@ GALLERY = os.environ.get("GEOCAL_GALLERY")
 
 @pytest.fixture
 def figures(monkeypatch, request):
-    """The figures the run saves, kept open for inspection (and still written)."""
-    from geocal_cli.io import plots
+    """The figures the run saves, kept open for inspection (and still written): drawn in
+    this process, not by the command's plot helper (`io.render`)."""
+    from geocal_cli.io import plots, render
 
     kept = []
 
@@ -129,6 +131,7 @@ def figures(monkeypatch, request):
             fig.savefig(Path(GALLERY) / f"{name}.png", dpi=50, pil_kwargs={"compress_level": 9})
 
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(render, "ahead", lambda wanted: contextlib.nullcontext())
     yield kept
     import matplotlib.pyplot as plt
 

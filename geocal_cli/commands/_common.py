@@ -103,6 +103,15 @@ def load(model, config_file: Path | None, overrides: dict, show_config: bool):
     raise typer.Exit(0)
 
 
+def run_pipeline(run, cfg):
+    """`run(cfg)` of a pipeline module with progress on stderr; when the config asks for a
+    plot, matplotlib is imported by a helper process meanwhile (`io.render.ahead`)."""
+    from geocal_cli.io.render import ahead
+
+    with ahead(getattr(cfg, "plot", None) is not None):
+        return run(cfg, progress=console.progress)
+
+
 def print_report(report: dict) -> None:
     """The report as JSON on stdout (for --json)."""
     from geocal_cli.io.reports import to_json

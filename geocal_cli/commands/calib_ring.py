@@ -6,11 +6,10 @@ from pathlib import Path
 
 import typer
 
-from geocal_cli import console
 from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          KALPHA2_RATIO_OPTION, PIXEL_SIZE_OPTION, SHOW_CONFIG_OPTION,
                                          VOLTAGE_OPTION, WAVELENGTH_DOUBLET_OPTION, load, parse_floats,
-                                         parse_names, parse_wavelength, show_result)
+                                         parse_names, parse_wavelength, run_pipeline, show_result)
 
 EPILOG = """Examples:
 
@@ -91,7 +90,7 @@ def command(
     cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import calib_ring
 
-    show_result(calib_ring.run(cfg, progress=console.progress), summary_table, json_out)
+    show_result(run_pipeline(calib_ring.run, cfg), summary_table, json_out)
 
 
 def summary_table(report: dict):

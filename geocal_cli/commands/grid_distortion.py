@@ -6,9 +6,8 @@ from pathlib import Path
 
 import typer
 
-from geocal_cli import console
 from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, JSON_OPTION, SHOW_CONFIG_OPTION, load,
-                                         parse_floats, show_result)
+                                         parse_floats, run_pipeline, show_result)
 
 EPILOG = """Examples:
 
@@ -72,7 +71,7 @@ def command(
     cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import grid_distortion
 
-    show_result(grid_distortion.run(cfg, progress=console.progress), summary_table, json_out)
+    show_result(run_pipeline(grid_distortion.run, cfg), summary_table, json_out)
 
 
 def summary_table(report: dict):

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 
-from geocal_cli import console
 from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
-                                         load, show_result)
+                                         load, run_pipeline, show_result)
 
 EPILOG = """Examples:
 
@@ -77,7 +76,7 @@ def command(
     from geocal_cli.errors import QualityError
     from geocal_cli.pipeline import q_check
 
-    res = q_check.run(cfg, progress=console.progress)
+    res = run_pipeline(q_check.run, cfg)
     show_result(res, summary_table, json_out)
     if res.failed:
         raise QualityError("q-check failed: " + "; ".join(res.failed))

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import typer
 
-from geocal_cli import console
 from geocal_cli.commands._common import (FRAME_OPTION, OVERWRITE_OPTION, CONFIG_OPTION, ENERGY_OPTION, JSON_OPTION,
                                          SHOW_CONFIG_OPTION, VOLTAGE_OPTION, WAVELENGTH_OPTION,
-                                         load, parse_names, show_result)
+                                         load, parse_names, run_pipeline, show_result)
 
 EPILOG = """Examples:
 
@@ -81,7 +80,7 @@ def command(
     cfg = configure(locals())  # first: locals() are exactly the parameters
     from geocal_cli.pipeline import recenter
 
-    show_result(recenter.run(cfg, progress=console.progress), summary_table, json_out)
+    show_result(run_pipeline(recenter.run, cfg), summary_table, json_out)
 
 
 def summary_table(report: dict):

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 #: Loggers of the libraries geocal calls; "py.warnings" carries Python warnings.
 LIBRARY_LOGGERS = ("fabio", "pyFAI", "silx", "h5py", "rsciio", "hyperspy", "matplotlib", "py.warnings")
+#: The level `library_log` last set (None: silenced), for the processes a command starts.
+current_level = None
 
 
 def library_log(level: int | None) -> None:
@@ -19,6 +21,8 @@ def library_log(level: int | None) -> None:
     """
     import logging
 
+    global current_level
+    current_level = level
     logging.captureWarnings(True)
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(name)s: %(levelname)s: %(message)s"))

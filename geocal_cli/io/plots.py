@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.io.outputs import SIGNATURE, atomic_path
+from geocal_cli.io.render import offloaded
 
 
 #: Largest side (pixels) of an image as displayed: about what a panel of the figure shows.
@@ -226,6 +227,7 @@ class RingFitView:
     rings: list
 
 
+@offloaded
 def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: RingFitView,
                      check: IntegrationView, calibrant: str, title: str) -> None:
     """Image with the fitted rings and control points, the residual per ring against χ, and
@@ -319,6 +321,7 @@ def _draw_residuals(ax, rings: list) -> None:
                  fontsize=10)
 
 
+@offloaded
 def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
                   points: tuple | None, title: str, pairs: np.ndarray | None = None,
                   check: IntegrationView | None = None, calibrant: str = "") -> None:
@@ -383,6 +386,7 @@ def _strain_scale(values: np.ndarray) -> float:
     return float(np.percentile(np.abs(values), 98)) or 1.0
 
 
+@offloaded
 def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title: str,
                   integration: IntegrationView | None = None, calibrant: str = "") -> None:
     """Δd/d on the detector, Δq against χ per ring, Δq against radius, and the integration
@@ -450,6 +454,7 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
     _save(plt, fig, path)
 
 
+@offloaded
 def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
     """|Δq| of every reflection on its panel (one heatmap per panel, up to 4) and |Δq| against
     resolution.
@@ -499,6 +504,7 @@ def plot_q_stills(path: Path, panels, refl, check, title: str) -> None:
     _save(plt, fig, path)
 
 
+@offloaded
 def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, remeasured,
                          title: str) -> None:
     """dx and dy on the detector (blank outside the holes' hull) with the measured holes, and
@@ -563,6 +569,7 @@ def plot_grid_distortion(path: Path, field, inside: np.ndarray, measurement, rem
     _save(plt, fig, path)
 
 
+@offloaded
 def plot_series(path: Path, series: dict) -> None:
     """Each followed parameter of a batch against acquisition order, with 1σ error bars and
     the jumps marked.
@@ -596,6 +603,7 @@ def plot_series(path: Path, series: dict) -> None:
     _save(plt, fig, path)
 
 
+@offloaded
 def plot_joint(path: Path, names: list, result, points: list) -> None:
     """A joint calibration's residuals: every control point per image (coloured by ring), and
     each image's rms per ring.

@@ -1,0 +1,76 @@
+"""The plot helper process: figures drawn there are the same files, errors come back, and a
+helper that is gone leaves the drawing to the command."""
+
+from __future__ import annotations
+
+import pytest
+
+from geocal_cli.io import plots, render
+from tests.cli.conftest import geocal
+from tests.conftest import assert_valid_report
+
+SERIES = {"items": ["a.tif", "b.tif", "c.tif"], "order": "file name", "jumps": [],
+          "parameters": {"dist_mm": {"values": [100.0, 100.1, 100.05],
+                                     "sigma": [0.01, 0.01, 0.01], "unit": "mm"}}}
+
+
+def _png(path) -> bool:
+    return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_helper_draws_the_figure(tmp_path):
+    with render.ahead(True):
+        helper = render._helper
+        assert helper is not None and helper._proc.pid is not None
+        assert helper.draw(plots.plot_series.__wrapped__, (tmp_path / "s.png", SERIES), {})
+        plots.plot_series(tmp_path / "t.png", SERIES)  # through the decorator
+        assert helper._proc.is_alive()
+    assert render._helper is None and not helper._proc.is_alive()
+    assert _png(tmp_path / "s.png") and _png(tmp_path / "t.png")
+
+
+def test_helper_errors_reach_the_command(tmp_path):
+    broken = {**SERIES, "parameters": {"dist_mm": {"values": [1.0]}}}  # no "sigma"
+    with render.ahead(True):
+        with pytest.raises(KeyError, match="sigma"):
+            plots.plot_series(tmp_path / "s.png", broken)
+        # The helper survives an error and draws the next figure.
+        assert render._helper.draw(plots.plot_series.__wrapped__, (tmp_path / "t.png", SERIES), {})
+    assert not (tmp_path / "s.png").exists() and _png(tmp_path / "t.png")
+
+
+def test_figure_drawn_here_when_the_helper_is_gone(tmp_path):
+    with render.ahead(True):
+        render._helper._proc.kill()
+        render._helper._proc.join()
+        plots.plot_series(tmp_path / "s.png", SERIES)
+    assert _png(tmp_path / "s.png")
+
+
+def test_no_helper_without_a_plot(tmp_path):
+    with render.ahead(False):
+        assert render._helper is None
+        plots.plot_series(tmp_path / "s.png", SERIES)
+    assert _png(tmp_path / "s.png")
+
+
+def test_calib_ring_plot_through_the_helper(tmp_path, capsys, lab6_pilatus):
+    """The command path: `--plot` starts the helper, and its PNG is written before the report
+    hashes it."""
+    sim, _ = lab6_pilatus
+    started = []
+    real = render.Helper.__init__
+
+    def spy(self):
+        real(self)
+        started.append(self)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(render.Helper, "__init__", spy)
+        code, _, err = geocal(["calib-ring", sim.image, "-c", "LaB6", "--energy", "17", "-d",
+                               "Pilatus1M", "-o", tmp_path / "c.poni", "--report",
+                               tmp_path / "c.json", "--plot", tmp_path / "c.png", "-q"], capsys)
+    assert code == 0, err
+    assert len(started) == 1 and not started[0]._proc.is_alive()
+    report = assert_valid_report(tmp_path / "c.json")
+    assert str(tmp_path / "c.png") in [o["path"] for o in report["outputs"]]
