@@ -23,9 +23,11 @@ def command(
     """Simulate a LaB6 image on a Pilatus 1M, calibrate it blind, and print truth vs fit."""
     from rich.table import Table
 
+    from geocal_cli.io.render import ahead
     from geocal_cli.pipeline import demo
 
-    res = demo.run(folder, progress=console.progress)
+    with ahead(True):  # the demo writes a plot
+        res = demo.run(folder, progress=console.progress)
     t = Table(title="geocal demo: blind calibration of a simulated LaB6 image", title_justify="left")
     for col, just in (("quantity", "left"), ("truth", "right"), ("fit", "right"),
                       ("fit − truth", "right"), ("1σ", "right"), ("unit", "left")):
