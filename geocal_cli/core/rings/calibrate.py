@@ -34,6 +34,7 @@ from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
 from geocal_cli.core.rings.start import (arc_traces, common_center, find_ring_ridges, ring_traces,
                                         start_from_traces)
+from geocal_cli.core.rings.tilted import is_tilted, sharpest_geometries, traces_in_frame
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -51,6 +52,15 @@ MIN_RING_COVERAGE = 0.5
 #: rings are declared inconsistent. Robust, because a weak ring may scatter by 2 px
 #: legitimately; systematic misfit also shows in the ring coverage and wavelength checks.
 MAX_SIGMA_PX = 1.0
+#: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
+#: assignment hypotheses fitted for each: each hypothesis costs a round of control points
+#: over the whole image, seconds on a 9M detector.
+TILTED_CANDIDATES = 2
+TILTED_HYPOTHESES = 2
+#: Robust σ (pixels) of a tilted candidate's start above which it is not refined further:
+#: the starts that led to a calibration scattered by 0.02–0.21 px, and the full rounds cost
+#: seconds on a large detector.
+TILTED_START_SIGMA_PX = 0.5
 #: Largest ring 2θ (degrees) at which a tilt's mirror image can be a second minimum.
 MIRROR_MAX_TTH_DEG = 20.0
 #: The mirrored minimum replaces the first one when its robust σ is below this fraction: a
@@ -434,6 +444,7 @@ def _fit(image, ridges, guess, wavelength, solve):
         result, pts = _solve(_values(guess, wavelength), *solve)
         return result, pts, {}, None
     centre = None
+    traces = []
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
         centre = info["centre_vote_px"]
@@ -445,15 +456,48 @@ def _fit(image, ridges, guess, wavelength, solve):
         # still arcs of one geometry.
         say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
         try:
-            traces, family, info = arc_traces(ridges, detector, wavelength, say)
+            traces_, family, info_ = arc_traces(ridges, detector, wavelength, say)
             # Every arc is taken for a ring: the calibrant must explain most of them.
-            start, blind = start_from_traces(traces, family, info, prepared, detector,
+            start, blind = start_from_traces(traces_, family, info_, prepared, detector,
                                               wavelength, d_spacing, say, min_explained=0.5)
             result, pts = _solve(start, *solve)
         except CalibrationError as second:
             say(f"ring-arc strategy failed ({second})")
-            raise first from None
+            # Dense rings of a strongly tilted detector: merged around one centre and joined
+            # into one arc where they touch, but sharp in the right geometry's 2θ.
+            ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi)).ellipse \
+                if traces else None
+            found = (_tilted_search(ridges, ref, info, wavelength, solve)
+                     if ref is not None and is_tilted(ref) else None)
+            if found is None:
+                raise first from None
+            result, pts, blind = found
     return result, pts, blind, centre
+
+
+def _tilted_search(ridges, ref, info, wavelength, solve):
+    """After the common-centre and arc strategies failed on visibly tilted rings: the ring
+    traces of the sharpest tilted geometries (`tilted`), sharpest first, each assigned and
+    refined as the common-centre traces are. Returns (Refinement, ControlPoints, blind
+    summary) of the first that fits, or None."""
+    prepared, valid, detector, d_spacing, free, say = solve
+    candidates = sharpest_geometries(ridges, detector, ref, wavelength, n_best=TILTED_CANDIDATES)
+    say(f"rings visibly tilted (axis ratio {ref.a / ref.b:.3f}): trying {len(candidates)} "
+        "tilted geometries where the ridges' 2θ are sharpest")
+    for values in candidates:
+        traces, family = traces_in_frame(ridges, detector, values)
+        if len(traces) < 2:
+            continue
+        try:
+            start, blind = start_from_traces(
+                traces, family, {**info, "strategy": "rings of a tilted geometry's 2θ"},
+                prepared, detector, wavelength, d_spacing, say, n_hypotheses=TILTED_HYPOTHESES)
+            if blind["start_sigma_px"] > TILTED_START_SIGMA_PX:
+                continue
+            return (*_solve(start, *solve), blind)
+        except CalibrationError:
+            continue
+    return None
 
 
 def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,

@@ -1,0 +1,188 @@
+"""Strongly tilted detectors with dense rings: starting geometries from the ridge pixels' 2θ.
+
+Around one centre, the rings of a detector tilted by 20–35° are ellipses whose centres drift
+by more than the rings' spacing: grouped by radius they merge, and grouped by connected arcs
+(`family`) touching rings become one. In the frame of the right geometry every ring is one
+value of 2θ, whatever its shape. So the geometry is searched for where the histogram of the
+ridge pixels' tilt-free radii D·tan 2θ is sharpest (Σh² / (Σh)², as `blind.refine_center`
+does for a centre alone), by Nelder–Mead over beam centre, distance and the two tilts, from
+the tilt the reference ellipse shows (both ways along its major axis) and a ladder of
+distances. The radii are rescaled to the ridge pixels' own distances from the beam centre,
+so that no geometry wins by shrinking all rings into one bin. Each sharp candidate then
+re-groups the ridge pixels by its 2θ into ring traces for the usual assignment.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geocal_cli.core.geometry.frame import DetectorFrame, frame_of, make_geometry, poni_for_beam_center
+from geocal_cli.core.rings.blind import RingTrace, _radius_groups, arc_coverage
+from geocal_cli.core.rings.ellipse import Ellipse, fit_circle
+from geocal_cli.core.rings.family import RingFamily
+from geocal_cli.core.rings.ridges import RidgePixels
+
+#: Axis ratio b/a of the reference ellipse below which the rings count as visibly tilted
+#: (cos 8°): flatter rings are the common-centre strategy's.
+TILTED_RATIO = float(np.cos(np.radians(8.0)))
+#: Distance starts, in units of the reference ring's radius (its 2θ from 45° to 4°).
+DISTANCE_STARTS = (1.0, 2.5, 6.0, 15.0)
+#: Ridge pixels the sharpness is measured on.
+SAMPLE = 4000
+#: Largest tilt (radians) searched, beyond the 35° a detector is mounted at.
+MAX_TILT = np.radians(50.0)
+
+
+def is_tilted(ref: Ellipse) -> bool:
+    """Whether a ring ellipse is elliptical enough (tilt ≥ 8°) for the tilted search."""
+    return ref.b / ref.a < TILTED_RATIO
+
+
+def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength: float,
+                        n_best: int = 3) -> list[dict]:
+    """Geometries under which the ridge pixels' 2θ fall into the sharpest rings.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    detector : pyFAI.detectors.Detector
+    ref : Ellipse
+        The best ring ellipse of the common-centre strategy: its axis ratio gives the tilt,
+        its major axis the tilt plane, its centre the start of the beam centre.
+    wavelength : float
+        Metres (carried into the values).
+    n_best : int
+        Candidates returned, sharpest first.
+
+    Returns
+    -------
+    list of dict
+        dist, poni1, poni2, rot1, rot2, rot3 (0), wavelength: pyFAI values, metres and
+        radians.
+    """
+    from scipy.optimize import minimize
+
+    sel = np.arange(ridges.d1.size)
+    if sel.size > SAMPLE:
+        sel = np.random.default_rng(5).choice(sel, SAMPLE, replace=False)
+    p1, p2 = ridges.d1[sel], ridges.d2[sel]
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    flat = make_geometry(detector, 0.1, 0.0, 0.0)
+    rot = _tilt_rotations(flat, pixel, ref)
+    runs = []
+    for rot1, rot2 in rot:
+        for k in DISTANCE_STARTS:
+            x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
+            step = np.array([10.0, 10.0, 0.3 * x0[2], 0.05, 0.05])
+            res = minimize(_cost, x0, args=(flat, pixel, p1, p2, 4.0), method="Nelder-Mead",
+                           options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
+                                    "maxiter": 500, "xatol": 0.01, "fatol": 1e-10})
+            runs.append(res)
+    refined = []
+    for res in sorted(runs, key=lambda r: r.fun)[:n_best]:
+        x = res.x
+        step = np.array([2.0, 2.0, 0.05 * x[2], 0.01, 0.01])
+        refined.append(minimize(_cost, x, args=(flat, pixel, p1, p2, 1.0), method="Nelder-Mead",
+                                options={"initial_simplex": np.vstack([x, x + np.diag(step)]),
+                                         "maxiter": 500, "xatol": 0.001, "fatol": 1e-12}))
+    out = []
+    # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
+    for res in sorted(refined, key=lambda r: r.fun):
+        b1, b2, dist_px, rot1, rot2 = res.x
+        if res.fun >= 0 or dist_px <= 0 or max(abs(rot1), abs(rot2)) > MAX_TILT:
+            continue
+        g = make_geometry(detector, dist_px * pixel, 0.0, 0.0, rot1, rot2)
+        poni1, poni2 = poni_for_beam_center(g, b1, b2)
+        out.append({"dist": dist_px * pixel, "poni1": poni1, "poni2": poni2, "rot1": rot1,
+                    "rot2": rot2, "rot3": 0.0, "wavelength": wavelength})
+    return out
+
+
+def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float]]:
+    """(rot1, rot2) tilting the detector by the angle the ellipse's axis ratio shows, along
+    its major axis, both ways. Which pyFAI rotation leans the detector along which pixel
+    axis depends on the detector's orientation, so the map is measured: how the beam-axis
+    component of the pixel steps changes with each rotation."""
+    def lean(r1, r2):
+        f = frame_of(flat, [0.1, 0.0, 0.0, r1, r2, 0.0])
+        return np.array([f.e1[2], f.e2[2]]) / pixel
+
+    eps = 1e-3
+    jac = np.stack([(lean(eps, 0) - lean(-eps, 0)) / (2 * eps),
+                    (lean(0, eps) - lean(0, -eps)) / (2 * eps)], 1)
+    tau = float(np.arccos(np.clip(ref.b / ref.a, 0.0, 1.0)))
+    # The major axis in (d1, d2); `Ellipse.angle` is measured from the d2 (x) axis.
+    axis = np.array([np.sin(ref.angle), np.cos(ref.angle)])
+    return [tuple(np.linalg.solve(jac, s * np.sin(tau) * axis)) for s in (1.0, -1.0)]
+
+
+def _frame(x, flat, pixel: float) -> DetectorFrame:
+    """The frame of (beam centre d1, d2 in pixels, distance in pixels, rot1, rot2)."""
+    b1, b2, dist_px, rot1, rot2 = x
+    f = frame_of(flat, [dist_px * pixel, 0.0, 0.0, rot1, rot2, 0.0])
+    c1, c2 = f.beam_center()
+    # An in-plane shift of the detector moves the beam centre, not the plane.
+    return DetectorFrame(f.origin - (b1 - c1) * f.e1 - (b2 - c2) * f.e2, f.e1, f.e2)
+
+
+def _cost(x, flat, pixel, p1, p2, width) -> float:
+    """−sharpness of the ridge pixels' tilt-free radii at `x`, in bins of `width` pixels;
+    0 for geometries that put a tenth of the pixels beyond 90° or tilt past `MAX_TILT`."""
+    from scipy import ndimage
+
+    if x[2] <= 1.0 or max(abs(x[3]), abs(x[4])) > MAX_TILT:
+        return 0.0
+    r = x[2] * np.tan(_frame(x, flat, pixel).tth(p1, p2))
+    ok = np.isfinite(r) & (r >= 0) & (r < 1e7)
+    if ok.mean() < 0.9:
+        return 0.0
+    seen = np.median(np.hypot(p1[ok] - x[0], p2[ok] - x[1]))
+    r = r[ok] * (seen / max(float(np.median(r[ok])), 1e-9))
+    # Near 90° a few radii run to millions of pixels: they are not rings, and their bins
+    # would cost the histogram its speed.
+    r = r[r < 20 * seen] / width
+    h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
+    return -float(np.sum(h * h) / np.sum(h) ** 2)
+
+
+def traces_in_frame(ridges: RidgePixels, detector, values: dict, max_rings: int = 30):
+    """Ridge pixels grouped into rings by their 2θ under `values`.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    detector : pyFAI.detectors.Detector
+    values : dict
+        pyFAI values (dist, poni1, poni2, rot1, rot2, rot3).
+    max_rings : int
+
+    Returns
+    -------
+    traces : list of RingTrace
+        By increasing 2θ; `ellipse` is a circle fitted to the pixels (for the start's
+        weights only), `arc` the coverage seen from the beam centre.
+    family : (RingFamily, ndarray of shape (len(traces),))
+        `values` and each trace's median 2θ (radians), as `start.arc_traces` gives them.
+    """
+    g = make_geometry(detector, values["dist"], values["poni1"], values["poni2"],
+                      values["rot1"], values["rot2"], values.get("rot3", 0.0))
+    frame = frame_of(g)
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    tth = frame.tth(ridges.d1, ridges.d2)
+    r = values["dist"] * np.tan(tth) / pixel
+    idx = np.nonzero(np.isfinite(r) & (r >= 0))[0]
+    b1, b2 = frame.beam_center()
+    found = []
+    for sel in _radius_groups(r[idx], width=1.5, max_groups=max_rings):
+        sel = idx[sel]
+        e = fit_circle(ridges.d1[sel], ridges.d2[sel]) if sel.size >= 12 else None
+        if e is None:
+            continue
+        found.append((float(np.median(tth[sel])),
+                      RingTrace(ellipse=e, d1=ridges.d1[sel], d2=ridges.d2[sel],
+                                weight=float(ridges.strength[sel].sum()),
+                                arc=arc_coverage(ridges.d1[sel] - b1, ridges.d2[sel] - b2))))
+    found.sort(key=lambda f: f[0])
+    tth_rings = np.array([f[0] for f in found])
+    return [f[1] for f in found], (RingFamily(values=values, tth=tth_rings, cost=float("nan")),
+                                   tth_rings)
