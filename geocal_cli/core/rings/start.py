@@ -33,7 +33,7 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
 #: Ring arcs the second strategy fits at most, longest first.
-MAX_ARCS = 60
+MAX_ARCS = 120
 
 
 def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
@@ -163,7 +163,8 @@ def arc_traces(ridges, detector, wavelength: float, say):
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
     # The longest arcs fix the family; each further arc adds a parameter to every step of
-    # its fit (207 arcs of a 9M detector took 80 s).
+    # its fit (207 arcs of a 9M detector took 80 s, 120 of them 30 s; 60 were too few for
+    # some dense patterns).
     arcs = sorted(arcs, key=lambda a: -a[0].size)[:MAX_ARCS]
     rng = np.random.default_rng(4)
     picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]

@@ -1,0 +1,82 @@
+"""Dense rings of a strongly tilted detector: the third blind strategy (`tilted`) against the
+truth of simulated images that the common-centre and arc strategies cannot start."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from geocal_cli.core.geometry.frame import frame_of, make_geometry
+from geocal_cli.core.geometry.metrics import ring_position_error
+from geocal_cli.core.rings import calibrate as calibrate_module
+from geocal_cli.core.rings.calibrate import calibrate
+from geocal_cli.core.rings.ellipse import Ellipse
+from geocal_cli.core.rings.start import find_ring_ridges, ring_traces
+from geocal_cli.core.rings.tilted import is_tilted, sharpest_geometries, traces_in_frame
+from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.images import valid_pixels
+from tests.conftest import ring_tth, simulate_case
+
+#: ZnO on a 512² detector of 55 µm pixels 20 mm away, tilted by 21°: eleven rings whose
+#: centres drift by more than their spacing (case 161 of the robustness benchmark, which
+#: both older strategies refused).
+ZNO_TILTED = dict(calibrant="ZnO", pixel_size_um=[55.0, 55.0], shape=[512, 512],
+                  energy_kev=11.465908454781973, distance_mm=20.0,
+                  center_px=[259.56409491398284, 285.3494945898701], tilt_deg=21.157086770278557,
+                  tilt_plan_rotation_deg=57.92966016201623, peak_counts=161.9787451019652,
+                  width_px=1.6325843712609758, hot_pixels=0, seed=161)
+
+
+@pytest.fixture(scope="module")
+def zno(tmp_path_factory):
+    sim, cfg = simulate_case(ZNO_TILTED, tmp_path_factory.mktemp("zno"))
+    return sim, load_calibrant(cfg.calibrant).d_spacing
+
+
+def test_sharpest_geometry_is_near_the_truth(zno):
+    sim, d_spacing = zno
+    g = sim.geometry
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    traces, _, _ = ring_traces(ridges, sim.data.shape, lambda m: None)
+    ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi)).ellipse
+    assert is_tilted(ref)
+    best = sharpest_geometries(ridges, g.detector, ref, g.wavelength)[0]
+    frame = frame_of(make_geometry(g.detector, best["dist"], best["poni1"], best["poni2"],
+                                   best["rot1"], best["rot2"]))
+    truth = frame_of(g)
+    assert np.hypot(*np.subtract(frame.beam_center(), truth.beam_center())) < 3.0
+    tilt = np.degrees(np.arccos(frame.normal @ np.array([0, 0, 1.0])))
+    assert abs(abs(tilt) - ZNO_TILTED["tilt_deg"]) < 1.0
+    # Re-grouped by that geometry's 2θ, every trace is one calibrant ring, each another.
+    traces, (_, tth) = traces_in_frame(ridges, g.detector, best)
+    assert len(traces) >= 8 and np.all(np.diff(tth) > 0)
+    rings = ring_tth(d_spacing, g.wavelength)
+    nearest = [np.argmin(np.abs(rings - np.median(truth.tth(t.d1, t.d2)))) for t in traces]
+    for t, k in zip(traces, nearest):
+        assert abs(np.degrees(np.median(truth.tth(t.d1, t.d2)) - rings[k])) < 0.15
+    assert len(set(nearest)) == len(traces)
+
+
+def test_dense_tilted_rings_calibrate_blind(zno):
+    sim, d_spacing = zno
+    g = sim.geometry
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
+    assert res.blind["strategy"] == "rings of a tilted geometry's 2θ"
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+def test_without_the_tilted_strategy_the_image_is_refused(zno, monkeypatch):
+    """The case needs the new strategy: with it disabled the older two refuse (exit 5)."""
+    from geocal_cli.errors import CalibrationError
+
+    sim, d_spacing = zno
+    g = sim.geometry
+    monkeypatch.setattr(calibrate_module, "is_tilted", lambda ref: False)
+    with pytest.raises(CalibrationError):
+        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
+
+
+def test_round_rings_are_not_tilted():
+    assert not is_tilted(Ellipse(0.0, 0.0, 100.0, 99.5, 0.0, 0.1, np.empty(0, bool)))
+    assert is_tilted(Ellipse(0.0, 0.0, 100.0, 95.0, 0.0, 0.1, np.empty(0, bool)))
