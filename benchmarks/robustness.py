@@ -194,6 +194,10 @@ def main(argv=None) -> int:
                          "'python -m geocal_cli' with PYTHONPATH on it (default: geocal)")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="geocal-robustness-"))
+    # Files of an earlier run (or of an older geocal) would meet calib-ring's output rules,
+    # and its refusal to replace them would count as a crash of this one.
+    if out.is_dir() and any(out.iterdir()):
+        ap.error(f"--out {out} is not empty: give a new folder")
     out.mkdir(parents=True, exist_ok=True)
     cases = [draw_case(args.seed + i) for i in range(args.n)]
     results = []
