@@ -32,8 +32,9 @@ class Helper:
 
     Raises
     ------
-    OSError
-        The process could not be started.
+    OSError, RuntimeError, AssertionError
+        The process could not be started (`multiprocessing`'s errors for no resources, a
+        parent still bootstrapping and a daemonic parent).
     """
 
     def __init__(self):
@@ -126,7 +127,9 @@ def ahead(wanted: bool):
         return
     try:
         _helper = Helper()
-    except OSError:
+    except (OSError, RuntimeError, AssertionError):
+        # No process (limits), a process still bootstrapping, or a daemonic one (a pool
+        # worker): draw in-process.
         _helper = None
     try:
         yield

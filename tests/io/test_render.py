@@ -74,3 +74,17 @@ def test_calib_ring_plot_through_the_helper(tmp_path, capsys, lab6_pilatus):
     assert len(started) == 1 and not started[0]._proc.is_alive()
     report = assert_valid_report(tmp_path / "c.json")
     assert str(tmp_path / "c.png") in [o["path"] for o in report["outputs"]]
+
+
+@pytest.mark.parametrize("error", [OSError, RuntimeError, AssertionError])
+def test_figure_drawn_here_when_the_helper_cannot_start(tmp_path, monkeypatch, error):
+    """multiprocessing's errors for no resources, a bootstrapping parent and a daemonic
+    parent (a pool worker) leave the drawing to the command."""
+    def refuse():
+        raise error("no helper here")
+
+    monkeypatch.setattr(render, "Helper", refuse)
+    with render.ahead(True):
+        assert render._helper is None
+        plots.plot_series(tmp_path / "s.png", SERIES)
+    assert _png(tmp_path / "s.png")

@@ -32,8 +32,6 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
-#: Ring arcs the second strategy fits at most, longest first.
-MAX_ARCS = 120
 
 
 def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
@@ -162,10 +160,6 @@ def arc_traces(ridges, detector, wavelength: float, say):
             arcs.append((idx, e))
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
-    # The longest arcs fix the family; each further arc adds a parameter to every step of
-    # its fit (207 arcs of a 9M detector took 80 s, 120 of them 30 s; 60 were too few for
-    # some dense patterns).
-    arcs = sorted(arcs, key=lambda a: -a[0].size)[:MAX_ARCS]
     rng = np.random.default_rng(4)
     picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
     fam = fit_ring_family(detector, ridges.d1[np.concatenate(picks)],
@@ -239,7 +233,8 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     else:
         radii = np.array([t.ellipse.radius for t in traces])
     weights = np.array([t.weight * min(t.arc, np.pi) for t in traces])
-    hypotheses = assign_rings(radii, weights, tth_all[usable], n_best=n_hypotheses) if usable.size else []
+    hypotheses = (assign_rings(radii, weights, tth_all[usable], n_best=n_hypotheses)
+                  if usable.size else [])
     if not hypotheses:
         raise CalibrationError(
             f"no consistent ring assignment: {len(traces)} ring(s) traced, but their radii "
