@@ -42,6 +42,12 @@ class RingTrace:
     weight: float
     arc: float
 
+    @property
+    def score(self) -> float:
+        """Ridge strength times coverage up to half a turn: how well the trace shows its
+        ring (beyond half a turn the shape is fixed, so more arc adds nothing)."""
+        return self.weight * min(self.arc, np.pi)
+
 
 def vote_center(ridges: RidgePixels, shape: tuple[int, int], cells: int = 300,
                 margin: float = 1.0, n_voters: int = 2500) -> tuple[float, float, float]:

@@ -465,8 +465,7 @@ def _fit(image, ridges, guess, wavelength, solve):
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
             # into one arc where they touch, but sharp in the right geometry's 2θ.
-            ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi)).ellipse \
-                if traces else None
+            ref = max(traces, key=lambda t: t.score).ellipse if traces else None
             found = (_tilted_search(ridges, ref, info, wavelength, solve)
                      if ref is not None and is_tilted(ref) else None)
             if found is None:

@@ -117,7 +117,7 @@ def ring_traces(ridges, shape: tuple[int, int], say):
             raise CalibrationError(_ONE_RING.format("one ring (an arc)"))
         raise CalibrationError("no rings found: no ridge group fits an ellipse")
     say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
-    ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi))
+    ref = max(traces, key=lambda t: t.score)
     traces = [t for t in traces
               if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
               <= 0.35 * t.ellipse.radius + 10]
@@ -232,7 +232,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         radii = family[0].values["dist"] * np.tan(family[1]) / pixel
     else:
         radii = np.array([t.ellipse.radius for t in traces])
-    weights = np.array([t.weight * min(t.arc, np.pi) for t in traces])
+    weights = np.array([t.score for t in traces])
     hypotheses = (assign_rings(radii, weights, tth_all[usable], n_best=n_hypotheses)
                   if usable.size else [])
     if not hypotheses:
@@ -314,7 +314,7 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
         raise CalibrationError(_ONE_RING.format("one partial ring"))
     pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
     dist = distance_px * pixel
-    e = max(assigned, key=lambda a: a[0].weight * min(a[0].arc, np.pi))[0].ellipse
+    e = max(assigned, key=lambda a: a[0].score)[0].ellipse
     tau = float(np.arccos(np.clip(e.b / e.a, 0, 1)))
     starts = [(0.0, 0.0, e.c1, e.c2)]
     if family is not None:

@@ -68,23 +68,21 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
     p1, p2 = ridges.d1[sel], ridges.d2[sel]
     pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
     flat = make_geometry(detector, 0.1, 0.0, 0.0)
-    rot = _tilt_rotations(flat, pixel, ref)
+
+    def search(x0, step, width, xatol, fatol):
+        # Coarse (4 px bins) from the starts, then fine (1 px bins) from the best.
+        return minimize(_cost, x0, args=(flat, pixel, p1, p2, width), method="Nelder-Mead",
+                        options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
+                                 "maxiter": 500, "xatol": xatol, "fatol": fatol})
+
     runs = []
-    for rot1, rot2 in rot:
+    for rot1, rot2 in _tilt_rotations(flat, pixel, ref):
         for k in DISTANCE_STARTS:
             x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
-            step = np.array([10.0, 10.0, 0.3 * x0[2], 0.05, 0.05])
-            res = minimize(_cost, x0, args=(flat, pixel, p1, p2, 4.0), method="Nelder-Mead",
-                           options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
-                                    "maxiter": 500, "xatol": 0.01, "fatol": 1e-10})
-            runs.append(res)
-    refined = []
-    for res in sorted(runs, key=lambda r: r.fun)[:n_best]:
-        x = res.x
-        step = np.array([2.0, 2.0, 0.05 * x[2], 0.01, 0.01])
-        refined.append(minimize(_cost, x, args=(flat, pixel, p1, p2, 1.0), method="Nelder-Mead",
-                                options={"initial_simplex": np.vstack([x, x + np.diag(step)]),
-                                         "maxiter": 500, "xatol": 0.001, "fatol": 1e-12}))
+            runs.append(search(x0, np.array([10.0, 10.0, 0.3 * x0[2], 0.05, 0.05]), 4.0,
+                               0.01, 1e-10))
+    refined = [search(r.x, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001, 1e-12)
+               for r in sorted(runs, key=lambda r: r.fun)[:n_best]]
     out = []
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
     for res in sorted(refined, key=lambda r: r.fun):

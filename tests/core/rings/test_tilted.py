@@ -38,7 +38,7 @@ def test_sharpest_geometry_is_near_the_truth(zno):
     g = sim.geometry
     ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
     traces, _, _ = ring_traces(ridges, sim.data.shape, lambda m: None)
-    ref = max(traces, key=lambda t: t.weight * min(t.arc, np.pi)).ellipse
+    ref = max(traces, key=lambda t: t.score).ellipse
     assert is_tilted(ref)
     best = sharpest_geometries(ridges, g.detector, ref, g.wavelength)[0]
     frame = frame_of(make_geometry(g.detector, best["dist"], best["poni1"], best["poni2"],
