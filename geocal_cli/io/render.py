@@ -63,6 +63,11 @@ class Helper:
             ok, error = self._conn.recv()
         except (EOFError, OSError):
             return False
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM) while the helper draws: stop it before the run
+            # removes its staged files, or it writes into them as they go.
+            self.close()
+            raise
         if not ok:
             raise error
         return True
