@@ -1,8 +1,10 @@
 """Blind calibration of a detector geometry from one calibrant ring image.
 
 1. `start`: a starting geometry from the image alone (ridges, ring centre, ring traces,
-   assignment to the calibrant's reflections), by a common-centre strategy or, when that
-   fails, by ring arcs of a strongly tilted detector.
+   assignment to the calibrant's reflections), by a common-centre strategy or, each when
+   the ones before have failed: by ring arcs of a strongly tilted detector, by the sharpest
+   2θ histogram of a visibly tilted one (`tilted`), and by the azimuthal profile's rings
+   matched to the calibrant (`profilestart`: dense ring lists whose traces merge).
 2. `rounds`: control-point extraction on every calibrant ring that crosses the detector and
    refinement of pyFAI's geometry, rejecting rings and sectors of another phase.
 3. Here: refusal of fits that explain only part of the calibrant (wrong energy or
@@ -28,6 +30,7 @@ from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
+from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
@@ -469,6 +472,8 @@ def _fit(image, ridges, guess, wavelength, solve):
             found = (_tilted_search(ridges, ref, info, wavelength, solve)
                      if ref is not None and is_tilted(ref) else None)
             if found is None:
+                found = _profile_search(image, ridges, centre, wavelength, solve)
+            if found is None:
                 raise first from None
             result, pts, blind = found
     return result, pts, blind, centre
@@ -497,6 +502,26 @@ def _tilted_search(ridges, ref, info, wavelength, solve):
         except CalibrationError:
             continue
     return None
+
+
+def _profile_search(image, ridges, centre, wavelength, solve):
+    """After every traced-ring strategy failed: the start the azimuthal profile's rings give
+    under the neutral frame (`profilestart`), refined. Returns (Refinement, ControlPoints,
+    blind summary), or None when the profile does not start a fit that holds."""
+    prepared, valid, detector, d_spacing, free, say = solve
+    if ridges.d1.size < 10:
+        return None
+    centre = common_center(ridges, image.shape)[:2] if centre is None else centre
+    frame = neutral_frame(image, valid, detector, centre)
+    try:
+        start, blind = start_from_profile(*_counted(seen_rings(image, valid, frame)), frame,
+                                          detector, wavelength, d_spacing)
+        say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
+            f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
+        return (*_solve(start, *solve), blind)
+    except CalibrationError as exc:
+        say(f"profile strategy failed ({exc})")
+        return None
 
 
 def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,

@@ -1,0 +1,99 @@
+"""A blind start from the image's azimuthal profile, for rings the tracing strategies misread.
+
+Dense ring lists (LaB6 or CeO2 at high energy, 50–90 rings on a large detector) defeat the
+traced-ring starts: touching rings join into one trace, faint ones are missed, and the radii
+of the traces that remain align with a wrong stretch of the ring list. The azimuthal profile
+under the neutral frame (`calibrate.neutral_frame`: the rings' common centre, the tilt their
+own centres show) resolves every ring as a peak of flat-equivalent radius u = L tan 2θ / p
+(`seen`), and matching those radii to the calibrant, the distance L its own free parameter
+(`assign.assign_rings`), is the assignment the audit's calibrant ranking already trusts. This
+start is that frame at the matched distance, with the neutral frame's tilt made a rotation.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geocal_cli.core.geometry.frame import DetectorFrame, params_from_frame
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.rings.assign import assign_rings
+from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL
+from geocal_cli.errors import CalibrationError
+
+#: Profile rings the match must explain, and the fraction of the counted ones.
+MIN_EXPLAINED = 3
+MIN_FRACTION = 0.5
+
+
+def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector,
+                       wavelength: float, d_spacing: np.ndarray) -> tuple[dict, dict]:
+    """Starting geometry from the profile rings' radii matched to the calibrant.
+
+    Parameters
+    ----------
+    seen : SeenRings
+        Rings of the azimuthal profile under `frame` (`seen.seen_rings`).
+    counted : ndarray of bool, shape (n,)
+        The rings strong and whole enough to count (`audit.counted_rings`).
+    frame : DetectorFrame
+        The neutral frame the rings were measured under: its axes carry the tilt as slopes
+        (e1 = p1 (1, 0, t1), e2 = p2 (0, 1, t2) at distance `seen.distance_px`).
+    detector : pyFAI.detectors.Detector
+    wavelength : float
+        Metres.
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+
+    Returns
+    -------
+    values : dict
+        The seven parameters (metres, radians).
+    info : dict
+        The blind-search summary: strategy, rings matched and assigned, start distance.
+
+    Raises
+    ------
+    CalibrationError
+        Too few counted rings, or the calibrant explains fewer than `MIN_EXPLAINED` of them
+        or under `MIN_FRACTION`.
+    """
+    u = seen.u_px[counted]
+    tth = ring_tth(np.asarray(d_spacing, float), wavelength)
+    usable = np.nonzero(np.isfinite(tth) & (tth < np.radians(80)))[0]
+    best = assign_rings(u, np.ones_like(u), tth[usable], tol_rel=MATCH_TOL_REL,
+                        tol_px=MATCH_TOL_PX, n_best=1) if u.size >= MIN_EXPLAINED else []
+    hit = best[0].ring_index >= 0 if best else np.zeros(u.size, bool)
+    if hit.sum() < max(MIN_EXPLAINED, MIN_FRACTION * u.size):
+        raise CalibrationError(f"the calibrant explains {int(hit.sum())} of the {u.size} rings "
+                               "of the azimuthal profile")
+    dist_px = best[0].distance_px
+    # The neutral frame's slopes t are tan τ at its own distance; at the matched distance
+    # the rings' centres drift the same way for the tilt whose tangent scales with it.
+    pix = np.array([detector.pixel1, detector.pixel2])
+    slope = np.array([frame.e1[2] / frame.e1[0], frame.e2[2] / frame.e2[1]]) / seen.distance_px
+    tilt = slope * dist_px
+    beam = np.asarray(frame.beam_center(), float)
+    values = dict(zip(("dist", "poni1", "poni2", "rot1", "rot2", "rot3"),
+                      params_from_frame(_tilted_frame(beam, tilt, dist_px, pix), detector)))
+    values["wavelength"] = wavelength
+    info = {"strategy": "rings of the azimuthal profile",
+            "rings_traced": int(u.size),
+            "rings_assigned": sorted(int(usable[k]) for k in best[0].ring_index[hit]),
+            "start_distance_m": float(values["dist"])}
+    return values, info
+
+
+def _tilted_frame(beam, tilt, dist_px: float, pix) -> DetectorFrame:
+    """The frame at `dist_px` whose pixel axes climb out of the plane with slopes `tilt`
+    (tan of the tilt along d1, d2) and whose beam hits pixel `beam`: the axes rotated
+    rigidly by atan |tilt| about the in-plane line normal to the tilt's direction."""
+    t = float(np.hypot(*tilt))
+    rot = np.eye(3)
+    if t > 0:
+        axis = np.array([tilt[1], -tilt[0], 0.0]) / t
+        k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+        angle = np.arctan(t)
+        rot = np.eye(3) + np.sin(angle) * k + (1 - np.cos(angle)) * k @ k
+    e1, e2 = rot @ np.array([pix[0], 0.0, 0.0]), rot @ np.array([0.0, pix[1], 0.0])
+    origin = np.array([0.0, 0.0, dist_px * np.sqrt(pix[0] * pix[1])]) - beam[0] * e1 - beam[1] * e2
+    return DetectorFrame(origin=origin, e1=e1, e2=e2)
