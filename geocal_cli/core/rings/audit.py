@@ -6,7 +6,9 @@ rings on two CeO2 rings), the wrong wavelength (the distance absorbs it at small
 noise (control points found on fluctuations). Each is caught by comparing the solution with
 the rings the image shows, measured without the assignment (`seen.seen_rings`):
 
-1. **Support.** The fit must rest on at least `min_rings` calibrant rings; the solution must
+1. **Support.** The fit must rest on at least `min_rings` calibrant rings, and as many of
+   them must be rings the profile shows (a second ring of five stray control points beside
+   a real one is not support: one ring fits any distance); the solution must
    explain at least `min_rings` of the profile's counted rings (those it predicts where the
    image shows them, whether or not they carry control points: a confirmation independent
    of the fit); and at least half of the control points must lie on calibrant rings that
@@ -707,7 +709,7 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
         faults.append(f"the fit rests on {n_fit} calibrant ring(s), fewer than --min-rings "
                       f"{min_rings}" + (": one ring cannot tell which reflection it is, so the "
                                         "distance is a guess" if n_fit == 1 else ""))
-    elif confirmed < min_rings or on_seen < 0.5:
+    elif confirmed < min_rings or n_seen < min_rings or on_seen < 0.5:
         faults.append(f"the image does not show the solution's rings: {confirmed} ring(s) of "
                       f"its azimuthal profile confirm it, and {n_fit - n_seen} of the {n_fit} "
                       f"rings the fit rests on ({100 * (1 - on_seen):.0f} % of the control "

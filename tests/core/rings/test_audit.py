@@ -1,5 +1,7 @@
 """The audit's decisions on ring lists with a known truth: which calibrant, which wavelength."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,21 @@ def test_a_foreign_phase_does_not_unseat_the_calibrant():
     assert a.better_calibrant(FAMILIES) is None
     assert refusal(a, FAMILIES, 2) is None
     assert a.foreign.size == 5
+
+
+@pytest.mark.parametrize("support, refused", [((True, False), True), ((True, True), False)])
+def test_a_second_ring_the_profile_lacks_is_no_support(support, refused):
+    """A fit on one real ring plus five stray points on another (robustness case 210: Cr2O3
+    at 80 mm instead of 44 mm, every profile ring "explained") rests on one ring, and one
+    ring fits any distance: refused under --min-rings 2, accepted when both rings are seen."""
+    seen = _seen("CeO2", 0.4066e-10, 1200.0)
+    a = replace(_audit(seen, "CeO2", 0.4066e-10, np.arange(seen.u_px.size)),
+                fit_rings=np.array([6, 40]), fit_points=np.array([1224, 5]),
+                supported=np.array(support))
+    why = refusal(a, FAMILIES, 2)
+    assert (why is not None) == refused
+    if refused:
+        assert why.startswith("the image does not show the solution's rings")
 
 
 @pytest.mark.parametrize("factor", [0.75, 0.9, 1.1, 1.25])
