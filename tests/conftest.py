@@ -52,6 +52,26 @@ def emd_signal(data: np.ndarray) -> dict:
             "original_metadata": {}}
 
 
+def blind_calibrate(sim, d_spacing: np.ndarray):
+    """`calibrate` a simulated image blind, with its own detector and wavelength."""
+    from geocal_cli.core.rings.calibrate import calibrate
+    from geocal_cli.io.images import valid_pixels
+
+    g = sim.geometry
+    return calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
+
+
+def blind_error_px(sim, d_spacing: np.ndarray, strategy: str) -> float:
+    """Calibrate a simulated image blind, check which start the search took, and return the
+    ring-position error (px, rms over the detector) against the simulator's truth."""
+    from geocal_cli.core.geometry.metrics import ring_position_error
+
+    g = sim.geometry
+    res = blind_calibrate(sim, d_spacing)
+    assert res.blind["strategy"] == strategy
+    return ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+
+
 def ring_tth(d_spacing: np.ndarray, wavelength: float) -> np.ndarray:
     """2θ (rad) of the rings that exist at this wavelength."""
     from geocal_cli.core.geometry.units import ring_tth as bragg

@@ -505,23 +505,28 @@ def _tilted_search(ridges, ref, info, wavelength, solve):
 
 
 def _profile_search(image, ridges, centre, wavelength, solve):
-    """After every traced-ring strategy failed: the start the azimuthal profile's rings give
-    under the neutral frame (`profilestart`), refined. Returns (Refinement, ControlPoints,
-    blind summary), or None when the profile does not start a fit that holds."""
+    """After every traced-ring strategy failed: the starts the azimuthal profile's rings give
+    under the neutral frame (`profilestart`), best matched first, refined. Returns
+    (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
     if ridges.d1.size < 10:
         return None
     centre = common_center(ridges, image.shape)[:2] if centre is None else centre
     frame = neutral_frame(image, valid, detector, centre)
     try:
-        start, blind = start_from_profile(*_counted(seen_rings(image, valid, frame)), frame,
-                                          detector, wavelength, d_spacing)
-        say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
-            f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
-        return (*_solve(start, *solve), blind)
+        starts = start_from_profile(*_counted(seen_rings(image, valid, frame)), frame, detector,
+                                    wavelength, d_spacing)
     except CalibrationError as exc:
         say(f"profile strategy failed ({exc})")
         return None
+    for start, blind in starts:
+        say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
+            f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
+        try:
+            return (*_solve(start, *solve), blind)
+        except CalibrationError as exc:
+            say(f"profile strategy failed ({exc})")
+    return None
 
 
 def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,

@@ -17,7 +17,7 @@ from geocal_cli.core.rings.start import find_ring_ridges
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import ring_tth, simulate_case
+from tests.conftest import blind_calibrate, blind_error_px, ring_tth, simulate_case
 
 #: PBBA's dense ring list on a 1500 × 1200 panel of 172 µm pixels at 735 mm, 83 keV, the beam
 #: 50 px from a corner, spotty rings (case 84 of the robustness benchmark): the traced rings
@@ -73,7 +73,7 @@ def test_the_profile_start_is_near_the_truth(pbba):
     sim, d_spacing = pbba
     g = sim.geometry
     seen, counted, frame = _profile(sim)
-    values, info = start_from_profile(seen, counted, frame, g.detector, g.wavelength, d_spacing)
+    values, info = start_from_profile(seen, counted, frame, g.detector, g.wavelength, d_spacing)[0]
     assert info["strategy"] == "rings of the azimuthal profile"
     assert len(info["rings_assigned"]) >= 0.5 * info["rings_traced"] >= 3
     assert values["dist"] == pytest.approx(g.dist, rel=0.01)
@@ -89,7 +89,7 @@ def test_a_wrong_calibrant_is_refused_though_the_profile_starts_it(pbba, wrong):
     sim, _ = pbba
     g = sim.geometry
     d_spacing = load_calibrant(wrong).d_spacing
-    values, info = start_from_profile(*_profile(sim), g.detector, g.wavelength, d_spacing)
+    values, info = start_from_profile(*_profile(sim), g.detector, g.wavelength, d_spacing)[0]
     assert len(info["rings_assigned"]) >= 0.5 * info["rings_traced"]
     with pytest.raises(CalibrationError):
         calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing,
@@ -97,22 +97,15 @@ def test_a_wrong_calibrant_is_refused_though_the_profile_starts_it(pbba, wrong):
 
 
 def test_dense_rings_from_a_corner_calibrate_blind(pbba):
-    sim, d_spacing = pbba
-    g = sim.geometry
-    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
-    assert res.blind["strategy"] == "rings of the azimuthal profile"
-    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    err = blind_error_px(*pbba, "rings of the azimuthal profile")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
 def test_without_the_profile_strategy_the_image_is_refused(pbba, monkeypatch):
     """The case needs the new strategy: without it the traced-ring strategies refuse (exit 5)."""
-    sim, d_spacing = pbba
-    g = sim.geometry
-
     def no_start(*args):
         raise CalibrationError("disabled")
 
     monkeypatch.setattr(calibrate_module, "start_from_profile", no_start)
     with pytest.raises(CalibrationError):
-        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
+        blind_calibrate(*pbba)

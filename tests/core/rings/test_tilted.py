@@ -7,15 +7,13 @@ import numpy as np
 import pytest
 
 from geocal_cli.core.geometry.frame import frame_of, make_geometry
-from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.core.rings import calibrate as calibrate_module
-from geocal_cli.core.rings.calibrate import calibrate
 from geocal_cli.core.rings.ellipse import Ellipse
 from geocal_cli.core.rings.start import find_ring_ridges, ring_traces
 from geocal_cli.core.rings.tilted import is_tilted, sharpest_geometries, traces_in_frame
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import ring_tth, simulate_case
+from tests.conftest import blind_calibrate, blind_error_px, ring_tth, simulate_case
 
 #: ZnO on a 512² detector of 55 µm pixels 20 mm away, tilted by 21°: eleven rings whose
 #: centres drift by more than their spacing (case 161 of the robustness benchmark, which
@@ -58,11 +56,7 @@ def test_sharpest_geometry_is_near_the_truth(zno):
 
 
 def test_dense_tilted_rings_calibrate_blind(zno):
-    sim, d_spacing = zno
-    g = sim.geometry
-    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
-    assert res.blind["strategy"] == "rings of a tilted geometry's 2θ"
-    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    err = blind_error_px(*zno, "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
@@ -70,11 +64,9 @@ def test_without_the_tilted_strategy_the_image_is_refused(zno, monkeypatch):
     """The case needs the new strategy: with it disabled the older two refuse (exit 5)."""
     from geocal_cli.errors import CalibrationError
 
-    sim, d_spacing = zno
-    g = sim.geometry
     monkeypatch.setattr(calibrate_module, "is_tilted", lambda ref: False)
     with pytest.raises(CalibrationError):
-        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
+        blind_calibrate(*zno)
 
 
 def test_round_rings_are_not_tilted():
