@@ -6,9 +6,9 @@ rings on two CeO2 rings), the wrong wavelength (the distance absorbs it at small
 noise (control points found on fluctuations). Each is caught by comparing the solution with
 the rings the image shows, measured without the assignment (`seen.seen_rings`):
 
-1. **Support.** The fit must rest on at least `min_rings` calibrant rings, and as many of
-   them must be rings the profile shows (a second ring of five stray control points beside
-   a real one is not support: one ring fits any distance); the solution must
+1. **Support.** The fit must rest on at least `min_rings` calibrant rings (rings the
+   profile shows, or carrying `REST_POINTS` control points: five stray points on a second
+   ring beside a real one are no second ring); the solution must
    explain at least `min_rings` of the profile's counted rings (those it predicts where the
    image shows them, whether or not they carry control points: a confirmation independent
    of the fit); and at least half of the control points must lie on calibrant rings that
@@ -76,6 +76,9 @@ from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.assign import assign_rings, assignment_score
 from geocal_cli.core.rings.seen import SeenRings, explained_by
 
+#: Control points that make a ring the profile does not show one the fit rests on
+#: (`Audit.resting`).
+REST_POINTS = 30
 #: A profile ring matches a candidate's ring within MATCH_TOL_REL · u + MATCH_TOL_PX.
 MATCH_TOL_REL = 0.002
 MATCH_TOL_PX = 1.5
@@ -272,6 +275,17 @@ class Audit:
     wavelength: WavelengthCheck | None
     fit_score: float = np.nan
     scan: WavelengthScan | None = None
+
+    @property
+    def resting(self) -> np.ndarray:
+        """Which fit rings the fit rests on (bool, shape like fit_rings): those the profile
+        shows, and those carrying at least `REST_POINTS` control points (or a tenth of the
+        fullest ring's, when that is fewer). A handful of stray points on a second ring
+        beside a real one is no second ring: one ring fits any distance."""
+        if self.fit_points.size == 0:
+            return np.zeros(0, bool)
+        enough = min(REST_POINTS, 0.1 * float(self.fit_points.max()))
+        return self.supported | (self.fit_points >= enough)
 
     @property
     def foreign(self) -> np.ndarray:
@@ -705,11 +719,12 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     confirmed = int(np.count_nonzero(a.counted & (a.explained >= 0)))
     given = a.score_of(a.given)
     faults = []
-    if n_fit < min_rings:
-        faults.append(f"the fit rests on {n_fit} calibrant ring(s), fewer than --min-rings "
+    n_rest = int(np.count_nonzero(a.resting))
+    if n_rest < min_rings:
+        faults.append(f"the fit rests on {n_rest} calibrant ring(s), fewer than --min-rings "
                       f"{min_rings}" + (": one ring cannot tell which reflection it is, so the "
-                                        "distance is a guess" if n_fit == 1 else ""))
-    elif confirmed < min_rings or n_seen < min_rings or on_seen < 0.5:
+                                        "distance is a guess" if n_rest == 1 else ""))
+    elif confirmed < min_rings or on_seen < 0.5:
         faults.append(f"the image does not show the solution's rings: {confirmed} ring(s) of "
                       f"its azimuthal profile confirm it, and {n_fit - n_seen} of the {n_fit} "
                       f"rings the fit rests on ({100 * (1 - on_seen):.0f} % of the control "

@@ -85,19 +85,24 @@ def test_a_foreign_phase_does_not_unseat_the_calibrant():
     assert a.foreign.size == 5
 
 
-@pytest.mark.parametrize("support, refused", [((True, False), True), ((True, True), False)])
-def test_a_second_ring_the_profile_lacks_is_no_support(support, refused):
+@pytest.mark.parametrize("points, support, refused", [
+    ((1224, 5), (True, False), True),      # five stray points the profile lacks
+    ((1224, 5), (True, True), False),      # a weak ring, but one the image shows
+    ((1224, 300), (True, False), False),   # a ring the profile misses, well covered
+])
+def test_stray_points_on_a_second_ring_are_no_support(points, support, refused):
     """A fit on one real ring plus five stray points on another (robustness case 210: Cr2O3
-    at 80 mm instead of 44 mm, every profile ring "explained") rests on one ring, and one
-    ring fits any distance: refused under --min-rings 2, accepted when both rings are seen."""
+    at 80 mm instead of 44 mm, exit 0) rests on one ring, and one ring fits any distance:
+    refused under --min-rings 2. A second ring the profile shows, or one with many points,
+    is support."""
     seen = _seen("CeO2", 0.4066e-10, 1200.0)
     a = replace(_audit(seen, "CeO2", 0.4066e-10, np.arange(seen.u_px.size)),
-                fit_rings=np.array([6, 40]), fit_points=np.array([1224, 5]),
+                fit_rings=np.array([6, 40]), fit_points=np.array(points),
                 supported=np.array(support))
     why = refusal(a, FAMILIES, 2)
     assert (why is not None) == refused
     if refused:
-        assert why.startswith("the image does not show the solution's rings")
+        assert why.startswith("the fit rests on 1 calibrant ring(s), fewer than --min-rings 2")
 
 
 @pytest.mark.parametrize("factor", [0.75, 0.9, 1.1, 1.25])
