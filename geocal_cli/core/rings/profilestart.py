@@ -62,7 +62,8 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     Raises
     ------
     CalibrationError
-        Too few counted rings, or no assignment explains enough of them.
+        Too few counted rings, no assignment explains enough of them, or none gives a
+        detector geometry.
     """
     u = seen.u_px[counted]
     tth = ring_tth(np.asarray(d_spacing, float), wavelength)
@@ -83,8 +84,14 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     beam = np.asarray(frame.beam_center(), float)
     starts = []
     for h in enough:
-        params = params_from_frame(_tilted_frame(beam, slope * h.distance_px, h.distance_px, pix),
-                                   detector)
+        try:
+            params = params_from_frame(
+                _tilted_frame(beam, slope * h.distance_px, h.distance_px, pix), detector)
+        except ValueError:
+            continue
+        if not np.all(np.isfinite(params)):
+            # The neutral frame's beam misses its plane: no start, not a crash.
+            continue
         values = {**dict(zip(("dist", "poni1", "poni2", "rot1", "rot2", "rot3"), params)),
                   "wavelength": wavelength}
         hit = h.ring_index >= 0
@@ -92,6 +99,8 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
                                 "rings_traced": int(u.size),
                                 "rings_assigned": sorted(int(usable[k]) for k in h.ring_index[hit]),
                                 "start_distance_m": float(values["dist"])}))
+    if not starts:
+        raise CalibrationError("the azimuthal profile's rings give no detector geometry")
     return starts
 
 

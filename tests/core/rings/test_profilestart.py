@@ -109,3 +109,16 @@ def test_without_the_profile_strategy_the_image_is_refused(pbba, monkeypatch):
     monkeypatch.setattr(calibrate_module, "start_from_profile", no_start)
     with pytest.raises(CalibrationError):
         blind_calibrate(*pbba)
+
+
+def test_a_frame_without_a_beam_gives_no_start(pbba):
+    """A neutral frame whose beam misses its plane gives no start (exit 5), not NaNs."""
+    from dataclasses import replace as replaced
+
+    sim, d_spacing = pbba
+    g = sim.geometry
+    seen, counted, frame = _profile(sim)
+    # The detector plane through the sample: no ray meets it in front of the sample.
+    flat = replaced(frame, origin=frame.origin - frame.normal * (frame.origin @ frame.normal))
+    with pytest.raises(CalibrationError, match="no detector geometry"):
+        start_from_profile(seen, counted, flat, g.detector, g.wavelength, d_spacing)
