@@ -104,6 +104,23 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
                          tol_px, miss_penalty)[0])
 
 
+def assignable(tth: np.ndarray) -> np.ndarray:
+    """Indices of the rings a blind assignment may use: those that exist at the wavelength
+    (finite 2θ) and lie below 80° (beyond, tan 2θ on a flat detector runs away).
+
+    Parameters
+    ----------
+    tth : ndarray, shape (m,)
+        Calibrant 2θ, radians (NaN where the reflection does not exist).
+
+    Returns
+    -------
+    ndarray of int
+    """
+    tth = np.asarray(tth, float)
+    return np.nonzero(np.isfinite(tth) & (tth < np.radians(80)))[0]
+
+
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
                  tol_px: float = 1.5, miss_penalty: float = 0.5,
                  min_distance_px: float = 10.0, n_best: int = 3) -> list[Assignment]:

@@ -509,13 +509,12 @@ def _profile_search(image, ridges, centre, wavelength, solve):
     under the neutral frame (`profilestart`), best matched first, refined. Returns
     (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
-    if ridges.d1.size < 10:
+    measured = _neutral_measure(image, valid, detector, ridges, centre)
+    if measured is None:
         return None
-    centre = common_center(ridges, image.shape)[:2] if centre is None else centre
-    frame = neutral_frame(image, valid, detector, centre)
+    frame, seen, counted = measured
     try:
-        starts = start_from_profile(*_counted(seen_rings(image, valid, frame)), frame, detector,
-                                    wavelength, d_spacing)
+        starts = start_from_profile(seen, counted, frame, detector, wavelength, d_spacing)
     except CalibrationError as exc:
         say(f"profile strategy failed ({exc})")
         return None
@@ -554,15 +553,21 @@ def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ri
         None when the image shows no ridges to centre on.
     """
     if guess is not None:
-        frame = frame_of(guess)
-    else:
-        if centre is None:
-            ridges = ridges if ridges is not None else find_ring_ridges(image, valid)
-            if ridges.d1.size < 10:
-                return None
-            centre = common_center(ridges, image.shape)[:2]
-        frame = neutral_frame(image, valid, detector, centre)
-    return _counted(seen_rings(image, valid, frame))
+        return _counted(seen_rings(image, valid, frame_of(guess)))
+    measured = _neutral_measure(image, valid, detector, ridges, centre)
+    return None if measured is None else measured[1:]
+
+
+def _neutral_measure(image, valid, detector, ridges, centre):
+    """(`neutral_frame`, SeenRings, counted) at the rings' common centre (found from the
+    ridges when not given), or None when the image shows no ridges to centre on."""
+    if centre is None:
+        ridges = ridges if ridges is not None else find_ring_ridges(image, valid)
+        if ridges.d1.size < 10:
+            return None
+        centre = common_center(ridges, image.shape)[:2]
+    frame = neutral_frame(image, valid, detector, centre)
+    return (frame, *_counted(seen_rings(image, valid, frame)))
 
 
 def _counted(seen):

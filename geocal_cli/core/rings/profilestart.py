@@ -16,7 +16,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, params_from_frame
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.assign import assign_rings
+from geocal_cli.core.rings.assign import assign_rings, assignable
 from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL
 from geocal_cli.errors import CalibrationError
 
@@ -67,7 +67,7 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     """
     u = seen.u_px[counted]
     tth = ring_tth(np.asarray(d_spacing, float), wavelength)
-    usable = np.nonzero(np.isfinite(tth) & (tth < np.radians(80)))[0]
+    usable = assignable(tth)
     found = assign_rings(u, np.ones_like(u), tth[usable], tol_rel=MATCH_TOL_REL,
                          tol_px=MATCH_TOL_PX, n_best=N_PROPOSALS) if u.size >= MIN_EXPLAINED else []
     found.sort(key=lambda h: (np.count_nonzero(h.ring_index >= 0), h.score), reverse=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from geocal_cli.core.rings.assign import assign_rings
+from geocal_cli.core.rings.assign import assign_rings, assignable
 from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
                                    refine_center, sharpness, trace_rings, vote_center)
 from geocal_cli.core.rings.ellipse import fit_circle
@@ -225,7 +225,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         No assignment, none that converges, or too few rings explained.
     """
     tth_all = ring_tth(d_spacing, wavelength)
-    usable = np.nonzero(np.isfinite(tth_all) & (tth_all < np.radians(80)))[0]
+    usable = assignable(tth_all)
     pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
     if family is not None:
         # Tilt-free ring radii: tan 2θ of each ring at the family's distance.

@@ -10,10 +10,8 @@ import pytest
 from geocal_cli.core.geometry.frame import frame_of, geometry_from_values, params_from_frame
 from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.core.rings import calibrate as calibrate_module
-from geocal_cli.core.rings.calibrate import (_counted, calibrate, common_center, neutral_frame,
-                                             seen_rings)
+from geocal_cli.core.rings.calibrate import _neutral_measure, calibrate
 from geocal_cli.core.rings.profilestart import _tilted_frame, start_from_profile
-from geocal_cli.core.rings.start import find_ring_ridges
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
@@ -38,11 +36,10 @@ def pbba(tmp_path_factory):
 
 
 def _profile(sim):
-    valid = valid_pixels(sim.data)
-    ridges = find_ring_ridges(sim.data, valid)
-    frame = neutral_frame(sim.data, valid, sim.geometry.detector,
-                          common_center(ridges, sim.data.shape)[:2])
-    return (*_counted(seen_rings(sim.data, valid, frame)), frame)
+    """(seen, counted, neutral frame) of the image, as the profile search measures them."""
+    frame, seen, counted = _neutral_measure(sim.data, valid_pixels(sim.data),
+                                            sim.geometry.detector, None, None)
+    return seen, counted, frame
 
 
 @pytest.mark.parametrize("tilt", [(0.0, 0.0), (0.03, -0.05), (-0.12, 0.02)])
