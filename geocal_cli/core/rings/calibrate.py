@@ -37,7 +37,8 @@ from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
 from geocal_cli.core.rings.start import (arc_traces, common_center, find_ring_ridges, ring_traces,
                                         start_from_traces)
-from geocal_cli.core.rings.tilted import is_tilted, sharpest_geometries, traces_in_frame
+from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geometries,
+                                         traces_in_frame)
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -447,7 +448,7 @@ def _fit(image, ridges, guess, wavelength, solve):
         result, pts = _solve(_values(guess, wavelength), *solve)
         return result, pts, {}, None
     centre = None
-    traces = []
+    traces, info = [], {}
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
         centre = info["centre_vote_px"]
@@ -468,9 +469,13 @@ def _fit(image, ridges, guess, wavelength, solve):
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
             # into one arc where they touch, but sharp in the right geometry's 2θ.
-            ref = max(traces, key=lambda t: t.score).ellipse if traces else None
-            found = (_tilted_search(ridges, ref, info, wavelength, solve)
-                     if ref is not None and is_tilted(ref) else None)
+            found = None
+            # The traces' best ring, else (rings grouped around a far centre as circles)
+            # the best ridge arc's ellipse shows the tilt.
+            best = max(traces, key=lambda t: t.score).ellipse if traces else None
+            ref = best if best is not None and is_tilted(best) else arc_reference(ridges)
+            if ref is not None and is_tilted(ref):
+                found = _tilted_search(ridges, ref, info, wavelength, solve)
             if found is None:
                 found = _profile_search(image, ridges, centre, wavelength, solve)
             if found is None:

@@ -18,7 +18,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, frame_of, make_geometry, poni_for_beam_center
 from geocal_cli.core.rings.blind import RingTrace, _radius_groups, arc_coverage
-from geocal_cli.core.rings.ellipse import Ellipse, fit_circle
+from geocal_cli.core.rings.ellipse import Ellipse, fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import RingFamily
 from geocal_cli.core.rings.ridges import RidgePixels
 
@@ -31,11 +31,53 @@ DISTANCE_STARTS = (1.0, 2.5, 6.0, 15.0)
 SAMPLE = 4000
 #: Largest tilt (radians) searched, beyond the 35° a detector is mounted at.
 MAX_TILT = np.radians(50.0)
+#: Smallest distance searched, in units of the reference ring's radius: the reference ring
+#: below 84° of 2θ. Nearer, all ridge pixels crowd beyond 80° into a few sharp bins (a
+#: detector 1 px from the sample "fitted" a Pilatus corner pattern at 60 mm).
+MIN_DISTANCE = 0.1
+#: Ridge arcs (connected ridge pixels) fitted for `arc_reference`: at least this many pixels,
+#: and spanning at least this fraction of the turn around their ellipse's centre (in 10°
+#: sectors), since short arcs of a tilted ring fit flat ellipses of any shape.
+ARC_PIXELS = 60
+ARC_TURN = 0.25
 
 
 def is_tilted(ref: Ellipse) -> bool:
     """Whether a ring ellipse is elliptical enough (tilt ≥ 8°) for the tilted search."""
     return ref.b / ref.a < TILTED_RATIO
+
+
+def arc_reference(ridges: RidgePixels) -> Ellipse | None:
+    """The best-determined ellipse among the ridge arcs, a reference for `sharpest_geometries`
+    where the common-centre traces give none.
+
+    Around a beam near a corner the common-centre strategy groups a tilted detector's rings
+    around a far centre, fitting circles to them; a single ridge arc (one ring between module
+    gaps) still shows its ellipse's axis ratio and major axis.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+
+    Returns
+    -------
+    Ellipse or None
+        Of the arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, the one
+        with most pixels per (1 + rms) px times its span; None when no arc qualifies.
+    """
+    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
+    best, ref = 0.0, None
+    for g in groups[counts >= ARC_PIXELS]:
+        idx = np.nonzero(ridges.group == g)[0]
+        e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
+        if e is None:
+            continue
+        sector = np.arctan2(ridges.d1[idx] - e.c1, ridges.d2[idx] - e.c2) // np.radians(10.0)
+        span = np.unique(sector).size / 36.0
+        quality = span * idx.size / (1.0 + e.rms)
+        if span >= ARC_TURN and quality > best:
+            best, ref = quality, e
+    return ref
 
 
 def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength: float,
@@ -71,10 +113,12 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
 
     def search(x0, step, width, xatol, fatol):
         # Coarse (4 px bins) from the starts, then fine (1 px bins) from the best.
-        return minimize(_cost, x0, args=(flat, pixel, p1, p2, width), method="Nelder-Mead",
+        return minimize(_cost, x0, args=(flat, pixel, p1, p2, width, min_dist),
+                        method="Nelder-Mead",
                         options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
                                  "maxiter": 500, "xatol": xatol, "fatol": fatol})
 
+    min_dist = MIN_DISTANCE * ref.radius
     runs = []
     for rot1, rot2 in _tilt_rotations(flat, pixel, ref):
         for k in DISTANCE_STARTS:
@@ -87,7 +131,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
     for res in sorted(refined, key=lambda r: r.fun):
         b1, b2, dist_px, rot1, rot2 = res.x
-        if res.fun >= 0 or dist_px <= 0 or max(abs(rot1), abs(rot2)) > MAX_TILT:
+        if res.fun >= 0 or dist_px <= min_dist or max(abs(rot1), abs(rot2)) > MAX_TILT:
             continue
         g = make_geometry(detector, dist_px * pixel, 0.0, 0.0, rot1, rot2)
         poni1, poni2 = poni_for_beam_center(g, b1, b2)
@@ -123,12 +167,13 @@ def _frame(x, flat, pixel: float) -> DetectorFrame:
     return DetectorFrame(f.origin - (b1 - c1) * f.e1 - (b2 - c2) * f.e2, f.e1, f.e2)
 
 
-def _cost(x, flat, pixel, p1, p2, width) -> float:
+def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     """−sharpness of the ridge pixels' tilt-free radii at `x`, in bins of `width` pixels;
-    0 for geometries that put a tenth of the pixels beyond 90° or tilt past `MAX_TILT`."""
+    0 for geometries nearer than `min_dist` pixels, that put a tenth of the pixels beyond
+    90° or tilt past `MAX_TILT`."""
     from scipy import ndimage
 
-    if x[2] <= 1.0 or max(abs(x[3]), abs(x[4])) > MAX_TILT:
+    if x[2] <= max(min_dist, 1.0) or max(abs(x[3]), abs(x[4])) > MAX_TILT:
         return 0.0
     r = x[2] * np.tan(_frame(x, flat, pixel).tth(p1, p2))
     ok = np.isfinite(r) & (r >= 0) & (r < 1e7)

@@ -10,7 +10,8 @@ from geocal_cli.core.geometry.frame import frame_of, make_geometry
 from geocal_cli.core.rings import calibrate as calibrate_module
 from geocal_cli.core.rings.ellipse import Ellipse
 from geocal_cli.core.rings.start import find_ring_ridges, ring_traces
-from geocal_cli.core.rings.tilted import is_tilted, sharpest_geometries, traces_in_frame
+from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geometries,
+                                         traces_in_frame)
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
 from tests.conftest import blind_calibrate, blind_error_px, ring_tth, simulate_case
@@ -72,3 +73,58 @@ def test_without_the_tilted_strategy_the_image_is_refused(zno, monkeypatch):
 def test_round_rings_are_not_tilted():
     assert not is_tilted(Ellipse(0.0, 0.0, 100.0, 99.5, 0.0, 0.1, np.empty(0, bool)))
     assert is_tilted(Ellipse(0.0, 0.0, 100.0, 95.0, 0.0, 0.1, np.empty(0, bool)))
+
+
+#: Si on a Pilatus 1M 60 mm away, tilted by 33°, the beam 41 px from the top edge: the
+#: rings' common centre lies 450 px off the detector, where the traces are circles; the
+#: strongest ridge arc's ellipse shows the tilt (case 173 of the robustness benchmark).
+SI_CORNER = dict(calibrant="Si_SRM640c", detector="Pilatus1M", energy_kev=23.85994288077635,
+                 distance_mm=60.518280623033455,
+                 center_px=[121.17683213882327, 41.32793606545283],
+                 tilt_deg=33.3862165345065, tilt_plan_rotation_deg=143.2574140636068,
+                 peak_counts=851.6919796701496, width_px=2.303573206172262, hot_pixels=100,
+                 seed=173)
+
+
+@pytest.fixture(scope="module")
+def si_corner(tmp_path_factory):
+    sim, cfg = simulate_case(SI_CORNER, tmp_path_factory.mktemp("si"))
+    return sim, load_calibrant(cfg.calibrant).d_spacing
+
+
+def test_an_arc_shows_the_tilt_where_the_traces_do_not(si_corner):
+    sim, _ = si_corner
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    traces, _, _ = ring_traces(ridges, sim.data.shape, lambda m: None)
+    assert not is_tilted(max(traces, key=lambda t: t.score).ellipse)
+    ref = arc_reference(ridges)
+    tilt = np.degrees(np.arccos(ref.b / ref.a))
+    assert abs(tilt - SI_CORNER["tilt_deg"]) < 5.0
+    # The major axis lies in the tilt plane: along the line from the beam to the arc.
+    beam = np.array(frame_of(sim.geometry).beam_center())
+    toward = np.arctan2(ref.c1 - beam[0], ref.c2 - beam[1]) % np.pi
+    assert abs(np.degrees(toward - ref.angle + np.pi / 2) % 180 - 90) < 5.0
+
+
+def test_corner_beam_tilted_rings_calibrate_blind(si_corner):
+    err = blind_error_px(*si_corner, "rings of a tilted geometry's 2θ")
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+def test_without_the_arc_reference_the_corner_image_is_refused(si_corner, monkeypatch):
+    from geocal_cli.errors import CalibrationError
+
+    monkeypatch.setattr(calibrate_module, "arc_reference", lambda ridges: None)
+    with pytest.raises(CalibrationError):
+        blind_calibrate(*si_corner)
+
+
+def test_sharpest_geometry_keeps_off_the_sample(si_corner):
+    """No candidate puts the detector nearer than a tenth of the reference ring's radius:
+    one 1 px from the sample crowded the ridge pixels into sharp bins beyond 80°."""
+    sim, _ = si_corner
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    ref = arc_reference(ridges)
+    pixel = sim.geometry.detector.pixel1
+    for v in sharpest_geometries(ridges, sim.geometry.detector, ref, sim.geometry.wavelength):
+        assert v["dist"] / pixel > 0.1 * ref.radius
