@@ -16,7 +16,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame
 from geocal_cli.core.rings.doublet import Doublet
-from geocal_cli.core.rings.peaks import iterated_centroid
+from geocal_cli.core.rings.peaks import net_profile, peak_in_window, window_bounds
 
 
 @dataclass(frozen=True)
@@ -167,63 +167,47 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     prof, good = sample_lines(prepared, c1, c2, u1, u2, s32)
     usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(u1)    # (K, J)
 
-    # Straight-line background through the window ends.
-    n_end = 3
-    idx_lo = n_s - np.floor(hw / step_px).astype(int)                        # (K,)
-    idx_hi = n_s + np.floor(hw / step_px).astype(int)
-    ar = np.arange(s.size)
-    lo_sel = (ar[None, :] >= idx_lo[:, None]) & (ar[None, :] < idx_lo[:, None] + n_end)
-    hi_sel = (ar[None, :] <= idx_hi[:, None]) & (ar[None, :] > idx_hi[:, None] - n_end)
-    b_lo = (prof * lo_sel[:, None, :]).sum(2) / n_end
-    b_hi = (prof * hi_sel[:, None, :]).sum(2) / n_end
-    frac = ((s[None, :] + hw[:, None]) / (2 * hw[:, None])).astype(np.float32)  # (K, S)
-    net = prof - b_lo[:, :, None].astype(np.float32)
-    net -= (b_hi - b_lo)[:, :, None].astype(np.float32) * frac[:, None, :]
-    net[~np.broadcast_to(inside[:, None, :], net.shape)] = -np.inf
-
-    k_max = np.argmax(net, axis=2)                                           # (K, J)
-    peak = np.take_along_axis(net, k_max[..., None], 2)[..., 0]
+    net = net_profile(prof, s32, hw[:, None], step_px)
+    half = np.maximum(1.5, 0.4 * hw)
+    centre, width, k_max, peak = peak_in_window(net, s32, half[:, None], step_px)
+    del net
     # Noise from the spread of successive differences inside the window (robust to the peak).
     # Each ring's window is one contiguous index range, so a loop over rings (not points)
     # avoids a slow NaN-aware median.
+    idx_lo, idx_hi = window_bounds(n_s, hw, step_px)
     noise = np.array([np.median(np.abs(np.diff(prof[k, :, lo:hi + 1], axis=1)), axis=1)
                       for k, (lo, hi) in enumerate(zip(idx_lo, idx_hi))]).reshape(prof.shape[:2])
     noise = 1.4826 * noise / np.sqrt(2) + 1e-12
     snr = peak / noise
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
-
-    # Iterated centroid of the positive net profile within ± one FWHM-ish of the estimate.
-    half = np.maximum(1.5, 0.4 * hw)
-    net_pos = np.maximum(net, 0.0)            # -inf outside the window becomes 0
-    del net
-    centre = iterated_centroid(net_pos, s32, s32[k_max], half[:, None], step_px)
-    # Rms width from the whole positive net profile (an estimate for the window size).
-    tot = net_pos.sum(2)
-    var = (net_pos * (s32 - centre[..., None]) ** 2).sum(2) / np.where(tot > 0, tot, 1)
     centre = centre.astype(float)
 
     keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
     kk, jj = np.nonzero(keep)
     if prepared.doublet is not None and kk.size:
         centre[kk, jj] -= _kalpha2_shift(prepared.doublet, frame, tth, chi, c1, c2, u1, u2,
-                                         np.sqrt(var), keep, half, step_px)[kk, jj]
+                                         width, keep, hw, half, step_px)[kk, jj]
     d1 = c1[kk, jj] + centre[kk, jj] * u1[kk, jj]
     d2 = c2[kk, jj] + centre[kk, jj] * u2[kk, jj]
     return ControlPoints(d1=d1, d2=d2, ring=kk.astype(int), chi=chi[jj], snr=snr[kk, jj],
-                         width=np.sqrt(var[kk, jj]))
+                         width=width[kk, jj].astype(float))
 
 
-def _kalpha2_shift(doublet: Doublet, frame, tth, chi, c1, c2, u1, u2, width, keep, half,
+def _kalpha2_shift(doublet: Doublet, frame, tth, chi, c1, c2, u1, u2, width, keep, hw, half,
                    step_px) -> np.ndarray:
     """Shift (K, J) of each measured peak from its Kα1 ring, pixels along the profile: the
-    Kα2 ring's distance at that azimuth and the ring's median width, through the doublet
-    model."""
+    Kα2 ring's distance at that azimuth, each ring's line width (`Doublet.line_sigma`, from
+    its median measured width) and its window, through the doublet model."""
     b1, b2 = frame.pixel_at(doublet.tth2(tth)[:, None], chi[None, :])
     separation = (b1 - c1) * u1 + (b2 - c2) * u2                             # (K, J)
-    rows = keep.any(axis=1)
-    ring_width = np.zeros(keep.shape[0])
-    ring_width[rows] = np.nanmedian(np.where(keep[rows], width[rows], np.nan), axis=1)
+    rows = np.nonzero(keep.any(axis=1))[0]
+    sigma = np.zeros(keep.shape[0])
+    sigma[rows] = doublet.line_sigma(
+        np.nanmedian(np.where(keep[rows], width[rows], np.nan), axis=1),
+        np.nanmedian(np.where(keep[rows], separation[rows], np.nan), axis=1),
+        hw[rows], half[rows], step_px)
     kk, jj = np.nonzero(keep)
     shift = np.zeros(keep.shape)
-    shift[kk, jj] = doublet.peak_shift_px(separation[kk, jj], ring_width[kk], half[kk], step_px)
+    shift[kk, jj] = doublet.peak_shift_px(separation[kk, jj], sigma[kk], hw[kk], half[kk],
+                                          step_px)
     return shift

@@ -6,8 +6,10 @@ or 2θ is small the two blend into one asymmetric peak whose maximum sits betwee
 I2/(I1 + I2) of the separation from Kα1 (a third for 2:1); where they are resolved the
 maximum is Kα1's. A fit that took the blended maximum for Kα1 would be biased in distance and
 centre by a fraction of the split (0.2 % of the radius for Mo). The model here predicts where
-the same estimator that measures a ring (`peaks.iterated_centroid`) places the blended peak,
-so control points are referred to Kα1 at every 2θ; the geometry then carries λ(Kα1).
+the same estimator that measures a ring (`peaks`: background through the window ends,
+iterated centroid) places the blended peak and how wide it measures it, so the lines' σ
+follows from the measured width and control points are referred to Kα1 at every 2θ; the
+geometry then carries λ(Kα1).
 This follows the two-line profile of Rietveld programs (e.g. GSAS-II's Kα1/Kα2 pair,
 Toby & Von Dreele, J. Appl. Cryst. 46 (2013) 544, doi:10.1107/S0021889813003531).
 """
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.rings.peaks import iterated_centroid
+from geocal_cli.core.rings.peaks import net_profile, peak_in_window
 
 #: Narrowest Gaussian σ (pixels) the model uses: a measured width below it is noise-limited.
 MIN_SIGMA_PX = 0.5
@@ -45,41 +47,108 @@ class Doublet:
         with np.errstate(invalid="ignore"):
             return np.where(s <= 1, 2 * np.arcsin(np.minimum(s, 1)), np.nan)
 
-    def peak_shift_px(self, separation_px: np.ndarray, width_px: np.ndarray, half_px: np.ndarray,
-                      step_px: float) -> np.ndarray:
+    def measured(self, sigma_px: np.ndarray, separation_px: np.ndarray, hw_px: np.ndarray,
+                 half_px: np.ndarray, step_px: float) -> tuple[np.ndarray, np.ndarray]:
+        """Where the image's estimator places a doublet's peak and how wide it measures it.
+
+        The model profile (two Gaussian lines of σ `sigma_px`, Kα1 at 0 and Kα2
+        `separation_px` further along increasing 2θ, heights 1 and `intensity_ratio`) goes
+        through the same straight background over the window ± `hw_px` and the same
+        iterated centroid as the image (`peaks.net_profile`, `peaks.peak_in_window`). The
+        window matters: it cuts the lines' tails, which narrows the measured width by a fifth
+        at σ = hw/2.5, and the background line through the ends leans towards Kα2.
+
+        Parameters
+        ----------
+        sigma_px, separation_px, hw_px, half_px : ndarray, broadcastable to one shape
+            Line σ, Kα2 − Kα1 distance along the profile (≥ 0), search window half-width
+            and centroid half-window, pixels.
+        step_px : float
+            Sampling step of the image profiles, pixels.
+
+        Returns
+        -------
+        shift, width : ndarray
+            Peak position relative to Kα1 and rms width, pixels.
+        """
+        sigma, sep, hw, half = np.broadcast_arrays(
+            np.maximum(np.asarray(sigma_px, float), MIN_SIGMA_PX),
+            np.nan_to_num(np.asarray(separation_px, float), nan=0.0),
+            np.asarray(hw_px, float), np.asarray(half_px, float))
+        if sigma.size == 0:
+            return np.zeros(sigma.shape), np.zeros(sigma.shape)
+        n = int(np.ceil(hw.max() / step_px)) + 1
+        s = (np.arange(-n, n + 1) * step_px).astype(np.float32)
+        sg, sp = sigma[..., None], sep[..., None]
+        prof = (np.exp(-0.5 * (s / sg) ** 2)
+                + self.intensity_ratio * np.exp(-0.5 * ((s - sp) / sg) ** 2)).astype(np.float32)
+        centre, width, _, _ = peak_in_window(net_profile(prof, s, hw, step_px), s, half, step_px)
+        return centre.astype(float), width.astype(float)
+
+    def line_sigma(self, width_px: np.ndarray, separation_px: np.ndarray, hw_px: np.ndarray,
+                   half_px: np.ndarray, step_px: float) -> np.ndarray:
+        """The line σ of each ring whose doublet the image's estimator measures as wide as it
+        measured the ring (`measured`: window and split included).
+
+        Where the lines are partly resolved inside the window two σ can measure alike: narrow
+        resolved lines, whose split makes the width, and broad blended ones. The σ of rings
+        with one solution (blended at small separations) is the reference; every ring takes
+        its solution nearest to it, since one sample's lines have similar widths.
+
+        Parameters
+        ----------
+        width_px, separation_px, hw_px, half_px : ndarray, shape (n,)
+            Measured rms width, Kα2 − Kα1 distance, window and centroid half-windows of
+            each ring, pixels.
+        step_px : float
+
+        Returns
+        -------
+        ndarray, shape (n,)
+            σ in pixels, at least `MIN_SIGMA_PX`; where no σ measures as wide, the σ that
+            comes nearest.
+        """
+        width = np.asarray(width_px, float)
+        grid = np.geomspace(MIN_SIGMA_PX, max(4.0 * float(np.max(width, initial=1.0)), 2.0), 64)
+        _, model = self.measured(grid[None, :], np.asarray(separation_px, float)[:, None],
+                                 np.asarray(hw_px, float)[:, None],
+                                 np.asarray(half_px, float)[:, None], step_px)
+        diff = model - width[:, None]                                       # (n, G)
+        a, b = diff[:, :-1], diff[:, 1:]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            t = np.where((a <= 0) != (b <= 0), a / (a - b), np.nan)
+        roots = grid[:-1] * (grid[1:] / grid[:-1]) ** t                      # (n, G-1), NaN: none
+        n_roots = np.count_nonzero(np.isfinite(roots), axis=1)
+        closest = grid[np.argmin(np.abs(diff), axis=1)]
+        single = np.nanmax(np.where(n_roots[:, None] == 1, roots, np.nan), axis=1, initial=0.0)
+        ref = np.median(single[n_roots == 1]) if np.any(n_roots == 1) else np.median(closest)
+        pick = np.nanargmin(np.where(np.isfinite(roots), np.abs(np.log(roots / ref)), np.inf),
+                            axis=1)
+        chosen = roots[np.arange(width.size), pick]
+        return np.where(n_roots > 0, chosen, closest)
+
+    def peak_shift_px(self, separation_px: np.ndarray, sigma_px: np.ndarray, hw_px: np.ndarray,
+                      half_px: np.ndarray, step_px: float) -> np.ndarray:
         """Where the blended peak is measured, relative to the Kα1 ring, along increasing 2θ.
 
         Parameters
         ----------
         separation_px : ndarray, shape (n,)
             Kα2 − Kα1 ring distance along the profile at each point, pixels (> 0).
-        width_px : ndarray, shape (n,)
-            Measured rms width of the blended peak (the ring's median), pixels; the Gaussian
-            σ of each line follows by removing the split's share of the variance,
-            I1·I2/(I1 + I2)² × separation².
-        half_px : ndarray, shape (n,)
-            Half-width of the centroid window used on the image, pixels.
+        sigma_px : ndarray, shape (n,)
+            σ of each line (`line_sigma`), pixels.
+        hw_px, half_px : ndarray, shape (n,)
+            Search window and centroid half-windows used on the image, pixels.
         step_px : float
             Sampling step of the image profiles, pixels.
 
         Returns
         -------
         ndarray, shape (n,)
-            Shift in pixels (0 ≤ shift ≤ the share I2/(I1 + I2) of the separation).
+            Shift in pixels (near the share I2/(I1 + I2) of the separation where the lines
+            blend, near 0 where they are resolved).
         """
-        sep = np.nan_to_num(np.asarray(separation_px, float), nan=0.0)
-        if sep.size == 0:
-            return np.zeros(0)
-        r = self.intensity_ratio
-        var = np.asarray(width_px, float) ** 2 - r / (1 + r) ** 2 * sep ** 2
-        sigma = np.sqrt(np.maximum(np.nan_to_num(var, nan=0.0), MIN_SIGMA_PX ** 2))
-        half = np.broadcast_to(np.asarray(half_px, float), sep.shape)
-        n = int(np.ceil((half.max() + 4 * sigma.max()) / step_px)) + 1
-        s = (np.arange(-n, n + 1) * step_px).astype(np.float32)
-        prof = (np.exp(-0.5 * ((s - 0.0) / sigma[:, None]) ** 2)
-                + r * np.exp(-0.5 * ((s - sep[:, None]) / sigma[:, None]) ** 2)).astype(np.float32)
-        start = s[np.argmax(prof, axis=1)]
-        return iterated_centroid(prof, s, start, half, step_px).astype(float)
+        return self.measured(sigma_px, separation_px, hw_px, half_px, step_px)[0]
 
 
 #: Kα1 and Kα2 wavelengths (Å) of common anodes (International Tables for Crystallography

@@ -8,27 +8,55 @@ import pytest
 from geocal_cli.core.rings.doublet import KALPHA_LINES, Doublet, lab_line
 
 
-def test_an_unresolved_doublet_peaks_at_the_intensity_weighted_mean():
+def test_an_unresolved_doublet_peaks_near_the_intensity_weighted_mean():
     mo = Doublet(0.71359 / 0.70930, 0.5)
-    # separation 0.3 px under a 3 px wide ring: the centroid of the blend is at a third
-    shift = mo.peak_shift_px(np.array([0.3]), np.array([3.0]), np.array([3.0]), 0.5)
-    assert shift[0] == pytest.approx(0.1, abs=0.005)
+    # separation 0.3 px under σ = 3 px lines: the centroid of the blend is near a third; the
+    # background through the window ends leans towards Kα2 and takes a little back
+    shift = mo.peak_shift_px(np.array([0.3]), np.array([3.0]), np.array([8.0]), np.array([3.2]),
+                             0.5)
+    assert shift[0] == pytest.approx(0.1, abs=0.01)
 
 
 def test_a_resolved_doublet_peaks_at_kalpha1():
     cu = Doublet(1.54439 / 1.54056, 0.5)
-    shift = cu.peak_shift_px(np.array([12.0]), np.array([1.0]), np.array([1.5]), 0.5)
+    shift = cu.peak_shift_px(np.array([12.0]), np.array([1.0]), np.array([5.4]),
+                             np.array([2.16]), 0.5)
     assert abs(shift[0]) < 0.01
 
 
 def test_the_shift_grows_smoothly_from_resolved_to_blended():
     d = Doublet(1.006, 0.5)
     sep = np.linspace(0.1, 10, 60)
-    # the measured width of a blend includes the split
-    width = np.sqrt(1.5 ** 2 + 2 / 9 * sep ** 2)
-    frac = d.peak_shift_px(sep, width, np.full(sep.size, 3.0), 0.5) / sep
-    assert np.all((frac >= -0.01) & (frac <= 1 / 3 + 0.01))
-    assert frac[0] > 0.3 and frac[-1] < 0.05
+    frac = d.peak_shift_px(sep, np.full(sep.size, 1.5), np.full(sep.size, 8.0),
+                           np.full(sep.size, 3.2), 0.5) / sep
+    # The background through the window ends leans towards a Kα2 line at the window's edge:
+    # the measured peak then moves a little below Kα1, as the image's does.
+    assert np.all((frac >= -0.03) & (frac <= 1 / 3 + 0.02))
+    assert frac[0] > 0.3 and abs(frac[-1]) < 0.03
+    assert np.all(np.diff(frac[:30]) < 0)
+
+
+def test_the_window_narrows_the_measured_width():
+    """A window of ± 2.5σ with its background through the ends measures a single line a
+    sixth narrower than it is: taking that measure for σ misplaced partly resolved doublets
+    by 0.1-0.5 px."""
+    d = Doublet(1.006, 0.5)
+    _, width = d.measured(np.array([2.0]), np.array([0.0]), np.array([5.0]), np.array([2.0]), 0.5)
+    assert 1.5 < width[0] < 1.8
+
+
+def test_line_sigma_inverts_the_measure_blended_or_partly_resolved():
+    d = Doublet(1.006, 0.5)
+    sep = np.linspace(0.1, 6.0, 30)
+    hw, half = np.full(sep.size, 7.0), np.full(sep.size, 2.8)
+    _, width = d.measured(np.full(sep.size, 2.0), sep, hw, half, 0.5)
+    assert np.allclose(d.line_sigma(width, sep, hw, half, 0.5), 2.0, atol=0.01)
+    # Where the split inside the window makes the width, narrow lines measure alike too: the
+    # blended rings' σ decides.
+    _, narrow = d.measured(np.array([0.6]), np.array([3.9]), np.array([6.8]), np.array([2.7]), 0.5)
+    both = d.line_sigma(np.r_[width[:3], narrow], np.r_[sep[:3], 3.9], np.r_[hw[:3], 6.8],
+                        np.r_[half[:3], 2.7], 0.5)
+    assert both[-1] > 1.0
 
 
 def test_tth2_follows_bragg_at_the_longer_wavelength():
@@ -49,3 +77,30 @@ def test_a_lab_kalpha1_or_mean_is_recognised(anode):
 def test_a_synchrotron_wavelength_is_not_a_lab_line():
     assert lab_line(0.4066e-10) is None
     assert lab_line(0.7000e-10) is None
+
+
+#: LaB6 with Mo Kα1/Kα2, 20 mm from a 512² detector of 55 µm pixels, σ = 2.6 px rings to
+#: 2θ = 53°: the lines blend at small angles and part inside the search window at large
+#: ones, where the window's ends cut their tails (case 95 of the robustness benchmark, 0.065
+#: px from the truth while the model took the measured width for the lines' σ).
+MO_NEAR = dict(calibrant="LaB6", wavelength_a=0.7093, kalpha2_a=0.71359, pixel_size_um=[55.0, 55.0],
+               shape=[512, 512], distance_mm=20.0, center_px=[186.7296151731273, 100.04326412845597],
+               tilt_plan_rotation_deg=-0.008518103773099028, peak_counts=194.20785338725693,
+               width_px=2.632353444336459, beamstop_radius_px=31.528405857853347,
+               beamstop_arm_deg=115.84476952554655, hot_pixels=100, seed=95)
+
+
+def test_partly_resolved_doublets_calibrate_against_kalpha1(tmp_path):
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.rings.calibrate import calibrate
+    from geocal_cli.io.calibrants import load_calibrant
+    from geocal_cli.io.images import valid_pixels
+    from tests.conftest import ring_tth, simulate_case
+
+    sim, cfg = simulate_case(MO_NEAR, tmp_path)
+    g = sim.geometry
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing,
+                    doublet=Doublet(0.71359 / 0.7093, 0.5))
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
