@@ -32,6 +32,23 @@ def zno(tmp_path_factory):
     return sim, load_calibrant(cfg.calibrant).d_spacing
 
 
+#: Si on a Pilatus 1M 60 mm away, tilted by 33°, the beam 41 px from the top edge: the
+#: rings' common centre lies 450 px off the detector, where the traces are circles; the
+#: strongest ridge arc's ellipse shows the tilt (case 173 of the robustness benchmark).
+SI_CORNER = dict(calibrant="Si_SRM640c", detector="Pilatus1M", energy_kev=23.85994288077635,
+                 distance_mm=60.518280623033455,
+                 center_px=[121.17683213882327, 41.32793606545283],
+                 tilt_deg=33.3862165345065, tilt_plan_rotation_deg=143.2574140636068,
+                 peak_counts=851.6919796701496, width_px=2.303573206172262, hot_pixels=100,
+                 seed=173)
+
+
+@pytest.fixture(scope="module")
+def si_corner(tmp_path_factory):
+    sim, cfg = simulate_case(SI_CORNER, tmp_path_factory.mktemp("si"))
+    return sim, load_calibrant(cfg.calibrant).d_spacing
+
+
 def test_sharpest_geometry_is_near_the_truth(zno):
     sim, d_spacing = zno
     g = sim.geometry
@@ -56,40 +73,29 @@ def test_sharpest_geometry_is_near_the_truth(zno):
     assert len(set(nearest)) == len(traces)
 
 
-def test_dense_tilted_rings_calibrate_blind(zno):
-    err = blind_error_px(*zno, "rings of a tilted geometry's 2θ")
+@pytest.mark.parametrize("case", ["zno", "si_corner"])
+def test_tilted_rings_calibrate_blind(case, request):
+    err = blind_error_px(*request.getfixturevalue(case), "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
-def test_without_the_tilted_strategy_the_image_is_refused(zno, monkeypatch):
-    """The case needs the new strategy: with it disabled the older two refuse (exit 5)."""
+@pytest.mark.parametrize("case, disabled, off", [
+    ("zno", "is_tilted", lambda ref: False),
+    ("si_corner", "arc_reference", lambda ridges: None)], ids=["tilted search", "arc reference"])
+def test_without_the_tilted_search_the_image_is_refused(case, disabled, off, request,
+                                                        monkeypatch):
+    """Each case needs the tilted search (and the corner one its arc reference): with it
+    disabled the other strategies refuse (exit 5)."""
     from geocal_cli.errors import CalibrationError
 
-    monkeypatch.setattr(calibrate_module, "is_tilted", lambda ref: False)
+    monkeypatch.setattr(calibrate_module, disabled, off)
     with pytest.raises(CalibrationError):
-        blind_calibrate(*zno)
+        blind_calibrate(*request.getfixturevalue(case))
 
 
 def test_round_rings_are_not_tilted():
     assert not is_tilted(Ellipse(0.0, 0.0, 100.0, 99.5, 0.0, 0.1, np.empty(0, bool)))
     assert is_tilted(Ellipse(0.0, 0.0, 100.0, 95.0, 0.0, 0.1, np.empty(0, bool)))
-
-
-#: Si on a Pilatus 1M 60 mm away, tilted by 33°, the beam 41 px from the top edge: the
-#: rings' common centre lies 450 px off the detector, where the traces are circles; the
-#: strongest ridge arc's ellipse shows the tilt (case 173 of the robustness benchmark).
-SI_CORNER = dict(calibrant="Si_SRM640c", detector="Pilatus1M", energy_kev=23.85994288077635,
-                 distance_mm=60.518280623033455,
-                 center_px=[121.17683213882327, 41.32793606545283],
-                 tilt_deg=33.3862165345065, tilt_plan_rotation_deg=143.2574140636068,
-                 peak_counts=851.6919796701496, width_px=2.303573206172262, hot_pixels=100,
-                 seed=173)
-
-
-@pytest.fixture(scope="module")
-def si_corner(tmp_path_factory):
-    sim, cfg = simulate_case(SI_CORNER, tmp_path_factory.mktemp("si"))
-    return sim, load_calibrant(cfg.calibrant).d_spacing
 
 
 def test_an_arc_shows_the_tilt_where_the_traces_do_not(si_corner):
@@ -104,19 +110,6 @@ def test_an_arc_shows_the_tilt_where_the_traces_do_not(si_corner):
     beam = np.array(frame_of(sim.geometry).beam_center())
     toward = np.arctan2(ref.c1 - beam[0], ref.c2 - beam[1]) % np.pi
     assert abs(np.degrees(toward - ref.angle + np.pi / 2) % 180 - 90) < 5.0
-
-
-def test_corner_beam_tilted_rings_calibrate_blind(si_corner):
-    err = blind_error_px(*si_corner, "rings of a tilted geometry's 2θ")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
-
-
-def test_without_the_arc_reference_the_corner_image_is_refused(si_corner, monkeypatch):
-    from geocal_cli.errors import CalibrationError
-
-    monkeypatch.setattr(calibrate_module, "arc_reference", lambda ridges: None)
-    with pytest.raises(CalibrationError):
-        blind_calibrate(*si_corner)
 
 
 def test_sharpest_geometry_keeps_off_the_sample(si_corner):
