@@ -4,8 +4,9 @@
    assignment to the calibrant's reflections), by a common-centre strategy or, each when
    the ones before have failed: by ring arcs of a strongly tilted detector, by the sharpest
    2θ histogram of a visibly tilted one (`tilted`; the tilt read from the best traced ring
-   or, where the traces are circles around a far centre, the best ridge arc), and by the azimuthal profile's rings
-   matched to the calibrant (`profilestart`: dense ring lists whose traces merge).
+   or, where the traces are circles around a far centre, the best ridge arc), and by the
+   azimuthal profile's rings matched to the calibrant (`profilestart`: dense ring lists
+   whose traces merge).
 2. `rounds`: control-point extraction on every calibrant ring that crosses the detector and
    refinement of pyFAI's geometry, rejecting rings and sectors of another phase.
 3. Here: refusal of fits that explain only part of the calibrant (wrong energy or

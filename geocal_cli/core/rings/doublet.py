@@ -55,7 +55,7 @@ class Doublet:
         `separation_px` further along increasing 2θ, heights 1 and `intensity_ratio`) goes
         through the same straight background over the window ± `hw_px` and the same
         iterated centroid as the image (`peaks.net_profile`, `peaks.peak_in_window`). The
-        window matters: it cuts the lines' tails, which narrows the measured width by a fifth
+        window matters: it cuts the lines' tails, which narrows the measured width by a sixth
         at σ = hw/2.5, and the background line through the ends leans towards Kα2.
 
         Parameters

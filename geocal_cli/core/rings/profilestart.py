@@ -16,7 +16,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, params_from_frame
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.assign import _match, assign_rings, assignable
+from geocal_cli.core.rings.assign import assign_rings, assignable, match_rings
 from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL
 from geocal_cli.errors import CalibrationError
 
@@ -133,7 +133,7 @@ def polish_distance(u: np.ndarray, tan_tth: np.ndarray, dist_px: float) -> float
         Pixels; `dist_px` when no scale matches two rings.
     """
     grid = dist_px * np.linspace(1 - POLISH_RANGE, 1 + POLISH_RANGE, POLISH_STEPS)
-    k = _match(u, tan_tth, grid, 0.0, POLISH_PX)                            # (P, n)
+    k = match_rings(u, tan_tth, grid, 0.0, POLISH_PX)                       # (P, n)
     hits = np.count_nonzero(k >= 0, axis=1)
     if hits.max() < 2:
         return float(dist_px)
