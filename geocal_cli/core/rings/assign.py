@@ -33,19 +33,14 @@ class Assignment:
     score: float
 
 
-def match_rings(radii, tan_tth, dist, tol_rel, tol_px):
+def _match(radii, tan_tth, dist, tol_rel, tol_px):
     """Nearest predicted ring for every observed ring, for one or many distances.
 
     Parameters
     ----------
     radii : ndarray, shape (N,)
-        Observed flat-equivalent ring radii, pixels.
     tan_tth : ndarray, shape (M,), increasing
-        tan 2θ of the calibrant rings.
     dist : ndarray, shape (P,) or float
-        Distances, pixels.
-    tol_rel, tol_px : float
-        A ring matches a prediction within tol_rel · r + tol_px pixels.
 
     Returns
     -------
@@ -70,7 +65,7 @@ def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty) -> np.ndarray:
     """Score of each distance in `dist` (shape (P,)): per reflection, the strongest observed
     ring claiming it counts once (weight + 0.5), minus `miss_penalty` per predicted ring
     inside the observed radius range that no observed ring claims."""
-    k = match_rings(r, tan_tth, dist, tol_rel, tol_px)
+    k = _match(r, tan_tth, dist, tol_rel, tol_px)
     best_w = np.full((dist.size, tan_tth.size), -1.0)
     pr, ob = np.nonzero(k >= 0)
     np.maximum.at(best_w, (pr, k[pr, ob]), w[ob])
@@ -172,7 +167,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         return []
     # Two refinement steps: least-squares distance from each proposal's matched rings.
     for _ in range(2):
-        k = match_rings(r, tan_tth, proposals, tol_rel, tol_px)             # (P, N)
+        k = _match(r, tan_tth, proposals, tol_rel, tol_px)                 # (P, N)
         m = k >= 0
         tk = np.where(m, tan_tth[np.maximum(k, 0)], 0.0)
         den = np.sum(w * tk * tk, axis=1)
@@ -184,7 +179,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         dist = proposals[j]
         if any(abs(dist / h.distance_px - 1) < 0.03 for h in hypotheses):
             continue
-        k = match_rings(r, tan_tth, dist, tol_rel, tol_px)
+        k = _match(r, tan_tth, dist, tol_rel, tol_px)
         if np.count_nonzero(k >= 0) < 2:
             continue
         # One observed ring per reflection: the strongest claimant keeps it.

@@ -16,7 +16,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, params_from_frame
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.assign import assign_rings, assignable, match_rings
+from geocal_cli.core.rings.assign import assign_rings, assignable
 from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL
 from geocal_cli.errors import CalibrationError
 
@@ -30,14 +30,6 @@ MIN_FRACTION = 0.5
 #: rings matched, and the refinement decides.
 N_PROPOSALS = 12
 N_HYPOTHESES = 3
-#: The match's tolerance (1.5 px) lets rings spaced by 3 px pair with a neighbour, which
-#: pulls the least-squares distance of dense lists by a percent (Al2O3 at 62 mm, 31 rings
-#: within 100 px: 1.8 %), too far for the refinement to find the rings. Each matched
-#: distance is polished by the scale, within `POLISH_RANGE`, that matches most rings within
-#: `POLISH_PX` (profile peaks are good to a tenth of a pixel), on a grid of `POLISH_STEPS`.
-POLISH_RANGE = 0.05
-POLISH_PX = 0.5
-POLISH_STEPS = 401
 
 
 def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector,
@@ -91,12 +83,10 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     slope = np.array([frame.e1[2] / frame.e1[0], frame.e2[2] / frame.e2[1]]) / seen.distance_px
     beam = np.asarray(frame.beam_center(), float)
     starts = []
-    tan_tth = np.tan(tth[usable])
     for h in enough:
-        dist_px = polish_distance(u, tan_tth, h.distance_px)
         try:
             params = params_from_frame(
-                _tilted_frame(beam, slope * dist_px, dist_px, pix), detector)
+                _tilted_frame(beam, slope * h.distance_px, h.distance_px, pix), detector)
         except ValueError:
             continue
         if not np.all(np.isfinite(params)):
@@ -112,37 +102,6 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     if not starts:
         raise CalibrationError("the azimuthal profile's rings give no detector geometry")
     return starts
-
-
-def polish_distance(u: np.ndarray, tan_tth: np.ndarray, dist_px: float) -> float:
-    """The distance near `dist_px` at which most profile rings match a calibrant ring within
-    `POLISH_PX`, least-squares over those rings.
-
-    Parameters
-    ----------
-    u : ndarray, shape (n,)
-        Flat-equivalent radii of the profile rings, pixels.
-    tan_tth : ndarray, shape (m,), increasing
-        tan 2θ of the calibrant rings.
-    dist_px : float
-        The assignment's distance, pixels.
-
-    Returns
-    -------
-    float
-        Pixels; `dist_px` when no scale matches two rings.
-    """
-    grid = dist_px * np.linspace(1 - POLISH_RANGE, 1 + POLISH_RANGE, POLISH_STEPS)
-    k = match_rings(u, tan_tth, grid, 0.0, POLISH_PX)                       # (P, n)
-    hits = np.count_nonzero(k >= 0, axis=1)
-    if hits.max() < 2:
-        return float(dist_px)
-    # Of the scales matching most rings, the middle one: the grid steps finer than the
-    # tolerance, so a run of neighbours ties.
-    best = np.nonzero(hits == hits.max())[0]
-    k = k[best[best.size // 2]]
-    m = k >= 0
-    return float(np.sum(u[m] * tan_tth[k[m]]) / np.sum(tan_tth[k[m]] ** 2))
 
 
 def _tilted_frame(beam, tilt, dist_px: float, pix) -> DetectorFrame:
