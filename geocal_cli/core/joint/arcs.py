@@ -67,13 +67,11 @@ def image_arcs(ridges, min_pixels: int = 60, seed: int = 0) -> list:
     list of (ndarray, ndarray)
         (d1, d2) per arc.
     """
-    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     rng = np.random.default_rng(seed)
     out = []
-    kept = groups[counts >= min_pixels]
-    per_arc = max(MIN_PIXELS_PER_ARC, PIXELS_PER_IMAGE // max(kept.size, 1))
-    for g in kept:
-        idx = np.nonzero(ridges.group == g)[0]
+    kept = ridges.arcs(min_pixels)
+    per_arc = max(MIN_PIXELS_PER_ARC, PIXELS_PER_IMAGE // max(len(kept), 1))
+    for idx in kept:
         idx = rng.choice(idx, min(per_arc, idx.size), replace=False)
         out.append((ridges.d1[idx], ridges.d2[idx]))
     return out

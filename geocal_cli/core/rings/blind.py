@@ -124,10 +124,8 @@ def arc_center(ridges: RidgePixels, min_pixels: int = 40) -> tuple[float, float]
     (c1, c2) or None
         None when fewer than two arcs fit.
     """
-    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     centres, weights = [], []
-    for g in groups[counts >= min_pixels]:
-        idx = np.nonzero(ridges.group == g)[0]
+    for idx in ridges.arcs(min_pixels):
         e = fit_circle(ridges.d1[idx], ridges.d2[idx])
         if e is not None and e.rms < 2.0 and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
             centres.append((e.c1, e.c2))

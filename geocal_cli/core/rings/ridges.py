@@ -39,6 +39,20 @@ class RidgePixels:
     strength: np.ndarray
     group: np.ndarray
 
+    def arcs(self, min_pixels: int) -> list[np.ndarray]:
+        """The connected ridge arcs with at least `min_pixels` pixels.
+
+        Returns
+        -------
+        list of ndarray of int
+            Indices of each arc's pixels (increasing), arcs by increasing group label.
+        """
+        order = np.argsort(self.group, kind="stable")
+        labels, start, counts = np.unique(self.group[order], return_index=True,
+                                          return_counts=True)
+        return [order[a:a + n] for g, a, n in zip(labels, start, counts)
+                if g > 0 and n >= min_pixels]
+
 
 def bin_image(image: np.ndarray, valid: np.ndarray, factor: int) -> tuple[np.ndarray, np.ndarray]:
     """Mean of valid pixels over factor × factor blocks.

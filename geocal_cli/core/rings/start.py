@@ -151,10 +151,8 @@ def arc_traces(ridges, detector, wavelength: float, say):
     CalibrationError
         Fewer than three arcs, or arcs that fit no single geometry.
     """
-    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     arcs = []
-    for g in groups[counts >= 60]:
-        idx = np.nonzero(ridges.group == g)[0]
+    for idx in ridges.arcs(60):
         e = fit_circle(ridges.d1[idx], ridges.d2[idx])
         if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
             arcs.append((idx, e))

@@ -65,10 +65,8 @@ def arc_reference(ridges: RidgePixels) -> Ellipse | None:
         Of the arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, the one
         with most pixels per (1 + rms) px times its span; None when no arc qualifies.
     """
-    groups, counts = np.unique(ridges.group[ridges.group > 0], return_counts=True)
     best, ref = 0.0, None
-    for g in groups[counts >= ARC_PIXELS]:
-        idx = np.nonzero(ridges.group == g)[0]
+    for idx in ridges.arcs(ARC_PIXELS):
         e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
         if e is None:
             continue
