@@ -471,13 +471,12 @@ def _fit(image, ridges, guess, wavelength, solve):
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
             # into one arc where they touch, but sharp in the right geometry's 2θ.
-            found = None
             # The traces' best ring, else (rings grouped around a far centre as circles)
             # the best ridge arc's ellipse shows the tilt.
             best = max(traces, key=lambda t: t.score).ellipse if traces else None
             ref = best if best is not None and is_tilted(best) else arc_reference(ridges)
-            if ref is not None and is_tilted(ref):
-                found = _tilted_search(ridges, ref, info, wavelength, solve)
+            found = (_tilted_search(ridges, ref, info, wavelength, solve)
+                     if ref is not None and is_tilted(ref) else None)
             if found is None:
                 found = _profile_search(image, ridges, centre, wavelength, solve)
             if found is None:
