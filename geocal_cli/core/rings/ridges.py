@@ -42,6 +42,11 @@ class RidgePixels:
     def arcs(self, min_pixels: int) -> list[np.ndarray]:
         """The connected ridge arcs with at least `min_pixels` pixels.
 
+        Parameters
+        ----------
+        min_pixels : int
+            Fewest ridge pixels an arc keeps.
+
         Returns
         -------
         list of ndarray of int
