@@ -11,6 +11,8 @@ isostructural second phase can alias the calibrant's ring ratios.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from geocal_cli.core.rings.assign import assign_rings, assignable
@@ -32,6 +34,8 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
+#: Ring arcs (the longest) the ring-family fit of the arc strategy rests on.
+FAMILY_ARCS = 48
 
 
 def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
@@ -159,14 +163,24 @@ def arc_traces(ridges, detector, wavelength: float, say):
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
     rng = np.random.default_rng(4)
-    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
+    # The fit's cost grows with the cube of its arcs (one 2θ each): the longest
+    # `FAMILY_ARCS` fix the geometry, which then gives every arc its 2θ.
+    longest = sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)[:FAMILY_ARCS]
+    fitted = [arcs[i] for i in sorted(longest)]
+    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in fitted]
     fam = fit_ring_family(detector, ridges.d1[np.concatenate(picks)],
                           ridges.d2[np.concatenate(picks)],
                           np.concatenate([np.full(p.size, i) for i, p in enumerate(picks)]),
-                          np.array([[e.c1, e.c2] for _, e in arcs]),
-                          np.array([e.radius for _, e in arcs]), wavelength, max_nfev=40)
+                          np.array([[e.c1, e.c2] for _, e in fitted]),
+                          np.array([e.radius for _, e in fitted]), wavelength, max_nfev=40)
     if fam is None or fam.cost > 3.0:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
+    if len(fitted) < len(arcs):
+        every = np.concatenate([idx for idx, _ in arcs])
+        label = np.repeat(np.arange(len(arcs)), [idx.size for idx, _ in arcs])
+        t = frame_of(geometry_from_values(detector, fam.values)).tth_chi(
+            ridges.d1[every], ridges.d2[every])[0]
+        fam = replace(fam, tth=np.bincount(label, t) / np.bincount(label))
     # Arcs within 0.1° of 2θ are one ring (pieces split by gaps or the beamstop).
     order = np.argsort(fam.tth)
     ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
