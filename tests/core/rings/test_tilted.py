@@ -121,3 +121,29 @@ def test_sharpest_geometry_keeps_off_the_sample(si_corner):
     pixel = sim.geometry.detector.pixel1
     for v in sharpest_geometries(ridges, sim.geometry.detector, ref, sim.geometry.wavelength):
         assert v["dist"] / pixel > 0.1 * ref.radius
+
+
+
+def test_a_candidate_reaching_ninety_degrees_bins_only_radii_below_it(zno, monkeypatch):
+    """A candidate geometry the search may propose: the detector 10 mm away, tilted by 44°, so
+    that part of it lies near and beyond 2θ = 90°. Its ring traces bin the flat-equivalent
+    radii D tan 2θ of the ridge pixels below `MAX_TTH` only: near 90° they reached 10⁸ px, and
+    the histogram as many bins (two minutes per candidate on an Eiger 9M)."""
+    from geocal_cli.core.rings import tilted
+
+    sim, _ = zno
+    g = sim.geometry
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    values = dict(dist=0.010, poni1=0.014, poni2=0.016, rot1=0.77, rot2=0.0, rot3=0.0)
+    frame = frame_of(make_geometry(g.detector, *(values[k] for k in
+                                                 ("dist", "poni1", "poni2", "rot1", "rot2", "rot3"))))
+    tth = frame.tth(ridges.d1, ridges.d2)
+    assert np.count_nonzero((tth > tilted.MAX_TTH) & (tth < np.pi / 2)) > 100
+    binned = []
+    real = tilted._radius_groups
+    monkeypatch.setattr(tilted, "_radius_groups", lambda r, **kw: binned.append(r) or real(r, **kw))
+    traces, (_, rings) = tilted.traces_in_frame(ridges, g.detector, values)
+    pixel = float(np.sqrt(g.detector.pixel1 * g.detector.pixel2))
+    assert binned[0].size > 0.5 * tth.size
+    assert binned[0].max() <= values["dist"] * np.tan(tilted.MAX_TTH) / pixel
+    assert traces and np.all(rings < tilted.MAX_TTH)
