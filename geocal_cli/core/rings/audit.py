@@ -389,15 +389,10 @@ def tolerance_px(u: np.ndarray) -> np.ndarray:
 
 def typical_fwhm(seen: SeenRings, default_px: float = 2.5) -> float:
     """The rings' FWHM (px) as the profile shows it: the median over its strong rings (SNR ≥
-    20), else over those standing `COUNT_SNR` σ out (weak broad rings: Si at 20 mm on an
-    Eiger, 7 px wide at SNR 8–17, whose beamstop edge makes a 1 px "ring"), `default_px`
-    with fewer than two. Control points' widths are no substitute: on weak rings noise
-    inflates them."""
-    for snr in (20.0, COUNT_SNR):
-        strong = seen.snr >= snr
-        if strong.sum() >= 2:
-            return float(np.median(seen.width_px[strong]))
-    return default_px
+    20), `default_px` with fewer than two. Control points' widths are no substitute: on weak
+    rings noise inflates them."""
+    strong = seen.snr >= 20
+    return float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else default_px
 
 
 def counted_rings(seen: SeenRings) -> np.ndarray:
