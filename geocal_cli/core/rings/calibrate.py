@@ -462,11 +462,7 @@ def _fit(image, ridges, guess, wavelength, solve):
         # still arcs of one geometry.
         say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
         try:
-            traces_, family, info_ = arc_traces(ridges, detector, wavelength, say)
-            # Every arc is taken for a ring: the calibrant must explain most of them.
-            start, blind = start_from_traces(traces_, family, info_, prepared, detector,
-                                              wavelength, d_spacing, say, min_explained=0.5)
-            result, pts = _solve(start, *solve)
+            result, pts, blind = _arc_search(ridges, wavelength, solve)
         except CalibrationError as second:
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
@@ -483,6 +479,24 @@ def _fit(image, ridges, guess, wavelength, solve):
                 raise first from None
             result, pts, blind = found
     return result, pts, blind, centre
+
+
+def _arc_search(ridges, wavelength, solve):
+    """The ring-arc strategy: each reading of the arcs as one family of cones (`arc_traces`)
+    assigned and refined in turn. Returns (Refinement, ControlPoints, blind summary) of the
+    first that holds; raises the last reading's CalibrationError."""
+    prepared, valid, detector, d_spacing, free, say = solve
+    readings = arc_traces(ridges, detector, wavelength, say)
+    for n, (traces, family, info) in enumerate(readings, 1):
+        try:
+            # Every arc is taken for a ring: the calibrant must explain most of them.
+            start, blind = start_from_traces(traces, family, info, prepared, detector,
+                                              wavelength, d_spacing, say, min_explained=0.5)
+            return (*_solve(start, *solve), blind)
+        except CalibrationError as exc:
+            if n == len(readings):
+                raise
+            say(f"reading {n} of the ring arcs failed ({exc})")
 
 
 def _tilted_search(ridges, ref, info, wavelength, solve):

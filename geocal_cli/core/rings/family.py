@@ -69,7 +69,8 @@ def center_drift(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np
 
 def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
                     centres: np.ndarray, radii: np.ndarray, wavelength: float,
-                    max_nfev: int = 80, good_px: float = 2.0) -> RingFamily | None:
+                    max_nfev: int = 80, good_px: float = 2.0,
+                    start: dict | None = None) -> RingFamily | None:
     """Fit distance, beam centre, tilts and one 2θ per arc to ring-arc pixels.
 
     Parameters
@@ -89,6 +90,9 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         Function evaluations per start.
     good_px : float
         Stop trying starts once the mean |residual| is below this (pixels).
+    start : dict, optional
+        A geometry (dist, poni1, poni2, rot1, rot2) to start from instead of the grid, e.g.
+        the fit of the longest arcs.
 
     Returns
     -------
@@ -102,15 +106,17 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     c0, slope = center_drift(centres, radii)
     size = float(np.hypot(*detector.shape)) * pixel if detector.shape is not None else radii.max() * pixel
     u = slope / (np.hypot(*slope) or 1.0)
-    starts = [(k * size, s1 * tau * u[1], s2 * tau * u[0])
-              for tau in np.radians([25.0, 12.0, 38.0]) for k in (0.5, 1.5)
-              for s1 in (1, -1) for s2 in (1, -1)]
+    grid = [(k * size, s1 * tau * u[1], s2 * tau * u[0])
+            for tau in np.radians([25.0, 12.0, 38.0]) for k in (0.5, 1.5)
+            for s1 in (1, -1) for s2 in (1, -1)]
+    starts = [np.array([start[k] for k in _FREE])] if start is not None else \
+        [np.array([dist, *poni_for_beam_center(
+            make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength),
+            float(c0[0]), float(c0[1])), rot1, rot2]) for dist, rot1, rot2 in grid]
     best = None
-    for dist, rot1, rot2 in starts:
-        g = make_geometry(detector, dist, 0.0, 0.0, rot1, rot2, 0.0, wavelength)
-        p1, p2 = poni_for_beam_center(g, float(c0[0]), float(c0[1]))
-        x0 = np.array([dist, p1, p2, rot1, rot2])
-        fr = frame_of(g, [dist, p1, p2, rot1, rot2, 0.0])
+    for x0 in starts:
+        g = make_geometry(detector, *x0, 0.0, wavelength)
+        fr = frame_of(g, [*x0, 0.0])
         t = fr.tth_chi(d1, d2)[0]
         tth0 = np.bincount(arc, weights=t, minlength=n_a) / np.maximum(np.bincount(arc, minlength=n_a), 1)
         grad = np.maximum(fr.tth_gradient(d1, d2), 1e-9)

@@ -34,7 +34,7 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
-#: Ring arcs (the longest) the ring-family fit of the arc strategy rests on.
+#: Ring arcs (the longest) the ring-family fit of the arc strategy starts from.
 FAMILY_ARCS = 48
 
 
@@ -129,10 +129,15 @@ def ring_traces(ridges, shape: tuple[int, int], say):
                           "strategy": "rings around a common centre"}
 
 
-def arc_traces(ridges, detector, wavelength: float, say):
+def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
     centres): each connected ridge arc is a ring piece; the ring-family fit gives the
     geometry and every arc's 2θ; arcs within 0.1° of 2θ are merged into one ring.
+
+    The fit's cost grows with the cube of its arcs (one 2θ each): with more than
+    `FAMILY_ARCS` arcs, the grid of starts runs on the longest, and two families follow from
+    its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
+    by it (where the joint fit drifts).
 
     Parameters
     ----------
@@ -144,11 +149,10 @@ def arc_traces(ridges, detector, wavelength: float, say):
 
     Returns
     -------
-    traces : list of RingTrace
-        One per ring; `arc` is the coverage seen from the family's beam centre.
-    family : (RingFamily, ndarray of shape (len(traces),))
-        The fit and each ring's 2θ in radians.
-    info : dict
+    list of (traces, family, info)
+        One or two ring-family readings of the arcs, to try in turn. `traces` (list of
+        RingTrace) has one trace per ring, whose `arc` is the coverage seen from the family's
+        beam centre; `family` is (RingFamily, each ring's 2θ in radians); `info` a dict.
 
     Raises
     ------
@@ -163,29 +167,41 @@ def arc_traces(ridges, detector, wavelength: float, say):
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
     rng = np.random.default_rng(4)
-    # The fit's cost grows with the cube of its arcs (one 2θ each): the longest
-    # `FAMILY_ARCS` fix the geometry, which then gives every arc its 2θ.
-    longest = sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)[:FAMILY_ARCS]
-    fitted = [arcs[i] for i in sorted(longest)]
-    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in fitted]
-    fam = fit_ring_family(detector, ridges.d1[np.concatenate(picks)],
-                          ridges.d2[np.concatenate(picks)],
-                          np.concatenate([np.full(p.size, i) for i, p in enumerate(picks)]),
-                          np.array([[e.c1, e.c2] for _, e in fitted]),
-                          np.array([e.radius for _, e in fitted]), wavelength, max_nfev=40)
-    if fam is None or fam.cost > 3.0:
-        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
-    if len(fitted) < len(arcs):
+    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
+
+    def family(which, **options):
+        return fit_ring_family(detector, ridges.d1[np.concatenate([picks[i] for i in which])],
+                               ridges.d2[np.concatenate([picks[i] for i in which])],
+                               np.concatenate([np.full(picks[i].size, n)
+                                               for n, i in enumerate(which)]),
+                               np.array([[arcs[i][1].c1, arcs[i][1].c2] for i in which]),
+                               np.array([arcs[i][1].radius for i in which]), wavelength,
+                               **options)
+
+    first = sorted(sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)[:FAMILY_ARCS])
+    fam = family(first, max_nfev=40)
+    families = [fam]
+    if fam is not None and len(first) < len(arcs):
         every = np.concatenate([idx for idx, _ in arcs])
         label = np.repeat(np.arange(len(arcs)), [idx.size for idx, _ in arcs])
         t = frame_of(geometry_from_values(detector, fam.values)).tth_chi(
             ridges.d1[every], ridges.d2[every])[0]
-        fam = replace(fam, tth=np.bincount(label, t) / np.bincount(label))
+        families = [family(range(len(arcs)), max_nfev=40, start=fam.values),
+                    replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
+    families = [f for f in families if f is not None and f.cost <= 3.0]
+    if not families:
+        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
+    return [_family_traces(ridges, arcs, f, detector, say, n)
+            for n, f in enumerate(families, 1)]
+
+
+def _family_traces(ridges, arcs, fam, detector, say, n):
+    """(traces, family, info) of `arc_traces` from one ring-family fit of all `arcs`, its
+    `n`-th reading."""
     # Arcs within 0.1° of 2θ are one ring (pieces split by gaps or the beamstop).
     order = np.argsort(fam.tth)
     ring_of = np.concatenate([[0], np.cumsum(np.diff(fam.tth[order]) > np.radians(0.1))])
-    v = fam.values
-    b1, b2 = frame_of(geometry_from_values(detector, v)).beam_center()
+    b1, b2 = frame_of(geometry_from_values(detector, fam.values)).beam_center()
     traces, tth = [], []
     for k in range(ring_of[-1] + 1):
         members = order[ring_of == k]
@@ -195,7 +211,8 @@ def arc_traces(ridges, detector, wavelength: float, say):
                                 weight=float(ridges.strength[idx].sum()),
                                 arc=arc_coverage(ridges.d1[idx] - b1, ridges.d2[idx] - b2)))
         tth.append(float(np.mean(fam.tth[members])))
-    say(f"{len(arcs)} ring arcs fit one tilted geometry ({fam.cost:.2f} px): {len(traces)} rings")
+    say(f"{len(arcs)} ring arcs fit one tilted geometry ({fam.cost:.2f} px): {len(traces)} rings"
+        f" (reading {n})")
     return traces, (fam, np.array(tth)), {"strategy": "ring arcs of a tilted detector",
                                            "arcs": len(arcs)}
 

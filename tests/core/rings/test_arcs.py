@@ -1,26 +1,36 @@
 """The ring-arc strategy of the blind search (`start.arc_traces`): a tilted detector's rings
 as conic arcs of one geometry, against a simulated truth."""
 
+import pytest
+
 from geocal_cli.core.rings import start
 from geocal_cli.io.calibrants import load_calibrant
 from tests.conftest import blind_calibrate, ring_tth, simulate_case
 
-#: LaB6 on a Mar345 tilted by 20°, the beam 61 px inside the edge: 80 ring arcs, weak rings
-#: (robustness benchmark case 137).
-LAB6_MAR_TILTED = dict(calibrant="LaB6_SRM660a", detector="Mar345", energy_kev=36.47929278112509,
-                       distance_mm=195.955423160182, center_px=[1819.670556224061, 61.08778807363409],
-                       tilt_deg=19.74178486233942, tilt_plan_rotation_deg=108.33878119830757,
-                       hot_pixels=0, peak_counts=92.66536303907715, width_px=1.702212404567916,
-                       seed=137)
+#: Si on a Pilatus 2M CdTe tilted by 16°: 158 ring arcs, which read right only when every arc
+#: joins the fit started from the longest arcs' solution (robustness benchmark case 240).
+SI_TILTED = dict(calibrant="Si_SRM640e", detector="Pilatus2MCdTe", energy_kev=18.888478768341024,
+                 distance_mm=105.58835585491572, center_px=[883.3774450767351, 713.7016842706337],
+                 tilt_deg=16.125587619753123, tilt_plan_rotation_deg=-75.06016225151255,
+                 hot_pixels=100, peak_counts=1083.7864557238447, width_px=1.4976590953789422,
+                 seed=240)
+#: Cr2O3 on a Pilatus 1M tilted by 3°: 153 arcs, which read right only with each arc's 2θ
+#: given by the longest arcs' solution (the joint fit drifts; case 195).
+CR2O3 = dict(calibrant="Cr2O3", detector="Pilatus1M", energy_kev=13.008873334694897,
+             distance_mm=88.78089033154902, center_px=[530.1484932290978, 496.29653028298134],
+             tilt_deg=2.909393977020992, tilt_plan_rotation_deg=-179.01993435612061,
+             hot_pixels=100, peak_counts=16658.244680780914, width_px=1.9222783742402656,
+             seed=195)
 
 
-def test_many_arcs_calibrate_blind_from_the_longest(tmp_path):
-    """More arcs than the family fit takes (`FAMILY_ARCS`): the longest fix the geometry, every
-    arc gets its 2θ from it, and the image calibrates blind within 0.05 px. (Fitting all 80,
-    one 2θ each, took two minutes.)"""
+@pytest.mark.parametrize("case", [SI_TILTED, CR2O3], ids=["joint fit", "2θ from the geometry"])
+def test_many_arcs_calibrate_blind_from_the_longest(case, tmp_path):
+    """More arcs than the family fit starts from (`FAMILY_ARCS`; fitting 150–170 arcs from
+    the grid of starts took up to two minutes): each case needs one of the two readings
+    `arc_traces` gives, and calibrates blind within 0.05 px."""
     from geocal_cli.core.geometry.metrics import ring_position_error
 
-    sim, cfg = simulate_case(LAB6_MAR_TILTED, tmp_path)
+    sim, cfg = simulate_case(case, tmp_path)
     g = sim.geometry
     d_spacing = load_calibrant(cfg.calibrant).d_spacing
     res = blind_calibrate(sim, d_spacing)
