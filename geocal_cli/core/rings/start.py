@@ -170,8 +170,8 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
 
     def family(which, **options):
-        return fit_ring_family(detector, ridges.d1[np.concatenate([picks[i] for i in which])],
-                               ridges.d2[np.concatenate([picks[i] for i in which])],
+        sel = np.concatenate([picks[i] for i in which])
+        return fit_ring_family(detector, ridges.d1[sel], ridges.d2[sel],
                                np.concatenate([np.full(picks[i].size, n)
                                                for n, i in enumerate(which)]),
                                np.array([[arcs[i][1].c1, arcs[i][1].c2] for i in which]),
