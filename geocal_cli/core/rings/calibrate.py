@@ -32,7 +32,7 @@ from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
-from geocal_cli.core.rings.profilestart import start_from_profile
+from geocal_cli.core.rings.profilestart import PROFILE_STRATEGY, start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
@@ -58,6 +58,9 @@ MIN_RING_COVERAGE = 0.5
 #: rings are declared inconsistent. Robust, because a weak ring may scatter by 2 px
 #: legitimately; systematic misfit also shows in the ring coverage and wavelength checks.
 MAX_SIGMA_PX = 1.0
+#: Assignment hypotheses refined, best first, before a strategy gives up on its traces
+#: (`_solve_first`): each costs the refinement rounds of a full fit.
+START_TRIES = 3
 #: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
 #: assignment hypotheses fitted for each: each hypothesis costs a round of control points
 #: over the whole image, seconds on a 9M detector.
@@ -264,25 +267,33 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             if scan is not None and scan.contradicts:
                 hint += " — " + scan.describe(calibrant)
         raise CalibrationError(str(exc) + hint) from None
-    mirrored = _mirrored(prepared, detector, d_spacing, result, pts, free)
-    if mirrored is not None and _robust_sigma(mirrored[0]) < MIRROR_BETTER * _robust_sigma(result):
-        say(f"the mirrored tilt fits better (σ {_robust_sigma(mirrored[0]):.3f} vs "
-            f"{_robust_sigma(result):.3f} px): taking it")
-        (result, pts), mirrored = mirrored, (result, pts)
+    result, pts, mirrored = _mirror_if_better(prepared, detector, d_spacing, result, pts, free,
+                                              say)
     timings["calibration"] = time.perf_counter() - t0
-    values = result.values
-    geometry = geometry_from_values(detector, values)
     t1 = time.perf_counter()
-    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates,
-                     doublet)
-    neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
-    if neutral is not None:
-        ranked = rank_calibrants(*neutral, candidates, wavelength)
-        checked = replace(checked, ranking=merge_rankings(checked.ranking, ranked),
-                          rankings=checked.rankings + (ranked,))
+    checked, neutral = _checked(image, valid, detector, guess, ridges, centre, result, pts,
+                                d_spacing, wavelength, calibrant, candidates, doublet)
     timings["audit"] = time.perf_counter() - t1
     # With a guess and the distance fixed, the user vouches for which ring is which.
     min_rings = 1 if guess is not None and "dist" not in free else min_rings
+    if (guess is None and not checked.assignment_trusted
+            and blind.get("strategy") != PROFILE_STRATEGY):
+        # The calibrant explains the image's rings better at another distance than at the
+        # blind start's (audit rule 1): the starts the image's azimuthal profile gives are
+        # tried before refusing.
+        say(f"{refusal(checked, families, min_rings)}: trying the azimuthal profile's rings")
+        found = _profile_search(image, ridges, centre, wavelength,
+                                (prepared, valid, detector, d_spacing, free, say))
+        if found is not None:
+            alt = _mirror_if_better(prepared, detector, d_spacing, *found[:2], free, say)
+            alt_checked, alt_neutral = _checked(image, valid, detector, guess, ridges, centre,
+                                                *alt[:2], d_spacing, wavelength, calibrant,
+                                                candidates, doublet)
+            if refusal(alt_checked, families, min_rings) is None:
+                (result, pts, mirrored), blind = alt, found[2]
+                checked, neutral = alt_checked, alt_neutral
+    values = result.values
+    geometry = geometry_from_values(detector, values)
     why = refusal(checked, families, min_rings)
     if why:
         # A refused fit may come from a wrong wavelength: say which one fits, on the rings
@@ -354,6 +365,32 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
                        audit=checked, families=families, warnings=warnings, notes=notes,
                        timings=timings, ring_centres=centres)
+
+
+def _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say):
+    """(Refinement, ControlPoints, the other tilt's (Refinement, ControlPoints) or None):
+    the fit from the mirrored tilt taken when it fits clearly better (`MIRROR_BETTER`)."""
+    mirrored = _mirrored(prepared, detector, d_spacing, result, pts, free)
+    if mirrored is not None and _robust_sigma(mirrored[0]) < MIRROR_BETTER * _robust_sigma(result):
+        say(f"the mirrored tilt fits better (σ {_robust_sigma(mirrored[0]):.3f} vs "
+            f"{_robust_sigma(result):.3f} px): taking it")
+        return (*mirrored, (result, pts))
+    return result, pts, mirrored
+
+
+def _checked(image, valid, detector, guess, ridges, centre, result, pts, d_spacing, wavelength,
+             calibrant, candidates, doublet):
+    """The audit of a fit (`_audit`) with the ranking of the calibrants on the rings
+    measured without it merged in, and those rings (`neutral_rings`, or None)."""
+    geometry = geometry_from_values(detector, result.values)
+    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates,
+                     doublet)
+    neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
+    if neutral is not None:
+        ranked = rank_calibrants(*neutral, candidates, wavelength)
+        checked = replace(checked, ranking=merge_rankings(checked.ranking, ranked),
+                          rankings=checked.rankings + (ranked,))
+    return checked, neutral
 
 
 def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spacing, calibrant,
@@ -454,9 +491,9 @@ def _fit(image, ridges, guess, wavelength, solve):
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
         centre = info["centre_vote_px"]
-        start, blind = start_from_traces(traces, family, info, prepared, detector,
-                                          wavelength, d_spacing, say)
-        result, pts = _solve(start, *solve)
+        result, pts, blind = _solve_first(
+            start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing,
+                              say), solve)
     except CalibrationError as first:
         # A strongly tilted detector defeats the common-centre strategy; its rings are
         # still arcs of one geometry.
@@ -490,9 +527,9 @@ def _arc_search(ridges, wavelength, solve):
     for n, (traces, family, info) in enumerate(readings, 1):
         try:
             # Every arc is taken for a ring: the calibrant must explain most of them.
-            start, blind = start_from_traces(traces, family, info, prepared, detector,
-                                              wavelength, d_spacing, say, min_explained=0.5)
-            return (*_solve(start, *solve), blind)
+            return _solve_first(start_from_traces(traces, family, info, prepared, detector,
+                                                  wavelength, d_spacing, say,
+                                                  min_explained=0.5), solve)
         except CalibrationError as exc:
             if n == len(readings):
                 raise
@@ -512,13 +549,12 @@ def _tilted_search(ridges, ref, info, wavelength, solve):
         traces, family = traces_in_frame(ridges, detector, values)
         if len(traces) < 2:
             continue
+        starts = start_from_traces(
+            traces, family, {**info, "strategy": "rings of a tilted geometry's 2θ"},
+            prepared, detector, wavelength, d_spacing, say, n_hypotheses=TILTED_HYPOTHESES)
         try:
-            start, blind = start_from_traces(
-                traces, family, {**info, "strategy": "rings of a tilted geometry's 2θ"},
-                prepared, detector, wavelength, d_spacing, say, n_hypotheses=TILTED_HYPOTHESES)
-            if blind["start_sigma_px"] > TILTED_START_SIGMA_PX:
-                continue
-            return (*_solve(start, *solve), blind)
+            return _solve_first((s for s in starts
+                                 if s[1]["start_sigma_px"] <= TILTED_START_SIGMA_PX), solve)
         except CalibrationError:
             continue
     return None
@@ -673,6 +709,24 @@ def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelengt
     """
     neutral = neutral_rings(image, valid, detector, guess, ridges)
     return rank_calibrants(*neutral, candidates, wavelength) if neutral else []
+
+
+def _solve_first(starts, solve, tries: int = START_TRIES):
+    """Refine the starts in turn (`start_from_traces`: the assignment hypotheses, best
+    first) until one holds, at most `tries` of them. Returns (Refinement, ControlPoints,
+    blind summary); raises the first start's CalibrationError when none holds (or the
+    starts' own, or one saying there was no start)."""
+    say = solve[-1]
+    first = None
+    for n, (start, blind) in enumerate(starts, 1):
+        try:
+            return (*_solve(start, *solve), blind)
+        except CalibrationError as exc:
+            first = first or exc
+            if n == tries:
+                break
+            say(f"that assignment failed ({exc}); trying the next")
+    raise first or CalibrationError("no convergence: no ring assignment leads to a geometry fit")
 
 
 def _solve(start, prepared, valid, detector, d_spacing, free, say):

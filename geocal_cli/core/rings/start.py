@@ -6,7 +6,8 @@ strongly tilted detectors whose rings are conic arcs with drifting centres: ever
 is a ring piece, and the ring-family fit (`family`) gives the geometry and each arc's 2θ.
 `start_from_traces` then ranks assignment hypotheses (`assign`), fits each on the traced
 pixels from flat and tilted starts, and judges it by control-point residuals, because an
-isostructural second phase can alias the calibrant's ring ratios.
+isostructural second phase can alias the calibrant's ring ratios; its starts come best
+first, for the caller to refine until one holds.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix 
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
+#: Robust σ (pixels) of control points within which an assignment hypothesis other than
+#: the best is offered as a further start: a worse one is no start for refinement rounds.
+NEXT_SIGMA_PX = 1.0
 #: Ring arcs (the longest) the ring-family fit of the arc strategy starts from.
 FAMILY_ARCS = 48
 
@@ -220,7 +224,16 @@ def _family_traces(ridges, arcs, fam, detector, say, n):
 def start_from_traces(traces, family, info, prepared, detector, wavelength: float,
                       d_spacing: np.ndarray, say, min_explained: float = 0.0,
                       n_hypotheses: int = 5):
-    """Assign traced rings to calibrant reflections and pick the best hypothesis.
+    """Assign traced rings to calibrant reflections: the starts of the assignment
+    hypotheses, best first.
+
+    The hypotheses are fitted on the control points of their assigned rings, best scored
+    first, until one fits excellently (`EXCELLENT_SIGMA_PX`). Among those about as good as
+    the best fit, the one whose geometry finds most of the calibrant's expected rings comes
+    first, then the assignment score. The others that fit within `NEXT_SIGMA_PX` follow in
+    the order of their σ, the hypotheses not fitted yet last: a start whose refinement the
+    caller refuses (a fit on a few rings of a dense calibrant can be excellent at a wrong
+    distance) is then followed by the next.
 
     Parameters
     ----------
@@ -228,7 +241,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     family : None or (RingFamily, ndarray)
         From `arc_traces`: tilt-free ring radii and a tilted start.
     info : dict
-        Extended with the assignment and returned.
+        Extended with the assignment, for each start.
     prepared : PreparedImage
     detector : pyFAI.detectors.Detector
     wavelength : float
@@ -237,13 +250,13 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         Metres, decreasing.
     say : callable(str)
     min_explained : float
-        If > 0, the chosen assignment must explain at least three rings and this fraction
-        of the traced ones.
+        If > 0, an assignment must explain at least three rings and this fraction of the
+        traced ones.
     n_hypotheses : int
         Assignment hypotheses fitted at most, best scored first.
 
-    Returns
-    -------
+    Yields
+    ------
     values : dict
         Starting values of the seven parameters.
     info : dict
@@ -251,7 +264,8 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     Raises
     ------
     CalibrationError
-        No assignment, none that converges, or too few rings explained.
+        Before the first start: no assignment, none that converges, or too few rings
+        explained by the best.
     """
     tth_all = ring_tth(d_spacing, wavelength)
     usable = assignable(tth_all)
@@ -268,25 +282,32 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         raise CalibrationError(
             f"no consistent ring assignment: {len(traces)} ring(s) traced, but their radii "
             "match no distance for this calibrant and wavelength (check --calibrant and the energy)")
-    fits = []
-    for h in hypotheses:
+
+    def fitted(h):
+        """(σ of the control points, hypothesis, Refinement, assigned rings) or None."""
         assigned = [(t, usable[k]) for t, k in zip(traces, h.ring_index) if k >= 0]
         fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing,
                             None if family is None else family[0])
         if fit is None:
-            continue
-        # Control points on the assigned rings judge the hypothesis far more sharply than the
-        # ridge pixels do.
+            return None
+        # Control points on the assigned rings judge the hypothesis far more sharply than
+        # the ridge pixels do.
         try:
             ref, cp = refine_rounds(prepared, detector, d_spacing, fit[1].values,
                                    free=("dist", "poni1", "poni2", "rot1", "rot2"),
                                    rings=np.array([k for _, k in fit[2]]), n_rounds=2)
         except CalibrationError:
-            continue
-        sigma = 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers])))
-        fits.append((sigma, h, ref, fit[2]))
-        if h is hypotheses[0] and sigma <= EXCELLENT_SIGMA_PX:
-            break
+            return None
+        return 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers]))), h, ref, fit[2]
+
+    fits, tried = [], 0
+    for h in hypotheses:
+        tried += 1
+        f = fitted(h)
+        if f is not None:
+            fits.append(f)
+            if h is hypotheses[0] and f[0] <= EXCELLENT_SIGMA_PX:
+                break
     if not fits:
         raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
     # An alias (another phase with the calibrant's lattice type) fits worse than the truth;
@@ -296,22 +317,30 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     close = [f for f in fits if f[0] <= 1.5 * floor + 0.05]
     if len(close) > 1:
         close = [(_coverage(prepared, detector, d_spacing, f[2].values), f) for f in close]
-        cost, h, refinement, assigned = max(close, key=lambda c: (c[0], c[1][1].score))[1]
+        first = max(close, key=lambda c: (c[0], c[1][1].score))[1]
     else:
-        cost, h, refinement, assigned = close[0]
-    if min_explained and len(assigned) < max(3, min_explained * len(traces)):
-        raise CalibrationError(
-            f"no consistent ring assignment: the calibrant explains {len(assigned)} of "
-            f"{len(traces)} rings traced (check --calibrant and the energy)")
-    say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
-        + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
-        + f" ({len(fits)} of {len(hypotheses)} assignment hypotheses tested)")
-    info = {**info,
-            "rings_traced": len(traces), "rings_assigned": sorted(int(k) for _, k in assigned),
+        first = close[0]
+    rest = sorted((f for f in fits if f is not first and f[0] <= NEXT_SIGMA_PX),
+                  key=lambda f: f[0])
+    later = (fitted(h) for h in hypotheses[tried:])
+    later = (f for f in later if f is not None and f[0] <= NEXT_SIGMA_PX)
+    for n, (cost, h, refinement, assigned) in enumerate((first, *rest, *later)):
+        if min_explained and len(assigned) < max(3, min_explained * len(traces)):
+            if n == 0:
+                raise CalibrationError(
+                    f"no consistent ring assignment: the calibrant explains {len(assigned)} "
+                    f"of {len(traces)} rings traced (check --calibrant and the energy)")
+            continue
+        say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
+            + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
+            + f" (hypothesis {hypotheses.index(h) + 1} of {len(hypotheses)}, "
+            f"σ {cost:.3f} px)")
+        yield refinement.values, {
+            **info, "rings_traced": len(traces),
+            "rings_assigned": sorted(int(k) for _, k in assigned),
             "start_distance_m": refinement.values["dist"], "start_sigma_px": cost,
             "hypotheses": [{"distance_m": f[2].values["dist"], "score": f[1].score,
                             "sigma_px": f[0]} for f in fits]}
-    return refinement.values, info
 
 
 def _coverage(prepared, detector, d_spacing, values) -> int:
