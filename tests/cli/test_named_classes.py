@@ -145,7 +145,7 @@ def _arm_frame(path, frame):
 
 
 @pytest.mark.parametrize("frame, message", [
-    (3, "explains 2 of the image's rings and leaves 1 unexplained"),
+    (3, "explains 2 of the image's rings, and leaves 1 unexplained"),
     (4, "ambiguous ring assignment: the fit rests on rings 13,14"),
 ])
 def test_two_partial_arcs_on_a_strip_are_refused_not_guessed(tmp_path, capsys, frame, message):

@@ -17,9 +17,12 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    `MIN_LEAD` rings of the calibrant's best distance: a fit that put the calibrant's rings
    on the wrong reflections, whose dense high orders then "explain" rings by chance, pays
    for every ring it predicts and the image lacks. A solution that explains fewer than
-   `MIN_CLAIM` counted rings must explain them all: two rings fit any calibrant at a
-   distance of its choice, so a ring of the image left unexplained says the choice is wrong
-   (a solution confirmed by more rings keeps another phase's rings as foreign).
+   `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
+   calibrant at a distance of its choice, so a ring of the image left unexplained says the
+   choice is wrong (a solution confirmed by more rings keeps another phase's rings as
+   foreign). A ring the profile shows at a predicted radius confirms a fit of two rings
+   only when the fit's control points find it too: under a wrong, strongly tilted geometry
+   the profile's rings smear, and one of them falls on a prediction by chance.
 2. **Calibrant.** Every candidate calibrant (pyFAI's list, the user's file) is matched to the
    profile's rings with its own best distance (`assign.assign_rings`, the blind search's
    scoring: +1.5 per ring explained, −0.5 per predicted ring in the observed range that is
@@ -735,10 +738,11 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
                       f"({given.explained} of {given.counted}, score {given.score:.1f}) than "
                       f"the solution (score {a.fit_score:.1f}): the rings are assigned to the "
                       "wrong reflections")
-    elif confirmed < MIN_CLAIM and a.foreign.size:
-        faults.append(f"the solution explains {confirmed} of the image's rings and leaves "
-                      f"{a.foreign.size} unexplained: two rings fit any calibrant at a distance "
-                      "of its choice, and a ring the choice does not explain says it is wrong")
+    elif min(confirmed, n_rest) < MIN_CLAIM and a.foreign.size:
+        faults.append(f"the solution rests on {n_rest} and explains {confirmed} of the image's "
+                      f"rings, and leaves {a.foreign.size} unexplained: two rings fit any "
+                      "calibrant at a distance of its choice, and a ring the choice does not "
+                      "explain says it is wrong")
     instead = []
     if a.scan is not None and a.scan.contradicts:
         instead.append(a.scan.describe(a.given))

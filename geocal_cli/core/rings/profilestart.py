@@ -30,8 +30,6 @@ MIN_FRACTION = 0.5
 #: rings matched, and the refinement decides.
 N_PROPOSALS = 12
 N_HYPOTHESES = 3
-#: The blind summary's name for this strategy.
-PROFILE_STRATEGY = "rings of the azimuthal profile"
 
 
 def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector,
@@ -97,7 +95,7 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
         values = {**dict(zip(("dist", "poni1", "poni2", "rot1", "rot2", "rot3"), params)),
                   "wavelength": wavelength}
         hit = h.ring_index >= 0
-        starts.append((values, {"strategy": PROFILE_STRATEGY,
+        starts.append((values, {"strategy": "rings of the azimuthal profile",
                                 "rings_traced": int(u.size),
                                 "rings_assigned": sorted(int(usable[k]) for k in h.ring_index[hit]),
                                 "start_distance_m": float(values["dist"])}))

@@ -125,3 +125,20 @@ def test_small_angles_fix_only_distance_times_wavelength():
     assert not scan.contradicts
     check = judge_wavelength(lam, lam * 0.95, lam * 1e-4, seen.tth)
     assert not check.determined and check.consistent
+
+
+@pytest.mark.parametrize("fit_rings, refused", [((3, 4), True), ((2, 3, 4), False)])
+def test_a_two_ring_fit_is_not_confirmed_by_the_profile_alone(fit_rings, refused):
+    """Pt on a Pilatus 2M tilted by 23°, the beam off the detector (robustness case 44): a
+    fit on Pt's last two reflections at 38° of tilt, 16 px from the truth, was accepted with
+    exit 0 because the profile under it showed a third ring at a predicted radius, and so
+    kept two unexplained rings as another phase's. A fit resting on two rings must explain
+    every ring of the image; one resting on three keeps the foreign rings."""
+    seen = _seen("CeO2", 0.4066e-10, 1200.0, extra_u=(300.0, 420.0))
+    n = seen.u_px.size - 2
+    a = replace(_audit(seen, "CeO2", 0.4066e-10, np.r_[np.arange(n), -1, -1]),
+                fit_rings=np.array(fit_rings), fit_points=np.full(len(fit_rings), 200),
+                supported=np.ones(len(fit_rings), bool))
+    why = refusal(a, FAMILIES, 2) or ""
+    fault = f"the solution rests on 2 and explains {n} of the image's rings, and leaves 2"
+    assert (fault in why) == refused, why
