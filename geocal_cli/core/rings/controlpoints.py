@@ -4,7 +4,7 @@ For each expected ring k and azimuth χ_j the image is interpolated along the li
 χ (on a flat detector a straight line: the half-plane of that azimuth through the beam axis
 meets the detector plane in a line), over ± a window in pixels around the ring; the background is the straight line through the window ends, the peak
 is located by an iterated centroid around the maximum, and the point is kept when the peak
-stands clear of the pixel noise there (`noise`) and away from the window edges. Everything is evaluated for all
+stands clear of the noise and away from the window edges. Everything is evaluated for all
 (ring, χ) profiles at once.
 """
 
@@ -18,11 +18,6 @@ from geocal_cli.core.geometry.frame import DetectorFrame
 from geocal_cli.core.rings.doublet import Doublet
 from geocal_cli.core.rings.noise import noise_at, pixel_noise
 from geocal_cli.core.rings.peaks import net_profile, peak_in_window, window_bounds
-
-#: Peak height over the pixel noise σ a control point needs. A window of pure white noise
-#: reaches it at about one azimuth in five (measured on Poisson images): the rounds' robust
-#: fit rejects those, while a higher threshold would take the weak rings' points with them.
-MIN_SNR = 1.7
 
 
 @dataclass(frozen=True)
@@ -38,7 +33,7 @@ class ControlPoints:
     chi : ndarray, shape (n,)
         Azimuth in radians (pyFAI's χ).
     snr : ndarray, shape (n,)
-        Peak height over the pixel noise σ there (`noise`).
+        Peak height over the noise (`extract_control_points`).
     width : ndarray, shape (n,)
         Rms width of the peak along the radius, pixels.
     """
@@ -138,7 +133,8 @@ def sample_lines(prepared: PreparedImage, c1, c2, u1, u2, s: np.ndarray) -> tupl
 
 def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
                            tth: np.ndarray, half_width_px: np.ndarray, n_chi: int = 360,
-                           step_px: float = 0.5, min_snr: float = MIN_SNR) -> ControlPoints:
+                           step_px: float = 0.5, min_snr: float = 5.0,
+                           crowded: np.ndarray | None = None) -> ControlPoints:
     """Locate ring maxima along 2θ at many azimuths.
 
     Parameters
@@ -156,7 +152,12 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     step_px : float
         Sampling step along the radius, pixels.
     min_snr : float
-        Minimum peak height over the pixel noise σ at the ring.
+        Minimum peak height over the noise: the spread of successive differences along
+        the window or, for `crowded` rings, the standard deviation of the image's pixel
+        noise there (`noise`; no window of white noise reaches 5σ, 99.9 % stay below 4σ).
+    crowded : ndarray of bool, shape (K,), optional
+        Rings whose window a close neighbour narrowed to no wider than the peak, whose
+        slopes the spread of differences would take for noise.
 
     Returns
     -------
@@ -179,8 +180,19 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     half = np.maximum(1.5, 0.4 * hw)
     centre, width, k_max, peak = peak_in_window(net, s32, half[:, None], step_px)
     del net
+    # Noise from the spread of successive differences inside the window (robust to the peak,
+    # and high on the flank of a ring the window misses). Each ring's window is one
+    # contiguous index range, so a loop over rings (not points) avoids a NaN-aware median.
     idx_lo, idx_hi = window_bounds(n_s, hw, step_px)
-    snr = peak / (noise_at(prepared.noise, c1, c2) + 1e-12)
+    noise = np.array([np.median(np.abs(np.diff(prof[k, :, lo:hi + 1], axis=1)), axis=1)
+                      for k, (lo, hi) in enumerate(zip(idx_lo, idx_hi))]).reshape(prof.shape[:2])
+    noise = 1.4826 * noise / np.sqrt(2)
+    # Between close rings (a dense calibrant at small radii) the window is no wider than the
+    # peak, whose slopes would read as noise: a ring 600σ high in the azimuthal profile then
+    # lost every point. There the image's own pixel noise decides.
+    if crowded is not None and np.any(crowded):
+        noise[crowded] = noise_at(prepared.noise, c1[crowded], c2[crowded])
+    snr = peak / (noise + 1e-12)
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
     centre = centre.astype(float)
 

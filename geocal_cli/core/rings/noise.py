@@ -3,9 +3,9 @@
 A control point's peak must stand clear of the noise (`controlpoints`). Measured along its
 own search window, from the spread of successive differences, the noise takes in the slopes
 of the ring itself wherever the window is no wider than the peak: between the close rings of
-a dense calibrant at small radii (TiO2, Cr2O3, lysozyme), a ring a thousand times above the
-noise then reads as a 2σ bump and every one of its points is lost. The noise is therefore
-measured on the image, away from the profile being judged:
+a dense calibrant at small radii (TiO2, Cr2O3, lysozyme), a ring 600σ high in the azimuthal
+profile then reads as a 2.5σ bump and every one of its points is lost. For such windows the
+noise is measured on the image, away from the profile being judged:
 
 - each valid pixel whose four neighbours are valid gives r = I − (mean of the four), which
   for white noise of standard deviation σ has standard deviation σ·√(5/4) and over a smooth

@@ -21,6 +21,11 @@ from geocal_cli.core.rings.refine import refine_geometry
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
+#: A ring whose window a neighbour narrowed below what the round asked, and below this
+#: half-width (pixels), is crowded: its window holds too few samples beside the peak for
+#: their spread to measure the noise (`extract_control_points`).
+CROWDED_HW_PX = 3.0
+
 
 def _sector(chi: np.ndarray, n_sectors: int) -> np.ndarray:
     return np.clip(((chi + np.pi) / (2 * np.pi) * n_sectors).astype(int), 0, n_sectors - 1)
@@ -168,14 +173,15 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
     if use.size == 0:
         raise CalibrationError("no calibrant ring falls on the detector for this geometry")
     satellite = None if prepared.doublet is None else prepared.doublet.tth2(tth[finite])
-    hw = window_px(frame, tth[finite], np.maximum(state.hw_max, 4 * state.width[finite]),
-                   satellite, state.width[finite])[use]
+    wanted = np.maximum(state.hw_max, 4 * state.width[finite])
+    hw = window_px(frame, tth[finite], wanted, satellite, state.width[finite])[use]
     ok = hw >= 2.0
-    use, hw = use[ok], hw[ok]
+    use, hw, wanted = use[ok], hw[ok], wanted[use][ok]
     if use.size == 0:
         raise CalibrationError("the calibrant rings on the detector lie too close together "
                                "for this geometry to sample them apart")
-    cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=state.n_chi)
+    cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=state.n_chi,
+                                crowded=(hw < CROWDED_HW_PX) & (hw < wanted))
     cp = replace(cp, ring=use[cp.ring])
     cp = cp.subset(~state.blocked[cp.ring, _sector(cp.chi, state.blocked.shape[1])])
     if len(cp) < 10:
