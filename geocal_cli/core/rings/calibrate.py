@@ -32,7 +32,7 @@ from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
-from geocal_cli.core.rings.profilestart import PROFILE_STRATEGY, start_from_profile
+from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
@@ -61,6 +61,10 @@ MAX_SIGMA_PX = 1.0
 #: Assignment hypotheses refined, best first, before a strategy gives up on its traces
 #: (`_solve_first`): each costs the refinement rounds of a full fit.
 START_TRIES = 3
+#: Robust σ (pixels) a fit from a further hypothesis must reach (the best one's is judged
+#: by `MAX_SIGMA_PX`): a hypothesis tried because the best failed has no benefit of the
+#: doubt, and a wrong assignment's fit on many rings reaches about 1 px.
+NEXT_MAX_SIGMA_PX = 0.5
 #: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
 #: assignment hypotheses fitted for each: each hypothesis costs a round of control points
 #: over the whole image, seconds on a 9M detector.
@@ -255,9 +259,15 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                                                   if k != calibrant}}
     families = calibrant_families(candidates)
     ridges = None if guess is not None else find_ring_ridges(image, valid)
+
+    judge = _Judge(lambda result, pts: _audit(
+        image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
+        calibrant, candidates, doublet), lambda a: refusal(a, families, min_rings),
+        (prepared, detector, d_spacing, free))
     try:
         result, pts, blind, centre = _fit(image, ridges, guess, wavelength,
-                                          (prepared, valid, detector, d_spacing, free, say))
+                                          (prepared, valid, detector, d_spacing, free, say),
+                                          judge)
     except CalibrationError as exc:
         neutral = neutral_rings(image, valid, detector, guess, ridges)
         hint = ""
@@ -267,31 +277,21 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             if scan is not None and scan.contradicts:
                 hint += " — " + scan.describe(calibrant)
         raise CalibrationError(str(exc) + hint) from None
-    result, pts, mirrored = _mirror_if_better(prepared, detector, d_spacing, result, pts, free,
-                                              say)
+    if id(result) in judge.judged:
+        result, pts, mirrored, checked, said = judge.judged[id(result)]
+        for msg in said:
+            say(msg)
+    else:
+        result, pts, mirrored = _mirror_if_better(prepared, detector, d_spacing, result, pts,
+                                                  free, say)
+        checked = None
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     checked, neutral = _checked(image, valid, detector, guess, ridges, centre, result, pts,
-                                d_spacing, wavelength, calibrant, candidates, doublet)
+                                d_spacing, wavelength, calibrant, candidates, doublet, checked)
     timings["audit"] = time.perf_counter() - t1
     # With a guess and the distance fixed, the user vouches for which ring is which.
     min_rings = 1 if guess is not None and "dist" not in free else min_rings
-    if (guess is None and not checked.assignment_trusted
-            and blind.get("strategy") != PROFILE_STRATEGY):
-        # The calibrant explains the image's rings better at another distance than at the
-        # blind start's (audit rule 1): the starts the image's azimuthal profile gives are
-        # tried before refusing.
-        say(f"{refusal(checked, families, min_rings)}: trying the azimuthal profile's rings")
-        found = _profile_search(image, ridges, centre, wavelength,
-                                (prepared, valid, detector, d_spacing, free, say))
-        if found is not None:
-            alt = _mirror_if_better(prepared, detector, d_spacing, *found[:2], free, say)
-            alt_checked, alt_neutral = _checked(image, valid, detector, guess, ridges, centre,
-                                                *alt[:2], d_spacing, wavelength, calibrant,
-                                                candidates, doublet)
-            if refusal(alt_checked, families, min_rings) is None:
-                (result, pts, mirrored), blind = alt, found[2]
-                checked, neutral = alt_checked, alt_neutral
     values = result.values
     geometry = geometry_from_values(detector, values)
     why = refusal(checked, families, min_rings)
@@ -367,6 +367,36 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                        timings=timings, ring_centres=centres)
 
 
+class _Judge:
+    """The audit's verdict on each fit the blind search finds, so that a fit the audit
+    refuses sends the search on to the next hypothesis and strategy.
+
+    Called with (Refinement, ControlPoints, blind summary): the refusal, or None. Keeps the
+    refused fits in search order (`refused`: the first is the answer refused in the end
+    when nothing better turns up) and, by the id of each fit judged, (Refinement,
+    ControlPoints, the other tilt's fit, Audit) after the mirrored-tilt check, which the
+    search's answer reuses (`judged`). The audit here is the fit's own (`_audit`); the
+    ranking on rings measured without the fit joins it once, for the answer.
+    """
+
+    def __init__(self, audit, refuse, mirror_args):
+        self.audit, self.refuse, self.mirror_args = audit, refuse, mirror_args
+        self.refused: list[tuple] = []
+        self.judged: dict = {}
+
+    def __call__(self, result, pts, blind):
+        prepared, detector, d_spacing, free = self.mirror_args
+        said: list[str] = []
+        taken, taken_pts, other = _mirror_if_better(prepared, detector, d_spacing, result, pts,
+                                                    free, said.append)
+        checked = self.audit(taken, taken_pts)
+        self.judged[id(result)] = (taken, taken_pts, other, checked, said)
+        why = self.refuse(checked)
+        if why:
+            self.refused.append((result, pts, blind))
+        return why
+
+
 def _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say):
     """(Refinement, ControlPoints, the other tilt's (Refinement, ControlPoints) or None):
     the fit from the mirrored tilt taken when it fits clearly better (`MIRROR_BETTER`)."""
@@ -379,12 +409,12 @@ def _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say):
 
 
 def _checked(image, valid, detector, guess, ridges, centre, result, pts, d_spacing, wavelength,
-             calibrant, candidates, doublet):
-    """The audit of a fit (`_audit`) with the ranking of the calibrants on the rings
-    measured without it merged in, and those rings (`neutral_rings`, or None)."""
-    geometry = geometry_from_values(detector, result.values)
-    checked = _audit(image, valid, geometry, result, pts, d_spacing, calibrant, candidates,
-                     doublet)
+             calibrant, candidates, doublet, checked: Audit | None = None):
+    """The audit of a fit (`_audit`, unless given) with the ranking of the calibrants on the
+    rings measured without it merged in, and those rings (`neutral_rings`, or None)."""
+    if checked is None:
+        checked = _audit(image, valid, geometry_from_values(detector, result.values), result,
+                         pts, d_spacing, calibrant, candidates, doublet)
     neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
     if neutral is not None:
         ranked = rank_calibrants(*neutral, candidates, wavelength)
@@ -478,7 +508,7 @@ def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavel
                            "image: " + " | ".join(failures))
 
 
-def _fit(image, ridges, guess, wavelength, solve):
+def _fit(image, ridges, guess, wavelength, solve, judge=None):
     """Blind search (or the guess) and refinement rounds: (Refinement, ControlPoints, blind
     search summary, the rings' common centre found by the first strategy or None). `solve`
     is (prepared, valid, detector, d_spacing, free, say)."""
@@ -493,13 +523,13 @@ def _fit(image, ridges, guess, wavelength, solve):
         centre = info["centre_vote_px"]
         result, pts, blind = _solve_first(
             start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing,
-                              say), solve)
+                              say), solve, judge)
     except CalibrationError as first:
         # A strongly tilted detector defeats the common-centre strategy; its rings are
         # still arcs of one geometry.
         say(f"common-centre strategy failed ({first}); trying ring arcs of a tilted detector")
         try:
-            result, pts, blind = _arc_search(ridges, wavelength, solve)
+            result, pts, blind = _arc_search(ridges, wavelength, solve, judge)
         except CalibrationError as second:
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
@@ -508,17 +538,21 @@ def _fit(image, ridges, guess, wavelength, solve):
             # the best ridge arc's ellipse shows the tilt.
             best = max(traces, key=lambda t: t.score).ellipse if traces else None
             ref = best if best is not None and is_tilted(best) else arc_reference(ridges)
-            found = (_tilted_search(ridges, ref, info, wavelength, solve)
+            found = (_tilted_search(ridges, ref, info, wavelength, solve, judge)
                      if ref is not None and is_tilted(ref) else None)
             if found is None:
-                found = _profile_search(image, ridges, centre, wavelength, solve)
+                found = _profile_search(image, ridges, centre, wavelength, solve, judge)
+            if found is None and judge is not None and judge.refused:
+                # Nothing the audit accepts: the first fit found stands, to be refused
+                # with the audit's full account.
+                found = judge.refused[0]
             if found is None:
                 raise first from None
             result, pts, blind = found
     return result, pts, blind, centre
 
 
-def _arc_search(ridges, wavelength, solve):
+def _arc_search(ridges, wavelength, solve, judge=None):
     """The ring-arc strategy: each reading of the arcs as one family of cones (`arc_traces`)
     assigned and refined in turn. Returns (Refinement, ControlPoints, blind summary) of the
     first that holds; raises the last reading's CalibrationError."""
@@ -529,14 +563,14 @@ def _arc_search(ridges, wavelength, solve):
             # Every arc is taken for a ring: the calibrant must explain most of them.
             return _solve_first(start_from_traces(traces, family, info, prepared, detector,
                                                   wavelength, d_spacing, say,
-                                                  min_explained=0.5), solve)
+                                                  min_explained=0.5), solve, judge)
         except CalibrationError as exc:
             if n == len(readings):
                 raise
             say(f"reading {n} of the ring arcs failed ({exc})")
 
 
-def _tilted_search(ridges, ref, info, wavelength, solve):
+def _tilted_search(ridges, ref, info, wavelength, solve, judge=None):
     """After the common-centre and arc strategies failed on visibly tilted rings: the ring
     traces of the sharpest tilted geometries (`tilted`), sharpest first, each assigned and
     refined as the common-centre traces are. Returns (Refinement, ControlPoints, blind
@@ -554,13 +588,14 @@ def _tilted_search(ridges, ref, info, wavelength, solve):
             prepared, detector, wavelength, d_spacing, say, n_hypotheses=TILTED_HYPOTHESES)
         try:
             return _solve_first((s for s in starts
-                                 if s[1]["start_sigma_px"] <= TILTED_START_SIGMA_PX), solve)
+                                 if s[1]["start_sigma_px"] <= TILTED_START_SIGMA_PX), solve,
+                                judge)
         except CalibrationError:
             continue
     return None
 
 
-def _profile_search(image, ridges, centre, wavelength, solve):
+def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
     """After every traced-ring strategy failed: the starts the azimuthal profile's rings give
     under the neutral frame (`profilestart`), best matched first, refined. Returns
     (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
@@ -578,7 +613,7 @@ def _profile_search(image, ridges, centre, wavelength, solve):
         say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
             f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
         try:
-            return (*_solve(start, *solve), blind)
+            return _solve_first([(start, blind)], solve, judge)
         except CalibrationError as exc:
             say(f"profile strategy failed ({exc})")
     return None
@@ -711,16 +746,28 @@ def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelengt
     return rank_calibrants(*neutral, candidates, wavelength) if neutral else []
 
 
-def _solve_first(starts, solve, tries: int = START_TRIES):
+def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
     """Refine the starts in turn (`start_from_traces`: the assignment hypotheses, best
     first) until one holds, at most `tries` of them. Returns (Refinement, ControlPoints,
-    blind summary); raises the first start's CalibrationError when none holds (or the
-    starts' own, or one saying there was no start)."""
+    blind summary).
+
+    A start holds when its refinement does (`_solve`; after the first, within
+    `NEXT_MAX_SIGMA_PX`) and, given `judge` (`_Judge`), the audit accepts the fit: a fit the
+    audit refuses sends the search on, to the next hypothesis and then the next strategy. When none holds, raises the first start's
+    CalibrationError (or the starts' own, or one saying there was none).
+    """
     say = solve[-1]
     first = None
     for n, (start, blind) in enumerate(starts, 1):
         try:
-            return (*_solve(start, *solve), blind)
+            result, pts = _solve(start, *solve)
+            if n > 1 and _robust_sigma(result) > NEXT_MAX_SIGMA_PX:
+                raise CalibrationError(f"residuals of {_robust_sigma(result):.2f} px (robust "
+                                       "σ) on a further assignment hypothesis")
+            why = judge(result, pts, blind) if judge is not None else None
+            if why:
+                raise CalibrationError(f"the audit refuses the fit: {why}")
+            return result, pts, blind
         except CalibrationError as exc:
             first = first or exc
             if n == tries:

@@ -310,27 +310,31 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
                 break
     if not fits:
         raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
+
+    def enough(f):
+        return not min_explained or len(f[3]) >= max(3, min_explained * len(traces))
+
+    if not any(enough(f) for f in fits):
+        raise CalibrationError(
+            f"no consistent ring assignment: the calibrant explains at most "
+            f"{max(len(f[3]) for f in fits)} of {len(traces)} rings traced (check --calibrant "
+            "and the energy)")
+    fits_ok = [f for f in fits if enough(f)]
     # An alias (another phase with the calibrant's lattice type) fits worse than the truth;
     # among the hypotheses that fit about as well as the best, the one whose geometry finds
     # most of the calibrant's expected rings wins, then the assignment score.
-    floor = min(f[0] for f in fits)
-    close = [f for f in fits if f[0] <= 1.5 * floor + 0.05]
+    floor = min(f[0] for f in fits_ok)
+    close = [f for f in fits_ok if f[0] <= 1.5 * floor + 0.05]
     if len(close) > 1:
         close = [(_coverage(prepared, detector, d_spacing, f[2].values), f) for f in close]
         first = max(close, key=lambda c: (c[0], c[1][1].score))[1]
     else:
         first = close[0]
-    rest = sorted((f for f in fits if f is not first and f[0] <= NEXT_SIGMA_PX),
+    rest = sorted((f for f in fits_ok if f is not first and f[0] <= NEXT_SIGMA_PX),
                   key=lambda f: f[0])
     later = (fitted(h) for h in hypotheses[tried:])
-    later = (f for f in later if f is not None and f[0] <= NEXT_SIGMA_PX)
-    for n, (cost, h, refinement, assigned) in enumerate((first, *rest, *later)):
-        if min_explained and len(assigned) < max(3, min_explained * len(traces)):
-            if n == 0:
-                raise CalibrationError(
-                    f"no consistent ring assignment: the calibrant explains {len(assigned)} "
-                    f"of {len(traces)} rings traced (check --calibrant and the energy)")
-            continue
+    later = (f for f in later if f is not None and f[0] <= NEXT_SIGMA_PX and enough(f))
+    for cost, h, refinement, assigned in (first, *rest, *later):
         say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
             + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
             + f" (hypothesis {hypotheses.index(h) + 1} of {len(hypotheses)}, "
