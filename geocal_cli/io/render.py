@@ -87,6 +87,10 @@ def _serve(conn, log_level) -> None:
 
     # Ctrl-C reaches the whole process group; the command handles it and closes us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The command ends us with SIGTERM (`close`). Spawning imported its entry point here,
+    # whose start-up handler would print "interrupted" on the user's terminal as we go.
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     messages.library_log(log_level)
     from geocal_cli.io import plots
 

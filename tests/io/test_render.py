@@ -76,6 +76,30 @@ def test_calib_ring_plot_through_the_helper(tmp_path, capsys, lab6_pilatus):
     assert str(tmp_path / "c.png") in [o["path"] for o in report["outputs"]]
 
 
+def test_the_helper_ends_silently(tmp_path, lab6_pilatus):
+    """The installed `geocal` command in its own process: spawning the helper runs the
+    console script's module there too, and ending the helper printed "interrupted" on every
+    run with --plot."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(sys.executable).parent / "geocal"
+    if not script.is_file():
+        script = shutil.which("geocal")
+    if script is None:
+        pytest.skip("the geocal console script is not installed")
+    sim, _ = lab6_pilatus
+    proc = subprocess.run([str(script), "calib-ring", str(sim.image),
+                           "-c", "LaB6", "--energy", "17", "-d", "Pilatus1M", "-o",
+                           str(tmp_path / "c.poni"), "--plot", str(tmp_path / "c.png")],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert _png(tmp_path / "c.png")
+    assert "interrupted" not in proc.stderr
+
+
 @pytest.mark.parametrize("error", [OSError, RuntimeError, AssertionError])
 def test_figure_drawn_here_when_the_helper_cannot_start(tmp_path, monkeypatch, error):
     """multiprocessing's errors for no resources, a bootstrapping parent and a daemonic
