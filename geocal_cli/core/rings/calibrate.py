@@ -65,6 +65,10 @@ START_TRIES = 3
 #: by `MAX_SIGMA_PX`): a hypothesis tried because the best failed has no benefit of the
 #: doubt, and a wrong assignment's fit on many rings reaches about 1 px.
 NEXT_MAX_SIGMA_PX = 0.5
+#: Robust σ (pixels) any fit must reach once the audit has refused one on the same image:
+#: the search then goes on through hypotheses and strategies that are more often wrong, and
+#: a wrong NaCl fit on a tilted detector (24 mm against 27.7 mm) passed the audit at 0.4 px.
+AFTER_REFUSAL_SIGMA_PX = 0.3
 #: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
 #: assignment hypotheses fitted for each: each hypothesis costs a round of control points
 #: over the whole image, seconds on a 9M detector.
@@ -371,7 +375,8 @@ class _Judge:
     """The audit's verdict on each fit the blind search finds, so that a fit the audit
     refuses sends the search on to the next hypothesis and strategy.
 
-    Called with (Refinement, ControlPoints, blind summary): the refusal, or None. Keeps the
+    Called with (Refinement, ControlPoints, blind summary): the refusal, or None; once it
+    has refused a fit, any later one must reach `AFTER_REFUSAL_SIGMA_PX`. Keeps the
     refused fits in search order (`refused`: the first is the answer refused in the end
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
     ControlPoints, the other tilt's fit, Audit) after the mirrored-tilt check, which the
@@ -385,6 +390,9 @@ class _Judge:
         self.judged: dict = {}
 
     def __call__(self, result, pts, blind):
+        if self.refused and _robust_sigma(result) > AFTER_REFUSAL_SIGMA_PX:
+            return (f"residuals of {_robust_sigma(result):.2f} px (robust σ), after a fit the "
+                    "audit refused")
         prepared, detector, d_spacing, free = self.mirror_args
         said: list[str] = []
         taken, taken_pts, other = _mirror_if_better(prepared, detector, d_spacing, result, pts,

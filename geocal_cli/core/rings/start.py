@@ -38,6 +38,10 @@ EXCELLENT_SIGMA_PX = 0.35
 #: Robust σ (pixels) of control points within which an assignment hypothesis other than
 #: the best is offered as a further start: a worse one is no start for refinement rounds.
 NEXT_SIGMA_PX = 1.0
+#: Traced rings such a further hypothesis must assign: two rings fit any calibrant at a
+#: distance of its choice, and a hypothesis tried because the best one failed has no benefit
+#: of the doubt.
+NEXT_MIN_RINGS = 3
 #: Ring arcs (the longest) the ring-family fit of the arc strategy starts from.
 FAMILY_ARCS = 48
 
@@ -230,7 +234,8 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     The hypotheses are fitted on the control points of their assigned rings, best scored
     first, until one fits excellently (`EXCELLENT_SIGMA_PX`). Among those about as good as
     the best fit, the one whose geometry finds most of the calibrant's expected rings comes
-    first, then the assignment score. The others that fit within `NEXT_SIGMA_PX` follow in
+    first, then the assignment score. The others that fit within `NEXT_SIGMA_PX` and assign
+    at least `NEXT_MIN_RINGS` traced rings follow in
     the order of their σ, the hypotheses not fitted yet last: a start whose refinement the
     caller refuses (a fit on a few rings of a dense calibrant can be excellent at a wrong
     distance) is then followed by the next.
@@ -330,10 +335,12 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         first = max(close, key=lambda c: (c[0], c[1][1].score))[1]
     else:
         first = close[0]
-    rest = sorted((f for f in fits_ok if f is not first and f[0] <= NEXT_SIGMA_PX),
-                  key=lambda f: f[0])
+    def next_ok(f):
+        return f is not None and f[0] <= NEXT_SIGMA_PX and len(f[3]) >= NEXT_MIN_RINGS
+
+    rest = sorted((f for f in fits_ok if f is not first and next_ok(f)), key=lambda f: f[0])
     later = (fitted(h) for h in hypotheses[tried:])
-    later = (f for f in later if f is not None and f[0] <= NEXT_SIGMA_PX and enough(f))
+    later = (f for f in later if next_ok(f) and enough(f))
     for cost, h, refinement, assigned in (first, *rest, *later):
         say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
             + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
