@@ -14,7 +14,6 @@ import resource
 import signal
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 hypothesis = pytest.importorskip("hypothesis")

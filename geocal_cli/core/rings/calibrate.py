@@ -379,8 +379,8 @@ class _Judge:
     has refused a fit, any later one must reach `AFTER_REFUSAL_SIGMA_PX`. Keeps the
     refused fits in search order (`refused`: the first is the answer refused in the end
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
-    ControlPoints, the other tilt's fit, Audit) after the mirrored-tilt check, which the
-    search's answer reuses (`judged`). The audit here is the fit's own (`_audit`); the
+    ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
+    that check, which the search's answer reuses (`judged`). The audit here is the fit's own (`_audit`); the
     ranking on rings measured without the fit joins it once, for the answer.
     """
 
@@ -621,7 +621,7 @@ def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
         say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
             f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
         try:
-            return _solve_first([(start, blind)], solve, judge)
+            return _solve_first([(start, blind)], solve, judge, tries=1)
         except CalibrationError as exc:
             say(f"profile strategy failed ({exc})")
     return None
@@ -761,8 +761,9 @@ def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
 
     A start holds when its refinement does (`_solve`; after the first, within
     `NEXT_MAX_SIGMA_PX`) and, given `judge` (`_Judge`), the audit accepts the fit: a fit the
-    audit refuses sends the search on, to the next hypothesis and then the next strategy. When none holds, raises the first start's
-    CalibrationError (or the starts' own, or one saying there was none).
+    audit refuses sends the search on, to the next hypothesis and then the next strategy.
+    When none holds, raises the first start's CalibrationError (or the starts' own, or one
+    saying there was none).
     """
     say = solve[-1]
     first = None

@@ -235,10 +235,9 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     first, until one fits excellently (`EXCELLENT_SIGMA_PX`). Among those about as good as
     the best fit, the one whose geometry finds most of the calibrant's expected rings comes
     first, then the assignment score. The others that fit within `NEXT_SIGMA_PX` and assign
-    at least `NEXT_MIN_RINGS` traced rings follow in
-    the order of their σ, the hypotheses not fitted yet last: a start whose refinement the
-    caller refuses (a fit on a few rings of a dense calibrant can be excellent at a wrong
-    distance) is then followed by the next.
+    at least `NEXT_MIN_RINGS` traced rings follow in the order of their σ, the hypotheses
+    not fitted yet last: a start whose refinement the caller refuses (a fit on a few rings
+    of a dense calibrant can be excellent at a wrong distance) is then followed by the next.
 
     Parameters
     ----------
@@ -269,8 +268,8 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     Raises
     ------
     CalibrationError
-        Before the first start: no assignment, none that converges, or too few rings
-        explained by the best.
+        Before the first start: no assignment, none that converges, or none that explains
+        enough rings (`min_explained`).
     """
     tth_all = ring_tth(d_spacing, wavelength)
     usable = assignable(tth_all)

@@ -5,7 +5,6 @@ or an unblocked saturated direct beam (issue 19, must-show 3)."""
 
 import json
 
-import numpy as np
 import pytest
 
 from geocal_cli.main import run
