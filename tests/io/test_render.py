@@ -93,8 +93,9 @@ def test_the_helper_ends_silently(tmp_path, lab6_pilatus):
     sim, _ = lab6_pilatus
     proc = subprocess.run([str(script), "calib-ring", str(sim.image),
                            "-c", "LaB6", "--energy", "17", "-d", "Pilatus1M", "-o",
-                           str(tmp_path / "c.poni"), "--plot", str(tmp_path / "c.png")],
-                          capture_output=True, text=True, timeout=300)
+                           str(tmp_path / "c.poni"), "--report", str(tmp_path / "c.json"),
+                           "--plot", str(tmp_path / "c.png")],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert _png(tmp_path / "c.png")
     assert "interrupted" not in proc.stderr
