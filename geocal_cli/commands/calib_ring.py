@@ -129,11 +129,19 @@ def summary_table(report: dict):
     row("wavelength", g["poni"]["wavelength_m"] * 1e10, "fixed" if "wavelength" in report["results"]["fixed"]
         else s["wavelength_m"] * 1e10, "Å", ".6f")
     row("residual rms", r["rms_px"], None, "px", ".3f")
+    _misfit_rows(r, row)
     row("residual rms", r["rms_tth_deg"], None, "deg 2θ", ".5f")
     row("residual rms Δd/d", r["rms_microstrain"], None, "µε", ".0f")
     if report.get("ring_centres"):
         row("ring centres spread", report["ring_centres"]["spread_px"], None, "px", ".3f")
     return t
+
+
+def _misfit_rows(r: dict, row) -> None:
+    """The residual's split: the points' own scatter and what the model leaves."""
+    if r.get("points_scatter_px") is not None:
+        row("  points' own scatter", r["points_scatter_px"], None, "px", ".3f")
+        row("  model misfit", r["model_misfit_px"], None, "px", ".3f")
 
 
 def _electron_rows(report: dict, row) -> None:
@@ -151,3 +159,4 @@ def _electron_rows(report: dict, row) -> None:
     row("centre y", e["center_px"]["y"], s["beam_center_px"]["y"], "px", ".3f")
     row("wavelength", e["wavelength_a"], None, "Å", ".6f")
     row("residual rms", r["rms_px"], None, "px", ".3f")
+    _misfit_rows(r, row)

@@ -21,7 +21,7 @@ from geocal_cli.io.plots import RingFitView, plot_calibration
 from geocal_cli.io.poni import read_poni, write_poni
 from geocal_cli.io.reports import report_header, write_report
 from geocal_cli.pipeline import electron
-from geocal_cli.pipeline.results import integration_view, ring_centres_summary
+from geocal_cli.pipeline.results import integration_view, misfit_summary, ring_centres_summary
 
 SCHEMA = "geocal.calib-ring"
 #: `--calibrant auto`: identify the calibrant from the rings.
@@ -359,6 +359,7 @@ def results(calib, rings) -> dict:
         "residuals": {
             "control_points": int(inl.size), "rejected": int((~inl).sum()),
             "rms_px": float(np.sqrt(np.mean(res_all**2))),
+            **misfit_summary(calib.misfit),
             "rms_tth_deg": float(np.degrees(tth_rms)),
             "rms_microstrain": float(strain),
             "condition_number": ref.condition,

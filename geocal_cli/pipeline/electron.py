@@ -10,7 +10,9 @@ import numpy as np
 
 from geocal_cli import __version__
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.pipeline.results import ring_centres_summary
+from geocal_cli.core.electron.lens import N_CHI
+from geocal_cli.core.rings.misfit import split_residual
+from geocal_cli.pipeline.results import misfit_summary, ring_centres_summary
 
 #: Of the ellipse, what each program's parameters mean (written into the ellipse file).
 CONVENTIONS = {
@@ -180,6 +182,8 @@ def sections(lens, d_spacing) -> dict:
         "residuals": {
             "control_points": int(inl.size), "rejected": int((~inl).sum()),
             "rms_px": float(np.sqrt(np.mean(res**2))),
+            **misfit_summary(split_residual(lens.points.ring[inl], lens.points.chi[inl], res,
+                                            2 * np.pi / N_CHI)),
             "weighting": "each point by its 1σ from the multi-peak profile fit (floor 0.02 px)",
             "rings": rings},
         "notes": [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 
 def shorten(text, limit: int = 160) -> str:
     """A message cut to one line of a summary or a plot title (reports keep it whole)."""
@@ -33,6 +35,14 @@ def ring_centres_summary(centres, numbers=None) -> dict | None:
                       for k, s, e in zip(centres.ring, centres.shift_px, centres.sigma_px)]}
 
 
+def misfit_summary(m) -> dict:
+    """The report's split of the residual (`core.rings.misfit.Misfit`, or None): the control
+    points' own scatter and the geometry's misfit, pixels (None where undetermined)."""
+    ok = m is not None and np.isfinite(m.scatter_px)
+    return {"points_scatter_px": float(m.scatter_px) if ok else None,
+            "model_misfit_px": float(m.misfit_px) if ok else None}
+
+
 def integration_view(image, valid, frame, ring_tth, used, rings_seen: dict | None = None):
     """The integration check of a plot (`io.plots.IntegrationView`): the image integrated
     under `frame` and where the calibrant's rings fall.
@@ -55,8 +65,6 @@ def integration_view(image, valid, frame, ring_tth, used, rings_seen: dict | Non
     -------
     IntegrationView
     """
-    import numpy as np
-
     from geocal_cli.core.rings.integration import integrate
     from geocal_cli.io.plots import IntegrationView
 

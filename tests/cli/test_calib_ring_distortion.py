@@ -5,10 +5,27 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from tests.cli.test_cli import cli
 
 
-def test_calib_ring_with_the_detector_file(measured, tmp_path, capsys, monkeypatch):
+@pytest.fixture(scope="module")
+def distorted_lab6(measured, tmp_path_factory):
+    """LaB6 simulated through the grid's true distortion (`measured`)."""
+    from geocal_cli.main import run
+
+    d = tmp_path_factory.mktemp("lab6")
+    with pytest.raises(SystemExit) as exc:
+        run(["-q", "simulate", str(d / "lab6.edf"), "--energy", "17", "--pixel-size", "100",
+             "--shape", "1024,1024", "--distance", "100", "--tilt", "1.5",
+             "--tilt-plan-rotation", "40", "--center", "505.3,520.8",
+             "--distortion", str(measured / "grid.truth.h5")])
+    assert exc.value.code == 0
+    return d / "lab6.edf"
+
+
+def test_calib_ring_with_the_detector_file(measured, distorted_lab6, tmp_path, capsys, monkeypatch):
     """A calibrant seen through the same distortion: the file brings the rings within
     0.05 px of the truth; without it the same points are several times worse."""
     from geocal_cli.config.calib_ring import CalibRingConfig
@@ -22,11 +39,7 @@ def test_calib_ring_with_the_detector_file(measured, tmp_path, capsys, monkeypat
 
     monkeypatch.chdir(tmp_path)
     d = measured
-    code, _, err = cli(["simulate", "lab6.edf", "--energy", "17", "--pixel-size", "100",
-                        "--shape", "1024,1024", "--distance", "100", "--tilt", "1.5",
-                        "--tilt-plan-rotation", "40", "--center", "505.3,520.8",
-                        "--distortion", d / "grid.truth.h5"], capsys)
-    assert code == 0, err
+    (tmp_path / "lab6.edf").symlink_to(distorted_lab6)
     # The command end to end: it exits 0 and its report shows both residuals.
     code, _, err = cli(["calib-ring", "lab6.edf", "-c", "LaB6", "--energy", "17",
                         "--detector", d / "det.h5", "--report", "with.json"], capsys)
@@ -39,7 +52,7 @@ def test_calib_ring_with_the_detector_file(measured, tmp_path, capsys, monkeypat
     distorted = read_poni(res.poni).detector                   # the PONI carries the file
     assert not distorted.uniform_pixel
 
-    truth = read_poni(tmp_path / "lab6.truth.poni")
+    truth = read_poni(distorted_lab6.with_name("lab6.truth.poni"))
     true_field = read_distortion(d / "grid.truth.h5")[0]
     field = read_distortion(d / "det.h5")[0]
     d_spacing = load_calibrant("LaB6", "xray").d_spacing
@@ -53,3 +66,27 @@ def test_calib_ring_with_the_detector_file(measured, tmp_path, capsys, monkeypat
     without = ring_position_error(geometry_from_values(truth.detector, raw.values), truth, tth,
                                   (1024, 1024), reference_field=true_field)
     assert without > 5 * with_file and without > 0.1
+
+
+def test_a_distortion_the_poni_cannot_describe_is_reported(measured, distorted_lab6, tmp_path,
+                                                           capsys):
+    """Without the detector file the rings leave a residual that varies slowly with χ, far
+    beyond the points' own scatter: the report splits the two and warns; with the file the
+    misfit is gone."""
+    code, _, err = cli(["calib-ring", distorted_lab6, "-c", "LaB6", "--energy", "17",
+                        "--pixel-size", "100", "-o", tmp_path / "raw.poni",
+                        "--report", tmp_path / "raw.json"], capsys)
+    assert code == 0, err
+    raw = json.loads((tmp_path / "raw.json").read_text())
+    r = raw["residuals"]
+    assert r["points_scatter_px"] < 0.1 and r["model_misfit_px"] > 5 * r["points_scatter_px"]
+    assert r["rms_px"] ** 2 == pytest.approx(r["points_scatter_px"] ** 2 + r["model_misfit_px"] ** 2)
+    assert any("varies slowly with the azimuth" in w for w in raw["warnings"])
+    code, out, err = cli(["calib-ring", distorted_lab6, "-c", "LaB6", "--energy", "17",
+                          "--detector", measured / "det.h5", "-o", tmp_path / "file.poni",
+                          "--report", tmp_path / "file.json"], capsys)
+    assert code == 0, err
+    assert "model misfit" in out
+    fixed = json.loads((tmp_path / "file.json").read_text())
+    assert fixed["residuals"]["model_misfit_px"] < 0.2 * r["model_misfit_px"]
+    assert not any("varies slowly with the azimuth" in w for w in fixed["warnings"])

@@ -36,6 +36,10 @@ MAX_ROUNDS = 8
 #: The rounds stop when the centre moves less than this, pixels.
 CONVERGED_PX = 0.002
 
+# Azimuths per ring: the profile fits cost in proportion, and 1° sectors already give
+# thousands of points on a few rings.
+N_CHI = 360
+
 
 @dataclass(frozen=True)
 class LensCalibration:
@@ -161,9 +165,6 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
     c0 = np.asarray(center0, float)
     frame0 = frame_of(equivalent_geometry(detector, camera_length0, c0, wavelength))
     shift, ell, scale = np.zeros(2), np.zeros(2), 1.0
-    # 360 azimuths: the profile fits cost in proportion, and 1° sectors already give
-    # thousands of points on a few rings.
-    n_chi = 360
     finite = np.isfinite(tth)
     fit = None
     hw_rel, hw_abs = 0.04, 3.0
@@ -184,7 +185,7 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
             raise CalibrationError("no calibrant ring falls on valid pixels")
         radius = np.tan(scaled[on]) * camera_length0 / np.sqrt(np.prod(pix))
         hw = np.maximum(hw_abs, hw_rel * radius)
-        prof = fit_ring_profiles(prepared, fr, scaled[on], hw, width_px, n_chi=n_chi)
+        prof = fit_ring_profiles(prepared, fr, scaled[on], hw, width_px, n_chi=N_CHI)
         pts = prof.points
         pts = ControlPoints(pts.d1, pts.d2, on[pts.ring], pts.chi, pts.snr, pts.width)
         if len(pts) < 20:

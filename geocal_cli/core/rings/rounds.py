@@ -106,8 +106,8 @@ class RingState:
     def start(cls, n_rings: int, shape: tuple[int, int], n_sectors: int = 36) -> "RingState":
         """The state before the first round, for `n_rings` calibrant rings on an image of
         this shape."""
-        n_chi = int(np.clip(2 * np.pi * np.hypot(*shape) / 2 / 6, 360, 1440))
-        return cls(8.0, np.zeros(n_rings), {}, set(), np.zeros((n_rings, n_sectors), bool), n_chi)
+        return cls(8.0, np.zeros(n_rings), {}, set(), np.zeros((n_rings, n_sectors), bool),
+                   azimuths(shape))
 
     def weights(self, cp: ControlPoints) -> np.ndarray:
         """Inverse scatter of each point's ring (1 for a ring not measured yet), px⁻¹."""
@@ -132,6 +132,12 @@ class RingState:
         self.blocked |= _contaminated_sectors(cp, res, self.width.size, self.blocked.shape[1])
         self.ring_sigma = dict(zip(ring_ids.tolist(), np.maximum(spread, 0.05)))
         return bad, float(sigma)
+
+
+def azimuths(shape: tuple[int, int]) -> int:
+    """Azimuths the rounds sample per ring on an image of this shape: points about 6 px
+    apart at half the image diagonal, 360 to 1440."""
+    return int(np.clip(2 * np.pi * np.hypot(*shape) / 2 / 6, 360, 1440))
 
 
 def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state: RingState,

@@ -1,0 +1,85 @@
+"""How much of a fit's residual the model leaves, beyond the control points' own scatter.
+
+A ring's control points scatter about the true ring (counting noise, grain spots, pixels);
+a geometry that does not describe the rings adds a residual that varies slowly with the
+azimuth χ. Differences between the residuals of neighbouring azimuths on one ring cancel
+the slow part and keep the scatter: for independent points of variance σ², the mean square
+successive difference is 2σ² (von Neumann, Ann. Math. Statist. 12, 367 (1941),
+doi:10.1214/aoms/1177731677; the Durbin–Watson statistic of regression residuals,
+Biometrika 37, 409 (1950), doi:10.1093/biomet/37.3-4.409, is the same ratio). So the total
+mean square residual splits into the points' scatter and the model's misfit:
+rms² = σ_points² + misfit².
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Neighbours further apart than this many azimuth steps (a gap, a blocked sector) are not
+# compared: the slow part would no longer cancel.
+NEIGHBOUR_STEPS = 1.5
+
+
+@dataclass(frozen=True)
+class Misfit:
+    """A fit's residual split into the control points' scatter and the model's misfit.
+
+    Attributes
+    ----------
+    rms_px : float
+        Rms residual of the points compared, pixels.
+    scatter_px : float
+        The points' own scatter, from successive differences along χ, pixels (NaN with
+        fewer than `min_pairs` neighbour pairs).
+    misfit_px : float
+        sqrt(max(rms² − scatter², 0)): the part of the residual that varies slowly with χ,
+        pixels (NaN when `scatter_px` is).
+    pairs : int
+        Neighbour pairs compared.
+    """
+
+    rms_px: float
+    scatter_px: float
+    misfit_px: float
+    pairs: int
+
+
+def split_residual(ring: np.ndarray, chi: np.ndarray, residual_px: np.ndarray,
+                   chi_step: float, min_pairs: int = 10) -> Misfit:
+    """Split residuals into the points' scatter and the model's misfit.
+
+    Parameters
+    ----------
+    ring : ndarray of int, shape (n,)
+        Each point's ring.
+    chi : ndarray, shape (n,)
+        Each point's azimuth, radians.
+    residual_px : ndarray, shape (n,)
+        Each point's radial residual, pixels (the inliers of a fit).
+    chi_step : float
+        Azimuth step of the sampling, radians: points on one ring at most
+        `NEIGHBOUR_STEPS` steps apart are neighbours.
+    min_pairs : int
+        Fewer neighbour pairs leave the split undetermined (NaN).
+
+    Returns
+    -------
+    Misfit
+    """
+    ring = np.asarray(ring)
+    res = np.asarray(residual_px, float)
+    rms = float(np.sqrt(np.mean(res ** 2))) if res.size else float("nan")
+    order = np.lexsort((chi, ring))
+    r, c, e = ring[order], np.asarray(chi, float)[order], res[order]
+    pair = (r[1:] == r[:-1]) & (np.diff(c) <= NEIGHBOUR_STEPS * chi_step)
+    # The wrap at ±π joins the last and first azimuths of a ring.
+    first = np.r_[True, r[1:] != r[:-1]]
+    last = np.r_[r[1:] != r[:-1], True]
+    wrap = (c[first] + 2 * np.pi - c[last]) <= NEIGHBOUR_STEPS * chi_step
+    diff = np.r_[np.diff(e)[pair], (e[first] - e[last])[wrap & (np.nonzero(first)[0] != np.nonzero(last)[0])]]
+    if diff.size < min_pairs:
+        return Misfit(rms, float("nan"), float("nan"), int(diff.size))
+    scatter = float(np.sqrt(np.mean(diff ** 2) / 2))
+    return Misfit(rms, scatter, float(np.sqrt(max(rms ** 2 - scatter ** 2, 0.0))), int(diff.size))
