@@ -149,8 +149,10 @@ def _joint(cfg, items, res, where) -> None:
                         cfg.out_dir, tuple(cfg.joint_free or ()), say=console.progress)
     alone = sum(s is not None for s in seeds)
     rms = out.report["residuals"]["rms_px"]
+    misfit = [i["model_misfit_px"] for i in out.report["images"] if i["model_misfit_px"] is not None]
+    split = f" (model misfit ≤ {max(misfit):.3f} px per image)" if misfit else ""
     console.result(f"joint {cfg.joint}: {len(items)} images ({alone} calibrated alone), rms "
-                   f"{rms:.3f} px; wrote {out.report_path}, {out.goniometer}, "
+                   f"{rms:.3f} px{split}; wrote {out.report_path}, {out.goniometer}, "
                    f"{len(out.ponis)} PONIs in {cfg.out_dir / 'joint'}")
 
 

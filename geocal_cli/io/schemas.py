@@ -87,6 +87,7 @@ SCHEMAS = {
         uncertainties_1sigma=obj({"beam_center_px": XY_OR_NULL}),
         correlation=obj({"parameters": STRINGS, "matrix": {"type": "array"}}),
         residuals=obj({"control_points": INT, "rejected": INT, "rms_px": NUM,
+                       "points_scatter_px": NUM_OR_NULL, "model_misfit_px": NUM_OR_NULL,
                        "rings": array(RING_RESIDUAL, 1)}),
         rings_seen=RINGS_SEEN),
     "recenter": header(
@@ -121,7 +122,8 @@ SCHEMAS = {
         model=obj({"name": STR, "param_names": STRINGS}),
         shared={"type": "object", "additionalProperties": obj({"value": NUM_OR_NULL, "sigma": NUM_OR_NULL,
                                                                "fixed": BOOL})},
-        images=array(obj({"image": STR, "poni": STR, "pose": {"type": "object"}, "rms_px": NUM_OR_NULL}), 1),
+        images=array(obj({"image": STR, "poni": STR, "pose": {"type": "object"}, "rms_px": NUM_OR_NULL,
+                          "points_scatter_px": NUM_OR_NULL, "model_misfit_px": NUM_OR_NULL}), 1),
         residuals=obj({"rms_px": NUM_OR_NULL, "points": INT}),
         problems=STRINGS, undetermined=STRINGS),
     "batch": {"$schema": DRAFT, "$id": "https://geocal/schemas/batch.json", "title": "geocal batch summary",

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.errors import CalibrationError, ConfigError
+from geocal_cli.pipeline.results import misfit_summary
 
 SCHEMA = "geocal.joint"
 REPORT = "joint.json"
@@ -171,7 +172,8 @@ def run(model_spec: str, positions: list, configs: list, seeds: list, ponis: lis
     report = report_header(SCHEMA, {"model": model_spec, "free": list(free),
                                     "calib_ring": to_plain(configs[0])},
                            [c.image for c in configs])
-    report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp))
+    report.update(_results(model, result, configs, positions, seeds, ponis, cps, dsp,
+                           [p.data.shape for p in prepared]))
     if PIXEL_SCALE in model.param_names:
         scale = result.values[PIXEL_SCALE]
         report["detector"] = {
@@ -280,15 +282,19 @@ def _write_goniometer(path: Path, model, result, detector, wavelength: float) ->
     write_text(path, json.dumps(gonio.to_dict(), indent=2, default=list) + "\n")
 
 
-def _results(model, result, configs, positions, seeds, ponis, cps, dsp) -> dict:
+def _results(model, result, configs, positions, seeds, ponis, cps, dsp, shapes) -> dict:
     from geocal_cli.core.joint.model import POSE_KEYS
+    from geocal_cli.core.rings.misfit import split_residual
+    from geocal_cli.core.rings.rounds import azimuths
 
     rms = result.rms_px()
     images = []
     for i, c in enumerate(configs):
         cp, k = cps[i], result.inliers[i]
-        rings = []
+        rings, split = [], None
         if cp is not None:
+            split = split_residual(cp.ring[k], cp.chi[k], result.residual_px[i][k],
+                                   2 * np.pi / azimuths(shapes[i]))
             for ring in np.unique(cp.ring):
                 sel = cp.ring == ring
                 r = result.residual_px[i][sel & k]
@@ -299,7 +305,7 @@ def _results(model, result, configs, positions, seeds, ponis, cps, dsp) -> dict:
                        "calibrated_alone": seeds[i] is not None, "poni": str(Path(ponis[i]).resolve()),
                        "pose": dict(zip(POSE_KEYS, map(float, result.poses[i]))),
                        "pose_sigma": dict(zip(POSE_KEYS, map(float, result.pose_sigma()[i]))),
-                       "rms_px": float(rms[i]), "rings": rings})
+                       "rms_px": float(rms[i]), **misfit_summary(split), "rings": rings})
     corr = result.correlation
     return {
         "model": {"name": model.name, "param_names": list(model.param_names),
