@@ -11,7 +11,8 @@ import numpy as np
 from geocal_cli import __version__
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.electron.lens import N_CHI
-from geocal_cli.core.rings.misfit import split_residual
+from geocal_cli.core.rings.concentric import NON_CONCENTRIC_START, concentric_warning
+from geocal_cli.core.rings.misfit import WARNING_START, misfit_warning, split_residual
 from geocal_cli.pipeline.results import misfit_summary, ring_centres_summary
 
 #: Of the ellipse, what each program's parameters mean (written into the ellipse file).
@@ -66,6 +67,10 @@ def fit_lens(calib, data, valid, detector, wavelength: float, d_spacing, say):
 #: The tilted detector replaces the lens model when it fits the same points with a residual
 #: rms below this fraction of the lens model's (both have five parameters).
 TILT_BETTER = 0.7
+#: What the lens model's misfit warning names as the cause.
+LENS_MISFIT = ("a projector-lens distortion beyond the ellipse (higher orders) or rings that are "
+               "not concentric; the 1σ of the centre and camera length include the rings' own "
+               "scatter of centres and radii")
 
 
 def tilt_fits_better(lens, calib, d_spacing) -> str | None:
@@ -143,7 +148,7 @@ def sections(lens, d_spacing) -> dict:
     Returns
     -------
     dict
-        Keys `electron`, `uncertainties_1sigma`, `residuals`, `notes`.
+        Keys `electron`, `uncertainties_1sigma`, `residuals`, `notes`, `warnings`.
     """
     fit = lens.fit
     inl = fit.inliers
@@ -158,6 +163,7 @@ def sections(lens, d_spacing) -> dict:
                                                            / (np.pi / 18))).size / 36)}
              for r in ring_rows(lens, d_spacing)]
     res = fit.residual_px[inl]
+    misfit = split_residual(lens.points.ring[inl], lens.points.chi[inl], res, 2 * np.pi / N_CHI)
     sig_ratio = lens.axis_ratio_sigma()
     return {
         "electron": {
@@ -182,8 +188,7 @@ def sections(lens, d_spacing) -> dict:
         "residuals": {
             "control_points": int(inl.size), "rejected": int((~inl).sum()),
             "rms_px": float(np.sqrt(np.mean(res**2))),
-            **misfit_summary(split_residual(lens.points.ring[inl], lens.points.chi[inl], res,
-                                            2 * np.pi / N_CHI)),
+            **misfit_summary(misfit),
             "weighting": "each point by its 1σ from the multi-peak profile fit (floor 0.02 px)",
             "rings": rings},
         "notes": [
@@ -191,6 +196,8 @@ def sections(lens, d_spacing) -> dict:
             "centre: pyFAI has no lens ellipticity, so its rings are circles that miss the "
             f"ellipses by up to ±{100 * e:.2f} % of their radius ({e * _outer_radius(lens):.2f} px "
             "at the outermost ring fitted); the ellipse file carries the full model"],
+        "warnings": [w for w in [concentric_warning(lens.ring_centres),
+                                 misfit_warning(misfit, LENS_MISFIT)] if w],
     }
 
 
@@ -205,7 +212,8 @@ def update_report(report: dict, lens, d_spacing, geometry_summary: dict) -> None
     """Replace a calib-ring report's tilted-detector results by the electron model's.
 
     The tilted fit, which started the model, stays under `results.tilted_start`; its
-    warning that the tilt's mirror image fits as well no longer applies.
+    warnings that the tilt's mirror image fits as well, that its rings are not concentric and
+    of what it leaves no longer apply: the model's own replace them.
     """
     sec = sections(lens, d_spacing)
     res = report["results"]
@@ -218,7 +226,9 @@ def update_report(report: dict, lens, d_spacing, geometry_summary: dict) -> None
     report["correlation"] = correlation(lens)
     report["residuals"] = sec["residuals"]
     report["ring_centres"] = ring_centres_summary(lens.ring_centres)
-    report["warnings"] = [w for w in report["warnings"] if not w.startswith("tilt direction")]
+    report["warnings"] = [w for w in report["warnings"]
+                          if not w.startswith(("tilt direction", WARNING_START,
+                                               NON_CONCENTRIC_START))] + sec["warnings"]
     report["notes"] = [n for n in report["notes"] if not n.startswith("rot3 fixed")] + sec["notes"]
 
 

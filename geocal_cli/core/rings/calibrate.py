@@ -26,7 +26,7 @@ import numpy as np
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
                                         judge_wavelength, merge_rankings, rank_calibrants,
                                         ranking_text, refusal, scan_wavelength, top_calibrants)
-from geocal_cli.core.rings.concentric import RingCentres, ring_shifts
+from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
@@ -34,7 +34,7 @@ from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of
                                            poni_for_beam_center)
 from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
-from geocal_cli.core.rings.misfit import Misfit, split_residual
+from geocal_cli.core.rings.misfit import Misfit, misfit_warning, split_residual
 from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
@@ -87,14 +87,6 @@ MIRROR_MAX_TTH_DEG = 20.0
 MIRROR_BETTER = 0.75
 #: Rounds the final fit may add past its five while rounds still drop rings.
 EXTRA_ROUNDS = 3
-#: Ring-to-ring scatter of the ring centres (rms per axis beyond noise, pixels) above which
-#: the report warns that the rings are not concentric.
-NON_CONCENTRIC_PX = 0.1
-#: A warning tells what the geometry leaves beyond the points' own scatter (`misfit`) when it
-#: exceeds both this multiple of the scatter and this many pixels: the GE 41RT panel's radial
-#: distortion leaves 0.12 px against 0.03 px of scatter; simulated images, 0.01 px.
-MISFIT_WARN_RATIO = 2.0
-MISFIT_WARN_PX = 0.1
 #: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
 #: pixel; a solution whose rings disagree that much is fitting the wrong rings.
 MAX_RING_SPREAD_PX = 1.0
@@ -329,11 +321,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             "(a wrong ring assignment, or rings of another phase)")
     if centres is not None and centres.spread_px > 0:
         beam_sigma = tuple(float(np.hypot(s, centres.centre_sigma_px)) for s in beam_sigma)
-        if centres.spread_px > NON_CONCENTRIC_PX:
-            warnings.append(
-                f"the rings are not concentric: their centres scatter by {centres.spread_px:.2f} px "
-                f"(rms per axis, beyond noise, over {centres.ring.size} rings; a non-planar "
-                "detector or a sample off the axis); the beam centre's 1σ includes it")
+        warning = concentric_warning(centres)
+        if warning:
+            warnings.append(warning)
     if undetermined:
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
@@ -378,12 +368,11 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     inl = result.inliers
     misfit = split_residual(pts.ring[inl], pts.chi[inl], result.residual_px[inl],
                             2 * np.pi / azimuths(image.shape))
-    if misfit.misfit_px > max(MISFIT_WARN_RATIO * misfit.scatter_px, MISFIT_WARN_PX):
-        warnings.append(f"the geometry leaves {misfit.misfit_px:.2f} px rms that varies slowly with "
-                     f"the azimuth, beyond the points' own scatter ({misfit.scatter_px:.2f} px): "
-                     "a detector distortion or a non-planar detector that a PONI cannot "
-                     "describe (grid-distortion measures a distortion); the 1σ assume "
-                     "independent points")
+    warning = misfit_warning(misfit, "a detector distortion or a non-planar detector that a "
+                             "PONI cannot describe (grid-distortion measures a distortion); "
+                             "the 1σ assume independent points")
+    if warning:
+        warnings.append(warning)
     timings["total"] = time.perf_counter() - t0
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,

@@ -21,6 +21,11 @@ import numpy as np
 #: covers enough azimuth for a shift to differ from a radius change).
 MIN_POINTS = 20
 MAX_CONDITION = 1e3
+#: Ring-to-ring scatter of the ring centres (rms per axis beyond noise, pixels) above which
+#: the report warns that the rings are not concentric.
+NON_CONCENTRIC_PX = 0.1
+#: How that warning begins (reports replace one model's by another's).
+NON_CONCENTRIC_START = "the rings are not concentric"
 
 
 @dataclass(frozen=True)
@@ -118,3 +123,12 @@ def ring_shifts(frame, tth: np.ndarray, chi: np.ndarray, ring: np.ndarray,
     _, _, u1, u2 = frame.radial_direction(tth, chi)
     ok = np.isfinite(u1) & np.isfinite(u2)
     return ring_centres(ring[ok], residual_px[ok], u1[ok], u2[ok])
+
+
+def concentric_warning(centres: RingCentres | None) -> str | None:
+    """The warning for rings whose own centres scatter beyond `NON_CONCENTRIC_PX`, or None."""
+    if centres is None or not centres.spread_px > NON_CONCENTRIC_PX:
+        return None
+    return (f"{NON_CONCENTRIC_START}: their centres scatter by {centres.spread_px:.2f} px (rms "
+            f"per axis, beyond noise, over {centres.ring.size} rings; a non-planar detector or "
+            "a sample off the axis); the beam centre's 1σ includes it")
