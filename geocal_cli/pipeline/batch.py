@@ -25,6 +25,8 @@ import hashlib
 import itertools
 import json
 import os
+import signal
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
 from contextlib import contextmanager
@@ -461,11 +463,15 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
     futures: dict = {}
     restarts = 0
 
+    def hand_over(it, base):
+        with held_signals():
+            futures[executor.submit(run_item, subcommand, it.config, reports.command_line)] = (it, base)
+
     def submit(n):
         nonlocal executor, own, restarts
         for it, base in itertools.islice(waiting, n):
             try:
-                fut = executor.submit(run_item, subcommand, it.config, reports.command_line)
+                hand_over(it, base)
             except BrokenProcessPool:
                 if own is None or restarts >= MAX_POOL_RESTARTS:
                     tick(_record(records, manifest, it, base, _not_run(restarts), say))
@@ -475,29 +481,60 @@ def _execute(subcommand, todo, records, manifest, jobs, executor, say, tick) -> 
                 say(f"a worker process died: starting a fresh pool ({restarts} of "
                     f"{MAX_POOL_RESTARTS})")
                 executor = own = local_executor(limit)
-                fut = executor.submit(run_item, subcommand, it.config, reports.command_line)
-            futures[fut] = (it, base)
+                hand_over(it, base)
 
     try:
-        submit(limit)
-        pending = set(futures)
+        # `futures` holds every item a worker took and that is not yet recorded: the signals
+        # that stop a run wait while an item is handed over or a finished one recorded.
         try:
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            submit(limit)
+            while futures:
+                finished, _ = wait(set(futures), return_when=FIRST_COMPLETED)
                 for fut in finished:
-                    tick(_record(records, manifest, *futures.pop(fut), _result(fut), say))
-                before = set(futures)
+                    with held_signals():
+                        tick(_record(records, manifest, *futures.pop(fut), _result(fut), say))
                 submit(len(finished))
-                pending |= set(futures) - before
         except KeyboardInterrupt:
             left = sum(1 for _ in waiting)
-            say(f"interrupted: finishing the {len(pending)} item(s) in flight, not starting {left}")
-            for fut in pending:
+            say(f"interrupted: finishing the {len(futures)} item(s) in flight, not starting {left}")
+            for fut in list(futures):
                 tick(_record(records, manifest, *futures.pop(fut), _result(fut), say))
             raise
     finally:
         if own is not None:
             own.shutdown(wait=True, cancel_futures=True)
+
+
+#: The signals that stop a run (`main.run` maps each to Ctrl-C's outcome).
+STOP_SIGNALS = tuple(getattr(signal, n) for n in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, n))
+
+
+@contextmanager
+def held_signals():
+    """Hold back the signals that stop a run for the block and deliver them after it, so that
+    bookkeeping that must not be cut in two (an item a worker took, and its note) is whole.
+
+    Python runs signal handlers in the main thread between bytecodes, wherever the signal
+    landed: the handlers are swapped for one that notes the signal, then restored, and each
+    noted signal raised again. Elsewhere than in the main thread (no handlers there) the block
+    runs as is.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig, handler in previous.items():
+        if handler not in (signal.SIG_IGN, None):
+            signal.signal(sig, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:
+                signal.signal(sig, handler)
+        for sig in caught:
+            signal.raise_signal(sig)
 
 
 def _not_run(restarts: int) -> dict:

@@ -255,6 +255,42 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def test_a_stop_signal_just_after_a_worker_took_an_item_still_records_it(series, tmp_path, capsys,
+                                                                          monkeypatch):
+    """A stop signal can land in the instant after a worker took the next item and before the
+    batch noted it: that item still finishes, and its record is written with its outputs (a
+    PONI without a record once slipped through on a loaded machine). The signal here is
+    SIGTERM, which stops a run as Ctrl-C does (a test worker may ignore SIGINT)."""
+    import signal
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geocal_cli.pipeline import batch
+
+    class SignalledAtThirdItem(ThreadPoolExecutor):
+        calls = 0
+
+        def submit(self, *args, **kwargs):
+            fut = super().submit(*args, **kwargs)
+            type(self).calls += 1
+            if type(self).calls == 3:
+                signal.raise_signal(signal.SIGTERM)     # handled here, unless held back
+            return fut
+
+    monkeypatch.setattr(batch, "local_executor", lambda jobs: SignalledAtThirdItem(jobs))
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(5):
+        shutil.copy(series / "a" / f"frame{i % 3}.edf", images / f"h{i}.edf")
+    out = tmp_path / "out"
+    code, _, err = geocal(["batch", "calib-ring", images, *CALIB, "--out-dir", out, "--jobs", "2"],
+                          capsys)
+    assert code == 130, err
+    assert "finishing the 2 item(s) in flight, not starting 2" in err
+    records = _manifest(out)
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)
+    assert len(list(out.glob("*.poni"))) == 3
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc to find workers")
 def test_a_worker_killed_mid_run_fails_only_its_items_and_a_fresh_pool_goes_on(series, tmp_path):
     """SIGKILL of one worker (the out-of-memory killer's way): the items in flight are
