@@ -82,11 +82,11 @@ def split_residual(ring: np.ndarray, chi: np.ndarray, residual_px: np.ndarray,
     order = np.lexsort((chi, ring))
     r, c, e = ring[order], np.asarray(chi, float)[order], res[order]
     pair = (r[1:] == r[:-1]) & (np.diff(c) <= NEIGHBOUR_STEPS * chi_step)
-    # The wrap at ±π joins the last and first azimuths of a ring.
-    first = np.r_[True, r[1:] != r[:-1]]
-    last = np.r_[r[1:] != r[:-1], True]
-    wrap = (c[first] + 2 * np.pi - c[last]) <= NEIGHBOUR_STEPS * chi_step
-    diff = np.r_[np.diff(e)[pair], (e[first] - e[last])[wrap & (np.nonzero(first)[0] != np.nonzero(last)[0])]]
+    # The wrap at ±π joins the first and last azimuths of a ring (of two points or more).
+    new_ring = r[1:] != r[:-1]
+    first, last = np.nonzero(np.r_[True, new_ring])[0], np.nonzero(np.r_[new_ring, True])[0]
+    wrap = (first != last) & (c[first] + 2 * np.pi - c[last] <= NEIGHBOUR_STEPS * chi_step)
+    diff = np.r_[np.diff(e)[pair], (e[first] - e[last])[wrap]]
     if diff.size < min_pairs:
         return Misfit(rms, float("nan"), float("nan"), int(diff.size))
     scatter = float(np.sqrt(np.mean(diff ** 2) / 2))
