@@ -107,18 +107,24 @@ class MotionModel:
         ValueError
             An expression does not give a finite value.
         """
+        return self._poses_at(np.asarray(theta, float)[None, :], positions)[0]
+
+    def _poses_at(self, thetas: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        """`poses` for m parameter vectors at once, shape (m, n, 7) from thetas (m, p): one
+        evaluation per expression, which matters in `design`'s 2p perturbed vectors."""
         import numexpr
         from pyFAI.goniometer import CONST_hc, CONST_q
 
         pos = np.asarray(positions, float).reshape(len(positions), -1)
+        shape = (thetas.shape[0], pos.shape[0])
         # The constants pyFAI's transformations define (hc in keV·Å).
         env = {"pi": np.pi, "hc": CONST_hc, "q": CONST_q, **self.constants}
-        env.update(zip(self.param_names, np.asarray(theta, float)))
-        env.update({name: pos[:, i] for i, name in enumerate(self.pos_names)})
-        out = np.empty((pos.shape[0], len(POSE_KEYS)))
+        env.update({name: thetas[:, j:j + 1] for j, name in enumerate(self.param_names)})
+        env.update({name: pos[None, :, i] for i, name in enumerate(self.pos_names)})
+        out = np.empty(shape + (len(POSE_KEYS),))
         for j, key in enumerate(POSE_KEYS):
-            out[:, j] = np.broadcast_to(numexpr.evaluate(self.expressions[key], local_dict=env),
-                                        pos.shape[0])
+            out[..., j] = np.broadcast_to(numexpr.evaluate(self.expressions[key], local_dict=env),
+                                          shape)
         if not np.all(np.isfinite(out)):
             raise ValueError("the motion model gives no finite geometry for some position")
         return out
@@ -136,13 +142,10 @@ class MotionModel:
         """
         theta = np.asarray(theta, float)
         steps = self.theta_scales() * 1e-2
-        cols = []
-        for j, h in enumerate(steps):
-            hi, lo = theta.copy(), theta.copy()
-            hi[j] += h
-            lo[j] -= h
-            cols.append((self.poses(hi, positions) - self.poses(lo, positions)) / (2 * h))
-        return np.stack(cols, axis=-1)
+        shifts = np.diag(steps)
+        ends = self._poses_at(np.concatenate([theta + shifts, theta - shifts]), positions)
+        p = theta.size
+        return np.moveaxis((ends[:p] - ends[p:]) / (2 * steps)[:, None, None], 0, -1)
 
     def seed(self, poses: np.ndarray, positions: np.ndarray, free: tuple,
              theta0: np.ndarray | None = None) -> np.ndarray:
