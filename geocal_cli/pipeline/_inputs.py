@@ -100,7 +100,7 @@ def flip_verdict(data: np.ndarray, valid: np.ndarray, frame, tth: np.ndarray) ->
     """
     from geocal_cli.core.q.flipcheck import check_flips
 
-    tth = tth[np.isfinite(tth) & (tth <= frame.tth_max(data.shape))][:12]
+    tth = tth[np.isfinite(tth) & (tth <= frame.tth_range(data.shape)[1])][:12]
     if tth.size == 0:
         return [], None
     flips = check_flips(data, valid, frame, tth)

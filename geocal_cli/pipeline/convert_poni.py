@@ -99,7 +99,7 @@ def _flip_check(cfg: ConvertPoniConfig, image, geometry, say) -> list[dict]:
                              f"{list(geometry.detector.max_shape)}")
     frame = frame_of(geometry)
     tth = ring_tth(load_calibrant(cfg.calibrant, cfg.scattering).d_spacing, geometry.wavelength)
-    tth = np.sort(tth[np.isfinite(tth) & (tth < frame.tth_max(image.data.shape))])[:12]
+    tth = np.sort(tth[np.isfinite(tth) & (tth < frame.tth_range(image.data.shape)[1])])[:12]
     if tth.size == 0:
         raise ConfigError(f"no {cfg.calibrant} ring falls on the image with this geometry")
     say(f"rating the flips of {cfg.image} on {tth.size} {cfg.calibrant} rings")

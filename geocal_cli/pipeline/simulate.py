@@ -117,7 +117,7 @@ def _rings(cfg: SimulateConfig, shape, field, truth_field, truth: Path, say) -> 
         d1, d2, gamma = cfg.spot_lattice
         tth, chi, strength = zone_axis_reflections(
             (d1 * 1e-10, d2 * 1e-10), gamma, cfg.spot_rotation_deg, geometry.wavelength,
-            frame_of(geometry).tth_max(shape), cfg.seed)
+            frame_of(geometry).tth_range(shape)[1], cfg.seed)
         say(f"rendering a zone-axis spot pattern ({tth.size} reflections) on "
             f"{geometry.detector.name} {shape[0]}×{shape[1]}")
         data = render_spot_image(geometry, shape, tth, chi, strength, spec, gaps)

@@ -65,11 +65,20 @@ class DetectorFrame:
         x1, x2, x3 = self.xyz(d1, d2)
         return np.arctan2(np.hypot(x1, x2), x3)
 
-    def tth_max(self, shape: tuple[int, int]) -> float:
-        """Largest 2θ (radians) on a detector of `shape` (H, W), sampled on a 33 × 33 grid."""
-        g1, g2 = np.meshgrid(np.linspace(0, shape[0] - 1, 33), np.linspace(0, shape[1] - 1, 33),
-                             indexing="ij")
-        return float(np.nanmax(self.tth(g1, g2)))
+    def tth_range(self, shape: tuple[int, int]) -> tuple[float, float]:
+        """Smallest and largest 2θ (radians) over a detector of `shape` (H, W).
+
+        2θ has no local maximum inside a plane and its only minimum is the beam's foot, so
+        the extremes lie on the border, or at 0 when the beam falls on the detector.
+        """
+        h, w = shape
+        r, c = np.arange(h, dtype=float), np.arange(w, dtype=float)
+        d1 = np.concatenate([r, r, np.zeros(w), np.full(w, h - 1.0)])
+        d2 = np.concatenate([np.zeros(h), np.full(h, w - 1.0), c, c])
+        t = self.tth(d1, d2)
+        bc1, bc2 = self.beam_center()
+        inside = 0 <= bc1 <= h - 1 and 0 <= bc2 <= w - 1
+        return (0.0 if inside else float(np.min(t))), float(np.max(t))
 
     def tth_and_grad(self, d1, d2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """2θ and its analytic derivatives ∂2θ/∂d1, ∂2θ/∂d2 (radians per pixel).

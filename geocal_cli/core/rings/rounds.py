@@ -171,7 +171,7 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
     frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
     tth = ring_tth(d_spacing, values["wavelength"])
     finite = np.isfinite(tth)
-    tmax = frame.tth_max(prepared.data.shape)
+    tmax = frame.tth_range(prepared.data.shape)[1]
     use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
     if rings is not None:
         use = np.intersect1d(use, rings)
@@ -266,14 +266,18 @@ def expected_rings(valid, frame, tth, width_px: float = 0.0) -> np.ndarray:
     """Indices of rings with at least 10 % of their circumference on valid pixels and, given
     the rings' rms width in pixels, at least 5 widths from either neighbour (closer rings
     blend into one profile that no control point separates)."""
-    chi = np.linspace(-np.pi, np.pi, 360, endpoint=False)
-    d1, d2 = frame.pixel_at(np.where(np.isfinite(tth), tth, 0)[:, None], chi[None, :])
     h, w = valid.shape
+    lo, hi = frame.tth_range((h, w))
+    # Only rings within the detector's 2θ range are traced round (a high-energy calibrant
+    # has hundreds beyond it).
+    near = np.nonzero(np.isfinite(tth) & (tth >= lo) & (tth <= hi))[0]
+    chi = np.linspace(-np.pi, np.pi, 360, endpoint=False)
+    d1, d2 = frame.pixel_at(tth[near][:, None], chi[None, :])
     on = np.isfinite(d1) & (d1 >= 0) & (d1 <= h - 1) & (d2 >= 0) & (d2 <= w - 1)
     i1 = np.clip(np.round(np.nan_to_num(d1)).astype(int), 0, h - 1)
     i2 = np.clip(np.round(np.nan_to_num(d2)).astype(int), 0, w - 1)
-    frac = (on & valid[i1, i2]).mean(axis=1)
-    ok = np.isfinite(tth) & (frac >= 0.1)
+    ok = np.zeros(tth.size, bool)
+    ok[near] = (on & valid[i1, i2]).mean(axis=1) >= 0.1
     if width_px > 0:
         finite = np.nonzero(np.isfinite(tth))[0]
         resolvable = np.zeros(tth.size, bool)

@@ -113,7 +113,7 @@ def test_beam_absent_and_no_ring_are_refused(ceo2_tth):
 def render_spots(geometry, seed, **spec):
     """An oblique zone-axis lattice (15 Å, 12 Å, 75°): spots 120-160 px apart here."""
     tth, chi, strength = zone_axis_reflections((15e-10, 12e-10), 75.0, 17.0, geometry.wavelength,
-                                               frame_of(geometry).tth_max(SHAPE), seed)
+                                               frame_of(geometry).tth_range(SHAPE)[1], seed)
     spec = PatternSpec(peak_counts=2000, width_px=2.0, background=30, seed=seed, **spec)
     return render_spot_image(geometry, SHAPE, tth, chi, strength, spec)
 

@@ -43,6 +43,20 @@ def test_pixel_at_inverts_tth_chi(orientation):
     assert np.abs(back[0] - d1).max() < 1e-8 and np.abs(back[1] - d2).max() < 1e-8
 
 
+@pytest.mark.parametrize("params", [
+    (0.15, 0.02, 0.03, 0.12, -0.21, 0.3),      # beam on the detector, tilted
+    (0.05, -0.01, 0.02, 0.5, 0.7, 0.0),         # beam off it, steep tilt
+    (0.1, 0.07, 0.01, -0.9, 0.2, 0.0),          # 2θ beyond 90° at one side
+])
+def test_tth_range_holds_every_pixel(params):
+    f = frame_of(make_geometry(_detector(3), *params, 1e-10))
+    d1, d2 = np.meshgrid(np.arange(600.0), np.arange(400.0), indexing="ij")
+    tth = f.tth(d1, d2)
+    lo, hi = f.tth_range((600, 400))
+    assert hi == pytest.approx(tth.max(), abs=1e-12)
+    assert lo <= tth.min() + 1e-12 and lo >= tth.min() - 2e-4
+
+
 @pytest.mark.parametrize("orientation", [1, 2, 3, 4])
 def test_poni_for_beam_center_puts_the_direct_beam_there(orientation):
     g = make_geometry(_detector(orientation), 0.2, 0.0, 0.0, 0.08, 0.05, 0.0, 1e-10)
