@@ -210,20 +210,21 @@ def test_a_failed_rename_undoes_the_earlier_ones(workspace, tmp_path, capsys, mo
 
 
 def test_sigint_and_sigterm_at_random_moments(workspace, tmp_path):
-    """20 runs, the subcommands in turn, each interrupted at a random moment: exit 130 with
-    'interrupted' and the folder byte-identical, or (signal after the commit) exit 130 saying
-    the outputs are complete, or exit 0; never a temporary."""
+    """Each subcommand run twice, once stopped by SIGINT and once by SIGTERM at a random
+    moment: exit 130 with 'interrupted' and the folder byte-identical, or (signal after the
+    commit) exit 130 saying the outputs are complete, or exit 0; never a temporary."""
     folder = tmp_path / "w"
     shutil.copytree(workspace, folder)
     rng = np.random.default_rng(7)
     before = snapshot(folder)
     finished = 0
-    for i in range(20):
+    runs = 2 * len(RUNS)
+    for i in range(runs):
         command = sorted(RUNS)[i % len(RUNS)]
         proc = subprocess.Popen([GEOCAL, *RUNS[command]], cwd=folder,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         time.sleep(rng.uniform(0.2, 2.5))
-        proc.send_signal(signal.SIGINT if i % 2 == 0 else signal.SIGTERM)
+        proc.send_signal(signal.SIGINT if i < len(RUNS) else signal.SIGTERM)
         err = proc.communicate(timeout=60)[1]
         now = snapshot(folder)
         assert not [n for n in now if ".geocal-" in n], err
@@ -235,7 +236,7 @@ def test_sigint_and_sigterm_at_random_moments(workspace, tmp_path):
             continue
         assert proc.returncode == 130 and last == "interrupted", (command, err[-300:])
         assert now == before, command
-    assert finished < 20
+    assert finished < runs
 
 
 def test_sigkill_leaves_only_temporaries_the_next_run_removes(workspace, tmp_path):
