@@ -53,6 +53,24 @@ def test_presets_evaluate_as_pyfai_goniometer_transformations(name):
         assert [getattr(theirs, k) for k in POSE_KEYS] == pytest.approx(row, rel=1e-12, abs=1e-15)
 
 
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_design_is_the_derivative_of_the_poses(name):
+    """All perturbed parameter vectors are evaluated at once; each column must still be the
+    derivative of the poses along its own parameter."""
+    model = preset(name)
+    theta = model.vector({})
+    if name == "energy":
+        theta[model.param_names.index("energy_scale")] = 1.0
+    positions = np.array([10.0, 17.0, 30.0])
+    design = model.design(theta, positions)
+    assert design.shape == (3, 7, len(model.param_names))
+    for j, h in enumerate(model.theta_scales() * 1e-3):
+        step = np.zeros_like(theta)
+        step[j] = h
+        column = (model.poses(theta + step, positions) - model.poses(theta - step, positions)) / (2 * h)
+        assert design[:, :, j] == pytest.approx(column, rel=1e-6, abs=1e-12), model.param_names[j]
+
+
 def test_translation_moves_the_detector_along_the_beam():
     """The beam centre stays and the direct-beam distance grows by the stage's travel, as
     pyFAI's Fit2D conversion of each pose says."""
