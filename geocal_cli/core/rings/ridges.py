@@ -11,6 +11,7 @@ doi:10.1109/CVPR.1993.341081).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -101,6 +102,61 @@ def compress(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
+#: Ridge pixels below which the threshold from the ridge strengths' own spread is taken to
+#: have been set by the rings themselves (`find_ridges`).
+FEW_RIDGE_PIXELS = 50
+
+
+def _strength(smoothed: np.ndarray):
+    """(strength, h11, h12, λmin) of a smoothed image: −λmin of the Hessian less any second
+    negative curvature (lines, not blobs), all float32 arrays of its shape."""
+    g1, g2 = np.gradient(smoothed)
+    h11, h12 = np.gradient(g1)
+    del g1
+    h22 = np.gradient(g2, axis=1)
+    del g2
+    # Eigenvalues of [[h11, h12], [h12, h22]]: half trace ± disc.
+    half_tr = 0.5 * (h11 + h22)
+    disc = np.hypot(0.5 * (h11 - h22), h12)
+    del h22
+    lam_min = half_tr - disc
+    half_tr += disc
+    del disc
+    strength = np.maximum(-lam_min, 0.0)
+    strength -= np.maximum(-half_tr, 0.0)
+    return strength, h11, h12, lam_min
+
+
+def _spread_threshold(vals: np.ndarray) -> float:
+    """Median + 4 × 1.4826 MAD of positive ridge strengths."""
+    med = np.median(vals)
+    return float(med + 4.0 * (np.median(np.abs(vals - med)) * 1.4826 + 1e-30))
+
+
+@lru_cache(maxsize=4)
+def _unit_noise_threshold(sigma: float) -> float:
+    """`_spread_threshold` of the ridge strength of unit Gaussian white noise smoothed at
+    `sigma` (a fixed 256² draw)."""
+    from scipy import ndimage
+
+    noise = np.random.default_rng(0).standard_normal((256, 256)).astype(np.float32)
+    strength = _strength(ndimage.gaussian_filter(noise, sigma))[0]
+    return _spread_threshold(strength[strength > 0])
+
+
+def _noise_threshold(s: np.ndarray, valid: np.ndarray, sigma: float) -> float:
+    """A ridge threshold from the pixel noise of the compressed image `s`: its noise σ (the
+    robust spread of second differences along rows, which cancel smooth gradients) times
+    the spread threshold of unit white noise at the same smoothing."""
+    second = s[:, :-2] - 2.0 * s[:, 1:-1] + s[:, 2:]
+    ok = valid[:, :-2] & valid[:, 1:-1] & valid[:, 2:]
+    if ok.sum() < 100:
+        return np.inf
+    vals = second[ok]
+    sigma_n = 1.4826 * np.median(np.abs(vals - np.median(vals))) / np.sqrt(6.0)
+    return float(sigma_n) * _unit_noise_threshold(sigma)
+
+
 def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor: int = 1,
                 max_pixels: int = 30000, min_coverage: float = 0.95) -> RidgePixels:
     """Strongest ridge pixels of an image, with their normals.
@@ -135,6 +191,7 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     del binned
     w = bvalid.astype(np.float32)
     s *= w
+    noise_threshold = _noise_threshold(s, bvalid, sigma)
     sm = ndimage.gaussian_filter(s, sigma, mode="constant")
     den = ndimage.gaussian_filter(w, sigma, mode="constant")
     del s, w
@@ -142,35 +199,22 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     sm[den <= 1e-3] = 0.0
     coverage_ok = den > min_coverage
     del den
-    g1, g2 = np.gradient(sm)
+    strength, h11, h12, lam_min = _strength(sm)
     del sm
-    h11, h12 = np.gradient(g1)
-    del g1
-    h22 = np.gradient(g2, axis=1)
-    del g2
-    # Eigenvalues of [[h11, h12], [h12, h22]]: half trace ± disc.
-    half_tr = 0.5 * (h11 + h22)
-    disc = np.hypot(0.5 * (h11 - h22), h12)
-    del h22
-    lam_min = half_tr - disc
-    # Lines, not blobs: penalise a second negative curvature (λmax = half_tr + disc).
-    half_tr += disc
-    del disc
-    strength = np.maximum(-lam_min, 0.0)
-    strength -= np.maximum(-half_tr, 0.0)
-    del half_tr
     # Also suppress ridges hugging the kernel edge of gaps.
     good = coverage_ok & bvalid & (strength > 0)
     strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
         return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int))
-    med = np.median(vals)
-    mad = np.median(np.abs(vals - med)) * 1.4826 + 1e-30
-    del vals
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
-    # a few intense rings (a steel sample) crowd out the weak calibrant rings.
-    ridge = strength > med + 4.0 * mad
+    # a few intense rings (a steel sample) crowd out the weak calibrant rings. The strengths'
+    # spread stands for the noise where most pixels are background; where strong rings
+    # cover the image, it is theirs and lies above every crest, and the pixel noise decides.
+    ridge = strength > _spread_threshold(vals)
+    del vals
+    if np.count_nonzero(ridge) < FEW_RIDGE_PIXELS:
+        ridge = strength > noise_threshold
     labels, _ = ndimage.label(ridge, structure=np.ones((3, 3)))
     i1, i2 = np.nonzero(ridge)
     del ridge

@@ -110,6 +110,26 @@ def test_pure_noise_has_no_rings():
         calibrate(data, valid_pixels(data), det, 1e-10, load_calibrant("LaB6").d_spacing)
 
 
+#: LaB6 at 22.8 keV on a 512² detector 21 mm away, the beam near the top edge: forty strong
+#: broad rings cover the whole image, so the ridge strengths' own spread is the rings' and
+#: no crest stood above it (case 281 of the robustness benchmark, "no rings found").
+RINGS_EVERYWHERE = dict(calibrant="LaB6_SRM660b", pixel_size_um=[55.0, 55.0], shape=[512, 512],
+                        energy_kev=22.791422801677445, distance_mm=20.77360089668529,
+                        center_px=[129.02096523968453, 17.643256349598317], tilt_deg=0.0,
+                        peak_counts=29387.738974608685, width_px=3.148669143308977,
+                        hot_pixels=100, seed=281)
+
+
+def test_an_image_covered_in_strong_rings_calibrates(tmp_path):
+    sim, cfg = simulate_case(RINGS_EVERYWHERE, tmp_path)
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    res = calibrate(sim.data, valid_pixels(sim.data), sim.geometry.detector,
+                    sim.geometry.wavelength, d_spacing)
+    err = ring_position_error(res.geometry, sim.geometry,
+                              ring_tth(d_spacing, sim.geometry.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
 CEO2_WIDE = dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=30.0, distance_mm=210.0,
                  center_px=[520.3, 480.6], tilt_deg=1.0, tilt_plan_rotation_deg=120.0,
                  beamstop_radius_px=15.0, seed=41)
