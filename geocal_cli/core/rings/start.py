@@ -24,7 +24,7 @@ from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
-from geocal_cli.core.rings.ridges import find_ridges
+from geocal_cli.core.rings.ridges import find_ridges, with_full_resolution_core
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
@@ -47,7 +47,8 @@ FAMILY_ARCS = 48
 
 
 def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
-    """Ridge pixels of a ring image, binned to about 1200 pixels across for speed.
+    """Ridge pixels of a ring image, binned to about 1200 pixels across for speed, the
+    strongest rings' region unbinned (`ridges.with_full_resolution_core`).
 
     Parameters
     ----------
@@ -63,7 +64,9 @@ def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
     CalibrationError
         Fewer than 50 ridge pixels stand above noise (no rings).
     """
-    ridges = find_ridges(image, valid, factor=max(1, int(round(max(image.shape) / 1200))))
+    factor = max(1, int(round(max(image.shape) / 1200)))
+    ridges = with_full_resolution_core(image, valid, find_ridges(image, valid, factor=factor),
+                                       factor)
     if ridges.d1.size < 50:
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
     return ridges

@@ -1,0 +1,48 @@
+"""Ridge detection (`ridges`) on drawn rings of known radius."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from geocal_cli.core.rings.ridges import find_ridges, with_full_resolution_core
+from geocal_cli.core.rings.start import find_ring_ridges
+
+CENTRE = (1203.3, 1187.6)
+
+
+def _rings(shape, radii, sigma_px=0.8, peak=400.0, background=20.0, seed=0):
+    """Poisson image of Gaussian rings of the given radii about `CENTRE`."""
+    d1, d2 = np.indices(shape, dtype=float)
+    r = np.hypot(d1 - CENTRE[0], d2 - CENTRE[1])
+    mean = background + sum(peak * np.exp(-0.5 * ((r - r0) / sigma_px) ** 2) for r0 in radii)
+    return np.random.default_rng(seed).poisson(mean).astype(np.float64)
+
+
+def _radii(ridges):
+    return np.hypot(ridges.d1 - CENTRE[0], ridges.d2 - CENTRE[1])
+
+
+def test_close_rings_near_the_beam_are_found_apart_at_full_resolution():
+    # Two sharp rings 5 px apart on a 2400² image: binned by 2 their ridges merge into one
+    # band; at full resolution none lies midway between them.
+    image = _rings((2400, 2400), (100.0, 105.0))
+    valid = np.ones(image.shape, bool)
+    binned = find_ridges(image, valid, factor=2)
+    ridges = find_ring_ridges(image, valid)
+
+    def midway(r):
+        band = np.abs(_radii(r) - 102.5)
+        return np.count_nonzero(band < 0.5) / np.count_nonzero(band < 4.5)
+
+    assert midway(binned) > 0.05
+    assert midway(ridges) < 0.005
+    # Outside the rings' region the binned pass's pixels are kept.
+    far = np.abs(binned.d1 - CENTRE[0]) > 400
+    assert np.count_nonzero(np.abs(ridges.d1 - CENTRE[0]) > 400) == np.count_nonzero(far)
+
+
+def test_rings_across_the_whole_image_keep_the_binned_ridges():
+    image = _rings((2400, 2400), (300.0, 700.0, 1100.0), sigma_px=2.0)
+    valid = np.ones(image.shape, bool)
+    binned = find_ridges(image, valid, factor=2)
+    assert with_full_resolution_core(image, valid, binned, 2) is binned
