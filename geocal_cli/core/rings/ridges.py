@@ -102,8 +102,9 @@ def compress(image: np.ndarray, valid: np.ndarray) -> np.ndarray:
     return out
 
 
-#: Ridge pixels below which the threshold from the ridge strengths' own spread is taken to
-#: have been set by the rings themselves (`find_ridges`).
+#: Ridge pixels below which an image shows no rings: the threshold from the ridge strengths'
+#: own spread is then taken to have been set by the rings themselves (`find_ridges`), and a
+#: full-resolution region that yields fewer is no better view (`with_full_resolution_core`).
 FEW_RIDGE_PIXELS = 50
 
 
@@ -243,7 +244,7 @@ CORE_MARGIN = (0.25, 16)
 
 
 def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: RidgePixels,
-                              factor: int, min_pixels: int = 50) -> RidgePixels:
+                              factor: int, min_pixels: int = FEW_RIDGE_PIXELS) -> RidgePixels:
     """Ridges of a binned image with those of its strongest rings' region found again at full
     resolution.
 

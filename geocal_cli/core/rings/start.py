@@ -24,7 +24,7 @@ from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
-from geocal_cli.core.rings.ridges import find_ridges, with_full_resolution_core
+from geocal_cli.core.rings.ridges import FEW_RIDGE_PIXELS, find_ridges, with_full_resolution_core
 from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
@@ -67,7 +67,7 @@ def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
     factor = max(1, int(round(max(image.shape) / 1200)))
     ridges = with_full_resolution_core(image, valid, find_ridges(image, valid, factor=factor),
                                        factor)
-    if ridges.d1.size < 50:
+    if ridges.d1.size < FEW_RIDGE_PIXELS:
         raise CalibrationError("no rings found: the image shows no ring-like ridges above noise")
     return ridges
 
