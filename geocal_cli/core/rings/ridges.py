@@ -290,5 +290,4 @@ def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: Ridg
     return RidgePixels(*(np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + shift])
                          for k, shift in (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0),
                                           ("strength", 0))),
-                       group=np.concatenate([ridges.group[outside],
-                                             np.where(core.group > 0, core.group + first, 0)]))
+                       group=np.concatenate([ridges.group[outside], core.group + first]))
