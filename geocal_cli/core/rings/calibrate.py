@@ -98,6 +98,12 @@ MAX_RING_SPREAD_PX = 1.0
 FEW_RINGS = 3
 RIVAL_RATIO = 0.05
 RIVAL_RMS = 2.0
+#: A rival is refitted only when its start (the fit with the distance scaled to put its first
+#: reflection on the first ring) predicts at most this many rings more than the fit: the
+#: refit on the same rings moves only rings at the edge of the detector's coverage in or
+#: out (at most one, over 59 rivals of a LaB6 pair), and a rival with more rings is no rival.
+#: Most rivals put tens of rings inside the first one, and refitting each cost seconds.
+RIVAL_START_MARGIN = 4
 
 
 @dataclass(frozen=True)
@@ -922,6 +928,9 @@ def _rival_assignment(geometry, valid, result: Refinement, pts: ControlPoints, d
     for mapped in candidates:
         start = dict(result.values)
         start["dist"] *= np.tan(tth[own[0]]) / np.tan(tth[mapped[0]])
+        start_frame = frame_of(geometry_from_values(geometry.detector, start))
+        if expected_rings(valid, start_frame, tth).size > own_expected + RIVAL_START_MARGIN:
+            continue
         d_alt = d_spacing[mapped[np.searchsorted(own, ring)]]
         try:
             alt = refine_geometry(geometry, d1, d2, d_alt, start, free, n_rounds=2)
