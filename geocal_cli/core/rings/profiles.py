@@ -126,6 +126,34 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     groups = [index[g] for g in ring_groups(offset[ok], hw[ok], width_px) if g.size <= MAX_GROUP]
     if not groups:
         return _empty()
+    # Groups of one size are fitted together: the arrays of a fit are padded to its largest
+    # group and widest window, and most groups are single rings, for which the padding to
+    # four peaks cost a dozen times the work. The width's upper bound stays the one of all
+    # groups, so that the split does not change any fit.
+    size = np.array([g.size for g in groups])
+    fits = [_fit_groups(prepared, c1, c2, u1, u2, hw, width_px, step_px,
+                        [groups[i] for i in np.nonzero(size == n)[0]])
+            for n in np.unique(size)]
+    fits = [f for f in fits if f is not None]
+    if not fits:
+        return _empty()
+    max_width = max(f[-1] for f in fits)
+    found = [_found(*f[:-1], max_width, hw, min_snr) for f in fits]
+    # In the order of one fit of all groups: by ring, then azimuth.
+    ring, jj, p, k0, amp, amp_sig, delta_sig, sigma = (np.concatenate(a) for a in zip(*found))
+    group_of_lead = np.zeros(tth.size, int)
+    group_of_lead[[g[0] for g in groups]] = np.arange(len(groups))
+    order = np.lexsort((ring, jj, group_of_lead[k0]))
+    ring, jj, p, k0 = ring[order], jj[order], p[order], k0[order]
+    pts = ControlPoints(d1=c1[k0, jj] + p * u1[k0, jj], d2=c2[k0, jj] + p * u2[k0, jj],
+                        ring=ring.astype(int), chi=chi[jj], snr=(amp / amp_sig)[order],
+                        width=sigma[order])
+    return ProfilePoints(points=pts, sigma_px=delta_sig[order], groups=groups)
+
+
+def _fit_groups(prepared, c1, c2, u1, u2, hw, width_px, step_px, groups):
+    """Sample and fit the profiles of `groups` (arrays of ring indices) together: the arrays
+    `_found` selects points from, and the bound of the width the fit allowed, or None."""
     n_max = max(g.size for g in groups)
     G = len(groups)
     lead = np.array([g[0] for g in groups])
@@ -141,7 +169,7 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     hi = np.max(np.where(active[..., None], o + pad[..., None], -np.inf), axis=1)
     span = np.nanmax(hi - lo)
     if not np.isfinite(span):
-        return _empty()
+        return None
     n_s = int(np.ceil(span / step_px)) + 1
     s0 = np.where(np.isfinite(lo), lo, 0.0)
     s = s0[..., None] + np.arange(n_s) * step_px                           # (G, J, S)
@@ -152,9 +180,17 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     w = (good & inside).astype(float)
     y = prof.astype(float) * w
     o = np.where(np.isfinite(o), o, 0.0).transpose(0, 2, 1)                 # (G, J, n)
-    fit = _fit_peaks(s, y, w, o, np.broadcast_to(active[:, None, :], o.shape), width_px,
-                     lo, hi)
-    delta, amp, amp_sig, delta_sig, sigma = fit
+    max_width = 0.5 * np.nanmax(hi - lo) + 1
+    return (s, y, w, o, active, width_px, lo, hi, member, lead, step_px), max_width
+
+
+def _found(args, max_width, hw, min_snr):
+    """Fit the sampled profiles (`_fit_groups`' arrays) and keep the peaks found: (ring,
+    azimuth index, position along the lead ring's line, lead ring, amplitude, its 1σ,
+    position 1σ, group width), one entry per point."""
+    s, y, w, o, active, width_px, lo, hi, member, lead, step_px = args
+    delta, amp, amp_sig, delta_sig, sigma = _fit_peaks(
+        s, y, w, o, np.broadcast_to(active[:, None, :], o.shape), width_px, lo, hi, max_width)
     # The least-squares 1σ treats every sample as independent noise. Samples `step_px` apart
     # share pixels (one independent sample per pixel, not 1 / step_px), and bilinear
     # interpolation at a random fraction f averages the noise of neighbours down to
@@ -163,19 +199,15 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     # steps; measured 2.0-2.6 on rings of known radius).
     inflate = np.sqrt(max(1.0 / step_px, 1.0)) * 1.5
     amp_sig, delta_sig = amp_sig * inflate, delta_sig * inflate
+    m = np.where(active, member, lead[:, None])
     pos = o + delta                                                         # (G, J, n)
     gg, jj, ii = np.nonzero(active[:, None, :] & (amp > min_snr * amp_sig) & (amp > 0)
                             & (np.abs(delta) < hw[m][:, None, :])
                             & (delta_sig < 0.5 * np.maximum(sigma, 1.0)[..., None])
                             & (w.sum(-1) >= 0.8 * ((hi - lo) / step_px))[..., None]
                             & np.isfinite(delta_sig))
-    ring = member[gg, ii]
-    k0 = lead[gg]
-    p = pos[gg, jj, ii]
-    pts = ControlPoints(d1=c1[k0, jj] + p * u1[k0, jj], d2=c2[k0, jj] + p * u2[k0, jj],
-                        ring=ring.astype(int), chi=chi[jj],
-                        snr=amp[gg, jj, ii] / amp_sig[gg, jj, ii], width=sigma[gg, jj])
-    return ProfilePoints(points=pts, sigma_px=delta_sig[gg, jj, ii], groups=groups)
+    return (member[gg, ii], jj, pos[gg, jj, ii], lead[gg], amp[gg, jj, ii], amp_sig[gg, jj, ii],
+            delta_sig[gg, jj, ii], sigma[gg, jj])
 
 
 def _empty() -> ProfilePoints:
@@ -183,7 +215,7 @@ def _empty() -> ProfilePoints:
     return ProfilePoints(ControlPoints(z, z, np.zeros(0, int), z, z, z), z, [])
 
 
-def _fit_peaks(s, y, w, o, active, width, lo, hi):
+def _fit_peaks(s, y, w, o, active, width, lo, hi, max_width):
     """Levenberg–Marquardt fit of y ≈ a + b·t + Σ A_i exp(−(s − o_i − δ_i)²/2σ²), all
     profiles at once.
 
@@ -248,7 +280,7 @@ def _fit_peaks(s, y, w, o, active, width, lo, hi):
         damp = mu[..., None] * np.maximum(diag, 1e-12) + fixed
         step = np.linalg.solve(h + damp[..., None] * np.eye(P), g[..., None])[..., 0]
         x_new = x + step
-        x_new[..., -1] = np.clip(x_new[..., -1], np.log(0.3), np.log(0.5 * np.max(hi - lo) + 1))
+        x_new[..., -1] = np.clip(x_new[..., -1], np.log(0.3), np.log(max_width))
         f_new, jac_new = model(x_new)
         cost_new = np.sum(w * (y - f_new) ** 2, -1)
         better = cost_new < cost
