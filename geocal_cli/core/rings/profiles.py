@@ -139,7 +139,7 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
         return _empty()
     max_width = max(f[-1] for f in fits)
     found = [_found(*f[:-1], max_width, hw, min_snr) for f in fits]
-    # In the order of one fit of all groups: by ring, then azimuth.
+    # In the order of one fit of all groups: by group, then azimuth, then ring.
     ring, jj, p, k0, amp, amp_sig, delta_sig, sigma = (np.concatenate(a) for a in zip(*found))
     group_of_lead = np.zeros(tth.size, int)
     group_of_lead[[g[0] for g in groups]] = np.arange(len(groups))
