@@ -229,6 +229,9 @@ def _fit_peaks(s, y, w, o, active, width, lo, hi, max_width):
         Starting σ.
     lo, hi : ndarray, shape (G, J)
         Window ends (the background slope's variable t runs from −1 to 1 over it).
+    max_width : float
+        Upper bound of σ, pixels: half the widest window of all groups plus one, also when
+        the groups are fitted in parts.
 
     Returns
     -------
