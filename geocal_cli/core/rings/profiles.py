@@ -16,6 +16,7 @@ background); the sampling along lines of constant χ is calib-ring's (`controlpo
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -137,8 +138,8 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     fits = [f for f in fits if f is not None]
     if not fits:
         return _empty()
-    max_width = max(f[-1] for f in fits)
-    found = [_found(*f[:-1], max_width, hw, min_snr) for f in fits]
+    max_width = max(f.max_width for f in fits)
+    found = [_found(f, max_width, hw, width_px, step_px, min_snr) for f in fits]
     # In the order of one fit of all groups: by group, then azimuth, then ring.
     ring, jj, p, k0, amp, amp_sig, delta_sig, sigma = (np.concatenate(a) for a in zip(*found))
     group_of_lead = np.zeros(tth.size, int)
@@ -151,9 +152,26 @@ def fit_ring_profiles(prepared: PreparedImage, frame: DetectorFrame, tth: np.nda
     return ProfilePoints(points=pts, sigma_px=delta_sig[order], groups=groups)
 
 
-def _fit_groups(prepared, c1, c2, u1, u2, hw, width_px, step_px, groups):
-    """Sample and fit the profiles of `groups` (arrays of ring indices) together: the arrays
-    `_found` selects points from, and the bound of the width the fit allowed, or None."""
+class _Sampled(NamedTuple):
+    """The profiles of some ring groups, sampled for one fit (shapes as in `_fit_peaks`;
+    `member` (G, n) holds each group's rings, −1 padded, `lead` (G,) its first ring), and half
+    their widest window plus one, pixels."""
+
+    s: np.ndarray
+    y: np.ndarray
+    w: np.ndarray
+    o: np.ndarray
+    active: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+    member: np.ndarray
+    lead: np.ndarray
+    max_width: float
+
+
+def _fit_groups(prepared, c1, c2, u1, u2, hw, width_px, step_px, groups) -> _Sampled | None:
+    """Sample the profiles of `groups` (arrays of ring indices) for one fit; None when no
+    azimuth crosses them."""
     n_max = max(g.size for g in groups)
     G = len(groups)
     lead = np.array([g[0] for g in groups])
@@ -180,15 +198,14 @@ def _fit_groups(prepared, c1, c2, u1, u2, hw, width_px, step_px, groups):
     w = (good & inside).astype(float)
     y = prof.astype(float) * w
     o = np.where(np.isfinite(o), o, 0.0).transpose(0, 2, 1)                 # (G, J, n)
-    max_width = 0.5 * np.nanmax(hi - lo) + 1
-    return (s, y, w, o, active, width_px, lo, hi, member, lead, step_px), max_width
+    return _Sampled(s, y, w, o, active, lo, hi, member, lead, 0.5 * np.nanmax(hi - lo) + 1)
 
 
-def _found(args, max_width, hw, min_snr):
-    """Fit the sampled profiles (`_fit_groups`' arrays) and keep the peaks found: (ring,
-    azimuth index, position along the lead ring's line, lead ring, amplitude, its 1σ,
-    position 1σ, group width), one entry per point."""
-    s, y, w, o, active, width_px, lo, hi, member, lead, step_px = args
+def _found(sampled: _Sampled, max_width, hw, width_px, step_px, min_snr):
+    """Fit sampled profiles and keep the peaks found: (ring, azimuth index, position along
+    the lead ring's line, lead ring, amplitude, its 1σ, position 1σ, group width), one entry
+    per point."""
+    s, y, w, o, active, lo, hi, member, lead, _ = sampled
     delta, amp, amp_sig, delta_sig, sigma = _fit_peaks(
         s, y, w, o, np.broadcast_to(active[:, None, :], o.shape), width_px, lo, hi, max_width)
     # The least-squares 1σ treats every sample as independent noise. Samples `step_px` apart
