@@ -57,7 +57,9 @@ def geometries(series, tmp_path_factory):
     return root
 
 
-TO_FIT2D = ["--to", "fit2d"]
+def _to_fit2d(inputs, out, *options) -> list:
+    """A batch converting `inputs` to Fit2D geometries in `out`."""
+    return ["batch", "convert-poni", inputs, "--to", "fit2d", "--out-dir", out, *options]
 
 
 def _inputs(series):
@@ -108,7 +110,7 @@ def test_a_series_with_bad_files_exits_7_and_writes_every_good_item(series, cali
 
 def test_a_rerun_does_no_work_and_force_redoes_all(geometries, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["batch", "convert-poni", geometries, *TO_FIT2D, "--out-dir", out, "--jobs", "1"]
+    args = _to_fit2d(geometries, out, "--jobs", "1")
     assert geocal(args, capsys)[0] == 0
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.fit2d.yaml")}
     assert len(stamps) == 3
@@ -125,7 +127,7 @@ def test_a_changed_input_output_or_config_is_redone(geometries, tmp_path, capsys
     inputs = tmp_path / "in"
     shutil.copytree(geometries, inputs)
     out = tmp_path / "out"
-    args = ["batch", "convert-poni", inputs, *TO_FIT2D, "--out-dir", out, "--jobs", "1"]
+    args = _to_fit2d(inputs, out, "--jobs", "1")
     assert geocal(args, capsys)[0] == 0
     (out / "frame1.fit2d.yaml").unlink()   # a lost output
     code, _, err = geocal(args, capsys)
@@ -142,7 +144,7 @@ def test_a_changed_input_output_or_config_is_redone(geometries, tmp_path, capsys
 
 def test_a_torn_last_line_of_a_killed_run_is_ignored(geometries, tmp_path, capsys):
     out = tmp_path / "out"
-    args = ["batch", "convert-poni", geometries, *TO_FIT2D, "--out-dir", out, "--jobs", "1"]
+    args = _to_fit2d(geometries, out, "--jobs", "1")
     assert geocal(args, capsys)[0] == 0
     with open(out / "manifest.jsonl", "a") as f:
         f.write('{"schema": "geocal.batch", "input": "/x", "sta')
@@ -155,7 +157,7 @@ def test_a_locked_folder_exits_8_and_wait_waits(geometries, tmp_path, capsys):
 
     out = tmp_path / "out"
     out.mkdir()
-    args = ["batch", "convert-poni", geometries / "frame0.poni", *TO_FIT2D, "--out-dir", out]
+    args = _to_fit2d(geometries / "frame0.poni", out)
     with FileLock(str(out / ".geocal-batch.lock")):
         code, _, err = geocal(args, capsys)
         assert code == 8 and "locked by another geocal batch run" in err
@@ -167,7 +169,7 @@ def test_a_locked_folder_exits_8_and_wait_waits(geometries, tmp_path, capsys):
 
 def test_dry_run_writes_nothing(geometries, tmp_path, capsys):
     out = tmp_path / "out"
-    code, stdout, err = geocal(["batch", "convert-poni", geometries, *TO_FIT2D, "--out-dir", out, "--dry-run"], capsys)
+    code, stdout, err = geocal(_to_fit2d(geometries, out, "--dry-run"), capsys)
     assert code == 0 and "would run 3, skip 0" in stdout
     assert not out.exists()
 
@@ -496,7 +498,6 @@ def test_a_folder_of_geometries_converts_its_ponis_not_the_reports_beside_them(c
 def test_the_quiet_flag_after_the_subcommand_options(geometries, tmp_path, capsys):
     """`geocal batch convert-poni … -q`: the program's flag, not the subcommand's unknown
     option."""
-    code, out, err = geocal(["batch", "convert-poni", geometries / "frame0.poni", *TO_FIT2D, "--out-dir", tmp_path / "out",
-                             "-q"], capsys)
+    code, out, err = geocal(_to_fit2d(geometries / "frame0.poni", tmp_path / "out", "-q"), capsys)
     assert code == 0 and out == "" and err == ""
     assert (tmp_path / "out" / "frame0.fit2d.yaml").is_file()
