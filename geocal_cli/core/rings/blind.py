@@ -150,9 +150,13 @@ def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0) -> 
 
 
 def _sharpness_cost(c, p1, p2, width):
+    return _concentration(np.hypot(p1 - c[0], p2 - c[1]) / width)
+
+
+def _concentration(r: np.ndarray) -> float:
+    """−Σh² / (Σh)² of the histogram of radii `r` (in bins, ≥ 0), lightly smoothed."""
     from scipy import ndimage
 
-    r = np.hypot(p1 - c[0], p2 - c[1]) / width
     h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
     return -np.sum(h * h) / np.sum(h) ** 2
 
@@ -209,6 +213,17 @@ def _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2, offset=None, chunk=200) 
     return acc
 
 
+#: Scale of the drift (pixels per pixel²) in `_sharpest_drift`'s search: a few pixels of
+#: centre shift across a ring pattern a few hundred pixels wide.
+DRIFT_UNIT = 1e-5
+#: Rounds `trace_rings` may add past its own while the measured drift of the ring centres
+#: still changes.
+DRIFT_ROUNDS = 3
+#: Radius (pixels) below which ring candidates are ranked as if at this radius
+#: (`_radius_groups`), so that noise specks near the centre do not rank first.
+MIN_RANK_RADIUS = 20.0
+
+
 def _radius_groups(r: np.ndarray, width: float, max_groups: int) -> list[np.ndarray]:
     """Indices of points in each peak of the radius histogram (counts), strongest first.
 
@@ -227,7 +242,10 @@ def _radius_groups(r: np.ndarray, width: float, max_groups: int) -> list[np.ndar
     strong = hist[peaks] - level[peaks] > 5 * np.sqrt(level[peaks] + 1) / 1.9
     peaks = peaks[strong]
     props = {k: v[strong] for k, v in props.items()}
-    order = np.argsort(props["prominences"])[::-1][:max_groups]
+    # Ranked by pixels per unit of circumference: a ring's pixel count grows with its radius,
+    # and the few small inner rings of a dense pattern decide its assignment.
+    density = props["prominences"] / np.maximum((peaks + 0.5) * width, MIN_RANK_RADIUS)
+    order = np.argsort(density)[::-1][:max_groups]
     groups = []
     for p in peaks[order]:
         # Extend to the valleys on either side (half-prominence base) to take the whole peak.
@@ -254,7 +272,9 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
     max_rings : int
         At most this many ring candidates, strongest first.
     n_rounds : int
-        Re-centring rounds (the best ellipse defines the next round's radius measure).
+        Re-centring rounds (the best ellipse and the drift of the ring centres with r²
+        define the next round's radius measure), and up to `DRIFT_ROUNDS` more while that
+        drift changes by more than a tenth.
 
     Returns
     -------
@@ -264,15 +284,11 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
     """
     d1, d2, s = ridges.d1, ridges.d2, ridges.strength
     shape_ref = Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
+    drift = np.zeros(2)
     traces: list[RingTrace] = []
-    for _ in range(n_rounds):
-        x = d2 - shape_ref.c2
-        y = d1 - shape_ref.c1
-        ca, sa = np.cos(shape_ref.angle), np.sin(shape_ref.angle)
-        u = x * ca + y * sa
-        v = -x * sa + y * ca
-        ratio = np.sqrt(shape_ref.a / shape_ref.b)
-        r = np.hypot(u / ratio, v * ratio)
+    for rnd in range(n_rounds + DRIFT_ROUNDS):
+        r = _drifting_radius(d1, d2, shape_ref, drift)
+        used = drift
         traces = []
         for sel in _radius_groups(r, width=1.5, max_groups=max_rings):
             if sel.size < 12:
@@ -292,8 +308,88 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         if not plausible:
             break
         shape_ref = max(plausible, key=lambda t: t.d1.size * min(t.arc, np.pi)).ellipse
+        drift = center_drift_of(plausible, shape_ref)
+        if drift.any():
+            shape_ref, drift = _sharpest_drift(d1, d2, shape_ref, drift)
+        # Traces merged by a drift not yet followed bias the next estimate towards none:
+        # rounds go on while it still moves by a tenth.
+        if rnd + 1 >= n_rounds and np.hypot(*(drift - used)) <= 0.1 * np.hypot(*drift):
+            break
     traces = _drop_duplicates(traces)
     return sorted(traces, key=lambda t: t.ellipse.radius)
+
+
+def _drifting_radius(d1, d2, ref: Ellipse, drift: np.ndarray, n_iter: int = 3) -> np.ndarray:
+    """Radii of points (d1, d2), shape (n,), in the shape of `ref` about a centre that moves
+    with the radius: ref's centre + drift · (r² − r_ref²) (`center_drift_of`)."""
+    ca, sa = np.cos(ref.angle), np.sin(ref.angle)
+    ratio = np.sqrt(ref.a / ref.b)
+    r2_ref = ref.radius ** 2
+    shift = np.zeros((2, 1))
+    for _ in range(n_iter if drift.any() else 1):
+        y = d1 - ref.c1 - shift[0]
+        x = d2 - ref.c2 - shift[1]
+        r = np.hypot((x * ca + y * sa) / ratio, (-x * sa + y * ca) * ratio)
+        shift = drift[:, None] * (r * r - r2_ref)
+    return r
+
+
+def _sharpest_drift(d1, d2, ref: Ellipse, drift: np.ndarray) -> tuple[Ellipse, np.ndarray]:
+    """The centre of `ref` and the drift (`_drifting_radius`) that make the ridge radii
+    sharpest (as `refine_center` does for a centre alone), by Nelder–Mead from `drift`.
+
+    The drift fitted through trace centres is biased towards none while the traces still
+    merge rings that the drift has not yet separated; the sharpness measures it on all
+    ridge pixels at once."""
+    from dataclasses import replace
+
+    from scipy.optimize import minimize
+
+    pick = np.arange(d1.size)
+    if pick.size > 8000:
+        pick = np.random.default_rng(3).choice(pick, 8000, replace=False)
+    p1, p2 = d1[pick], d2[pick]
+
+    def cost(x):
+        return _concentration(_drifting_radius(p1, p2, replace(ref, c1=x[0], c2=x[1]),
+                                               x[2:] * DRIFT_UNIT))
+
+    x0 = np.array([ref.c1, ref.c2, *(drift / DRIFT_UNIT)])
+    x = minimize(cost, x0, method="Nelder-Mead",
+                 options={"initial_simplex": np.vstack([x0, x0 + np.diag([1.0, 1.0, 0.5, 0.5])]),
+                          "xatol": 0.02, "fatol": 1e-9, "maxiter": 300}).x
+    return replace(ref, c1=float(x[0]), c2=float(x[1])), x[2:] * DRIFT_UNIT
+
+
+def center_drift_of(traces: list, ref: Ellipse, clip: float = 3.0) -> np.ndarray:
+    """How ring centres move with r² (pixels per pixel², shape (2,)): a robust weighted line
+    through the centres of the traces seen over more than half a turn, zero when fewer than
+    three are.
+
+    The rings of a tilted detector are conics whose centres move away from the beam as the
+    square of their radius (`family.center_drift`); around one common centre a few degrees
+    of tilt smear the small inner rings of a dense pattern, whose centres sit near the beam
+    while the many outer rings set the common one.
+    """
+    full = [t for t in traces if t.arc > np.pi]
+    if len(full) < 3:
+        return np.zeros(2)
+    c = np.array([[t.ellipse.c1, t.ellipse.c2] for t in full]) - [ref.c1, ref.c2]
+    r2 = np.array([t.ellipse.radius for t in full]) ** 2 - ref.radius ** 2
+    w = np.sqrt([t.d1.size for t in full])
+    keep = np.ones(r2.size, bool)
+    for _ in range(3):
+        a = np.stack([np.ones(keep.sum()), r2[keep]], 1) * w[keep, None]
+        sol = np.linalg.lstsq(a, c[keep] * w[keep, None], rcond=None)[0]
+        res = np.hypot(*(c - sol[0] - np.outer(r2, sol[1])).T)
+        mad = 1.4826 * np.median(res[keep]) + 0.5
+        keep = res <= clip * mad
+        if keep.sum() < 3:
+            return np.zeros(2)
+    # Below half a pixel across the traces the drift is no help and not worth a search.
+    if np.hypot(*sol[1]) * np.ptp(r2[keep]) < 0.5:
+        return np.zeros(2)
+    return sol[1]
 
 
 def arc_coverage(y: np.ndarray, x: np.ndarray) -> float:
