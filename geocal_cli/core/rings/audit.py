@@ -309,6 +309,18 @@ class Audit:
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD
 
+    @property
+    def better_distance_ratio(self) -> float | None:
+        """When the assignment is not trusted: the given calibrant's best distance on the
+        rings measured under the fit, over the fit's distance (a restart for the search:
+        with a cubic calibrant a fit at √2 or √3 times the distance puts its rings on
+        real ones); else None."""
+        best = self._fitted_score
+        if self.assignment_trusted or not np.isfinite(best.distance_px) \
+                or self.seen.distance_px <= 0:
+            return None
+        return float(best.distance_px / self.seen.distance_px)
+
     def score_of(self, name: str) -> CalibrantScore | None:
         return next((s for s in self.ranking if s.name == name), None)
 
