@@ -35,6 +35,10 @@ MAX_TILT = np.radians(50.0)
 #: below 84° of 2θ. Nearer, all ridge pixels crowd beyond 80° into a few sharp bins (a
 #: detector 1 px from the sample "fitted" a Pilatus corner pattern at 60 mm).
 MIN_DISTANCE = 0.1
+#: Searches ending within this factor of that smallest distance are dropped: there the
+#: crowding near 90° is still sharper than any ring pattern in coarse bins (a Si image
+#: tilted by 33° ranked two such ends above its true geometry).
+WALL = 1.2
 #: Ridge arcs (connected ridge pixels) fitted for `arc_reference`: at least this many pixels,
 #: and spanning at least this fraction of the turn around their ellipse's centre (in 10°
 #: sectors), since short arcs of a tilted ring fit flat ellipses of any shape.
@@ -125,13 +129,15 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
             x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
             runs.append(search(x0, np.array([10.0, 10.0, 0.3 * x0[2], 0.05, 0.05]), 4.0,
                                0.01, 1e-10))
+    # A run that ends against the distance wall found the crowding there, not rings.
+    runs = [r for r in runs if r.x[2] > WALL * min_dist]
     refined = [search(r.x, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001, 1e-12)
                for r in sorted(runs, key=lambda r: r.fun)[:n_best]]
     out = []
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
     for res in sorted(refined, key=lambda r: r.fun):
         b1, b2, dist_px, rot1, rot2 = res.x
-        if res.fun >= 0 or dist_px <= min_dist or max(abs(rot1), abs(rot2)) > MAX_TILT:
+        if res.fun >= 0 or dist_px <= WALL * min_dist or max(abs(rot1), abs(rot2)) > MAX_TILT:
             continue
         g = make_geometry(detector, dist_px * pixel, 0.0, 0.0, rot1, rot2)
         poni1, poni2 = poni_for_beam_center(g, b1, b2)
