@@ -61,6 +61,19 @@ def blind_calibrate(sim, d_spacing: np.ndarray):
     return calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing)
 
 
+def only_strategy(monkeypatch, strategy: str) -> None:
+    """Let the blind search refine only the starts of one strategy (their blind summary's
+    "strategy"), so that a test exercises it on an image an earlier one also calibrates."""
+    from geocal_cli.core.rings import calibrate as module
+
+    real = module._solve_first
+
+    def solve_first(starts, *args, **kwargs):
+        return real((s for s in starts if s[1]["strategy"] == strategy), *args, **kwargs)
+
+    monkeypatch.setattr(module, "_solve_first", solve_first)
+
+
 def blind_error_px(sim, d_spacing: np.ndarray, strategy: str) -> float:
     """Calibrate a simulated image blind, check which start the search took, and return the
     ring-position error (px, rms over the detector) against the simulator's truth."""

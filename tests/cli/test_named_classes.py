@@ -6,6 +6,7 @@ known truth and calibrated blind by the command line."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pyFAI
@@ -145,19 +146,22 @@ def _arm_frame(path, frame):
 
 
 @pytest.mark.parametrize("frame, message", [
-    (3, "explains 2 of the image's rings, and leaves 1 unexplained"),
+    (3, "explains 2 of the image's rings, and leaves 1 unexplained|only 1 of the first 3 "
+        "expected rings fit"),
     (4, "ambiguous ring assignment: the fit rests on rings 13,14"),
 ])
 def test_two_partial_arcs_on_a_strip_are_refused_not_guessed(tmp_path, capsys, frame, message):
     """Two arcs across a strip detector fit other reflections at another distance as well:
-    these were 'calibrated' at 66 mm and 245 mm (truth 500 mm) with exit 0."""
+    these were 'calibrated' at 66 mm and 245 mm (truth 500 mm) with exit 0. (Frame 3's two
+    arcs are assigned as reflections 26, 27 or 13, 15 depending on how they are traced;
+    either assignment is refused, for the ring it leaves unexplained or the ones it lacks.)"""
     image = tmp_path / "frame.edf"
     _arm_frame(image, frame)
     code, _, err = geocal(["calib-ring", image, "-c", "LaB6", "--wavelength", "0.8856", "-d",
                            "Pilatus300kw", "-o", tmp_path / "fit.poni", "--report",
                            tmp_path / "fit.json"], capsys)
     assert code == 5
-    assert message in " ".join(err.split())
+    assert re.search(message, " ".join(err.split()))
     assert not (tmp_path / "fit.poni").exists()
 
 

@@ -9,13 +9,13 @@ import pytest
 
 from geocal_cli.core.geometry.frame import frame_of, geometry_from_values, params_from_frame
 from geocal_cli.core.geometry.metrics import ring_position_error
-from geocal_cli.core.rings import calibrate as calibrate_module
 from geocal_cli.core.rings.calibrate import _neutral_measure, calibrate
 from geocal_cli.core.rings.profilestart import _tilted_frame, start_from_profile
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import blind_calibrate, blind_error_px, ring_tth, simulate_case
+from tests.conftest import (blind_calibrate, blind_error_px, only_strategy, ring_tth,
+                            simulate_case)
 
 #: PBBA's dense ring list on a 1500 × 1200 panel of 172 µm pixels at 735 mm, 83 keV, the beam
 #: 50 px from a corner, spotty rings (case 84 of the robustness benchmark): the traced rings
@@ -93,19 +93,20 @@ def test_a_wrong_calibrant_is_refused_though_the_profile_starts_it(pbba, wrong):
                   calibrant=wrong)
 
 
-def test_dense_rings_from_a_corner_calibrate_blind(pbba):
+def test_dense_rings_from_a_corner_calibrate_blind_from_the_profile(pbba, monkeypatch):
+    only_strategy(monkeypatch, "rings of the azimuthal profile")
     err = blind_error_px(*pbba, "rings of the azimuthal profile")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
-def test_without_the_profile_strategy_the_image_is_refused(pbba, monkeypatch):
-    """The case needs the new strategy: without it the traced-ring strategies refuse (exit 5)."""
-    def no_start(*args):
-        raise CalibrationError("disabled")
-
-    monkeypatch.setattr(calibrate_module, "start_from_profile", no_start)
-    with pytest.raises(CalibrationError):
-        blind_calibrate(*pbba)
+def test_dense_rings_from_a_corner_calibrate_blind(pbba):
+    """The whole search: the common-centre strategy's ring traces, thinned to their crests,
+    now separate these rings (it once merged them, and only the profile started the fit)."""
+    sim, d_spacing = pbba
+    g = sim.geometry
+    res = blind_calibrate(sim, d_spacing)
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
 def test_a_frame_without_a_beam_gives_no_start(pbba):

@@ -14,7 +14,8 @@ from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geo
                                          traces_in_frame)
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import blind_calibrate, blind_error_px, ring_tth, simulate_case
+from tests.conftest import (blind_calibrate, blind_error_px, only_strategy, ring_tth,
+                            simulate_case)
 
 #: ZnO on a 512² detector of 55 µm pixels 20 mm away, tilted by 21°: eleven rings whose
 #: centres drift by more than their spacing (case 161 of the robustness benchmark, which
@@ -74,23 +75,22 @@ def test_sharpest_geometry_is_near_the_truth(zno):
 
 
 @pytest.mark.parametrize("case", ["zno", "si_corner"])
-def test_tilted_rings_calibrate_blind(case, request):
+def test_tilted_rings_calibrate_blind(case, request, monkeypatch):
+    """The tilted search alone calibrates both (the common-centre strategy, which follows
+    the drift of ring centres, also calibrates the ZnO image)."""
+    only_strategy(monkeypatch, "rings of a tilted geometry's 2θ")
     err = blind_error_px(*request.getfixturevalue(case), "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
-@pytest.mark.parametrize("case, disabled, off", [
-    ("zno", "is_tilted", lambda ref: False),
-    ("si_corner", "arc_reference", lambda ridges: None)], ids=["tilted search", "arc reference"])
-def test_without_the_tilted_search_the_image_is_refused(case, disabled, off, request,
-                                                        monkeypatch):
-    """Each case needs the tilted search (and the corner one its arc reference): with it
-    disabled the other strategies refuse (exit 5)."""
+def test_the_corner_image_needs_the_arc_reference(si_corner, monkeypatch):
+    """The corner case needs the tilted search with the arc's reference ellipse: without
+    it the other strategies refuse (exit 5)."""
     from geocal_cli.errors import CalibrationError
 
-    monkeypatch.setattr(calibrate_module, disabled, off)
+    monkeypatch.setattr(calibrate_module, "arc_reference", lambda ridges: None)
     with pytest.raises(CalibrationError):
-        blind_calibrate(*request.getfixturevalue(case))
+        blind_calibrate(*si_corner)
 
 
 def test_round_rings_are_not_tilted():
@@ -138,7 +138,7 @@ def test_a_candidate_reaching_ninety_degrees_bins_only_radii_below_it(zno, monke
     frame = frame_of(make_geometry(g.detector, *(values[k] for k in
                                                  ("dist", "poni1", "poni2", "rot1", "rot2", "rot3"))))
     tth = frame.tth(ridges.d1, ridges.d2)
-    assert np.count_nonzero((tth > tilted.MAX_TTH) & (tth < np.pi / 2)) > 100
+    assert np.count_nonzero((tth > tilted.MAX_TTH) & (tth < np.pi / 2)) > 50
     binned = []
     real = tilted._radius_groups
     monkeypatch.setattr(tilted, "_radius_groups", lambda r, **kw: binned.append(r) or real(r, **kw))
