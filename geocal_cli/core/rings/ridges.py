@@ -31,8 +31,6 @@ class RidgePixels:
     group : ndarray of int, shape (n,)
         Connected component of the full (not subsampled) ridge map each pixel belongs to:
         one ring arc, unless rings touch.
-    crest : ndarray of bool, shape (n,), optional
-        Which pixels are the crest of their ridge band (`_crest`); None: not known.
     """
 
     d1: np.ndarray
@@ -41,19 +39,6 @@ class RidgePixels:
     n2: np.ndarray
     strength: np.ndarray
     group: np.ndarray
-    crest: np.ndarray | None = None
-
-    def crests(self) -> "RidgePixels":
-        """The crest pixels alone (all pixels when crests are not known or too few).
-
-        A strong ring's ridge measure stays above threshold over a band several pixels wide:
-        grouped by radius, the bands of dense rings merge, and the small inner rings, whose
-        bands hold the fewest pixels, rank last. Their crests stay apart."""
-        if self.crest is None or np.count_nonzero(self.crest) < FEW_RIDGE_PIXELS:
-            return self
-        keep = self.crest
-        return RidgePixels(self.d1[keep], self.d2[keep], self.n1[keep], self.n2[keep],
-                           self.strength[keep], self.group[keep], self.crest[keep])
 
     def arcs(self, min_pixels: int) -> list[np.ndarray]:
         """The connected ridge arcs with at least `min_pixels` pixels.
@@ -175,7 +160,7 @@ def _noise_threshold(s: np.ndarray, valid: np.ndarray, sigma: float) -> float:
 
 def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor: int = 1,
                 max_pixels: int = 30000, min_coverage: float = 0.95) -> RidgePixels:
-    """Strongest ridge pixels of an image, with their normals and which are crests.
+    """Strongest ridge pixels of an image, with their normals.
 
     Parameters
     ----------
@@ -222,7 +207,7 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
-        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int), np.empty(0, bool))
+        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int))
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
     # a few intense rings (a steel sample) crowd out the weak calibrant rings. The strengths'
     # spread stands for the noise where most pixels are background; where strong rings
@@ -237,16 +222,6 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     if i1.size > max_pixels:
         pick = np.sort(np.random.default_rng(0).choice(i1.size, max_pixels, replace=False))
         i1, i2 = i1[pick], i2[pick]
-    v1, v2 = _normals(h11, h12, lam_min, i1, i2)
-    offset = (factor - 1) / 2.0
-    return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1, n2=v2,
-                       strength=strength[i1, i2].astype(float),
-                       group=labels[i1, i2].astype(np.int64),
-                       crest=_crest(strength, i1, i2, v1, v2))
-
-
-def _normals(h11, h12, lam_min, i1, i2) -> tuple[np.ndarray, np.ndarray]:
-    """Unit ridge normals (the Hessian's λmin eigenvector) at pixels (i1, i2), shape (n,)."""
     a = h11[i1, i2].astype(float)
     b = h12[i1, i2].astype(float)
     lm = lam_min[i1, i2].astype(float)
@@ -255,19 +230,10 @@ def _normals(h11, h12, lam_min, i1, i2) -> tuple[np.ndarray, np.ndarray]:
     v2 = np.where(np.abs(b) > 1e-30, lm - a, np.where(np.abs(a - lm) < 1e-30, 0.0, 1.0))
     nrm = np.hypot(v1, v2)
     nrm[nrm == 0] = 1.0
-    return v1 / nrm, v2 / nrm
-
-
-def _crest(strength, i1, i2, v1, v2) -> np.ndarray:
-    """Which pixels (i1, i2), shape (n,), are crests: no weaker than both neighbours along
-    their normal (v1, v2), rounded to the 8-neighbourhood (non-maximum suppression, Canny,
-    IEEE PAMI 8 (1986) 679, doi:10.1109/TPAMI.1986.4767851)."""
-    s1, s2 = np.rint(v1).astype(np.int64), np.rint(v2).astype(np.int64)
-    n1, n2 = strength.shape
-    s0 = strength[i1, i2]
-    up = strength[np.clip(i1 + s1, 0, n1 - 1), np.clip(i2 + s2, 0, n2 - 1)]
-    down = strength[np.clip(i1 - s1, 0, n1 - 1), np.clip(i2 - s2, 0, n2 - 1)]
-    return (s0 >= up) & (s0 >= down)
+    offset = (factor - 1) / 2.0
+    return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1 / nrm,
+                       n2=v2 / nrm, strength=strength[i1, i2].astype(float),
+                       group=labels[i1, i2].astype(np.int64))
 
 
 #: Fraction of the ridge pixels, strongest first, whose extent is taken for the rings' core
@@ -324,5 +290,4 @@ def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: Ridg
     return RidgePixels(*(np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + shift])
                          for k, shift in (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0),
                                           ("strength", 0))),
-                       group=np.concatenate([ridges.group[outside], core.group + first]),
-                       crest=np.concatenate([ridges.crest[outside], core.crest]))
+                       group=np.concatenate([ridges.group[outside], core.group + first]))

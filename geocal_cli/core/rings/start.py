@@ -122,7 +122,7 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     """
     c1, c2, contrast = common_center(ridges, shape)
     sane = max(abs(c1), abs(c2)) < 10 * max(shape)
-    traces = trace_rings(ridges.crests(), c1, c2) if sane else []
+    traces = trace_rings(ridges, c1, c2) if sane else []
     traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
               and t.d1.size >= 20]
     if len(traces) < 2:

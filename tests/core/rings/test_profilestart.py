@@ -100,8 +100,7 @@ def test_dense_rings_from_a_corner_calibrate_blind_from_the_profile(pbba, monkey
 
 
 def test_dense_rings_from_a_corner_calibrate_blind(pbba):
-    """The whole search: the common-centre strategy's ring traces, thinned to their crests,
-    now separate these rings (it once merged them, and only the profile started the fit)."""
+    """The whole search calibrates the image, whichever strategy starts it."""
     sim, d_spacing = pbba
     g = sim.geometry
     res = blind_calibrate(sim, d_spacing)
