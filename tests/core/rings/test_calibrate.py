@@ -209,13 +209,22 @@ def lab6_far(tmp_path_factory):
     return sim, load_calibrant(cfg.calibrant).d_spacing, far
 
 
-def _start_far(monkeypatch, far):
-    """Every traced-ring strategy starts at `far` (with its first start's blind summary)."""
+def _calibrated_from_far(lab6_far, monkeypatch):
+    """The image calibrated blind with every traced-ring strategy started at the far start
+    (with its first start's blind summary): (Calibration, progress lines, ring-position
+    error in pixels)."""
     from geocal_cli.core.rings import calibrate as calibrate_module
 
+    sim, d_spacing, far = lab6_far
     real = calibrate_module.start_from_traces
     monkeypatch.setattr(calibrate_module, "start_from_traces",
                         lambda *a, **k: [(far, list(real(*a, **k))[0][1])])
+    g = sim.geometry
+    said = []
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing,
+                    progress=said.append)
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    return res, said, err
 
 
 def test_a_fit_the_audit_refuses_sends_the_search_on(lab6_far, monkeypatch):
@@ -224,16 +233,10 @@ def test_a_fit_the_audit_refuses_sends_the_search_on(lab6_far, monkeypatch):
     strategies that follow run, and the image calibrates within 0.05 px."""
     from geocal_cli.core.rings import calibrate as calibrate_module
 
-    sim, d_spacing, far = lab6_far
-    _start_far(monkeypatch, far)
     monkeypatch.setattr(calibrate_module._Judge, "restart", lambda self, result: None)
-    g = sim.geometry
-    said = []
-    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing,
-                    progress=said.append)
+    res, said, err = _calibrated_from_far(lab6_far, monkeypatch)
     assert any("the audit refuses the fit" in s for s in said)
     assert res.blind["strategy"] == "rings of the azimuthal profile"
-    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
@@ -242,17 +245,12 @@ def test_a_fit_at_a_multiple_of_the_distance_restarts_where_the_audit_finds_the_
     """At √2 times the distance a fit settles on real rings (reflection N on 2N). The audit
     sees the calibrant explain the image's rings better at the true distance and refuses;
     the search refines from that distance and calibrates within 0.02 px, still on the
-    common-centre strategy's start (a dense LaB6 pattern on an Eiger 9M assigned its traces
-    so, robustness benchmark case 135)."""
-    sim, d_spacing, far = lab6_far
-    _start_far(monkeypatch, far)
-    g = sim.geometry
-    said = []
-    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, d_spacing,
-                    progress=said.append)
+    common-centre strategy's start (the traces of a dense LaB6 pattern on an Eiger 9M,
+    robustness benchmark case 135, were once assigned so)."""
+    sim, _, far = lab6_far
+    res, said, err = _calibrated_from_far(lab6_far, monkeypatch)
     assert any("the rings fit the calibrant better at" in s for s in said)
     assert res.blind["strategy"] == "rings around a common centre"
-    assert res.blind["distance_from_audit_m"] == pytest.approx(g.dist, rel=0.01)
-    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert res.blind["distance_from_audit_m"] == pytest.approx(sim.geometry.dist, rel=0.01)
     assert err <= 0.02, f"ring-position error {err:.4f} px"
-    assert far["dist"] == pytest.approx(np.sqrt(2) * g.dist)
+    assert far["dist"] == pytest.approx(np.sqrt(2) * sim.geometry.dist)
