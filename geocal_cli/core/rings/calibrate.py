@@ -70,11 +70,10 @@ NEXT_MAX_SIGMA_PX = 0.5
 #: the search then goes on through hypotheses and strategies that are more often wrong, and
 #: a wrong NaCl fit on a tilted detector (24 mm against 27.7 mm) passed the audit at 0.4 px.
 AFTER_REFUSAL_SIGMA_PX = 0.3
-#: Robust σ (pixels) a fit from the profile's rings must reach (`_profile_search`): a dense
-#: enough ring list matches most profile rings at some distance, so the profile starts a
-#: wrong calibrant too, and LaB6 on a PBBA image refined to 0.93 px. The profile's right
-#: starts in the robustness benchmark refined to 0.2 px rms at most.
-PROFILE_MAX_SIGMA_PX = 0.3
+#: Robust σ (pixels) a fit from the profile's rings must reach (`_profile_search`): the
+#: same as any first start. 0.3 px refused the right fit of a detector distortion the PONI
+#: cannot describe (0.75 px), which calib-ring must report, not refuse.
+PROFILE_MAX_SIGMA_PX = MAX_SIGMA_PX
 #: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
 #: assignment hypotheses fitted for each: each hypothesis costs a round of control points
 #: over the whole image, seconds on a 9M detector.
