@@ -70,10 +70,6 @@ NEXT_MAX_SIGMA_PX = 0.5
 #: the search then goes on through hypotheses and strategies that are more often wrong, and
 #: a wrong NaCl fit on a tilted detector (24 mm against 27.7 mm) passed the audit at 0.4 px.
 AFTER_REFUSAL_SIGMA_PX = 0.3
-#: Robust σ (pixels) a fit from the profile's rings must reach (`_profile_search`): the
-#: same as any first start. 0.3 px refused the right fit of a detector distortion the PONI
-#: cannot describe (0.75 px), which calib-ring must report, not refuse.
-PROFILE_MAX_SIGMA_PX = MAX_SIGMA_PX
 #: Tilted geometries (`tilted.sharpest_geometries`) tried after both strategies failed, and
 #: assignment hypotheses fitted for each: each hypothesis costs a round of control points
 #: over the whole image, seconds on a 9M detector.
@@ -657,8 +653,7 @@ def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
         say(f"trying the azimuthal profile's rings: {len(blind['rings_assigned'])} of "
             f"{blind['rings_traced']} match the calibrant at {start['dist'] * 1e3:.1f} mm")
         try:
-            return _solve_first([(start, blind)], solve, judge, tries=1,
-                                max_sigma=PROFILE_MAX_SIGMA_PX)
+            return _solve_first([(start, blind)], solve, judge, tries=1)
         except CalibrationError as exc:
             say(f"profile strategy failed ({exc})")
     return None
@@ -791,14 +786,13 @@ def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelengt
     return rank_calibrants(*neutral, candidates, wavelength) if neutral else []
 
 
-def _solve_first(starts, solve, judge=None, tries: int = START_TRIES,
-                 max_sigma: float = MAX_SIGMA_PX):
+def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
     """Refine the starts in turn (`start_from_traces`: the assignment hypotheses, best
     first) until one holds, at most `tries` of them. Returns (Refinement, ControlPoints,
     blind summary).
 
-    A start holds when its refinement does (`_solve`) within `max_sigma` (after the first,
-    within `NEXT_MAX_SIGMA_PX` too) and, given `judge` (`_Judge`), the audit accepts the fit: a fit the
+    A start holds when its refinement does (`_solve`; after the first, within
+    `NEXT_MAX_SIGMA_PX`) and, given `judge` (`_Judge`), the audit accepts the fit: a fit the
     audit refuses sends the search on, to the next hypothesis and then the next strategy.
     When none holds, raises the first start's CalibrationError (or the starts' own, or one
     saying there was none).
@@ -808,10 +802,9 @@ def _solve_first(starts, solve, judge=None, tries: int = START_TRIES,
     for n, (start, blind) in enumerate(starts, 1):
         try:
             result, pts = _solve(start, *solve)
-            limit = max_sigma if n == 1 else min(max_sigma, NEXT_MAX_SIGMA_PX)
-            if _robust_sigma(result) > limit:
+            if n > 1 and _robust_sigma(result) > NEXT_MAX_SIGMA_PX:
                 raise CalibrationError(f"residuals of {_robust_sigma(result):.2f} px (robust "
-                                       f"σ) where this start must reach {limit:g} px")
+                                       "σ) on a further assignment hypothesis")
             why = judge(result, pts, blind) if judge is not None else None
             if why:
                 held = _restarted(judge.restart(result), blind, solve, judge)
