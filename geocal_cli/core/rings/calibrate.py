@@ -23,13 +23,12 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, counted_rings,
-                                        judge_wavelength, merge_rankings, rank_calibrants,
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, judge_wavelength,
                                         ranking_text, refusal, scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
-from geocal_cli.core.geometry.frame import (PARAM_NAMES, DetectorFrame, frame_of,
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
 from geocal_cli.core.rings.profilestart import start_from_profile
@@ -38,10 +37,11 @@ from geocal_cli.core.rings.misfit import Misfit, misfit_warning, split_residual
 from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
-from geocal_cli.core.rings.start import (arc_traces, common_center, find_ring_ridges, ring_traces,
+from geocal_cli.core.rings.start import (arc_traces, find_ring_ridges, ring_traces,
                                         start_from_traces)
 from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geometries,
                                          traces_in_frame)
+from geocal_cli.core.rings.unfitted import Unfitted, identify_calibrant, neutral_measure
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -49,8 +49,6 @@ from geocal_cli.errors import CalibrationError
 #: centre, which is what the rings fix, stays sharp.
 UNDETERMINED_LIMITS = {"dist": 0.02, "beam_center_px": 5.0, "rot1": np.radians(1.0),
                        "rot2": np.radians(1.0), "rot3": np.radians(1.0), "wavelength": 0.01}
-#: Measurements of the ring centres that build the neutral frame, at most.
-NEUTRAL_ROUNDS = 4
 #: Parameters fixed unless the user says otherwise.
 DEFAULT_FIX = ("rot3", "wavelength")
 #: Of the first calibrant rings expected on valid pixels, more than this fraction must be seen.
@@ -273,19 +271,20 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     families = calibrant_families(candidates)
     ridges = None if guess is not None else find_ring_ridges(image, valid)
 
-    judge = _Judge(lambda result, pts: _audit(
+    unfitted = Unfitted(image, valid, detector, guess, ridges, candidates, wavelength)
+    judge = _Judge(lambda result, pts, centre: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
-        calibrant, candidates, doublet), lambda a: refusal(a, families, min_rings),
-        (prepared, detector, d_spacing, free))
+        calibrant, candidates, doublet), centre), lambda a: refusal(a, families, min_rings),
+        (prepared, detector, d_spacing, free), unfitted)
     try:
         result, pts, blind, centre = _fit(image, ridges, guess, wavelength,
                                           (prepared, valid, detector, d_spacing, free, say),
                                           judge)
     except CalibrationError as exc:
-        neutral = neutral_rings(image, valid, detector, guess, ridges)
+        neutral = unfitted.rings()
         hint = ""
         if neutral is not None:
-            hint = ranking_text(rank_calibrants(*neutral, candidates, wavelength), families)
+            hint = ranking_text(unfitted.ranked(), families)
             scan = scan_wavelength(*neutral, d_spacing, wavelength)
             if scan is not None and scan.contradicts:
                 hint += " — " + scan.describe(calibrant)
@@ -300,8 +299,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         checked = None
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    checked, neutral = _checked(image, valid, detector, guess, ridges, centre, result, pts,
-                                d_spacing, wavelength, calibrant, candidates, doublet, checked)
+    if checked is None:
+        checked = judge.audit(result, pts, centre)
+    neutral = unfitted.rings(centre)
     timings["audit"] = time.perf_counter() - t1
     # With a guess and the distance fixed, the user vouches for which ring is which.
     min_rings = 1 if guess is not None and "dist" not in free else min_rings
@@ -395,12 +395,15 @@ class _Judge:
     refused fits in search order (`refused`: the first is the answer refused in the end
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
     ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
-    that check, which the search's answer reuses (`judged`). The audit here is the fit's own (`_audit`); the
-    ranking on rings measured without the fit joins it once, for the answer.
+    that check, which the search's answer reuses (`judged`). `audit` is called with
+    (Refinement, ControlPoints, the rings' common centre or None): the fit's own audit
+    (`_audit`) joined by the rings measured without it (`unfitted`, an `Unfitted`, which the
+    profile strategy also starts from).
     """
 
-    def __init__(self, audit, refuse, mirror_args):
+    def __init__(self, audit, refuse, mirror_args, unfitted):
         self.audit, self.refuse, self.mirror_args = audit, refuse, mirror_args
+        self.unfitted = unfitted
         self.refused: list[tuple] = []
         self.judged: dict = {}
         self.restarts: dict = {}
@@ -413,7 +416,7 @@ class _Judge:
         said: list[str] = []
         taken, taken_pts, other = _mirror_if_better(prepared, detector, d_spacing, result, pts,
                                                     free, said.append)
-        checked = self.audit(taken, taken_pts)
+        checked = self.audit(taken, taken_pts, blind.get("centre_vote_px"))
         self.judged[id(result)] = (taken, taken_pts, other, checked, said)
         why = self.refuse(checked)
         if why:
@@ -446,21 +449,6 @@ def _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say):
             f"{_robust_sigma(result):.3f} px): taking it")
         return (*mirrored, (result, pts))
     return result, pts, mirrored
-
-
-def _checked(image, valid, detector, guess, ridges, centre, result, pts, d_spacing, wavelength,
-             calibrant, candidates, doublet, checked: Audit | None = None):
-    """The audit of a fit (`_audit`, unless given) with the ranking of the calibrants on the
-    rings measured without it merged in, and those rings (`neutral_rings`, or None)."""
-    if checked is None:
-        checked = _audit(image, valid, geometry_from_values(detector, result.values), result,
-                         pts, d_spacing, calibrant, candidates, doublet)
-    neutral = neutral_rings(image, valid, detector, guess, ridges, centre)
-    if neutral is not None:
-        ranked = rank_calibrants(*neutral, candidates, wavelength)
-        checked = replace(checked, ranking=merge_rankings(checked.ranking, ranked),
-                          rankings=checked.rankings + (ranked,))
-    return checked, neutral
 
 
 def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spacing, calibrant,
@@ -640,7 +628,8 @@ def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
     under the neutral frame (`profilestart`), best matched first, refined. Returns
     (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
-    measured = _neutral_measure(image, valid, detector, ridges, centre)
+    measured = (judge.unfitted.measure(centre) if judge is not None
+                else neutral_measure(image, valid, detector, None, ridges, centre))
     if measured is None:
         return None
     frame, seen, counted = measured
@@ -657,133 +646,6 @@ def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
         except CalibrationError as exc:
             say(f"profile strategy failed ({exc})")
     return None
-
-
-def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,
-                  centre=None):
-    """The rings of an image measured without a calibration, and those that count.
-
-    Under the guess's geometry or, without one, under `neutral_frame`: the radius then does
-    not depend on the distance, which each candidate calibrant (or wavelength) chooses for
-    itself.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-    valid : ndarray of bool, shape (H, W)
-    detector : pyFAI.detectors.Detector
-    guess : pyFAI.geometry.Geometry, optional
-    ridges : RidgePixels, optional
-        Ridges already found (`start.find_ring_ridges`).
-    centre : (float, float), optional
-        The rings' common centre (`start.common_center`), when the blind search found it.
-
-    Returns
-    -------
-    (SeenRings, ndarray of bool) or None
-        None when the image shows no ridges to centre on.
-    """
-    if guess is not None:
-        return _counted(seen_rings(image, valid, frame_of(guess)))
-    measured = _neutral_measure(image, valid, detector, ridges, centre)
-    return None if measured is None else measured[1:]
-
-
-def _neutral_measure(image, valid, detector, ridges, centre):
-    """(`neutral_frame`, SeenRings, counted) at the rings' common centre (found from the
-    ridges when not given), or None when the image shows no ridges to centre on."""
-    if centre is None:
-        ridges = ridges if ridges is not None else find_ring_ridges(image, valid)
-        if ridges.d1.size < 10:
-            return None
-        centre = common_center(ridges, image.shape)[:2]
-    frame = neutral_frame(image, valid, detector, centre)
-    return (frame, *_counted(seen_rings(image, valid, frame)))
-
-
-def _counted(seen):
-    """(seen, the rings that count)."""
-    return seen, counted_rings(seen)
-
-
-def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> DetectorFrame:
-    """A frame in which every ring of the image has one radius, without knowing the distance.
-
-    On a detector tilted by τ, the ring of radius r is centred r² tan τ / L (L the distance in
-    pixels) from the beam, towards where the detector recedes. Measured under an untilted
-    frame at the rings' common centre, each ring's own centre comes from its position in
-    every sector (`seen.seen_rings`, `offset`); the strong whole rings' centres are fitted as
-    c(r) = c₀ + s r² (at least three): c₀ is the beam, and a frame at any distance L with the
-    slope s L built into its pixel axes draws the same centres to first order in τ. The
-    offsets are measured again under that frame and the fit repeated (at most
-    `NEUTRAL_ROUNDS` times, until the centres move by less than 0.05 px): rings split by a
-    large first offset come together. With fewer rings, the untilted frame.
-
-    Parameters
-    ----------
-    image : ndarray, shape (H, W)
-    valid : ndarray of bool, shape (H, W)
-    detector : pyFAI.detectors.Detector
-        Pixel sizes.
-    centre : (float, float)
-        The rings' common centre, pixel indices (d1, d2).
-
-    Returns
-    -------
-    DetectorFrame
-    """
-    p1, p2 = float(detector.pixel1), float(detector.pixel2)
-
-    def frame(c, slope, dist_px):
-        t1, t2 = np.asarray(slope) * dist_px
-        e1, e2 = np.array([p1, 0.0, p1 * t1]), np.array([0.0, p2, p2 * t2])
-        origin = np.array([0.0, 0.0, dist_px * np.sqrt(p1 * p2)]) - c[0] * e1 - c[1] * e2
-        return DetectorFrame(origin=origin, e1=e1, e2=e2)
-
-    c0, slope, dist_px = np.asarray(centre, float), np.zeros(2), 1000.0
-    for _ in range(NEUTRAL_ROUNDS):
-        seen, counted = _counted(seen_rings(image, valid, frame(c0, slope, dist_px)))
-        use = counted & (seen.snr >= 20) & np.isfinite(seen.offset[:, 0])
-        if use.sum() < 3:
-            break
-        r2 = seen.u_px[use] ** 2
-        w = np.sqrt(seen.snr[use])
-        a = np.stack([np.ones_like(r2), r2], 1)
-        # The frame's x1, x2 run along d1, d2: offsets are pixel steps from the centres the
-        # frame draws, c₀ + s r².
-        centres = c0 + r2[:, None] * slope + seen.offset[use]
-        coef = np.linalg.lstsq(a * w[:, None], centres * w[:, None], rcond=None)[0]
-        moved = np.abs(a @ coef - (c0 + r2[:, None] * slope)).max()
-        c0, slope = coef[0], coef[1]
-        # Any distance serves; a moderate one keeps the built-in tilt small.
-        dist_px = min(4.0 * float(seen.u_px[use].max()),
-                      0.3 / max(float(np.hypot(*slope)), 1e-12))
-        if moved < 0.05:
-            break
-    return frame(c0, slope, dist_px)
-
-
-def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
-                       candidates: dict, guess=None, ridges=None) -> list:
-    """Rank candidate calibrants on the rings of an image before (or without) a calibration
-    (`neutral_rings`, `audit.rank_calibrants`).
-
-    Parameters
-    ----------
-    image, valid, detector, guess, ridges
-        As `neutral_rings`.
-    wavelength : float
-        Metres.
-    candidates : dict[str, tuple]
-        As `audit.rank_calibrants` takes them.
-
-    Returns
-    -------
-    list of CalibrantScore
-        Best first; empty when the image shows no ring centre.
-    """
-    neutral = neutral_rings(image, valid, detector, guess, ridges)
-    return rank_calibrants(*neutral, candidates, wavelength) if neutral else []
 
 
 def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):

@@ -3,7 +3,7 @@
 Dense ring lists (LaB6 or CeO2 at high energy, 50–90 rings on a large detector) defeat the
 traced-ring starts: touching rings join into one trace, faint ones are missed, and the radii
 of the traces that remain align with a wrong stretch of the ring list. The azimuthal profile
-under the neutral frame (`calibrate.neutral_frame`: the rings' common centre, the tilt their
+under the neutral frame (`unfitted.neutral_frame`: the rings' common centre, the tilt their
 own centres show) resolves every ring as a peak of flat-equivalent radius u = L tan 2θ / p
 (`seen`), and matching those radii to the calibrant, the distance L its own free parameter
 (`assign.assign_rings`), is the assignment the audit's calibrant ranking already trusts. This

@@ -9,7 +9,8 @@ import pytest
 
 from geocal_cli.core.geometry.frame import frame_of, geometry_from_values, params_from_frame
 from geocal_cli.core.geometry.metrics import ring_position_error
-from geocal_cli.core.rings.calibrate import _neutral_measure, calibrate
+from geocal_cli.core.rings.calibrate import calibrate
+from geocal_cli.core.rings.unfitted import neutral_measure
 from geocal_cli.core.rings.profilestart import _tilted_frame, start_from_profile
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
@@ -37,8 +38,8 @@ def pbba(tmp_path_factory):
 
 def _profile(sim):
     """(seen, counted, neutral frame) of the image, as the profile search measures them."""
-    frame, seen, counted = _neutral_measure(sim.data, valid_pixels(sim.data),
-                                            sim.geometry.detector, None, None)
+    frame, seen, counted = neutral_measure(sim.data, valid_pixels(sim.data),
+                                           sim.geometry.detector)
     return seen, counted, frame
 
 

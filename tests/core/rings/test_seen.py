@@ -5,7 +5,7 @@ import pyFAI.detectors
 
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.core.rings.audit import MATCH_TOL_REL, counted_rings, tolerance_px
-from geocal_cli.core.rings.calibrate import neutral_rings
+from geocal_cli.core.rings.unfitted import neutral_rings
 from geocal_cli.core.rings.seen import explained_by, seen_rings
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
