@@ -22,7 +22,12 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as
    foreign). A ring the profile shows at a predicted radius confirms a fit of two rings
    only when the fit's control points find it too: under a wrong, strongly tilted geometry
-   the profile's rings smear, and one of them falls on a prediction by chance.
+   the profile's rings smear, and one of them falls on a prediction by chance. Finally, the
+   solution must confirm at least half the rings the given calibrant explains (at a distance
+   of its choice) in the measurement without the fit (`neutral`): a right geometry measures
+   its rings at least as sharply as a frame that knows neither the distance nor the tilt
+   (on the robustness benchmark the right fits confirm all but two at most), while a wrong
+   tilt fitted to a few arcs blurs the others away.
 2. **Calibrant.** Every candidate calibrant (pyFAI's list, the user's file) is matched to the
    profile's rings with its own best distance (`assign.assign_rings`, the blind search's
    scoring: +1.5 per ring explained, −0.5 per predicted ring in the observed range that is
@@ -308,6 +313,14 @@ class Audit:
         best = self._fitted_score
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD
+
+    @property
+    def neutral(self) -> CalibrantScore | None:
+        """The given calibrant on the rings measured without the fit (the last measurement
+        ranked, when there are two), else None."""
+        if len(self.rankings) < 2:
+            return None
+        return next((s for s in self.rankings[-1] if s.name == self.given), None)
 
     @property
     def better_distance_ratio(self) -> float | None:
@@ -750,6 +763,10 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
                       f"({given.explained} of {given.counted}, score {given.score:.1f}) than "
                       f"the solution (score {a.fit_score:.1f}): the rings are assigned to the "
                       "wrong reflections")
+    elif a.neutral is not None and 2 * confirmed < a.neutral.explained:
+        faults.append(f"measured without the fit, {a.given} explains "
+                      f"{a.neutral.explained} of the image's rings, and the solution only "
+                      f"{confirmed}: its tilt or its ring assignment is wrong")
     elif min(confirmed, n_rest) < MIN_CLAIM and a.foreign.size:
         faults.append(f"the solution rests on {n_rest} and explains {confirmed} of the image's "
                       f"rings, and leaves {a.foreign.size} unexplained: two rings fit any "
