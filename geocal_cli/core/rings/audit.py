@@ -23,8 +23,9 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    foreign). A ring the profile shows at a predicted radius confirms a fit of two rings
    only when the fit's control points find it too: under a wrong, strongly tilted geometry
    the profile's rings smear, and one of them falls on a prediction by chance. Finally, the
-   solution must confirm at least half the rings the given calibrant explains (at a distance
-   of its choice) in the measurement without the fit (`neutral`): a right geometry measures
+   solution must confirm (whatever the rings' width, `confirmed_any_width`) at least half
+   the rings the given calibrant explains (at a distance of its choice) in the measurement
+   without the fit (`neutral`): a right geometry measures
    its rings at least as sharply as a frame that knows neither the distance nor the tilt
    (on the robustness benchmark the right fits confirm all but two at most), while a wrong
    tilt fitted to a few arcs blurs the others away.
@@ -313,6 +314,16 @@ class Audit:
         best = self._fitted_score
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD
+
+    @property
+    def confirmed_any_width(self) -> int:
+        """Rings of the profile under the fit that it explains and that stand out
+        (`COUNT_SNR`, `COUNT_COVERAGE`), whatever their width: the width window keeps broad
+        features out of the ranking, where they would count for any candidate, but it is set
+        by the strong rings and falls back to 2.5 px without two of them, which leaves out
+        the broad weak rings of a lab source at 20 mm (6–9 px)."""
+        stand_out = (self.seen.snr >= COUNT_SNR) & (self.seen.coverage >= COUNT_COVERAGE)
+        return int(np.count_nonzero(stand_out & (self.explained >= 0)))
 
     @property
     def neutral(self) -> CalibrantScore | None:
@@ -763,10 +774,10 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
                       f"({given.explained} of {given.counted}, score {given.score:.1f}) than "
                       f"the solution (score {a.fit_score:.1f}): the rings are assigned to the "
                       "wrong reflections")
-    elif a.neutral is not None and 2 * confirmed < a.neutral.explained:
+    elif a.neutral is not None and 2 * a.confirmed_any_width < a.neutral.explained:
         faults.append(f"measured without the fit, {a.given} explains "
                       f"{a.neutral.explained} of the image's rings, and the solution only "
-                      f"{confirmed}: its tilt or its ring assignment is wrong")
+                      f"{a.confirmed_any_width}: its tilt or its ring assignment is wrong")
     elif min(confirmed, n_rest) < MIN_CLAIM and a.foreign.size:
         faults.append(f"the solution rests on {n_rest} and explains {confirmed} of the image's "
                       f"rings, and leaves {a.foreign.size} unexplained: two rings fit any "
