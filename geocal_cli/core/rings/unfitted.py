@@ -77,13 +77,13 @@ class Unfitted:
                        rankings=checked.rankings + (ranked,))
 
 
-def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,
-                  centre=None):
+def neutral_measure(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,
+                    centre=None):
     """The rings of an image measured without a calibration, and those that count.
 
-    Under the guess's geometry or, without one, under `neutral_frame`: the radius then does
-    not depend on the distance, which each candidate calibrant (or wavelength) chooses for
-    itself.
+    Under the guess's geometry or, without one, under `neutral_frame` at the rings' common
+    centre: the radius then does not depend on the distance, which each candidate calibrant
+    (or wavelength) chooses for itself.
 
     Parameters
     ----------
@@ -94,21 +94,15 @@ def neutral_rings(image: np.ndarray, valid: np.ndarray, detector, guess=None, ri
     ridges : RidgePixels, optional
         Ridges already found (`start.find_ring_ridges`).
     centre : (float, float), optional
-        The rings' common centre (`start.common_center`), when the blind search found it.
+        The rings' common centre (`start.common_center`), when the blind search found it;
+        else found from the ridges.
 
     Returns
     -------
-    (SeenRings, ndarray of bool) or None
-        None when the image shows no ridges to centre on.
+    (DetectorFrame, SeenRings, ndarray of bool) or None
+        The frame, the rings, those that count (`audit.counted_rings`); None when the image
+        shows no ridges to centre on.
     """
-    measured = neutral_measure(image, valid, detector, guess, ridges, centre)
-    return None if measured is None else measured[1:]
-
-
-def neutral_measure(image, valid, detector, guess=None, ridges=None, centre=None):
-    """(frame, SeenRings, counted) as `neutral_rings` measures them, the frame being the
-    guess's or `neutral_frame` at the rings' common centre (found from the ridges when not
-    given); None when the image shows no ridges to centre on."""
     if guess is not None:
         frame = frame_of(guess)
     else:
@@ -186,12 +180,12 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> Det
 def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                        candidates: dict, guess=None, ridges=None) -> list:
     """Rank candidate calibrants on the rings of an image before (or without) a calibration
-    (`neutral_rings`, `audit.rank_calibrants`).
+    (`neutral_measure`, `audit.rank_calibrants`).
 
     Parameters
     ----------
     image, valid, detector, guess, ridges
-        As `neutral_rings`.
+        As `neutral_measure`.
     wavelength : float
         Metres.
     candidates : dict[str, tuple]

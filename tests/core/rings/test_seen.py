@@ -5,7 +5,7 @@ import pyFAI.detectors
 
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.core.rings.audit import MATCH_TOL_REL, counted_rings, tolerance_px
-from geocal_cli.core.rings.unfitted import neutral_rings
+from geocal_cli.core.rings.unfitted import neutral_measure
 from geocal_cli.core.rings.seen import explained_by, seen_rings
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
@@ -45,7 +45,7 @@ def test_neutral_frame_keeps_each_tilted_ring_whole(tmp_path):
     proportional to the truth's (the distance is unknown), never split in two."""
     sim, _ = simulate_case(CEO2_TILTED, tmp_path)
     valid = valid_pixels(sim.data, sim.geometry.detector.mask.astype(bool))
-    seen, counted = neutral_rings(sim.data, valid, sim.geometry.detector)
+    _, seen, counted = neutral_measure(sim.data, valid, sim.geometry.detector)
     truth = seen_rings(sim.data, valid, frame_of(sim.geometry), width_px=1.0)
     u_true = truth.u_px[counted_rings(truth)]
     u = np.sort(seen.u_px[counted])
@@ -61,9 +61,9 @@ def test_noise_has_no_ring_that_counts():
         data = np.random.default_rng(seed).poisson(40, det.shape).astype(np.int32)
         data[det.mask.astype(bool)] = -1
         valid = valid_pixels(data, det.mask.astype(bool))
-        neutral = neutral_rings(data, valid, det)
+        neutral = neutral_measure(data, valid, det)
         if neutral is not None:
-            assert neutral[1].sum() == 0
+            assert neutral[2].sum() == 0
 
 
 def test_tolerance_grows_with_radius():
