@@ -26,9 +26,9 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    solution must confirm (whatever the rings' width, `confirmed_any_width`) at least half
    the rings the given calibrant explains (at a distance of its choice) in the measurement
    without the fit (`neutral`): a right geometry measures its rings at least as sharply as
-   a frame that knows neither the distance nor the tilt (on the robustness benchmark the
-   right fits confirm all but two at most), while a wrong tilt fitted to a few arcs blurs
-   the others away.
+   a frame that knows neither the distance nor the tilt (on the robustness benchmark it
+   refuses none of the 183 right fits), while a wrong tilt fitted to a few arcs blurs the
+   others away.
 2. **Calibrant.** Every candidate calibrant (pyFAI's list, the user's file) is matched to the
    profile's rings with its own best distance (`assign.assign_rings`, the blind search's
    scoring: +1.5 per ring explained, −0.5 per predicted ring in the observed range that is

@@ -156,7 +156,7 @@ def test_a_fit_that_blurs_the_rings_the_image_shows_is_refused(blurred):
     """Corundum, weak and spotty, with the beam off the detector (robustness case 219): a fit
     at 42° of tilt put 4 arcs on the wrong reflections, 32 px from the truth, and confirmed 6
     rings under its geometry, where the measurement without the fit showed 15 of corundum's.
-    A right fit confirms all but two of them; a fit confirming fewer than half is refused."""
+    A fit confirming all but two of them stands; one confirming fewer than half is refused."""
     lam = 0.4066e-10
     seen = _seen("alpha_Al2O3", lam, 1200.0)
     n = seen.u_px.size
