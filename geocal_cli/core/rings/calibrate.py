@@ -41,7 +41,7 @@ from geocal_cli.core.rings.start import (arc_traces, find_ring_ridges, ring_trac
                                         start_from_traces)
 from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geometries,
                                          traces_in_frame)
-from geocal_cli.core.rings.unfitted import Unfitted, identify_calibrant, neutral_measure
+from geocal_cli.core.rings.unfitted import Unfitted, identify_calibrant
 from geocal_cli.errors import CalibrationError
 
 #: 1σ beyond which a quantity counts as undetermined by the data. The PONI itself is not
@@ -275,9 +275,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     judge = _Judge(lambda result, pts, centre: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
         calibrant, candidates, doublet), centre), lambda a: refusal(a, families, min_rings),
-        (prepared, detector, d_spacing, free), unfitted)
+        (prepared, detector, d_spacing, free))
     try:
-        result, pts, blind, centre = _fit(image, ridges, guess, wavelength,
+        result, pts, blind, centre = _fit(image, ridges, guess, wavelength, unfitted,
                                           (prepared, valid, detector, d_spacing, free, say),
                                           judge)
     except CalibrationError as exc:
@@ -397,13 +397,11 @@ class _Judge:
     ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
     that check, which the search's answer reuses (`judged`). `audit` is called with
     (Refinement, ControlPoints, the rings' common centre or None): the fit's own audit
-    (`_audit`) joined by the rings measured without it (`unfitted`, an `Unfitted`, which the
-    profile strategy also starts from).
+    (`_audit`) joined by the rings measured without it (`unfitted.Unfitted`).
     """
 
-    def __init__(self, audit, refuse, mirror_args, unfitted):
+    def __init__(self, audit, refuse, mirror_args):
         self.audit, self.refuse, self.mirror_args = audit, refuse, mirror_args
-        self.unfitted = unfitted
         self.refused: list[tuple] = []
         self.judged: dict = {}
         self.restarts: dict = {}
@@ -536,10 +534,11 @@ def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavel
                            "image: " + " | ".join(failures))
 
 
-def _fit(image, ridges, guess, wavelength, solve, judge=None):
+def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
     """Blind search (or the guess) and refinement rounds: (Refinement, ControlPoints, blind
     search summary, the rings' common centre found by the first strategy or None). `solve`
-    is (prepared, valid, detector, d_spacing, free, say)."""
+    is (prepared, valid, detector, d_spacing, free, say); `unfitted` (`unfitted.Unfitted`)
+    gives the profile strategy its rings."""
     prepared, valid, detector, d_spacing, free, say = solve
     if guess is not None:
         result, pts = _solve(_values(guess, wavelength), *solve)
@@ -569,7 +568,7 @@ def _fit(image, ridges, guess, wavelength, solve, judge=None):
             found = (_tilted_search(ridges, ref, info, wavelength, solve, judge)
                      if ref is not None and is_tilted(ref) else None)
             if found is None:
-                found = _profile_search(image, ridges, centre, wavelength, solve, judge)
+                found = _profile_search(unfitted, centre, wavelength, solve, judge)
             if found is None and judge is not None and judge.refused:
                 # Nothing the audit accepts: the first fit found stands, to be refused
                 # with the audit's full account.
@@ -623,13 +622,12 @@ def _tilted_search(ridges, ref, info, wavelength, solve, judge=None):
     return None
 
 
-def _profile_search(image, ridges, centre, wavelength, solve, judge=None):
+def _profile_search(unfitted, centre, wavelength, solve, judge=None):
     """After every traced-ring strategy failed: the starts the azimuthal profile's rings give
     under the neutral frame (`profilestart`), best matched first, refined. Returns
     (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
-    measured = (judge.unfitted.measure(centre) if judge is not None
-                else neutral_measure(image, valid, detector, None, ridges, centre))
+    measured = unfitted.measure(centre)
     if measured is None:
         return None
     frame, seen, counted = measured
