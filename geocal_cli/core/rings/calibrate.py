@@ -33,7 +33,8 @@ from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of,
                                            poni_for_beam_center)
 from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
-from geocal_cli.core.rings.misfit import Misfit, misfit_warning, split_residual
+from geocal_cli.core.rings.misfit import (JUMP_PX, Misfit, misfit_warning, ring_mean_jump,
+                                          split_residual)
 from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
@@ -726,8 +727,10 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     Dropping rings protects against another phase's rings, but it can also let a wrong
     energy or a wrong calibrant fit a consistent subset. So: (1) if rings were dropped while
     the wavelength was fixed and some of them are among the first expected rings, a refit
-    with the wavelength free must not explain clearly more of those; (2) at least half of the first calibrant rings expected on valid
-    pixels must carry control points.
+    with the wavelength free must not explain clearly more of those; (2) at least half of
+    the first calibrant rings expected on valid pixels must carry control points; (3) no
+    ring's mean residual may depart from its neighbours' trend by more than
+    `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
     """
     values = result.values
     frame = frame_of(geometry_from_values(detector, values))
@@ -759,6 +762,14 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
             "calibrant rings expected on the detector carry control points (rings "
             + ", ".join(str(k + 1) for k in found) + "): check the calibrant and the energy")
+    inl = result.inliers
+    jump = ring_mean_jump(pts.ring[inl], tth[pts.ring[inl]], result.residual_px[inl])
+    if jump is not None and abs(jump.departure_px) > JUMP_PX:
+        a, b = jump.neighbours
+        raise CalibrationError(
+            f"no consistent ring assignment: the points of ring {jump.ring + 1} sit "
+            f"{jump.departure_px:+.2f} px off the trend of rings {a + 1} and {b + 1}, so they "
+            "belong to other rings: check the calibrant and the energy")
 
 
 def _mirrored(prepared, detector, d_spacing, result, pts, free):
