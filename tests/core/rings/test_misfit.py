@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.rings.misfit import split_residual
+from geocal_cli.core.rings.misfit import JUMP_PX, ring_mean_jump, split_residual
 
 N_CHI = 720
 STEP = 2 * np.pi / N_CHI
@@ -59,3 +59,43 @@ def test_too_few_neighbours_leave_it_undetermined():
     m = split_residual(np.zeros(c.size, int), c, np.ones(c.size), STEP)
     assert m.pairs == 0 and np.isnan(m.scatter_px) and np.isnan(m.misfit_px)
     assert m.rms_px == pytest.approx(1.0)
+
+
+def _rings_with_means(rng, means, tth, n=200, scatter=0.3):
+    """(ring, tth, residual) of `n` points per ring scattered about each ring's mean, with
+    rings given in shuffled order (the check sorts them by 2θ)."""
+    k = np.repeat(np.arange(len(means)), n)
+    res = np.asarray(means)[k] + rng.normal(0, scatter, k.size)
+    order = rng.permutation(k.size)
+    return k[order] + 3, np.asarray(tth)[k][order], res[order]
+
+
+def test_a_smooth_trend_of_ring_means_is_no_jump():
+    """A radial distortion's means (the simulated detector's, 0.42 to -1.10 px over ten
+    rings, a right fit) follow a smooth trend in 2θ: no ring departs by JUMP_PX."""
+    rng = np.random.default_rng(3)
+    tth = np.radians(np.sqrt(np.arange(1, 11)) * 4.0)
+    means = 0.42 - 1.52 * ((tth - tth[0]) / (tth[-1] - tth[0])) ** 1.5
+    jump = ring_mean_jump(*_rings_with_means(rng, means, tth))
+    assert abs(jump.departure_px) < 0.1 < JUMP_PX
+
+
+def test_a_ring_off_its_neighbours_is_found():
+    """One ring's points sit 1.1 px off (points of other rings): it, its neighbours and its
+    departure are reported, whatever the order of the points."""
+    rng = np.random.default_rng(4)
+    tth = np.radians([3.0, 4.0, 5.5, 6.0, 8.0, 9.0])
+    means = [0.1, 0.0, -0.05, -1.1, -0.1, 0.0]
+    jump = ring_mean_jump(*_rings_with_means(rng, means, tth))
+    assert (jump.ring, jump.neighbours) == (6, (5, 7))
+    line = -0.05 + (6.0 - 5.5) / (8.0 - 5.5) * (-0.1 + 0.05)        # at ring 6's 2θ
+    assert jump.departure_px == pytest.approx(-1.1 - line, abs=0.05)
+    assert abs(jump.departure_px) > JUMP_PX
+
+
+def test_sparse_rings_are_not_judged():
+    """Rings with fewer than min_points points do not count; under three rings, no verdict."""
+    rng = np.random.default_rng(5)
+    ring, tth, res = _rings_with_means(rng, [0.0, 2.0, 0.0], np.radians([3.0, 4.0, 5.0]), n=10)
+    assert ring_mean_jump(ring, tth, res) is None
+    assert ring_mean_jump(ring, tth, res, min_points=5).ring == 4
