@@ -299,8 +299,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         checked = None
     if accepted:
         try:
-            again = _settled(result, pts, blind,
-                             (prepared, valid, detector, d_spacing, free, say), judge)
+            again = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
+                             judge)
         except CalibrationError as exc:
             raise _with_ranking(exc, unfitted, families, d_spacing, wavelength,
                                 calibrant) from None
@@ -705,7 +705,7 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
     return CalibrationError(str(exc) + hint)
 
 
-def _settled(result, pts, blind, solve, judge):
+def _settled(result, blind, solve, judge):
     """The answer refined once more from itself, with every ring sampled again: the refined
     fit (judged: `judge.judged` holds its audit) when its rings moved by more than
     `SETTLED_PX`, else None (the answer stands).

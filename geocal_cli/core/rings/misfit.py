@@ -9,6 +9,9 @@ doi:10.1214/aoms/1177731677; the Durbin–Watson statistic of regression residua
 Biometrika 37, 409 (1950), doi:10.1093/biomet/37.3-4.409, is the same ratio). So the total
 mean square residual splits into the points' scatter and the model's misfit:
 rms² = σ_points² + misfit².
+
+Across rings, the residual of a right geometry varies smoothly with 2θ too; one ring's mean
+jumping off its neighbours' trend marks points of other rings (`ring_mean_jump`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ WARNING_START = "the geometry leaves"
 #: A ring whose mean residual departs from the line through its neighbours' means by more than
 #: this many pixels holds points of other rings: on a wrong assignment of LaB6 to PBBA's rings
 #: one ring sat 1.10 px off its neighbours' line; on the simulated radial distortion (0.67 px
-#: rms, a right fit) no ring sits more than 0.15 px off it.
+#: rms, a right fit) no ring sits more than 0.19 px off it.
 JUMP_PX = 0.5
 #: Rings with fewer inlier points are not judged: their mean is too noisy.
 JUMP_MIN_POINTS = 20

@@ -160,7 +160,8 @@ def _noise_threshold(s: np.ndarray, valid: np.ndarray, sigma: float) -> float:
 
 def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor: int = 1,
                 max_pixels: int = 30000, min_coverage: float = 0.95) -> RidgePixels:
-    """Strongest ridge pixels of an image, with their normals.
+    """Strongest ridge pixels of an image, with their normals: the crests of the ridge
+    bands (`_crest`), not their flanks.
 
     Parameters
     ----------
@@ -172,7 +173,8 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     factor : int
         Binning factor applied first (speed on large detectors).
     max_pixels : int
-        At most this many ridge pixels are returned (a random subset of those above noise).
+        At most this many ridge pixels are returned (a random subset of the crests above
+        noise).
     min_coverage : float
         Pixels whose smoothing kernel sees less than this fraction of valid pixels are
         ignored (they sit at gaps or mask edges).

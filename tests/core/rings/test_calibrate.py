@@ -272,7 +272,7 @@ def _settle(lab6_far, values, why=None):
              lambda msg: None)
     calls = []
     judge = lambda result, pts, blind: calls.append(result) or why
-    again = calibrate_module._settled(SimpleNamespace(values=values), None, {}, solve, judge)
+    again = calibrate_module._settled(SimpleNamespace(values=values), {}, solve, judge)
     return again, calls
 
 
