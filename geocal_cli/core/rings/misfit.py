@@ -30,9 +30,10 @@ WARNING_START = "the geometry leaves"
 
 #: A ring whose mean residual departs from the line through its neighbours' means by more than
 #: this many pixels holds points of other rings: on a wrong assignment of LaB6 to PBBA's rings
-#: one ring sat 1.10 px off its neighbours' line; on the simulated radial distortion (0.67 px
-#: rms, a right fit) no ring sits more than 0.19 px off it.
-JUMP_PX = 0.5
+#: one ring sat 1.07 px off its neighbours' line. On right fits: the simulated radial
+#: distortion (0.67 px rms) 0.19 px at most; steel rings under a CeO2 ring on the real
+#: MAR345 image pull it 0.52 px off, which a foreign ring may do.
+JUMP_PX = 0.8
 #: Rings with fewer inlier points are not judged: their mean is too noisy.
 JUMP_MIN_POINTS = 20
 
