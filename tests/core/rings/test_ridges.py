@@ -46,3 +46,31 @@ def test_rings_across_the_whole_image_keep_the_binned_ridges():
     valid = np.ones(image.shape, bool)
     binned = find_ridges(image, valid, factor=2)
     assert with_full_resolution_core(image, valid, binned, 2) is binned
+
+
+def test_over_budget_crests_come_first_and_a_faint_inner_ring_keeps_its_share():
+    # Four strong broad rings (σ 3 px) and a faint narrow one near the beam: 80 000 ridge
+    # pixels, most of them the strong rings' flanks. A budget of 8000 taken at random would
+    # leave the faint ring 1 % of it; crests first, it keeps more than twice that, and the
+    # strong rings' pixels sit on their crests.
+    centre = (600.3, 590.6)
+    d1, d2 = np.indices((1200, 1200), dtype=float)
+    r = np.hypot(d1 - centre[0], d2 - centre[1])
+    strong = (250.0, 330.0, 410.0, 490.0)
+    mean = 20 + 60 * np.exp(-0.5 * ((r - 40) / 0.8) ** 2) + sum(
+        3000 * np.exp(-0.5 * ((r - r0) / 3.0) ** 2) for r0 in strong)
+    image = np.random.default_rng(0).poisson(mean).astype(np.float64)
+    valid = np.ones(image.shape, bool)
+
+    def split(ridges):
+        rr = np.hypot(ridges.d1 - centre[0], ridges.d2 - centre[1])
+        off = np.min(np.abs(rr[:, None] - np.array(strong)[None, :]), axis=1)
+        return np.count_nonzero(np.abs(rr - 40) < 4), off[rr > 200]
+
+    whole = find_ridges(image, valid, max_pixels=10**9)
+    budget = find_ridges(image, valid, max_pixels=8000)
+    faint_whole, off_whole = split(whole)
+    faint, off = split(budget)
+    assert budget.d1.size == 8000 < whole.d1.size / 5
+    assert faint / 8000 > 2 * faint_whole / whole.d1.size
+    assert np.median(off) < 0.5 < 2.0 < np.median(off_whole)
