@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -323,7 +324,9 @@ def test_a_stop_signal_just_after_a_worker_took_an_item_still_records_it(series,
     code, _, err = geocal(["batch", "calib-ring", images, *CALIB, "--out-dir", out, "--jobs", "2"],
                           capsys)
     assert code == 130, err
-    assert "finishing the 2 item(s) in flight, not starting 2" in err
+    # The third item was just taken; on a loaded machine the first may already be done,
+    # so one or two are in flight, and the last two never start.
+    assert re.search(r"finishing the [12] item\(s\) in flight, not starting 2\b", err), err
     records = _manifest(out)
     assert len(records) == 3 and all(r["status"] == "ok" for r in records)
     assert len(list(out.glob("*.poni"))) == 3
