@@ -172,7 +172,8 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     factor : int
         Binning factor applied first (speed on large detectors).
     max_pixels : int
-        At most this many ridge pixels are returned (a random subset of those above noise).
+        At most this many ridge pixels are returned: beyond it, a random subset of those
+        above noise, the crests of the ridge bands (`_crest`) first.
     min_coverage : float
         Pixels whose smoothing kernel sees less than this fraction of valid pixels are
         ignored (they sit at gaps or mask edges).
