@@ -20,6 +20,9 @@ from geocal_cli.core.rings.doublet import Doublet
 from geocal_cli.core.rings.noise import noise_at, pixel_noise
 from geocal_cli.core.rings.peaks import net_profile, peak_in_window, window_bounds
 
+#: Profile samples (rings × azimuths × steps) extracted at once, about 150 MB of arrays.
+BLOCK_SAMPLES = 2 ** 21
+
 
 @dataclass(frozen=True)
 class ControlPoints:
@@ -173,6 +176,19 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     tth = np.asarray(tth, float)
     hw = np.asarray(half_width_px, float)
     chi = (np.arange(n_chi) + 0.5) * (2 * np.pi / n_chi) - np.pi
+    # Rings in blocks of at most `BLOCK_SAMPLES` profile samples: a fit still pixels off
+    # widens the windows, and 30 rings at 1440 azimuths then took 500 MB at once.
+    samples = tth.size * n_chi * (2 * np.ceil(hw.max() / step_px) + 1)
+    blocks = np.array_split(np.arange(tth.size), int(np.ceil(samples / BLOCK_SAMPLES)))
+    parts = [_points_of(prepared, frame, tth[b], hw[b], chi, step_px, min_snr,
+                        None if crowded is None else np.asarray(crowded)[b]) for b in blocks]
+    return ControlPoints(*(np.concatenate([getattr(p, f) + (b[0] if f == "ring" else 0)
+                                           for b, p in zip(blocks, parts)])
+                           for f in ("d1", "d2", "ring", "chi", "snr", "width")))
+
+
+def _points_of(prepared, frame, tth, hw, chi, step_px, min_snr, crowded) -> ControlPoints:
+    """`extract_control_points` on rings (`tth`, `hw`: shape (K,)) at azimuths `chi`."""
     # Ring point and unit direction of increasing 2θ along the line of constant χ.
     c1, c2, u1, u2 = frame.radial_direction(tth[:, None], chi[None, :])      # (K, J)
     n_s = int(np.ceil(hw.max() / step_px))

@@ -61,3 +61,31 @@ def test_ring_groups_join_overlaps_and_split_long_runs():
     assert [8] in [list(g) for g in groups]
     assert all(g.size <= MAX_GROUP for g in groups)
     assert sorted(np.concatenate(groups)) == list(range(offset.size))
+
+
+def test_control_points_in_ring_blocks_are_those_of_one_pass(monkeypatch):
+    # Wide windows on many rings are extracted a block of rings at a time, for the memory;
+    # the points, their rings and their noise must be those of a single pass (to float32
+    # rounding: a block's profiles are padded to its own widest window).
+    import geocal_cli.core.rings.controlpoints as controlpoints
+
+    centre = (151.3, 148.6)
+    radii = np.arange(20.0, 140.0, 12.0)
+    image = _rings_image(radii, 1.5, np.full(radii.size, 800.0), centre)
+    valid = np.ones(image.shape, bool)
+    valid[140:160, :] = False                       # a gap, to make some rings lose points
+    frame = _frame(centre)
+    prepared = prepare_image(image, valid)
+    tth = np.arctan((radii + 0.4) / 1e4)
+    hw = np.linspace(3.0, 5.5, radii.size)
+    crowded = np.arange(radii.size) % 3 == 0
+    whole = extract_control_points(prepared, frame, tth, hw, n_chi=720, crowded=crowded)
+    monkeypatch.setattr(controlpoints, "BLOCK_SAMPLES", 720 * 23 * 3)
+    blocks = extract_control_points(prepared, frame, tth, hw, n_chi=720, crowded=crowded)
+    assert len(whole) > 5000
+    assert np.unique(whole.ring).size == radii.size
+    np.testing.assert_array_equal(blocks.ring, whole.ring)
+    np.testing.assert_array_equal(blocks.chi, whole.chi)
+    for field in ("d1", "d2", "width"):
+        np.testing.assert_allclose(getattr(blocks, field), getattr(whole, field), atol=1e-5)
+    np.testing.assert_allclose(blocks.snr, whole.snr, rtol=1e-4)
