@@ -11,7 +11,7 @@ stands clear of the noise and away from the window edges. Everything is evaluate
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -182,9 +182,9 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     blocks = np.array_split(np.arange(tth.size), int(np.ceil(samples / BLOCK_SAMPLES)))
     parts = [_points_of(prepared, frame, tth[b], hw[b], chi, step_px, min_snr,
                         None if crowded is None else np.asarray(crowded)[b]) for b in blocks]
-    return ControlPoints(*(np.concatenate([getattr(p, f) + (b[0] if f == "ring" else 0)
+    return ControlPoints(*(np.concatenate([getattr(p, f.name) + (b[0] if f.name == "ring" else 0)
                                            for b, p in zip(blocks, parts)])
-                           for f in ("d1", "d2", "ring", "chi", "snr", "width")))
+                           for f in fields(ControlPoints)))
 
 
 def _points_of(prepared, frame, tth, hw, chi, step_px, min_snr, crowded) -> ControlPoints:
