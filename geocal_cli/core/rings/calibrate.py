@@ -41,7 +41,7 @@ from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
 from geocal_cli.core.rings.start import (arc_traces, find_ring_ridges, ring_traces,
                                         start_from_traces)
-from geocal_cli.core.rings.tilted import (arc_reference, is_tilted, sharpest_geometries,
+from geocal_cli.core.rings.tilted import (arc_references, is_tilted, sharpest_geometries,
                                          traces_in_frame)
 from geocal_cli.core.rings.unfitted import Unfitted, identify_calibrant
 from geocal_cli.errors import CalibrationError
@@ -75,6 +75,8 @@ AFTER_REFUSAL_SIGMA_PX = 0.3
 #: over the whole image, seconds on a 9M detector.
 TILTED_CANDIDATES = 2
 TILTED_HYPOTHESES = 2
+#: Tilted ring ellipses whose axis ratios start the tilted search (`tilted.arc_references`).
+TILTED_REFERENCES = 3
 #: Robust σ (pixels) of a tilted candidate's start above which it is not refined further:
 #: the starts that led to a calibration scattered by 0.02–0.21 px, and the full rounds cost
 #: seconds on a large detector.
@@ -572,12 +574,12 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
             say(f"ring-arc strategy failed ({second})")
             # Dense rings of a strongly tilted detector: merged around one centre and joined
             # into one arc where they touch, but sharp in the right geometry's 2θ.
-            # The traces' best ring, else (rings grouped around a far centre as circles)
-            # the best ridge arc's ellipse shows the tilt.
+            # The traces' best ring and (rings grouped around a far centre as circles) the
+            # best ridge arcs' ellipses show the tilt.
             best = max(traces, key=lambda t: t.score).ellipse if traces else None
-            ref = best if best is not None and is_tilted(best) else arc_reference(ridges)
-            found = (_tilted_search(ridges, ref, info, wavelength, solve, judge)
-                     if ref is not None and is_tilted(ref) else None)
+            refs = [e for e in [best, *arc_references(ridges)]
+                    if e is not None and is_tilted(e)][:TILTED_REFERENCES]
+            found = _tilted_search(ridges, refs, info, wavelength, solve, judge) if refs else None
             if found is None:
                 found = _profile_search(unfitted, centre, wavelength, solve, judge)
             if found is None and judge is not None and judge.refused:
@@ -608,15 +610,16 @@ def _arc_search(ridges, wavelength, solve, judge=None):
             say(f"reading {n} of the ring arcs failed ({exc})")
 
 
-def _tilted_search(ridges, ref, info, wavelength, solve, judge=None):
+def _tilted_search(ridges, refs, info, wavelength, solve, judge=None):
     """After the common-centre and arc strategies failed on visibly tilted rings: the ring
     traces of the sharpest tilted geometries (`tilted`), sharpest first, each assigned and
     refined as the common-centre traces are. Returns (Refinement, ControlPoints, blind
     summary) of the first that fits, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
-    candidates = sharpest_geometries(ridges, detector, ref, wavelength, n_best=TILTED_CANDIDATES)
-    say(f"rings visibly tilted (axis ratio {ref.a / ref.b:.3f}): trying {len(candidates)} "
-        "tilted geometries where the ridges' 2θ are sharpest")
+    candidates = sharpest_geometries(ridges, detector, refs, wavelength,
+                                     n_best=TILTED_CANDIDATES)
+    say(f"rings visibly tilted (axis ratio {refs[0].a / refs[0].b:.3f}): trying "
+        f"{len(candidates)} tilted geometries where the ridges' 2θ are sharpest")
     for values in candidates:
         traces, family = traces_in_frame(ridges, detector, values)
         if len(traces) < 2:

@@ -106,8 +106,11 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     c0, slope = center_drift(centres, radii)
     size = float(np.hypot(*detector.shape)) * pixel if detector.shape is not None else radii.max() * pixel
     u = slope / (np.hypot(*slope) or 1.0)
+    # Distances in units of the detector's diagonal: a wide-angle detector 85 mm from the
+    # sample (a MAR345 tilted by 22°) lies below 0.5 of it, and 40 evaluations from there
+    # do not reach it.
     grid = [(k * size, s1 * tau * u[1], s2 * tau * u[0])
-            for tau in np.radians([25.0, 12.0, 38.0]) for k in (0.5, 1.5)
+            for tau in np.radians([25.0, 12.0, 38.0]) for k in (0.5, 1.5, 0.12)
             for s1 in (1, -1) for s2 in (1, -1)]
     starts = [np.array([start[k] for k in _FREE])] if start is not None else \
         [np.array([dist, *poni_for_beam_center(

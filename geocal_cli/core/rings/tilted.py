@@ -27,6 +27,10 @@ from geocal_cli.core.rings.ridges import RidgePixels
 TILTED_RATIO = float(np.cos(np.radians(8.0)))
 #: Distance starts, in units of the reference ring's radius (its 2θ from 45° to 4°).
 DISTANCE_STARTS = (1.0, 2.5, 6.0, 15.0)
+#: Nelder–Mead runs at most per search of the best starts, each restarted from the last
+#: one's end, and the relative gain in sharpness below which the restarts stop.
+RESTARTS = 8
+RESTART_GAIN = 1.01
 #: Ridge pixels the sharpness is measured on.
 SAMPLE = 4000
 #: Largest tilt (radians) searched, beyond the 35° a detector is mounted at.
@@ -53,38 +57,43 @@ def is_tilted(ref: Ellipse) -> bool:
     return ref.b / ref.a < TILTED_RATIO
 
 
-def arc_reference(ridges: RidgePixels) -> Ellipse | None:
-    """The best-determined ellipse among the ridge arcs, a reference for `sharpest_geometries`
-    where the common-centre traces give none.
+def arc_references(ridges: RidgePixels, n: int = 3) -> list[Ellipse]:
+    """The best-determined ellipses among the ridge arcs, references for
+    `sharpest_geometries` where the common-centre traces give none.
 
     Around a beam near a corner the common-centre strategy groups a tilted detector's rings
     around a far centre, fitting circles to them; a single ridge arc (one ring between module
-    gaps) still shows its ellipse's axis ratio and major axis.
+    gaps) still shows its ellipse's axis ratio and major axis. Which arc shows them best is
+    not certain: the longest is often an outer ring, whose ellipse is flattened by its cone
+    angle as much as by the tilt (e = sin τ / cos 2θ), or a hyperbola's branch. So several
+    are returned, each a set of starts for the search.
 
     Parameters
     ----------
     ridges : RidgePixels
+    n : int
+        Ellipses returned at most.
 
     Returns
     -------
-    Ellipse or None
-        Of the arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, the one
-        with most pixels per (1 + rms) px times its span; None when no arc qualifies.
+    list of Ellipse
+        Of the arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, the `n`
+        with most pixels per (1 + rms) px times their span, best first; empty when no arc
+        qualifies.
     """
-    best, ref = 0.0, None
+    found = []
     for idx in ridges.arcs(ARC_PIXELS):
         e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
         if e is None:
             continue
         sector = np.arctan2(ridges.d1[idx] - e.c1, ridges.d2[idx] - e.c2) // np.radians(10.0)
         span = np.unique(sector).size / 36.0
-        quality = span * idx.size / (1.0 + e.rms)
-        if span >= ARC_TURN and quality > best:
-            best, ref = quality, e
-    return ref
+        if span >= ARC_TURN:
+            found.append((span * idx.size / (1.0 + e.rms), e))
+    return [e for _, e in sorted(found, key=lambda f: -f[0])[:n]]
 
 
-def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength: float,
+def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wavelength: float,
                         n_best: int = 3) -> list[dict]:
     """Geometries under which the ridge pixels' 2θ fall into the sharpest rings.
 
@@ -92,9 +101,10 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
     ----------
     ridges : RidgePixels
     detector : pyFAI.detectors.Detector
-    ref : Ellipse
-        The best ring ellipse of the common-centre strategy: its axis ratio gives the tilt,
-        its major axis the tilt plane, its centre the start of the beam centre.
+    refs : list of Ellipse
+        Tilted ring ellipses (the common-centre strategy's best ring, the best ridge arcs):
+        each one's axis ratio gives a tilt, its major axis the tilt plane, its centre the
+        start of the beam centre.
     wavelength : float
         Metres (carried into the values).
     n_best : int
@@ -115,30 +125,49 @@ def sharpest_geometries(ridges: RidgePixels, detector, ref: Ellipse, wavelength:
     pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
     flat = make_geometry(detector, 0.1, 0.0, 0.0)
 
-    def search(x0, step, width, xatol, fatol):
-        # Coarse (4 px bins) from the starts, then fine (1 px bins) from the best.
-        return minimize(_cost, x0, args=(flat, pixel, p1, p2, width, min_dist),
-                        method="Nelder-Mead",
-                        options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
-                                 "maxiter": 500, "xatol": xatol, "fatol": fatol})
+    def search(x0, min_dist, step, width, xatol, fatol, restarts=1):
+        # On the rugged histogram cost a simplex collapses short of the optimum: the best
+        # runs restart from their end with a fresh simplex while that gains.
+        best = None
+        for _ in range(restarts):
+            res = minimize(_cost, x0, args=(flat, pixel, p1, p2, width, min_dist),
+                           method="Nelder-Mead",
+                           options={"initial_simplex": np.vstack([x0, x0 + np.diag(step)]),
+                                    "maxiter": 500, "xatol": xatol, "fatol": fatol})
+            if best is not None and res.fun > RESTART_GAIN * best.fun:
+                return res if res.fun < best.fun else best
+            best, x0 = res, res.x
+        return best
 
-    min_dist = MIN_DISTANCE * ref.radius
+    # Coarse (4 px bins) from every reference's starts, restarted for the best, then fine
+    # (1 px bins) from the best of those.
     runs = []
-    for rot1, rot2 in _tilt_rotations(flat, pixel, ref):
-        for k in DISTANCE_STARTS:
-            x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
-            runs.append(search(x0, np.array([10.0, 10.0, 0.3 * x0[2], 0.05, 0.05]), 4.0,
-                               0.01, 1e-10))
+    for ref in refs:
+        min_dist = MIN_DISTANCE * ref.radius
+        for rot1, rot2 in _tilt_rotations(flat, pixel, ref):
+            for k in DISTANCE_STARTS:
+                x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
+                runs.append((search(x0, min_dist, np.array([10.0, 10.0, 0.3 * x0[2], 0.05,
+                                                             0.05]), 4.0, 0.01, 1e-10),
+                             min_dist))
     # A run that ends against the distance wall found the crowding there, not rings.
-    runs = [r for r in runs if r.x[2] > WALL * min_dist]
-    refined = [search(r.x, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001, 1e-12)
-               for r in sorted(runs, key=lambda r: r.fun)[:n_best]]
-    out = []
+    runs = sorted([(r, m) for r, m in runs if r.x[2] > WALL * m], key=lambda rm: rm[0].fun)
+    runs = [(search(r.x, m, np.array([10.0, 10.0, 0.1 * r.x[2], 0.03, 0.03]), 4.0, 0.01,
+                    1e-10, RESTARTS), m) for r, m in runs[:2 * n_best]]
+    refined = [(search(r.x, m, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001,
+                       1e-12, RESTARTS), m)
+               for r, m in sorted(runs, key=lambda rm: rm[0].fun)[:n_best]]
+    out, kept = [], []
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
-    for res in sorted(refined, key=lambda r: r.fun):
+    for res, min_dist in sorted(refined, key=lambda rm: rm[0].fun):
         b1, b2, dist_px, rot1, rot2 = res.x
         if res.fun >= 0 or dist_px <= WALL * min_dist or max(abs(rot1), abs(rot2)) > MAX_TILT:
             continue
+        # Runs from different starts often end in one optimum: one candidate each.
+        if any(np.all(np.abs(res.x - k) <= [2.0, 2.0, 0.01 * dist_px, 0.005, 0.005])
+               for k in kept):
+            continue
+        kept.append(res.x)
         g = make_geometry(detector, dist_px * pixel, 0.0, 0.0, rot1, rot2)
         poni1, poni2 = poni_for_beam_center(g, b1, b2)
         out.append({"dist": dist_px * pixel, "poni1": poni1, "poni2": poni2, "rot1": rot1,
@@ -175,23 +204,36 @@ def _frame(x, flat, pixel: float) -> DetectorFrame:
 
 def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     """−sharpness of the ridge pixels' tilt-free radii at `x`, in bins of `width` pixels;
-    0 for geometries nearer than `min_dist` pixels, that put a tenth of the pixels beyond
-    90° or tilt past `MAX_TILT`."""
+    0 for geometries nearer than `min_dist` pixels, tilted past `MAX_TILT` or that put half
+    the pixels beyond 90°.
+
+    The radii D tan 2θ are divided by their median local stretch |∇(D tan 2θ)| (1 on an
+    untilted detector), so a ring `width` pixels wide on the detector is about `width` wide
+    in the histogram. Without it a geometry wins by compressing the radii: the detector
+    placed far off-axis, where all pixels see nearly one 2θ. Pixels beyond 90° (a near
+    detector tilted towards the sample sees backscattered rings) have negative radii and
+    rank in bins of their own. The sharpness is normalised by all sampled pixels, so a
+    geometry that throws pixels out of the histogram (radii beyond 20 times the pixels'
+    own, near 90°) loses their share instead of sharpening the rest."""
     from scipy import ndimage
 
     if x[2] <= max(min_dist, 1.0) or max(abs(x[3]), abs(x[4])) > MAX_TILT:
         return 0.0
-    r = x[2] * np.tan(_frame(x, flat, pixel).tth(p1, p2))
-    ok = np.isfinite(r) & (r >= 0) & (r < 1e7)
-    if ok.mean() < 0.9:
+    tth, g1, g2 = _frame(x, flat, pixel).tth_and_grad(p1, p2)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        r = x[2] * np.tan(tth)
+        stretch = x[2] * np.hypot(g1, g2) / np.cos(tth) ** 2
+    ok = np.isfinite(r) & np.isfinite(stretch)
+    fwd = ok & (r >= 0)
+    if fwd.sum() < 0.5 * p1.size:
         return 0.0
-    seen = np.median(np.hypot(p1[ok] - x[0], p2[ok] - x[1]))
-    r = r[ok] * (seen / max(float(np.median(r[ok])), 1e-9))
+    seen = np.median(np.hypot(p1[fwd] - x[0], p2[fwd] - x[1]))
+    r = r[ok] / max(float(np.median(stretch[ok])), 1e-9)
     # Near 90° a few radii run to millions of pixels: they are not rings, and their bins
     # would cost the histogram its speed.
-    r = r[r < 20 * seen] / width
+    r = (r[np.abs(r) < 20 * seen] + 20 * seen) / width
     h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
-    return -float(np.sum(h * h) / np.sum(h) ** 2)
+    return -float(np.sum(h * h)) / p1.size ** 2
 
 
 def traces_in_frame(ridges: RidgePixels, detector, values: dict, max_rings: int = 30):

@@ -40,3 +40,27 @@ def test_many_arcs_calibrate_blind_from_the_longest(case, tmp_path, monkeypatch)
     assert res.blind["arcs"] > start.FAMILY_ARCS
     err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
     assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+#: Corundum on a MAR345 85 mm away, tilted by 22°: the detector is nearer than a fifth of its
+#: diagonal, below the family fit's grid of distances before it reached down to 0.12 of it
+#: (robustness benchmark case 117, refused for a wavelength that "did not fit").
+CORUNDUM_NEAR = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Mar345",
+                     energy_kev=15.721341588108823, distance_mm=85.31151516950516,
+                     center_px=[1737.5125373904787, 1732.1062598930998],
+                     tilt_deg=21.72729747869116, tilt_plan_rotation_deg=-66.50241054751193,
+                     beamstop_radius_px=35.8207668034906, hot_pixels=0,
+                     peak_counts=5749.754721515864, width_px=1.345591671975277, seed=117)
+
+
+def test_a_near_tilted_detector_calibrates_from_its_arcs(tmp_path, monkeypatch):
+    from geocal_cli.core.geometry.metrics import ring_position_error
+
+    only_strategy(monkeypatch, "ring arcs of a tilted detector")
+    sim, cfg = simulate_case(CORUNDUM_NEAR, tmp_path)
+    g = sim.geometry
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    res = blind_calibrate(sim, d_spacing)
+    assert res.blind["strategy"] == "ring arcs of a tilted detector"
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
