@@ -579,6 +579,12 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
             best = max(traces, key=lambda t: t.score).ellipse if traces else None
             refs = [e for e in [best, *arc_references(ridges)]
                     if e is not None and is_tilted(e)][:TILTED_REFERENCES]
+            if best is not None and not is_tilted(best):
+                # Round-looking rings can still drift apart: arcs around a far beam,
+                # tilted by 12°, look round, the common centre lands among their drifting
+                # centres and the radii around it fit no distance. An untilted start at
+                # the traces' centre lets the search find the tilt.
+                refs.append(replace(best, a=best.radius, b=best.radius, angle=0.0))
             found = _tilted_search(ridges, refs, info, wavelength, solve, judge) if refs else None
             if found is None:
                 found = _profile_search(unfitted, centre, wavelength, solve, judge)
@@ -611,15 +617,16 @@ def _arc_search(ridges, wavelength, solve, judge=None):
 
 
 def _tilted_search(ridges, refs, info, wavelength, solve, judge=None):
-    """After the common-centre and arc strategies failed on visibly tilted rings: the ring
-    traces of the sharpest tilted geometries (`tilted`), sharpest first, each assigned and
-    refined as the common-centre traces are. Returns (Refinement, ControlPoints, blind
-    summary) of the first that fits, or None."""
+    """After the common-centre and arc strategies failed: the ring traces of the sharpest
+    tilted geometries (`tilted.sharpest_geometries`, started from the reference ellipses
+    `refs`), sharpest first, each assigned and refined as the common-centre traces are.
+    Returns (Refinement, ControlPoints, blind summary) of the first that fits, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
     candidates = sharpest_geometries(ridges, detector, refs, wavelength,
                                      n_best=TILTED_CANDIDATES)
-    say(f"rings visibly tilted (axis ratio {refs[0].a / refs[0].b:.3f}): trying "
-        f"{len(candidates)} tilted geometries where the ridges' 2θ are sharpest")
+    say(f"trying {len(candidates)} tilted geometries where the ridges' 2θ are sharpest "
+        f"(from {len(refs)} reference ring(s), axis ratios "
+        + ", ".join(f"{e.a / e.b:.3f}" for e in refs) + ")")
     for values in candidates:
         traces, family = traces_in_frame(ridges, detector, values)
         if len(traces) < 2:

@@ -190,7 +190,8 @@ def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float
     tau = float(np.arccos(np.clip(ref.b / ref.a, 0.0, 1.0)))
     # The major axis in (d1, d2); `Ellipse.angle` is measured from the d2 (x) axis.
     axis = np.array([np.sin(ref.angle), np.cos(ref.angle)])
-    return [tuple(np.linalg.solve(jac, s * np.sin(tau) * axis)) for s in (1.0, -1.0)]
+    return [tuple(np.linalg.solve(jac, s * np.sin(tau) * axis))
+            for s in ((1.0, -1.0) if tau > 0 else (1.0,))]
 
 
 def _frame(x, flat, pixel: float) -> DetectorFrame:

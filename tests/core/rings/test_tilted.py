@@ -244,3 +244,30 @@ def test_a_candidate_reaching_ninety_degrees_bins_only_radii_below_it(zno, monke
     assert binned[0].size > 0.5 * tth.size
     assert binned[0].max() <= values["dist"] * np.tan(tilted.MAX_TTH) / pixel
     assert traces and np.all(rings < tilted.MAX_TTH)
+
+
+#: LaB6 on a 1500 × 1200 detector of 172 µm pixels, the beam 395 px off its edge, tilted by
+#: 12°, broad spotty rings: around their far common centre the arcs look round (the best
+#: trace is not visibly tilted), but their centres drift apart, and the radii around the
+#: common centre fit no distance (case 62 of the robustness benchmark, refused before the
+#: tilted search started untilted at the traces' centre).
+LAB6_ROUND_ARCS = dict(calibrant="LaB6", pixel_size_um=[172.0, 172.0], shape=[1500, 1200],
+                       energy_kev=12.481626016448221, distance_mm=148.85425224129156,
+                       center_px=[-394.9535418650754, 869.2439191290322],
+                       tilt_deg=12.07239652856108, tilt_plan_rotation_deg=-172.38241135439912,
+                       beamstop_radius_px=15.775289861398809,
+                       beamstop_arm_deg=-21.883012304416155, hot_pixels=10,
+                       peak_counts=797.931561295353, width_px=3.0513387365982423,
+                       spotty=0.5827077554489543, seed=62)
+
+
+def test_round_arcs_around_a_far_centre_start_the_tilted_search_untilted(tmp_path,
+                                                                        monkeypatch):
+    sim, cfg = simulate_case(LAB6_ROUND_ARCS, tmp_path)
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    traces, _, _ = ring_traces(ridges, sim.data.shape, lambda m: None)
+    assert not is_tilted(max(traces, key=lambda t: t.score).ellipse)
+    only_strategy(monkeypatch, "rings of a tilted geometry's 2θ")
+    err = blind_error_px(sim, d_spacing, "rings of a tilted geometry's 2θ")
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
