@@ -16,12 +16,7 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    the solution's own distance must score on the counted rings (as in rule 2) within
    `MIN_LEAD` rings of the calibrant's best distance: a fit that put the calibrant's rings
    on the wrong reflections, whose dense high orders then "explain" rings by chance, pays
-   for every ring it predicts and the image lacks. Unless that best distance explains fewer
-   of the counted rings than the solution: a mineral with a few strong reflections among
-   many weak ones (verneite) shows only the strong, and a distance that predicts fewer rings
-   in the range then scores higher for explaining fewer (a right fit, 0.008 px from the
-   truth, was refused so), while an alias of the right distance explains fewer rings than
-   the right one. A solution that explains fewer than
+   for every ring it predicts and the image lacks. A solution that explains fewer than
    `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
    calibrant at a distance of its choice, so a ring of the image left unexplained says the
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as
@@ -315,12 +310,10 @@ class Audit:
     @property
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
-        given calibrant finds on the rings measured under it, or that distance explains
-        fewer of those rings than the solution does (module docstring, rule 1)."""
+        given calibrant finds on the rings measured under it (module docstring, rule 1)."""
         best = self._fitted_score
         return best is None or best.explained < MIN_CLAIM \
-            or not best.score >= self.fit_score + 1.5 * MIN_LEAD \
-            or best.explained < int(np.count_nonzero(self.counted & (self.explained >= 0)))
+            or not best.score >= self.fit_score + 1.5 * MIN_LEAD
 
     @property
     def confirmed_any_width(self) -> int:
