@@ -5,7 +5,8 @@ import pytest
 
 from geocal_cli.core.rings import start
 from geocal_cli.io.calibrants import load_calibrant
-from tests.conftest import blind_calibrate, only_strategy, ring_tth, simulate_case
+from tests.conftest import (blind_calibrate, blind_error_px, only_strategy, ring_tth,
+                            simulate_case)
 
 #: Si on a Pilatus 2M CdTe tilted by 16°: 158 ring arcs, which read right only when every arc
 #: joins the fit started from the longest arcs' solution (robustness benchmark case 240).
@@ -54,13 +55,8 @@ CORUNDUM_NEAR = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Mar345",
 
 
 def test_a_near_tilted_detector_calibrates_from_its_arcs(tmp_path, monkeypatch):
-    from geocal_cli.core.geometry.metrics import ring_position_error
-
     only_strategy(monkeypatch, "ring arcs of a tilted detector")
     sim, cfg = simulate_case(CORUNDUM_NEAR, tmp_path)
-    g = sim.geometry
-    d_spacing = load_calibrant(cfg.calibrant).d_spacing
-    res = blind_calibrate(sim, d_spacing)
-    assert res.blind["strategy"] == "ring arcs of a tilted detector"
-    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
+                         "ring arcs of a tilted detector")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
