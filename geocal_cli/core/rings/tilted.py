@@ -102,9 +102,9 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     ridges : RidgePixels
     detector : pyFAI.detectors.Detector
     refs : list of Ellipse
-        Tilted ring ellipses (the common-centre strategy's best ring, the best ridge arcs):
-        each one's axis ratio gives a tilt, its major axis the tilt plane, its centre the
-        start of the beam centre.
+        Ring ellipses (the common-centre strategy's best ring, the best ridge arcs, or a
+        circle for an untilted start): each one's axis ratio gives a tilt, its major axis
+        the tilt plane, its centre the start of the beam centre.
     wavelength : float
         Metres (carried into the values).
     n_best : int
@@ -177,7 +177,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
 
 def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float]]:
     """(rot1, rot2) tilting the detector by the angle the ellipse's axis ratio shows, along
-    its major axis, both ways. Which pyFAI rotation leans the detector along which pixel
+    its major axis, both ways (once for a circle: no tilt). Which pyFAI rotation leans the detector along which pixel
     axis depends on the detector's orientation, so the map is measured: how the beam-axis
     component of the pixel steps changes with each rotation."""
     def lean(r1, r2):
