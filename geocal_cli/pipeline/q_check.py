@@ -197,7 +197,7 @@ def _calibrant_check(data, valid, frame, cp, calibrant, wavelength: float,
     elif not a.assignment_trusted:
         failed.insert(0, f"the geometry puts {calibrant.name}'s rings on the wrong reflections: "
                          f"{calibrant.name} at another distance explains the image's rings "
-                         f"better ({given.explained} of {given.counted})")
+                         f"better ({a.best_distance.explained} of {a.best_distance.counted})")
     warnings = []
     foreign = a.foreign
     if foreign.size:

@@ -61,24 +61,42 @@ def _match(radii, tan_tth, dist, tol_rel, tol_px):
     return k if dist.ndim else k[0]
 
 
-def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty) -> np.ndarray:
+def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty, merge_blends=False) -> np.ndarray:
     """Score of each distance in `dist` (shape (P,)): per reflection, the strongest observed
     ring claiming it counts once (weight + 0.5), minus `miss_penalty` per predicted ring
-    inside the observed radius range that no observed ring claims."""
+    inside the observed radius range that no observed ring claims.
+
+    With `merge_blends`, reflections whose match windows overlap are one predicted ring: its
+    strongest claimant counts once, and it is missed only when no observed ring claims any
+    of them (see `assign_rings`)."""
     k = _match(r, tan_tth, dist, tol_rel, tol_px)
     best_w = np.full((dist.size, tan_tth.size), -1.0)
     pr, ob = np.nonzero(k >= 0)
     np.maximum.at(best_w, (pr, k[pr, ob]), w[ob])
-    matched = best_w >= 0
     pred = dist[:, None] * tan_tth[None, :]
     inside = (pred >= r.min() * 0.98) & (pred <= r.max() * 1.02)
-    gain = np.sum(np.where(matched, best_w + 0.5, 0.0), axis=1)
-    return gain - miss_penalty * np.sum(inside & ~matched, axis=1)
+    if not merge_blends:
+        matched = best_w >= 0
+        gain = np.sum(np.where(matched, best_w + 0.5, 0.0), axis=1)
+        return gain - miss_penalty * np.sum(inside & ~matched, axis=1)
+    # Predicted rings: runs of reflections with overlapping windows, numbered across all
+    # distances.
+    tol = tol_rel * pred + tol_px
+    starts = np.ones(pred.shape, bool)
+    starts[:, 1:] = np.diff(pred, axis=1) >= tol[:, :-1] + tol[:, 1:]
+    group = np.cumsum(starts.ravel()) - 1
+    n_groups = int(group[-1]) + 1
+    claimed = np.full(n_groups, -1.0)
+    np.maximum.at(claimed, group, best_w.ravel())
+    has_inside = np.bincount(group, inside.ravel(), n_groups) > 0
+    row = np.repeat(np.arange(dist.size), starts.sum(axis=1))
+    gain = np.bincount(row, np.where(claimed >= 0, claimed + 0.5, 0.0), dist.size)
+    return gain - miss_penalty * np.bincount(row, has_inside & (claimed < 0), dist.size)
 
 
 def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
                      tol_rel: float = 0.006, tol_px: float = 1.5,
-                     miss_penalty: float = 0.5) -> float:
+                     miss_penalty: float = 0.5, merge_blends: bool = False) -> float:
     """The score `assign_rings` gives one distance, all rings weighted alike.
 
     Parameters
@@ -88,7 +106,7 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
     tth : ndarray, shape (m,)
         Calibrant 2θ in radians, increasing.
     distance_px : float
-    tol_rel, tol_px, miss_penalty : float
+    tol_rel, tol_px, miss_penalty, merge_blends : float, float, float, bool
         As `assign_rings`.
 
     Returns
@@ -101,7 +119,7 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
         return -np.inf
     tan_tth = np.tan(np.asarray(tth, float)[:max(60, 3 * r.size)])
     return float(_scores(r, np.ones_like(r), tan_tth, np.array([float(distance_px)]), tol_rel,
-                         tol_px, miss_penalty)[0])
+                         tol_px, miss_penalty, merge_blends)[0])
 
 
 def assignable(tth: np.ndarray) -> np.ndarray:
@@ -123,7 +141,8 @@ def assignable(tth: np.ndarray) -> np.ndarray:
 
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
                  tol_px: float = 1.5, miss_penalty: float = 0.5,
-                 min_distance_px: float = 10.0, n_best: int = 3) -> list[Assignment]:
+                 min_distance_px: float = 10.0, n_best: int = 3,
+                 merge_blends: bool = False) -> list[Assignment]:
     """Find the distances and ring indices that best explain observed ring radii.
 
     Parameters
@@ -143,6 +162,16 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
 
     n_best : int
         Number of hypotheses returned (distances at least 3 % apart).
+    merge_blends : bool
+        Count reflections whose match windows overlap as one predicted ring, for the gain
+        and for the penalty: the profile cannot show them apart, so missing one of them is
+        no evidence against a distance. Counted per reflection, a dense calibrant's high
+        orders (silicon at 110 keV, 300 reflections on the detector; corundum, vanadinite)
+        charge the right distance for dozens of unresolvable reflections, and a distance
+        that puts the observed rings among fewer predictions scores higher. The blind
+        search keeps them apart: there, the penalty for every reflection is what keeps a
+        calibrant's long distances, where its rings crowd, from explaining another
+        pattern's rings by chance.
 
     Returns
     -------
@@ -173,7 +202,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         den = np.sum(w * tk * tk, axis=1)
         proposals = np.where(den > 0, np.sum(w * r * tk, axis=1) / np.where(den > 0, den, 1),
                              proposals)
-    scores = _scores(r, w, tan_tth, proposals, tol_rel, tol_px, miss_penalty)
+    scores = _scores(r, w, tan_tth, proposals, tol_rel, tol_px, miss_penalty, merge_blends)
     hypotheses = []
     for j in np.argsort(scores)[::-1]:
         dist = proposals[j]

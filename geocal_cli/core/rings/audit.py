@@ -16,7 +16,12 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    the solution's own distance must score on the counted rings (as in rule 2) within
    `MIN_LEAD` rings of the calibrant's best distance: a fit that put the calibrant's rings
    on the wrong reflections, whose dense high orders then "explain" rings by chance, pays
-   for every ring it predicts and the image lacks. A solution that explains fewer than
+   for every ring it predicts and the image lacks. Here reflections whose match windows
+   overlap count as one predicted ring (`assign.assign_rings`, `merge_blends`): the
+   profile cannot show them apart, and counted one by one they charged the right distance
+   of a dense calibrant (silicon at 110 keV, corundum, vanadinite: hundreds of reflections
+   on the detector) for every blend, so that a distance putting the rings among fewer
+   reflections won, and the truth itself was refused. A solution that explains fewer than
    `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
    calibrant at a distance of its choice, so a ring of the image left unexplained says the
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as
@@ -266,8 +271,10 @@ class Audit:
     wavelength : WavelengthCheck or None
         None when the wavelength was refined or the refit was not possible.
     fit_score : float
-        The solution's own distance scored as the candidates are (`assign.assignment_score`
-        on the counted rings).
+        The solution's own distance scored on the counted rings, blends merged
+        (`distance_scores`).
+    best_distance : CalibrantScore or None
+        The given calibrant at its best distance on the same rings, scored the same way.
     scan : WavelengthScan or None
         The given calibrant over a range of wavelengths, on the profile's rings.
     """
@@ -283,6 +290,7 @@ class Audit:
     given: str
     wavelength: WavelengthCheck | None
     fit_score: float = np.nan
+    best_distance: CalibrantScore | None = None
     scan: WavelengthScan | None = None
 
     @property
@@ -311,7 +319,7 @@ class Audit:
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
         given calibrant finds on the rings measured under it (module docstring, rule 1)."""
-        best = self._fitted_score
+        best = self.best_distance
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD
 
@@ -339,7 +347,7 @@ class Audit:
         rings measured under the fit, over the fit's distance (a restart for the search:
         with a cubic calibrant a fit at √2 or √3 times the distance puts its rings on
         real ones); else None."""
-        best = self._fitted_score
+        best = self.best_distance
         if self.assignment_trusted or not np.isfinite(best.distance_px) \
                 or self.seen.distance_px <= 0:
             return None
@@ -697,13 +705,48 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
     else:
         supported = np.zeros(u_fit.size, bool)
     ranking = rank_calibrants(seen, counted, candidates, wavelength) if candidates else []
-    keep = _usable(tth_fit)
-    fit_score = assignment_score(seen.u_px[counted], tth_fit[keep], seen.distance_px,
-                                 tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX)
-    return Audit(fit_score=fit_score, seen=seen, counted=counted, explained=explained, rankings=(ranking,),
+    fit_score, best_distance = distance_scores(seen, counted, tth_fit, given)
+    return Audit(fit_score=fit_score, best_distance=best_distance, seen=seen, counted=counted, explained=explained, rankings=(ranking,),
                  fit_rings=np.asarray(fit_rings, int),
                  fit_points=np.asarray(fit_points, int), supported=supported, ranking=ranking,
                  given=given, wavelength=wavelength_check)
+
+
+def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
+                    given: str) -> tuple[float, CalibrantScore | None]:
+    """The solution's distance and the given calibrant's best distance, scored on the
+    counted rings measured under the fit, reflections whose match windows overlap merged
+    into one predicted ring (module docstring, rule 1).
+
+    Parameters
+    ----------
+    seen : SeenRings
+        Measured under the fit.
+    counted : ndarray of bool, shape (n,)
+    tth_fit : ndarray, shape (m,)
+        The calibrant's 2θ at the fitted wavelength, radians.
+    given : str
+        The calibrant's name.
+
+    Returns
+    -------
+    fit_score : float
+        `assign.assignment_score` at the fit's distance (−inf with fewer than 2 rings).
+    best : CalibrantScore or None
+        The best distance (`assign.assign_rings`), None when none explains two rings.
+    """
+    u = seen.u_px[counted]
+    tth = tth_fit[_usable(tth_fit)]
+    options = dict(tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX, merge_blends=True)
+    fit_score = assignment_score(u, tth, seen.distance_px, **options)
+    found = assign_rings(u, np.ones_like(u), tth, n_best=1, **options) \
+        if u.size >= 2 and tth.size else []
+    if not found:
+        return fit_score, None
+    hit = found[0].ring_index >= 0
+    return fit_score, CalibrantScore(given, int(hit.sum()), int(u.size), found[0].score,
+                                     found[0].distance_px,
+                                     rings=frozenset(np.nonzero(hit)[0].tolist()))
 
 
 def judge_wavelength(given: float, fitted: float, sigma_fit: float,
@@ -770,8 +813,9 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
                       "points) are not in the profile: the control points are noise or "
                       "another pattern")
     elif not a.assignment_trusted:
+        best = a.best_distance
         faults.append(f"{a.given} at another distance explains the image's rings better "
-                      f"({given.explained} of {given.counted}, score {given.score:.1f}) than "
+                      f"({best.explained} of {best.counted}, score {best.score:.1f}) than "
                       f"the solution (score {a.fit_score:.1f}): the rings are assigned to the "
                       "wrong reflections")
     elif a.neutral is not None and 2 * a.confirmed_any_width < a.neutral.explained:

@@ -176,15 +176,14 @@ def test_a_fit_that_blurs_the_rings_the_image_shows_is_refused(blurred):
 
 def _audit_at(seen: SeenRings, given: str, wavelength: float, distance_px: float) -> Audit:
     """The audit of a fit at `distance_px` (untilted) on the rings `seen`, all counted."""
-    from geocal_cli.core.rings.assign import assignment_score
-    from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL, explained_by
+    from geocal_cli.core.rings.audit import MATCH_TOL_PX, distance_scores, explained_by
 
     tth = ring_tth(CANDIDATES[given][0], wavelength)
     tth = tth[np.isfinite(tth)]
     seen = replace(seen, tth=np.arctan(seen.u_px / distance_px), distance_px=distance_px)
     a = _audit(seen, given, wavelength, explained_by(seen, tth, MATCH_TOL_PX))
-    return replace(a, fit_score=assignment_score(seen.u_px, tth, distance_px,
-                                                 tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX))
+    fit_score, best = distance_scores(seen, np.ones(seen.u_px.size, bool), tth, given)
+    return replace(a, fit_score=fit_score, best_distance=best)
 
 
 def test_an_alias_distance_is_not_trusted():
@@ -194,6 +193,6 @@ def test_an_alias_distance_is_not_trusted():
     lam = 0.124e-10
     seen = _seen("CeO2", lam, 7000.0)
     a = _audit_at(seen, "CeO2", lam, 7000.0 * np.sqrt(3) / 2)
-    assert np.count_nonzero(a.explained >= 0) < a._fitted_score.explained
+    assert np.count_nonzero(a.explained >= 0) < a.best_distance.explained
     assert not a.assignment_trusted
     assert "at another distance explains the image's rings better" in refusal(a, FAMILIES, 2)

@@ -142,6 +142,32 @@ def test_a_wrong_wavelength_is_refused_naming_the_drawn_one(tmp_path, factor):
     assert float(named.group(1)) * 1e-10 == pytest.approx(g.wavelength, rel=0.005)
 
 
+#: Corundum at 101 keV, 62 mm from an Eiger2 4M (robustness benchmark, seed 35): some 200
+#: reflections on the detector, most of its high orders blended within a ring's width.
+CORUNDUM_DENSE = dict(calibrant="alpha_Al2O3_SRM676", detector="Eiger2_4M",
+                      energy_kev=101.3420006159196, distance_mm=62.48192786487279,
+                      center_px=[1052.5394040701497, 1032.8522968927016],
+                      tilt_plan_rotation_deg=172.43374791461628,
+                      beamstop_radius_px=5.035907247371233, beamstop_arm_deg=-169.6062506765215,
+                      hot_pixels=100, peak_counts=2689.837456709625,
+                      width_px=0.9423522619726606, seed=35)
+
+
+def test_a_dense_calibrants_blends_do_not_refuse_the_truth(tmp_path):
+    """Started from the truth, the fit of a dense calibrant stands. With blended reflections
+    counted one by one, the check that no other distance explains the rings better charged
+    the truth for every blend it predicts, and refused it for a distance 1.43 times longer."""
+    sim, cfg = simulate_case(CORUNDUM_DENSE, tmp_path)
+    g = sim.geometry
+    rings = load_calibrant(cfg.calibrant)
+    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, rings.d_spacing,
+                    guess=g, calibrant=cfg.calibrant, mf2=rings.mf2())
+    assert res.audit.assignment_trusted
+    err = ring_position_error(res.geometry, g, ring_tth(rings.d_spacing, g.wavelength)[:60],
+                              sim.data.shape)
+    assert err <= 0.05
+
+
 def test_rings_of_another_phase_are_reported_not_fitted(tmp_path):
     """CeO2 with the rings of another phase (Cr2O3, drawn at the same geometry) on top: the
     calibration stands, as accurate as alone, and names the foreign rings."""
