@@ -706,8 +706,8 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
         supported = np.zeros(u_fit.size, bool)
     ranking = rank_calibrants(seen, counted, candidates, wavelength) if candidates else []
     fit_score, best_distance = distance_scores(seen, counted, tth_fit, given)
-    return Audit(fit_score=fit_score, best_distance=best_distance, seen=seen, counted=counted, explained=explained, rankings=(ranking,),
-                 fit_rings=np.asarray(fit_rings, int),
+    return Audit(fit_score=fit_score, best_distance=best_distance, seen=seen, counted=counted,
+                 explained=explained, rankings=(ranking,), fit_rings=np.asarray(fit_rings, int),
                  fit_points=np.asarray(fit_points, int), supported=supported, ranking=ranking,
                  given=given, wavelength=wavelength_check)
 
