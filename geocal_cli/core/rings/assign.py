@@ -85,7 +85,7 @@ def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty, merge_blends=Fal
     starts = np.ones(pred.shape, bool)
     starts[:, 1:] = np.diff(pred, axis=1) >= tol[:, :-1] + tol[:, 1:]
     group = np.cumsum(starts.ravel()) - 1
-    n_groups = int(group[-1]) + 1
+    n_groups = int(group[-1]) + 1 if group.size else 0
     claimed = np.full(n_groups, -1.0)
     np.maximum.at(claimed, group, best_w.ravel())
     has_inside = np.bincount(group, inside.ravel(), n_groups) > 0

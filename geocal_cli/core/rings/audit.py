@@ -731,16 +731,18 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
     Returns
     -------
     fit_score : float
-        `assign.assignment_score` at the fit's distance (−inf with fewer than 2 rings).
+        `assign.assignment_score` at the fit's distance (−inf with fewer than 2 rings or
+        no reflection below 89°).
     best : CalibrantScore or None
         The best distance (`assign.assign_rings`), None when none explains two rings.
     """
     u = seen.u_px[counted]
     tth = tth_fit[_usable(tth_fit)]
+    if u.size < 2 or not tth.size:
+        return -np.inf, None
     options = dict(tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX, merge_blends=True)
     fit_score = assignment_score(u, tth, seen.distance_px, **options)
-    found = assign_rings(u, np.ones_like(u), tth, n_best=1, **options) \
-        if u.size >= 2 and tth.size else []
+    found = assign_rings(u, np.ones_like(u), tth, n_best=1, **options)
     if not found:
         return fit_score, None
     hit = found[0].ring_index >= 0
