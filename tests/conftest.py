@@ -19,6 +19,22 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 MATRIX = ROOT / "benchmarks" / "synthetic_matrix.yaml"
 
 
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true",
+                     help="also run the tests marked slow (the whole wrong-calibrant table on "
+                          "the real images: about 30 CPU-minutes more)")
+
+
+def pytest_collection_modifyitems(config, items):
+    # CI runs one representative of each slow family; the rest wait for --runslow.
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
 def shared(*parts: str) -> Path:
     """A file of ../shared/data; the test is skipped when it is absent."""
     path = SHARED_DATA.joinpath(*parts)
