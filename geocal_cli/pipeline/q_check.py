@@ -188,9 +188,9 @@ def _calibrant_check(data, valid, frame, cp, calibrant, wavelength: float,
     rings, points = np.unique(cp.ring, return_counts=True)
     a = audit(seen_rings(data, valid, frame, width), ring_tth(d, wavelength), rings, points,
               calibrant.name, candidates, wavelength, None)
-    better = a.better_calibrant(families)
-    given = a.score_of(calibrant.name)
-    if better is not None:
+    replaced = a.better_calibrant(families)
+    if replaced is not None:
+        better, given = replaced
         failed.insert(0, f"the rings fit {better.describe()}, not {given.describe()}: the "
                          "calibrant is wrong (ranking: "
                          + ", ".join(s.describe() for s in a.top(families)) + ")")

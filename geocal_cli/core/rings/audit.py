@@ -356,19 +356,33 @@ class Audit:
     def score_of(self, name: str) -> CalibrantScore | None:
         return next((s for s in self.ranking if s.name == name), None)
 
-    def better_calibrant(self, families: dict) -> CalibrantScore | None:
+    def better_calibrant(self, families: dict) -> tuple[CalibrantScore, CalibrantScore] | None:
         """Another calibrant that replaces the given one in some measurement of the rings
         (see the module docstring), else None. `families` maps a calibrant name to its
-        family's name."""
+        family's name.
+
+        Returns
+        -------
+        (replacement, given) : tuple of CalibrantScore, or None
+            Both scored in the measurement where the replacement wins, so that the two
+            counts compare. When measurements name different replacements, the one ranked
+            first in `ranking` (the ranking the refusal reports): a wrong fit distorts the
+            rings measured under it, and there an alias of the true calibrant (NaCl for
+            CeO2: the same face-centred ring ratios) can be the one that replaces the given.
+        """
         # Where the given calibrant explains every ring the fit's measurement counts, no
         # calibrant does better by positions; only intensities may still decide.
         fitted = self._fitted_score
         complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
+        found = []
         for ranking in self.rankings:
             better = _replacement(ranking, self.given, families, by_positions=not complete)
             if better is not None:
-                return better
-        return None
+                found.append((better, next(s for s in ranking if s.name == self.given)))
+        if not found:
+            return None
+        order = {s.name: i for i, s in enumerate(self.ranking)}
+        return min(found, key=lambda pair: order.get(pair[0].name, len(order)))
 
     def top(self, families: dict, n: int = 3) -> list:
         """The `n` best candidates, one per family."""
@@ -801,7 +815,6 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     n_seen = int(a.supported.sum())
     on_seen = a.fit_points[a.supported].sum() / max(a.fit_points.sum(), 1)
     confirmed = int(np.count_nonzero(a.counted & (a.explained >= 0)))
-    given = a.score_of(a.given)
     faults = []
     n_rest = int(np.count_nonzero(a.resting))
     if n_rest < min_rings:
@@ -832,8 +845,9 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     instead = []
     if a.scan is not None and a.scan.contradicts:
         instead.append(a.scan.describe(a.given))
-    better = a.better_calibrant(families)
-    if better is not None:
+    replaced = a.better_calibrant(families)
+    if replaced is not None:
+        better, given = replaced
         instead.append(f"the rings fit {better.describe()}, not {given.describe()}: check "
                        "the calibrant")
     w = a.wavelength

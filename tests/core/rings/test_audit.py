@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.audit import (Audit, calibrant_families, judge_wavelength,
-                                         rank_calibrants, refusal, ring_strength,
-                                         scan_wavelength)
+from geocal_cli.core.rings.audit import (Audit, CalibrantScore, calibrant_families,
+                                         judge_wavelength, merge_rankings, rank_calibrants,
+                                         refusal, ring_strength, scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
 
@@ -59,9 +59,32 @@ def test_another_pattern_is_named(wrong):
     """CeO2 rings at 30 keV: a calibrant of another pattern is refused, CeO2 named."""
     seen = _seen("CeO2", 0.4066e-10, 1200.0)
     a = _audit(seen, wrong, 0.4066e-10, np.full(seen.u_px.size, -1))
-    better = a.better_calibrant(FAMILIES)
-    assert better is not None and FAMILIES[better.name] == "CeO2"
+    better, given = a.better_calibrant(FAMILIES)
+    assert FAMILIES[better.name] == "CeO2" and given.name == wrong
     assert "CeO2" in refusal(a, FAMILIES, 2)
+
+
+def test_the_replacement_named_is_the_one_the_ranking_puts_first():
+    """LaB6 given on CeO2 rings (the real Pilatus 1M image): under the wrong fit NaCl, an
+    alias with CeO2's face-centred ring ratios, replaces LaB6; measured without the fit CeO2
+    does and ranks first. The refusal names CeO2, counted in the measurement where it wins,
+    beside LaB6 counted in the same one."""
+    def score(name, explained, counted, value, misfit):
+        return CalibrantScore(name=name, explained=explained, counted=counted, score=value,
+                              distance_px=1000.0, misfit=misfit, misfit_rings=explained,
+                              rings=frozenset(range(explained)))
+
+    under_fit = [score("NaCl", 16, 26, 16.0, 1.5), score("LaB6", 11, 26, 2.0, 3.1)]
+    neutral = [score("CeO2", 17, 18, 25.0, 0.12), score("NaCl", 17, 18, 25.0, 1.8),
+               score("LaB6", 10, 18, 9.0, 2.5)]
+    seen = _seen("CeO2", 0.4066e-10, 1200.0)
+    a = replace(_audit(seen, "LaB6", 0.4066e-10, np.full(seen.u_px.size, -1)),
+                rankings=(under_fit, neutral), ranking=merge_rankings(under_fit, neutral))
+    better, given = a.better_calibrant(FAMILIES)
+    assert (better.name, better.counted) == ("CeO2", 18)
+    assert (given.name, given.explained, given.counted) == ("LaB6", 10, 18)
+    assert "the rings fit CeO2 (17 of 18 rings" in refusal(a, FAMILIES, 2)
+    assert "not LaB6 (10 of 18 rings" in refusal(a, FAMILIES, 2)
 
 
 @pytest.mark.parametrize("alias", ["Au", "Ni", "Pt", "Al"])
@@ -70,7 +93,7 @@ def test_an_alias_is_told_apart_by_intensities(alias):
     tabulated intensities decide, and only against the given calibrant's own."""
     seen = _seen("CeO2", 0.124e-10, 7000.0)
     a = _audit(seen, alias, 0.124e-10, np.arange(seen.u_px.size))
-    assert a.better_calibrant(FAMILIES).name == "CeO2"
+    assert a.better_calibrant(FAMILIES)[0].name == "CeO2"
     true = _audit(seen, "CeO2", 0.124e-10, np.arange(seen.u_px.size))
     assert true.better_calibrant(FAMILIES) is None
 
