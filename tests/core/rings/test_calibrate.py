@@ -168,6 +168,28 @@ def test_a_dense_calibrants_blends_do_not_refuse_the_truth(tmp_path):
     assert err <= 0.05
 
 
+#: NaCl for 229 kV electrons on a Pilatus 300K-W strip tilted 26° (robustness case 253): every
+#: ring below 3° 2θ, where the rings fix only D·λ.
+NACL_STRIP = dict(calibrant="NaCl", detector="Pilatus300kw", voltage_kv=228.56784637351257,
+                  distance_mm=492.3200246751248,
+                  center_px=[102.08893694481746, 53.576611427364526], tilt_deg=26.14728631998237,
+                  tilt_plan_rotation_deg=-78.3338981712932, peak_counts=13516.41764491375,
+                  width_px=2.7904504222659554, direct_beam_counts=1e5, seed=253)
+
+
+def test_a_refusal_at_small_angles_does_not_blame_the_right_wavelength(tmp_path):
+    """The search refuses this strip (exit 5), but not for the wavelength, which is the one
+    drawn: with λ free the refit slid along D·λ to a λ 82 % shorter, where five stray rings
+    matched against two, and the refusal told the user to check the energy."""
+    sim, cfg = simulate_case(NACL_STRIP, tmp_path)
+    g = sim.geometry
+    with pytest.raises(CalibrationError) as err:
+        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
+                  g.wavelength, load_calibrant("NaCl").d_spacing, calibrant="NaCl")
+    message = str(err.value)
+    assert "at this wavelength" not in message and "wavelength free" not in message, message
+
+
 def test_rings_of_another_phase_are_reported_not_fitted(tmp_path):
     """CeO2 with the rings of another phase (Cr2O3, drawn at the same geometry) on top: the
     calibration stands, as accurate as alone, and names the foreign rings."""
