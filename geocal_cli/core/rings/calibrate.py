@@ -807,8 +807,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     with the wavelength free must not explain clearly more of those, when the rings fix λ
     (`audit.judge_wavelength`: else the refit's λ is any point of the D·λ valley); (2) at
     least half of the first calibrant rings expected on valid pixels must carry control
-    points; (3) no
-    ring's mean residual may depart from its neighbours' trend by more than
+    points; (3) no ring's mean residual may depart from its neighbours' trend by more than
     `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
     """
     values = result.values
@@ -828,7 +827,8 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             alt = None
         if alt is not None:
             alt_rings = np.unique(alt_pts.ring[alt.inliers])
-            alt_found = [k for k in expected if k in set(alt_rings.tolist())]
+            alt_seen = set(alt_rings.tolist())
+            alt_found = [k for k in expected if k in alt_seen]
             lam0, lam1 = values["wavelength"], alt.values["wavelength"]
             # Where the rings fix only D·λ, the refit slides along it until stray rings
             # match (silicon at 64 keV: to 0.002 Å for 0.047 Å, 6 rings against 4): that
