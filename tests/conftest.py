@@ -21,8 +21,8 @@ MATRIX = ROOT / "benchmarks" / "synthetic_matrix.yaml"
 
 def pytest_addoption(parser):
     parser.addoption("--runslow", action="store_true",
-                     help="also run the tests marked slow (the whole wrong-calibrant table on "
-                          "the real images: about 30 CPU-minutes more)")
+                     help="also run the tests marked slow, the long tails of a few tables (most of "
+                          "them the real wrong-calibrant table): about 30 CPU-minutes more")
 
 
 def pytest_collection_modifyitems(config, items):

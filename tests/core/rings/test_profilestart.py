@@ -80,7 +80,7 @@ def test_the_profile_start_is_near_the_truth(pbba):
     assert err < 3.0, f"start {err:.2f} px from the truth"
 
 
-#: CI runs the two cubic lattices nearest PBBA's ring density; --runslow Si and AgBh too.
+#: CI runs the two quickest refusals (17–31 s here); --runslow Si (45 s) and AgBh too.
 @pytest.mark.parametrize("wrong", ["CeO2", "LaB6", pytest.param("Si", marks=pytest.mark.slow),
                                    pytest.param("AgBh", marks=pytest.mark.slow)])
 def test_a_wrong_calibrant_is_refused_though_the_profile_starts_it(pbba, wrong):
