@@ -804,11 +804,11 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     Dropping rings protects against another phase's rings, but it can also let a wrong
     energy or a wrong calibrant fit a consistent subset. So: (1) if rings were dropped while
     the wavelength was fixed and some of them are among the first expected rings, a refit
-    with the wavelength free must not explain clearly more of those, when the rings fix λ
-    (`audit.judge_wavelength`: else the refit's λ is any point of the D·λ valley); (2) at
-    least half of the first calibrant rings expected on valid pixels must carry control
-    points; (3) no ring's mean residual may depart from its neighbours' trend by more than
-    `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
+    with the wavelength free must not explain clearly more of those (the energy is blamed
+    only when the rings fix λ, `audit.judge_wavelength`: else the refit's λ is any point of
+    the D·λ valley); (2) at least half of the first calibrant rings expected on valid pixels
+    must carry control points; (3) no ring's mean residual may depart from its neighbours'
+    trend by more than `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
     """
     values = result.values
     frame = frame_of(geometry_from_values(detector, values))
@@ -830,17 +830,23 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
             alt_seen = set(alt_rings.tolist())
             alt_found = [k for k in expected if k in alt_seen]
             lam0, lam1 = values["wavelength"], alt.values["wavelength"]
-            # Where the rings fix only D·λ, the refit slides along it until stray rings
-            # match (silicon at 64 keV: to 0.002 Å for 0.047 Å, 6 rings against 4): that
-            # says nothing of the energy, and the rules below judge the fit.
-            fixed = judge_wavelength(lam0, lam1, alt.sigma.get("wavelength", np.inf),
-                                     ring_tth(d_spacing[alt_rings], lam1)).determined
-            if len(alt_found) >= len(found) + 2 and abs(lam1 / lam0 - 1) > 0.005 and fixed:
+            if len(alt_found) >= len(found) + 2 and abs(lam1 / lam0 - 1) > 0.005:
+                # Where the rings fix only D·λ the refit slides along it until stray rings
+                # match (NaCl at 229 kV: to a λ 82 % short, 5 rings against 2): the fit
+                # still lost rings another geometry explains, but the refit's λ says
+                # nothing of the energy.
+                if judge_wavelength(lam0, lam1, alt.sigma.get("wavelength", np.inf),
+                                    ring_tth(d_spacing[alt_rings], lam1)).determined:
+                    raise CalibrationError(
+                        f"rings inconsistent with the calibrant at this wavelength: at "
+                        f"{lam0 * 1e10:.5f} Å only {len(found)} of the first "
+                        f"{expected.size} expected rings fit; with the wavelength free "
+                        f"{len(alt_found)} fit" + _energy_hint(lam0, lam1))
                 raise CalibrationError(
-                    f"rings inconsistent with the calibrant at this wavelength: at "
-                    f"{lam0 * 1e10:.5f} Å only {len(found)} of the first {expected.size} "
-                    f"expected rings fit; with the wavelength free {len(alt_found)} fit"
-                    + _energy_hint(lam0, lam1))
+                    f"the fit lost rings another geometry explains: only {len(found)} of the "
+                    f"first {expected.size} expected rings fit, and a refit along the D·λ "
+                    f"these rings fix (not λ itself) fits {len(alt_found)}: check the "
+                    "calibrant")
     if expected.size >= 3 and len(found) <= MIN_RING_COVERAGE * expected.size:
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
