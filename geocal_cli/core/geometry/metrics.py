@@ -55,6 +55,6 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     if field is not None:
         dy, dx = field.at(d1 + 0.5, d2 + 0.5)
         d1, d2 = d1 + dy, d2 + dx
-    mine = fr.tth_chi(d1, d2)[0]
+    mine = fr.tth(d1, d2)
     dist = (mine - t) / fr.tth_gradient(d1, d2)
     return float(np.sqrt(np.mean(dist**2)))

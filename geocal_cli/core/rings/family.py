@@ -120,7 +120,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     for x0 in starts:
         g = make_geometry(detector, *x0, 0.0, wavelength)
         fr = frame_of(g, [*x0, 0.0])
-        t = fr.tth_chi(d1, d2)[0]
+        t = fr.tth(d1, d2)
         tth0 = np.bincount(arc, weights=t, minlength=n_a) / np.maximum(np.bincount(arc, minlength=n_a), 1)
         grad = np.maximum(fr.tth_gradient(d1, d2), 1e-9)
 
@@ -130,7 +130,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
 
         def fun(x, unpack=unpack, g=g, grad=grad):
             p6, tth = unpack(x)
-            return (frame_of(g, p6).tth_chi(d1, d2)[0] - tth[arc]) / grad
+            return (frame_of(g, p6).tth(d1, d2) - tth[arc]) / grad
 
         def jac(x, unpack=unpack, g=g, grad=grad):
             p6, _ = unpack(x)

@@ -149,8 +149,8 @@ def render_ring_image(geometry, shape: tuple[int, int], tth: np.ndarray,
         # p what the unmoved one shows at p − δ, to first order 2θ(p) − ∇2θ·δ.
         shift = np.random.default_rng([spec.seed, 1]).normal(0, spec.ring_shift_px,
                                                               (int(source.max()) + 1, 2))
-        g1 = (fr.tth_chi(d1 + 0.5, d2)[0] - t) / 0.5
-        g2 = (fr.tth_chi(d1, d2 + 0.5)[0] - t) / 0.5
+        g1 = (fr.tth(d1 + 0.5, d2) - t) / 0.5
+        g2 = (fr.tth(d1, d2 + 0.5) - t) / 0.5
         offset = g1[..., None] * shift[source[ks], 0] + g2[..., None] * shift[source[ks], 1]
         del g1, g2
     prof = np.exp(-0.5 * ((t[..., None] - offset - tth[ks]) / sig) ** 2)
