@@ -846,7 +846,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
                     f"the fit lost rings another geometry explains: only {len(found)} of the "
                     f"first {expected.size} expected rings fit, and a refit along the D·λ "
                     f"these rings fix (not λ itself) fits {len(alt_found)}: check the "
-                    "calibrant")
+                    "calibrant, or give a --guess near the geometry")
     if expected.size >= 3 and len(found) <= MIN_RING_COVERAGE * expected.size:
         raise CalibrationError(
             f"no consistent ring assignment: only {len(found)} of the first {expected.size} "
