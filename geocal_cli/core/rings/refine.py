@@ -88,7 +88,7 @@ def tth_jacobian(geometry, p6, d1, d2, names, scale) -> np.ndarray:
         for k, attr in enumerate(("origin", "e1", "e2")):
             dframe[:, k, c] = (getattr(fa, attr) - getattr(fb, attr)) * (scale[j] / (2 * h))
     a = (dt @ dframe.reshape(3, -1)).reshape(-1, 3, len(cols))
-    out = np.zeros((np.size(d1), len(names)))
+    out = np.zeros((d1.size, len(names)))
     out[:, cols] = a[:, 0] + d1[:, None] * a[:, 1] + d2[:, None] * a[:, 2]
     return out
 
