@@ -111,7 +111,10 @@ def load_calibrant(spec: str, scattering: str = "xray", d_min_a: float = 0.3) ->
     if spec.lower() in names and not path.is_file():
         name = names[spec.lower()]
         cal = CALIBRANT_FACTORY(name)
-        d = np.sort(np.array(cal.dspacing, float))[::-1]
+        # Reflections of one d-spacing are one ring (vanadinite's file lists 21 hk0/kh0
+        # pairs apart): counted twice, the assignment charged every right distance for the
+        # twin no observed ring could claim.
+        d = np.unique(np.array(cal.dspacing, float))[::-1]
         return CalibrantRings(name=name, d_spacing=d * 1e-10, intensity=None,
                               source=f"pyFAI calibrant {name}", table_mf2=_table_mf2(cal, d))
     if path.suffix.lower() == ".cif":
@@ -130,8 +133,9 @@ TABLE_WAVELENGTH_A = 1.5406
 def _table_mf2(cal, d_a: np.ndarray) -> np.ndarray | None:
     """Multiplicity × |F|² on the d-spacings `d_a` (Å) from a pyFAI calibrant file's
     `d # (h k l) mult intensity` lines: the tabulated powder intensity at Cu Kα1 divided by
-    the Lorentz-polarisation factor (1 + cos² 2θ) / (sin² θ cos θ) it carries. NaN where the
-    file gives no intensity, None when it gives none at all or cannot be read."""
+    the Lorentz-polarisation factor (1 + cos² 2θ) / (sin² θ cos θ) it carries, summed over
+    the lines of one d-spacing (one ring). NaN where the file gives no intensity, None when
+    it gives none at all or cannot be read."""
     try:
         text = Path(cal._get_abs_path(cal.filename)).read_text(errors="replace")
     except (AttributeError, OSError, TypeError, ValueError):
@@ -148,6 +152,9 @@ def _table_mf2(cal, d_a: np.ndarray) -> np.ndarray | None:
     if not pairs or all(np.isnan(i) for _, i in pairs):
         return None
     d_file, i_file = np.array(pairs).T
+    d_file, line = np.unique(d_file, return_inverse=True)
+    given = np.bincount(line, ~np.isnan(i_file), d_file.size) > 0
+    i_file = np.where(given, np.bincount(line, np.nan_to_num(i_file), d_file.size), np.nan)
     k = np.argmin(np.abs(d_file[None, :] - d_a[:, None]), axis=1)
     close = np.abs(d_file[k] / d_a - 1) < 1e-5
     with np.errstate(invalid="ignore"):
