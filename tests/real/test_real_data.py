@@ -55,7 +55,9 @@ def test_ceo2_among_steel_rings_mar345_gsas2(tmp_path):
     res = _calibrate(tmp_path, shared(*folder, "nx09_strain_001.mar2300"), "CeO2", 0.12398,
                      pixel_size=(150.0, 150.0))
     ref = read_poni(shared(*folder, "converted_from_gsas2_for_fabio_array.poni"))
-    assert _error(res, ref, "CeO2", (2300, 2300)) <= 0.3
+    # 0.08–0.11 px: the steel ring blended into CeO2's 533 no longer anchors the rounds
+    # (`rounds`, Huber weight per ring), which drifted to 0.28–0.31 px.
+    assert _error(res, ref, "CeO2", (2300, 2300)) <= 0.2
     # GSAS-II: distance 1118.899 ± 0.033 mm, tilt 1.225 ± 0.040°.
     f2d = res.report["results"]["geometry"]["fit2d"]
     assert f2d["directDist_mm"] == pytest.approx(1118.9, abs=0.5)
