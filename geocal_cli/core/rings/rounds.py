@@ -12,7 +12,7 @@ that another phase's ring blends into keeps a biased median, and as the windows 
 scatter narrowed until it anchored the fit (on the MAR345 CeO2 + steel image, rounds started
 at GSAS-II's geometry drifted from 0.05 to 0.25 px away; with the ring weight they end
 0.08 px away). A ring's scatter is measured only on `MEASURED_POINTS` points or more: one
-point measured none, and its floor weight then outweighed every other ring.
+point has none, and its floor weight then outweighed every other ring.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from geocal_cli.errors import CalibrationError
 CROWDED_HW_PX = 3.0
 
 
-#: Points on a ring below which its scatter is not measured (its points keep weight 1).
-MEASURED_POINTS = 30
+#: Points on a ring below which its scatter is not measured (its points keep weight 1):
+#: the spread of one or two points is no scatter (one point's zero spread, floored, gave
+#: its ring twenty times every other ring's weight).
+MEASURED_POINTS = 3
 #: A ring's median residual this many robust σ of the rings' medians from their median
 #: starts to widen its scatter (Huber's constant on the ring medians).
 RING_HUBER = 2.0
