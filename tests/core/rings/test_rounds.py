@@ -1,5 +1,6 @@
-"""What the refinement rounds learn from a round's residuals (`rounds.RingState.judge`), and
-the rounds on a calibrant ring that another phase's ring blends into."""
+"""What the refinement rounds learn from a round's residuals (`rounds.RingState.judge`): a
+ring's weight against its median's offset and its number of points. The rounds on the real
+ring another phase blends into are tests/real/test_real_data.py's MAR345 CeO2 + steel."""
 
 import numpy as np
 
