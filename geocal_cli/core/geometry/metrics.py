@@ -39,7 +39,15 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     ref = frame_of(reference)
     fr = frame_of(geometry)
     chi = np.linspace(-np.pi, np.pi, n_chi, endpoint=False)
-    t = np.asarray(tth, float)[:, None] + 0 * chi[None, :]
+    # Rings off the detector first: a dense calibrant's full list (LaB6, 1441 rings) drawn
+    # at every azimuth took 100 MB for the few dozen rings a detector holds.
+    # 2θ changes by at most 1/L per pixel (L the distance in pixels): a margin of that keeps
+    # the rings that reach only the border pixels' outer halves.
+    lo, hi = ref.tth_range(shape)
+    margin = np.sqrt(np.linalg.norm(np.cross(ref.e1, ref.e2))) / abs(float(ref.origin @ ref.normal))
+    tth = np.asarray(tth, float)
+    tth = tth[(tth >= lo - margin) & (tth <= hi + margin)]
+    t = tth[:, None] + 0 * chi[None, :]
     d1, d2 = ref.pixel_at(t, chi[None, :])
     h, w = shape
     on = np.isfinite(d1) & (d1 >= -0.5) & (d1 <= h - 0.5) & (d2 >= -0.5) & (d2 <= w - 0.5)

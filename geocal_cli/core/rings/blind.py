@@ -194,7 +194,7 @@ def refine_center(ridges: RidgePixels, c1: float, c2: float) -> tuple[float, flo
     return float(c[0]), float(c[1])
 
 
-def _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2, offset=None, chunk=200) -> np.ndarray:
+def _accumulate(ridges, sel, t, lo1, lo2, cell, n1, n2, offset=None, chunk=50) -> np.ndarray:
     """Votes of ridge pixels `sel` along their normals at steps `t` (plus `offset` per pixel),
     binned into an n1 × n2 grid of `cell`-sized cells from (lo1, lo2); flat, shape (n1·n2,).
     Voters go in chunks so that memory stays at chunk × len(t)."""

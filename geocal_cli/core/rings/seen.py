@@ -211,7 +211,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     if n_bins < 8:
         return _no_rings(distance_px)
     # Blocks of rows bound the memory to a few rows' worth of coordinates.
-    block = max(1, 2**18 // cols.size)
+    block = max(1, 2**16 // cols.size)
 
     def blocks():
         for start in range(0, rows.size, block):
