@@ -279,12 +279,12 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     ridges = None if guess is not None else find_ring_ridges(image, valid)
 
     unfitted = Unfitted(image, valid, detector, guess, ridges, candidates, wavelength)
-    judge = _Judge(lambda result, pts, centre: unfitted.joined(_audit(
+    judge = _Judge(lambda result, pts: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
-        calibrant, candidates, doublet), centre), lambda a: refusal(a, families, min_rings),
+        calibrant, candidates, doublet)), lambda a: refusal(a, families, min_rings),
         (prepared, detector, d_spacing, free))
     try:
-        result, pts, blind, centre = _fit(image, ridges, guess, wavelength, unfitted,
+        result, pts, blind = _fit(image, ridges, guess, wavelength, unfitted,
                                           (prepared, valid, detector, d_spacing, free, say),
                                           judge)
     except CalibrationError as exc:
@@ -313,8 +313,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if checked is None:
-        checked = judge.audit(result, pts, centre)
-    neutral = unfitted.rings(centre)
+        checked = judge.audit(result, pts)
+    neutral = unfitted.rings()
     timings["audit"] = time.perf_counter() - t1
     # With a guess and the distance fixed, the user vouches for which ring is which.
     min_rings = 1 if guess is not None and "dist" not in free else min_rings
@@ -409,8 +409,8 @@ class _Judge:
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
     ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
     that check, which the search's answer reuses (`judged`). `audit` is called with
-    (Refinement, ControlPoints, the rings' common centre or None): the fit's own audit
-    (`_audit`) joined by the rings measured without it (`unfitted.Unfitted`).
+    (Refinement, ControlPoints): the fit's own audit (`_audit`) joined by the rings measured
+    without it (`unfitted.Unfitted`).
     """
 
     def __init__(self, audit, refuse, mirror_args):
@@ -427,7 +427,7 @@ class _Judge:
         said: list[str] = []
         taken, taken_pts, other = _mirror_if_better(prepared, detector, d_spacing, result, pts,
                                                     free, said.append)
-        checked = self.audit(taken, taken_pts, blind.get("centre_vote_px"))
+        checked = self.audit(taken, taken_pts)
         self.judged[id(result)] = (taken, taken_pts, other, checked, said)
         why = self.refuse(checked)
         if why:
@@ -549,18 +549,17 @@ def identify_and_calibrate(image: np.ndarray, valid: np.ndarray, detector, wavel
 
 def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
     """Blind search (or the guess) and refinement rounds: (Refinement, ControlPoints, blind
-    search summary, the rings' common centre found by the first strategy or None). `solve`
-    is (prepared, valid, detector, d_spacing, free, say); `unfitted` (`unfitted.Unfitted`)
-    gives the profile strategy its rings."""
+    search summary). `solve` is (prepared, valid, detector, d_spacing, free, say);
+    `unfitted` (`unfitted.Unfitted`) gives the profile strategy its rings, measured about
+    the rings' centre and traces the first strategy finds."""
     prepared, valid, detector, d_spacing, free, say = solve
     if guess is not None:
         result, pts = _solve(_values(guess, wavelength), *solve)
-        return result, pts, {}, None
-    centre = None
+        return result, pts, {}
     traces, info = [], {}
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
-        centre = info["centre_vote_px"]
+        unfitted.locate(info["centre_vote_px"], traces)
         result, pts, blind = _solve_first(
             start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing,
                               say), solve, judge)
@@ -581,7 +580,7 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
                     if e is not None and is_tilted(e)][:TILTED_REFERENCES]
             found = _tilted_search(ridges, refs, info, wavelength, solve, judge) if refs else None
             if found is None:
-                found = _profile_search(unfitted, centre, wavelength, solve, judge)
+                found = _profile_search(unfitted, wavelength, solve, judge)
             if found is None and best is not None and not is_tilted(best):
                 # Round-looking rings can still drift apart: arcs around a far beam,
                 # tilted by 12°, look round, the common centre lands among their drifting
@@ -598,7 +597,7 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
             if found is None:
                 raise first from None
             result, pts, blind = found
-    return result, pts, blind, centre
+    return result, pts, blind
 
 
 def _arc_search(ridges, wavelength, solve, judge=None):
@@ -646,12 +645,12 @@ def _tilted_search(ridges, refs, info, wavelength, solve, judge=None):
     return None
 
 
-def _profile_search(unfitted, centre, wavelength, solve, judge=None):
+def _profile_search(unfitted, wavelength, solve, judge=None):
     """After every traced-ring strategy failed: the starts the azimuthal profile's rings give
     under the neutral frame (`profilestart`), best matched first, refined. Returns
     (Refinement, ControlPoints, blind summary) of the first that holds, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
-    measured = unfitted.measure(centre)
+    measured = unfitted.measure()
     if measured is None:
         return None
     frame, seen, counted = measured

@@ -17,6 +17,9 @@ from geocal_cli.core.rings.start import common_center, find_ring_ridges
 
 #: Measurements of the ring centres that build the neutral frame, at most.
 NEUTRAL_ROUNDS = 4
+#: Traced rings the drift of their centres is fitted on, at least: two parameters per axis,
+#: and three traces fit any drift exactly.
+TREND_TRACES = 4
 
 
 class Unfitted:
@@ -41,36 +44,44 @@ class Unfitted:
                  wavelength: float):
         self._args = (image, valid, detector, guess, ridges)
         self._candidates, self._wavelength = candidates, wavelength
+        self._centre, self._traces = None, ()
         self._measured: tuple | None = None
         self._ranked: list | None = None
         self._done = False
 
-    def measure(self, centre=None) -> tuple | None:
-        """(DetectorFrame, SeenRings, counted: ndarray of bool), or None when the image shows
-        no ridges to centre on. `centre` (the rings' common centre, pixel indices) spares
-        finding it again; the first call's measurement stands for the image."""
+    def locate(self, centre, traces=()) -> None:
+        """What the blind search found of the rings' centre, for the measurement to start
+        from (it spares finding the centre again): the common centre (pixel indices) and
+        the rings traced around it (`blind.RingTrace`), whose own centres show the tilt.
+        Ignored once the rings are measured."""
         if not self._done:
-            self._measured = neutral_measure(*self._args, centre)
+            self._centre, self._traces = centre, tuple(traces)
+
+    def measure(self) -> tuple | None:
+        """(DetectorFrame, SeenRings, counted: ndarray of bool), or None when the image shows
+        no ridges to centre on. The first call's measurement stands for the image."""
+        if not self._done:
+            self._measured = neutral_measure(*self._args, self._centre, self._traces)
             self._done = True
         return self._measured
 
-    def rings(self, centre=None) -> tuple | None:
+    def rings(self) -> tuple | None:
         """(SeenRings, counted), or None (`measure`)."""
-        measured = self.measure(centre)
+        measured = self.measure()
         return None if measured is None else measured[1:]
 
-    def ranked(self, centre=None) -> list:
+    def ranked(self) -> list:
         """The candidates ranked on these rings (best first; empty without rings)."""
         if self._ranked is None:
-            rings = self.rings(centre)
+            rings = self.rings()
             self._ranked = [] if rings is None else rank_calibrants(
                 *rings, self._candidates, self._wavelength)
         return self._ranked
 
-    def joined(self, checked: Audit, centre=None) -> Audit:
+    def joined(self, checked: Audit) -> Audit:
         """A fit's audit with the ranking on these rings merged in (`Audit.rankings` gains
         it as its last measurement)."""
-        ranked = self.ranked(centre)
+        ranked = self.ranked()
         if not ranked:
             return checked
         return replace(checked, ranking=merge_rankings(checked.ranking, ranked),
@@ -78,7 +89,7 @@ class Unfitted:
 
 
 def neutral_measure(image: np.ndarray, valid: np.ndarray, detector, guess=None, ridges=None,
-                    centre=None):
+                    centre=None, traces=()):
     """The rings of an image measured without a calibration, and those that count.
 
     Under the guess's geometry or, without one, under `neutral_frame` at the rings' common
@@ -96,6 +107,8 @@ def neutral_measure(image: np.ndarray, valid: np.ndarray, detector, guess=None, 
     centre : (float, float), optional
         The rings' common centre (`start.common_center`), when the blind search found it;
         else found from the ridges.
+    traces : sequence of RingTrace
+        The rings the blind search traced about `centre`, if any (`neutral_frame`).
 
     Returns
     -------
@@ -111,7 +124,7 @@ def neutral_measure(image: np.ndarray, valid: np.ndarray, detector, guess=None, 
             if ridges.d1.size < 10:
                 return None
             centre = common_center(ridges, image.shape)[:2]
-        frame = neutral_frame(image, valid, detector, centre)
+        frame = neutral_frame(image, valid, detector, centre, traces)
     return (frame, *_counted(seen_rings(image, valid, frame)))
 
 
@@ -120,7 +133,8 @@ def _counted(seen):
     return seen, counted_rings(seen)
 
 
-def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> DetectorFrame:
+def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
+                  traces=()) -> DetectorFrame:
     """A frame in which every ring of the image has one radius, without knowing the distance.
 
     On a detector tilted by τ, the ring of radius r is centred r² tan τ / L (L the distance in
@@ -133,6 +147,13 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> Det
     `NEUTRAL_ROUNDS` times, until the centres move by less than 0.05 px): rings split by a
     large first offset come together. With fewer rings, the untilted frame.
 
+    Where the rings are arcs around a beam off the detector, the common centre lands among
+    their drifting centres, and under the untilted frame there every ring smears over its
+    neighbours' radii: no strong whole ring is left to fit (Si at 113 keV, 107 mm, tilted
+    5°: 0 rings counted). The traced rings' own ellipse centres show the same drift: fitted
+    as c₀ + s r² (`centre_trend`), they give a second start, and the start under which more
+    rings count (then, more signal) is the one refined.
+
     Parameters
     ----------
     image : ndarray, shape (H, W)
@@ -141,6 +162,8 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> Det
         Pixel sizes.
     centre : (float, float)
         The rings' common centre, pixel indices (d1, d2).
+    traces : sequence of RingTrace
+        Rings traced about `centre` (`start.ring_traces`), if any.
 
     Returns
     -------
@@ -154,9 +177,24 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> Det
         origin = np.array([0.0, 0.0, dist_px * np.sqrt(p1 * p2)]) - c[0] * e1 - c[1] * e2
         return DetectorFrame(origin=origin, e1=e1, e2=e2)
 
-    c0, slope, dist_px = np.asarray(centre, float), np.zeros(2), 1000.0
-    for _ in range(NEUTRAL_ROUNDS):
-        seen, counted = _counted(seen_rings(image, valid, frame(c0, slope, dist_px)))
+    def dist_for(slope, radius):
+        # Any distance serves; a moderate one keeps the built-in tilt small.
+        return min(4.0 * radius, 0.3 / max(float(np.hypot(*slope)), 1e-12))
+
+    starts = [(np.asarray(centre, float), np.zeros(2), 1000.0)]
+    trend = centre_trend(traces)
+    if trend is not None:
+        c0, slope, radius = trend
+        # A trend that draws every traced centre within a pixel of the common one adds nothing.
+        if np.hypot(*(c0 + slope * radius ** 2 - starts[0][0])) > 1.0:
+            starts.append((c0, slope, dist_for(slope, radius)))
+    measured = [_counted(seen_rings(image, valid, frame(*s))) for s in starts]
+    best = max(range(len(starts)), key=lambda i: (
+        int(measured[i][1].sum()), float(measured[i][0].snr[measured[i][1]].sum())))
+    (c0, slope, dist_px), (seen, counted) = starts[best], measured[best]
+    for n in range(NEUTRAL_ROUNDS):
+        if n:
+            seen, counted = _counted(seen_rings(image, valid, frame(c0, slope, dist_px)))
         use = counted & (seen.snr >= 20) & np.isfinite(seen.offset[:, 0])
         if use.sum() < 3:
             break
@@ -169,12 +207,42 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre) -> Det
         coef = np.linalg.lstsq(a * w[:, None], centres * w[:, None], rcond=None)[0]
         moved = np.abs(a @ coef - (c0 + r2[:, None] * slope)).max()
         c0, slope = coef[0], coef[1]
-        # Any distance serves; a moderate one keeps the built-in tilt small.
-        dist_px = min(4.0 * float(seen.u_px[use].max()),
-                      0.3 / max(float(np.hypot(*slope)), 1e-12))
+        dist_px = dist_for(slope, float(seen.u_px[use].max()))
         if moved < 0.05:
             break
     return frame(c0, slope, dist_px)
+
+
+def centre_trend(traces) -> tuple | None:
+    """The drift of traced rings' centres with radius, c(r) = c₀ + s r² (see
+    `neutral_frame`), weighted by each trace's score.
+
+    Parameters
+    ----------
+    traces : sequence of RingTrace
+        Each with an ellipse (centre `c1`, `c2` and `radius`, pixels) and a `score`.
+
+    Returns
+    -------
+    (c0, slope, radius) or None
+        c0 : ndarray, shape (2,), pixel indices (d1, d2); slope : ndarray, shape (2,), pixels
+        per pixel²; radius : the largest traced radius, pixels. None with fewer than
+        `TREND_TRACES` traces, radii too alike to show a drift, or a drift beyond any tilt's
+        (a centre moving by more than the ring's radius).
+    """
+    if len(traces) < TREND_TRACES:
+        return None
+    r2 = np.array([t.ellipse.radius for t in traces], float) ** 2
+    if r2.max() < 1.5 * r2.min():
+        return None
+    c = np.array([[t.ellipse.c1, t.ellipse.c2] for t in traces], float)
+    w = np.sqrt(np.maximum([t.score for t in traces], 0.0))
+    a = np.stack([np.ones_like(r2), r2], 1)
+    coef = np.linalg.lstsq(a * w[:, None], c * w[:, None], rcond=None)[0]
+    radius = float(np.sqrt(r2.max()))
+    if not np.all(np.isfinite(coef)) or np.hypot(*coef[1]) * radius > 1.0:
+        return None
+    return coef[0], coef[1], radius
 
 
 def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
