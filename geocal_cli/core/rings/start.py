@@ -12,6 +12,7 @@ first, for the caller to refine until one holds.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import replace
 
 import numpy as np
@@ -341,9 +342,11 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         return f is not None and f[0] <= NEXT_SIGMA_PX and len(f[3]) >= NEXT_MIN_RINGS
 
     rest = sorted((f for f in fits_ok if f is not first and next_ok(f)), key=lambda f: f[0])
+    # Fitted only when the caller asks for them (unpacked into a tuple, every blind run
+    # fitted all five hypotheses before trying the first).
     later = (fitted(h) for h in hypotheses[tried:])
     later = (f for f in later if next_ok(f) and enough(f))
-    for cost, h, refinement, assigned in (first, *rest, *later):
+    for cost, h, refinement, assigned in itertools.chain((first,), rest, later):
         say(f"{len(traces)} ring(s) traced, {len(assigned)} assigned to calibrant reflections "
             + ", ".join(str(k + 1) for _, k in sorted(assigned, key=lambda a: a[1]))
             + f" (hypothesis {hypotheses.index(h) + 1} of {len(hypotheses)}, "

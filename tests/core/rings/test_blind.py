@@ -69,3 +69,31 @@ def test_the_centre_drift_is_measured_from_the_traces():
     predicted = np.array([ref.c1, ref.c2]) + drift * (far.radius ** 2 - ref.radius ** 2)
     assert moved > 5.0
     assert np.hypot(*(predicted - [far.c1, far.c2])) < 1.0
+
+
+def test_further_assignment_hypotheses_are_fitted_only_when_asked_for(tmp_path, monkeypatch):
+    """The first start of an excellent hypothesis costs one fit: the others (each two
+    rounds of control points) wait until the caller refuses it."""
+    import geocal_cli.core.rings.start as start
+    from geocal_cli.core.rings.controlpoints import prepare_image
+    from geocal_cli.io.images import valid_pixels
+    from tests.conftest import simulate_case
+
+    sim, _ = simulate_case(dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=20.0,
+                                distance_mm=250.0, center_px=[480.0, 520.0], seed=4), tmp_path)
+    valid = valid_pixels(sim.data, sim.geometry.detector.mask.astype(bool))
+    traces, family, info = start.ring_traces(start.find_ring_ridges(sim.data, valid),
+                                             sim.data.shape, lambda msg: None)
+    fits = []
+    rounds = start.refine_rounds
+    monkeypatch.setattr(start, "refine_rounds", lambda *a, **k: fits.append(1) or rounds(*a, **k))
+    d = load_calibrant("CeO2").d_spacing
+    starts = start.start_from_traces(traces, family, info, prepare_image(sim.data, valid),
+                                     sim.geometry.detector, sim.geometry.wavelength, d,
+                                     lambda msg: None)
+    values, blind = next(starts)
+    assert blind["start_sigma_px"] <= start.EXCELLENT_SIGMA_PX
+    assert abs(values["dist"] / sim.geometry.dist - 1) < 0.01
+    assert len(fits) == 1
+    list(starts)
+    assert len(fits) > 1
