@@ -17,6 +17,10 @@ from geocal_cli.core.rings.start import common_center, find_ring_ridges
 
 #: Measurements of the ring centres that build the neutral frame, at most.
 NEUTRAL_ROUNDS = 4
+#: A refit of the neutral frame whose profile's signal falls below this fraction of the
+#: sharpest so far has blurred the rings (the signal of one image scatters by a few per cent
+#: between frames that differ by a tenth of a pixel).
+BLURRED = 0.9
 #: Traced rings the drift of their centres is fitted on, at least: two parameters per axis,
 #: and three traces fit any drift exactly.
 TREND_TRACES = 4
@@ -124,7 +128,7 @@ def neutral_measure(image: np.ndarray, valid: np.ndarray, detector, guess=None, 
             if ridges.d1.size < 10:
                 return None
             centre = common_center(ridges, image.shape)[:2]
-        frame = neutral_frame(image, valid, detector, centre, traces)
+        return neutral_frame(image, valid, detector, centre, traces)
     return (frame, *_counted(seen_rings(image, valid, frame)))
 
 
@@ -134,8 +138,9 @@ def _counted(seen):
 
 
 def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
-                  traces=()) -> DetectorFrame:
-    """A frame in which every ring of the image has one radius, without knowing the distance.
+                  traces=()) -> tuple:
+    """A frame in which every ring of the image has one radius, without knowing the distance,
+    and the rings measured under it.
 
     On a detector tilted by τ, the ring of radius r is centred r² tan τ / L (L the distance in
     pixels) from the beam, towards where the detector recedes. Measured under an untilted
@@ -145,7 +150,9 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
     slope s L built into its pixel axes draws the same centres to first order in τ. The
     offsets are measured again under that frame and the fit repeated (at most
     `NEUTRAL_ROUNDS` times, until the centres move by less than 0.05 px): rings split by a
-    large first offset come together. With fewer rings, the untilted frame.
+    large first offset come together. A refit that blurs the profile (`_signal`, the
+    counted rings' summed SNR, below `BLURRED` times the sharpest so far) ends it, the frame
+    measured before standing. With fewer rings, the untilted frame.
 
     Where the rings are arcs around a beam off the detector, the common centre lands among
     their drifting centres, and under the untilted frame there every ring smears over its
@@ -167,7 +174,8 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
 
     Returns
     -------
-    DetectorFrame
+    (DetectorFrame, SeenRings, ndarray of bool)
+        The frame, the rings of its profile and those that count (`audit.counted_rings`).
     """
     p1, p2 = float(detector.pixel1), float(detector.pixel2)
 
@@ -192,14 +200,22 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
     # The sharper profile carries more signal in its counted rings: a ring smeared over its
     # neighbours' radii, or split in two by a centre off the beam, loses height. (By count,
     # arcs on a strip detector whose ellipse centres scatter along the strip won with 14
-    # weak rings against 16 strong ones.)
-    best = max(range(len(starts)), key=lambda i: float(measured[i][0].snr[measured[i][1]].sum()))
-    (c0, slope, dist_px), (seen, counted) = starts[best], measured[best]
-    for n in range(NEUTRAL_ROUNDS):
+    # weak rings against 16 strong ones.) The same measure keeps the refinement honest: the
+    # first-order drift can overshoot on a strongly tilted detector (CeO2 tilted 10°: the
+    # signal went 12416, 11362, 3147, 2540 while the beam wandered off), and a refit that
+    # blurs the rings ends it.
+    i = max(range(len(starts)), key=lambda j: _signal(*measured[j]))
+    (c0, slope, dist_px), (seen, counted) = starts[i], measured[i]
+    kept, top = (frame(c0, slope, dist_px), seen, counted), _signal(seen, counted)
+    for n in range(NEUTRAL_ROUNDS + 1):
         if n:
-            seen, counted = _counted(seen_rings(image, valid, frame(c0, slope, dist_px)))
+            f = frame(c0, slope, dist_px)
+            seen, counted = _counted(seen_rings(image, valid, f))
+            if _signal(seen, counted) < BLURRED * top:
+                break
+            kept, top = (f, seen, counted), max(top, _signal(seen, counted))
         use = counted & (seen.snr >= 20) & np.isfinite(seen.offset[:, 0])
-        if use.sum() < 3:
+        if n == NEUTRAL_ROUNDS or use.sum() < 3:
             break
         r2 = seen.u_px[use] ** 2
         w = np.sqrt(seen.snr[use])
@@ -208,12 +224,16 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
         # frame draws, c₀ + s r².
         centres = c0 + r2[:, None] * slope + seen.offset[use]
         coef = np.linalg.lstsq(a * w[:, None], centres * w[:, None], rcond=None)[0]
-        moved = np.abs(a @ coef - (c0 + r2[:, None] * slope)).max()
+        if np.abs(a @ coef - (c0 + r2[:, None] * slope)).max() < 0.05:
+            break
         c0, slope = coef[0], coef[1]
         dist_px = dist_for(slope, float(seen.u_px[use].max()))
-        if moved < 0.05:
-            break
-    return frame(c0, slope, dist_px)
+    return kept
+
+
+def _signal(seen, counted) -> float:
+    """The summed SNR of the counted rings of a profile: how sharply it shows them."""
+    return float(seen.snr[counted].sum())
 
 
 def centre_trend(traces) -> tuple | None:

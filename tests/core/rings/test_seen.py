@@ -82,6 +82,29 @@ def test_neutral_frame_follows_the_drift_of_traced_arcs(tmp_path):
     assert counted.sum() >= 3 * alone.sum() > 0
 
 
+def test_the_neutral_frame_never_ends_blurrier_than_it_measured(tmp_path, monkeypatch):
+    """On a detector tilted by 10° the first-order drift overshoots: refits from the sharpest
+    profile blurred it to a fifth of its signal, and the last of them was kept."""
+    import geocal_cli.core.rings.unfitted as unfitted
+
+    sim, _ = simulate_case(dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=30.0,
+                                distance_mm=300.0, center_px=[250.3, 330.7], tilt_deg=10.0,
+                                tilt_plan_rotation_deg=60.0, seed=2), tmp_path)
+    valid = valid_pixels(sim.data, sim.geometry.detector.mask.astype(bool))
+    signals = []
+    measure = unfitted.seen_rings
+
+    def spy(*args, **kwargs):
+        seen = measure(*args, **kwargs)
+        signals.append(float(seen.snr[counted_rings(seen)].sum()))
+        return seen
+
+    monkeypatch.setattr(unfitted, "seen_rings", spy)
+    _, seen, counted = neutral_measure(sim.data, valid, sim.geometry.detector)
+    assert len(signals) >= 2
+    assert seen.snr[counted].sum() >= unfitted.BLURRED * max(signals)
+
+
 def test_noise_has_no_ring_that_counts():
     det = pyFAI.detectors.detector_factory("Pilatus1M")
     for seed in range(3):
