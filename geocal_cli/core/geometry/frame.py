@@ -43,6 +43,13 @@ class DetectorFrame:
         n = np.cross(self.e1, self.e2)
         return n / np.linalg.norm(n)
 
+    @property
+    def distance_px(self) -> float:
+        """Distance from the sample to the detector plane, in pixels (the geometric mean of
+        the two pixel sizes)."""
+        pixel = np.sqrt(np.linalg.norm(np.cross(self.e1, self.e2)))
+        return abs(float(self.origin @ self.normal)) / float(pixel)
+
     def positions(self, d1, d2) -> np.ndarray:
         """Lab positions of pixel indices, shape (..., 3) for d1, d2 of shape (...)."""
         return np.stack(self.xyz(d1, d2), -1)

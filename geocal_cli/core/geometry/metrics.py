@@ -44,7 +44,7 @@ def ring_position_error(geometry, reference, tth: np.ndarray, shape: tuple[int, 
     # 2θ changes by at most 1/L per pixel (L the distance in pixels): a margin of that keeps
     # the rings that reach only the border pixels' outer halves.
     lo, hi = ref.tth_range(shape)
-    margin = np.sqrt(np.linalg.norm(np.cross(ref.e1, ref.e2))) / abs(float(ref.origin @ ref.normal))
+    margin = 1.0 / ref.distance_px
     tth = np.asarray(tth, float)
     tth = tth[(tth >= lo - margin) & (tth <= hi + margin)]
     t = tth[:, None] + 0 * chi[None, :]

@@ -190,9 +190,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     stride = max(1, int(np.ceil(np.sqrt(h * w / MAX_SAMPLES))))
     rows = np.arange(0, h, stride)
     cols = np.arange(0, w, stride)
-    dist_m = abs(float(frame.origin @ frame.normal))
-    pixel = float(np.sqrt(np.linalg.norm(np.cross(frame.e1, frame.e2))))
-    distance_px = dist_m / pixel
+    distance_px = frame.distance_px
 
     def radius_and_sector(d1, d2):
         x1, x2, x3 = frame.xyz(d1, d2)

@@ -218,15 +218,13 @@ def neutral_frame(image: np.ndarray, valid: np.ndarray, detector, centre,
         if n == NEUTRAL_ROUNDS or use.sum() < 3:
             break
         r2 = seen.u_px[use] ** 2
-        w = np.sqrt(seen.snr[use])
-        a = np.stack([np.ones_like(r2), r2], 1)
         # The frame's x1, x2 run along d1, d2: offsets are pixel steps from the centres the
         # frame draws, c₀ + s r².
-        centres = c0 + r2[:, None] * slope + seen.offset[use]
-        coef = np.linalg.lstsq(a * w[:, None], centres * w[:, None], rcond=None)[0]
-        if np.abs(a @ coef - (c0 + r2[:, None] * slope)).max() < 0.05:
+        drawn = c0 + r2[:, None] * slope
+        fit_c0, fit_slope = _drift(r2, drawn + seen.offset[use], np.sqrt(seen.snr[use]))
+        if np.abs(fit_c0 + r2[:, None] * fit_slope - drawn).max() < 0.05:
             break
-        c0, slope = coef[0], coef[1]
+        c0, slope = fit_c0, fit_slope
         dist_px = dist_for(slope, float(seen.u_px[use].max()))
     return kept
 
@@ -259,13 +257,20 @@ def centre_trend(traces) -> tuple | None:
     if r2.max() < 1.5 * r2.min():
         return None
     c = np.array([[t.ellipse.c1, t.ellipse.c2] for t in traces], float)
-    w = np.sqrt(np.maximum([t.score for t in traces], 0.0))
-    a = np.stack([np.ones_like(r2), r2], 1)
-    coef = np.linalg.lstsq(a * w[:, None], c * w[:, None], rcond=None)[0]
+    c0, slope = _drift(r2, c, np.sqrt(np.maximum([t.score for t in traces], 0.0)))
     radius = float(np.sqrt(r2.max()))
-    if not np.all(np.isfinite(coef)) or np.hypot(*coef[1]) * radius > 1.0:
+    if not (np.all(np.isfinite(c0)) and np.all(np.isfinite(slope))) \
+            or np.hypot(*slope) * radius > 1.0:
         return None
-    return coef[0], coef[1], radius
+    return c0, slope, radius
+
+
+def _drift(r2: np.ndarray, centres: np.ndarray, weights: np.ndarray) -> tuple:
+    """Weighted least-squares fit of ring centres (shape (n, 2), pixel indices) against
+    squared radius `r2` (shape (n,)) as c₀ + s r²: (c₀, s), each of shape (2,)."""
+    a = np.stack([np.ones_like(r2), r2], 1)
+    coef = np.linalg.lstsq(a * weights[:, None], centres * weights[:, None], rcond=None)[0]
+    return coef[0], coef[1]
 
 
 def identify_calibrant(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
