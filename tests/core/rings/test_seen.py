@@ -83,8 +83,9 @@ def test_neutral_frame_follows_the_drift_of_traced_arcs(tmp_path):
 
 
 def test_the_neutral_frame_never_ends_blurrier_than_it_measured(tmp_path, monkeypatch):
-    """On a detector tilted by 10° the first-order drift overshoots: refits from the sharpest
-    profile blurred it to a fifth of its signal, and the last of them was kept."""
+    """On a detector tilted by 10° the first-order drift overshoots: the refits blurred the
+    profile (to 0.71 of the first one's signal, about the rings' common centre alone), and
+    the last of them was kept."""
     import geocal_cli.core.rings.unfitted as unfitted
 
     sim, _ = simulate_case(dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=30.0,
