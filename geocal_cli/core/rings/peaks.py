@@ -37,17 +37,28 @@ def iterated_centroid(net_pos: np.ndarray, s: np.ndarray, start: np.ndarray, hal
     ndarray, shape (...)
         Peak positions, pixels (the start where a window holds no signal).
     """
-    centre = start
-    half_edge = np.asarray(half, net_pos.dtype)[..., None] + net_pos.dtype.type(0.5 * step_px)
+    shape = np.shape(start)
+    profiles = net_pos.reshape(-1, net_pos.shape[-1])
+    half_edge = (np.broadcast_to(np.asarray(half, net_pos.dtype), shape).ravel()
+                 + net_pos.dtype.type(0.5 * step_px))
+    centre = np.array(start).ravel()
+    # A centre that an iteration leaves unchanged is at its fixed point: only the others
+    # iterate on (most profiles settle in a few iterations).
+    moving = np.arange(centre.size)
     for _ in range(n_iter):
-        wts = s - centre[..., None]
+        if not moving.size:
+            break
+        now = centre[moving]
+        wts = s - now[:, None]
         np.abs(wts, out=wts)
-        np.subtract(half_edge, wts, out=wts)
+        np.subtract(half_edge[moving, None], wts, out=wts)
         np.clip(wts, 0, step_px, out=wts)
-        wts *= net_pos
+        wts *= profiles[moving]
         tot = wts.sum(-1)
-        centre = np.where(tot > 0, (wts * s).sum(-1) / np.where(tot > 0, tot, 1), centre)
-    return centre
+        new = np.where(tot > 0, (wts * s).sum(-1) / np.where(tot > 0, tot, 1), now)
+        centre[moving] = new
+        moving = moving[new != now]
+    return centre.reshape(shape)
 
 
 #: Samples at each window end that define the straight background.

@@ -139,7 +139,10 @@ class RingState:
 
     def weights(self, cp: ControlPoints) -> np.ndarray:
         """Inverse scatter of each point's ring (1 for a ring not measured yet), px⁻¹."""
-        return np.array([1 / self.ring_sigma.get(int(k), 1.0) for k in cp.ring])
+        inverse = np.ones(self.width.size)
+        if self.ring_sigma:
+            inverse[list(self.ring_sigma)] = 1 / np.array(list(self.ring_sigma.values()))
+        return inverse[cp.ring]
 
     def judge(self, cp: ControlPoints, res: np.ndarray, inl: np.ndarray) -> tuple[list[int], float]:
         """Learn from a round's residuals; the rings it found wrong and the robust σ (px).

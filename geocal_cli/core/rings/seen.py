@@ -110,6 +110,17 @@ def rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
     return (np.exp(np.exp(v) - 1) - 1) ** 2 - 1 + shift
 
 
+def _nanmedian(values: np.ndarray) -> np.ndarray:
+    """`np.nanmedian` along the last axis, NaN for an all-NaN row, without warnings. For the
+    short rows of `_clipped_sigma` numpy goes through masked arrays, which took 0.6 s of a
+    MAR345 run; a sort does it in a tenth."""
+    ordered = np.sort(values, axis=-1)                 # NaN last
+    n = np.count_nonzero(~np.isnan(values), axis=-1)
+    lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
+    hi = np.take_along_axis(ordered, (n // 2)[..., None], -1)[..., 0]
+    return np.where(n > 0, 0.5 * (lo + hi), np.nan)
+
+
 def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     """Local noise σ along the last axis: 1.4826 × median |residual − median| in blocks of
     `size` bins, linearly interpolated between block centres, with the peaks left out and the
@@ -138,10 +149,8 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
         blocks = []
         for lo, hi in zip(edges[:-1], edges[1:]):
             part = data[..., lo:hi]
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)   # all-masked rows: NaN
-                med = np.nanmedian(part, axis=-1, keepdims=True)
-                mad = 1.4826 * np.nanmedian(np.abs(part - med), axis=-1)
+            med = _nanmedian(part)
+            mad = 1.4826 * _nanmedian(np.abs(part - med[..., None]))
             enough = np.isfinite(part).sum(-1) >= max(3, (hi - lo) // 5)
             blocks.append(np.where(enough, mad, np.nan))
         s = np.stack(blocks, -1)
