@@ -217,23 +217,27 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
                      4 * (h + w) / BIN_PX))
     if n_bins < 8:
         return _no_rings(distance_px)
-    # Blocks of rows bound the memory to a few rows' worth of coordinates.
-    block = max(1, 2**16 // cols.size)
+    # Blocks of rows bound the memory of the coordinates to a few rows' worth. Each valid
+    # pixel's bin (int32), sector (int8) and value (the image's own type) are kept for both
+    # passes, 9 bytes a pixel of a 32-bit image: computed twice, they took twice the time on
+    # a subsampled 9M image.
+    per_block = max(1, 2**16 // cols.size)
 
-    def blocks():
-        for start in range(0, rows.size, block):
-            r = rows[start:start + block]
-            ok = valid[r[:, None], cols[None, :]]
-            u, s = radius_and_sector(r[:, None].astype(float), cols[None, :].astype(float))
-            ok &= u < n_bins * BIN_PX
-            yield ((u[ok] / BIN_PX).astype(np.int64), s[ok],
-                   image[r[:, None], cols[None, :]][ok].astype(float))
+    def binned(start):
+        r = rows[start:start + per_block]
+        ok = valid[r[:, None], cols[None, :]]
+        u, s = radius_and_sector(r[:, None].astype(float), cols[None, :].astype(float))
+        ok &= u < n_bins * BIN_PX
+        return ((u[ok] / BIN_PX).astype(np.int32), s[ok].astype(np.int8),
+                image[r[:, None], cols[None, :]][ok])
 
+    blocks = [binned(start) for start in range(0, rows.size, per_block)]
     # First pass: each radial bin's mean and spread; second pass without the pixels beyond
     # `CLIP_SIGMA` of them. A hot pixel of 10⁶ counts would otherwise add 10³ to the mean of
     # a bin of 10³ pixels: a ring of one bin's width at an SNR in the thousands.
     first = np.zeros((3, n_bins))
-    for b, _, v in blocks():
+    for b, _, v in blocks:
+        v = v.astype(float)
         first += [np.bincount(b, None, n_bins), np.bincount(b, v, n_bins),
                   np.bincount(b, v * v, n_bins)]
     if first[0].sum() < 100:
@@ -244,10 +248,11 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     sums = np.zeros(N_SECTORS * n_bins)
     counts = np.zeros(N_SECTORS * n_bins)
     squares = np.zeros(n_bins)
-    for b, s, v in blocks():
+    for b, s, v in blocks:
+        v = v.astype(float)
         keep = np.abs(v - m1[b]) <= CLIP_SIGMA * s1[b]
         b, s, v = b[keep], s[keep], v[keep]
-        cell = s * n_bins + b
+        cell = s.astype(np.int64) * n_bins + b
         sums += np.bincount(cell, v, N_SECTORS * n_bins)
         counts += np.bincount(cell, minlength=N_SECTORS * n_bins)
         squares += np.bincount(b, v * v, n_bins)
