@@ -353,3 +353,20 @@ def test_an_answer_whose_refit_the_audit_refuses_is_refused(lab6_far):
     off = {**_truth(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
     with pytest.raises(CalibrationError, match="the fit has not settled.*no rings here"):
         _settle(lab6_far, off, why="no rings here")
+
+
+def test_the_settled_check_checks_consistency_only_of_a_refit_that_moved(lab6_far, monkeypatch):
+    """The consistency checks refit with λ free where rings were lost (0.6 s on a 2300²
+    image): an answer the rounds leave where it is needs none, one they move is checked."""
+    from geocal_cli.core.rings import calibrate as calibrate_module
+
+    sim, _, _ = lab6_far
+    checked = []
+    real = calibrate_module._check_consistency
+    monkeypatch.setattr(calibrate_module, "_check_consistency",
+                        lambda *args: checked.append(args[4]) or real(*args))
+    assert _settle(lab6_far, _truth(sim)) == (None, [])
+    assert checked == []
+    off = {**_truth(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
+    again, _ = _settle(lab6_far, off)
+    assert again is not None and checked == [again]
