@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geocal_cli.core.geometry.frame import hypot
 from geocal_cli.core.rings.ellipse import Ellipse, fit_circle, fit_ellipse
 from geocal_cli.core.rings.ridges import RidgePixels
 
@@ -150,7 +151,7 @@ def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0) -> 
 
 
 def _sharpness_cost(c, p1, p2, width):
-    return _concentration(np.hypot(p1 - c[0], p2 - c[1]) / width)
+    return _concentration(hypot(p1 - c[0], p2 - c[1]) / width)
 
 
 def _concentration(r: np.ndarray) -> float:
@@ -324,13 +325,19 @@ def _drifting_radius(d1, d2, ref: Ellipse, drift: np.ndarray, n_iter: int = 3) -
     with the radius: ref's centre + drift · (r² − r_ref²) (`center_drift_of`)."""
     ca, sa = np.cos(ref.angle), np.sin(ref.angle)
     ratio = np.sqrt(ref.a / ref.b)
-    r2_ref = ref.radius ** 2
-    shift = np.zeros((2, 1))
-    for _ in range(n_iter if drift.any() else 1):
-        y = d1 - ref.c1 - shift[0]
-        x = d2 - ref.c2 - shift[1]
-        r = np.hypot((x * ca + y * sa) / ratio, (-x * sa + y * ca) * ratio)
-        shift = drift[:, None] * (r * r - r2_ref)
+    y, x = d1 - ref.c1, d2 - ref.c2
+    # Along the ellipse's axes, scaled to a circle; the centre's shift drift · q (q = r² −
+    # r_ref²) moves every point along one fixed direction there, by q.
+    u = (x * ca + y * sa) / ratio
+    v = (y * ca - x * sa) * ratio
+    r = hypot(u, v)
+    if drift.any():
+        du = (drift[1] * ca + drift[0] * sa) / ratio
+        dv = (drift[0] * ca - drift[1] * sa) * ratio
+        r2_ref = ref.radius ** 2
+        for _ in range(n_iter - 1):
+            q = r * r - r2_ref
+            r = hypot(u - du * q, v - dv * q)
     return r
 
 

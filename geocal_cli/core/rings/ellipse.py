@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geocal_cli.core.geometry.frame import hypot
+
 
 @dataclass(frozen=True)
 class Ellipse:
@@ -53,8 +55,8 @@ class Ellipse:
         ca, sa = np.cos(self.angle), np.sin(self.angle)
         u = x * ca + y * sa
         v = -x * sa + y * ca
-        rho = np.hypot(u / self.a, v / self.b)
-        r = np.hypot(u, v)
+        rho = hypot(u / self.a, v / self.b)
+        r = hypot(u, v)
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(rho > 0, r * (1 - 1 / rho), -self.b)
 

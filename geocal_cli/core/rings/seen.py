@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from geocal_cli.core.geometry.frame import DetectorFrame
+from geocal_cli.core.geometry.frame import DetectorFrame, hypot
 
 #: Profile bin width, pixels of flat-equivalent radius.
 BIN_PX = 0.5
@@ -204,7 +204,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
     def radius_and_sector(d1, d2):
         x1, x2, x3 = frame.xyz(d1, d2)
         with np.errstate(divide="ignore", invalid="ignore"):
-            u = np.where(x3 > 0, distance_px * np.hypot(x1, x2) / x3, np.inf)
+            u = np.where(x3 > 0, distance_px * hypot(x1, x2) / x3, np.inf)
         s = np.clip(((np.arctan2(x1, x2) + np.pi) / (2 * np.pi) * N_SECTORS).astype(np.int64),
                     0, N_SECTORS - 1)
         return u, s

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry.frame import frame_of, make_geometry, poni_for_beam_center, with_params
+from geocal_cli.core.geometry.frame import frame_of, hypot, make_geometry, poni_for_beam_center, with_params
 
 
 def _detector(orientation, pixel1=75e-6, pixel2=172e-6):
@@ -74,3 +74,10 @@ def test_fit2d_centre_uses_pixel_centres_at_i_plus_half():
     f2d = g.getFit2D()
     assert f2d["centerX"] == pytest.approx(b2 + 0.5, abs=1e-6)
     assert f2d["centerY"] == pytest.approx(b1 + 0.5, abs=1e-6)
+
+
+def test_hypot_is_numpys_to_rounding_over_lengths_in_metres_and_pixels():
+    rng = np.random.default_rng(2)
+    scale = 10.0 ** rng.uniform(-7, 5, (2, 100_000))
+    a, b = rng.normal(size=(2, 100_000)) * scale
+    np.testing.assert_allclose(hypot(a, b), np.hypot(a, b), rtol=4e-16, atol=0)
