@@ -20,8 +20,11 @@ import numpy as np
 
 def hypot(a, b):
     """√(a² + b²) elementwise, for lengths in pixels or metres: `np.hypot` guards against
-    overflow and underflow that such values never reach, and takes 3.5 times longer (on
-    float64; the per-pixel radii of a ring profile and every refinement step use it)."""
+    overflow and underflow that such values never reach, and takes 3.5 times longer on
+    float64 (the per-pixel radii of a ring profile, the centre searches' radii). It differs
+    from `np.hypot` in the last bit, on which the ring-arc search's outcome can hang (with
+    it in the frame's 2θ, one robustness case of 300 lost its calibration): the frame's
+    own 2θ keeps numpy's."""
     return np.sqrt(a * a + b * b)
 
 #: pyFAI's parameter order for a geometry (GeometryRefinement.PARAM_ORDER without wavelength).
@@ -72,12 +75,12 @@ class DetectorFrame:
     def tth_chi(self, d1, d2) -> tuple[np.ndarray, np.ndarray]:
         """Scattering angle 2θ and azimuth χ (radians, pyFAI's convention) at pixel indices."""
         x1, x2, x3 = self.xyz(d1, d2)
-        return np.arctan2(hypot(x1, x2), x3), np.arctan2(x1, x2)
+        return np.arctan2(np.hypot(x1, x2), x3), np.arctan2(x1, x2)
 
     def tth(self, d1, d2) -> np.ndarray:
         """Scattering angle 2θ (radians) at pixel indices d1, d2 (broadcastable arrays)."""
         x1, x2, x3 = self.xyz(d1, d2)
-        return np.arctan2(hypot(x1, x2), x3)
+        return np.arctan2(np.hypot(x1, x2), x3)
 
     def tth_range(self, shape: tuple[int, int]) -> tuple[float, float]:
         """Smallest and largest 2θ (radians) over a detector of `shape` (H, W).
@@ -102,7 +105,7 @@ class DetectorFrame:
         centre itself (ρ = 0), where 2θ has a cone point.
         """
         x1, x2, x3 = self.xyz(d1, d2)
-        rho = hypot(x1, x2)
+        rho = np.hypot(x1, x2)
         r2 = rho**2 + x3**2
         with np.errstate(invalid="ignore", divide="ignore"):
             grads = [(x3 * (x1 * e[0] + x2 * e[1]) / rho - rho * e[2]) / r2
@@ -181,7 +184,7 @@ class DetectorFrame:
     def tth_gradient(self, d1, d2) -> np.ndarray:
         """|∇2θ| in radians per pixel at pixel indices (converts Δ2θ to a distance in pixels)."""
         _, g1, g2 = self.tth_and_grad(d1, d2)
-        return hypot(g1, g2)
+        return np.hypot(g1, g2)
 
 
 def ring_shift_px(frame: DetectorFrame, reference: DetectorFrame, d1, d2) -> np.ndarray:
