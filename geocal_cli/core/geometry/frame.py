@@ -27,6 +27,7 @@ def hypot(a, b):
     own 2θ keeps numpy's."""
     return np.sqrt(a * a + b * b)
 
+
 #: pyFAI's parameter order for a geometry (GeometryRefinement.PARAM_ORDER without wavelength).
 PARAM_NAMES = ("dist", "poni1", "poni2", "rot1", "rot2", "rot3")
 

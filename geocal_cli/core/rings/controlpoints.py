@@ -71,6 +71,8 @@ class PreparedImage:
         Each pixel (real part) with its right-hand neighbour (imaginary part; 0 in the last
         column): one gather reads both pixels of an interpolation's row, and sampling
         (`sample_lines`) takes 2.6 times less time than with four gathers of single pixels.
+        Twice the memory of the float32 image (a Pilatus 1M run's peak: 5.0 → 5.5 times the
+        image as float64).
     interpolable, valid : ndarray of bool, shape (H, W)
     doublet : Doublet or None
     """

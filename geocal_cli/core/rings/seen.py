@@ -112,8 +112,8 @@ def rolling_background(profile: np.ndarray, size: int) -> np.ndarray:
 
 def _nanmedian(values: np.ndarray) -> np.ndarray:
     """`np.nanmedian` along the last axis, NaN for an all-NaN row, without warnings. For the
-    short rows of `_clipped_sigma` numpy goes through masked arrays, which took 0.6 s of a
-    MAR345 run; a sort does it in a tenth."""
+    short rows of `_clipped_sigma` numpy goes through masked arrays (0.37 ms a call, 0.6 s
+    of a MAR345 run); a sort takes a quarter of that."""
     ordered = np.sort(values, axis=-1)                 # NaN last
     n = np.count_nonzero(~np.isnan(values), axis=-1)
     lo = np.take_along_axis(ordered, np.maximum((n - 1) // 2, 0)[..., None], -1)[..., 0]
