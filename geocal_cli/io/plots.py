@@ -299,18 +299,17 @@ def _draw_residuals(ax, rings: list) -> None:
     rms = max(np.sqrt(np.mean(np.concatenate(res) ** 2)), 0.02) if res else 0.1
     step = 8 * rms
     rows = np.arange(len(rings)) * step
+    chis = np.degrees(np.concatenate([r.chi for r in rings])) if rings else np.zeros(0)
     # One collection for all rows (colours cycling by row), not two artists per ring: a
     # figure's draw time grows with its artists.
     if rings:
         row = np.repeat(np.arange(len(rings)), [r.chi.size for r in rings])
-        ax.scatter(np.degrees(np.concatenate([r.chi for r in rings])),
-                   np.concatenate([r.residual_px for r in rings]) + rows[row], s=1.5 ** 2,
-                   marker=".", c=row % 10, cmap="tab10", vmin=0, vmax=9.5, lw=0,
+        ax.scatter(chis, np.concatenate([r.residual_px for r in rings]) + rows[row],
+                   s=1.5 ** 2, marker=".", c=row % 10, cmap="tab10", vmin=0, vmax=9.5, lw=0,
                    rasterized=True)
     ax.hlines(rows, 0, 1, transform=ax.get_yaxis_transform(), color="gray", lw=0.4)
     ax.set_yticks(rows)
     ax.set_yticklabels([f"{r.index + 1}: {r.rms_px:.2f}" for r in rings], fontsize=7)
-    chis = np.degrees(np.concatenate([r.chi for r in rings])) if rings else np.zeros(0)
     lo, hi = (chis.min(), chis.max()) if chis.size else (-180, 180)
     if hi - lo > 300:
         lo, hi = -180, 180
