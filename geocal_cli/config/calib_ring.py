@@ -35,7 +35,8 @@ class CalibRingConfig(DoubletBeamConfig):
     plot: Path | None = Field(None, description="PNG with rings, control points and residuals")
     electron_model: Literal["lens", "tilt"] = Field("lens", description=(
         "electrons: 'lens' fits camera length, projector-lens ellipticity and centre on an "
-        "untilted detector; 'tilt' fits a tilted detector as for X-rays"))
+        "untilted detector (the PONI holds the tilted geometry nearest its ellipses, the "
+        "ellipse file the model); 'tilt' fits a tilted detector as for X-rays"))
     ellipse: Path | None = Field(None, description=(
         "electrons, lens model: ellipse file for pyxem/py4DSTEM (default: beside the PONI, <PONI stem>.ellipse.json)"))
 

@@ -226,14 +226,15 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     lens = None
     if lens_model:
         lens = electron.fit_lens(calib, data, valid, fit_detector, wavelength, rings.d_spacing, say)
-        tilt = electron.tilt_fits_better(lens, calib, rings.d_spacing)
+        poni = electron.poni_fit(lens, calib, rings.d_spacing, fit_detector)
+        tilt = electron.tilt_fits_better(poni)
         if tilt:
             say(tilt)
             report["warnings"].append(tilt)
             lens = None
         else:
-            geometry = electron.equivalent_geometry(lens, fit_detector)
-            electron.update_report(report, lens, rings.d_spacing, geometry_summary(geometry))
+            geometry = poni.geometry
+            electron.update_report(report, lens, rings.d_spacing, poni, geometry_summary(geometry))
     if fit_detector is not detector:
         from geocal_cli.core.geometry.frame import geometry_from_values
 

@@ -4,6 +4,7 @@ and the microscopist's terms (`core.electron.lens`)."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -73,36 +74,91 @@ LENS_MISFIT = ("a projector-lens distortion beyond the ellipse (higher orders) o
                "scatter of centres and radii")
 
 
-def tilt_fits_better(lens, calib, d_spacing) -> str | None:
-    """Whether the rings show a detector tilt rather than a lens: the tilted pyFAI geometry
-    refined on the lens model's own points (same points, same weights, five parameters each)
-    fits clearly better. A tilt makes the rings non-concentric conics whose eccentricity
-    grows with 2θ; a projector lens gives concentric ellipses of one axis ratio.
+@dataclass(frozen=True)
+class PoniFit:
+    """The PONI written for the electron model.
+
+    Attributes
+    ----------
+    geometry : pyFAI.geometry.Geometry
+    tilted : geocal_cli.core.rings.refine.Refinement or None
+        The tilted geometry's refinement on the model's points; None when those points
+        could not fix it and the PONI is the untilted detector at the camera length.
+    rms_px, model_rms_px : float
+        Weighted rms of the tilted geometry's residuals on the points it keeps, and of the
+        lens model's on its inliers, pixels (`rms_px` inf without a tilted geometry).
+    """
+
+    geometry: object
+    tilted: object
+    rms_px: float
+    model_rms_px: float
+
+
+def poni_fit(lens, calib, d_spacing, detector) -> PoniFit:
+    """The pyFAI geometry nearest the electron model: the tilted detector refined on the
+    lens model's own points (same points, same weights, five parameters as the model:
+    distance, PONI, rot1, rot2).
+
+    To first order in 2θ a detector tilted by τ draws rings as concentric ellipses of axis
+    ratio 1/cos τ, so its rings come nearer the model's ellipses than the circles of an
+    untilted detector; what a tilt adds beyond that (ring centres moving with 2θ) is what
+    `tilt_fits_better` weighs. When the points cannot fix a tilt, the PONI is the untilted
+    detector at the camera length with the PONI at the ring centre
+    (`core.electron.lens.equivalent_geometry`).
+
+    Parameters
+    ----------
+    lens : geocal_cli.core.electron.lens.LensCalibration
+    calib : geocal_cli.core.rings.calibrate.Calibration
+        The tilted-detector fit that started the model: the refinement starts from it.
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+    detector : pyFAI.detectors.Detector
 
     Returns
     -------
-    str or None
-        The reason to keep the tilted geometry, or None.
+    PoniFit
     """
+    from geocal_cli.core.electron.lens import equivalent_geometry
+    from geocal_cli.core.geometry.frame import geometry_from_values
     from geocal_cli.core.rings.refine import refine_geometry
 
     inl = lens.fit.inliers
     pts = lens.points
     weights = 1.0 / lens.sigma_px[inl]
-    tilted = refine_geometry(calib.geometry, pts.d1[inl], pts.d2[inl], d_spacing[pts.ring[inl]],
-                             calib.refinement.values, ("dist", "poni1", "poni2", "rot1", "rot2"),
-                             weights=weights)
 
     def rms(res, keep):
         return float(np.sqrt(np.sum((res * weights)[keep] ** 2) / np.sum(weights[keep] ** 2)))
 
     own = rms(lens.fit.residual_px[inl], np.ones(inl.sum(), bool))
-    other = rms(tilted.residual_px, tilted.inliers)
-    if other < TILT_BETTER * own:
+    try:
+        tilted = refine_geometry(calib.geometry, pts.d1[inl], pts.d2[inl],
+                                 d_spacing[pts.ring[inl]], calib.refinement.values,
+                                 ("dist", "poni1", "poni2", "rot1", "rot2"), weights=weights)
+    except ValueError:
+        return PoniFit(equivalent_geometry(detector, lens.camera_length_m, lens.center,
+                                           lens.wavelength_m), None, np.inf, own)
+    return PoniFit(geometry_from_values(detector, tilted.values), tilted,
+                   rms(tilted.residual_px, tilted.inliers), own)
+
+
+def tilt_fits_better(poni: PoniFit) -> str | None:
+    """Whether the rings show a detector tilt rather than a lens: the tilted geometry of
+    `poni_fit` fits the lens model's points clearly better. A tilt makes the rings
+    non-concentric conics whose eccentricity grows with 2θ; a projector lens gives
+    concentric ellipses of one axis ratio.
+
+    Returns
+    -------
+    str or None
+        The reason to keep the tilted-detector calibration, or None.
+    """
+    if poni.rms_px < TILT_BETTER * poni.model_rms_px:
         return (f"the rings show a detector tilt, not a lens: on the same points a tilted "
-                f"detector fits with {other:.3f} px rms against {own:.3f} px for the lens model "
-                "(concentric ellipses); the tilted geometry is kept (--electron-model tilt "
-                "to say so)")
+                f"detector fits with {poni.rms_px:.3f} px rms against {poni.model_rms_px:.3f} px "
+                "for the lens model (concentric ellipses); the tilted geometry is kept "
+                "(--electron-model tilt to say so)")
     return None
 
 
@@ -134,16 +190,17 @@ def plot_view(lens, d_spacing):
                        ring_rows(lens, d_spacing))
 
 
-def equivalent_geometry(lens, detector):
-    """The PONI of a fitted electron model (`core.electron.lens.equivalent_geometry`)."""
-    from geocal_cli.core.electron.lens import equivalent_geometry as untilted
-
-    return untilted(detector, lens.camera_length_m, lens.center, lens.wavelength_m)
-
-
-def sections(lens, d_spacing) -> dict:
+def sections(lens, d_spacing, poni) -> dict:
     """The report's sections for the electron model: `results.electron`, the uncertainties,
     the residuals per ring, and what the PONI approximates.
+
+    Parameters
+    ----------
+    lens : geocal_cli.core.electron.lens.LensCalibration
+    d_spacing : ndarray, shape (m,)
+        Metres, decreasing.
+    poni : PoniFit
+        The PONI written for the model (`poni_fit`).
 
     Returns
     -------
@@ -191,14 +248,30 @@ def sections(lens, d_spacing) -> dict:
             **misfit_summary(misfit),
             "weighting": "each point by its 1σ from the multi-peak profile fit (floor 0.02 px)",
             "rings": rings},
-        "notes": [
-            "the PONI is the untilted detector at the camera length with the PONI at the ring "
-            "centre: pyFAI has no lens ellipticity, so its rings are circles that miss the "
-            f"ellipses by up to ±{100 * e:.2f} % of their radius ({e * _outer_radius(lens):.2f} px "
-            "at the outermost ring fitted); the ellipse file carries the full model"],
+        "notes": [poni_note(lens, poni)],
         "warnings": [w for w in [concentric_warning(lens.ring_centres),
                                  misfit_warning(misfit, LENS_MISFIT)] if w],
     }
+
+
+def poni_note(lens, poni) -> str:
+    """What the PONI holds of the electron model, and how near its rings come to the
+    model's ellipses."""
+    e = float(np.hypot(*lens.fit.ellipticity))
+    circles = (f"untilted circles would miss the ellipses by up to ±{100 * e:.2f} % of their "
+               f"radius ({e * _outer_radius(lens):.2f} px at the outermost ring fitted)")
+    if poni.tilted is None:
+        return ("the PONI is the untilted detector at the camera length with the PONI at the "
+                f"ring centre: pyFAI has no lens ellipticity, and {circles}; the ellipse file "
+                "carries the full model")
+    fit2d = poni.geometry.getFit2D()
+    return (f"the PONI is the pyFAI geometry nearest the electron model: a detector tilted by "
+            f"{fit2d['tilt']:.2f}° (tiltPlanRotation {fit2d['tiltPlanRotation']:.1f}°) stands in "
+            "for the lens ellipticity pyFAI cannot hold, so its beam centre and directDist may "
+            "differ slightly from the model's ring centre and camera length; on the model's "
+            f"points its rings lie {poni.rms_px:.3f} px rms from them (the model: "
+            f"{poni.model_rms_px:.3f} px; both weighted by the points' 1σ), where {circles}; the "
+            "ellipse file carries the full model")
 
 
 def _outer_radius(lens) -> float:
@@ -208,20 +281,21 @@ def _outer_radius(lens) -> float:
                                  lens.points.d2[inl] - lens.center[1])))
 
 
-def update_report(report: dict, lens, d_spacing, geometry_summary: dict) -> None:
+def update_report(report: dict, lens, d_spacing, poni, geometry_summary: dict) -> None:
     """Replace a calib-ring report's tilted-detector results by the electron model's.
 
     The tilted fit, which started the model, stays under `results.tilted_start`; its
     warnings that the tilt's mirror image fits as well, that its rings are not concentric and
     of what it leaves no longer apply: the model's own replace them.
     """
-    sec = sections(lens, d_spacing)
+    sec = sections(lens, d_spacing, poni)
     res = report["results"]
     res["tilted_start"] = res["geometry"]
     res["geometry"] = geometry_summary
     res["electron"] = sec["electron"]
     res["refined"] = ["center", "ellipticity", "camera_length"]
-    res["fixed"] = ["tilts (untilted detector)", "wavelength"]
+    res["fixed"] = ["tilts (the model's detector is untilted; the PONI's tilt stands in for "
+                    "the lens)", "wavelength"]
     report["uncertainties_1sigma"] = sec["uncertainties_1sigma"]
     report["correlation"] = correlation(lens)
     report["residuals"] = sec["residuals"]

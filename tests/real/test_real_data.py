@@ -142,10 +142,17 @@ def test_au_electron_pyxem_lens_model(tmp_path):
     # Au 111, 200 and 220 (rings 1-3) all carry control points.
     counts = {r["ring"]: r["count"] for r in res.report["residuals"]["rings"]}
     assert all(counts.get(k, 0) > 100 for k in (1, 2, 3))
-    # The PONI is the untilted equivalent; the ellipse file says what pyFAI cannot hold.
+    # The PONI is the pyFAI geometry nearest the ellipses: a tilt of axis ratio 1/cos τ along
+    # the major axis, whose rings lie as near the model's points as the model's own; the
+    # ellipse file says what pyFAI cannot hold.
     g = res.report["results"]["geometry"]
-    assert g["fit2d"]["tilt_deg"] == 0.0
-    assert g["fit2d"]["directDist_mm"] == pytest.approx(e["camera_length_mm"])
+    assert 1 / np.cos(np.radians(g["fit2d"]["tilt_deg"])) == pytest.approx(e["axis_ratio"], abs=0.005)
+    assert g["fit2d"]["tiltPlanRotation_deg"] % 180 == pytest.approx(e["major_axis_deg"], abs=2.0)
+    assert np.hypot(g["beam_center_px"]["x"] - 127.89, g["beam_center_px"]["y"] - 128.36) < 0.4
+    (note,) = [n for n in res.report["notes"] if n.startswith("the PONI is the pyFAI geometry")]
+    poni_rms, model_rms = (float(x) for x in
+                           re.search(r"lie ([0-9.]+) px rms from them \(the model: ([0-9.]+) px;", note).groups())
+    assert poni_rms < 1.1 * model_rms
     ellipse = json.loads((tmp_path / "au.ellipse.json").read_text())
     assert ellipse["axis_ratio"] == pytest.approx(e["axis_ratio"])
     # The outer rings' centres sit up to 0.7 px from the 111 ring's: the residual is mostly
