@@ -9,7 +9,8 @@ their position, their strength over the profile's noise (the median absolute dev
 the background-subtracted profile in blocks, with the rings clipped out, and never below each
 bin's standard error) and their azimuthal coverage (the fraction of sectors
 with valid pixels at that radius where the ring stands 3σ above that sector's background).
-Pixels more than `CLIP_SIGMA` σ from their bin's mean (hot pixels, zingers) are left out.
+Pixels more than `CLIP_SIGMA` σ from their bin's mean (hot pixels, zingers) are left out;
+a bin of too few pixels for that test is judged against its neighbours' pixels too.
 
 Because u depends on the distance only through the ring positions, a wrong distance, a wrong
 calibrant or a wrong wavelength moves the calibrant's predicted rings in u, not the rings the
@@ -38,6 +39,11 @@ MIN_FWHM_PX = 1.0
 #: Pixels further than this many σ from their radial bin's mean are left out (hot pixels,
 #: zingers, spots of a single crystallite).
 CLIP_SIGMA = 6.0
+#: Pixels a bin's clipping reference holds at least: one value among n lies at most √(n − 1)
+#: σ from their mean, so in a bin of fewer than 37 pixels (far corners of a tilted detector,
+#: where a pixel spans many bins of u; next to the beam) no hot pixel is ever `CLIP_SIGMA`
+#: out. Such bins are judged against the nearest bins that together hold this many.
+CLIP_POOL = 64
 #: The profile's noise measured on its own bins (the clipped MAD) is trusted up to this many
 #: times the noise its pixels give each bin (their scatter over √n): beyond, rings fill the
 #: blocks the MAD is taken on (a dense comb of broad rings) and it measures the rings.
@@ -162,6 +168,36 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     return sigma.reshape(residual.shape)
 
 
+def _pooled(sums: np.ndarray, n_min: int) -> np.ndarray:
+    """Per-bin sums pooled, for bins of fewer than `n_min` pixels, over the nearest bins
+    (a window of 2h + 1 bins, h doubling) that hold `n_min` together.
+
+    Parameters
+    ----------
+    sums : ndarray, shape (3, n_bins)
+        Each bin's pixel count, sum and sum of squares.
+    n_min : int
+
+    Returns
+    -------
+    ndarray, shape (3, n_bins)
+        The same sums, pooled where a bin alone holds fewer than `n_min` pixels (or every
+        bin, if the whole profile does).
+    """
+    n_bins = sums.shape[1]
+    cum = np.concatenate([np.zeros((3, 1)), np.cumsum(sums, axis=1)], axis=1)
+    idx = np.arange(n_bins)
+    pooled = sums.copy()
+    short = sums[0] < n_min
+    h = 1
+    while short.any() and h < 2 * n_bins:
+        window = cum[:, np.minimum(idx + h + 1, n_bins)] - cum[:, np.maximum(idx - h, 0)]
+        pooled[:, short] = window[:, short]
+        short &= window[0] < n_min
+        h *= 2
+    return pooled
+
+
 def _fill_gaps(values: np.ndarray) -> np.ndarray:
     """Linear interpolation over NaN bins (shape (..., m)); all-NaN rows become 0."""
     out = np.array(values, float)
@@ -242,9 +278,10 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
                   np.bincount(b, v * v, n_bins)]
     if first[0].sum() < 100:
         return _no_rings(distance_px)
+    pool = _pooled(first, CLIP_POOL)
     with np.errstate(invalid="ignore", divide="ignore"):
-        m1 = first[1] / first[0]
-        s1 = np.sqrt(np.maximum(first[2] / first[0] - m1**2, 0))
+        m1 = pool[1] / pool[0]
+        s1 = np.sqrt(np.maximum(pool[2] / pool[0] - m1**2, 0))
     sums = np.zeros(N_SECTORS * n_bins)
     counts = np.zeros(N_SECTORS * n_bins)
     squares = np.zeros(n_bins)
