@@ -450,10 +450,16 @@ def tolerance_px(u: np.ndarray) -> np.ndarray:
 
 def typical_fwhm(seen: SeenRings, default_px: float = 2.5) -> float:
     """The rings' FWHM (px) as the profile shows it: the median over its strong rings (SNR ≥
-    20), `default_px` with fewer than two. Control points' widths are no substitute: on weak
-    rings noise inflates them."""
+    20); with fewer than two, over the rings strong and whole enough to count
+    (`COUNT_SNR`, `COUNT_COVERAGE`) if three are; else `default_px`. Control points' widths
+    are no substitute: on weak rings noise inflates them. A weak pattern of broad rings (a
+    lab doublet at 20 mm: FWHM 5–8 px) measured against the default would count the narrow
+    edge of a beamstop's shadow and none of its rings."""
     strong = seen.snr >= 20
-    return float(np.median(seen.width_px[strong])) if strong.sum() >= 2 else default_px
+    if strong.sum() >= 2:
+        return float(np.median(seen.width_px[strong]))
+    whole = (seen.snr >= COUNT_SNR) & (seen.coverage >= COUNT_COVERAGE)
+    return float(np.median(seen.width_px[whole])) if whole.sum() >= 3 else default_px
 
 
 def counted_rings(seen: SeenRings) -> np.ndarray:

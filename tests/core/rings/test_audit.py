@@ -7,8 +7,9 @@ import pytest
 
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.audit import (Audit, CalibrantScore, calibrant_families,
-                                         judge_wavelength, merge_rankings, rank_calibrants,
-                                         refusal, ring_strength, scan_wavelength)
+                                         counted_rings, judge_wavelength, merge_rankings,
+                                         rank_calibrants, refusal, ring_strength,
+                                         scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
 
@@ -219,3 +220,26 @@ def test_an_alias_distance_is_not_trusted():
     assert np.count_nonzero(a.explained >= 0) < a.best_distance.explained
     assert not a.assignment_trusted
     assert "at another distance explains the image's rings better" in refusal(a, FAMILIES, 2)
+
+
+def test_broad_weak_rings_count_and_a_beamstop_edge_does_not():
+    """The profile of robustness case 73 (Si, Ag Kα doublet at 20 mm, weak broad rings):
+    one ring reaches an SNR of 20, so the rings' typical width comes from those strong and
+    whole enough to count, 7 px, not from the 2.5 px default, against which the beamstop
+    shadow's sharp edge (two 1.4 px peaks at 33-36 px) counted and 9 of the 11 whole rings of
+    Si did not."""
+    width = np.array([1.5, 1.4, 7.2, 6.9, 6.5, 7.2, 5.5, 4.6, 7.2, 4.6, 7.3, 7.4, 4.6, 5.1, 7.8,
+                      8.2, 5.1])
+    snr = np.array([14.6, 13.8, 57.5, 14.3, 13.0, 12.9, 8.4, 7.7, 14.6, 9.1, 14.4, 14.6, 8.9,
+                    10.0, 13.0, 17.3, 9.7])
+    coverage = np.array([0.83, 0.72, 1.0, 0.97, 0.85, 0.79, 0.53, 0.12, 0.53, 0.19, 0.67, 0.69,
+                         0.08, 0.14, 0.53, 0.92, 0.56])
+    u = np.array([33.3, 35.6, 48.4, 80.2, 95.4, 118.1, 130.1, 149.9, 161.1, 179.7, 190.6,
+                  209.1, 220.2, 239.3, 250.4, 270.8, 282.9])
+    empty = np.empty(0)
+    seen = SeenRings(u_px=u, tth=np.arctan(u / 364.0), snr=snr, coverage=coverage,
+                     width_px=width, area=snr * width, offset=np.zeros((u.size, 2)),
+                     profile_u=empty, profile=empty, noise=empty, distance_px=364.0)
+    counted = counted_rings(seen)
+    assert not counted[:2].any()
+    assert counted[2:].sum() == 11
