@@ -81,18 +81,20 @@ class PoniFit:
     Attributes
     ----------
     geometry : pyFAI.geometry.Geometry
-    tilted : geocal_cli.core.rings.refine.Refinement or None
-        The tilted geometry's refinement on the model's points; None when those points
-        could not fix it and the PONI is the untilted detector at the camera length.
     rms_px, model_rms_px : float
         Weighted rms of the tilted geometry's residuals on the points it keeps, and of the
-        lens model's on its inliers, pixels (`rms_px` inf without a tilted geometry).
+        lens model's on its inliers, pixels (`rms_px` inf when the model's points could not
+        fix a tilt and the PONI is the untilted detector at the camera length).
     """
 
     geometry: object
-    tilted: object
     rms_px: float
     model_rms_px: float
+
+    @property
+    def tilted(self) -> bool:
+        """Whether the PONI is the tilted geometry refined on the model's points."""
+        return bool(np.isfinite(self.rms_px))
 
 
 def poni_fit(lens, calib, d_spacing, detector) -> PoniFit:
@@ -138,8 +140,8 @@ def poni_fit(lens, calib, d_spacing, detector) -> PoniFit:
                                  ("dist", "poni1", "poni2", "rot1", "rot2"), weights=weights)
     except ValueError:
         return PoniFit(equivalent_geometry(detector, lens.camera_length_m, lens.center,
-                                           lens.wavelength_m), None, np.inf, own)
-    return PoniFit(geometry_from_values(detector, tilted.values), tilted,
+                                           lens.wavelength_m), np.inf, own)
+    return PoniFit(geometry_from_values(detector, tilted.values),
                    rms(tilted.residual_px, tilted.inliers), own)
 
 
@@ -260,7 +262,7 @@ def poni_note(lens, poni) -> str:
     e = float(np.hypot(*lens.fit.ellipticity))
     circles = (f"untilted circles would miss the ellipses by up to ±{100 * e:.2f} % of their "
                f"radius ({e * _outer_radius(lens):.2f} px at the outermost ring fitted)")
-    if poni.tilted is None:
+    if not poni.tilted:
         return ("the PONI is the untilted detector at the camera length with the PONI at the "
                 f"ring centre: pyFAI has no lens ellipticity, and {circles}; the ellipse file "
                 "carries the full model")
