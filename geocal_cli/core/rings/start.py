@@ -20,7 +20,7 @@ import numpy as np
 from geocal_cli.core.rings.assign import assign_rings, assignable
 from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
                                    refine_center, sharpness, trace_rings, vote_center)
-from geocal_cli.core.rings.ellipse import fit_circle
+from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       poni_for_beam_center)
@@ -45,6 +45,14 @@ NEXT_SIGMA_PX = 1.0
 NEXT_MIN_RINGS = 3
 #: Ring arcs (the longest) the ring-family fit of the arc strategy starts from.
 FAMILY_ARCS = 48
+#: Mean |residual| (pixels) of the arcs' ridge pixels within which a ring-family fit stands.
+FAMILY_COST_PX = 3.0
+#: An arc is one ring's when an ellipse fits its ridge pixels within this rms (pixels; a
+#: ring's arc fits within about 1 px, a chain of touching rings 5–40 px) ...
+ONE_RING_RMS_PX = 2.0
+#: ... keeping at least this fraction of them (the fit's 3σ clip drops 10–35 % of a
+#: ring's ridge pixels, a chain's rms is what gives it away).
+ONE_RING_INLIERS = 0.5
 
 
 def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
@@ -200,11 +208,32 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
             ridges.d1[every], ridges.d2[every])[0]
         families = [family(range(len(arcs)), max_nfev=40, start=fam.values),
                     replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
-    families = [f for f in families if f is not None and f.cost <= 3.0]
+    families = [f for f in families if f is not None and f.cost <= FAMILY_COST_PX]
+    if not families:
+        # Where a strong tilt crowds the rings on one side, their ridges touch and one
+        # connected arc runs along several rings; the longest arcs, which the fit starts
+        # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at 56 mm:
+        # the 5 longest arcs each held 2–4 rings). The arcs that are one ring each, if
+        # three or more, carry the geometry alone.
+        single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
+        if 3 <= len(single) < len(arcs):
+            arcs = [arcs[i] for i in single]
+            picks = [picks[i] for i in single]
+            fam = family(sorted(sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)
+                                [:FAMILY_ARCS]), max_nfev=40)
+            families = [fam] if fam is not None and fam.cost <= FAMILY_COST_PX else []
     if not families:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
     return [_family_traces(ridges, arcs, f, detector, say, n)
             for n, f in enumerate(families, 1)]
+
+
+def _one_ring(ridges, idx: np.ndarray) -> bool:
+    """Whether the ridge pixels `idx` of one connected arc lie on one ellipse (at most
+    `ONE_RING_RMS_PX` rms, `ONE_RING_INLIERS` of them): a ring's own arc does, a chain of
+    touching rings does not."""
+    e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
+    return e is not None and e.rms <= ONE_RING_RMS_PX and e.inliers.mean() >= ONE_RING_INLIERS
 
 
 def _family_traces(ridges, arcs, fam, detector, say, n):
@@ -308,19 +337,22 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
             return None
         return 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers]))), h, ref, fit[2]
 
+    def enough(f):
+        return not min_explained or len(f[3]) >= max(3, min_explained * len(traces))
+
     fits, tried = [], 0
     for h in hypotheses:
         tried += 1
         f = fitted(h)
         if f is not None:
             fits.append(f)
-            if h is hypotheses[0] and f[0] <= EXCELLENT_SIGMA_PX:
+            # An excellent fit that does not explain enough rings ends nothing: on two
+            # rings any assignment fits excellently (Al2O3 tilted 29°: 0.009 px on two
+            # rings, 100 px from the truth, ahead of the right assignment of three).
+            if h is hypotheses[0] and f[0] <= EXCELLENT_SIGMA_PX and enough(f):
                 break
     if not fits:
         raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
-
-    def enough(f):
-        return not min_explained or len(f[3]) >= max(3, min_explained * len(traces))
 
     if not any(enough(f) for f in fits):
         raise CalibrationError(
