@@ -157,7 +157,8 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     The fit's cost grows with the cube of its arcs (one 2θ each): with more than
     `FAMILY_ARCS` arcs, the grid of starts runs on the longest, and two families follow from
     its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
-    by it (where the joint fit drifts).
+    by it (where the joint fit drifts) (`_family_readings`). When no reading fits, the arcs
+    that are one ring each (`_one_ring`) are read alone.
 
     Parameters
     ----------
@@ -188,6 +189,29 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
         raise CalibrationError("no rings found: fewer than three ring arcs")
     rng = np.random.default_rng(4)
     picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
+    readings = _family_readings(ridges, arcs, picks, detector, wavelength)
+    if not readings:
+        # Where a strong tilt crowds the rings on one side, their ridges touch and one
+        # connected arc runs along several rings; the longest arcs, which the fit starts
+        # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at 56 mm:
+        # the 5 longest arcs each held 2–4 rings). The arcs that are one ring each, if
+        # three or more, carry the geometry alone.
+        single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
+        if 3 <= len(single) < len(arcs):
+            readings = _family_readings(ridges, [arcs[i] for i in single],
+                                        [picks[i] for i in single], detector, wavelength)
+    if not readings:
+        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
+    return [_family_traces(ridges, arcs, f, detector, say, n)
+            for n, (arcs, f) in enumerate(readings, 1)]
+
+
+def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: float) -> list:
+    """The ring-family readings of `arc_traces` whose cost is within `FAMILY_COST_PX`, as
+    (arcs, RingFamily) with one 2θ per arc: the fit of the `FAMILY_ARCS` longest arcs from
+    the grid of starts and, with more arcs, every arc fitted from its solution and every arc
+    given its 2θ by it. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
+    fitted of each."""
 
     def family(which, **options):
         sel = np.concatenate([picks[i] for i in which])
@@ -208,24 +232,7 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
             ridges.d1[every], ridges.d2[every])[0]
         families = [family(range(len(arcs)), max_nfev=40, start=fam.values),
                     replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
-    families = [f for f in families if f is not None and f.cost <= FAMILY_COST_PX]
-    if not families:
-        # Where a strong tilt crowds the rings on one side, their ridges touch and one
-        # connected arc runs along several rings; the longest arcs, which the fit starts
-        # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at 56 mm:
-        # the 5 longest arcs each held 2–4 rings). The arcs that are one ring each, if
-        # three or more, carry the geometry alone.
-        single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
-        if 3 <= len(single) < len(arcs):
-            arcs = [arcs[i] for i in single]
-            picks = [picks[i] for i in single]
-            fam = family(sorted(sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)
-                                [:FAMILY_ARCS]), max_nfev=40)
-            families = [fam] if fam is not None and fam.cost <= FAMILY_COST_PX else []
-    if not families:
-        raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
-    return [_family_traces(ridges, arcs, f, detector, say, n)
-            for n, f in enumerate(families, 1)]
+    return [(arcs, f) for f in families if f is not None and f.cost <= FAMILY_COST_PX]
 
 
 def _one_ring(ridges, idx: np.ndarray) -> bool:
