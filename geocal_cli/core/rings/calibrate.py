@@ -791,8 +791,8 @@ def _solve(start, *solve):
     """Refinement rounds from a start (`_rounds`), then the checks that refuse inconsistent
     fits (`_checked`). `solve` is (prepared, valid, detector, d_spacing, free, say).
 
-    A fit the checks refuse is tried once more from its mirrored tilt (`_mirrored`), taken
-    when it fits clearly better (`MIRROR_BETTER`): the mirror minimum's residuals grow with
+    A fit the checks refuse is tried once more from its mirrored tilt, taken when it fits
+    clearly better (`_mirror_if_better`): the mirror minimum's residuals grow with
     the rings' centre drift r² tan τ / L, and once that passes a pixel the checks refused
     the fit before the search's own mirror test (`_Judge`) could see it (Si at 83 kV
     electrons, 5 m, tilted 13°: σ 1.36 px and 1 px from the truth; its mirror 0.003 px).
@@ -802,13 +802,10 @@ def _solve(start, *solve):
         _checked(result, pts, *solve)
     except CalibrationError:
         prepared, valid, detector, d_spacing, free, say = solve
-        mirrored = _mirrored(prepared, detector, d_spacing, result, pts, free)
-        if mirrored is None or not (_robust_sigma(mirrored[0])
-                                    < MIRROR_BETTER * _robust_sigma(result)):
+        taken, _, _ = _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say)
+        if taken is result:
             raise
-        say(f"the mirrored tilt fits better (σ {_robust_sigma(mirrored[0]):.3f} vs "
-            f"{_robust_sigma(result):.3f} px): refining from it")
-        result, pts = _rounds(mirrored[0].values, *solve)
+        result, pts = _rounds(taken.values, *solve)
         _checked(result, pts, *solve)
     return result, pts
 

@@ -157,7 +157,7 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     The fit's cost grows with the cube of its arcs (one 2θ each): with more than
     `FAMILY_ARCS` arcs, the grid of starts runs on the longest, and two families follow from
     its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
-    by it (where the joint fit drifts) (`_family_readings`). When no reading fits, the arcs
+    by it, where the joint fit drifts (`_family_readings`). When no reading fits, the arcs
     that are one ring each (`_one_ring`) are read alone.
 
     Parameters
@@ -202,8 +202,8 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
                                         [picks[i] for i in single], detector, wavelength)
     if not readings:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
-    return [_family_traces(ridges, arcs, f, detector, say, n)
-            for n, (arcs, f) in enumerate(readings, 1)]
+    return [_family_traces(ridges, read, f, detector, say, n)
+            for n, (read, f) in enumerate(readings, 1)]
 
 
 def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: float) -> list:
