@@ -24,6 +24,12 @@ from geocal_cli.core.rings.refine import tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 _SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad
+#: Shortest distance a fit may end at, pixels. As the distance goes to 0 every arc's 2θ goes
+#: to 90° and its 2θ gradient per pixel grows without bound, so the arcs' residuals in pixels
+#: of that geometry vanish: a 256² electron pattern's 7 arcs "fitted" at 10⁻⁹ px with 0.006 px
+#: of cost, all one ring. No detector sits within 10 pixels of the sample (a ring 100 px out
+#: would lie at 84°).
+MIN_DIST_PX = 10.0
 
 
 @dataclass(frozen=True)
@@ -152,7 +158,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         f = frame_of(g, p6)
         cost = float(np.mean(np.abs((f.tth(d1, d2) - tth[arc])
                                     / np.maximum(f.tth_gradient(d1, d2), 1e-9))))
-        if np.isfinite(cost) and p6[0] > 0 and (best is None or cost < best[0]):
+        if np.isfinite(cost) and p6[0] > MIN_DIST_PX * pixel and (best is None or cost < best[0]):
             best = (cost, p6, tth)
         if best is not None and best[0] < good_px:
             break

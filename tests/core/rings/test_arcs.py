@@ -78,21 +78,14 @@ def corundum_crowded(tmp_path_factory):
     return simulate_case(CORUNDUM_CROWDED, tmp_path_factory.mktemp("crowded"))
 
 
-def test_the_family_fit_of_one_ring_arcs_finds_the_geometry_and_says_its_cost_in_pixels(
-        corundum_crowded):
-    """On the arcs that are one ring each, the ring-family fit lands within 5 % of the
-    distance, and its cost is the mean |residual| of the ridge pixels under the geometry it
-    returns. (Measured against the start's 2θ gradient, fits that drifted 1.5–5.8 m away,
-    where every 2θ difference shrinks, reported 1.1 px for arcs 13–31 px off.)"""
+def _one_ring_arcs(sim):
+    """(d1, d2, arc, centres, radii) of the family fit on the arcs that are one ring each,
+    as `start.arc_traces` picks their pixels; asserts there are 3 or more, not all arcs."""
     import numpy as np
 
-    from geocal_cli.core.geometry.frame import frame_of, geometry_from_values
     from geocal_cli.core.rings.ellipse import fit_circle
-    from geocal_cli.core.rings.family import fit_ring_family
     from geocal_cli.io.images import valid_pixels
 
-    sim, _ = corundum_crowded
-    g = sim.geometry
     ridges = start.find_ring_ridges(sim.data, valid_pixels(sim.data))
     arcs = ridges.arcs(60)
     one = [idx for idx in arcs if start._one_ring(ridges, idx)]
@@ -102,13 +95,49 @@ def test_the_family_fit_of_one_ring_arcs_finds_the_geometry_and_says_its_cost_in
     d1, d2 = ridges.d1[np.concatenate(picks)], ridges.d2[np.concatenate(picks)]
     arc = np.repeat(np.arange(len(picks)), [p.size for p in picks])
     circles = [fit_circle(ridges.d1[idx], ridges.d2[idx]) for idx in one]
-    fam = fit_ring_family(g.detector, d1, d2, arc, np.array([[c.c1, c.c2] for c in circles]),
-                          np.array([c.radius for c in circles]), g.wavelength, max_nfev=40)
+    return (d1, d2, arc, np.array([[c.c1, c.c2] for c in circles]),
+            np.array([c.radius for c in circles]))
+
+
+def test_the_family_fit_of_one_ring_arcs_finds_the_geometry_and_says_its_cost_in_pixels(
+        corundum_crowded):
+    """On the arcs that are one ring each, the ring-family fit lands within 5 % of the
+    distance, and its cost is the mean |residual| of the ridge pixels under the geometry it
+    returns. (Measured against the start's 2θ gradient, fits that drifted 1.5–5.8 m away,
+    where every 2θ difference shrinks, reported 1.1 px for arcs 13–31 px off.)"""
+    import numpy as np
+
+    from geocal_cli.core.geometry.frame import frame_of, geometry_from_values
+    from geocal_cli.core.rings.family import fit_ring_family
+
+    sim, _ = corundum_crowded
+    g = sim.geometry
+    d1, d2, arc, centres, radii = _one_ring_arcs(sim)
+    fam = fit_ring_family(g.detector, d1, d2, arc, centres, radii, g.wavelength, max_nfev=40)
     assert fam.values["dist"] == pytest.approx(g.dist, rel=0.05)
     frame = frame_of(geometry_from_values(g.detector, {**fam.values, "wavelength": g.wavelength}))
     residual_px = (frame.tth(d1, d2) - fam.tth[arc]) / frame.tth_gradient(d1, d2)
     assert fam.cost == pytest.approx(np.mean(np.abs(residual_px)), rel=1e-6)
     assert fam.cost <= start.FAMILY_COST_PX
+
+
+def test_a_family_fit_collapsed_onto_the_sample_is_no_fit(corundum_crowded):
+    """As the distance goes to 0 every arc's 2θ goes to 90° and the residuals in pixels of
+    that geometry vanish: started one pixel from the sample, the fit of the one-ring arcs
+    ends at 10⁻¹³ px with a cost of 10⁻⁵ px, all arcs one ring (on the 256² Au electron
+    pattern such a fit ended the arc strategy's search). No fit is returned below
+    `MIN_DIST_PX`."""
+    from geocal_cli.core.geometry.frame import make_geometry, poni_for_beam_center
+    from geocal_cli.core.rings.family import MIN_DIST_PX, fit_ring_family
+
+    sim, _ = corundum_crowded
+    g = sim.geometry
+    dist = g.detector.pixel1
+    p1, p2 = poni_for_beam_center(make_geometry(g.detector, dist, 0, 0, 0, 0, 0, g.wavelength),
+                                  *CORUNDUM_CROWDED["center_px"])
+    fam = fit_ring_family(g.detector, *_one_ring_arcs(sim), g.wavelength, max_nfev=40,
+                          start=dict(dist=dist, poni1=p1, poni2=p2, rot1=0.0, rot2=0.0))
+    assert fam is None or fam.values["dist"] >= MIN_DIST_PX * g.detector.pixel1
 
 
 def test_rings_crowded_by_a_strong_tilt_calibrate_from_their_one_ring_arcs(corundum_crowded,
