@@ -144,22 +144,26 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     n = r.shape[-1]
     edges = np.unique(np.linspace(0, n, max(2, int(round(n / size)) + 1)).astype(int))
     centres = 0.5 * (edges[:-1] + edges[1:] - 1)
+    # All blocks at once, (..., n_blocks, longest) padded with NaN: the median of a block's
+    # own values whatever the padding, so the same values as block by block.
+    lengths = np.diff(edges)
+    at = edges[:-1, None] + np.arange(lengths.max())[None, :]
+    pad = at >= edges[1:, None]
+    at = np.minimum(at, n - 1)
+
+    def deviation(values):
+        """Each block's median |value − median| and the blocks' values."""
+        part = np.where(pad, np.nan, values[..., at])
+        return _nanmedian(np.abs(part - _nanmedian(part)[..., None])), part
+
     mask = np.zeros(r.shape, bool)
     d2 = np.zeros_like(r)
     d2[..., 1:-1] = r[..., 2:] - 2 * r[..., 1:-1] + r[..., :-2]
-    curvature = np.stack([1.4826 / np.sqrt(6) * np.median(
-        np.abs(d2[..., lo:hi] - np.median(d2[..., lo:hi], axis=-1, keepdims=True)), axis=-1)
-        for lo, hi in zip(edges[:-1], edges[1:])], -1)
+    curvature = 1.4826 / np.sqrt(6) * deviation(d2)[0]
     for _ in range(3):
-        data = np.where(mask, np.nan, r)
-        blocks = []
-        for lo, hi in zip(edges[:-1], edges[1:]):
-            part = data[..., lo:hi]
-            med = _nanmedian(part)
-            mad = 1.4826 * _nanmedian(np.abs(part - med[..., None]))
-            enough = np.isfinite(part).sum(-1) >= max(3, (hi - lo) // 5)
-            blocks.append(np.where(enough, mad, np.nan))
-        s = np.stack(blocks, -1)
+        spread, part = deviation(np.where(mask, np.nan, r))
+        enough = np.isfinite(part).sum(-1) >= np.maximum(3, lengths // 5)
+        s = np.where(enough, 1.4826 * spread, np.nan)
         s = np.where(np.isfinite(s), s, curvature)
         sigma = np.stack([np.interp(np.arange(n), centres, row) for row in np.nan_to_num(s)])
         line = np.ones((1, 3), bool)
