@@ -151,18 +151,22 @@ def _clipped_sigma(residual: np.ndarray, size: int, guard: int) -> np.ndarray:
     pad = at >= edges[1:, None]
     at = np.minimum(at, n - 1)
 
-    def deviation(values):
-        """Each block's median |value − median| and the blocks' values."""
-        part = np.where(pad, np.nan, values[..., at])
-        return _nanmedian(np.abs(part - _nanmedian(part)[..., None])), part
+    def deviation(values, left_out):
+        """Each block's median |value − median| over the values not `left_out`, and their
+        count."""
+        part = values[..., at]
+        part[left_out[..., at] | pad] = np.nan
+        finite = np.count_nonzero(np.isfinite(part), axis=-1)
+        part -= _nanmedian(part)[..., None]
+        return _nanmedian(np.abs(part, out=part)), finite
 
     mask = np.zeros(r.shape, bool)
     d2 = np.zeros_like(r)
     d2[..., 1:-1] = r[..., 2:] - 2 * r[..., 1:-1] + r[..., :-2]
-    curvature = 1.4826 / np.sqrt(6) * deviation(d2)[0]
+    curvature = 1.4826 / np.sqrt(6) * deviation(d2, mask)[0]
     for _ in range(3):
-        spread, part = deviation(np.where(mask, np.nan, r))
-        enough = np.isfinite(part).sum(-1) >= np.maximum(3, lengths // 5)
+        spread, finite = deviation(r, mask)
+        enough = finite >= np.maximum(3, lengths // 5)
         s = np.where(enough, 1.4826 * spread, np.nan)
         s = np.where(np.isfinite(s), s, curvature)
         sigma = np.stack([np.interp(np.arange(n), centres, row) for row in np.nan_to_num(s)])
