@@ -2,6 +2,7 @@
 
 import numpy as np
 import pyFAI.detectors
+import pytest
 
 from geocal_cli.core.geometry.frame import frame_of
 from geocal_cli.core.rings.audit import MATCH_TOL_REL, counted_rings, tolerance_px
@@ -141,3 +142,29 @@ def test_noise_has_no_ring_that_counts():
 def test_tolerance_grows_with_radius():
     assert tolerance_px(np.array([0.0]))[0] == 1.5
     assert tolerance_px(np.array([1000.0]))[0] == 3.5
+
+
+@pytest.mark.parametrize("rows", [None, 5], ids=["mean profile", "sector profiles"])
+def test_the_profile_noise_is_each_block_s_own_with_the_rings_left_out(rows):
+    """`_clipped_sigma` on white noise whose σ steps from 1 to 4 halfway, under rings 50σ high
+    and 3 bins wide every 10 bins, in blocks of unequal lengths (2001 bins, blocks of 200 and
+    201): each half's σ within 20 % (a block keeps about 100 bins between the rings: its MAD
+    scatters by about 15 %), the rings clipped out (left in, the halves read 1.9 and 6.9); a
+    stack of sector profiles gets each row's own σ."""
+    from geocal_cli.core.rings.seen import _clipped_sigma
+
+    rng = np.random.default_rng(5)
+    n = 2001
+    scale = np.where(np.arange(n) < 1000, 1.0, 4.0)
+    gain = np.ones(1) if rows is None else np.arange(1, rows + 1, dtype=float)
+    noise = rng.normal(size=(gain.size, n)) * scale * gain[:, None]
+    rings = np.zeros(n)
+    for c in range(5, n, 10):
+        rings[c - 1:c + 2] = 50 * scale[c]
+    profile = noise + rings * gain[:, None]
+    sigma = _clipped_sigma(profile[0] if rows is None else profile, 201, 1)
+    sigma = np.atleast_2d(sigma)
+    assert sigma.shape == (gain.size, n)
+    for g, row in zip(gain, sigma):
+        assert np.median(row[100:800]) == pytest.approx(1.0 * g, rel=0.2)
+        assert np.median(row[1200:1900]) == pytest.approx(4.0 * g, rel=0.2)
