@@ -152,13 +152,15 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         except (ValueError, np.linalg.LinAlgError):
             continue
         p6, tth = unpack(res.x)
+        if p6[0] <= MIN_DIST_PX * pixel:
+            continue
         # In pixels of the fitted geometry: divided by the start's gradient, a fit that
         # drifted to a long distance, where every 2θ difference shrinks, reported arcs
         # 12–30 px off as a 1.1 px fit (Al2O3 tilted 29° at 56 mm: 5.8 m, untilted).
         f = frame_of(g, p6)
         cost = float(np.mean(np.abs((f.tth(d1, d2) - tth[arc])
                                     / np.maximum(f.tth_gradient(d1, d2), 1e-9))))
-        if np.isfinite(cost) and p6[0] > MIN_DIST_PX * pixel and (best is None or cost < best[0]):
+        if np.isfinite(cost) and (best is None or cost < best[0]):
             best = (cost, p6, tth)
         if best is not None and best[0] < good_px:
             break

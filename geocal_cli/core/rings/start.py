@@ -180,15 +180,9 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     CalibrationError
         Fewer than three arcs, or arcs that fit no single geometry.
     """
-    arcs = []
-    for idx in ridges.arcs(60):
-        e = fit_circle(ridges.d1[idx], ridges.d2[idx])
-        if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
-            arcs.append((idx, e))
+    arcs, picks = ring_arcs(ridges)
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
-    rng = np.random.default_rng(4)
-    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
     readings = _family_readings(ridges, arcs, picks, detector, wavelength)
     if not readings:
         # Where a strong tilt crowds the rings on one side, their ridges touch and one
@@ -204,6 +198,30 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
     return [_family_traces(ridges, read, f, detector, say, n)
             for n, (read, f) in enumerate(readings, 1)]
+
+
+def ring_arcs(ridges) -> tuple[list, list]:
+    """The ridge arcs the ring-family fit reads: connected arcs of at least 60 pixels spanning
+    more than 60 px, each with its circle, and the (at most 40, seeded) pixels fitted of each.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+
+    Returns
+    -------
+    arcs : list of (ndarray of int, Circle)
+        Ridge pixel indices of each arc and its circle (`ellipse.fit_circle`).
+    picks : list of ndarray of int
+        The ridge pixels fitted of each arc.
+    """
+    arcs = []
+    for idx in ridges.arcs(60):
+        e = fit_circle(ridges.d1[idx], ridges.d2[idx])
+        if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
+            arcs.append((idx, e))
+    rng = np.random.default_rng(4)
+    return arcs, [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
 
 
 def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: float) -> list:

@@ -80,23 +80,20 @@ def corundum_crowded(tmp_path_factory):
 
 def _one_ring_arcs(sim):
     """(d1, d2, arc, centres, radii) of the family fit on the arcs that are one ring each,
-    as `start.arc_traces` picks their pixels; asserts there are 3 or more, not all arcs."""
+    picked as `start.arc_traces` picks them; asserts there are 3 or more, not all arcs."""
     import numpy as np
 
-    from geocal_cli.core.rings.ellipse import fit_circle
     from geocal_cli.io.images import valid_pixels
 
     ridges = start.find_ring_ridges(sim.data, valid_pixels(sim.data))
-    arcs = ridges.arcs(60)
-    one = [idx for idx in arcs if start._one_ring(ridges, idx)]
+    arcs, picks = start.ring_arcs(ridges)
+    one = [i for i, (idx, _) in enumerate(arcs) if start._one_ring(ridges, idx)]
     assert 3 <= len(one) < len(arcs)
-    rng = np.random.default_rng(4)
-    picks = [rng.choice(idx, min(40, idx.size), replace=False) for idx in one]
-    d1, d2 = ridges.d1[np.concatenate(picks)], ridges.d2[np.concatenate(picks)]
-    arc = np.repeat(np.arange(len(picks)), [p.size for p in picks])
-    circles = [fit_circle(ridges.d1[idx], ridges.d2[idx]) for idx in one]
-    return (d1, d2, arc, np.array([[c.c1, c.c2] for c in circles]),
-            np.array([c.radius for c in circles]))
+    sel = np.concatenate([picks[i] for i in one])
+    arc = np.repeat(np.arange(len(one)), [picks[i].size for i in one])
+    return (ridges.d1[sel], ridges.d2[sel], arc,
+            np.array([[arcs[i][1].c1, arcs[i][1].c2] for i in one]),
+            np.array([arcs[i][1].radius for i in one]))
 
 
 def test_the_family_fit_of_one_ring_arcs_finds_the_geometry_and_says_its_cost_in_pixels(
