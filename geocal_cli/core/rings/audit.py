@@ -376,7 +376,7 @@ class Audit:
         complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
         found = []
         for ranking in self.rankings:
-            better = _replacement(ranking, self.given, families, by_positions=not complete)
+            better = replacement(ranking, self.given, families, by_positions=not complete)
             if better is not None:
                 found.append((better, next(s for s in ranking if s.name == self.given)))
         if not found:
@@ -389,12 +389,30 @@ class Audit:
         return top_calibrants(self.ranking, families, n)
 
 
-def _replacement(ranking: list, given_name: str, families: dict,
-                 by_positions: bool = True) -> CalibrantScore | None:
+def replacement(ranking: list, given_name: str, families: dict,
+                by_positions: bool = True) -> CalibrantScore | None:
     """In one measurement: the calibrant that explains the rings the given one explains
     (all but `MIN_LEAD` or a fifth of them) and clearly more (unless `by_positions` is
     False), or as many with clearly better intensities. A second phase, which explains
-    other rings, is no replacement."""
+    other rings, is no replacement.
+
+    Parameters
+    ----------
+    ranking : list of CalibrantScore
+        One measurement's ranking (`rank_calibrants`).
+    given_name : str
+        The calibrant given.
+    families : dict
+        Calibrant name → family name (`calibrant_families`): a family never replaces its
+        own members.
+    by_positions : bool
+        Whether more rings explained can replace the given calibrant (else intensities
+        alone can).
+
+    Returns
+    -------
+    CalibrantScore or None
+    """
     given = next((s for s in ranking if s.name == given_name), None)
     if given is None:
         return None

@@ -282,7 +282,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     judge = _Judge(lambda result, pts: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
         calibrant, candidates, doublet)), lambda a: refusal(a, families, min_rings),
-        (prepared, detector, d_spacing, free))
+        (prepared, detector, d_spacing, free),
+        lambda: unfitted.replacement(calibrant, families))
     try:
         result, pts, blind = _fit(image, ridges, guess, wavelength, unfitted,
                                           (prepared, valid, detector, d_spacing, free, say),
@@ -404,7 +405,12 @@ class _Judge:
     refuses sends the search on to the next hypothesis and strategy.
 
     Called with (Refinement, ControlPoints, blind summary): the refusal, or None; once it
-    has refused a fit, any later one must reach `AFTER_REFUSAL_SIGMA_PX`. Keeps the
+    has refused a fit, any later one must reach `AFTER_REFUSAL_SIGMA_PX`. A refusal ends
+    the search (`final`, a sentence for the log) when `replaced` (called without
+    arguments) names the calibrant that replaces the given one on the rings measured
+    without a fit: every later fit's audit weighs that measurement, which no assignment
+    changes (a wrong calibrant's fits, found again by each strategy, cost half a minute on
+    a 2M image before the same refusal). Keeps the
     refused fits in search order (`refused`: the first is the answer refused in the end
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
     ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
@@ -413,8 +419,10 @@ class _Judge:
     without it (`unfitted.Unfitted`).
     """
 
-    def __init__(self, audit, refuse, mirror_args):
+    def __init__(self, audit, refuse, mirror_args, replaced=lambda: None):
         self.audit, self.refuse, self.mirror_args = audit, refuse, mirror_args
+        self.replaced = replaced
+        self.final: str | None = None
         self.refused: list[tuple] = []
         self.judged: dict = {}
         self.restarts: dict = {}
@@ -432,6 +440,11 @@ class _Judge:
         why = self.refuse(checked)
         if why:
             self.refused.append((result, pts, blind))
+            better = self.replaced()
+            if better is not None:
+                self.final = (f"measured without any fit, the rings fit {better.describe()} "
+                              "better than the calibrant given: no other ring assignment can "
+                              "change that, so the search ends")
             ratio = checked.better_distance_ratio
             if ratio is not None:
                 self.restarts[id(result)] = _rescaled(detector, taken.values, ratio)
@@ -556,6 +569,22 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
     if guess is not None:
         result, pts = _solve(_values(guess, wavelength), *solve)
         return result, pts, {}
+    try:
+        return _search(image, ridges, wavelength, unfitted, solve, judge)
+    except _SearchEnded as ended:
+        say(str(ended))
+        return judge.refused[0]
+
+
+class _SearchEnded(Exception):
+    """The audit refused a fit for a reason no other start can lift (`_Judge.final`): the
+    blind search ends with that fit, to be refused with the audit's full account. Not a
+    CalibrationError, so that no strategy takes it for its own failure and moves on."""
+
+
+def _search(image, ridges, wavelength, unfitted, solve, judge=None):
+    """The blind search's strategies in turn (`_fit`)."""
+    prepared, valid, detector, d_spacing, free, say = solve
     traces, info = [], {}
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
@@ -678,7 +707,7 @@ def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
     `NEXT_MAX_SIGMA_PX`) and, given `judge` (`_Judge`), the audit accepts the fit: a fit the
     audit refuses sends the search on, to the next hypothesis and then the next strategy.
     When none holds, raises the first start's CalibrationError (or the starts' own, or one
-    saying there was none).
+    saying there was none); `_SearchEnded` when the judge ends the search.
     """
     say = solve[-1]
     first = None
@@ -690,9 +719,12 @@ def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
                                        "σ) on a further assignment hypothesis")
             why = judge(result, pts, blind) if judge is not None else None
             if why:
-                held = _restarted(judge.restart(result), blind, solve, judge)
+                held = None if judge.final else _restarted(judge.restart(result), blind, solve,
+                                                           judge)
                 if held is not None:
                     return held
+                if judge.final:
+                    raise _SearchEnded(judge.final)
                 raise CalibrationError(f"the audit refuses the fit: {why}")
             return result, pts, blind
         except CalibrationError as exc:

@@ -11,7 +11,8 @@ from dataclasses import replace
 import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, frame_of
-from geocal_cli.core.rings.audit import Audit, counted_rings, merge_rankings, rank_calibrants
+from geocal_cli.core.rings.audit import (Audit, counted_rings, merge_rankings, rank_calibrants,
+                                        replacement)
 from geocal_cli.core.rings.seen import seen_rings
 from geocal_cli.core.rings.start import common_center, find_ring_ridges
 
@@ -81,6 +82,15 @@ class Unfitted:
             self._ranked = [] if rings is None else rank_calibrants(
                 *rings, self._candidates, self._wavelength)
         return self._ranked
+
+    def replacement(self, given: str, families: dict):
+        """The calibrant that replaces `given` on these rings (`audit.replacement`: more
+        rings explained, or as many with clearly better intensities), or None (also when the
+        image shows no rings to rank). Every fit's audit weighs this ranking
+        (`Audit.better_calibrant`), so a replacement here refuses every fit of `given` that
+        leaves a ring of its own measurement unexplained, and by intensities, every fit."""
+        ranked = self.ranked()
+        return replacement(ranked, given, families) if ranked else None
 
     def joined(self, checked: Audit) -> Audit:
         """A fit's audit with the ranking on these rings merged in (`Audit.rankings` gains
