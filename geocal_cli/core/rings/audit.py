@@ -818,22 +818,22 @@ def _lambda_text(lam: float, sigma: float) -> str:
             f"({energy_from_wavelength(lam):.3f} keV)")
 
 
-def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
-    """Why the audited calibration must be refused, or None when it stands.
+def fit_faults(a: Audit, min_rings: int) -> list[str]:
+    """What the image says against the fit itself (rule 1 of the module docstring and the
+    assignment's distance): too few rings, rings the profile does not show, a better
+    distance for the calibrant, rings measured without the fit that it misses, unexplained
+    rings of a fit on few. Empty for a fit the image confirms, which may still be refused
+    for its calibrant or its wavelength (`refusal`).
 
     Parameters
     ----------
     a : Audit
-    families : dict
-        Calibrant name → family name (`calibrant_families`).
     min_rings : int
         Calibrant rings the fit must rest on, each seen in the image's profile.
 
     Returns
     -------
-    str or None
-        What is wrong with the solution, then what the data say instead (the wavelength
-        and the calibrants that fit), for the user to act on.
+    list of str
     """
     n_fit = int(a.fit_rings.size)
     n_seen = int(a.supported.sum())
@@ -866,6 +866,27 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
                       f"rings, and leaves {a.foreign.size} unexplained: two rings fit any "
                       "calibrant at a distance of its choice, and a ring the choice does not "
                       "explain says it is wrong")
+    return faults
+
+
+def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
+    """Why the audited calibration must be refused, or None when it stands.
+
+    Parameters
+    ----------
+    a : Audit
+    families : dict
+        Calibrant name → family name (`calibrant_families`).
+    min_rings : int
+        Calibrant rings the fit must rest on, each seen in the image's profile.
+
+    Returns
+    -------
+    str or None
+        What is wrong with the solution (`fit_faults`), then what the data say instead (the
+        wavelength and the calibrants that fit), for the user to act on.
+    """
+    faults = fit_faults(a, min_rings)
     instead = []
     if a.scan is not None and a.scan.contradicts:
         instead.append(a.scan.describe(a.given))

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, judge_wavelength,
-                                        ranking_text, refusal, scan_wavelength, top_calibrants)
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, fit_faults,
+                                        judge_wavelength, ranking_text, refusal, scan_wavelength,
+                                        top_calibrants)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
@@ -283,7 +284,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
         calibrant, candidates, doublet)), lambda a: refusal(a, families, min_rings),
         (prepared, detector, d_spacing, free),
-        lambda: unfitted.replacement(calibrant, families))
+        lambda a: None if fit_faults(a, min_rings) else unfitted.replacement(calibrant, families))
     try:
         result, pts, blind = _fit(image, ridges, guess, wavelength, unfitted,
                                           (prepared, valid, detector, d_spacing, free, say),
@@ -406,11 +407,15 @@ class _Judge:
 
     Called with (Refinement, ControlPoints, blind summary): the refusal, or None; once it
     has refused a fit, any later one must reach `AFTER_REFUSAL_SIGMA_PX`. A refusal ends
-    the search (`final`, a sentence for the log) when `replaced` (called without
-    arguments) names the calibrant that replaces the given one on the rings measured
-    without a fit: every later fit's audit weighs that measurement, which no assignment
-    changes (a wrong calibrant's fits, found again by each strategy, cost half a minute on
-    a 2M image before the same refusal). Keeps the
+    the search (`final`, a sentence for the log) when `replaced`, called with the fit's
+    Audit, names the calibrant that replaces the given one: the caller's rule is a fit the
+    image confirms (`audit.fit_faults` finds nothing against it) whose rings, measured
+    without any fit too, another calibrant explains better. Then the calibrant is wrong, not
+    the geometry, and every strategy finds the same fit again (Si given for a CeO2 image
+    on a Pilatus 2M: five more times, half a minute, the same refusal). A fit the image
+    does not confirm leaves the search going: the neutral frame blurs a strongly tilted
+    detector's rings until another calibrant explains more of them (corundum tilted 29°:
+    LaB6), and the right fit comes from a later strategy. Keeps the
     refused fits in search order (`refused`: the first is the answer refused in the end
     when nothing better turns up) and, by the id of each fit judged, (Refinement,
     ControlPoints, the other tilt's fit, Audit, what the mirrored-tilt check said) after
@@ -419,7 +424,7 @@ class _Judge:
     without it (`unfitted.Unfitted`).
     """
 
-    def __init__(self, audit, refuse, mirror_args, replaced=lambda: None):
+    def __init__(self, audit, refuse, mirror_args, replaced=lambda checked: None):
         self.audit, self.refuse, self.mirror_args = audit, refuse, mirror_args
         self.replaced = replaced
         self.final: str | None = None
@@ -440,7 +445,7 @@ class _Judge:
         why = self.refuse(checked)
         if why:
             self.refused.append((result, pts, blind))
-            better = self.replaced()
+            better = self.replaced(checked)
             if better is not None:
                 self.final = (f"measured without any fit, the rings fit {better.describe()} "
                               "better than the calibrant given: no other ring assignment can "

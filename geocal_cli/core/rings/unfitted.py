@@ -87,8 +87,7 @@ class Unfitted:
         """The calibrant that replaces `given` on these rings (`audit.replacement`: more
         rings explained, or as many with clearly better intensities), or None (also when the
         image shows no rings to rank). Every fit's audit weighs this ranking
-        (`Audit.better_calibrant`), so a replacement here refuses every fit of `given` that
-        leaves a ring of its own measurement unexplained, and by intensities, every fit."""
+        (`Audit.better_calibrant`)."""
         ranked = self.ranked()
         return replacement(ranked, given, families) if ranked else None
 

@@ -127,6 +127,36 @@ def test_a_wrong_calibrant_is_refused_naming_the_drawn_one(tmp_path):
     assert "CeO2" in str(err.value).split("the rings rank")[-1]
 
 
+def test_a_fit_refused_for_its_calibrant_alone_ends_the_search(tmp_path, monkeypatch):
+    """Si given for CeO2 (the same ring ratios, but for the reflections CeO2 has and Si
+    lacks): the first fit is a good one, and both its rings and those measured without any
+    fit say CeO2, so the search ends there. Searched to the end instead, every strategy
+    finds Si fits the audit refuses, and the refusal is word for word the same."""
+    from geocal_cli.core.rings.unfitted import Unfitted
+
+    sim, _ = simulate_case(CEO2_WIDE, tmp_path)
+    g = sim.geometry
+    valid = valid_pixels(sim.data, g.detector.mask.astype(bool))
+    si = load_calibrant("Si")
+
+    def refused():
+        said = []
+        with pytest.raises(CalibrationError) as err:
+            calibrate(sim.data, valid, g.detector, g.wavelength, si.d_spacing, calibrant="Si",
+                      mf2=si.mf2(), candidates=_candidates(), progress=said.append)
+        return str(err.value), said
+
+    message, said = refused()
+    assert "the rings fit CeO2" in message
+    assert sum("so the search ends" in line for line in said) == 1, said
+    assert sum("round 1:" in line for line in said) == 1, said
+    monkeypatch.setattr(Unfitted, "replacement", lambda self, given, families: None)
+    searched, said_searched = refused()
+    assert not any("so the search ends" in line for line in said_searched)
+    assert sum("round 1:" in line for line in said_searched) > 1, said_searched
+    assert searched == message
+
+
 @pytest.mark.parametrize("factor", [0.9, 1.1])
 def test_a_wrong_wavelength_is_refused_naming_the_drawn_one(tmp_path, factor):
     import re
