@@ -54,6 +54,13 @@ MEDIANS_FLOOR_PX = 0.1
 CONVERGING = 0.7
 
 
+#: A fit whose rms stays above this (pixels) through `STALLED_ROUNDS` rounds without falling
+#: below `CONVERGING` times its best before them has stalled far from any answer: its rounds
+#: end there, and the caller's checks judge it as they would have after the full budget.
+STALLED_RMS_PX = 2.0
+STALLED_ROUNDS = 2
+
+
 def _sector(chi: np.ndarray, n_sectors: int) -> np.ndarray:
     return np.clip(((chi + np.pi) / (2 * np.pi) * n_sectors).astype(int), 0, n_sectors - 1)
 
@@ -279,6 +286,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
     state = RingState.start(d_spacing.size, prepared.data.shape)
     rms = np.inf
+    history: list[float] = []
     for rnd in range(n_rounds + extra_rounds):
         cp = sample_rings(prepared, geometry, d_spacing, values, state, rings)
         n_rings = np.unique(cp.ring).size
@@ -292,8 +300,14 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         inl = result.inliers
         new_rms = float(np.sqrt(np.mean(res[inl] ** 2)))
         say(f"round {rnd + 1}: {inl.sum()} control points on {n_rings} rings, rms {new_rms:.3f} px")
+        history.append(new_rms)
         bad, sigma = state.judge(cp, res, inl)
         values = result.values
+        if _stalled(history):
+            # (A hydrocerussite start 2000 mm off: 3.2 px, then 5.3, 14.2, 6.7, 5.5, 4.8,
+            # 4.7, 5.2 px over eight rounds, each dropping rings.)
+            say(f"the rounds stalled at rms {new_rms:.3f} px")
+            break
         if bad and len(bad) < n_rings / 2 and rnd + 1 < n_rounds + extra_rounds:
             state.dropped.update(bad)
             continue
@@ -305,6 +319,15 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
             break
         rms = new_rms
     return result, cp
+
+
+def _stalled(history: list[float]) -> bool:
+    """Whether the rounds' rms (pixels, one per round so far) has stalled far from any
+    answer (`STALLED_RMS_PX`, `STALLED_ROUNDS`)."""
+    if len(history) <= STALLED_ROUNDS:
+        return False
+    recent, before = history[-STALLED_ROUNDS:], min(history[:-STALLED_ROUNDS])
+    return min(recent) > max(STALLED_RMS_PX, CONVERGING * before)
 
 
 def expected_rings(valid, frame, tth, width_px: float = 0.0) -> np.ndarray:

@@ -1,11 +1,19 @@
 """What the refinement rounds learn from a round's residuals (`rounds.RingState.judge`): a
-ring's weight against its median's offset and its number of points. The rounds on the real
-ring another phase blends into are tests/real/test_real_data.py's MAR345 CeO2 + steel."""
+ring's weight against its median's offset and its number of points; and when they stop. The
+rounds on the real ring another phase blends into are tests/real/test_real_data.py's MAR345
+CeO2 + steel."""
 
 import numpy as np
+import pytest
 
-from geocal_cli.core.rings.controlpoints import ControlPoints
-from geocal_cli.core.rings.rounds import RingState
+from geocal_cli.core.geometry.frame import geometry_from_values
+from geocal_cli.core.geometry.metrics import ring_position_error
+from geocal_cli.core.geometry.units import ring_tth
+from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
+from geocal_cli.core.rings.rounds import RingState, refine_rounds
+from geocal_cli.io.calibrants import load_calibrant
+from geocal_cli.io.images import valid_pixels
+from tests.conftest import simulate_case
 
 
 def _points(offsets, scatters, counts, seed=0):
@@ -48,3 +56,41 @@ def test_a_ring_of_a_few_points_is_not_measured():
     weights = state.weights(cp)
     assert np.all(weights[cp.ring == 2] == 1.0)
     assert weights[cp.ring == 2].max() < weights[cp.ring == 0].min()
+
+
+#: LaB6 on a 512² detector of 55 µm pixels at 60 mm, tilted 3°: rings every few pixels.
+LAB6_SMALL = dict(calibrant="LaB6_SRM660b", pixel_size_um=[55.0, 55.0], shape=[512, 512],
+                  energy_kev=22.79, distance_mm=60.0, center_px=[260.0, 240.0], tilt_deg=3.0,
+                  tilt_plan_rotation_deg=30.0, peak_counts=3000.0, width_px=2.0, seed=5)
+
+
+@pytest.fixture(scope="module")
+def lab6_small(tmp_path_factory):
+    sim, cfg = simulate_case(LAB6_SMALL, tmp_path_factory.mktemp("lab6"))
+    return sim, load_calibrant(cfg.calibrant).d_spacing, prepare_image(sim.data,
+                                                                       valid_pixels(sim.data))
+
+
+@pytest.mark.parametrize("scale, stalls", [(1.05, False), (1.10, True)])
+def test_rounds_far_from_any_answer_end_once_they_stall(lab6_small, scale, stalls):
+    """From a distance 5 % off, the rounds find the truth (their rms falls from 0.2 px to
+    0.02 px in the third round). From 10 % off, the control points land on neighbouring
+    rings and the rms climbs from 3.4 px to 8.3 and 9.8: the rounds end there, after three,
+    where they ran two more before and still ended 26 px from the truth at 3.3 px."""
+    sim, d_spacing, prepared = lab6_small
+    g = sim.geometry
+    start = dict(dist=g.dist * scale, poni1=g.poni1, poni2=g.poni2, rot1=g.rot1, rot2=g.rot2,
+                 rot3=g.rot3, wavelength=g.wavelength)
+    said = []
+    result, _ = refine_rounds(prepared, g.detector, d_spacing, start,
+                              ("dist", "poni1", "poni2", "rot1", "rot2"), extra_rounds=3,
+                              say=said.append)
+    rounds = [m for m in said if m.startswith("round ")]
+    err = ring_position_error(geometry_from_values(g.detector, result.values), g,
+                              ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    if stalls:
+        assert len(rounds) == 3 and said[-1].startswith("the rounds stalled at rms"), said
+        assert err > 5.0
+    else:
+        assert not any("stalled" in m for m in said), said
+        assert err < 0.01, f"{err:.4f} px from the truth"
