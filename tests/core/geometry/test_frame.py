@@ -23,6 +23,18 @@ def test_frame_matches_pyfai_tth_chi(orientation):
 
 
 @pytest.mark.parametrize("orientation", [1, 2, 3, 4])
+def test_frame_puts_every_pixel_where_pyfai_does(orientation):
+    """Lab positions of pixels anywhere on the detector, for PONI parameters other than the
+    geometry's own, to a tenth of a picometre of pyFAI's `calc_pos_zyx`."""
+    g = make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.3, 1e-10)
+    param = [0.31, -0.012, 0.047, -0.33, 0.08, -1.2]
+    rng = np.random.default_rng(2)
+    d1, d2 = rng.uniform(-50, 650, 200), rng.uniform(-50, 450, 200)
+    x3, x1, x2 = g.calc_pos_zyx(d1=d1, d2=d2, param=np.array(param))
+    assert np.abs(frame_of(g, param).positions(d1, d2) - np.stack([x1, x2, x3], -1)).max() < 1e-13
+
+
+@pytest.mark.parametrize("orientation", [1, 2, 3, 4])
 def test_tth_gradient_matches_central_differences(orientation):
     f = frame_of(make_geometry(_detector(orientation), 0.15, 0.02, 0.03, 0.12, -0.21, 0.3, 1e-10))
     rng = np.random.default_rng(1)
