@@ -263,7 +263,8 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
     rings : ndarray of int, optional
         Sample only these calibrant rings.
     n_rounds : int
-        At most this many rounds; they stop once the rms settles (within 2 %).
+        At most this many rounds; they stop once the rms settles (within 2 %), or stalls
+        far from any answer (`_stalled`).
     extra_rounds : int
         Rounds allowed past `n_rounds`, each only after one that dropped rings or cut the
         rms below `CONVERGING` times the round before, so that an answer does not rest on
