@@ -68,6 +68,13 @@ def emd_signal(data: np.ndarray) -> dict:
             "original_metadata": {}}
 
 
+def truth_values(sim) -> dict:
+    """The simulator's geometry as the seven refined values (m, rad), a start at the truth."""
+    g = sim.geometry
+    return dict(dist=g.dist, poni1=g.poni1, poni2=g.poni2, rot1=g.rot1, rot2=g.rot2,
+                rot3=g.rot3, wavelength=g.wavelength)
+
+
 def blind_calibrate(sim, d_spacing: np.ndarray):
     """`calibrate` a simulated image blind, with its own detector and wavelength."""
     from geocal_cli.core.rings.calibrate import calibrate

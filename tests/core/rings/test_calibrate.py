@@ -10,7 +10,7 @@ from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.errors import CalibrationError
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import matrix_cases, ring_tth, simulate_case
+from tests.conftest import matrix_cases, ring_tth, simulate_case, truth_values
 
 CI_CASES = matrix_cases(ci_only=True)
 
@@ -289,9 +289,7 @@ def lab6_far(tmp_path_factory):
 
     sim, cfg = simulate_case(LAB6_100KEV, tmp_path_factory.mktemp("lab6"))
     g = sim.geometry
-    truth = dict(dist=g.dist, poni1=g.poni1, poni2=g.poni2, rot1=g.rot1, rot2=g.rot2,
-                 rot3=g.rot3, wavelength=g.wavelength)
-    far = calibrate_module._rescaled(g.detector, truth, np.sqrt(2.0))
+    far = calibrate_module._rescaled(g.detector, truth_values(sim), np.sqrt(2.0))
     return sim, load_calibrant(cfg.calibrant).d_spacing, far
 
 
@@ -362,12 +360,6 @@ def _settle(lab6_far, values, why=None):
     return again, calls
 
 
-def _truth(sim) -> dict:
-    g = sim.geometry
-    return dict(dist=g.dist, poni1=g.poni1, poni2=g.poni2, rot1=g.rot1, rot2=g.rot2,
-                rot3=g.rot3, wavelength=g.wavelength)
-
-
 def test_an_answer_the_rounds_move_is_replaced_by_where_they_go(lab6_far):
     """An answer with the beam centre half a pixel off (as a fit settles on the rings it kept
     when the rings that would correct it were dropped) is refined again from itself: its
@@ -375,19 +367,19 @@ def test_an_answer_the_rounds_move_is_replaced_by_where_they_go(lab6_far):
     robustness benchmark's success; one pass leaves 0.03 px). The truth itself stays where
     it is."""
     sim, d_spacing, _ = lab6_far
-    off = {**_truth(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
+    off = {**truth_values(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
     again, calls = _settle(lab6_far, off)
     assert again is not None and len(calls) == 1 and calls[0] is again
     err = ring_position_error(geometry_from_values(sim.geometry.detector, again.values),
                               sim.geometry, ring_tth(d_spacing, sim.geometry.wavelength),
                               sim.data.shape)
     assert err <= 0.05, f"ring-position error {err:.4f} px"
-    assert _settle(lab6_far, _truth(sim)) == (None, [])
+    assert _settle(lab6_far, truth_values(sim)) == (None, [])
 
 
 def test_an_answer_whose_refit_the_audit_refuses_is_refused(lab6_far):
     sim, _, _ = lab6_far
-    off = {**_truth(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
+    off = {**truth_values(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
     with pytest.raises(CalibrationError, match="the fit has not settled.*no rings here"):
         _settle(lab6_far, off, why="no rings here")
 
@@ -402,9 +394,9 @@ def test_the_settled_check_checks_consistency_only_of_a_refit_that_moved(lab6_fa
     real = calibrate_module._check_consistency
     monkeypatch.setattr(calibrate_module, "_check_consistency",
                         lambda *args: checked.append(args[4]) or real(*args))
-    assert _settle(lab6_far, _truth(sim)) == (None, [])
+    assert _settle(lab6_far, truth_values(sim)) == (None, [])
     assert checked == []
-    off = {**_truth(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
+    off = {**truth_values(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
     again, _ = _settle(lab6_far, off)
     assert again is not None and checked == [again]
 
@@ -431,7 +423,7 @@ def test_a_fit_the_checks_refuse_is_tried_from_its_mirrored_tilt(tmp_path):
              tuple(p for p in ALL_PARAMS if p not in DEFAULT_FIX), said.append)
     mirror = make_geometry(g.detector, g.dist, 0.0, 0.0, -g.rot1, -g.rot2, g.rot3)
     p1, p2 = poni_for_beam_center(mirror, *frame_of(g).beam_center())
-    start = {**_truth(sim), "poni1": p1, "poni2": p2, "rot1": -g.rot1, "rot2": -g.rot2}
+    start = {**truth_values(sim), "poni1": p1, "poni2": p2, "rot1": -g.rot1, "rot2": -g.rot2}
     tth = ring_tth(d_spacing, g.wavelength)
 
     first, first_pts = calibrate_module._rounds(start, *solve)

@@ -13,7 +13,7 @@ from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.rounds import RingState, refine_rounds
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
-from tests.conftest import simulate_case
+from tests.conftest import simulate_case, truth_values
 
 
 def _points(offsets, scatters, counts, seed=0):
@@ -79,8 +79,7 @@ def test_rounds_far_from_any_answer_end_once_they_stall(lab6_small, scale, stall
     where they ran two more before and still ended 26 px from the truth at 3.3 px."""
     sim, d_spacing, prepared = lab6_small
     g = sim.geometry
-    start = dict(dist=g.dist * scale, poni1=g.poni1, poni2=g.poni2, rot1=g.rot1, rot2=g.rot2,
-                 rot3=g.rot3, wavelength=g.wavelength)
+    start = {**truth_values(sim), "dist": g.dist * scale}
     said = []
     result, _ = refine_rounds(prepared, g.detector, d_spacing, start,
                               ("dist", "poni1", "poni2", "rot1", "rot2"), extra_rounds=3,
