@@ -220,21 +220,38 @@ def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
 
     if x[2] <= max(min_dist, 1.0) or max(abs(x[3]), abs(x[4])) > MAX_TILT:
         return 0.0
-    tth, g1, g2 = _frame(x, flat, pixel).tth_and_grad(p1, p2)
+    # This runs some 6000 times per search: no trigonometry, since with ρ = |(x1, x2)|
+    # D tan 2θ = D ρ / x3 and |∇(D tan 2θ)| = D |x3 ∇ρ − ρ ∇x3| / x3², and medians by
+    # partition (np.median's checks cost as much as its work on 4000 values).
+    f = _frame(x, flat, pixel)
+    x1, x2, x3 = f.xyz(p1, p2)
+    rho = np.hypot(x1, x2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        r = x[2] * np.tan(tth)
-        stretch = x[2] * np.hypot(g1, g2) / np.cos(tth) ** 2
+        r = x[2] * rho / x3
+        q = x3 / rho
+        n1 = (x1 * f.e1[0] + x2 * f.e1[1]) * q - rho * f.e1[2]
+        n2 = (x1 * f.e2[0] + x2 * f.e2[1]) * q - rho * f.e2[2]
+        stretch = x[2] * np.hypot(n1, n2) / (x3 * x3)
     ok = np.isfinite(r) & np.isfinite(stretch)
     fwd = ok & (r >= 0)
-    if fwd.sum() < 0.5 * p1.size:
+    if np.count_nonzero(fwd) < 0.5 * p1.size:
         return 0.0
-    seen = np.median(np.hypot(p1[fwd] - x[0], p2[fwd] - x[1]))
-    r = r[ok] / max(float(np.median(stretch[ok])), 1e-9)
+    seen = _median(np.hypot(p1[fwd] - x[0], p2[fwd] - x[1]))
+    r = r[ok] / max(float(_median(stretch[ok])), 1e-9)
     # Near 90° a few radii run to millions of pixels: they are not rings, and their bins
     # would cost the histogram its speed.
     r = (r[np.abs(r) < 20 * seen] + 20 * seen) / width
     h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
     return -float(np.sum(h * h)) / p1.size ** 2
+
+
+def _median(a: np.ndarray) -> float:
+    """np.median of a non-empty 1-d array, the same value, without its overhead."""
+    k = a.size // 2
+    if a.size % 2:
+        return float(np.partition(a, k)[k])
+    p = np.partition(a, (k - 1, k))
+    return float((p[k - 1] + p[k]) / 2)
 
 
 def traces_in_frame(ridges: RidgePixels, detector, values: dict, max_rings: int = 30):
