@@ -158,7 +158,11 @@ def _concentration(r: np.ndarray) -> float:
     """−Σh² / (Σh)² of the histogram of radii `r` (in bins, ≥ 0), lightly smoothed."""
     from scipy import ndimage
 
-    h = ndimage.gaussian_filter1d(np.bincount(r.astype(np.int64)).astype(float), 0.7)
+    # From the lowest occupied bin less 3 (the kernel's reach): around a centre far off
+    # the detector (one arc of a ring at a wide angle) the radii run to 10⁵ bins, and
+    # smoothing the empty ones cost 13 ms a call.
+    i = r.astype(np.int64)
+    h = ndimage.gaussian_filter1d(np.bincount(i - max(int(i.min()) - 3, 0)).astype(float), 0.7)
     return -np.sum(h * h) / np.sum(h) ** 2
 
 
