@@ -157,7 +157,8 @@ def test_a_fit_refused_for_its_calibrant_alone_ends_the_search(tmp_path, monkeyp
     assert searched == message
 
 
-@pytest.mark.parametrize("factor", [0.9, 1.1])
+# CI runs λ 10 % short; real images (test_trust_real) run 10 % short and 25 % long.
+@pytest.mark.parametrize("factor", [0.9, pytest.param(1.1, marks=pytest.mark.slow)])
 def test_a_wrong_wavelength_is_refused_naming_the_drawn_one(tmp_path, factor):
     import re
 
