@@ -26,6 +26,10 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
+    # The robustness subset first: its 20 cases are the longest block (10–45 s each), and
+    # pytest-xdist hands out tests in this order, so at the end of the run the two workers
+    # wait on short tests rather than one of them on a long case.
+    items.sort(key=lambda item: item.path.name != "test_robustness_subset.py")
     # CI runs one representative of each slow family; the rest wait for --runslow.
     if config.getoption("--runslow"):
         return
