@@ -131,7 +131,8 @@ BAD = {
     "empty array": (lambda f, img: ["calib-ring", _write(f, "empty.tif", np.zeros((0, 5), np.int32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 172], 4, ""),
     "pure noise": (lambda f, img: ["calib-ring", _write(f, "noise.edf", np.random.default_rng(1).poisson(40, (400, 400)).astype(np.int32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 100], 5, "no rings|assignment"),
     "wrong calibrant": (lambda f, img: ["calib-ring", img, "-c", "AgBh", "--energy", 17, "-d", "Pilatus1M"], 5, ""),
-    "energy off by 20 %": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17 * 1.2, "-d", "Pilatus1M"], 5, ""),
+    # The energy the rings fix leads the message (drawn at 17 keV).
+    "energy off by 20 %": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17 * 1.2, "-d", "Pilatus1M"], 5, r"^error: the rings fit LaB6 at λ = 0\.7[23]\d* ± [\d.]+ Å \(1[67]\.\d+ keV.*check the energy"),
     "all pixels masked": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--mask", _write(f, "mask.edf", np.ones((1043, 981), np.int32))], 4, "no valid pixel"),
     "NaN-filled image": (lambda f, img: ["calib-ring", _write(f, "nan.edf", np.full((300, 300), np.nan, np.float32)), "-c", "LaB6", "--energy", 17, "--pixel-size", 100], 4, "no valid pixel"),
     "malformed guess": (lambda f, img: ["calib-ring", img, "-c", "LaB6", "--energy", 17, "-d", "Pilatus1M", "--guess", _malformed_poni(f)], 4, "malformed PONI"),
