@@ -19,14 +19,19 @@ radiation and the detector. Every case is classified:
     python benchmarks/robustness.py                  # 300 cases, 2 at a time
     python benchmarks/robustness.py -n 40 --seed 7   # another draw
     python benchmarks/robustness.py --out results/   # keep images and reports
+    python benchmarks/robustness.py --from-truth     # and where each failure lies
 
 The summary counts each class, and the success rate among the cases whose image shows at
 least three calibrant rings; one JSON line per case is written to `--out`/cases.jsonl.
+With `--from-truth`, each of those cases that is not a success is calibrated again from its
+true geometry (`--guess`): a success there is an answer the blind search missed; a refusal
+or an imprecise fit even there lies with the checks or with what the image holds.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import subprocess
 import sys
@@ -120,8 +125,14 @@ def draw_case(seed: int) -> dict:
     return case
 
 
-def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
-    """Simulate one case, calibrate it with the geocal command, classify the outcome."""
+def run_case(case: dict, folder: Path, command=("geocal",), from_truth: bool = False) -> dict:
+    """Simulate one case, calibrate it with the geocal command, classify the outcome.
+
+    With `from_truth`, a case with three visible rings or more that is not a success is
+    calibrated again from the true geometry (`--guess`): `from_truth` then holds that run's
+    outcome, which tells a blind search that missed an answer the checks accept (success
+    from the truth) from an image the checks refuse, or fit imprecisely, even there.
+    """
     import pyFAI
 
     from geocal_cli.config.simulate import SimulateConfig
@@ -149,8 +160,26 @@ def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
     visible = expected_rings(valid, frame_of(g), tth)
     out["rings_visible"] = int(visible.size)
     shown = tth[visible[:60]] if visible.size else tth[:60]
+
+    def error_px(poni: Path) -> float:
+        return float(ring_position_error(pyFAI.load(str(poni)), g, shown, sim.data.shape,
+                                         valid=valid))
+
+    out.update(_calibrate(case, folder, "fit", command, error_px))
+    if from_truth and out["rings_visible"] >= 3 and out["outcome"] != "success":
+        truth = _calibrate(case, folder, "from_truth", command, error_px,
+                           ["--guess", str(folder / "image.truth.poni")])
+        out["from_truth"] = {k: truth[k] for k in ("outcome", "error_px", "message")
+                             if k in truth}
+    return out
+
+
+def _calibrate(case: dict, folder: Path, stem: str, command, error_px, extra=()) -> dict:
+    """One calib-ring run on the case's image, writing `stem`.poni/.json in `folder`:
+    seconds, exit, message (the first error line), outcome and, on exit 0, error_px
+    (`error_px`, called with the PONI written)."""
     cmd = [*command, "calib-ring", str(folder / "image.edf"), "-c", case["calibrant"],
-           "-o", str(folder / "fit.poni"), "--report", str(folder / "fit.json")]
+           "-o", str(folder / f"{stem}.poni"), "--report", str(folder / f"{stem}.json"), *extra]
     if case.get("kalpha2_a"):
         cmd += ["--wavelength", f"{case['wavelength_a']!r},{case['kalpha2_a']!r}"]
     elif case.get("energy_kev"):
@@ -161,6 +190,7 @@ def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
         cmd += ["-d", case["detector"]]
     else:
         cmd += ["--pixel-size", ",".join(repr(p) for p in case["pixel_size_um"])]
+    out: dict = {}
     t0 = time.perf_counter()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT_S)
@@ -171,12 +201,11 @@ def run_case(case: dict, folder: Path, command=("geocal",)) -> dict:
     out["exit"] = proc.returncode
     errors = [ln for ln in proc.stderr.splitlines() if ln.startswith("error")]
     out["message"] = (errors[0] if errors else "")[:400]
-    if proc.returncode == 0 and not (folder / "fit.poni").is_file():
+    if proc.returncode == 0 and not (folder / f"{stem}.poni").is_file():
         out.update(outcome="crash", message="exit 0 without a PONI")
     elif proc.returncode == 0:
-        err = ring_position_error(pyFAI.load(str(folder / "fit.poni")), g, shown, sim.data.shape,
-                                  valid=valid)
-        out["error_px"] = float(err)
+        err = error_px(folder / f"{stem}.poni")
+        out["error_px"] = err
         out["outcome"] = ("success" if err <= SUCCESS_PX else
                           "imprecise" if err <= WRONG_PX else "wrong answer")
     elif proc.returncode == 5 and errors and "Traceback" not in proc.stderr:
@@ -196,6 +225,10 @@ def main(argv=None) -> int:
     ap.add_argument("--command", default="geocal",
                     help="the calibrating command, e.g. another checkout's "
                          "'python -m geocal_cli' with PYTHONPATH on it (default: geocal)")
+    ap.add_argument("--from-truth", action="store_true",
+                    help="calibrate every case with ≥ 3 visible rings that is not a success "
+                         "again from the true geometry (--guess), to tell a search that "
+                         "missed an answer from an image the checks refuse even at the truth")
     args = ap.parse_args(argv)
     out = args.out or Path(tempfile.mkdtemp(prefix="geocal-robustness-"))
     # Files of an earlier run (or of an older geocal) would meet calib-ring's output rules,
@@ -208,7 +241,8 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(args.jobs) as ex, open(out / "cases.jsonl", "w") as log:
         command = tuple(args.command.split())
-        for res in ex.map(lambda c: run_case(c, out / f"case{c['seed']:05d}", command), cases):
+        for res in ex.map(lambda c: run_case(c, out / f"case{c['seed']:05d}", command,
+                                             args.from_truth), cases):
             results.append(res)
             log.write(json.dumps(res) + "\n")
             log.flush()
@@ -225,6 +259,12 @@ def main(argv=None) -> int:
           ", ".join(f"{v} {k}" for k, v in counts.items()))
     print(f"success where ≥ 3 calibrant rings are visible: {ok} of {len(visible)} "
           f"({100 * ok / max(len(visible), 1):.0f} %)")
+    tried = [r for r in visible if "from_truth" in r]
+    if tried:
+        found = collections.Counter(r["from_truth"]["outcome"] for r in tried)
+        print(f"of the {len(tried)} that are not a success, from the true geometry: "
+              + ", ".join(f"{v} {k}" for k, v in found.most_common())
+              + " (a success there is an answer the blind search missed)")
     print(f"per-case results: {out / 'cases.jsonl'}")
     return 0
 
