@@ -107,6 +107,11 @@ MIN_CLAIM = 3
 LAMBDA_DETERMINED = 0.01
 #: Relative λ difference (beyond 5σ) that refuses the given wavelength.
 LAMBDA_TOLERANCE = 0.003
+#: Wavelengths, relative to the given one, that the scan tries and that a refusal may name
+#: as the one to set: an energy off by more than a factor of two is no slip of a setting, and
+#: a λ-free refit that slides that far along D·λ has matched other rings (Si at 72 keV
+#: "fixed" at 1116 keV, hydrocerussite at 17.5 keV at 624 keV).
+LAMBDA_RANGE = (0.5, 2.0)
 #: Relative radial scale error of a real detector that no PONI models, for the λ check.
 RADIAL_SYSTEMATIC = 1e-3
 #: Calibrants are one family when their first rings agree within this relative tolerance.
@@ -226,13 +231,16 @@ class WavelengthScan:
     @property
     def contradicts(self) -> bool:
         """The ring positions fix λ (the radial systematic included) more than 5σ from the
-        given one, and the calibrant explains at least as many rings there: within the
+        given one, and the calibrant explains at least as many rings there, and
+        `MIN_SCAN_RINGS` at least (a score of that many is not enough: three rings and none
+        missing score 4.5, and named 6.01 keV for corundum drawn at 5.48 keV): within the
         tolerance of ring matching, a λ 10 % off may still match every ring of a moderate 2θ
         range at another distance, which the least squares on their positions does not. Three
         rings or fewer at the other λ prove nothing: their two ratios match some distance and
         wavelength by chance (a strongly tilted detector biases the ring radii measured
         without a geometry)."""
-        return bool(self.score_best >= max(self.score_given, MIN_SCAN_RINGS)
+        return bool(self.explained_best >= MIN_SCAN_RINGS
+                    and self.score_best >= max(self.score_given, MIN_SCAN_RINGS)
                     and _lambda_off(self.given, self.best, self.sigma / self.given))
 
     def describe(self, calibrant: str) -> str:
@@ -606,7 +614,7 @@ def scan_wavelength(seen: SeenRings, counted: np.ndarray, d_spacing: np.ndarray,
         m, keep = _match(u, d, lam)
         return (m.score, m, keep) if m is not None else (-np.inf, None, keep)
 
-    coarse = wavelength * np.exp(np.arange(np.log(0.5), np.log(2.0), 0.03))
+    coarse = wavelength * np.exp(np.arange(*np.log(LAMBDA_RANGE), 0.03))
     s_coarse = [score(lam)[0] for lam in coarse]
     centre = coarse[int(np.argmax(s_coarse))]
     fine = centre * np.exp(np.arange(-0.03, 0.0301, 0.002))
@@ -811,6 +819,17 @@ def judge_wavelength(given: float, fitted: float, sigma_fit: float,
                            consistent=not _lambda_off(given, fitted, rel))
 
 
+def energy_advice(given: float, fitted: float) -> str:
+    """': check the energy' after a wavelength the rings fix instead of the given one (both
+    in metres), or, beyond `LAMBDA_RANGE` of it, why that wavelength is no energy to set:
+    ', beyond any error of the energy: the rings fit the calibrant at no wavelength near the
+    given one'."""
+    if LAMBDA_RANGE[0] <= fitted / given <= LAMBDA_RANGE[1]:
+        return ": check the energy"
+    return (", beyond any error of the energy: the rings fit the calibrant at no wavelength "
+            "near the given one")
+
+
 def _lambda_text(lam: float, sigma: float) -> str:
     from geocal_cli.core.geometry.units import energy_from_wavelength
 
@@ -898,8 +917,8 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     w = a.wavelength
     if w is not None and not w.consistent and not (a.scan is not None and a.scan.contradicts):
         instead.append(f"the rings fix {_lambda_text(w.fitted, w.sigma)} with {a.given}, not "
-                       f"the given {w.given * 1e10:.5f} Å ({100 * (w.fitted / w.given - 1):+.1f} %): "
-                       "check the energy")
+                       f"the given {w.given * 1e10:.5f} Å ({100 * (w.fitted / w.given - 1):+.1f} %)"
+                       + energy_advice(w.given, w.fitted))
     if not faults and not instead:
         return None
     return "; ".join(faults + [" — or ".join(instead)] if instead else faults) \

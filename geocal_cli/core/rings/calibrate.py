@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, fit_faults,
-                                        judge_wavelength, ranking_text, refusal, scan_wavelength,
-                                        top_calibrants)
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, energy_advice,
+                                        fit_faults, judge_wavelength, ranking_text, refusal,
+                                        scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
@@ -1094,11 +1094,12 @@ def _inconsistency_message(geometry, pts, result, d_spacing, sigma) -> str:
 
 
 def _energy_hint(lam0: float, lam1: float) -> str:
-    """' at λ1 Å (E keV, ±x %): check the energy' for a refit wavelength λ1 against λ0 (m)."""
+    """' at λ1 Å (E keV, ±x %)' and what to make of it (`audit.energy_advice`) for a refit
+    wavelength λ1 against λ0 (m)."""
     from geocal_cli.core.geometry.units import energy_from_wavelength
 
     return (f" at {lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
-            f"{100 * (lam1 / lam0 - 1):+.1f} %): check the energy")
+            f"{100 * (lam1 / lam0 - 1):+.1f} %)" + energy_advice(lam0, lam1))
 
 
 def _ring_residuals(pts, result, d_spacing, wavelength) -> list[RingResidual]:

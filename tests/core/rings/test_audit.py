@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.audit import (Audit, CalibrantScore, calibrant_families,
-                                         counted_rings, judge_wavelength, merge_rankings,
-                                         rank_calibrants, refusal, ring_strength,
+from geocal_cli.core.rings.audit import (Audit, CalibrantScore, WavelengthScan,
+                                         calibrant_families, counted_rings, judge_wavelength,
+                                         merge_rankings, rank_calibrants, refusal, ring_strength,
                                          scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
@@ -139,6 +139,34 @@ def test_the_scan_names_the_wavelength(factor):
                            lam * factor)
     assert abs(scan.best / lam - 1) < 1e-3
     assert scan.contradicts == (factor != 1.0)
+
+
+@pytest.mark.parametrize("explained, named", [(3, False), (4, True)])
+def test_the_scan_names_a_wavelength_only_from_four_rings(explained, named):
+    """Corundum drawn at 5.48 keV beside the beam 78 px off a Pilatus 2M (robustness case
+    11): measured about a wrong centre, its three rings fitted 6.01 keV as well as 5.48 keV,
+    at a score of 4.5, and the refusal told the user to check an energy that was right.
+    Three rings name no wavelength, whatever their score."""
+    lam = 2.26360e-10
+    scan = WavelengthScan(given=lam, best=2.06152e-10, sigma=0.00039e-10, explained_given=3,
+                          explained_best=explained, score_given=4.5,
+                          score_best=1.5 * explained)
+    assert scan.contradicts == named
+
+
+@pytest.mark.parametrize("factor, advice", [(0.9, ": check the energy"),
+                                            (0.064, ", beyond any error of the energy")])
+def test_a_refit_far_along_d_lambda_names_no_energy(factor, advice):
+    """A λ-free refit of a fit on the wrong rings can slide along D·λ to a wavelength no
+    setting gives (Si at 72 keV refitted to 1116 keV, robustness case 78): the refusal
+    stands, but tells the user to check the energy only within a factor of two."""
+    lam = 0.4066e-10
+    seen = _seen("CeO2", lam, 1200.0, u_max=700.0)
+    a = replace(_audit(seen, "CeO2", lam, np.arange(seen.u_px.size)),
+                wavelength=judge_wavelength(lam, lam * factor, lam * 1e-5, seen.tth))
+    why = refusal(a, FAMILIES, 2)
+    assert f"({100 * (factor - 1):+.1f} %){advice}" in why, why
+    assert ("check the energy" in why) == (factor == 0.9), why
 
 
 def test_small_angles_fix_only_distance_times_wavelength():
