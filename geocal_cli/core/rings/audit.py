@@ -232,14 +232,15 @@ class WavelengthScan:
     def contradicts(self) -> bool:
         """The ring positions fix λ (the radial systematic included) more than 5σ from the
         given one, and the calibrant explains at least as many rings there, and
-        `MIN_SCAN_RINGS` at least (a score of that many is not enough: three rings and none
-        missing score 4.5, and named 6.01 keV for corundum drawn at 5.48 keV): within the
+        `MIN_SCAN_RINGS` at least, and scores as well (the score alone let three rings with
+        none missing, 4.5, name 6.01 keV for corundum drawn at 5.48 keV, and four rings name
+        14.67 keV for LaB6 drawn at 13.91 keV, where five fit): within the
         tolerance of ring matching, a λ 10 % off may still match every ring of a moderate 2θ
         range at another distance, which the least squares on their positions does not. Three
         rings or fewer at the other λ prove nothing: their two ratios match some distance and
         wavelength by chance (a strongly tilted detector biases the ring radii measured
         without a geometry)."""
-        return bool(self.explained_best >= MIN_SCAN_RINGS
+        return bool(self.explained_best >= max(self.explained_given, MIN_SCAN_RINGS)
                     and self.score_best >= max(self.score_given, MIN_SCAN_RINGS)
                     and _lambda_off(self.given, self.best, self.sigma / self.given))
 
