@@ -13,6 +13,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: Distance proposals (observed ring × reflection pairs) scored at most: each costs a row of
+#: (rings × reflections) arrays, and a dense calibrant's profile at high energy (CeO2 at
+#: 94 keV: 222 rings against 666 reflections, 148 000 proposals) took 15 s a match and
+#: minutes a wavelength scan. Beyond it only the strongest rings propose (at least
+#: `MIN_PROPOSERS`); every ring still counts in the scores.
+PROPOSAL_BUDGET = 6000
+MIN_PROPOSERS = 12
+
 
 @dataclass(frozen=True)
 class Assignment:
@@ -158,7 +166,8 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
     miss_penalty : float
         Score lost per predicted ring inside the observed range with no observed ring.
     min_distance_px : float
-        Proposals closer than this are ignored.
+        Proposals closer than this are ignored. Each ring paired with each reflection
+        proposes a distance; beyond `PROPOSAL_BUDGET` pairs only the strongest rings propose.
 
     n_best : int
         Number of hypotheses returned (distances at least 3 % apart).
@@ -190,7 +199,11 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
     w = np.asarray(weights, float)[order]
     w = w / w.max() if w.max() > 0 else np.ones_like(w)
     tan_tth = np.tan(np.asarray(tth, float))
-    proposals = (r[:, None] / tan_tth[None, :]).ravel()
+    # Positive radii first (no distance comes of the others), then the strongest, then the
+    # inner.
+    first = np.lexsort((np.arange(r.size), -w, r <= 0))
+    proposers = r[first[:max(MIN_PROPOSERS, PROPOSAL_BUDGET // max(tan_tth.size, 1))]]
+    proposals = (proposers[:, None] / tan_tth[None, :]).ravel()
     proposals = np.unique(proposals[proposals > min_distance_px])
     if proposals.size == 0 or r.size < 2:
         return []
