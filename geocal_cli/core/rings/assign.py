@@ -199,9 +199,9 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
     w = np.asarray(weights, float)[order]
     w = w / w.max() if w.max() > 0 else np.ones_like(w)
     tan_tth = np.tan(np.asarray(tth, float))
-    # Positive radii first (no distance comes of the others), then the strongest, then the
-    # inner.
-    first = np.lexsort((np.arange(r.size), -w, r <= 0))
+    # Positive radii first (no distance comes of the others), then the strongest; lexsort is
+    # stable, so the inner first among equals.
+    first = np.lexsort((-w, r <= 0))
     proposers = r[first[:max(MIN_PROPOSERS, PROPOSAL_BUDGET // max(tan_tth.size, 1))]]
     proposals = (proposers[:, None] / tan_tth[None, :]).ravel()
     proposals = np.unique(proposals[proposals > min_distance_px])
