@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from geocal_cli.core.geometry.frame import DetectorFrame, hypot
+from geocal_cli.core.rings.parallel import thread_map
 
 #: Profile bin width, pixels of flat-equivalent radius.
 BIN_PX = 0.5
@@ -276,7 +277,7 @@ def seen_rings(image: np.ndarray, valid: np.ndarray, frame: DetectorFrame,
         ok = valid[block] & (u < n_bins * BIN_PX)
         return ((u[ok] / BIN_PX).astype(np.int32), s[ok].astype(np.int8), image[block][ok])
 
-    blocks = [binned(start) for start in range(0, rows.size, per_block)]
+    blocks = thread_map(binned, list(range(0, rows.size, per_block)))
     # First pass: each radial bin's mean and spread; second pass without the pixels beyond
     # `CLIP_SIGMA` of them. A hot pixel of 10⁶ counts would otherwise add 10³ to the mean of
     # a bin of 10³ pixels: a ring of one bin's width at an SNR in the thousands.

@@ -1,0 +1,48 @@
+"""Blocks of one computation run on several threads of this process.
+
+The extraction of control points and the measurement of ring profiles work on blocks of
+samples or pixel rows whose gathers and array arithmetic release the GIL: on threads, two
+cores extract a MAR345 image's rings in about half the time. The blocks are fixed by the
+data, never by the threads, so that a result does not depend on the machine it ran on.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+#: Threads at most: the callers bound their memory by the blocks in flight.
+MAX_THREADS = 4
+
+
+def threads() -> int:
+    """Threads a computation may use: the cores this process may run on, at most
+    `MAX_THREADS` and at most ``OMP_NUM_THREADS`` where that is set (batch workers set it
+    to 1: there the worker processes are the parallelism)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    cores = cores or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        cores = min(cores, int(limit))
+    return max(1, min(cores, MAX_THREADS))
+
+
+def thread_map(func, items: list) -> list:
+    """``[func(item) for item in items]``, on up to `threads` threads.
+
+    Parameters
+    ----------
+    func : callable
+        Must be safe to run concurrently on different items.
+    items : list
+
+    Returns
+    -------
+    list
+        The results in the order of `items`; the first exception raised is re-raised.
+    """
+    n = min(threads(), len(items))
+    if n <= 1:
+        return [func(item) for item in items]
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(func, items))
