@@ -138,11 +138,12 @@ class RingState:
     n_chi: int
 
     @classmethod
-    def start(cls, n_rings: int, shape: tuple[int, int], n_sectors: int = 36) -> "RingState":
+    def start(cls, n_rings: int, shape: tuple[int, int], n_sectors: int = 36,
+              n_chi: int | None = None) -> "RingState":
         """The state before the first round, for `n_rings` calibrant rings on an image of
-        this shape."""
+        this shape, sampled at `n_chi` azimuths (default: `azimuths`)."""
         return cls(8.0, np.zeros(n_rings), {}, set(), np.zeros((n_rings, n_sectors), bool),
-                   azimuths(shape))
+                   n_chi or azimuths(shape))
 
     def weights(self, cp: ControlPoints) -> np.ndarray:
         """Inverse scatter of each point's ring (1 for a ring not measured yet), px⁻¹."""
@@ -182,6 +183,11 @@ class RingState:
         self.ring_sigma = dict(zip(ring_ids[measured].tolist(),
                                    (np.maximum(spread, SCATTER_FLOOR_PX) * widen)[measured]))
         return bad, float(sigma)
+
+
+#: Azimuths per ring that screen starts (`start.start_from_traces`): a robust σ and the rings
+#: found need hundreds of points, not the final fit's thousands.
+SCREEN_AZIMUTHS = 360
 
 
 def azimuths(shape: tuple[int, int]) -> int:
@@ -247,7 +253,7 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
 
 def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free: tuple,
                   rings: np.ndarray | None = None, n_rounds: int = 5, extra_rounds: int = 0,
-                  say=lambda msg: None):
+                  say=lambda msg: None, n_chi: int | None = None):
     """Rounds of control-point extraction and refinement (see the module docstring).
 
     Parameters
@@ -272,6 +278,9 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         screening of starts keeps its fixed budget, where further drops would let a wrong
         start shrink to the few rings it fits).
     say : callable(str)
+    n_chi : int, optional
+        Azimuths sampled per ring (default: `azimuths`, up to 1440 on a large image); a
+        screening of starts needs fewer (`SCREEN_AZIMUTHS`).
 
     Returns
     -------
@@ -285,7 +294,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         No ring on the detector, fewer than ten control points, or no convergence.
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
-    state = RingState.start(d_spacing.size, prepared.data.shape)
+    state = RingState.start(d_spacing.size, prepared.data.shape, n_chi=n_chi)
     rms = np.inf
     history: list[float] = []
     for rnd in range(n_rounds + extra_rounds):

@@ -26,7 +26,7 @@ from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make
                                       poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
 from geocal_cli.core.rings.ridges import FEW_RIDGE_PIXELS, find_ridges, with_full_resolution_core
-from geocal_cli.core.rings.rounds import expected_rings, refine_rounds
+from geocal_cli.core.rings.rounds import SCREEN_AZIMUTHS, expected_rings, refine_rounds
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
@@ -357,7 +357,8 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         try:
             ref, cp = refine_rounds(prepared, detector, d_spacing, fit[1].values,
                                    free=("dist", "poni1", "poni2", "rot1", "rot2"),
-                                   rings=np.array([k for _, k in fit[2]]), n_rounds=2)
+                                   rings=np.array([k for _, k in fit[2]]), n_rounds=2,
+                                   n_chi=SCREEN_AZIMUTHS)
         except CalibrationError:
             return None
         return 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers]))), h, ref, fit[2]
@@ -421,7 +422,8 @@ def _coverage(prepared, detector, d_spacing, values) -> int:
     points after one extraction round on all rings from `values`."""
     try:
         ref, cp = refine_rounds(prepared, detector, d_spacing, values,
-                               free=("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=1)
+                               free=("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=1,
+                               n_chi=SCREEN_AZIMUTHS)
     except CalibrationError:
         return 0
     v = ref.values
