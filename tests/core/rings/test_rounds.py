@@ -93,3 +93,24 @@ def test_rounds_far_from_any_answer_end_once_they_stall(lab6_small, scale, stall
     else:
         assert not any("stalled" in m for m in said), said
         assert err < 0.01, f"{err:.4f} px from the truth"
+
+
+def test_a_screening_samples_its_own_azimuths(lab6_small):
+    """Screening a start (`start.start_from_traces`) samples `SCREEN_AZIMUTHS` per ring, not
+    the final fit's: every point sits on one of those azimuths, and from a distance 5 % off
+    the screening still lands on the truth."""
+    from geocal_cli.core.rings.rounds import SCREEN_AZIMUTHS
+
+    sim, d_spacing, prepared = lab6_small
+    g = sim.geometry
+    start = {**truth_values(sim), "dist": g.dist * 1.05}
+    result, cp = refine_rounds(prepared, g.detector, d_spacing, start,
+                               ("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=3,
+                               n_chi=SCREEN_AZIMUTHS)
+    step = 2 * np.pi / SCREEN_AZIMUTHS
+    index = (cp.chi + np.pi) / step - 0.5
+    np.testing.assert_allclose(index, np.round(index), atol=1e-9)
+    assert np.unique(cp.chi).size > 0.9 * SCREEN_AZIMUTHS
+    err = ring_position_error(geometry_from_values(g.detector, result.values), g,
+                              ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err < 0.02, f"{err:.4f} px from the truth"
