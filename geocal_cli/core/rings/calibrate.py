@@ -793,10 +793,7 @@ def _settled(result, blind, solve, judge):
     say("refining again from the answer, every ring sampled afresh")
     try:
         again, again_pts = _rounds(result.values, *solve)
-        tth = ring_tth(d_spacing, result.values["wavelength"])
-        moved = ring_position_error(geometry_from_values(detector, again.values),
-                                    geometry_from_values(detector, result.values), tth,
-                                    prepared.data.shape)
+        moved = _moved(detector, d_spacing, result.values, again.values, prepared.data.shape)
         if not moved > SETTLED_PX:
             return None
         # Checked only when the answer would change (the checks refit with λ free where
@@ -987,12 +984,19 @@ def _mirrored(prepared, detector, d_spacing, result, pts, free):
         return None
     a = alt.values
     if small:
-        moved = ring_position_error(geometry_from_values(detector, a), geometry_from_values(
-            detector, v), ring_tth(d_spacing, v["wavelength"]), prepared.data.shape)
+        moved = _moved(detector, d_spacing, v, a, prepared.data.shape)
         return (alt, alt_pts) if moved > SETTLED_PX else None
     if a["rot1"] * v["rot1"] + a["rot2"] * v["rot2"] >= 0:
         return None
     return alt, alt_pts
+
+
+def _moved(detector, d_spacing, before: dict, after: dict, shape) -> float:
+    """How far the calibrant's rings (at `before`'s wavelength) move between two sets of the
+    seven values: rms over the detector of shape `shape`, pixels (`ring_position_error`)."""
+    return ring_position_error(geometry_from_values(detector, after),
+                               geometry_from_values(detector, before),
+                               ring_tth(d_spacing, before["wavelength"]), shape)
 
 
 def _mirror_warning(detector, result, alt) -> str | None:
