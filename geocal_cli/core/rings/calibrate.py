@@ -284,7 +284,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     families = calibrant_families(candidates)
     ridges = None if guess is not None else find_ring_ridges(image, valid)
 
-    unfitted = Unfitted(image, valid, detector, guess, ridges, candidates, wavelength)
+    unfitted = Unfitted(image, valid, detector, guess, ridges, candidates, wavelength, calibrant)
     judge = _Judge(lambda result, pts: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
         calibrant, candidates, doublet)), lambda a: refusal(a, families, min_rings),

@@ -43,12 +43,16 @@ class Unfitted:
         Calibrants to rank (as `audit.rank_calibrants` takes them).
     wavelength : float
         Metres.
+    given : str, optional
+        The calibrant given, whose unresolved reflections the ranking merges
+        (`audit.rank_calibrants`, `blends`).
     """
 
     def __init__(self, image, valid, detector, guess, ridges, candidates: dict,
-                 wavelength: float):
+                 wavelength: float, given: str | None = None):
         self._args = (image, valid, detector, guess, ridges)
         self._candidates, self._wavelength = candidates, wavelength
+        self._blends = () if given is None else (given,)
         self._centre, self._traces = None, ()
         self._measured: tuple | None = None
         self._ranked: list | None = None
@@ -80,7 +84,7 @@ class Unfitted:
         if self._ranked is None:
             rings = self.rings()
             self._ranked = [] if rings is None else rank_calibrants(
-                *rings, self._candidates, self._wavelength)
+                *rings, self._candidates, self._wavelength, self._blends)
         return self._ranked
 
     def replacement(self, given: str, families: dict):

@@ -8,8 +8,8 @@ import pytest
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.audit import (Audit, CalibrantScore, WavelengthScan,
                                          calibrant_families, counted_rings, judge_wavelength,
-                                         merge_rankings, rank_calibrants, refusal, ring_strength,
-                                         scan_wavelength)
+                                         merge_rankings, rank_calibrants, refusal, replacement,
+                                         ring_strength, scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
 
@@ -272,3 +272,32 @@ def test_broad_weak_rings_count_and_a_beamstop_edge_does_not():
     counted = counted_rings(seen)
     assert not counted[:2].any()
     assert counted[2:].sum() == 11
+
+
+#: The 21 counted rings (px) of a vanadinite image with Ag Kα at 83 mm on a Pilatus 1M tilted
+#: 12° (robustness case 29), measured under its true geometry: 62 reflections lie below the
+#: last, many of them closer than the rings' 2.5 px width, so most rings are blends.
+VANADINITE_BLENDS = np.array([29.65, 58.85, 78.86, 89.80, 97.10, 108.49, 116.46, 121.62,
+                              128.81, 133.15, 143.11, 149.42, 153.37, 172.17, 191.83, 199.14,
+                              206.43, 211.69, 220.61, 231.43, 241.28])
+
+
+@pytest.mark.parametrize("blends, replaced", [((), "AgBh"), (("vanadinite",), None)])
+def test_the_given_calibrant_s_blends_are_merged(blends, replaced):
+    """Counted reflection by reflection, vanadinite's blends cost its true distance (472.7
+    px) so much that it scores best at 586 px with 17 of the 21 rings, and silver behenate's
+    even comb, with 19, replaces it. Merged, vanadinite explains all 21 at its true
+    distance."""
+    u = VANADINITE_BLENDS
+    one = np.ones(u.size)
+    seen = SeenRings(u_px=u, tth=np.arctan(u / 472.7), snr=100 * one, coverage=one,
+                     width_px=2 * one, area=one, offset=np.zeros((u.size, 2)),
+                     profile_u=np.empty(0), profile=np.empty(0), noise=np.empty(0),
+                     distance_px=472.7)
+    ranking = rank_calibrants(seen, one > 0, CANDIDATES, 0.55941e-10, blends=blends)
+    better = replacement(ranking, "vanadinite", FAMILIES)
+    assert (better and better.name) == replaced
+    if not blends:
+        return
+    given = next(s for s in ranking if s.name == "vanadinite")
+    assert (given.explained, given.distance_px) == (21, pytest.approx(472.7, rel=0.005))
