@@ -49,7 +49,7 @@ OWN_OUTPUTS = {"output": "--out-dir", "report": "--out-dir", "plot": "--plots",
 def command(
     ctx: typer.Context,
     out_dir: Path = typer.Option(None, "--out-dir", "-O", help="Folder of every item's outputs, manifest.jsonl and batch.json (created).", rich_help_panel="Batch"),
-    jobs: int = typer.Option(None, "--jobs", "-j", help="Worker processes [default: the cores].", rich_help_panel="Batch"),
+    jobs: int = typer.Option(None, "--jobs", "-j", help="Worker processes [default: the cores this process may run on].", rich_help_panel="Batch"),
     force: bool = typer.Option(None, "--force", help="Redo items already done with the same input and config.", rich_help_panel="Batch"),
     dry_run: bool = typer.Option(None, "--dry-run", help="Say what would run and what would be skipped; write nothing.", rich_help_panel="Batch"),
     wait: float = typer.Option(None, "--wait", help="Seconds to wait for another run's lock on --out-dir [default: 0: exit 8 at once].", rich_help_panel="Batch"),
@@ -101,13 +101,14 @@ def command(
     items = batch.plan(name, configs, inputs, cfg.out_dir, cfg.plots)
     console.progress(f"batch {name}: {len(items)} input(s) → {cfg.out_dir}")
     import contextlib
-    import os
+
+    from geocal_cli.core.rings.parallel import usable_cores
 
     cluster = cfg.scheduler or cfg.scheduler_file
     with (batch.dask_executor(cfg.scheduler, cfg.scheduler_file) if cluster and not cfg.dry_run
           else contextlib.nullcontext()) as executor, \
             console.item_progress(len(items), f"batch {name}") as (say, tick):
-        res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or os.cpu_count() or 1,
+        res = batch.run(name, items, cfg.out_dir, jobs=cfg.jobs or usable_cores(),
                         force=cfg.force, dry_run=cfg.dry_run, wait_s=cfg.wait_s,
                         executor=executor, progress=say, on_item=tick)
     if cfg.dry_run:

@@ -109,6 +109,30 @@ def test_a_series_with_bad_files_exits_7_and_writes_every_good_item(series, cali
     assert "2 of 6 items failed" in err
 
 
+@pytest.mark.parametrize("cores, workers", [({0, 1, 2}, [3]), ({5}, [])])
+def test_the_default_workers_are_the_cores_the_process_may_run_on(geometries, tmp_path, capsys,
+                                                                   monkeypatch, cores, workers):
+    """Without --jobs a batch starts one worker per core of its CPU affinity (a SLURM
+    allocation, taskset), not of the machine; on one core it runs in its own process."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from geocal_cli.core.rings import parallel
+    from geocal_cli.pipeline import batch
+
+    monkeypatch.setattr(parallel.os, "sched_getaffinity", lambda pid: cores, raising=False)
+    started = []
+
+    def local_executor(jobs):
+        started.append(jobs)
+        return ThreadPoolExecutor(jobs)
+
+    monkeypatch.setattr(batch, "local_executor", local_executor)
+    out = tmp_path / "out"
+    assert geocal(_to_fit2d(geometries, out), capsys)[0] == 0
+    assert started == workers
+    assert len(list(out.rglob("*.fit2d.yaml"))) == 3
+
+
 def test_a_rerun_does_no_work_and_force_redoes_all(geometries, tmp_path, capsys):
     out = tmp_path / "out"
     args = _to_fit2d(geometries, out, "--jobs", "1")

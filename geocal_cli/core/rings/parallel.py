@@ -16,12 +16,18 @@ from concurrent.futures import ThreadPoolExecutor
 MAX_THREADS = 4
 
 
-def threads() -> int:
-    """Threads a computation may use: the cores this process may run on, at most
-    `MAX_THREADS` and at most ``OMP_NUM_THREADS`` where that is set (batch workers set it
-    to 1: there the worker processes are the parallelism)."""
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity where the system reports one (a
+    SLURM or cgroup allocation, ``taskset``), else every core of the machine; at least 1."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cores = cores or 1
+    return max(1, cores or 1)
+
+
+def threads() -> int:
+    """Threads a computation may use: `usable_cores`, at most `MAX_THREADS` and at most
+    ``OMP_NUM_THREADS`` where that is set (batch workers set it to 1: there the worker
+    processes are the parallelism)."""
+    cores = usable_cores()
     limit = os.environ.get("OMP_NUM_THREADS", "")
     if limit.isdigit() and int(limit) > 0:
         cores = min(cores, int(limit))
