@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.rings.peaks import net_profile, peak_in_window
+from geocal_cli.core.rings.peaks import measured_lines
 
 #: Narrowest Gaussian σ (pixels) the model uses: a measured width below it is noise-limited.
 MIN_SIGMA_PX = 0.5
@@ -75,15 +75,9 @@ class Doublet:
             np.maximum(np.asarray(sigma_px, float), MIN_SIGMA_PX),
             np.nan_to_num(np.asarray(separation_px, float), nan=0.0),
             np.asarray(hw_px, float), np.asarray(half_px, float))
-        if sigma.size == 0:
-            return np.zeros(sigma.shape), np.zeros(sigma.shape)
-        n = int(np.ceil(hw.max() / step_px)) + 1
-        s = (np.arange(-n, n + 1) * step_px).astype(np.float32)
-        sg, sp = sigma[..., None], sep[..., None]
-        prof = (np.exp(-0.5 * (s / sg) ** 2)
-                + self.intensity_ratio * np.exp(-0.5 * ((s - sp) / sg) ** 2)).astype(np.float32)
-        centre, width, _, _ = peak_in_window(net_profile(prof, s, hw, step_px), s, half, step_px)
-        return centre.astype(float), width.astype(float)
+        offsets = np.stack([np.zeros(sep.shape), sep], axis=-1)
+        heights = np.broadcast_to([1.0, self.intensity_ratio], offsets.shape)
+        return measured_lines(sigma, offsets, heights, hw, half, step_px)
 
     def line_sigma(self, width_px: np.ndarray, separation_px: np.ndarray, hw_px: np.ndarray,
                    half_px: np.ndarray, step_px: float) -> np.ndarray:

@@ -143,3 +143,37 @@ def peak_in_window(net: np.ndarray, s: np.ndarray, half: np.ndarray, step_px: fl
     tot = net_pos.sum(-1)
     var = (net_pos * (s - centre[..., None]) ** 2).sum(-1) / np.where(tot > 0, tot, 1)
     return centre, np.sqrt(var), k_max, peak
+
+
+def measured_lines(sigma_px, offsets_px, heights, hw_px, half_px,
+                   step_px: float) -> tuple[np.ndarray, np.ndarray]:
+    """Where this module's estimator places the peak of a sum of Gaussian lines, and how wide
+    it measures it: the model that predicts what the measurement of an image's profile does
+    (`net_profile` over the window, `peak_in_window`), for a Kα2 satellite (`doublet`) or the
+    tails of neighbouring rings (`controlpoints`).
+
+    Parameters
+    ----------
+    sigma_px, hw_px, half_px : ndarray, broadcastable to one shape (...)
+        Line σ, search window and centroid half-windows, pixels.
+    offsets_px, heights : ndarray, shape (..., L)
+        Each line's position along the profile (pixels from the window's centre) and height.
+    step_px : float
+        Sampling step, pixels.
+
+    Returns
+    -------
+    centre, width : ndarray, shape (...)
+        Peak position and rms width, pixels.
+    """
+    sigma, hw, half = np.broadcast_arrays(np.asarray(sigma_px, float), np.asarray(hw_px, float),
+                                          np.asarray(half_px, float))
+    if sigma.size == 0:
+        return np.zeros(sigma.shape), np.zeros(sigma.shape)
+    n = int(np.ceil(hw.max() / step_px)) + 1
+    s = (np.arange(-n, n + 1) * step_px).astype(np.float32)
+    z = (s - np.asarray(offsets_px, float)[..., None]) / sigma[..., None, None]
+    prof = np.sum(np.asarray(heights, float)[..., None] * np.exp(-0.5 * z ** 2),
+                  axis=-2).astype(np.float32)
+    centre, width, _, _ = peak_in_window(net_profile(prof, s, hw, step_px), s, half, step_px)
+    return centre.astype(float), width.astype(float)
