@@ -242,8 +242,10 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
     if use.size == 0:
         raise CalibrationError("the calibrant rings on the detector lie too close together "
                                "for this geometry to sample them apart")
+    lo = frame.tth_range(prepared.data.shape)[0]
     cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=state.n_chi,
-                                crowded=(hw < CROWDED_HW_PX) & (hw < wanted))
+                                crowded=(hw < CROWDED_HW_PX) & (hw < wanted),
+                                neighbours=tth[finite & (tth >= lo - 1e-3) & (tth <= tmax + 1e-3)])
     cp = replace(cp, ring=use[cp.ring])
     cp = cp.subset(~state.blocked[cp.ring, _sector(cp.chi, state.blocked.shape[1])])
     if len(cp) < 10:
