@@ -335,6 +335,9 @@ MODEL_WINDOWS = 1.0
 #: A neighbour's line is left out of the model where its height at the near window end is
 #: below this fraction of the ring's own peak.
 TAIL_FLOOR = 1e-3
+#: σ beyond a window's end past which a neighbour's line leaves less than `TAIL_FLOOR` there
+#: even at a hundred times the ring's height: rings with no neighbour nearer are not modelled.
+TAIL_REACH = 5.0
 
 
 def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.ndarray,
@@ -376,12 +379,6 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
                         for i in range(2)], -1)                               # (K, J, 2)
     present = (neighbour[:, None, :] >= 0) & np.isfinite(offsets)
     offsets = np.where(present, offsets, 0.0)
-    heights = _line_heights(m, hw, sigma, n, offsets, present)                # (K, J)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratio = np.stack([heights[n[:, i]] for i in range(2)], -1) / heights[..., None]
-    heights = np.where(present & np.isfinite(ratio), np.clip(ratio, 0.0, None), 0.0)
-    gap = np.abs(offsets) - hw[:, None, None]
-    reach = heights * np.exp(-0.5 * (np.maximum(gap, 0) / sigma) ** 2) >= TAIL_FLOOR
     # Each ring's neighbours among all the calibrant's rings must be the ones measured.
     everyone = np.sort(np.asarray(neighbours, float))
     at = np.clip(np.searchsorted(everyone, tth), 0, everyone.size - 1)
@@ -391,8 +388,17 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
                      np.nan)
     measured = [np.where(neighbour[:, i] >= 0, tth[n[:, i]], np.nan) for i in range(2)]
     wide = hw >= MODEL_WINDOWS * sigma
-    whole = known & _same(lower, measured[0]) & _same(upper, measured[1]) & wide \
+    gap = np.abs(offsets) - hw[:, None, None]
+    near = np.any(present & (gap < TAIL_REACH * sigma), axis=(1, 2))
+    whole = known & _same(lower, measured[0]) & _same(upper, measured[1]) & wide & near \
         & np.all(wide[n] | (neighbour < 0), axis=1)
+    if not whole.any():
+        return shift
+    heights = _line_heights(m, hw, sigma, n, offsets, present)                # (K, J)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.stack([heights[n[:, i]] for i in range(2)], -1) / heights[..., None]
+    heights = np.where(present & np.isfinite(ratio), np.clip(ratio, 0.0, None), 0.0)
+    reach = heights * np.exp(-0.5 * (np.maximum(gap, 0) / sigma) ** 2) >= TAIL_FLOOR
     kk, jj = np.nonzero(m.keep & reach.any(axis=-1) & whole[:, None])
     if not kk.size:
         return shift
