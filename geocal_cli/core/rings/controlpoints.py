@@ -350,15 +350,15 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
     Si drawn at 48 keV with σ = 3.3 px, 6.6 px from a ring several times stronger, measured
     its 400 ring 0.21 px out on a noise-free image. The model (`peaks.measured_lines`) is
     the ring and its two neighbours, Gaussian lines of the image's σ at their predicted
-    distances along the same line of constant χ, each neighbour as high as the image shows it
-    at that azimuth (its median where it made no point there); the shift is where the
-    estimator places that blend less where it places the ring alone (`_line_heights` gives
-    the heights). The σ comes from the
-    rings whose windows hold their whole line (`RESOLVED_WINDOWS`), their median measured
-    width mapped through the same estimator; without such a ring nothing is corrected, nor
-    is a ring with a calibrant ring beside it that was not measured (`neighbours`: its
-    height is unknown), or whose window or a neighbour's is narrower than `MODEL_WINDOWS` σ
-    (the heights then do not follow from the peaks).
+    distances along the same line of constant χ, each as high as its peak at that azimuth
+    says once the neighbours' tails are taken out of it (`_line_heights`; a neighbour with no
+    peak there is left out); the shift is where the estimator places that blend less where
+    it places the ring alone. The σ comes from the rings whose windows hold their whole line
+    (`RESOLVED_WINDOWS`), their median measured width mapped through the same estimator;
+    without such a ring nothing is corrected, nor is a ring with a calibrant ring beside it
+    that was not measured (`neighbours`: its height is unknown), or whose window or a
+    neighbour's is narrower than `MODEL_WINDOWS` σ (the heights then do not follow from the
+    peaks).
     """
     shift = np.zeros(m.keep.shape)
     order = np.argsort(tth)
@@ -457,8 +457,9 @@ def _line_sigma(width_px: np.ndarray, hw_px: np.ndarray, half_px: np.ndarray,
                 step_px: float) -> np.ndarray:
     """The σ of a Gaussian line that the estimator measures as wide as each ring was
     measured (`peaks.measured_lines`, window and centroid half-window included), pixels;
-    shape like `width_px`. For rings whose window holds the whole line, where the measured
-    width grows with σ."""
+    shape like `width_px`. Beyond what the window holds the measured width stops growing, and
+    the σ found there is a lower bound at best: the caller keeps the rings whose window holds
+    their line (`RESOLVED_WINDOWS`)."""
     grid = np.geomspace(0.3, max(4.0 * float(np.max(width_px)), 2.0), 48)
     _, model = measured_lines(grid[None, :], np.zeros((width_px.size, grid.size, 1)),
                               np.ones((width_px.size, grid.size, 1)), hw_px[:, None],

@@ -227,7 +227,7 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
     frame = frame_of(geometry, [values[p] for p in PARAM_NAMES])
     tth = ring_tth(d_spacing, values["wavelength"])
     finite = np.isfinite(tth)
-    tmax = frame.tth_range(prepared.data.shape)[1]
+    tmin, tmax = frame.tth_range(prepared.data.shape)
     use = np.nonzero(finite & (tth <= tmax + 1e-3))[0]
     if rings is not None:
         use = np.intersect1d(use, rings)
@@ -242,10 +242,9 @@ def sample_rings(prepared, geometry, d_spacing: np.ndarray, values: dict, state:
     if use.size == 0:
         raise CalibrationError("the calibrant rings on the detector lie too close together "
                                "for this geometry to sample them apart")
-    lo = frame.tth_range(prepared.data.shape)[0]
+    on = finite & (tth >= tmin - 1e-3) & (tth <= tmax + 1e-3)
     cp = extract_control_points(prepared, frame, tth[use], hw, n_chi=state.n_chi,
-                                crowded=(hw < CROWDED_HW_PX) & (hw < wanted),
-                                neighbours=tth[finite & (tth >= lo - 1e-3) & (tth <= tmax + 1e-3)])
+                                crowded=(hw < CROWDED_HW_PX) & (hw < wanted), neighbours=tth[on])
     cp = replace(cp, ring=use[cp.ring])
     cp = cp.subset(~state.blocked[cp.ring, _sector(cp.chi, state.blocked.shape[1])])
     if len(cp) < 10:
