@@ -15,9 +15,10 @@ import numpy as np
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
 
-#: Parameter scales for conditioning (m, m, m, rad, rad, rad, m).
-_SCALES = {"dist": 1e-3, "poni1": 1e-4, "poni2": 1e-4, "rot1": 1e-3, "rot2": 1e-3,
-           "rot3": 1e-3, "wavelength": 1e-13}
+#: Parameter scales for conditioning (m, m, m, rad, rad, rad, m): the units of the scaled
+#: Jacobian columns (`tth_jacobian`).
+PARAM_SCALES = {"dist": 1e-3, "poni1": 1e-4, "poni2": 1e-4, "rot1": 1e-3, "rot2": 1e-3,
+                "rot3": 1e-3, "wavelength": 1e-13}
 ALL_PARAMS = PARAM_NAMES + ("wavelength",)
 
 
@@ -42,6 +43,8 @@ class Refinement:
         Points kept by the outlier rejection.
     condition : float
         Condition number of the scaled Jacobian (large: parameters not separable).
+    weights : ndarray, shape (n,) or None
+        The inverse 1σ (pixels⁻¹) each point was fitted with; None: all 1.
     """
 
     values: dict
@@ -52,6 +55,7 @@ class Refinement:
     residual_tth: np.ndarray
     inliers: np.ndarray
     condition: float
+    weights: np.ndarray | None = None
 
 
 def _tth_model(geometry, p6, d1, d2):
@@ -173,7 +177,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
     if d1.size <= len(free):
         raise ValueError(f"{d1.size} control points cannot fix {len(free)} parameters")
     values = {k: float(start[k]) for k in ALL_PARAMS}
-    scale = np.array([_SCALES[p] for p in free])
+    scale = np.array([PARAM_SCALES[p] for p in free])
 
     def unpack(x):
         v = dict(values)
@@ -200,7 +204,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
             j = tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale)
             if "wavelength" in free:
                 j[:, free.index("wavelength")] = (-ring_tth_derivative(v["wavelength"], dsp[sel])
-                                                  * _SCALES["wavelength"])
+                                                  * PARAM_SCALES["wavelength"])
             return j * (wts[sel] / grad[sel])[:, None]
 
         x0 = np.zeros(len(free))
@@ -226,7 +230,7 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
     r_tth = t_all - tth_ring(values["wavelength"])
     return Refinement(values=values, sigma=sigma, correlation=corr, free=free,
                       residual_px=r_tth / grad, residual_tth=r_tth, inliers=keep,
-                      condition=cond)
+                      condition=cond, weights=None if weights is None else wts)
 
 
 def propagate(refinement: Refinement, func, step: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +254,7 @@ def propagate(refinement: Refinement, func, step: float = 1e-3) -> tuple[np.ndar
     value = np.atleast_1d(np.asarray(func(base), float))
     jac = np.empty((value.size, len(refinement.free)))
     for j, name in enumerate(refinement.free):
-        h = _SCALES[name] * step
+        h = PARAM_SCALES[name] * step
         v = dict(base)
         v[name] += h
         jac[:, j] = (np.atleast_1d(np.asarray(func(v), float)) - value) / h
