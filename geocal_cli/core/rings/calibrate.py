@@ -26,6 +26,7 @@ import numpy as np
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, energy_advice,
                                         fit_faults, judge_wavelength, ranking_text, refusal,
                                         scan_wavelength, top_calibrants)
+from geocal_cli.core.rings.clustered import CELLS_PER_SIDE, cell_index, widen_for_clusters
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
@@ -98,6 +99,10 @@ EXTRA_ROUNDS = 3
 #: An answer whose rings move less than this (pixels, rms over the detector) when refined
 #: again from itself is settled (`_settled`); the benchmark counts 0.05 px as a success.
 SETTLED_PX = 0.02
+#: A 1σ widened this many times for errors shared by neighbouring points is worth a note of
+#: its own (where no misfit warning says it): independent points' 1σ grow by up to 1.6
+#: times, the positive part of a noisy difference (`clustered`, over about 30 cells).
+WIDENED_NOTE = 2.0
 #: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
 #: pixel; a solution whose rings disagree that much is fitting the wrong rings.
 MAX_RING_SPREAD_PX = 1.0
@@ -336,6 +341,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         measured = neutral if neutral is not None else (checked.seen, checked.counted)
         checked = replace(checked, scan=scan_wavelength(*measured, d_spacing, wavelength))
         raise CalibrationError(refusal(checked, families, min_rings))
+    result, widened = widen_for_clusters(result, geometry, pts.d1, pts.d2,
+                                         d_spacing[pts.ring], cell_index(pts.d1, pts.d2,
+                                                                         image.shape))
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     centres = _ring_centres(geometry, result, pts, d_spacing)
@@ -396,9 +404,12 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                             2 * np.pi / azimuths(image.shape))
     warning = misfit_warning(misfit, "a detector distortion or a non-planar detector that a "
                              "PONI cannot describe (grid-distortion measures a distortion); "
-                             "the 1σ assume independent points")
+                             + _correlation_clause(widened, image.shape))
     if warning:
         warnings.append(warning)
+    elif widened is not None and widened >= WIDENED_NOTE:
+        notes.append(f"the 1σ are widened up to ×{widened:.1f}: neighbouring control points "
+                     "err alike (" + _correlation_clause(widened, image.shape) + ")")
     timings["total"] = time.perf_counter() - t0
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
@@ -1099,6 +1110,16 @@ def _determinacy(result: Refinement, beam_sigma) -> dict:
 
 def _undetermined(result: Refinement, beam_sigma) -> list[str]:
     return [k for k, r in _determinacy(result, beam_sigma).items() if r > 1]
+
+
+def _correlation_clause(widened: float | None, shape) -> str:
+    """What the 1σ assume of the points' errors (`clustered.widen_for_clusters`)."""
+    if widened is None:
+        return "the 1σ assume independent points"
+    return (f"the 1σ allow for errors shared within {max(shape) / CELLS_PER_SIDE:.0f} px cells "
+            f"of the detector (cluster-robust, widened up to ×{widened:.1f}), not for a "
+            "distortion at the scale of the whole detector, which one image cannot tell from "
+            "the beam centre")
 
 
 def _robust_sigma(result: Refinement) -> float:
