@@ -48,28 +48,37 @@ def real_cases():
     from geocal_cli.io.poni import read_poni
 
     x = DATA / "xray"
+    # The detector: a pyFAI name, or the pixel size (m) of a generic one.
     specs = [
         ("real_ceo2_pilatus1m_dioptas", x / "ceo2_pilatus1m_dioptas" / "CeO2_Pilatus1M.tif",
          "Pilatus1M", "CeO2", 0.4066e-10, x / "ceo2_pilatus1m_dioptas" / "CeO2_Pilatus1M.poni", 2),
         ("real_agbh_pilatus1m_bm26", x / "agbh_pilatus1m_bm26" / "Pilatus1M.edf", "Pilatus1M",
          "AgBh", 1.0332e-10, x / "agbh_pilatus1m_bm26" / "Pilatus1M_pyFAI_benchmark.poni", 3),
         ("real_ceo2_steel_mar345_gsas2", x / "ceo2_steel_mar345_gsas2" / "nx09_strain_001.mar2300",
-         None, "CeO2", 0.12398e-10,
+         150e-6, "CeO2", 0.12398e-10,
          x / "ceo2_steel_mar345_gsas2" / "converted_from_gsas2_for_fabio_array.poni", 3),
+        ("real_ceo2_pilatus2mcdte_dls", x / "ceo2_pilatus2mcdte_dls" / "103853_00001.cbf",
+         "Pilatus2MCdTe", "CeO2", 0.12423e-10,
+         x / "ceo2_pilatus2mcdte_dls" / "103853_for_fabio_array.poni", 3),
+        # HEXRD's radial distortion of the panel is not in the PONI (data README).
+        ("real_ceo2_ge41rt_hexrd", x / "ceo2_ge41rt_aps_hexrd" / "CeO2_GE41RT_80p725keV.tif",
+         200e-6, "CeO2", 0.153588e-10, x / "ceo2_ge41rt_aps_hexrd" / "converted_from_hexrd.poni",
+         3),
     ]
     for name, image, det_name, cal, lam, ref_path, orientation in specs:
         if not image.exists():
             continue
         data = read_image(image).data
-        if det_name:
+        named = isinstance(det_name, str)
+        if named:
             det = pyFAI.detectors.detector_factory(det_name)
         else:
-            det = pyFAI.detectors.Detector(150e-6, 150e-6, max_shape=data.shape)
+            det = pyFAI.detectors.Detector(det_name, det_name, max_shape=data.shape)
         valid = valid_pixels(data, det.mask.astype(bool) if det.mask is not None else None)
         ref = read_poni(ref_path)
         # Dioptas' PONI is for the image flipped up-down: orientation 2 on fabio's array.
-        ref_det = pyFAI.detectors.detector_factory(det_name or "Detector", {"orientation": orientation}) \
-            if det_name else det
+        ref_det = pyFAI.detectors.detector_factory(det_name, {"orientation": orientation}) \
+            if named else det
         ref = make_geometry(ref_det, ref.dist, ref.poni1, ref.poni2, ref.rot1, ref.rot2, ref.rot3, lam)
         yield name, data, valid, det, lam, load_calibrant(cal).d_spacing, ref
 
