@@ -12,6 +12,7 @@ import numpy as np
 from geocal_cli import __version__
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.electron.lens import N_CHI
+from geocal_cli.core.rings.calibrate import WEAKLY_DETERMINED, WIDENED_START
 from geocal_cli.core.rings.concentric import NON_CONCENTRIC_START, concentric_warning
 from geocal_cli.core.rings.misfit import WARNING_START, misfit_warning, split_residual
 from geocal_cli.pipeline.results import misfit_summary, ring_centres_summary
@@ -71,7 +72,8 @@ TILT_BETTER = 0.7
 #: What the lens model's misfit warning names as the cause.
 LENS_MISFIT = ("a projector-lens distortion beyond the ellipse (higher orders) or rings that are "
                "not concentric; the 1σ of the centre and camera length include the rings' own "
-               "scatter of centres and radii")
+               "scatter of centres and radii, and every 1σ the errors neighbouring points share "
+               "(cluster-robust over detector cells)")
 
 
 @dataclass(frozen=True)
@@ -287,8 +289,9 @@ def update_report(report: dict, lens, d_spacing, poni, geometry_summary: dict) -
     """Replace a calib-ring report's tilted-detector results by the electron model's.
 
     The tilted fit, which started the model, stays under `results.tilted_start`; its
-    warnings that the tilt's mirror image fits as well, that its rings are not concentric and
-    of what it leaves no longer apply: the model's own replace them.
+    warnings that the tilt's mirror image fits as well, that its rings are not concentric, of
+    what it leaves and of its weakly determined parameters, and its note on widened 1σ, no
+    longer apply: the model's own replace them.
     """
     sec = sections(lens, d_spacing, poni)
     res = report["results"]
@@ -304,8 +307,10 @@ def update_report(report: dict, lens, d_spacing, poni, geometry_summary: dict) -
     report["ring_centres"] = ring_centres_summary(lens.ring_centres)
     report["warnings"] = [w for w in report["warnings"]
                           if not w.startswith(("tilt direction", WARNING_START,
-                                               NON_CONCENTRIC_START))] + sec["warnings"]
-    report["notes"] = [n for n in report["notes"] if not n.startswith("rot3 fixed")] + sec["notes"]
+                                               NON_CONCENTRIC_START))
+                          and WEAKLY_DETERMINED not in w] + sec["warnings"]
+    report["notes"] = [n for n in report["notes"]
+                       if not n.startswith(("rot3 fixed", WIDENED_START))] + sec["notes"]
 
 
 def correlation(lens) -> dict:

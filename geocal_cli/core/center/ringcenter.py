@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from geocal_cli.core.center.filters import subtract_local_mean
+from geocal_cli.core.rings.clustered import at_least, cell_index, clustered_covariance
 from geocal_cli.core.rings.concentric import RingCentres, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, PreparedImage, extract_control_points
 from geocal_cli.core.rings.profiles import fit_ring_profiles
@@ -209,7 +210,8 @@ class RingCenterFit:
 def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, shift0,
                     ellipticity0=(0.0, 0.0), fit_ellipticity: bool = True,
                     n_rounds: int = 3, clip: float = 4.0, rings: str = "free",
-                    sigma_px: np.ndarray | None = None) -> RingCenterFit:
+                    sigma_px: np.ndarray | None = None,
+                    shape: tuple[int, int] | None = None) -> RingCenterFit:
     """Least-squares shift (and distortion) of the reference pattern onto ring points.
 
     Parameters
@@ -234,6 +236,10 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
         detector: tan 2θ = r / L).
     sigma_px : ndarray, shape (n,), optional
         1σ of each point along the radius: a weighted fit.
+    shape : (int, int), optional
+        The image's shape: the covariance then allows for errors that neighbouring points
+        share (a lens's distortion beyond the ellipse, a detector's), widened to the
+        cluster-robust one over the detector's cells where that is larger (`clustered`).
 
     Returns
     -------
@@ -321,6 +327,11 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
     w = wt[keep]
     dof = max(keep.sum() - n_par, 1)
     cov = np.linalg.pinv((jac * w[:, None]).T @ (jac * w[:, None])) * float(np.sum((r_in * w)**2) / dof)
+    if shape is not None:
+        robust = clustered_covariance(jac * w[:, None], r_in * w,
+                                      cell_index(cp.d1[keep], cp.d2[keep], shape))
+        if robust is not None:
+            cov = at_least(cov, robust)
     tth = np.asarray(tth0, float).copy()
     if tied:
         tth = np.arctan(x[n_geo] * tan0)
@@ -471,9 +482,10 @@ def recenter_on_rings(prepared: PreparedImage, valid: np.ndarray, frame: Detecto
                                         n_chi=n_chi if rnd else 360)
         cp = replace(cp, ring=use[cp.ring])
         fit = fit_ring_center(cp, frame, ring_tth, shift, ell, ellipticity != "none",
-                              sigma_px=sigma)
+                              sigma_px=sigma, shape=valid.shape)
         if ellipticity == "auto" and not _significant(fit):
-            fit = fit_ring_center(cp, frame, ring_tth, shift, (0.0, 0.0), False, sigma_px=sigma)
+            fit = fit_ring_center(cp, frame, ring_tth, shift, (0.0, 0.0), False, sigma_px=sigma,
+                                  shape=valid.shape)
         moved = float(np.hypot(*(fit.shift - shift)))
         shift, ell, ring_tth = fit.shift, fit.ellipticity, fit.tth
         inl = fit.inliers

@@ -195,7 +195,7 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
         # outweighing all others.
         sigma = np.maximum(prof.sigma_px, 0.02)
         new = fit_ring_center(pts, frame0, tth, shift, ell, fit_ellipticity, rings="calibrant",
-                              sigma_px=sigma)
+                              sigma_px=sigma, shape=valid.shape)
         moved = float(np.hypot(*(new.shift - shift)))
         fit, shift, ell, scale = new, new.shift, new.ellipticity, new.scale
         inl = fit.inliers

@@ -99,10 +99,15 @@ EXTRA_ROUNDS = 3
 #: An answer whose rings move less than this (pixels, rms over the detector) when refined
 #: again from itself is settled (`_settled`); the benchmark counts 0.05 px as a success.
 SETTLED_PX = 0.02
+#: How the warning on a parameter whose 1σ nears its undetermined limit goes on after its
+#: name (a model that replaces the tilted fit, the electron lens model, drops it).
+WEAKLY_DETERMINED = "is weakly determined"
 #: A 1σ widened this many times for errors shared by neighbouring points is worth a note of
 #: its own (where no misfit warning says it): independent points' 1σ grow by up to 1.6
 #: times, the positive part of a noisy difference (`clustered`, over about 30 cells).
 WIDENED_NOTE = 2.0
+#: How that note begins.
+WIDENED_START = "the 1σ are widened"
 #: Above this spread (pixels) the fit is refused: no detector bends its rings apart by a
 #: pixel; a solution whose rings disagree that much is fitting the wrong rings.
 MAX_RING_SPREAD_PX = 1.0
@@ -396,7 +401,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         warnings.append(mirror)
     for name, ratio in _determinacy(result, beam_sigma).items():
         if ratio > 0.2:
-            warnings.append(f"{name} is weakly determined (1σ at {100 * ratio:.0f} % of the "
+            warnings.append(f"{name} {WEAKLY_DETERMINED} (1σ at {100 * ratio:.0f} % of the "
                             "limit for undetermined)")
     rings = _ring_residuals(pts, result, d_spacing, values["wavelength"])
     inl = result.inliers
@@ -408,7 +413,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if warning:
         warnings.append(warning)
     elif widened is not None and widened >= WIDENED_NOTE:
-        notes.append(f"the 1σ are widened up to ×{widened:.1f}: neighbouring control points "
+        notes.append(f"{WIDENED_START} up to ×{widened:.1f}: neighbouring control points "
                      "err alike (" + _correlation_clause(widened, image.shape) + ")")
     timings["total"] = time.perf_counter() - t0
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,

@@ -62,16 +62,55 @@ def cell_index(d1: np.ndarray, d2: np.ndarray, shape: tuple[int, int],
             + np.floor(np.asarray(d2) / size).astype(int))
 
 
+def clustered_covariance(jac: np.ndarray, res: np.ndarray,
+                         cluster: np.ndarray) -> np.ndarray | None:
+    """Cluster-robust covariance of a least-squares optimum (the module docstring's formula).
+
+    Parameters
+    ----------
+    jac : ndarray, shape (n, p)
+        Jacobian of the residuals at the optimum, as the fit weighed them.
+    res : ndarray, shape (n,)
+        The residuals, weighed alike.
+    cluster : ndarray of int, shape (n,)
+        Each residual's cluster (`cell_index`).
+
+    Returns
+    -------
+    ndarray, shape (p, p), or None
+        In the units of `jac`'s columns; None with fewer than `MIN_CELLS_PER_PARAM` clusters
+        per parameter (or no more residuals than parameters, or a singular Jacobian).
+    """
+    n, p = jac.shape
+    cells, group = np.unique(cluster, return_inverse=True)
+    g = cells.size
+    if g < MIN_CELLS_PER_PARAM * p or n <= p:
+        return None
+    try:
+        bread = np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return None
+    scores = np.zeros((g, p))
+    np.add.at(scores, group, jac * res[:, None])
+    return bread @ (scores.T @ scores) @ bread * (g / (g - 1) * (n - 1) / (n - p))
+
+
+def at_least(cov: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """cov + [other − cov]₊: the difference's negative eigenvalues set to zero, so that the
+    result is at least either covariance in every direction (shape (p, p) both)."""
+    diff = other - cov
+    lam, vec = np.linalg.eigh(0.5 * (diff + diff.T))
+    return cov + (vec * np.maximum(lam, 0.0)) @ vec.T
+
+
 def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.ndarray,
                        d_spacing: np.ndarray, cluster: np.ndarray) -> tuple[Refinement, float | None]:
     """The refinement with a covariance that allows for errors shared within clusters.
 
-    The cluster-robust covariance C_c of the fit (its own weights, its inliers) is compared
-    with the refinement's C: the covariance kept is C + [C_c − C]₊, the positive part of the
-    difference (its negative eigenvalues set to zero). It is at least C and at least C_c in
-    every direction of the parameters, so every derived quantity (the beam centre, by
-    `refine.propagate`) is at least as uncertain as either says; a fit whose points are
-    independent keeps its 1σ within the estimate's noise.
+    The cluster-robust covariance C_c of the fit (`clustered_covariance`, with the fit's own
+    weights on its inliers) widens the refinement's C to `at_least`(C, C_c): every derived
+    quantity (the beam centre, by `refine.propagate`) is then at least as uncertain as either
+    says. A fit whose points are independent keeps its 1σ within the estimate's noise.
 
     Parameters
     ----------
@@ -95,11 +134,9 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
     """
     inl = refinement.inliers
     free = refinement.free
-    cells, group = np.unique(np.asarray(cluster)[inl], return_inverse=True)
-    n, p = int(inl.sum()), len(free)
     scale = np.array([PARAM_SCALES[k] for k in free])
     sigma = np.array([refinement.sigma[k] for k in free]) / scale
-    if cells.size < MIN_CELLS_PER_PARAM * p or n <= p or not np.all(np.isfinite(sigma)):
+    if not np.all(np.isfinite(sigma)):
         return refinement, None
     values = refinement.values
     p6 = [values[k] for k in PARAM_NAMES]
@@ -108,21 +145,14 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
     if "wavelength" in free:
         jac[:, free.index("wavelength")] = (-ring_tth_derivative(
             values["wavelength"], np.asarray(d_spacing, float)[inl]) * PARAM_SCALES["wavelength"])
-    w = np.ones(n) if refinement.weights is None else refinement.weights[inl]
+    w = np.ones(a1.size) if refinement.weights is None else refinement.weights[inl]
     # The residuals and their Jacobian as the fit weighed them, in pixels.
     jac *= (w / frame_of(geometry, p6).tth_gradient(a1, a2))[:, None]
-    res = refinement.residual_px[inl] * w
-    try:
-        bread = np.linalg.inv(jac.T @ jac)
-    except np.linalg.LinAlgError:
+    robust = clustered_covariance(jac, refinement.residual_px[inl] * w,
+                                  np.asarray(cluster)[inl])
+    if robust is None:
         return refinement, None
-    scores = np.zeros((cells.size, p))
-    np.add.at(scores, group, jac * res[:, None])
-    g = cells.size
-    clustered = bread @ (scores.T @ scores) @ bread * (g / (g - 1) * (n - 1) / (n - p))
-    cov = refinement.correlation * np.outer(sigma, sigma)
-    lam, vec = np.linalg.eigh(0.5 * ((clustered - cov) + (clustered - cov).T))
-    cov = cov + (vec * np.maximum(lam, 0.0)) @ vec.T
+    cov = at_least(refinement.correlation * np.outer(sigma, sigma), robust)
     widened = np.sqrt(np.diag(cov))
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = cov / np.outer(widened, widened)
