@@ -97,8 +97,11 @@ def clustered_covariance(jac: np.ndarray, res: np.ndarray,
 
 def at_least(cov: np.ndarray, other: np.ndarray) -> np.ndarray:
     """cov + [other − cov]₊: the difference's negative eigenvalues set to zero, so that the
-    result is at least either covariance in every direction (shape (p, p) both)."""
+    result is at least either covariance in every direction (shape (p, p) both). A `cov` or
+    `other` that is not finite everywhere (an undetermined parameter) returns `cov`."""
     diff = other - cov
+    if not np.all(np.isfinite(diff)):
+        return cov
     lam, vec = np.linalg.eigh(0.5 * (diff + diff.T))
     return cov + (vec * np.maximum(lam, 0.0)) @ vec.T
 
