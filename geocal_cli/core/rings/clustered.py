@@ -27,8 +27,7 @@ from dataclasses import replace
 import numpy as np
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
-from geocal_cli.core.rings.refine import (PARAM_SCALES, Refinement, ring_tth_derivative,
-                                          tth_jacobian)
+from geocal_cli.core.rings.refine import PARAM_SCALES, Refinement, residual_jacobian
 
 #: Cells along the detector's larger side: a 1024² image gets cells of 171 px, the 256² Au
 #: electron pattern of 43 px. Smaller cells leave more of a correlated misfit between them
@@ -142,15 +141,12 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
     if not np.all(np.isfinite(sigma)):
         return refinement, None
     values = refinement.values
-    p6 = [values[k] for k in PARAM_NAMES]
     a1, a2 = np.asarray(d1, float)[inl], np.asarray(d2, float)[inl]
-    jac = tth_jacobian(geometry, p6, a1, a2, free, scale)
-    if "wavelength" in free:
-        jac[:, free.index("wavelength")] = (-ring_tth_derivative(
-            values["wavelength"], np.asarray(d_spacing, float)[inl]) * PARAM_SCALES["wavelength"])
     w = np.ones(a1.size) if refinement.weights is None else refinement.weights[inl]
     # The residuals and their Jacobian as the fit weighed them, in pixels.
-    jac *= (w / frame_of(geometry, p6).tth_gradient(a1, a2))[:, None]
+    grad = frame_of(geometry, [values[k] for k in PARAM_NAMES]).tth_gradient(a1, a2)
+    jac = residual_jacobian(geometry, values, a1, a2, np.asarray(d_spacing, float)[inl], free,
+                            w / grad)
     robust = clustered_covariance(jac, refinement.residual_px[inl] * w,
                                   np.asarray(cluster)[inl])
     if robust is None:

@@ -103,6 +103,37 @@ def ring_tth_derivative(wavelength: float, d_spacing: np.ndarray) -> np.ndarray:
     return 1 / (d_spacing * np.sqrt(np.clip(1 - u * u, 1e-12, None)))
 
 
+def residual_jacobian(geometry, values: dict, d1, d2, d_spacing, free: tuple,
+                      row_scale: np.ndarray) -> np.ndarray:
+    """∂(2θ − 2θ_ring)/∂(scaled parameter) at every point, each row times `row_scale`: the
+    Jacobian of the residuals a fit minimises (`refine_geometry`: its weights over |∇2θ|,
+    residuals in weighted pixels).
+
+    Parameters
+    ----------
+    geometry : pyFAI.geometry.Geometry
+        Supplies the detector.
+    values : dict
+        The seven parameters (`ALL_PARAMS`).
+    d1, d2 : ndarray, shape (n,)
+    d_spacing : ndarray, shape (n,)
+        Each point's ring d-spacing, metres.
+    free : tuple of str
+        The columns, in units of `PARAM_SCALES`.
+    row_scale : ndarray, shape (n,)
+
+    Returns
+    -------
+    ndarray, shape (n, len(free))
+    """
+    scale = np.array([PARAM_SCALES[p] for p in free])
+    j = tth_jacobian(geometry, [values[p] for p in PARAM_NAMES], d1, d2, free, scale)
+    if "wavelength" in free:
+        j[:, free.index("wavelength")] = (-ring_tth_derivative(values["wavelength"], d_spacing)
+                                          * PARAM_SCALES["wavelength"])
+    return j * row_scale[:, None]
+
+
 def covariance(jac: np.ndarray, fun: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
     """1σ, correlation and condition number of a least-squares optimum.
 
@@ -200,12 +231,8 @@ def refine_geometry(geometry, d1, d2, d_spacing, start: dict, free: tuple, clip:
             return (t - tth_ring(v["wavelength"])[sel]) * (wts[sel] / grad[sel])
 
         def jac(x, sel=keep):
-            v = unpack(x)
-            j = tth_jacobian(geometry, [v[p] for p in PARAM_NAMES], d1[sel], d2[sel], free, scale)
-            if "wavelength" in free:
-                j[:, free.index("wavelength")] = (-ring_tth_derivative(v["wavelength"], dsp[sel])
-                                                  * PARAM_SCALES["wavelength"])
-            return j * (wts[sel] / grad[sel])[:, None]
+            return residual_jacobian(geometry, unpack(x), d1[sel], d2[sel], dsp[sel], free,
+                                     wts[sel] / grad[sel])
 
         x0 = np.zeros(len(free))
         loss = "soft_l1" if rnd < n_rounds - 1 else "linear"
