@@ -65,19 +65,19 @@ def real_cases():
          200e-6, "CeO2", 0.153588e-10, x / "ceo2_ge41rt_aps_hexrd" / "converted_from_hexrd.poni",
          3),
     ]
-    for name, image, det_name, cal, lam, ref_path, orientation in specs:
+    for name, image, det_spec, cal, lam, ref_path, orientation in specs:
         if not image.exists():
             continue
         data = read_image(image).data
-        named = isinstance(det_name, str)
+        named = isinstance(det_spec, str)
         if named:
-            det = pyFAI.detectors.detector_factory(det_name)
+            det = pyFAI.detectors.detector_factory(det_spec)
         else:
-            det = pyFAI.detectors.Detector(det_name, det_name, max_shape=data.shape)
+            det = pyFAI.detectors.Detector(det_spec, det_spec, max_shape=data.shape)
         valid = valid_pixels(data, det.mask.astype(bool) if det.mask is not None else None)
         ref = read_poni(ref_path)
         # Dioptas' PONI is for the image flipped up-down: orientation 2 on fabio's array.
-        ref_det = pyFAI.detectors.detector_factory(det_name, {"orientation": orientation}) \
+        ref_det = pyFAI.detectors.detector_factory(det_spec, {"orientation": orientation}) \
             if named else det
         ref = make_geometry(ref_det, ref.dist, ref.poni1, ref.poni2, ref.rot1, ref.rot2, ref.rot3, lam)
         yield name, data, valid, det, lam, load_calibrant(cal).d_spacing, ref
