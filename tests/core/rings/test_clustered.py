@@ -102,6 +102,6 @@ def test_the_ring_centre_fit_allows_for_errors_shared_by_neighbouring_points():
             # The reference is the truth: the fitted shift is the error.
             z[shape] += list(fit.shift / np.sqrt(np.diag(fit.shift_cov)))
     # With the tilt held, the field moves the centre less than it moves a full geometry
-    # fit's, and the cluster-robust 1σ err on the safe side here (rms z about 0.5).
+    # fit's, and the cluster-robust 1σ err on the safe side here (rms z 0.42).
     assert np.sqrt(np.mean(np.square(z[None]))) > 1.3
     assert np.sqrt(np.mean(np.square(z[SHAPE]))) < 1.0 and np.max(np.abs(z[SHAPE])) < 3
