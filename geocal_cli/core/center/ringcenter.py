@@ -326,10 +326,10 @@ def fit_ring_center(cp: ControlPoints, frame: DetectorFrame, tth0: np.ndarray, s
     r_in, jac = residual_jacobian(x, keep)
     w = wt[keep]
     dof = max(keep.sum() - n_par, 1)
-    cov = np.linalg.pinv((jac * w[:, None]).T @ (jac * w[:, None])) * float(np.sum((r_in * w)**2) / dof)
+    jac_w, r_w = jac * w[:, None], r_in * w
+    cov = np.linalg.pinv(jac_w.T @ jac_w) * float(np.sum(r_w ** 2) / dof)
     if shape is not None:
-        robust = clustered_covariance(jac * w[:, None], r_in * w,
-                                      cell_index(cp.d1[keep], cp.d2[keep], shape))
+        robust = clustered_covariance(jac_w, r_w, cell_index(cp.d1[keep], cp.d2[keep], shape))
         if robust is not None:
             cov = at_least(cov, robust)
     tth = np.asarray(tth0, float).copy()
