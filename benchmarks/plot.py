@@ -5,9 +5,10 @@ In one run:
 - the `geocal calib-ring` command with and without `--plot` (median wall time of N runs
   each, alternating): the extra time a user waits, matplotlib's import overlapping the
   calibration in the command's plot helper (`geocal_cli.io.render`);
-- in one process without the helper, the parts of the plot: importing matplotlib,
-  integrating the image for the integration check, building the figure and drawing +
-  writing the PNG; and, for scale,
+- in one process without the helpers, the parts of the plot: importing matplotlib,
+  integrating the image for the integration check, building and drawing the figure's upper
+  part (image and residuals) and its integration part (the command's two helpers draw these
+  at once), writing the PNG; and, for scale,
   pyFAI's own `integrate1d` + `integrate2d` of the same image (what a user runs by hand for
   the same check).
 
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -54,35 +57,31 @@ def parts(folder: Path) -> dict:
     from geocal_cli.pipeline import calib_ring
 
     captured = {}
-    real = calib_ring.integration_view
 
-    def timed_view(*a, **k):
-        t0 = time.perf_counter()
-        view = real(*a, **k)
-        out["integration check (geocal)"] = time.perf_counter() - t0
-        return view
-
-    def keep(*a, **k):
-        captured["args"] = (a, k)
-    calib_ring.integration_view, calib_ring.plot_calibration = timed_view, keep
+    def keep(*a):
+        captured["args"] = a
+    calib_ring.plot_calibration = keep
     cfg = CalibRingConfig(image=IMAGE, calibrant="CeO2", wavelength_a=0.4066, detector="Pilatus1M",
                           output=folder / "p.poni", report=folder / "p.json", plot=folder / "p.png",
                           overwrite=True)
     calib_ring.run(cfg)
-    a, k = captured["args"]
-    saved = {}
-    save = plots._save
-    plots._save = lambda plt, fig, path: saved.update(plt=plt, fig=fig, path=path)
+    _, image, valid, fit, ring_tth, check, calibrant, title = captured["args"]
     t = time.perf_counter()
-    plots.plot_calibration(*a, **k)
-    out["build the figure"] = time.perf_counter() - t
+    view = check()
+    out["integration check (geocal)"] = time.perf_counter() - t
     t = time.perf_counter()
-    save(saved["plt"], saved["fig"], folder / "p.png")
-    out["draw and write the PNG"] = time.perf_counter() - t
+    upper = plots._calibration_part(image, valid, fit, ring_tth, calibrant, title)
+    out["upper part: build and draw (helper 1)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lower = plots._integration_part(view, calibrant, "the fitted geometry", plots.CALIBRATION_SIZE[0],
+                                    plots.CALIBRATION_LEFT, plots.CALIBRATION_RIGHT)
+    out["integration part: build and draw (helper 2)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    plots._write_png(folder / "p.png", np.concatenate([upper, lower]))
+    out["write the PNG"] = time.perf_counter() - t
     import pyFAI
 
     ai = pyFAI.load(str(folder / "p.poni"))
-    image, valid = a[1], a[2]
     t = time.perf_counter()
     ai.integrate1d(image, 1000, mask=~valid, unit="2th_deg")
     ai.integrate2d(image, 1000, 360, mask=~valid, unit="2th_deg")

@@ -173,13 +173,25 @@ UNIT = re.compile(r"\[.+\]")
 GALLERY = os.environ.get("GEOCAL_GALLERY")
 
 
+class WrittenFigure:
+    """A figure drawn in parts (`io.plots._with_integration`), seen as one: the axes of all
+    its parts, top to bottom, and the first part's title."""
+
+    def __init__(self, parts: list):
+        self.parts = parts
+        self.axes = [ax for part in parts for ax in part.axes]
+        self._suptitle = parts[0]._suptitle
+
+
 @pytest.fixture
 def figures(monkeypatch, request):
     """The figures the run saves, kept open for inspection (and still written): drawn in
-    this process, not by the command's plot helper (`io.render`)."""
+    this process, not by the command's plot helpers (`io.render`). A figure drawn in parts
+    is kept as one `WrittenFigure`."""
     from geocal_cli.io import plots, render
 
-    kept = []
+    kept, parts = [], []
+    name = re.sub(r"\W+", "_", request.node.name.removeprefix("test_")).strip("_")
 
     def keep(plt, fig, path):
         fig.canvas.draw()  # lay out text, as the file has it
@@ -187,16 +199,37 @@ def figures(monkeypatch, request):
         with plots.atomic_path(path) as tmp:
             fig.savefig(tmp, dpi=40, format="png")
         if GALLERY:
-            name = re.sub(r"\W+", "_", request.node.name.removeprefix("test_")).strip("_")
             fig.savefig(Path(GALLERY) / f"{name}.png", dpi=50, pil_kwargs={"compress_level": 9})
 
+    def keep_part(plt, fig):
+        fig.canvas.draw()
+        parts.append(fig)
+        return np.array(fig.canvas.buffer_rgba())
+
+    def write(path, rgba):
+        kept.append(WrittenFigure(parts[:]))
+        parts.clear()
+        written(path, rgba)
+        if GALLERY:
+            from PIL import Image
+
+            height, width = rgba.shape[:2]
+            scale = 50 / plots.DPI
+            Image.fromarray(rgba).resize((round(width * scale), round(height * scale)),
+                                         Image.LANCZOS).save(Path(GALLERY) / f"{name}.png",
+                                                             compress_level=9)
+
+    written = plots._write_png
     monkeypatch.setattr(plots, "_save", keep)
+    monkeypatch.setattr(plots, "_pixels", keep_part)
+    monkeypatch.setattr(plots, "_write_png", write)
     monkeypatch.setattr(render, "ahead", lambda wanted: contextlib.nullcontext())
     yield kept
     import matplotlib.pyplot as plt
 
     for fig in kept:
-        plt.close(fig)
+        for part in getattr(fig, "parts", [fig]):
+            plt.close(part)
 
 
 def labelled(ax):

@@ -8,9 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from geocal_cli.io.outputs import SIGNATURE, atomic_path
-from geocal_cli.io.render import offloaded
+from geocal_cli.io.render import gather, offloaded, submit
 
 
+#: Resolution of every figure, dots per inch.
+DPI = 90
+#: Height of a figure's integration-check part and its margins above and below, inches.
+INTEGRATION_HEIGHT, INTEGRATION_TOP, INTEGRATION_BOTTOM = 5.3, 0.35, 0.6
 #: Largest side (pixels) of an image as displayed: about what a panel of the figure shows.
 DISPLAY_PX = 800
 #: Side ratio beyond which an image is drawn stretched to its panel.
@@ -30,7 +34,7 @@ def _figure(*args, **kwargs):
     plt = _import_pyplot()
     # Constrained layout is solved during the one draw that saves the figure; tight_layout
     # drew it once more to measure it.
-    return plt, plt.subplots(*args, layout="constrained", **kwargs)
+    return plt, plt.subplots(*args, layout="constrained", dpi=DPI, **kwargs)
 
 
 def _grid_figure(figsize, **gridspec):
@@ -38,7 +42,7 @@ def _grid_figure(figsize, **gridspec):
     spanning columns). No layout engine: constrained layout costs a second draw (0.2 s on a
     large figure), and a fixed figure needs no solving."""
     plt = _import_pyplot()
-    fig = plt.figure(figsize=figsize)
+    fig = plt.figure(figsize=figsize, dpi=DPI)
     return plt, fig, fig.add_gridspec(**gridspec)
 
 
@@ -196,12 +200,77 @@ def _show(ax, image: np.ndarray, valid: np.ndarray) -> None:
     ax.set_ylim(h - 0.5, -0.5)
 
 
+#: zlib level of the PNGs: a third of the encoding time at level 6, files about a fifth larger.
+PNG_COMPRESSION = 1
+
+
 def _save(plt, fig, path: Path) -> None:
     with atomic_path(Path(path)) as tmp:
-        # zlib level 1: a third of the encoding time at level 6, files about a fifth larger.
-        fig.savefig(tmp, dpi=90, format="png", metadata={"Software": SIGNATURE},
-                    pil_kwargs={"compress_level": 1})
+        fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": SIGNATURE},
+                    pil_kwargs={"compress_level": PNG_COMPRESSION})
     plt.close(fig)
+
+
+def _pixels(plt, fig) -> np.ndarray:
+    """The figure drawn (Agg, at its own DPI) and closed.
+
+    Returns
+    -------
+    ndarray of uint8, shape (H, W, 4)
+        RGBA.
+    """
+    fig.canvas.draw()
+    rgba = np.array(fig.canvas.buffer_rgba())
+    plt.close(fig)
+    return rgba
+
+
+def _write_png(path: Path, rgba: np.ndarray) -> None:
+    """Write RGBA pixels (uint8, shape (H, W, 4)) as a PNG, atomically, as `_save` would."""
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Software", SIGNATURE)
+    with atomic_path(Path(path)) as tmp:
+        Image.fromarray(rgba).save(tmp, format="PNG", pnginfo=info, compress_level=PNG_COMPRESSION)
+
+
+def _integration_part(view: IntegrationView, calibrant: str, under: str, width: float,
+                      left: float, right: float) -> np.ndarray:
+    """The integration check (`_draw_integration`) as a figure part `width` inches wide with
+    the given horizontal margins (figure fractions, as the part above it has), as RGBA."""
+    plt, fig, gs = _grid_figure((width, INTEGRATION_HEIGHT), left=left, right=right,
+                                top=1 - INTEGRATION_TOP / INTEGRATION_HEIGHT,
+                                bottom=INTEGRATION_BOTTOM / INTEGRATION_HEIGHT)
+    _draw_integration(fig, gs[0, 0], view, calibrant, under)
+    return _pixels(plt, fig)
+
+
+def _with_integration(path: Path, upper, check, calibrant: str, under: str, width: float,
+                      left: float, right: float) -> None:
+    """Write a figure of two parts, drawn at once in two helpers (`io.render.submit`): `upper`,
+    already submitted, over the integration check (`_integration_part`).
+
+    Parameters
+    ----------
+    path : Path
+        PNG written atomically.
+    upper : io.render.Pending
+        The upper part's RGBA, `width` inches wide.
+    check : IntegrationView, callable returning one, or None
+        A callable is called here while the helpers draw the upper part. None: no check.
+    calibrant, under : str
+    width, left, right : float
+        The parts' width (inches) and the upper part's horizontal margins (figure fractions).
+    """
+    parts = [upper]
+    try:
+        if check is not None:
+            view = check() if callable(check) else check
+            parts.append(submit(_integration_part, view, calibrant, under, width, left, right))
+    finally:
+        pixels = gather(parts)
+    _write_png(path, np.concatenate(pixels))
 
 
 @dataclass(frozen=True)
@@ -227,11 +296,14 @@ class RingFitView:
     rings: list
 
 
-@offloaded
+#: The calibration figure's upper part: size (inches) and horizontal margins (fractions).
+CALIBRATION_SIZE, CALIBRATION_LEFT, CALIBRATION_RIGHT = (15, 7.4), 0.06, 0.98
+
+
 def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: RingFitView,
-                     check: IntegrationView, calibrant: str, title: str) -> None:
-    """Image with the fitted rings and control points, the residual per ring against χ, and
-    the integration check (`_draw_integration`).
+                     ring_tth: np.ndarray, check, calibrant: str, title: str) -> None:
+    """Image with the fitted rings and control points and the residual per ring against χ,
+    over the integration check (`_draw_integration`).
 
     Parameters
     ----------
@@ -240,14 +312,26 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: Ring
     image : ndarray, shape (H, W)
     valid : ndarray of bool, shape (H, W)
     fit : RingFitView
-    check : IntegrationView
-        Its `used` and `unused` rings are drawn on the image too (used: red; not used: grey).
+    ring_tth : ndarray, shape (K,)
+        2θ (radians) of every calibrant ring (NaN beyond 90°): the rings `fit` used are drawn
+        on the image in red, the others in grey.
+    check : IntegrationView or callable returning one
+        Computed here while a helper draws the upper part.
     calibrant : str
     title : str
     """
-    plt, fig, gs = _grid_figure((15, 12.5), nrows=2, ncols=2, height_ratios=[7, 5],
-                                width_ratios=[1.15, 1], left=0.06, right=0.98, top=0.97,
-                                bottom=0.05, wspace=0.2, hspace=0.17)
+    upper = submit(_calibration_part, image, valid, fit, ring_tth, calibrant, title)
+    _with_integration(path, upper, check, calibrant, "the fitted geometry", CALIBRATION_SIZE[0],
+                      CALIBRATION_LEFT, CALIBRATION_RIGHT)
+
+
+def _calibration_part(image: np.ndarray, valid: np.ndarray, fit: RingFitView,
+                      ring_tth: np.ndarray, calibrant: str, title: str) -> np.ndarray:
+    """`plot_calibration`'s upper part, as RGBA."""
+    height = CALIBRATION_SIZE[1]
+    plt, fig, gs = _grid_figure(CALIBRATION_SIZE, nrows=1, ncols=2, width_ratios=[1.15, 1],
+                                left=CALIBRATION_LEFT, right=CALIBRATION_RIGHT,
+                                top=1 - 0.375 / height, bottom=0.8 / height, wspace=0.2)
     ax0, ax1 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])
     _show(ax0, image, valid)
     fr = fit.frame
@@ -260,13 +344,21 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: Ring
         d1, d2 = fr.pixel_at(np.asarray(tth)[:, None], chi[None, :])
         out = ~((d1 > -1) & (d1 < h) & (d2 > -1) & (d2 < w))
         d1[out] = np.nan
+        # Only rings the image shows: the legend must not list rings beyond the detector.
+        seen = ~out.all(axis=1)
+        if not seen.any():
+            return
+        d1, d2, tth = d1[seen], d2[seen], np.asarray(tth)[seen]
         # One line object for all rings (NaN breaks them): fewer artists to draw.
         d1 = np.concatenate([d1, np.full((len(tth), 1), np.nan)], 1).ravel()
         d2 = np.concatenate([d2, np.full((len(tth), 1), np.nan)], 1).ravel()
         ax0.plot(d2, d1, **{"ls": "-", **style})
 
-    rings(check.unused, color="0.5", lw=0.5, ls=":", label=f"{calibrant} rings not used")
-    rings(check.used, color="tab:red", lw=0.6, alpha=0.8, label=f"{calibrant} rings used")
+    tth = np.asarray(ring_tth, float)
+    used = np.unique([r.index for r in fit.rings]).astype(int)
+    unused = np.delete(tth, used)
+    rings(unused[np.isfinite(unused)], color="0.5", lw=0.5, ls=":", label=f"{calibrant} rings not used")
+    rings(tth[used], color="tab:red", lw=0.6, alpha=0.8, label=f"{calibrant} rings used")
     pts = fit.points
     inl = fit.inliers
     ax0.scatter(pts.d2[inl], pts.d1[inl], s=0.6, c=pts.ring[inl] % 10, cmap="tab10", lw=0,
@@ -284,8 +376,7 @@ def plot_calibration(path: Path, image: np.ndarray, valid: np.ndarray, fit: Ring
     ax0.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=4, fontsize=8, frameon=False)
     ax0.set_title(title, fontsize=10)
     _draw_residuals(ax1, fit.rings)
-    _draw_integration(fig, gs[1, :], check, calibrant)
-    _save(plt, fig, path)
+    return _pixels(plt, fig)
 
 
 #: Residual scale bars offered, pixels (the largest that fits a row is drawn).
@@ -327,7 +418,10 @@ def _draw_residuals(ax, rings: list) -> None:
                  fontsize=10)
 
 
-@offloaded
+#: The recenter figure's upper part: size (inches) and horizontal margins (fractions).
+RECENTER_SIZE, RECENTER_LEFT, RECENTER_RIGHT = (14, 8.0), 0.06, 0.98
+
+
 def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
                   points: tuple | None, title: str, pairs: np.ndarray | None = None,
                   check: IntegrationView | None = None, calibrant: str = "") -> None:
@@ -346,14 +440,25 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
     title : str
     pairs : ndarray, shape (m, 2, 2), optional
         Friedel pairs as (spot, (d1, d2)): drawn as lines, which cross at the centre.
-    check : IntegrationView, optional
-        The integration check under the new geometry (`_draw_integration`), below.
+    check : IntegrationView or callable returning one, optional
+        The integration check under the new geometry (`_draw_integration`), below; a
+        callable is called here while a helper draws the part above.
     calibrant : str
         The calibrant's name, for the integration check.
     """
-    rows = {"nrows": 2, "height_ratios": [7, 5]} if check is not None else {"nrows": 1}
-    plt, fig, gs = _grid_figure((14, 12.5 if check is not None else 7.5), ncols=2, left=0.06,
-                                right=0.98, top=0.96, bottom=0.06, wspace=0.15, hspace=0.24, **rows)
+    upper = submit(_recenter_part, image, valid, old, new, points, title, pairs)
+    _with_integration(path, upper, check, calibrant, "the moved PONI", RECENTER_SIZE[0],
+                      RECENTER_LEFT, RECENTER_RIGHT)
+
+
+def _recenter_part(image: np.ndarray, valid: np.ndarray, old, new, points: tuple | None,
+                   title: str, pairs: np.ndarray | None) -> np.ndarray:
+    """`plot_recenter`'s upper part, as RGBA."""
+    height = RECENTER_SIZE[1]
+    # Room below for the legend under the image.
+    plt, fig, gs = _grid_figure(RECENTER_SIZE, nrows=1, ncols=2, left=RECENTER_LEFT,
+                                right=RECENTER_RIGHT, top=1 - 0.35 / height, bottom=0.85 / height,
+                                wspace=0.15)
     axes = [fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1])]
     h, w = image.shape
     span = max(15.0, 3 * float(np.hypot(new[0] - old[0], new[1] - old[1])))
@@ -382,9 +487,7 @@ def plot_recenter(path: Path, image: np.ndarray, valid: np.ndarray, old, new,
                       frameon=False)
         ax.set_xlabel("column (x, fast) [px]")
         ax.set_ylabel("row (y, slow) [px]")
-    if check is not None:
-        _draw_integration(fig, gs[1, :], check, calibrant, "the moved PONI")
-    _save(plt, fig, path)
+    return _pixels(plt, fig)
 
 
 def _strain_scale(values: np.ndarray) -> float:
@@ -392,7 +495,10 @@ def _strain_scale(values: np.ndarray) -> float:
     return float(np.percentile(np.abs(values), 98)) or 1.0
 
 
-@offloaded
+#: The q-check figure's upper part: size (inches) and horizontal margins (fractions).
+Q_POWDER_SIZE, Q_POWDER_LEFT, Q_POWDER_RIGHT = (19, 7.4), 0.05, 0.97
+
+
 def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title: str,
                   integration: IntegrationView | None = None, calibrant: str = "") -> None:
     """Δd/d on the detector, Δq against χ per ring, Δq against radius, and the integration
@@ -406,14 +512,22 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
     valid : ndarray of bool, shape (H, W)
     check : geocal_cli.core.q.powder.PowderCheck
     title : str
-    integration : IntegrationView, optional
-        Drawn below (`_draw_integration`).
+    integration : IntegrationView or callable returning one, optional
+        Drawn below (`_draw_integration`); a callable is called here while a helper draws the
+        part above.
     calibrant : str
     """
-    rows = {"nrows": 2, "height_ratios": [6.5, 5]} if integration is not None else {"nrows": 1}
-    plt, fig, gs = _grid_figure((19, 12 if integration is not None else 6.8), ncols=3,
-                                width_ratios=[1.2, 1, 1], left=0.05, right=0.97, top=0.94,
-                                bottom=0.06, wspace=0.28, hspace=0.2, **rows)
+    upper = submit(_q_powder_part, image, valid, check, title)
+    _with_integration(path, upper, integration, calibrant, "the geometry checked",
+                      Q_POWDER_SIZE[0], Q_POWDER_LEFT, Q_POWDER_RIGHT)
+
+
+def _q_powder_part(image: np.ndarray, valid: np.ndarray, check, title: str) -> np.ndarray:
+    """`plot_q_powder`'s upper part, as RGBA."""
+    plt, fig, gs = _grid_figure(Q_POWDER_SIZE, nrows=1, ncols=3, width_ratios=[1.2, 1, 1],
+                                left=Q_POWDER_LEFT, right=Q_POWDER_RIGHT,
+                                top=1 - 0.7 / Q_POWDER_SIZE[1], bottom=0.65 / Q_POWDER_SIZE[1],
+                                wspace=0.28)
     axes = [fig.add_subplot(gs[0, i]) for i in range(3)]
     cp = check.points
     ue = check.strain * 1e6
@@ -454,10 +568,8 @@ def plot_q_powder(path: Path, image: np.ndarray, valid: np.ndarray, check, title
     axes[2].set_xlabel("radius from the beam centre [mm]")
     axes[2].set_ylabel("Δq [10⁻³ Å⁻¹]")
     axes[2].set_title("Δq against radius")
-    if integration is not None:
-        _draw_integration(fig, gs[1, :], integration, calibrant, "the geometry checked")
     fig.suptitle(title, fontsize=10)
-    _save(plt, fig, path)
+    return _pixels(plt, fig)
 
 
 @offloaded

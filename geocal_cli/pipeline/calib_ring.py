@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -254,9 +255,9 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
                     RingFitView(frame_of(calib.geometry), calib.points, calib.refinement.inliers,
                                 calib.beam_center, calib.rings))
             model = ", electron model (ellipses)" if lens is not None else ""
-            check = integration_view(data, valid, view.frame, tth, [r.index + 1 for r in view.rings],
-                                     report["rings_seen"])
-            plot_calibration(cfg.plot, data, valid, view, check, rings.name,
+            check = functools.partial(integration_view, data, valid, view.frame, tth,
+                                      [r.index + 1 for r in view.rings], report["rings_seen"])
+            plot_calibration(cfg.plot, data, valid, view, tth, check, rings.name,
                              f"{cfg.image.name}: {rings.name}, {len(view.rings)} rings, "
                              f"rms {report['residuals']['rms_px']:.3f} px{model}")
         report["timings_s"] = {"read": t_read, **calib.timings, "write": time.perf_counter() - t1,

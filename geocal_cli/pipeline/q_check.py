@@ -9,6 +9,7 @@ from its pixel and from the table. Both end in a diagnosis of the detector/beam 
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,8 +156,10 @@ def _powder(cfg: QCheckConfig, say) -> tuple[dict, dict, list]:
                  "title": f"{Path(cfg.image).name} with {Path(cfg.poni).name}: "
                           + (f"FAILED: {shorten(failed[0])}" if failed else diagnosis["summary"]),
                  "calibrant": calibrant.name,
-                 "integration": integration_view(data, valid, frame, ring_tth(d, wavelength),
-                                                 [r["ring"] for r in chk.rings], seen_section)
+                 # Integrated while a plot helper draws the panels above it.
+                 "integration": functools.partial(integration_view, data, valid, frame,
+                                                  ring_tth(d, wavelength),
+                                                  [r["ring"] for r in chk.rings], seen_section)
                  if cfg.plot else None}
     return report, plot_args, failed
 

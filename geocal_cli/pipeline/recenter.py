@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,9 +164,10 @@ def run(cfg: RecenterConfig, progress=None) -> RecenterResult:
                 from geocal_cli.pipeline.results import integration_view
 
                 name = calibrant.name
-                check = integration_view(data, valid, frame_of(geometry),
-                                         ring_tth(calibrant.d_spacing, wavelength),
-                                         [r["ring"] for r in outcome["details"].get("rings", [])])
+                # Integrated while a plot helper draws the image panels.
+                check = functools.partial(integration_view, data, valid, frame_of(geometry),
+                                          ring_tth(calibrant.d_spacing, wavelength),
+                                          [r["ring"] for r in outcome["details"].get("rings", [])])
             plot_recenter(cfg.plot, data, valid, old, new, outcome.get("points"),
                           f"{cfg.image.name}: {outcome['method']} method, shift "
                           f"({shift[1]:+.2f}, {shift[0]:+.2f}) px",

@@ -20,12 +20,12 @@ def _png(path) -> bool:
 
 def test_helper_draws_the_figure(tmp_path):
     with render.ahead(True):
-        helper = render._helper
-        assert helper is not None and helper._proc.pid is not None
-        assert helper.draw(plots.plot_series.__wrapped__, (tmp_path / "s.png", SERIES), {})
+        helpers = list(render._helpers)
+        assert len(helpers) == render.HELPERS and all(h._proc.pid is not None for h in helpers)
+        assert helpers[0].draw(plots.plot_series.__wrapped__, (tmp_path / "s.png", SERIES), {})
         plots.plot_series(tmp_path / "t.png", SERIES)  # through the decorator
-        assert helper._proc.is_alive()
-    assert render._helper is None and not helper._proc.is_alive()
+        assert all(h._proc.is_alive() for h in helpers)
+    assert render._helpers == [] and not any(h._proc.is_alive() for h in helpers)
     assert _png(tmp_path / "s.png") and _png(tmp_path / "t.png")
 
 
@@ -35,21 +35,22 @@ def test_helper_errors_reach_the_command(tmp_path):
         with pytest.raises(KeyError, match="sigma"):
             plots.plot_series(tmp_path / "s.png", broken)
         # The helper survives an error and draws the next figure.
-        assert render._helper.draw(plots.plot_series.__wrapped__, (tmp_path / "t.png", SERIES), {})
+        assert render._helpers[0].draw(plots.plot_series.__wrapped__, (tmp_path / "t.png", SERIES), {})
     assert not (tmp_path / "s.png").exists() and _png(tmp_path / "t.png")
 
 
 def test_figure_drawn_here_when_the_helper_is_gone(tmp_path):
     with render.ahead(True):
-        render._helper._proc.kill()
-        render._helper._proc.join()
+        for helper in render._helpers:
+            helper._proc.kill()
+            helper._proc.join()
         plots.plot_series(tmp_path / "s.png", SERIES)
     assert _png(tmp_path / "s.png")
 
 
 def test_no_helper_without_a_plot(tmp_path):
     with render.ahead(False):
-        assert render._helper is None
+        assert render._helpers == []
         plots.plot_series(tmp_path / "s.png", SERIES)
     assert _png(tmp_path / "s.png")
 
@@ -71,7 +72,7 @@ def test_calib_ring_plot_through_the_helper(tmp_path, capsys, lab6_pilatus):
                                "Pilatus1M", "-o", tmp_path / "c.poni", "--report",
                                tmp_path / "c.json", "--plot", tmp_path / "c.png", "-q"], capsys)
     assert code == 0, err
-    assert len(started) == 1 and not started[0]._proc.is_alive()
+    assert len(started) == render.HELPERS and not any(h._proc.is_alive() for h in started)
     report = assert_valid_report(tmp_path / "c.json")
     assert str(tmp_path / "c.png") in [o["path"] for o in report["outputs"]]
 
@@ -110,6 +111,55 @@ def test_figure_drawn_here_when_the_helper_cannot_start(tmp_path, monkeypatch, e
 
     monkeypatch.setattr(render, "Helper", refuse)
     with render.ahead(True):
-        assert render._helper is None
+        assert render._helpers == []
         plots.plot_series(tmp_path / "s.png", SERIES)
     assert _png(tmp_path / "s.png")
+
+
+def test_submitted_jobs_run_in_two_helpers_at_once():
+    import os
+
+    with render.ahead(True):
+        first, second = render.submit(os.getpid), render.submit(os.getpid)
+        here = render.submit(os.getpid)  # both helpers busy: run here
+        pids = {first.result(), second.result()}
+        assert pids == {h._proc.pid for h in render._helpers}
+        assert here.result() == os.getpid()
+        with pytest.raises(ValueError, match="invalid literal"):
+            render.gather([render.submit(int, "x"), render.submit(os.getpid)])
+        # Both answers were read: the helpers are free and answer the next jobs rightly.
+        assert not any(h.busy for h in render._helpers)
+        assert set(render.gather([render.submit(os.getpid), render.submit(os.getpid)])) == pids
+
+
+def test_a_submitted_job_whose_helper_died_runs_here():
+    import os
+
+    with render.ahead(True):
+        for helper in render._helpers:
+            helper._proc.kill()
+            helper._proc.join()
+        assert render.submit(os.getpid).result() == os.getpid()
+
+
+def test_the_figure_in_parts_is_the_figure_drawn_here(tmp_path, capsys, lab6_pilatus):
+    """calib-ring's figure, drawn in two parts by the helpers, is pixel for pixel the one
+    drawn in-process, and has the integration check below the image."""
+    import numpy as np
+    from PIL import Image
+
+    sim, _ = lab6_pilatus
+    pixels = {}
+    for helpers in (render.HELPERS, 0):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(render, "HELPERS", helpers)
+            png = tmp_path / f"c{helpers}.png"
+            code, _, err = geocal(["calib-ring", sim.image, "-c", "LaB6", "--energy", "17", "-d",
+                                   "Pilatus1M", "-o", tmp_path / f"c{helpers}.poni", "--report",
+                                   tmp_path / f"c{helpers}.json", "--plot", png, "-q"], capsys)
+        assert code == 0, err
+        pixels[helpers] = np.asarray(Image.open(png))
+    assert np.array_equal(pixels[render.HELPERS], pixels[0])
+    width = plots.CALIBRATION_SIZE[0] * plots.DPI
+    height = (plots.CALIBRATION_SIZE[1] + plots.INTEGRATION_HEIGHT) * plots.DPI
+    assert pixels[0].shape == (round(height), round(width), 4)
