@@ -21,18 +21,28 @@ import signal
 from geocal_cli.io import messages
 from geocal_cli.io.outputs import atomic_path
 
-#: Helper processes a plotting command starts: one per part of a figure drawn at once.
+#: Modules each helper imports while it waits, in the order the helpers start: unpickling
+#: a figure's arguments would import them after (0.1–0.5 s). The first helper draws whole
+#: figures and the upper parts (fits, control points, q-checks); the second only the
+#: integration checks, so it skips the rest (0.5 s of CPU that the command's own work would
+#: share a core with).
+WARM = (("geocal_cli.core.rings.calibrate", "geocal_cli.core.rings.integration",
+         "geocal_cli.core.q.powder"),
+        ("geocal_cli.core.rings.integration",))
+#: Helper processes a plotting command starts (at most len(WARM)): one per part of a figure
+#: drawn at once.
 HELPERS = 2
-#: Modules whose classes the figures' arguments carry (fits, control points, integrations,
-#: q-checks), imported while the helper waits: unpickling would import them (0.1 s) after.
-WARM = ("geocal_cli.core.rings.calibrate", "geocal_cli.core.rings.integration",
-        "geocal_cli.core.q.powder")
 
 _helpers: list = []
 
 
 class Helper:
     """A spawned process that imports matplotlib at once, then runs plot functions.
+
+    Parameters
+    ----------
+    warm : tuple of str
+        Modules it imports while it waits (`WARM`).
 
     Raises
     ------
@@ -41,10 +51,10 @@ class Helper:
         parent still bootstrapping and a daemonic parent).
     """
 
-    def __init__(self):
+    def __init__(self, warm: tuple = WARM[0]):
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_serve, args=(child, messages.current_level),
+        self._proc = ctx.Process(target=_serve, args=(child, messages.current_level, warm),
                                  daemon=True, name="geocal-plots")
         self._proc.start()
         child.close()
@@ -120,9 +130,9 @@ class Helper:
         self._conn.close()
 
 
-def _serve(conn, log_level) -> None:
-    """The helper's loop: import matplotlib, then draw what arrives until None. The
-    libraries' messages go where the command sends its own (`io.messages`)."""
+def _serve(conn, log_level, warm: tuple) -> None:
+    """The helper's loop: import matplotlib and the modules `warm`, then draw what arrives
+    until None. The libraries' messages go where the command sends its own (`io.messages`)."""
     import importlib
     import os
 
@@ -139,7 +149,7 @@ def _serve(conn, log_level) -> None:
     from geocal_cli.io import plots
 
     plots._import_pyplot()
-    for module in WARM:
+    for module in warm:
         importlib.import_module(module)
     while True:
         try:
@@ -179,9 +189,9 @@ def ahead(wanted: bool):
         yield
         return
     started = []
-    for _ in range(HELPERS):
+    for warm in WARM[:HELPERS]:
         try:
-            started.append(Helper())
+            started.append(Helper(warm))
         except (OSError, RuntimeError, AssertionError):
             # No process (limits), a process still bootstrapping, or a daemonic one (a pool
             # worker): draw in-process.

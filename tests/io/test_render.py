@@ -62,8 +62,8 @@ def test_calib_ring_plot_through_the_helper(tmp_path, capsys, lab6_pilatus):
     started = []
     real = render.Helper.__init__
 
-    def spy(self):
-        real(self)
+    def spy(self, *args):
+        real(self, *args)
         started.append(self)
 
     with pytest.MonkeyPatch.context() as mp:
@@ -106,7 +106,7 @@ def test_the_helper_ends_silently(tmp_path, lab6_pilatus):
 def test_figure_drawn_here_when_the_helper_cannot_start(tmp_path, monkeypatch, error):
     """multiprocessing's errors for no resources, a bootstrapping parent and a daemonic
     parent (a pool worker) leave the drawing to the command."""
-    def refuse():
+    def refuse(*args):
         raise error("no helper here")
 
     monkeypatch.setattr(render, "Helper", refuse)
