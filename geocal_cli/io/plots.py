@@ -205,10 +205,8 @@ PNG_COMPRESSION = 1
 
 
 def _save(plt, fig, path: Path) -> None:
-    with atomic_path(Path(path)) as tmp:
-        fig.savefig(tmp, dpi=DPI, format="png", metadata={"Software": SIGNATURE},
-                    pil_kwargs={"compress_level": PNG_COMPRESSION})
-    plt.close(fig)
+    """Draw the figure, close it and write it as a PNG, atomically."""
+    _write_png(path, _pixels(plt, fig))
 
 
 def _pixels(plt, fig) -> np.ndarray:
@@ -226,7 +224,7 @@ def _pixels(plt, fig) -> np.ndarray:
 
 
 def _write_png(path: Path, rgba: np.ndarray) -> None:
-    """Write RGBA pixels (uint8, shape (H, W, 4)) as a PNG, atomically, as `_save` would."""
+    """Write RGBA pixels (uint8, shape (H, W, 4)) as a PNG, atomically, signed as geocal's."""
     from PIL import Image, PngImagePlugin
 
     info = PngImagePlugin.PngInfo()
