@@ -4,7 +4,7 @@ In one run:
 
 - the `geocal calib-ring` command with and without `--plot` (median wall time of N runs
   each, alternating): the extra time a user waits, matplotlib's import overlapping the
-  calibration in the command's plot helper (`geocal_cli.io.render`);
+  calibration in the command's plot helpers (`geocal_cli.io.render`);
 - in one process without the helpers, the parts of the plot: importing matplotlib,
   integrating the image for the integration check, building and drawing the figure's upper
   part (image and residuals) and its integration part (the command's two helpers draw these
