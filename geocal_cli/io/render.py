@@ -29,9 +29,8 @@ from geocal_cli.io.outputs import atomic_path
 WARM = (("geocal_cli.core.rings.calibrate", "geocal_cli.core.rings.integration",
          "geocal_cli.core.q.powder"),
         ("geocal_cli.core.rings.integration",))
-#: Helper processes a plotting command starts (at most len(WARM)): one per part of a figure
-#: drawn at once.
-HELPERS = 2
+#: Helper processes a plotting command starts: one per part of a figure drawn at once.
+HELPERS = len(WARM)
 
 _helpers: list = []
 
