@@ -229,10 +229,8 @@ def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     # which costs 3.5 times as much; medians by partition, the pixels' own radius as the
     # root of their squares' median.
     f = _frame(x, flat, pixel)
-    o, a, b = f.origin, f.e1, f.e2
-    x1 = o[0] + p1 * a[0] + p2 * b[0]
-    x2 = o[1] + p1 * a[1] + p2 * b[1]
-    x3 = o[2] + p1 * a[2] + p2 * b[2]
+    x1, x2, x3 = f.xyz(p1, p2)
+    a, b = f.e1, f.e2
     rho = hypot(x1, x2)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         tan = rho / x3
@@ -264,9 +262,11 @@ _KERNEL /= _KERNEL.sum()
 def _smooth(counts: np.ndarray) -> np.ndarray:
     """A histogram smoothed by `_KERNEL`, its ends reflected (gaussian_filter1d's default)."""
     c = counts.astype(float)
-    padded = (np.pad(c, 3, mode="symmetric") if c.size < 3
-              else np.concatenate((c[2::-1], c, c[:-4:-1])))
-    return np.convolve(padded, _KERNEL, mode="valid")
+    if c.size < 3:      # too short to reflect by slicing; empty when every radius is clipped
+        from scipy import ndimage
+
+        return ndimage.gaussian_filter1d(c, 0.7)
+    return np.convolve(np.concatenate((c[2::-1], c, c[:-4:-1])), _KERNEL, mode="valid")
 
 
 def _median(a: np.ndarray) -> float:

@@ -221,6 +221,20 @@ def test_sharpest_geometry_keeps_off_the_sample(si_corner):
 
 
 
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 7, 3000])
+def test_the_sharpness_smooths_its_histogram_as_gaussian_filter1d_does(size):
+    """The sharpness's own smoothing (σ = 0.7 bins, ends reflected) against scipy's, on every
+    histogram length it can meet: empty where every radius is clipped, short, long."""
+    from scipy import ndimage
+
+    from geocal_cli.core.rings.tilted import _smooth
+
+    counts = np.random.default_rng(size).poisson(5.0, size)
+    expected = ndimage.gaussian_filter1d(counts.astype(float), 0.7)
+    assert _smooth(counts).shape == expected.shape
+    assert np.allclose(_smooth(counts), expected, rtol=1e-13, atol=0.0)
+
+
 def test_a_candidate_reaching_ninety_degrees_bins_only_radii_below_it(zno, monkeypatch):
     """A candidate geometry the search may propose: the detector 10 mm away, tilted by 44°, so
     that part of it lies near and beyond 2θ = 90°. Its ring traces bin the flat-equivalent
