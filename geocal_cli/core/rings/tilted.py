@@ -223,7 +223,7 @@ def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     own, near 90°) loses their share instead of sharpening the rest."""
     if x[2] <= max(min_dist, 1.0) or max(abs(x[3]), abs(x[4])) > MAX_TILT:
         return 0.0
-    # This runs some 10 000 times per search, half of a tilted search's time: no
+    # This runs some 10 000 times a search, three quarters of the search's time: no
     # trigonometry, since with ρ = |(x1, x2)| D tan 2θ = D ρ / x3 and |∇(D tan 2θ)| =
     # D |x3 ∇ρ − ρ ∇x3| / x3², so D cancels from their ratio; `hypot` rather than np.hypot,
     # which costs 3.5 times as much; medians by partition, the pixels' own radius as the
@@ -254,7 +254,7 @@ def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
 
 
 #: scipy.ndimage.gaussian_filter1d's kernel for σ = 0.7 bins (radius 3), which `_smooth`
-#: applies without its per-call overhead (a third of the sharpness's time).
+#: applies without its per-call overhead (a tenth of the sharpness's time).
 _KERNEL = np.exp(-0.5 / 0.49 * np.arange(-3.0, 4.0) ** 2)
 _KERNEL /= _KERNEL.sum()
 
