@@ -144,10 +144,87 @@ def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
     return float(x[order][np.searchsorted(cum, 0.5 * cum[-1])])
 
 
-def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0) -> float:
+def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0,
+              drift: np.ndarray | None = None) -> float:
     """Concentration Σh² / (Σh)² of the ridge-radius histogram around a centre (higher is
-    sharper: concentric rings around the right centre)."""
-    return -_sharpness_cost(np.array([c1, c2]), ridges.d1, ridges.d2, width)
+    sharper: concentric rings around the right centre).
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    c1, c2 : float
+        The centre, pixel indices; with `drift`, the centre of a ring of radius 0.
+    width : float
+        Histogram bin, pixels.
+    drift : ndarray, shape (2,), optional
+        Centre shift per pixel² of r² (`center_drift_of`); none by default.
+
+    Returns
+    -------
+    float
+        Between 1 / (number of occupied bins) and 1.
+    """
+    if drift is None or not np.any(drift):
+        return -_sharpness_cost(np.array([c1, c2]), ridges.d1, ridges.d2, width)
+    return -_concentration(_drifting_radius(ridges.d1, ridges.d2, _point(c1, c2), drift) / width)
+
+
+def _point(c1: float, c2: float) -> Ellipse:
+    """A unit circle at (c1, c2): the reference of ring radii about a centre."""
+    return Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
+
+
+def drifting_center(ridges: RidgePixels, start: tuple[float, float],
+                    common: tuple[float, float]) -> tuple[float, float, np.ndarray]:
+    """The centre and the drift of ring centres with r² that make the ridge radii sharpest
+    (`_sharpest_drift`): the sharper of two searches, one from `start` with no drift, one
+    from the drift between the inner and the outer rings about `common`.
+
+    Around a beam on or off the edge of the detector every ring is an arc of less than half
+    a turn, whose own centre no trace fixes (`center_drift_of` needs more), yet a few
+    degrees of tilt at wide angles move the ring centres by tens of pixels across the
+    pattern: vanadinite at 70 mm, tilted 4°, beam 24 px off the edge, its centres 90 px
+    apart between the first ring and the last. One common centre then lands among the
+    outer rings' centres, where the many outer pixels are sharpest, and smears the inner
+    rings together. The cost is rugged, and each search found the drift where the other
+    wandered off: from the vote on that image's ridges, from the two halves (the ridge
+    pixels inside and outside their median radius, each sharpened about a centre of its
+    own, `refine_center`) on ridges drawn evenly along its rings.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    start : (float, float)
+        A centre not sharpened (the vote's: sharpening without a drift takes it into the
+        outer rings' basin), pixel indices.
+    common : (float, float)
+        The common centre (`refine_center`), pixel indices.
+
+    Returns
+    -------
+    c1, c2 : float
+        The centre of a ring of radius 0, pixel indices.
+    drift : ndarray, shape (2,)
+        Pixels per pixel² of r².
+    """
+    found = [_sharpest_drift(ridges.d1, ridges.d2, _point(*start), np.zeros(2))]
+    r = hypot(ridges.d1 - common[0], ridges.d2 - common[1])
+    inner = r < np.median(r)
+    centres, r2 = [], []
+    for half in (inner, ~inner):
+        part = ridges.subset(half)
+        c = np.array(refine_center(part, *common))
+        centres.append(c)
+        r2.append(np.mean((part.d1 - c[0]) ** 2 + (part.d2 - c[1]) ** 2))
+    drift = (centres[1] - centres[0]) / max(r2[1] - r2[0], 1.0)
+    # Halves a few pixels apart in radius (one arc) give no drift; nor do centres further
+    # apart than `_plausible` lets a ring's centre be from the common one.
+    if (np.sqrt(r2[1]) - np.sqrt(r2[0]) >= 10.0
+            and np.hypot(*(centres[1] - centres[0])) <= 0.35 * np.sqrt(r2[1])):
+        found.append(_sharpest_drift(ridges.d1, ridges.d2,
+                                     _point(*(centres[0] - drift * r2[0])), drift))
+    e, drift = max(found, key=lambda f: sharpness(ridges, f[0].c1, f[0].c2, 1.0, f[1]))
+    return e.c1, e.c2, drift
 
 
 def _sharpness_cost(c, p1, p2, width):
@@ -266,7 +343,7 @@ def _radius_groups(r: np.ndarray, width: float, max_groups: int) -> list[np.ndar
 
 
 def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
-                n_rounds: int = 3) -> list[RingTrace]:
+                n_rounds: int = 3, drift: np.ndarray | None = None) -> list[RingTrace]:
     """Group ridge pixels into rings around a centre and fit an ellipse to each.
 
     Parameters
@@ -280,6 +357,10 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         Re-centring rounds (the best ellipse and the drift of the ring centres with r²
         define the next round's radius measure), and up to `DRIFT_ROUNDS` more while that
         drift changes by more than a tenth.
+    drift : ndarray, shape (2,), optional
+        Drift of the ring centres with r² (pixels per pixel², `drifting_center`), (c1, c2)
+        then being the centre of a ring of radius 0. It stands unless the traces measure
+        one (`center_drift_of`).
 
     Returns
     -------
@@ -288,8 +369,8 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         only the strongest is kept.
     """
     d1, d2, s = ridges.d1, ridges.d2, ridges.strength
-    shape_ref = Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
-    drift = np.zeros(2)
+    shape_ref = _point(c1, c2)
+    drift = np.zeros(2) if drift is None else np.asarray(drift, float)
     traces: list[RingTrace] = []
     for rnd in range(n_rounds + DRIFT_ROUNDS):
         r = _drifting_radius(d1, d2, shape_ref, drift)
@@ -312,10 +393,16 @@ def trace_rings(ridges: RidgePixels, c1: float, c2: float, max_rings: int = 30,
         plausible = [t for t in traces if _plausible(t.ellipse, shape_ref)]
         if not plausible:
             break
-        shape_ref = max(plausible, key=lambda t: t.d1.size * min(t.arc, np.pi)).ellipse
-        drift = center_drift_of(plausible, shape_ref)
-        if drift.any():
-            shape_ref, drift = _sharpest_drift(d1, d2, shape_ref, drift)
+        best = max(plausible, key=lambda t: t.d1.size * min(t.arc, np.pi)).ellipse
+        measured = center_drift_of(plausible, best)
+        if measured.any():
+            shape_ref, drift = _sharpest_drift(d1, d2, best, measured)
+        elif rnd == 0 and drift.any():
+            # The caller's drift (`drifting_center`), which arcs of less than half a turn
+            # cannot measure, stands with the traces drawn under it.
+            break
+        else:
+            shape_ref, drift = best, measured
         # Traces merged by a drift not yet followed bias the next estimate towards none:
         # rounds go on while it still moves by a tenth.
         if rnd + 1 >= n_rounds and np.hypot(*(drift - used)) <= 0.1 * np.hypot(*drift):
@@ -361,9 +448,14 @@ def _sharpest_drift(d1, d2, ref: Ellipse, drift: np.ndarray) -> tuple[Ellipse, n
         pick = np.random.default_rng(3).choice(pick, 8000, replace=False)
     p1, p2 = d1[pick], d2[pick]
 
+    # A drift that spreads the radii over more than twice the ridges' extent draws no ring
+    # on the detector; its histogram would take minutes (one arc of a ring 1700 px across
+    # gave a start 400 units of drift away).
+    reach = 2.0 * (np.ptp(p1) + np.ptp(p2)) + 100.0
+
     def cost(x):
-        return _concentration(_drifting_radius(p1, p2, replace(ref, c1=x[0], c2=x[1]),
-                                               x[2:] * DRIFT_UNIT))
+        r = _drifting_radius(p1, p2, replace(ref, c1=x[0], c2=x[1]), x[2:] * DRIFT_UNIT)
+        return _concentration(r) if np.ptp(r) <= reach else 0.0
 
     x0 = np.array([ref.c1, ref.c2, *(drift / DRIFT_UNIT)])
     x = minimize(cost, x0, method="Nelder-Mead",
@@ -401,6 +493,14 @@ def center_drift_of(traces: list, ref: Ellipse, clip: float = 3.0) -> np.ndarray
     if np.hypot(*sol[1]) * np.ptp(r2[keep]) < 0.5:
         return np.zeros(2)
     return sol[1]
+
+
+def ridge_turn(ridges: RidgePixels, c1: float, c2: float) -> float:
+    """Share of the turn (0 to 1) about (c1, c2) over which the ridges show rings: 5°
+    sectors holding at least a fifth of an upper-quartile sector's pixels, so that noise
+    ridges scattered over the rest do not count."""
+    h = np.histogram(np.arctan2(ridges.d1 - c1, ridges.d2 - c2), bins=72, range=(-np.pi, np.pi))[0]
+    return float(np.count_nonzero((h > 0) & (h >= 0.2 * np.percentile(h, 75))) / 72)
 
 
 def arc_coverage(y: np.ndarray, x: np.ndarray) -> float:

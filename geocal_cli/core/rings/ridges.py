@@ -40,6 +40,10 @@ class RidgePixels:
     strength: np.ndarray
     group: np.ndarray
 
+    def subset(self, sel: np.ndarray) -> "RidgePixels":
+        """The pixels `sel` (boolean mask or indices, over n)."""
+        return RidgePixels(*(getattr(self, k)[sel] for k in self.__dataclass_fields__))
+
     def arcs(self, min_pixels: int) -> list[np.ndarray]:
         """The connected ridge arcs with at least `min_pixels` pixels.
 

@@ -18,8 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from geocal_cli.core.rings.assign import assign_rings, assignable
-from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, longest_curve,
-                                   refine_center, sharpness, trace_rings, vote_center)
+from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, drifting_center,
+                                   longest_curve, refine_center, ridge_turn, sharpness,
+                                   trace_rings, vote_center)
 from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
@@ -33,6 +34,16 @@ from geocal_cli.errors import CalibrationError
 _ONE_RING = ("undetermined geometry: only {} was found, and one ring cannot fix the distance, "
              "beam centre and tilts together (dist, poni1, poni2, rot1, rot2 are undetermined). "
              "Give a --guess and --fix what it knows (e.g. --fix dist,rot1,rot2,rot3,wavelength)")
+#: How many times sharper (`blind.sharpness`, 1-px bins) the ridge radii must be with a
+#: drift of the ring centres than about the sharpened common centre for the drift to be
+#: taken: two more parameters always sharpen a little (1.00 on most of the robustness
+#: benchmark's untilted images, up to 1.26; 1.3–3.2 on 40 of its 300).
+DRIFT_GAIN = 1.3
+#: Share of the turn about the common centre (`blind.ridge_turn`) from which the ridges are
+#: whole rings, whose traces measure their drift themselves: no drift is searched for
+#: (a beamstop's arm hides a sector or two; rings around a beam at an edge show half a
+#: turn, 0.5 or less).
+WHOLE_TURN = 0.85
 #: Robust σ (pixels) of control points under which the best-scored assignment is accepted
 #: without testing the others.
 EXCELLENT_SIGMA_PX = 0.35
@@ -81,9 +92,12 @@ def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
     return ridges
 
 
-def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float]:
+def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float, np.ndarray]:
     """The rings' common centre: the vote along ridge normals or the centre of the longest
-    arcs, whichever concentrates the ridge radii more, sharpened (`blind.refine_center`).
+    arcs, whichever concentrates the ridge radii more, sharpened (`blind.refine_center`),
+    or, where the ridges are arcs (less than `WHOLE_TURN` of a turn about it), with a drift
+    of the ring centres (`blind.drifting_center`) where that concentrates them at least
+    `DRIFT_GAIN` times more.
 
     Parameters
     ----------
@@ -93,16 +107,25 @@ def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float]:
     Returns
     -------
     c1, c2 : float
-        Pixel indices (may lie off the detector).
+        Pixel indices (may lie off the detector); with a drift, the centre of a ring of
+        radius 0.
     contrast : float
         The vote's peak contrast (> ~5: a clear centre).
+    drift : ndarray, shape (2,)
+        Pixels per pixel² of r², zero unless taken.
     """
     c1, c2, contrast = vote_center(ridges, shape)
     arcs = arc_center(ridges)
     if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
         c1, c2 = arcs
+    start = c1, c2
     c1, c2 = refine_center(ridges, c1, c2)
-    return c1, c2, contrast
+    # Whole rings' traces measure the drift themselves (`blind.center_drift_of`).
+    if ridge_turn(ridges, c1, c2) < WHOLE_TURN:
+        m1, m2, drift = drifting_center(ridges, start, (c1, c2))
+        if sharpness(ridges, m1, m2, 1.0, drift) >= DRIFT_GAIN * sharpness(ridges, c1, c2, 1.0):
+            return m1, m2, contrast, drift
+    return c1, c2, contrast, np.zeros(2)
 
 
 def ring_traces(ridges, shape: tuple[int, int], say):
@@ -129,9 +152,9 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     CalibrationError
         One ring only (undetermined), or no rings.
     """
-    c1, c2, contrast = common_center(ridges, shape)
+    c1, c2, contrast, drift = common_center(ridges, shape)
     sane = max(abs(c1), abs(c2)) < 10 * max(shape)
-    traces = trace_rings(ridges, c1, c2) if sane else []
+    traces = trace_rings(ridges, c1, c2, drift=drift) if sane else []
     traces = [t for t in traces if t.ellipse.a / t.ellipse.b < 1.8 and t.arc >= np.radians(15)
               and t.d1.size >= 20]
     if len(traces) < 2:
@@ -140,13 +163,18 @@ def ring_traces(ridges, shape: tuple[int, int], say):
         if len(traces) == 1 or curve >= max(60, 0.1 * max(shape)):
             raise CalibrationError(_ONE_RING.format("one ring (an arc)"))
         raise CalibrationError("no rings found: no ridge group fits an ellipse")
-    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})")
+    say(f"ring centre at row {c1:.1f}, column {c2:.1f} (vote contrast {contrast:.0f})"
+        + (f", the centres drifting as r² ({np.hypot(*drift) * 1e4:.1f} px at radius 100 px)"
+           if drift.any() else ""))
     ref = max(traces, key=lambda t: t.score)
     traces = [t for t in traces
               if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
               <= 0.35 * t.ellipse.radius + 10]
-    return traces, None, {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
-                          "strategy": "rings around a common centre"}
+    info = {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
+            "strategy": "rings around a common centre"}
+    if drift.any():
+        info["centre_drift_px_per_px2"] = drift.tolist()
+    return traces, None, info
 
 
 def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
