@@ -162,7 +162,7 @@ def sharpness(ridges: RidgePixels, c1: float, c2: float, width: float = 4.0,
     Returns
     -------
     float
-        Between 1 / (number of occupied bins) and 1.
+        At most 1 (every radius in one bin).
     """
     if drift is None or not np.any(drift):
         return -_sharpness_cost(np.array([c1, c2]), ridges.d1, ridges.d2, width)
@@ -499,15 +499,20 @@ def ridge_turn(ridges: RidgePixels, c1: float, c2: float) -> float:
     """Share of the turn (0 to 1) about (c1, c2) over which the ridges show rings: 5°
     sectors holding at least a fifth of an upper-quartile sector's pixels, so that noise
     ridges scattered over the rest do not count."""
-    h = np.histogram(np.arctan2(ridges.d1 - c1, ridges.d2 - c2), bins=72, range=(-np.pi, np.pi))[0]
-    return float(np.count_nonzero((h > 0) & (h >= 0.2 * np.percentile(h, 75))) / 72)
+    h = _sector_counts(ridges.d1 - c1, ridges.d2 - c2)
+    return float(np.count_nonzero((h > 0) & (h >= 0.2 * np.percentile(h, 75))) / h.size)
 
 
 def arc_coverage(y: np.ndarray, x: np.ndarray) -> float:
     """Azimuthal coverage (radians, 2π for a full ring) of points at offsets (y, x), shape (n,),
     from a centre, counted in 5° bins."""
-    hist = np.histogram(np.arctan2(y, x), bins=72, range=(-np.pi, np.pi))[0]
-    return float(np.count_nonzero(hist) * 2 * np.pi / 72)
+    hist = _sector_counts(y, x)
+    return float(np.count_nonzero(hist) * 2 * np.pi / hist.size)
+
+
+def _sector_counts(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Points at offsets (y, x) from a centre in each 5° sector, shape (72,)."""
+    return np.histogram(np.arctan2(y, x), bins=72, range=(-np.pi, np.pi))[0]
 
 
 def _plausible(e: Ellipse, ref: Ellipse) -> bool:
