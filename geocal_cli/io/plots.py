@@ -147,11 +147,16 @@ def log_intensity(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     -------
     ndarray of float32, same shape (invalid entries: the floor's logarithm)
     """
-    sample = values[valid][:: max(1, int(valid.sum()) // 200_000)]
-    positive = sample[sample > 0]
-    floor = float(np.percentile(positive, 1)) if positive.size else 1.0
+    floor = _low_level(values, valid)
     with np.errstate(invalid="ignore"):
         return np.log10(np.maximum(np.where(valid, values, floor), floor)).astype(np.float32)
+
+
+def _low_level(values: np.ndarray, valid: np.ndarray) -> float:
+    """`log_intensity`'s floor: the 1st percentile of the positive valid values (1 if none)."""
+    sample = values[valid][:: max(1, int(valid.sum()) // 200_000)]
+    positive = sample[sample > 0]
+    return float(np.percentile(positive, 1)) if positive.size else 1.0
 
 
 def display_image(image: np.ndarray, valid: np.ndarray,
@@ -173,10 +178,15 @@ def display_image(image: np.ndarray, valid: np.ndarray,
     """
     f = max(1, int(np.ceil(max(image.shape) / max_side)))
     h, w = image.shape
-    shown = np.full((-(-h // f) * f, -(-w // f) * f), -np.inf, dtype=np.float32)
-    shown[:h, :w] = np.where(valid, log_intensity(image, valid), -np.inf)
-    shown = shown.reshape(shown.shape[0] // f, f, shown.shape[1] // f, f).max(axis=(1, 3))
-    shown[np.isneginf(shown)] = np.nan
+    # In the precision `log_intensity` takes its logarithm in (float32 for float32 images).
+    top = np.full((-(-h // f) * f, -(-w // f) * f), -np.inf, dtype=np.result_type(image.dtype, 1.0))
+    top[:h, :w] = np.where(valid, image, -np.inf)
+    top = top.reshape(top.shape[0] // f, f, top.shape[1] // f, f).max(axis=(1, 3))
+    # The logarithm is monotonic: taken of each block's maximum, it is `log_intensity`'s
+    # maximum, at a f² share of the cost.
+    with np.errstate(invalid="ignore"):
+        shown = np.log10(np.maximum(top, _low_level(image, valid))).astype(np.float32)
+    shown[np.isneginf(top)] = np.nan
     return shown, f
 
 

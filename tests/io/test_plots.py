@@ -179,3 +179,24 @@ def test_grid_distortion_plot(source, tmp_path, capsys, figures):
     key = next(a for a in maps[2].get_children() if isinstance(a, QuiverKey))
     assert key.text.get_text().endswith(" px")
     assert ("holes measured" in legend_texts(maps[0])) == (source == "image")
+
+
+@pytest.mark.parametrize("dtype", [np.uint16, np.int32, np.float32, np.float64])
+def test_displayed_image_is_the_block_maximum_of_log_intensity(dtype):
+    """`display_image` takes the logarithm of each block's maximum: the maximum of
+    `log_intensity` over the block, bit for bit, and NaN for a block without a valid pixel."""
+    from geocal_cli.io.plots import display_image, log_intensity
+
+    rng = np.random.default_rng(3)
+    image = (rng.gamma(0.5, 200, (1001, 850)) - 5).astype(dtype)  # zeros and negatives too
+    valid = rng.random(image.shape) > 0.3
+    valid[:300, :300] = False  # whole blocks masked (a beamstop)
+    shown, f = display_image(image, valid, max_side=300)
+    assert f == 4 and shown.shape == (251, 213) and shown.dtype == np.float32
+    logs = np.where(valid, log_intensity(image, valid), -np.inf)
+    padded = np.full((251 * 4, 213 * 4), -np.inf, np.float32)
+    padded[:1001, :850] = logs
+    expected = padded.reshape(251, 4, 213, 4).max(axis=(1, 3))
+    expected[np.isneginf(expected)] = np.nan
+    assert np.isnan(shown[:75, :75]).all()
+    assert np.array_equal(shown, expected, equal_nan=True)
