@@ -102,6 +102,13 @@ def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty, merge_blends=Fal
     return gain - miss_penalty * np.bincount(row, has_inside & (claimed < 0), dist.size)
 
 
+def first_reflections(n: int) -> int:
+    """How many of a calibrant's first reflections `assign_rings` matches to `n` observed
+    rings by default: a blind search's rings are among the first reflections, and far beyond
+    them proposals only add implausibly short distances."""
+    return max(60, 3 * n)
+
+
 def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
                      tol_rel: float = 0.006, tol_px: float = 1.5,
                      miss_penalty: float = 0.5, merge_blends: bool = False) -> float:
@@ -120,14 +127,22 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
     Returns
     -------
     float
-        −inf for fewer than two radii.
+        −inf for fewer than two radii. Every reflection counts (`assign_rings` matches the
+        first ones only).
     """
     r = np.sort(np.asarray(radii, float))
     if r.size < 2:
         return -np.inf
-    tan_tth = np.tan(np.asarray(tth, float)[:max(60, 3 * r.size)])
-    return float(_scores(r, np.ones_like(r), tan_tth, np.array([float(distance_px)]), tol_rel,
-                         tol_px, miss_penalty, merge_blends)[0])
+    # Every reflection that reaches the observed range, and no other: beyond it a
+    # reflection neither matches nor counts as missed.
+    pred = float(distance_px) * np.tan(np.asarray(tth, float))
+    reach = (pred >= min(0.98 * r[0], (1 - tol_rel) * r[0] - tol_px)) \
+        & (pred <= max(1.02 * r[-1], (1 + tol_rel) * r[-1] + tol_px))
+    if not reach.any():
+        return 0.0
+    return float(_scores(r, np.ones_like(r), pred[reach] / float(distance_px),
+                         np.array([float(distance_px)]), tol_rel, tol_px, miss_penalty,
+                         merge_blends)[0])
 
 
 def assignable(tth: np.ndarray) -> np.ndarray:
@@ -150,7 +165,7 @@ def assignable(tth: np.ndarray) -> np.ndarray:
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
                  tol_px: float = 1.5, miss_penalty: float = 0.5,
                  min_distance_px: float = 10.0, n_best: int = 3,
-                 merge_blends: bool = False) -> list[Assignment]:
+                 merge_blends: bool = False, reflections: int | None = None) -> list[Assignment]:
     """Find the distances and ring indices that best explain observed ring radii.
 
     Parameters
@@ -181,6 +196,8 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         search keeps them apart: there, the penalty for every reflection is what keeps a
         calibrant's long distances, where its rings crowd, from explaining another
         pattern's rings by chance.
+    reflections : int, optional
+        Reflections matched: the first ones of `tth` (default `first_reflections`).
 
     Returns
     -------
@@ -191,9 +208,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_re
         geometry fit, through the nonlinearity of tan 2θ, tells them apart.
     """
     radii = np.asarray(radii, float)
-    # Observed rings are among the first reflections; far beyond them proposals only add
-    # implausibly short distances.
-    tth = np.asarray(tth, float)[:max(60, 3 * radii.size)]
+    tth = np.asarray(tth, float)[:reflections or first_reflections(radii.size)]
     order = np.argsort(radii)
     r = radii[order]
     w = np.asarray(weights, float)[order]

@@ -21,7 +21,11 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    profile cannot show them apart, and counted one by one they charged the right distance
    of a dense calibrant (silicon at 110 keV, corundum, vanadinite: hundreds of reflections
    on the detector) for every blend, so that a distance putting the rings among fewer
-   reflections won, and the truth itself was refused. A solution that explains fewer than
+   reflections won, and the truth itself was refused. Every distance is scored on every
+   reflection its rings reach, and the other distances are sought among the reflections
+   the rings can be (`distance_scores`): where only a calibrant's high orders reach the
+   detector, its first reflections alone explained them better at a longer distance than
+   at the truth. A solution that explains fewer than
    `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
    calibrant at a distance of its choice, so a ring of the image left unexplained says the
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as
@@ -93,7 +97,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.assign import assign_rings, assignment_score
+from geocal_cli.core.rings.assign import assign_rings, assignment_score, first_reflections
 from geocal_cli.core.rings.seen import SeenRings, explained_by
 
 #: Control points that make a ring the profile does not show one the fit rests on
@@ -109,6 +113,10 @@ COUNT_COVERAGE = 0.5
 #: rings it must explain at all (two radii fit any calibrant at a distance of its choice).
 MIN_LEAD = 2
 MIN_CLAIM = 3
+#: The given calibrant's other distances are sought from this factor beyond the fit's (rule
+#: 1): a wrong assignment puts the rings on reflections √2, √3 … times out (a cubic
+#: calibrant's aliases).
+ALTERNATIVE_RANGE = 3.0
 #: λ-free refit: relative 1σ below which λ counts as determined by the rings.
 LAMBDA_DETERMINED = 0.01
 #: Relative λ difference (beyond 5σ) that refuses the given wavelength.
@@ -802,7 +810,10 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
         `assign.assignment_score` at the fit's distance (−inf with fewer than 2 rings or
         no reflection below 89°).
     best : CalibrantScore or None
-        The best distance (`assign.assign_rings`), None when none explains two rings.
+        The best distance: `assign.assign_rings`' hypotheses on the reflections from those a
+        distance `ALTERNATIVE_RANGE` times the fit's puts the rings on, through those the
+        fit puts them on at least, each scored as the fit is; None when none explains two
+        rings.
     """
     u = seen.u_px[counted]
     tth = tth_fit[_usable(tth_fit)]
@@ -810,12 +821,27 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
         return -np.inf, None
     options = dict(tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX, merge_blends=True)
     fit_score = assignment_score(u, tth, seen.distance_px, **options)
-    found = assign_rings(u, np.ones_like(u), tth, n_best=1, **options)
+    # The other distances from the reflections that one `ALTERNATIVE_RANGE` times longer
+    # would put the rings on, and at least through those the fit puts them on: with the beam
+    # far off the detector, the rings may be a calibrant's 67th to 91st reflections, and the
+    # blind search's first reflections (`first_reflections`) alone put them at a longer
+    # distance, on lower orders, that then "explained" them better than the truth.
+    tan_tth = np.tan(tth)
+    first = int(np.searchsorted(tan_tth, u.min() / (ALTERNATIVE_RANGE * seen.distance_px)))
+    last = max(first + first_reflections(u.size),
+               int(np.searchsorted(tan_tth, 1.02 * u.max() / seen.distance_px, side="right")))
+    found = assign_rings(u, np.ones_like(u), tth[first:last], reflections=last - first,
+                         **options)
     if not found:
         return fit_score, None
-    hit = found[0].ring_index >= 0
-    return fit_score, CalibrantScore(given, int(hit.sum()), int(u.size), found[0].score,
-                                     found[0].distance_px,
+    # Each scored as the fit is, on every reflection it reaches: the search scores them on
+    # its window alone, which would not charge a distance for the reflections it predicts
+    # past the window's end.
+    scores = [assignment_score(u, tth, h.distance_px, **options) for h in found]
+    best = found[int(np.argmax(scores))]
+    hit = best.ring_index >= 0
+    return fit_score, CalibrantScore(given, int(hit.sum()), int(u.size), max(scores),
+                                     best.distance_px,
                                      rings=frozenset(np.nonzero(hit)[0].tolist()))
 
 

@@ -282,6 +282,55 @@ VANADINITE_BLENDS = np.array([29.65, 58.85, 78.86, 89.80, 97.10, 108.49, 116.46,
                               206.43, 211.69, 220.61, 231.43, 241.28])
 
 
+def _strong_rings(u: np.ndarray, distance_px: float) -> SeenRings:
+    """Profile rings at radii `u` (px), all strong, whole and alike, measured at
+    `distance_px`."""
+    one = np.ones(u.size)
+    return SeenRings(u_px=u, tth=np.arctan(u / distance_px), snr=100 * one, coverage=one,
+                     width_px=2 * one, area=one, offset=np.zeros((u.size, 2)),
+                     profile_u=np.empty(0), profile=np.empty(0), noise=np.empty(0),
+                     distance_px=distance_px)
+
+
+#: The 25 counted rings (px) of LaB6 at 32.6 keV with the beam 627 px above a Pilatus 2M CdTe,
+#: 575.2 px away and untilted (robustness case 278), measured under its true geometry: its
+#: 67th to 91st reflections.
+LAB6_HIGH_ORDERS = np.array([632.73, 647.08, 654.67, 661.96, 669.31, 676.76, 684.57, 692.10,
+                             707.75, 715.42, 723.36, 731.52, 747.64, 755.94, 772.59, 781.08,
+                             789.64, 798.36, 807.05, 815.88, 824.84, 843.01, 852.22, 861.64,
+                             871.07])
+
+
+def test_high_orders_trust_their_own_distance():
+    """Scored on the first 75 reflections only, the true distance explained 13 of these
+    rings' score, and a distance of 750 px, putting them on lower orders, 25.5: the truth was
+    refused. Every reflection the rings reach now counts for the fit's distance, and the
+    other distances are sought among the reflections the rings can be."""
+    u = LAB6_HIGH_ORDERS
+    a = _audit_at(_strong_rings(u, 575.2), "LaB6_SRM660b", 0.38080e-10, 575.2)
+    assert np.all(a.explained >= 0)
+    assert a.best_distance.explained == u.size
+    assert a.best_distance.distance_px == pytest.approx(575.2, rel=1e-3)
+    assert a.assignment_trusted and a.fit_score == a.best_distance.score
+
+
+def test_another_distance_is_scored_as_the_fit_is():
+    """Five rings counted under the true geometry of CeO2 at 95 keV, 653 px from a MAR345
+    tilted 34° (robustness case 196), span its 3rd to 730th reflection. The search scores its
+    distances on a window of reflections: the best it found scored 3.0 there, but predicts
+    reflections past the window's end that the image lacks. Reported, it carries the score
+    the fit's own distance gets, on every reflection its rings reach."""
+    from geocal_cli.core.rings.assign import assignment_score
+    from geocal_cli.core.rings.audit import MATCH_TOL_PX, MATCH_TOL_REL, distance_scores
+
+    u = np.array([44.63, 166.97, 636.48, 703.27, 1674.39])
+    tth = ring_tth(CANDIDATES["CeO2"][0], 0.130579e-10)
+    tth = tth[np.isfinite(tth) & (tth < np.radians(89))]
+    _, best = distance_scores(_strong_rings(u, 652.8), u > 0, tth, "CeO2")
+    assert best.score == assignment_score(u, tth, best.distance_px, tol_rel=MATCH_TOL_REL,
+                                          tol_px=MATCH_TOL_PX, merge_blends=True)
+
+
 @pytest.mark.parametrize("blends, replaced", [((), "AgBh"), (("vanadinite",), None)])
 def test_the_given_calibrant_s_blends_are_merged(blends, replaced):
     """Counted reflection by reflection, vanadinite's blends cost its true distance (472.7
@@ -289,12 +338,8 @@ def test_the_given_calibrant_s_blends_are_merged(blends, replaced):
     even comb, with 19, replaces it. Merged, vanadinite explains all 21 at its true
     distance."""
     u = VANADINITE_BLENDS
-    one = np.ones(u.size)
-    seen = SeenRings(u_px=u, tth=np.arctan(u / 472.7), snr=100 * one, coverage=one,
-                     width_px=2 * one, area=one, offset=np.zeros((u.size, 2)),
-                     profile_u=np.empty(0), profile=np.empty(0), noise=np.empty(0),
-                     distance_px=472.7)
-    ranking = rank_calibrants(seen, one > 0, CANDIDATES, 0.55941e-10, blends=blends)
+    seen = _strong_rings(u, 472.7)
+    ranking = rank_calibrants(seen, u > 0, CANDIDATES, 0.55941e-10, blends=blends)
     better = replacement(ranking, "vanadinite", FAMILIES)
     assert (better and better.name) == replaced
     if not blends:
