@@ -302,9 +302,8 @@ LAB6_HIGH_ORDERS = np.array([632.73, 647.08, 654.67, 661.96, 669.31, 676.76, 684
 
 
 def test_high_orders_trust_their_own_distance():
-    """Scored on the first 75 reflections only, the true distance explained 13 of these
-    rings' score, and a distance of 750 px, putting them on lower orders, 25.5: the truth was
-    refused. Every reflection the rings reach now counts for the fit's distance, and the
+    """Scored on the first 75 reflections only, the true distance got 13 for these 25 rings,
+    and a distance of 750 px, putting them on lower orders, 25.5: the truth was refused. Every reflection the rings reach now counts for the fit's distance, and the
     other distances are sought among the reflections the rings can be."""
     u = LAB6_HIGH_ORDERS
     a = _audit_at(_strong_rings(u, 575.2), "LaB6_SRM660b", 0.38080e-10, 575.2)
