@@ -135,14 +135,14 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
         return -np.inf
     # Every reflection that reaches the observed range, and no other: beyond it a
     # reflection neither matches nor counts as missed.
-    pred = float(distance_px) * np.tan(np.asarray(tth, float))
+    tan_tth = np.tan(np.asarray(tth, float))
+    pred = float(distance_px) * tan_tth
     reach = (pred >= min(0.98 * r[0], (1 - tol_rel) * r[0] - tol_px)) \
         & (pred <= max(1.02 * r[-1], (1 + tol_rel) * r[-1] + tol_px))
     if not reach.any():
         return 0.0
-    return float(_scores(r, np.ones_like(r), pred[reach] / float(distance_px),
-                         np.array([float(distance_px)]), tol_rel, tol_px, miss_penalty,
-                         merge_blends)[0])
+    return float(_scores(r, np.ones_like(r), tan_tth[reach], np.array([float(distance_px)]),
+                         tol_rel, tol_px, miss_penalty, merge_blends)[0])
 
 
 def assignable(tth: np.ndarray) -> np.ndarray:
