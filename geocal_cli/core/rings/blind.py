@@ -220,7 +220,7 @@ def drifting_center(ridges: RidgePixels, start: tuple[float, float],
     # Halves a few pixels apart in radius (one arc) give no drift; nor do centres further
     # apart than `_plausible` lets a ring's centre be from the common one.
     if (np.sqrt(r2[1]) - np.sqrt(r2[0]) >= 10.0
-            and np.hypot(*(centres[1] - centres[0])) <= 0.35 * np.sqrt(r2[1])):
+            and np.hypot(*(centres[1] - centres[0])) <= MAX_CENTRE_SHIFT * np.sqrt(r2[1])):
         found.append(_sharpest_drift(ridges.d1, ridges.d2,
                                      _point(*(centres[0] - drift * r2[0])), drift))
     e, drift = max(found, key=lambda f: sharpness(ridges, f[0].c1, f[0].c2, 1.0, f[1]))
@@ -515,10 +515,15 @@ def _sector_counts(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.histogram(np.arctan2(y, x), bins=72, range=(-np.pi, np.pi))[0]
 
 
+#: How far from the common centre a ring's own centre may lie, as a share of its radius: a
+#: detector tilted below ~55° keeps it nearer.
+MAX_CENTRE_SHIFT = 0.35
+
+
 def _plausible(e: Ellipse, ref: Ellipse) -> bool:
     """A ring ellipse consistent with a ring around `ref`'s centre (tilt below ~55°)."""
     return (e.a / e.b < 1.8 and e.radius >= 15
-            and np.hypot(e.c1 - ref.c1, e.c2 - ref.c2) <= 0.35 * e.radius + 20)
+            and np.hypot(e.c1 - ref.c1, e.c2 - ref.c2) <= MAX_CENTRE_SHIFT * e.radius + 20)
 
 
 def _drop_duplicates(traces: list[RingTrace]) -> list[RingTrace]:

@@ -18,9 +18,9 @@ from dataclasses import replace
 import numpy as np
 
 from geocal_cli.core.rings.assign import assign_rings, assignable
-from geocal_cli.core.rings.blind import (RingTrace, arc_center, arc_coverage, drifting_center,
-                                   longest_curve, refine_center, ridge_turn, sharpness,
-                                   trace_rings, vote_center)
+from geocal_cli.core.rings.blind import (MAX_CENTRE_SHIFT, RingTrace, arc_center, arc_coverage,
+                                   drifting_center, longest_curve, refine_center, ridge_turn,
+                                   sharpness, trace_rings, vote_center)
 from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
@@ -169,7 +169,7 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     ref = max(traces, key=lambda t: t.score)
     traces = [t for t in traces
               if np.hypot(t.ellipse.c1 - ref.ellipse.c1, t.ellipse.c2 - ref.ellipse.c2)
-              <= 0.35 * t.ellipse.radius + 10]
+              <= MAX_CENTRE_SHIFT * t.ellipse.radius + 10]
     info = {"centre_vote_px": [c1, c2], "centre_vote_contrast": contrast,
             "strategy": "rings around a common centre"}
     if drift.any():
