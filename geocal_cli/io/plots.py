@@ -369,8 +369,7 @@ def _calibration_part(image: np.ndarray, valid: np.ndarray, fit: RingFitView,
     rings(tth[used], color="tab:red", lw=0.6, alpha=0.8, label=f"{calibrant} rings used")
     pts = fit.points
     inl = fit.inliers
-    ax0.scatter(pts.d2[inl], pts.d1[inl], s=0.6, c=pts.ring[inl] % 10, cmap="tab10", lw=0,
-                rasterized=True)
+    _dots(ax0, pts.d2[inl], pts.d1[inl], pts.ring[inl], "o", 0.775)
     ax0.scatter(pts.d2[~inl], pts.d1[~inl], s=4, marker="x", color="black", lw=0.5,
                 label="rejected points")
     bc1, bc2 = fit.beam_center
@@ -387,6 +386,22 @@ def _calibration_part(image: np.ndarray, valid: np.ndarray, fit: RingFitView,
     return _pixels(plt, fig)
 
 
+def _dots(ax, x: np.ndarray, y: np.ndarray, group: np.ndarray, marker: str, size: float) -> None:
+    """Points (x, y), shape (n,), coloured by `group` (int, shape (n,)) cycling through the ten
+    `tab10` colours, `size` points across.
+
+    One marker line per colour, not a scatter: Agg stamps a line's markers from one
+    rasterised marker, but draws a scatter's points one path each (6500 control points: 5
+    instead of 25 ms).
+    """
+    import matplotlib
+
+    colours = matplotlib.colormaps["tab10"].colors
+    for k in np.unique(group % 10):
+        on = group % 10 == k
+        ax.plot(x[on], y[on], ls="none", marker=marker, ms=size, mew=0, color=colours[k])
+
+
 #: Residual scale bars offered, pixels (the largest that fits a row is drawn).
 SCALE_BARS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0)
 
@@ -399,13 +414,11 @@ def _draw_residuals(ax, rings: list) -> None:
     step = 8 * rms
     rows = np.arange(len(rings)) * step
     chis = np.degrees(np.concatenate([r.chi for r in rings])) if rings else np.zeros(0)
-    # One collection for all rows (colours cycling by row), not two artists per ring: a
-    # figure's draw time grows with its artists.
+    # One artist per colour (cycling by row), not two per ring: a figure's draw time grows
+    # with its artists.
     if rings:
         row = np.repeat(np.arange(len(rings)), [r.chi.size for r in rings])
-        ax.scatter(chis, np.concatenate([r.residual_px for r in rings]) + rows[row],
-                   s=1.5 ** 2, marker=".", c=row % 10, cmap="tab10", vmin=0, vmax=9.5, lw=0,
-                   rasterized=True)
+        _dots(ax, chis, np.concatenate([r.residual_px for r in rings]) + rows[row], row, ".", 1.5)
     ax.hlines(rows, 0, 1, transform=ax.get_yaxis_transform(), color="gray", lw=0.4)
     ax.set_yticks(rows)
     ax.set_yticklabels([f"{r.index + 1}: {r.rms_px:.2f}" for r in rings], fontsize=7)
