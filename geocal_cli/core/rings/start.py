@@ -92,9 +92,15 @@ def find_ring_ridges(image: np.ndarray, valid: np.ndarray):
     return ridges
 
 
+#: Sharpness ratio within which the vote's and the arcs' centres are both refined before
+#: the sharper is taken (`common_center`).
+START_TIE = 1.2
+
+
 def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float, np.ndarray]:
     """The rings' common centre: the vote along ridge normals or the centre of the longest
-    arcs, whichever concentrates the ridge radii more, sharpened (`blind.refine_center`),
+    arcs, whichever concentrates the ridge radii more (each sharpened first where they
+    concentrate them within `START_TIE` of each other), sharpened (`blind.refine_center`),
     or, where the ridges are arcs (less than `WHOLE_TURN` of a turn about it), with a drift
     of the ring centres (`blind.drifting_center`) where that concentrates them at least
     `DRIFT_GAIN` times more.
@@ -115,11 +121,20 @@ def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float, 
         Pixels per pixel² of r², zero unless taken.
     """
     c1, c2, contrast = vote_center(ridges, shape)
+    candidates = [(c1, c2)]
     arcs = arc_center(ridges)
-    if arcs is not None and sharpness(ridges, *arcs) > sharpness(ridges, c1, c2):
-        c1, c2 = arcs
-    start = c1, c2
-    c1, c2 = refine_center(ridges, c1, c2)
+    if arcs is not None:
+        ratio = sharpness(ridges, *arcs) / max(sharpness(ridges, c1, c2), 1e-300)
+        # Near a tie each is sharpened before they are compared: on half rings drifting
+        # apart (a beam off the edge, tilted 4°), arc circles 145 px from the beam edged out
+        # the vote by 2 %, and the vote sharpened 30 % more.
+        if ratio >= START_TIE:
+            candidates = [arcs]
+        elif ratio > 1.0 / START_TIE:
+            candidates.append(arcs)
+    refined = [refine_center(ridges, *c) for c in candidates]
+    best = max(range(len(refined)), key=lambda i: sharpness(ridges, *refined[i]))
+    start, (c1, c2) = candidates[best], refined[best]
     # Whole rings' traces measure the drift themselves (`blind.center_drift_of`).
     if ridge_turn(ridges, c1, c2) < WHOLE_TURN:
         m1, m2, drift = drifting_center(ridges, start, (c1, c2))
