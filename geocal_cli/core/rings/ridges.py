@@ -30,7 +30,7 @@ class RidgePixels:
         Ridge strength (−smallest Hessian eigenvalue of sqrt-compressed counts), > 0.
     group : ndarray of int, shape (n,)
         Connected component of the full (not subsampled) ridge map each pixel belongs to:
-        one ring arc, unless rings touch.
+        one ring arc, unless rings touch; 0 for none (the edge of a shadow).
     """
 
     d1: np.ndarray
@@ -149,17 +149,87 @@ def _unit_noise_threshold(sigma: float) -> float:
     return _spread_threshold(strength[strength > 0])
 
 
-def _noise_threshold(s: np.ndarray, valid: np.ndarray, sigma: float) -> float:
-    """A ridge threshold from the pixel noise of the compressed image `s`: its noise σ (the
-    robust spread of second differences along rows, which cancel smooth gradients) times
-    the spread threshold of unit white noise at the same smoothing."""
+def _pixel_noise(s: np.ndarray, valid: np.ndarray) -> float:
+    """The pixel noise σ of the compressed image `s`: the robust spread of second
+    differences along rows, which cancel smooth gradients (inf with under 100 of them)."""
     second = s[:, :-2] - 2.0 * s[:, 1:-1] + s[:, 2:]
     ok = valid[:, :-2] & valid[:, 1:-1] & valid[:, 2:]
     if ok.sum() < 100:
         return np.inf
     vals = second[ok]
-    sigma_n = 1.4826 * np.median(np.abs(vals - np.median(vals))) / np.sqrt(6.0)
-    return float(sigma_n) * _unit_noise_threshold(sigma)
+    return float(1.4826 * np.median(np.abs(vals - np.median(vals))) / np.sqrt(6.0))
+
+
+#: A pixel is in shadow where its smoothed compressed value is below this fraction of its
+#: surroundings' (a quarter of their counts).
+SHADOW_LEVEL = 0.5
+#: The surroundings' level: minima of blocks this many pixels a side (the background
+#: between rings), median-filtered over 5 × 5 blocks (a shadow crossing some of them does
+#: not lower it), and no higher than the median block minimum of the whole image (where
+#: dense rings fill every block, their valleys set the minima, above the background).
+SHADOW_BLOCK = 16
+#: Fewest connected pixels a shadow has: dark specks in valleys between strong rings have
+#: tens.
+SHADOW_PIXELS = 100
+#: How far (noise σ of the smoothed image) a shadow lies below its surroundings' level, at
+#: least: a background of a few counts is not taken for one.
+SHADOW_CONTRAST = 5.0
+
+
+def _near_shadow(sm: np.ndarray, ok: np.ndarray, noise: float, sigma: float) -> np.ndarray:
+    """Pixels within reach of a shadow: a beamstop, its arm, a flight tube's edge.
+
+    The bright side of a shadow's edge curves like a ridge: the Hessian measure finds a
+    line along it, and a beamstop arm's two edges join the rings they cross into one arc
+    (an Al2O3 pattern at 5 keV, tilted 20°: its three inner rings and the arm became one arc,
+    whose ellipse started the tilted search 350 px from the beam). A shadow is a connected
+    region of at least `SHADOW_PIXELS` pixels darker than `SHADOW_LEVEL` of its
+    surroundings by at least `SHADOW_CONTRAST` noise σ; its edge ridge lies about σ beyond
+    it, so its pixels and those within 2σ + 1 of them are returned.
+
+    Parameters
+    ----------
+    sm : ndarray of float32, shape (H, W)
+        The compressed image, smoothed at `sigma` (normalised convolution).
+    ok : ndarray of bool, shape (H, W)
+        Valid pixels whose smoothing saw valid pixels only.
+    noise : float
+        Pixel noise σ of the compressed image before smoothing (`_pixel_noise`).
+    sigma : float
+
+    Returns
+    -------
+    ndarray of bool, shape (H, W)
+    """
+    from scipy import ndimage
+
+    f = SHADOW_BLOCK
+    none = np.zeros(sm.shape, bool)
+    if min(sm.shape) < 5 * f or not np.isfinite(noise):
+        return none
+    h, w = sm.shape[0] // f * f, sm.shape[1] // f * f
+    low = np.where(ok, sm, np.inf)[:h, :w].reshape(h // f, f, w // f, f).min(axis=(1, 3))
+    finite = np.isfinite(low)
+    if not finite.any():
+        return none
+    level = np.minimum(ndimage.median_filter(low, 5, mode="nearest"), np.median(low[finite]))
+    # Blocks without valid pixels (gaps, masks) set no level.
+    level[~np.isfinite(level)] = 0.0
+    level = np.repeat(np.repeat(level, f, 0), f, 1)
+    level = np.pad(level, [(0, n - m) for n, m in zip(sm.shape, level.shape)], mode="edge")
+    # The smoothing's noise: white noise of σ 1 smoothed by a Gaussian of σ s has σ
+    # 1 / (2 s √π).
+    floor = SHADOW_CONTRAST * noise / (2.0 * sigma * np.sqrt(np.pi)) / (1.0 - SHADOW_LEVEL)
+    dark = ok & (level > floor) & (sm < SHADOW_LEVEL * level)
+    if not dark.any():
+        return none
+    labels, _ = ndimage.label(dark, structure=np.ones((3, 3)))
+    big = np.bincount(labels.ravel()) >= SHADOW_PIXELS
+    big[0] = False
+    if not big.any():
+        return none
+    reach = int(np.ceil(2.0 * sigma)) + 1
+    return ndimage.maximum_filter(big[labels], size=2 * reach + 1)
 
 
 def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor: int = 1,
@@ -185,7 +255,8 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     Returns
     -------
     RidgePixels
-        Coordinates in full-resolution pixel indices. Empty when nothing stands above noise.
+        Coordinates in full-resolution pixel indices; pixels at a shadow's edge
+        (`_near_shadow`) in group 0. Empty when nothing stands above noise.
     """
     from scipy import ndimage
 
@@ -197,7 +268,8 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     del binned
     w = bvalid.astype(np.float32)
     s *= w
-    noise_threshold = _noise_threshold(s, bvalid, sigma)
+    noise = _pixel_noise(s, bvalid)
+    noise_threshold = noise * _unit_noise_threshold(sigma)
     sm = ndimage.gaussian_filter(s, sigma, mode="constant")
     den = ndimage.gaussian_filter(w, sigma, mode="constant")
     del s, w
@@ -205,6 +277,7 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     sm[den <= 1e-3] = 0.0
     coverage_ok = den > min_coverage
     del den
+    shadowed = _near_shadow(sm, coverage_ok & bvalid, noise, sigma)
     strength, h11, h12, lam_min = _strength(sm)
     del sm
     # Also suppress ridges hugging the kernel edge of gaps.
@@ -221,7 +294,9 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     del vals
     if np.count_nonzero(ridge) < FEW_RIDGE_PIXELS:
         ridge = strength > noise_threshold
-    labels, _ = ndimage.label(ridge, structure=np.ones((3, 3)))
+    # A shadow's edges belong to no arc: a beamstop arm's would join the rings it crosses
+    # into one. They stay ridge pixels (a beamstop's rim is a circle about the beam).
+    labels, _ = ndimage.label(ridge & ~shadowed, structure=np.ones((3, 3)))
     i1, i2 = np.nonzero(ridge)
     del ridge
     v1, v2 = _normals(h11, h12, lam_min, i1, i2)
@@ -322,4 +397,5 @@ def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: Ridg
     return RidgePixels(*(np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + shift])
                          for k, shift in (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0),
                                           ("strength", 0))),
-                       group=np.concatenate([ridges.group[outside], core.group + first]))
+                       group=np.concatenate([ridges.group[outside],
+                                             np.where(core.group > 0, core.group + first, 0)]))

@@ -74,3 +74,45 @@ def test_over_budget_crests_come_first_and_a_faint_inner_ring_keeps_its_share():
     assert budget.d1.size == 8000 < whole.d1.size / 5
     assert faint / 8000 > 2 * faint_whole / whole.d1.size
     assert np.median(off) < 0.5 < 2.0 < np.median(off_whole)
+
+
+
+def _with_beamstop(image, radius=30.0, arm_half_width=6.0, seed=1):
+    """`image` with a beamstop's shadow (2 % transmitted) about `CENTRE` and its arm running
+    along +d2 to the edge, redrawn with Poisson noise."""
+    d1, d2 = np.indices(image.shape, dtype=float)
+    shadow = np.hypot(d1 - CENTRE[0], d2 - CENTRE[1]) < radius
+    shadow |= (d2 > CENTRE[1]) & (np.abs(d1 - CENTRE[0]) < arm_half_width)
+    return np.random.default_rng(seed).poisson(np.where(shadow, 0.02 * image, image)).astype(float)
+
+
+def test_a_beamstop_arm_joins_no_rings_into_one_arc():
+    # The bright side of a shadow's edge curves like a ridge: an arm's two edges crossing
+    # three rings made one arc of them all (the tilted search then fitted one ellipse to
+    # three rings and started 350 px from the beam). Its edge pixels belong to no arc now,
+    # and every arc is one ring.
+    rings = np.array([150.0, 250.0, 350.0])
+    image = _with_beamstop(_rings((2400, 2400), rings))
+    ridges = find_ridges(image, np.ones(image.shape, bool))
+    # Beyond the beamstop's rim (its own arc where the disc is too large to stand out).
+    arcs = [idx for idx in ridges.arcs(60) if np.median(_radii(ridges)[idx]) > 60]
+    assert len(arcs) >= 3
+    for idx in arcs:
+        r = _radii(ridges)[idx]
+        assert np.ptp(r) < 10, f"an arc spans radii {r.min():.0f}-{r.max():.0f} px"
+    # The arm's edges are still ridge pixels, in no arc.
+    along_arm = ((np.abs(np.abs(ridges.d1 - CENTRE[0]) - 6.0) < 4) & (ridges.d2 > CENTRE[1] + 60)
+                 & (np.abs(_radii(ridges)[:, None] - rings).min(axis=1) > 10))
+    assert np.count_nonzero(along_arm) > 100
+    assert not ridges.group[along_arm].any()
+
+
+def test_the_valleys_between_strong_dense_rings_are_no_shadow():
+    # Strong rings 12 px apart: every 16-px block's minimum there is a valley's, far above
+    # the background between the two groups of rings, which is no darker than the image's
+    # own level: no ridge pixel is taken for a shadow's edge.
+    radii = tuple(np.arange(100.0, 460.0, 12.0)) + tuple(np.arange(600.0, 800.0, 12.0))
+    image = _rings((2400, 2400), radii, sigma_px=2.0, peak=20000.0)
+    ridges = find_ridges(image, np.ones(image.shape, bool))
+    assert ridges.d1.size > 1000
+    assert (ridges.group > 0).all()

@@ -285,3 +285,28 @@ def test_round_arcs_around_a_far_centre_start_the_tilted_search_untilted(tmp_pat
     only_strategy(monkeypatch, "rings of a tilted geometry's 2θ")
     err = blind_error_px(sim, d_spacing, "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+#: alpha-Al2O3 at 5 keV on a Perkin 53 mm away, tilted by 20°, a beamstop arm crossing the
+#: three inner rings (2θ 42°, 58° and 63°) towards the edge (case 283 of the robustness
+#: benchmark, which every strategy refused).
+ALUMINA_ARM = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Perkin",
+                   energy_kev=5.014386514436898, distance_mm=52.924441101673125,
+                   center_px=[1029.305110157502, 999.0370525300906], tilt_deg=20.190167490983562,
+                   tilt_plan_rotation_deg=40.95480796140845, peak_counts=2789.8994948631826,
+                   width_px=1.0360345617750482, beamstop_radius_px=10.937295874619828,
+                   beamstop_arm_deg=-13.851068291634448, hot_pixels=100, gaps=True, seed=283)
+
+
+def test_a_beamstop_arm_across_wide_angle_tilted_rings(tmp_path):
+    """The arm's edges had joined the three inner rings into one ridge arc; the tilted
+    search's reference ellipses, fitted to it, were 120 px rms off and started the search
+    350 px from the beam. Its edges in no arc, the inner ring's ellipse starts it and the
+    image calibrates blind."""
+    sim, cfg = simulate_case(ALUMINA_ARM, tmp_path)
+    ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
+    refs = arc_references(ridges)
+    assert refs and min(e.rms for e in refs) < 5.0
+    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
+                         "rings of a tilted geometry's 2θ")
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
