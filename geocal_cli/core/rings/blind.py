@@ -174,11 +174,11 @@ def _point(c1: float, c2: float) -> Ellipse:
     return Ellipse(c1, c2, 1.0, 1.0, 0.0, 0.0, np.empty(0, bool))
 
 
-def drifting_center(ridges: RidgePixels, start: tuple[float, float],
-                    common: tuple[float, float]) -> tuple[float, float, np.ndarray]:
+def drifting_center(ridges: RidgePixels, starts: list, common: tuple[float, float]
+                    ) -> tuple[float, float, np.ndarray]:
     """The centre and the drift of ring centres with r² that make the ridge radii sharpest
-    (`_sharpest_drift`): the sharper of two searches, one from `start` with no drift, one
-    from the drift between the inner and the outer rings about `common`.
+    (`_sharpest_drift`): the sharpest of the searches from each of `starts` with no drift
+    and one from the drift between the inner and the outer rings about `common`.
 
     Around a beam on or off the edge of the detector every ring is an arc of less than half
     a turn, whose own centre no trace fixes (`center_drift_of` needs more), yet a few
@@ -194,9 +194,9 @@ def drifting_center(ridges: RidgePixels, start: tuple[float, float],
     Parameters
     ----------
     ridges : RidgePixels
-    start : (float, float)
-        A centre not sharpened (the vote's: sharpening without a drift takes it into the
-        outer rings' basin), pixel indices.
+    starts : list of (float, float)
+        Centres not sharpened (the vote's, or the arcs', or both where they tie: sharpening
+        without a drift takes them into the outer rings' basin), pixel indices.
     common : (float, float)
         The common centre (`refine_center`), pixel indices.
 
@@ -207,7 +207,8 @@ def drifting_center(ridges: RidgePixels, start: tuple[float, float],
     drift : ndarray, shape (2,)
         Pixels per pixel² of r².
     """
-    found = [_sharpest_drift(ridges.d1, ridges.d2, _point(*start), np.zeros(2))]
+    found = [_sharpest_drift(ridges.d1, ridges.d2, _point(*start), np.zeros(2))
+             for start in starts]
     r = hypot(ridges.d1 - common[0], ridges.d2 - common[1])
     inner = r < np.median(r)
     centres, r2 = [], []

@@ -133,11 +133,11 @@ def common_center(ridges, shape: tuple[int, int]) -> tuple[float, float, float, 
         elif ratio > 1.0 / START_TIE:
             candidates.append(arcs)
     refined = [refine_center(ridges, *c) for c in candidates]
-    best = max(range(len(refined)), key=lambda i: sharpness(ridges, *refined[i]))
-    start, (c1, c2) = candidates[best], refined[best]
-    # Whole rings' traces measure the drift themselves (`blind.center_drift_of`).
+    c1, c2 = max(refined, key=lambda c: sharpness(ridges, *c))
+    # Whole rings' traces measure the drift themselves (`blind.center_drift_of`); on its
+    # rugged cost, tied starts are both searched from.
     if ridge_turn(ridges, c1, c2) < WHOLE_TURN:
-        m1, m2, drift = drifting_center(ridges, start, (c1, c2))
+        m1, m2, drift = drifting_center(ridges, candidates, (c1, c2))
         if sharpness(ridges, m1, m2, 1.0, drift) >= DRIFT_GAIN * sharpness(ridges, c1, c2, 1.0):
             return m1, m2, contrast, drift
     return c1, c2, contrast, np.zeros(2)
