@@ -212,9 +212,9 @@ def _near_shadow(sm: np.ndarray, ok: np.ndarray, noise: float, sigma: float) -> 
     finite = np.isfinite(low)
     if not finite.any():
         return none
+    # Blocks without valid pixels (inf) take the image's level from the cap; their own
+    # pixels are not `ok`.
     level = np.minimum(ndimage.median_filter(low, 5, mode="nearest"), np.median(low[finite]))
-    # Blocks without valid pixels (gaps, masks) set no level.
-    level[~np.isfinite(level)] = 0.0
     level = np.repeat(np.repeat(level, f, 0), f, 1)
     level = np.pad(level, [(0, n - m) for n, m in zip(sm.shape, level.shape)], mode="edge")
     # The smoothing's noise: white noise of σ 1 smoothed by a Gaussian of σ s has σ
