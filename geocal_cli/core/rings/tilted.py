@@ -14,6 +14,8 @@ re-groups the ridge pixels by its 2θ into ring traces for the usual assignment.
 
 from __future__ import annotations
 
+from itertools import zip_longest
+
 import numpy as np
 
 from geocal_cli.core.geometry.frame import (DetectorFrame, frame_of, hypot, make_geometry,
@@ -44,11 +46,23 @@ MIN_DISTANCE = 0.1
 #: crowding near 90° is still sharper than any ring pattern in coarse bins (a Si image
 #: tilted by 33° ranked two such ends above its true geometry).
 WALL = 1.2
+#: Searches ending within this many radians of `MAX_TILT` are dropped likewise: a start
+#: tilted by the axis ratio of an outer ring (flattened by its cone angle too) ran to that
+#: wall, where the rings crowd, and its runs outranked those at the truth (Si at 60 mm on a
+#: Pilatus 1M tilted by 33°).
+TILT_WALL = np.radians(2.0)
 #: Ridge arcs (connected ridge pixels) fitted for `arc_reference`: at least this many pixels,
 #: and spanning at least this fraction of the turn around their ellipse's centre (in 10°
 #: sectors), since short arcs of a tilted ring fit flat ellipses of any shape.
 ARC_PIXELS = 60
 ARC_TURN = 0.25
+#: Joining ridge arcs into rings (`_joined_arcs`): reach and rms in units of the arcs'
+#: median circle rms, the share of a group's pixels its ellipse keeps, and the pixels each
+#: arc is measured by (at most `ARC_PIXELS`).
+JOIN_REACH = 4.0
+JOIN_RMS = 1.5
+JOIN_INLIERS = 0.9
+JOIN_PICKS = 60
 #: Largest 2θ of the ridge pixels grouped into ring traces (radians), as the audit's rings.
 MAX_TTH = np.radians(89.0)
 
@@ -63,11 +77,15 @@ def arc_references(ridges: RidgePixels, n: int = 3) -> list[Ellipse]:
     `sharpest_geometries` where the common-centre traces give none.
 
     Around a beam near a corner the common-centre strategy groups a tilted detector's rings
-    around a far centre, fitting circles to them; a single ridge arc (one ring between module
-    gaps) still shows its ellipse's axis ratio and major axis. Which arc shows them best is
-    not certain: the longest is often an outer ring, whose ellipse is flattened by its cone
-    angle as much as by the tilt (e = sin τ / cos 2θ), or a hyperbola's branch. So several
-    are returned, each a set of starts for the search.
+    around a far centre, fitting circles to them; a ring's ridge arcs still show its
+    ellipse's axis ratio and major axis. A ring cut by module gaps into pieces shows them
+    only when its pieces are fitted together: one piece of a ring 1500 px across fits flat
+    ellipses of any shape (axis ratios 3 to 6 where the truth is 1.17), its joined pieces the
+    right one (`_joined_arcs`). Which ring shows them best is not certain: the longest is
+    often an outer ring, whose ellipse is flattened by its cone angle as much as by the tilt
+    (e = sin τ / cos 2θ), or a hyperbola's branch; joined rings are longer still (Si at 60 mm
+    on a Pilatus 1M tilted by 33°: its joined outer rings show 48–64°, a single inner arc
+    33°). So several are returned, of both kinds, each a set of starts for the search.
 
     Parameters
     ----------
@@ -78,20 +96,98 @@ def arc_references(ridges: RidgePixels, n: int = 3) -> list[Ellipse]:
     Returns
     -------
     list of Ellipse
-        Of the arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, the `n`
-        with most pixels per (1 + rms) px times their span, best first; empty when no arc
-        qualifies.
+        The ellipses of joined arcs, by pixels per (1 + rms) px, alternating with those of
+        single arcs with `ARC_PIXELS` pixels spanning `ARC_TURN` of their ellipse, by pixels
+        per (1 + rms) px times their span; a joined ring first. Empty when no arc qualifies.
     """
-    found = []
-    for idx in ridges.arcs(ARC_PIXELS):
+    arcs = ridges.arcs(ARC_PIXELS)
+    joined, single = [], []
+    for members in _joined_arcs(ridges, arcs):
+        idx = np.concatenate([arcs[m] for m in members])
         e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
         if e is None:
+            continue
+        if len(members) > 1:
+            joined.append((idx.size / (1.0 + e.rms), e))
             continue
         sector = np.arctan2(ridges.d1[idx] - e.c1, ridges.d2[idx] - e.c2) // np.radians(10.0)
         span = np.unique(sector).size / 36.0
         if span >= ARC_TURN:
-            found.append((span * idx.size / (1.0 + e.rms), e))
-    return [e for _, e in sorted(found, key=lambda f: -f[0])[:n]]
+            single.append((span * idx.size / (1.0 + e.rms), e))
+    ranked = [[e for _, e in sorted(found, key=lambda f: -f[0])] for found in (joined, single)]
+    return [e for pair in zip_longest(*ranked) for e in pair if e is not None][:n]
+
+
+def _joined_arcs(ridges: RidgePixels, arcs: list[np.ndarray]) -> list[list[int]]:
+    """The ridge arcs grouped into rings: from the longest arc not yet grouped, the nearest
+    arc to its curve joins while the ellipse of the group's pixels still fits them.
+
+    The curve is the arc's circle, then the group's ellipse; an arc is near when the median
+    distance of its pixels from the curve is below `JOIN_REACH` noise units, and it joins
+    when the group's ellipse with it has an rms within `JOIN_RMS` noise units and keeps
+    `JOIN_INLIERS` of its pixels; an arc refused is tried again once another has joined
+    (two pieces of a ring 1240 px across fitted an ellipse 3.9 px rms off them with an axis
+    ratio of 3.3, three of them one within 2.5 px). A group stands when the ellipse of all
+    its pixels does the same; else its arcs are returned alone. The noise unit is the arcs'
+    median circle rms (at least 1 px): most arcs are one ring's pieces, short enough for a
+    circle. An arc whose own circle misses that (touching rings, a spotty blur) starts no
+    group. Each arc is measured by `JOIN_PICKS` of its pixels (seeded), so that a step costs
+    one vectorised distance.
+
+    Parameters
+    ----------
+    ridges : RidgePixels
+    arcs : list of ndarray of int
+        Ridge pixel indices of each arc (`RidgePixels.arcs`), each of at least `JOIN_PICKS`.
+
+    Returns
+    -------
+    list of list of int
+        Indices into `arcs`, one list per group (one arc alone where none joined).
+    """
+    circles = [fit_circle(ridges.d1[idx], ridges.d2[idx]) for idx in arcs]
+    rms = [c.rms for c in circles if c is not None]
+    if not rms:
+        return [[k] for k, _ in enumerate(arcs)]
+    noise = max(float(np.median(rms)), 1.0)
+
+    def fits(sel):
+        e = fit_ellipse(ridges.d1[sel], ridges.d2[sel])
+        return e if (e is not None and e.rms <= JOIN_RMS * noise
+                     and e.inliers.mean() >= JOIN_INLIERS) else None
+
+    rng = np.random.default_rng(6)
+    picks = np.stack([rng.choice(idx, JOIN_PICKS, replace=False) for idx in arcs])
+    q1, q2 = ridges.d1[picks], ridges.d2[picks]
+    free = np.ones(len(arcs), bool)
+    groups = []
+    for seed in np.argsort([-idx.size for idx in arcs], kind="stable").tolist():
+        if not free[seed]:
+            continue
+        free[seed] = False
+        members, curve = [seed], circles[seed]
+        if curve is None or curve.rms > JOIN_RMS * noise:
+            groups.append(members)
+            continue
+        open_ = free.copy()
+        while True:
+            reach = np.where(open_, np.median(np.abs(curve.distance(q1, q2)), axis=1), np.inf)
+            j = int(np.argmin(reach))
+            if not reach[j] < JOIN_REACH * noise:
+                break
+            open_[j] = False
+            e = fits(picks[members + [j]].ravel())
+            if e is not None:
+                members.append(j)
+                free[j] = False
+                curve = e
+                # An arc refused by a shorter group's ellipse may fit the longer one's.
+                open_ = free.copy()
+        if len(members) > 1 and fits(np.concatenate([arcs[m] for m in members])) is None:
+            groups.extend([m] for m in members)
+        else:
+            groups.append(members)
+    return groups
 
 
 def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wavelength: float,
@@ -151,8 +247,8 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
                 runs.append((search(x0, min_dist, np.array([10.0, 10.0, 0.3 * x0[2], 0.05,
                                                              0.05]), 4.0, 0.01, 1e-10),
                              min_dist))
-    # A run that ends against the distance wall found the crowding there, not rings.
-    runs = sorted([(r, m) for r, m in runs if r.x[2] > WALL * m], key=lambda rm: rm[0].fun)
+    # A run that ends against a wall found the crowding there, not rings.
+    runs = sorted([(r, m) for r, m in runs if not _at_wall(r.x, m)], key=lambda rm: rm[0].fun)
     runs = [(search(r.x, m, np.array([10.0, 10.0, 0.1 * r.x[2], 0.03, 0.03]), 4.0, 0.01,
                     1e-10, RESTARTS), m) for r, m in runs[:2 * n_best]]
     refined = [(search(r.x, m, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001,
@@ -162,7 +258,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
     for res, min_dist in sorted(refined, key=lambda rm: rm[0].fun):
         b1, b2, dist_px, rot1, rot2 = res.x
-        if res.fun >= 0 or dist_px <= WALL * min_dist or max(abs(rot1), abs(rot2)) > MAX_TILT:
+        if res.fun >= 0 or _at_wall(res.x, min_dist):
             continue
         # Runs from different starts often end in one optimum: one candidate each.
         if any(np.all(np.abs(res.x - k) <= [2.0, 2.0, 0.01 * dist_px, 0.005, 0.005])
@@ -174,6 +270,12 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
         out.append({"dist": dist_px * pixel, "poni1": poni1, "poni2": poni2, "rot1": rot1,
                     "rot2": rot2, "rot3": 0.0, "wavelength": wavelength})
     return out
+
+
+def _at_wall(x, min_dist: float) -> bool:
+    """Whether a search point (beam d1, d2, distance px, rot1, rot2) lies within `WALL` of
+    the smallest distance `min_dist` or within `TILT_WALL` of `MAX_TILT`."""
+    return x[2] <= WALL * min_dist or max(abs(x[3]), abs(x[4])) >= MAX_TILT - TILT_WALL
 
 
 def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float]]:
