@@ -102,13 +102,13 @@ def arc_references(ridges: RidgePixels, n: int = 3) -> list[Ellipse]:
     """
     arcs = ridges.arcs(ARC_PIXELS)
     joined, single = [], []
-    for members in _joined_arcs(ridges, arcs):
+    for members, e in _joined_arcs(ridges, arcs):
         idx = np.concatenate([arcs[m] for m in members])
+        if e is not None:
+            joined.append((idx.size / (1.0 + e.rms), e))
+            continue
         e = fit_ellipse(ridges.d1[idx], ridges.d2[idx])
         if e is None:
-            continue
-        if len(members) > 1:
-            joined.append((idx.size / (1.0 + e.rms), e))
             continue
         sector = np.arctan2(ridges.d1[idx] - e.c1, ridges.d2[idx] - e.c2) // np.radians(10.0)
         span = np.unique(sector).size / 36.0
@@ -118,7 +118,8 @@ def arc_references(ridges: RidgePixels, n: int = 3) -> list[Ellipse]:
     return [e for pair in zip_longest(*ranked) for e in pair if e is not None][:n]
 
 
-def _joined_arcs(ridges: RidgePixels, arcs: list[np.ndarray]) -> list[list[int]]:
+def _joined_arcs(ridges: RidgePixels,
+                 arcs: list[np.ndarray]) -> list[tuple[list[int], Ellipse | None]]:
     """The ridge arcs grouped into rings: from the longest arc not yet grouped, the nearest
     arc to its curve joins while the ellipse of the group's pixels still fits them.
 
@@ -142,13 +143,14 @@ def _joined_arcs(ridges: RidgePixels, arcs: list[np.ndarray]) -> list[list[int]]
 
     Returns
     -------
-    list of list of int
-        Indices into `arcs`, one list per group (one arc alone where none joined).
+    list of (list of int, Ellipse or None)
+        Indices into `arcs` of each group, with the ellipse of all its pixels; one arc alone,
+        with None, where none joined.
     """
     circles = [fit_circle(ridges.d1[idx], ridges.d2[idx]) for idx in arcs]
     rms = [c.rms for c in circles if c is not None]
     if not rms:
-        return [[k] for k, _ in enumerate(arcs)]
+        return [([k], None) for k, _ in enumerate(arcs)]
     noise = max(float(np.median(rms)), 1.0)
 
     def fits(sel):
@@ -167,7 +169,7 @@ def _joined_arcs(ridges: RidgePixels, arcs: list[np.ndarray]) -> list[list[int]]
         free[seed] = False
         members, curve = [seed], circles[seed]
         if curve is None or curve.rms > JOIN_RMS * noise:
-            groups.append(members)
+            groups.append((members, None))
             continue
         open_ = free.copy()
         while True:
@@ -183,10 +185,11 @@ def _joined_arcs(ridges: RidgePixels, arcs: list[np.ndarray]) -> list[list[int]]
                 curve = e
                 # An arc refused by a shorter group's ellipse may fit the longer one's.
                 open_ = free.copy()
-        if len(members) > 1 and fits(np.concatenate([arcs[m] for m in members])) is None:
-            groups.extend([m] for m in members)
+        whole = fits(np.concatenate([arcs[m] for m in members])) if len(members) > 1 else None
+        if len(members) > 1 and whole is None:
+            groups.extend(([m], None) for m in members)
         else:
-            groups.append(members)
+            groups.append((members, whole))
     return groups
 
 

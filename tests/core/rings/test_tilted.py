@@ -336,16 +336,16 @@ def test_ring_pieces_cut_by_module_gaps_are_joined(tmp_path, monkeypatch):
     ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
     arcs = ridges.arcs(tilted.ARC_PIXELS)
     groups = tilted._joined_arcs(ridges, arcs)
-    assert sorted(m for g in groups for m in g) == list(range(len(arcs)))
+    assert sorted(m for g, _ in groups for m in g) == list(range(len(arcs)))
     # Every joined group lies on one ring of the truth: its 2θ spread (0.04°, the rings'
     # width) is a tenth of the rings' spacing (1.01°) at most.
     tth = frame_of(sim.geometry).tth(ridges.d1, ridges.d2)
-    joined = [np.concatenate([arcs[m] for m in g]) for g in groups if len(g) > 1]
+    joined = [np.concatenate([arcs[m] for m in g]) for g, e in groups if e is not None]
     assert len(joined) >= 3
     assert all(np.ptp(np.percentile(tth[idx], [1, 99])) < np.radians(0.1) for idx in joined)
     err = blind_error_px(sim, d_spacing, "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
-    monkeypatch.setattr(tilted, "_joined_arcs", lambda ridges, arcs: [[k] for k, _ in
+    monkeypatch.setattr(tilted, "_joined_arcs", lambda ridges, arcs: [([k], None) for k, _ in
                                                                       enumerate(arcs)])
     with pytest.raises(CalibrationError):
         blind_calibrate(sim, d_spacing)
