@@ -339,6 +339,9 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     at least `NEXT_MIN_RINGS` traced rings follow in the order of their σ, the hypotheses
     not fitted yet last: a start whose refinement the caller refuses (a fit on a few rings
     of a dense calibrant can be excellent at a wrong distance) is then followed by the next.
+    Under a lab source's doublet (`prepared.doublet`), traced rings that are the Kα2 line of
+    a stronger one (`Doublet.companions`) are left out: the control points refer every ring
+    to its Kα1 line.
 
     Parameters
     ----------
@@ -381,6 +384,15 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     else:
         radii = np.array([t.ellipse.radius for t in traces])
     weights = np.array([t.score for t in traces])
+    if prepared.doublet is not None and len(traces) > 2:
+        kalpha2 = prepared.doublet.companions(radii, weights)
+        if kalpha2.any() and np.count_nonzero(~kalpha2) >= 2:
+            say(f"{np.count_nonzero(kalpha2)} traced ring(s) are the Kα2 line of a stronger "
+                "one: left out of the assignment")
+            traces = [t for t, k2 in zip(traces, kalpha2) if not k2]
+            radii, weights = radii[~kalpha2], weights[~kalpha2]
+            if family is not None:
+                family = (family[0], family[1][~kalpha2])
     hypotheses = (assign_rings(radii, weights, tth_all[usable], n_best=n_hypotheses)
                   if usable.size else [])
     if not hypotheses:
