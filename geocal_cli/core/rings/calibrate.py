@@ -317,12 +317,10 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
                                                   free, say)
         checked = None
     if accepted:
-        try:
-            again = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
-                             judge)
-        except CalibrationError as exc:
-            raise _with_ranking(exc, unfitted, families, d_spacing, wavelength,
-                                calibrant) from None
+        # Its refusal is the audit's, which names the calibrants and the wavelength the
+        # rings fit already.
+        again = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
+                         judge)
         if again is not None:
             result, pts, mirrored, checked, said = judge.judged[id(again)]
             for msg in said:

@@ -477,3 +477,25 @@ def test_the_beam_centre_1sigma_allows_for_a_distortion_shared_by_neighbouring_p
     assert np.max(np.abs(err)) > 0.05
     assert np.all(np.abs(err) <= 3 * np.array(res.beam_center_sigma))
     assert any("errors shared within 171 px cells" in w for w in res.warnings)
+
+
+#: Si at 47.7 keV on a Pilatus 2M CdTe 63 mm away, the beam in a corner: 15 weak rings
+#: crowd within 140 px of it. Refined from the truth, the rings move 0.06 px when refined
+#: again, and the audit refuses where they go (robustness case 282).
+SI_CORNER = dict(calibrant="Si_SRM640a", detector="Pilatus2MCdTe", energy_kev=47.735655077493696,
+                 distance_mm=63.29665672546523, center_px=[27.79015587875743, 80.32002918670277],
+                 tilt_deg=8.894584653981848, tilt_plan_rotation_deg=98.57704637006452,
+                 beamstop_radius_px=23.600944605781883, beamstop_arm_deg=-38.30369795720145,
+                 peak_counts=140.56528374350896, width_px=3.300772512591968, seed=282)
+
+
+def test_a_refit_the_audit_refuses_names_the_calibrants_once(tmp_path):
+    """The refusal of a refit that moved is the audit's, ranking included: the search's
+    own ranking is not added to it a second time."""
+    sim, cfg = simulate_case(SI_CORNER, tmp_path)
+    g = sim.geometry
+    rings = load_calibrant(cfg.calibrant)
+    with pytest.raises(CalibrationError, match="the fit has not settled") as err:
+        calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, rings.d_spacing,
+                  guess=g, calibrant=cfg.calibrant, mf2=rings.mf2())
+    assert str(err.value).count("the rings rank") == 1
