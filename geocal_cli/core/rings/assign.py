@@ -20,6 +20,9 @@ import numpy as np
 #: `MIN_PROPOSERS`); every ring still counts in the scores.
 PROPOSAL_BUDGET = 6000
 MIN_PROPOSERS = 12
+#: A ring matches a predicted one within MATCH_TOL_REL · r + MATCH_TOL_PX pixels.
+MATCH_TOL_REL = 0.006
+MATCH_TOL_PX = 1.5
 
 
 @dataclass(frozen=True)
@@ -110,7 +113,7 @@ def first_reflections(n: int) -> int:
 
 
 def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
-                     tol_rel: float = 0.006, tol_px: float = 1.5,
+                     tol_rel: float = MATCH_TOL_REL, tol_px: float = MATCH_TOL_PX,
                      miss_penalty: float = 0.5, merge_blends: bool = False) -> float:
     """The score `assign_rings` gives one distance, all rings weighted alike.
 
@@ -162,9 +165,9 @@ def assignable(tth: np.ndarray) -> np.ndarray:
     return np.nonzero(np.isfinite(tth) & (tth < np.radians(80)))[0]
 
 
-def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray, tol_rel: float = 0.006,
-                 tol_px: float = 1.5, miss_penalty: float = 0.5,
-                 min_distance_px: float = 10.0, n_best: int = 3,
+def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray,
+                 tol_rel: float = MATCH_TOL_REL, tol_px: float = MATCH_TOL_PX,
+                 miss_penalty: float = 0.5, min_distance_px: float = 10.0, n_best: int = 3,
                  merge_blends: bool = False, reflections: int | None = None) -> list[Assignment]:
     """Find the distances and ring indices that best explain observed ring radii.
 

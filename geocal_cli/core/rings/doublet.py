@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from geocal_cli.core.rings.assign import MATCH_TOL_PX, MATCH_TOL_REL
 from geocal_cli.core.rings.peaks import measured_lines
 
 #: Narrowest Gaussian σ (pixels) the model uses: a measured width below it is noise-limited.
@@ -51,8 +52,8 @@ class Doublet:
         with np.errstate(invalid="ignore"):
             return np.where(s <= 1, 2 * np.arcsin(np.minimum(s, 1)), np.nan)
 
-    def companions(self, radii: np.ndarray, weights: np.ndarray, tol_rel: float = 0.006,
-                   tol_px: float = 1.5) -> np.ndarray:
+    def companions(self, radii: np.ndarray, weights: np.ndarray,
+                   tol_rel: float = MATCH_TOL_REL, tol_px: float = MATCH_TOL_PX) -> np.ndarray:
         """Traced rings that are the Kα2 line of a stronger traced ring.
 
         Where the lines are resolved, the ring tracer finds each reflection twice, the Kα2
@@ -68,8 +69,8 @@ class Doublet:
         weights : ndarray, shape (n,)
             Their strengths.
         tol_rel, tol_px : float
-            Match tolerance, as in `assign.assign_rings`: a ring within tol_rel · r + tol_px
-            of a companion's place is one.
+            A ring within tol_rel · r + tol_px of a companion's place is one (the ring
+            assignment's tolerance by default).
 
         Returns
         -------
