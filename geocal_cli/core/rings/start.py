@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from geocal_cli.core.rings.assign import assign_rings, assignable
+from geocal_cli.core.rings.assign import MATCH_TOL_PX, MATCH_TOL_REL, assign_rings, assignable
 from geocal_cli.core.rings.blind import (MAX_CENTRE_SHIFT, RingTrace, arc_center, arc_coverage,
                                    drifting_center, longest_curve, refine_center, ridge_turn,
                                    sharpness, trace_rings, vote_center)
@@ -393,6 +393,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
             radii, weights = radii[~kalpha2], weights[~kalpha2]
             if family is not None:
                 family = (family[0], family[1][~kalpha2])
+    radius = {id(t): r for t, r in zip(traces, radii)}
     hypotheses = (assign_rings(radii, weights, tth_all[usable], n_best=n_hypotheses)
                   if usable.size else [])
     if not hypotheses:
@@ -400,11 +401,19 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
             f"no consistent ring assignment: {len(traces)} ring(s) traced, but their radii "
             "match no distance for this calibrant and wavelength (check --calibrant and the energy)")
 
+    one_ring = []
+
     def fitted(h):
         """(σ of the control points, hypothesis, Refinement, assigned rings) or None."""
         assigned = [(t, usable[k]) for t, k in zip(traces, h.ring_index) if k >= 0]
-        fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing,
-                            None if family is None else family[0])
+        try:
+            fit = _fit_assigned(assigned, h.distance_px, detector, wavelength, d_spacing,
+                                None if family is None else family[0])
+        except CalibrationError as exc:
+            # A hypothesis that rests on one partial ring ends only itself, not the
+            # hypotheses after it; it says why when no hypothesis fits.
+            one_ring.append(exc)
+            return None
         if fit is None:
             return None
         # Control points on the assigned rings judge the hypothesis far more sharply than
@@ -418,8 +427,16 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
             return None
         return 1.4826 * float(np.median(np.abs(ref.residual_px[ref.inliers]))), h, ref, fit[2]
 
+    def explained(f):
+        """Traced rings the fit explains: those it assigns, and traces at the same radius
+        (a reading of ring arcs can take the arcs of one ring for rings of their own, 1 %
+        apart; one of them is assigned, and the others are that ring too)."""
+        kept = np.array([radius[id(t)] for t, _ in f[3]])
+        near = np.abs(radii[:, None] - kept[None, :]) <= MATCH_TOL_REL * radii[:, None] + MATCH_TOL_PX
+        return int(np.count_nonzero(near.any(axis=1)))
+
     def enough(f):
-        return not min_explained or len(f[3]) >= max(3, min_explained * len(traces))
+        return not min_explained or explained(f) >= max(3, min_explained * len(traces))
 
     fits, tried = [], 0
     for h in hypotheses:
@@ -433,13 +450,14 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
             if h is hypotheses[0] and f[0] <= EXCELLENT_SIGMA_PX and enough(f):
                 break
     if not fits:
-        raise CalibrationError("no convergence: no ring assignment leads to a geometry fit")
+        raise one_ring[0] if one_ring else CalibrationError(
+            "no convergence: no ring assignment leads to a geometry fit")
 
     if not any(enough(f) for f in fits):
         raise CalibrationError(
             f"no consistent ring assignment: the calibrant explains at most "
-            f"{max(len(f[3]) for f in fits)} of {len(traces)} rings traced (check --calibrant "
-            "and the energy)")
+            f"{max(explained(f) for f in fits)} of {len(traces)} rings traced (check "
+            "--calibrant and the energy)")
     fits_ok = [f for f in fits if enough(f)]
     # An alias (another phase with the calibrant's lattice type) fits worse than the truth;
     # among the hypotheses that fit about as well as the best, the one whose geometry finds
