@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -210,7 +212,7 @@ def _show(ax, image: np.ndarray, valid: np.ndarray) -> None:
     ax.set_ylim(h - 0.5, -0.5)
 
 
-#: zlib level of the PNGs: a third of the encoding time at level 6, files about a fifth larger.
+#: zlib level of the PNGs: level 6 takes 2.5 times as long for files a seventh smaller.
 PNG_COMPRESSION = 1
 
 
@@ -234,13 +236,29 @@ def _pixels(plt, fig) -> np.ndarray:
 
 
 def _write_png(path: Path, rgba: np.ndarray) -> None:
-    """Write RGBA pixels (uint8, shape (H, W, 4)) as a PNG, atomically, signed as geocal's."""
-    from PIL import Image, PngImagePlugin
+    """Write RGBA pixels (uint8, shape (H, W, 4)) as a PNG, atomically, signed as geocal's.
 
-    info = PngImagePlugin.PngInfo()
-    info.add_text("Software", SIGNATURE)
+    Encoded here to the PNG specification (ISO/IEC 15948: IHDR, a tEXt "Software" chunk in
+    the file's head where `io.outputs` looks for the signature, one IDAT, IEND) with filter
+    type 0 on every row. Pillow chooses a filter per row by trying them (libpng's heuristic):
+    on a calibration figure that choice was 0.045 of its 0.08 s, and the unfiltered rows of
+    these figures (flat backgrounds, text, a display-reduced image) compress 5 % smaller.
+    """
+    h, w, _ = rgba.shape
+    rows = np.zeros((h, 4 * w + 1), np.uint8)  # a leading 0 on each row: filter type 0
+    rows[:, 1:] = rgba.reshape(h, -1)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    # 8 bits per sample, colour type 6 (RGBA), compression, filter and interlace methods 0.
+    png = b"".join([b"\x89PNG\r\n\x1a\n",
+                    chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 6, 0, 0, 0)),
+                    chunk(b"tEXt", b"Software\0" + SIGNATURE.encode("latin-1")),
+                    chunk(b"IDAT", zlib.compress(rows, PNG_COMPRESSION)),
+                    chunk(b"IEND", b"")])
     with atomic_path(Path(path)) as tmp:
-        Image.fromarray(rgba).save(tmp, format="PNG", pnginfo=info, compress_level=PNG_COMPRESSION)
+        Path(tmp).write_bytes(png)
 
 
 def _integration_part(view: IntegrationView, calibrant: str, under: str, width: float,

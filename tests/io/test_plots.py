@@ -200,3 +200,24 @@ def test_displayed_image_is_the_block_maximum_of_log_intensity(dtype):
     expected[np.isneginf(expected)] = np.nan
     assert np.isnan(shown[:75, :75]).all()
     assert np.array_equal(shown, expected, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (240, 321)])
+def test_png_reads_back_pixel_for_pixel_and_signed(tmp_path, shape):
+    """`_write_png` encodes the PNG itself: Pillow reads every RGBA pixel back unchanged, the
+    file carries geocal's signature where `io.outputs` looks for it, and its chunks' CRCs hold
+    (Pillow checks them on `verify`)."""
+    from PIL import Image
+
+    from geocal_cli.io.outputs import SIGNATURE, written_by_geocal
+    from geocal_cli.io.plots import _write_png
+
+    rgba = np.random.default_rng(5).integers(0, 256, (*shape, 4), dtype=np.uint8)
+    path = tmp_path / "f.png"
+    _write_png(path, rgba)
+    with Image.open(path) as im:
+        im.verify()
+    with Image.open(path) as im:
+        assert im.mode == "RGBA" and im.info["Software"] == SIGNATURE
+        assert np.array_equal(np.asarray(im), rgba)
+    assert written_by_geocal(path)
