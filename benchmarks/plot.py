@@ -2,9 +2,10 @@
 
 In one run:
 
-- the `geocal calib-ring` command with and without `--plot` (median wall time of N runs
-  each, alternating): the extra time a user waits, matplotlib's import overlapping the
-  calibration in the command's plot helpers (`geocal_cli.io.render`);
+- the `geocal calib-ring` command with and without `--plot` (wall times of N pairs of runs,
+  back to back): the extra time a user waits, as the median of the pairs' differences,
+  matplotlib's import overlapping the calibration in the command's plot helpers
+  (`geocal_cli.io.render`);
 - in one process without the helpers, the parts of the plot: importing matplotlib,
   integrating the image for the integration check, building and drawing the figure's upper
   part (image and residuals) and its integration part (the command's two helpers draw these
@@ -33,8 +34,8 @@ IMAGE = ROOT.parent / "shared" / "data" / "xray" / "ceo2_pilatus1m_dioptas" / "C
 ARGS = ["-c", "CeO2", "--wavelength", "0.4066", "-d", "Pilatus1M", "-q"]
 
 
-def command_times(folder: Path, repeat: int) -> tuple[float, float]:
-    """Median wall time (s) of the command without and with --plot."""
+def command_times(folder: Path, repeat: int) -> tuple[list, list]:
+    """Wall times (s) of the command without and with --plot, run in pairs, back to back."""
     plain, plotted = [], []
     for i in range(repeat):
         for times, extra in ((plain, []), (plotted, ["--plot", str(folder / "c.png")])):
@@ -43,7 +44,7 @@ def command_times(folder: Path, repeat: int) -> tuple[float, float]:
                             "-o", str(folder / f"c{i}.poni"), "--report", str(folder / f"c{i}.json"),
                             "--overwrite", *extra], check=True, cwd=folder)
             times.append(time.perf_counter() - t)
-    return statistics.median(plain), statistics.median(plotted)
+    return plain, plotted
 
 
 def parts(folder: Path) -> dict:
@@ -99,8 +100,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         plain, plotted = command_times(folder, args.repeat)
-        print(f"geocal calib-ring on {IMAGE.name}, median of {args.repeat}: {plain:.2f} s, with --plot "
-              f"{plotted:.2f} s: --plot costs {plotted - plain:.2f} s ({plotted / plain:.2f}×)")
+        # The machine's speed drifts over a run by more than the plot costs: each pair's
+        # difference, then their median and quartiles.
+        extra = np.subtract(plotted, plain)
+        q1, q3 = np.percentile(extra, [25, 75])
+        print(f"geocal calib-ring on {IMAGE.name}, median of {args.repeat}: "
+              f"{statistics.median(plain):.2f} s, with --plot {statistics.median(plotted):.2f} s; "
+              f"--plot costs {np.median(extra):.2f} s (median of the pairs' differences, "
+              f"quartiles {q1:.2f}–{q3:.2f} s)")
         for name, seconds in parts(folder).items():
             print(f"  {name:45s} {seconds:.3f} s")
     return 0
