@@ -138,10 +138,13 @@ def summary_table(report: dict):
 
 
 def _misfit_rows(r: dict, row) -> None:
-    """The residual's split: the points' own scatter and what the model leaves."""
+    """The residual's split (the points' own scatter, what the model leaves) and the rings'
+    own offsets the 1σ allow for."""
     if r.get("points_scatter_px") is not None:
         row("  points' own scatter", r["points_scatter_px"], None, "px", ".3f")
         row("  model misfit", r["model_misfit_px"], None, "px", ".3f")
+    if r.get("ring_offset_px"):
+        row("  rings' own offsets", r["ring_offset_px"], None, "px", ".3f")
 
 
 def _electron_rows(report: dict, row) -> None:

@@ -362,6 +362,7 @@ def results(calib, rings) -> dict:
             "control_points": int(inl.size), "rejected": int((~inl).sum()),
             "rms_px": float(np.sqrt(np.mean(res_all**2))),
             **misfit_summary(calib.misfit),
+            "ring_offset_px": calib.widening.offset_px if calib.widening is not None else None,
             "rms_tth_deg": float(np.degrees(tth_rms)),
             "rms_microstrain": float(strain),
             "condition_number": ref.condition,

@@ -26,7 +26,8 @@ import numpy as np
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, energy_advice,
                                         fit_faults, judge_wavelength, ranking_text, refusal,
                                         scan_wavelength, top_calibrants)
-from geocal_cli.core.rings.clustered import CELLS_PER_SIDE, cell_index, widen_for_clusters
+from geocal_cli.core.rings.clustered import (CELLS_PER_SIDE, Widening, cell_index,
+                                             widen_for_clusters)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
@@ -36,7 +37,7 @@ from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of,
 from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
 from geocal_cli.core.rings.misfit import (JUMP_PX, Misfit, misfit_warning, ring_mean_jump,
-                                          split_residual)
+                                          ring_offset_px, split_residual)
 from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
 from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.core.geometry.units import ring_tth
@@ -102,9 +103,10 @@ SETTLED_PX = 0.02
 #: How the warning on a parameter whose 1σ nears its undetermined limit goes on after its
 #: name (a model that replaces the tilted fit, the electron lens model, drops it).
 WEAKLY_DETERMINED = "is weakly determined"
-#: A 1σ widened this many times for errors shared by neighbouring points is worth a note of
-#: its own (where no misfit warning says it): independent points' 1σ grow by up to 1.6
-#: times, the positive part of a noisy difference (`clustered`, over about 30 cells).
+#: A 1σ widened this many times for errors shared by neighbouring points or by whole rings
+#: is worth a note of its own (where no misfit warning says it): independent points' 1σ
+#: grow by up to 1.6 times, the positive part of a noisy difference (`clustered`, over about
+#: 30 cells).
 WIDENED_NOTE = 2.0
 #: How that note begins.
 WIDENED_START = "the 1σ are widened"
@@ -197,6 +199,9 @@ class Calibration:
         The residual split into the control points' own scatter and what the geometry
         leaves (`misfit.split_residual`): a misfit well above the scatter on a good image is
         a detector distortion or a non-planar detector that the PONI cannot describe.
+    widening : Widening or None
+        What the 1σ allow for beyond independent points (`clustered.widen_for_clusters`):
+        errors shared within detector cells and whole rings' own offsets.
     """
 
     geometry: object
@@ -213,6 +218,7 @@ class Calibration:
     timings: dict = field(default_factory=dict)
     ring_centres: RingCentres | None = None
     misfit: Misfit | None = None
+    widening: Widening | None = None
 
 
 def _values(geometry, wavelength) -> dict:
@@ -344,9 +350,13 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         measured = neutral if neutral is not None else (checked.seen, checked.counted)
         checked = replace(checked, scan=scan_wavelength(*measured, d_spacing, wavelength))
         raise CalibrationError(refusal(checked, families, min_rings))
-    result, widened = widen_for_clusters(result, geometry, pts.d1, pts.d2,
-                                         d_spacing[pts.ring], cell_index(pts.d1, pts.d2,
-                                                                         image.shape))
+    inl = result.inliers
+    misfit = split_residual(pts.ring[inl], pts.chi[inl], result.residual_px[inl],
+                            2 * np.pi / azimuths(image.shape))
+    result, widening = widen_for_clusters(
+        result, geometry, pts.d1, pts.d2, d_spacing[pts.ring],
+        cell_index(pts.d1, pts.d2, image.shape), pts.ring,
+        ring_offset_px(pts.ring[inl], result.residual_px[inl], misfit.scatter_px))
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     centres = _ring_centres(geometry, result, pts, d_spacing)
@@ -402,22 +412,21 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             warnings.append(f"{name} {WEAKLY_DETERMINED} (1σ at {100 * ratio:.0f} % of the "
                             "limit for undetermined)")
     rings = _ring_residuals(pts, result, d_spacing, values["wavelength"])
-    inl = result.inliers
-    misfit = split_residual(pts.ring[inl], pts.chi[inl], result.residual_px[inl],
-                            2 * np.pi / azimuths(image.shape))
     warning = misfit_warning(misfit, "a detector distortion or a non-planar detector that a "
                              "PONI cannot describe (grid-distortion measures a distortion); "
-                             + _correlation_clause(widened, image.shape))
+                             + _correlation_clause(widening, image.shape))
     if warning:
         warnings.append(warning)
-    elif widened is not None and widened >= WIDENED_NOTE:
-        notes.append(f"{WIDENED_START} up to ×{widened:.1f}: neighbouring control points "
-                     "err alike (" + _correlation_clause(widened, image.shape) + ")")
+    else:
+        note = _widened_note(widening, image.shape)
+        if note:
+            notes.append(note)
     timings["total"] = time.perf_counter() - t0
     return Calibration(geometry=geometry, refinement=result, points=pts, rings=rings,
                        beam_center=beam, beam_center_sigma=beam_sigma, blind=blind,
                        audit=checked, families=families, warnings=warnings, notes=notes,
-                       timings=timings, ring_centres=centres, misfit=misfit)
+                       timings=timings, ring_centres=centres, misfit=misfit,
+                       widening=widening)
 
 
 class _Judge:
@@ -1115,14 +1124,36 @@ def _undetermined(result: Refinement, beam_sigma) -> list[str]:
     return [k for k, r in _determinacy(result, beam_sigma).items() if r > 1]
 
 
-def _correlation_clause(widened: float | None, shape) -> str:
+def _correlation_clause(widening, shape) -> str:
     """What the 1σ assume of the points' errors (`clustered.widen_for_clusters`)."""
-    if widened is None:
+    if widening is None:
         return "the 1σ assume independent points"
-    return (f"the 1σ allow for errors shared within {max(shape) / CELLS_PER_SIDE:.0f} px cells "
-            f"of the detector (cluster-robust, widened up to ×{widened:.1f}), not for a "
-            "distortion at the scale of the whole detector, which one image cannot tell from "
-            "the beam centre")
+    parts = []
+    if widening.offset_px > 0:
+        parts.append(f"each ring's own offset ({widening.offset_px:.3f} px rms)")
+    if widening.cells is not None:
+        parts.append(f"errors shared within {max(shape) / CELLS_PER_SIDE:.0f} px cells of the "
+                     f"detector (cluster-robust, widened up to ×{widening.cells:.1f}), not for "
+                     "a distortion at the scale of the whole detector, which one image cannot "
+                     "tell from the beam centre")
+    if not parts:
+        return "the 1σ assume independent points"
+    return "the 1σ allow for " + " and for ".join(parts)
+
+
+def _widened_note(widening, shape) -> str | None:
+    """The note on 1σ widened `WIDENED_NOTE` times or more, naming why, or None."""
+    if widening is None:
+        return None
+    why = [cause for factor, cause in (
+        (widening.cells or 1.0, "neighbouring control points err alike"),
+        (widening.rings, "whole rings sit off the fit beyond their points' scatter"))
+        if factor >= WIDENED_NOTE]
+    if not why:
+        return None
+    top = max(widening.cells or 1.0, widening.rings)
+    return (f"{WIDENED_START} up to ×{top:.1f}: " + " and ".join(why) + " ("
+            + _correlation_clause(widening, shape) + ")")
 
 
 def _robust_sigma(result: Refinement) -> float:

@@ -18,11 +18,20 @@ them. On the field above, the beam centre's error over eight seeds was at most 3
 1σ (10 times the independent points' 1σ); without a field both agree. A distortion at the
 scale of the whole detector stays out of reach: a uniform displacement is a beam centre, and
 no single image tells them apart (`grid-distortion` measures it).
+
+Whole rings measured a little off (a neighbour's flank or a beamstop's edge under a broad
+ring, grains shared by a ring's points) are errors shared within a ring, which cells do not
+catch where the rings are few and small: three rings of a broad-lined lamellar calibrant
+within 120 px of the beam, each 0.06 px off, held a 340 mm distance 0.13 mm from the truth,
+8 times its 1σ. Such offsets, independent between rings with an rms τ (`misfit.ring_offset_px`),
+add (JᵀJ)⁻¹ (Σ_k τ² s_k s_kᵀ) (JᵀJ)⁻¹ to the covariance, s_k the sum of ring k's rows of the
+weighted Jacobian times their weights: the covariance of the estimate under the
+one-way random-effects model.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -105,14 +114,68 @@ def at_least(cov: np.ndarray, other: np.ndarray) -> np.ndarray:
     return cov + (vec * np.maximum(lam, 0.0)) @ vec.T
 
 
-def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.ndarray,
-                       d_spacing: np.ndarray, cluster: np.ndarray) -> tuple[Refinement, float | None]:
-    """The refinement with a covariance that allows for errors shared within clusters.
+def ring_offset_covariance(jac: np.ndarray, weights: np.ndarray, ring: np.ndarray,
+                           offset_px: float) -> np.ndarray | None:
+    """Covariance that independent offsets of whole rings, rms `offset_px`, add to a
+    least-squares optimum (the module docstring's formula).
 
-    The cluster-robust covariance C_c of the fit (`clustered_covariance`, with the fit's own
-    weights on its inliers) widens the refinement's C to `at_least`(C, C_c): every derived
-    quantity (the beam centre, by `refine.propagate`) is then at least as uncertain as either
-    says. A fit whose points are independent keeps its 1σ within the estimate's noise.
+    Parameters
+    ----------
+    jac : ndarray, shape (n, p)
+        Jacobian of the weighted residuals at the optimum.
+    weights : ndarray, shape (n,)
+        The fit's weight of each residual (a ring offset δ moves a weighted residual by w δ).
+    ring : ndarray of int, shape (n,)
+        Each residual's ring.
+    offset_px : float
+        τ, pixels.
+
+    Returns
+    -------
+    ndarray, shape (p, p), or None
+        In the units of `jac`'s columns; None for a singular Jacobian.
+    """
+    try:
+        bread = np.linalg.inv(jac.T @ jac)
+    except np.linalg.LinAlgError:
+        return None
+    _, group = np.unique(ring, return_inverse=True)
+    sums = np.zeros((group.max() + 1, jac.shape[1]))
+    np.add.at(sums, group, jac * weights[:, None])
+    return offset_px ** 2 * bread @ (sums.T @ sums) @ bread
+
+
+@dataclass(frozen=True)
+class Widening:
+    """How much `widen_for_clusters` widened a fit's 1σ, per cause.
+
+    Attributes
+    ----------
+    cells : float or None
+        The largest factor by which the cluster-robust covariance widened a parameter's 1σ
+        (1.0: none); None when the points fill too few cells (`MIN_CELLS_PER_PARAM`).
+    rings : float
+        The largest factor by which the rings' own offsets widened one (1.0: none).
+    offset_px : float
+        Those offsets' rms τ, pixels.
+    """
+
+    cells: float | None
+    rings: float
+    offset_px: float
+
+
+def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.ndarray,
+                       d_spacing: np.ndarray, cluster: np.ndarray, ring: np.ndarray | None = None,
+                       offset_px: float = 0.0) -> tuple[Refinement, Widening | None]:
+    """The refinement with a covariance that allows for errors shared within clusters and,
+    given `ring` and `offset_px`, within rings.
+
+    The refinement's C plus the rings' term (`ring_offset_covariance`) is widened to the
+    cluster-robust covariance C_c of the fit (`clustered_covariance`, with the fit's own
+    weights on its inliers) by `at_least`: every derived quantity (the beam centre, by
+    `refine.propagate`) is then at least as uncertain as either says. A fit whose points are
+    independent keeps its 1σ within the estimate's noise.
 
     Parameters
     ----------
@@ -125,14 +188,17 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
         Each point's ring d-spacing, metres.
     cluster : ndarray of int, shape (n,)
         Each point's cluster (`cell_index`).
+    ring : ndarray of int, shape (n,), optional
+        Each point's ring.
+    offset_px : float
+        The rings' rms offset τ (`misfit.ring_offset_px`), pixels.
 
     Returns
     -------
     Refinement
-        With the widened `sigma` and `correlation` (the same object when it is not judged).
-    float or None
-        The largest factor by which a parameter's 1σ grew (1.0: none); None when the points
-        fill too few cells (`MIN_CELLS_PER_PARAM`) or a parameter is undetermined.
+        With the widened `sigma` and `correlation` (the same object when nothing widened).
+    Widening or None
+        None when a parameter is undetermined.
     """
     inl = refinement.inliers
     free = refinement.free
@@ -147,14 +213,23 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
     grad = frame_of(geometry, [values[k] for k in PARAM_NAMES]).tth_gradient(a1, a2)
     jac = residual_jacobian(geometry, values, a1, a2, np.asarray(d_spacing, float)[inl], free,
                             w / grad)
+    base = refinement.correlation * np.outer(sigma, sigma)
+    cov = base
+    if ring is not None and offset_px > 0:
+        extra = ring_offset_covariance(jac, w, np.asarray(ring)[inl], offset_px)
+        cov = base if extra is None else base + extra
+    rings = float(np.max(np.sqrt(np.diag(cov)) / sigma))
     robust = clustered_covariance(jac, refinement.residual_px[inl] * w,
                                   np.asarray(cluster)[inl])
-    if robust is None:
-        return refinement, None
-    cov = at_least(refinement.correlation * np.outer(sigma, sigma), robust)
+    cells = None
+    if robust is not None:
+        cells = float(np.max(np.sqrt(np.diag(at_least(base, robust))) / sigma))
+        cov = at_least(cov, robust)
+    if cov is base:
+        return refinement, Widening(cells, rings, offset_px)
     widened = np.sqrt(np.diag(cov))
     with np.errstate(invalid="ignore", divide="ignore"):
         correlation = cov / np.outer(widened, widened)
     out = replace(refinement, sigma={k: float(s * c) for k, s, c in zip(free, widened, scale)},
                   correlation=correlation)
-    return out, float(np.max(widened / sigma))
+    return out, Widening(cells, rings, offset_px)

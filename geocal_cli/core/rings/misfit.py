@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.stats import chi2
 
 #: A misfit beyond both this multiple of the scatter and this many pixels is worth a warning:
 #: the GE 41RT panel's radial distortion leaves 0.12 px against 0.03 px of scatter; simulated
@@ -36,6 +37,9 @@ WARNING_START = "the geometry leaves"
 JUMP_PX = 0.8
 #: Rings with fewer inlier points are not judged: their mean is too noisy.
 JUMP_MIN_POINTS = 20
+#: Significance at which ring means scattering beyond their points' noise are taken for
+#: rings' own offsets (`ring_offset_px`): 1 % of fits without offsets widen their 1σ.
+OFFSET_LEVEL = 0.01
 
 # Neighbours further apart than this many azimuth steps (a gap, a blocked sector) are not
 # compared: the slow part would no longer cancel.
@@ -103,6 +107,57 @@ def split_residual(ring: np.ndarray, chi: np.ndarray, residual_px: np.ndarray,
         return Misfit(rms, float("nan"), float("nan"), int(diff.size))
     scatter = float(np.sqrt(np.mean(diff ** 2) / 2))
     return Misfit(rms, scatter, float(np.sqrt(max(rms ** 2 - scatter ** 2, 0.0))), int(diff.size))
+
+
+def ring_offset_px(ring: np.ndarray, residual_px: np.ndarray, scatter_px: float) -> float:
+    """Rms offset of whole rings beyond their points' scatter: τ of the model
+    r_i = (geometry) + δ_ring(i) + ε_i with independent ring offsets δ of variance τ².
+
+    A ring whose peaks are all measured a little off (a neighbour's flank, a beamstop's edge
+    under a broad ring, correlated grains) moves every point of it alike, so its thousands of
+    points do not average the offset away; a few such rings pull the distance by many times
+    the 1σ of independent points. With m_k the mean residual of ring k's n_k points (N in
+    all, K rings) and σ the points' scatter, the between-ring sum of squares has expectation
+    E[Σ n_k m_k²] = (K − 1) σ² + (N − Σ n_k² / N) τ², one ring mean's worth taken out by the
+    distance as by a grand mean (the analysis-of-variance estimator of the unbalanced one-way
+    random-effects model: Searle, Casella & McCulloch, *Variance Components*, Wiley, New
+    York, 1992). Rings of few points weigh little, as in the fit. With a few rings that
+    estimate is noisy enough to widen the 1σ of a fit without offsets two or three times: τ
+    is taken as 0 unless the ring means scatter beyond the points' noise at the
+    `OFFSET_LEVEL` significance of the F test (Σ n_k m_k² / ((K − 1) σ²), χ²_{K−1}/(K−1)
+    without offsets).
+
+    Parameters
+    ----------
+    ring : ndarray of int, shape (n,)
+        Each point's ring.
+    residual_px : ndarray, shape (n,)
+        Each point's radial residual, pixels (the inliers of a fit).
+    scatter_px : float
+        The points' own scatter (`Misfit.scatter_px`); NaN: their scatter about their ring's
+        mean.
+
+    Returns
+    -------
+    float
+        τ, pixels; 0 with fewer than two rings or no offset beyond the scatter.
+    """
+    _, inv, n = np.unique(np.asarray(ring), return_inverse=True, return_counts=True)
+    total = n.sum()
+    spread = total - np.sum(n.astype(float) ** 2) / max(total, 1)
+    if n.size < 2 or spread <= 0:
+        return 0.0
+    res = np.asarray(residual_px, float)
+    mean = np.bincount(inv, res) / n
+    between = float(np.sum(n * mean ** 2))
+    if np.isfinite(scatter_px):
+        var = scatter_px ** 2
+    else:
+        var = float(np.sum((res - mean[inv]) ** 2)) / max(total - n.size, 1)
+    dof = n.size - 1
+    if not between > chi2.isf(OFFSET_LEVEL, dof) * var:
+        return 0.0
+    return float(np.sqrt(max((between - dof * var) / spread, 0.0)))
 
 
 @dataclass(frozen=True)

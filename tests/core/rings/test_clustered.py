@@ -3,15 +3,17 @@ import pytest
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry
 from geocal_cli.core.rings.clustered import cell_index, widen_for_clusters
+from geocal_cli.core.rings.misfit import ring_offset_px
 from geocal_cli.core.rings.refine import propagate, refine_geometry
 
 FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 SHAPE = (1043, 981)
 
 
-def _points(field_px, noise_px, seed):
+def _points(field_px, noise_px, seed, ring_offset_px=0.0):
     """Points on six rings of a Pilatus 1M, moved along the radius by a smooth random field
-    (wavelength 300 px) and by independent noise: (truth, d1, d2, d-spacings, fit)."""
+    (wavelength 300 px), by independent noise and by each ring's own random offset
+    (rms `ring_offset_px`): (truth, d1, d2, d-spacings, fit)."""
     import pyFAI.detectors
 
     det = pyFAI.detectors.detector_factory("Pilatus1M")
@@ -31,6 +33,7 @@ def _points(field_px, noise_px, seed):
     field = np.sqrt(2 / 8) * field_px * np.cos(
         k * (np.cos(angle) * d1[:, None] + np.sin(angle) * d2[:, None]) + phase).sum(axis=1)
     e = field + rng.normal(0, noise_px, d1.size)
+    e += rng.normal(0, ring_offset_px, d.size)[np.searchsorted(-d, -dsp)]
     b1, b2 = fr.beam_center()
     g1, g2 = d1 - b1, d2 - b2
     n = np.hypot(g1, g2)
@@ -44,7 +47,7 @@ def _fit(field_px, noise_px, seed):
     """The fit of `_points` and its widened twin: the beam centre's error, the 1σ of each and
     the largest widening."""
     truth, d1, d2, dsp, fit = _points(field_px, noise_px, seed)
-    wide, factor = widen_for_clusters(fit, truth, d1, d2, dsp, cell_index(d1, d2, SHAPE))
+    wide, widening = widen_for_clusters(fit, truth, d1, d2, dsp, cell_index(d1, d2, SHAPE))
 
     def centre(r):
         value, cov = propagate(r, lambda v: frame_of(truth, [v[p] for p in PARAM_NAMES])
@@ -53,7 +56,7 @@ def _fit(field_px, noise_px, seed):
 
     value, sigma = centre(fit)
     _, wide_sigma = centre(wide)
-    return value - frame_of(truth).beam_center(), sigma, wide_sigma, factor
+    return value - frame_of(truth).beam_center(), sigma, wide_sigma, widening.cells
 
 
 def test_errors_shared_by_neighbouring_points_widen_the_beam_centre_1sigma():
@@ -81,8 +84,8 @@ def test_independent_points_keep_their_1sigma():
 
 def test_too_few_cells_leave_the_fit_as_it_is():
     truth, d1, d2, dsp, fit = _points(0.3, 0.05, 0)
-    same, factor = widen_for_clusters(fit, truth, d1, d2, dsp, np.arange(d1.size) % 19)
-    assert same is fit and factor is None
+    same, widening = widen_for_clusters(fit, truth, d1, d2, dsp, np.arange(d1.size) % 19)
+    assert same is fit and widening.cells is None
 
 
 def test_the_ring_centre_fit_allows_for_errors_shared_by_neighbouring_points():
@@ -105,3 +108,41 @@ def test_the_ring_centre_fit_allows_for_errors_shared_by_neighbouring_points():
     # fit's, and the cluster-robust 1σ err on the safe side here (rms z 0.42).
     assert np.sqrt(np.mean(np.square(z[None]))) > 1.3
     assert np.sqrt(np.mean(np.square(z[SHAPE]))) < 1.0 and np.max(np.abs(z[SHAPE])) < 3
+
+
+def test_whole_rings_off_widen_the_distance_1sigma():
+    """Each ring 0.05 px off as a whole (a neighbour's flank, a beamstop's edge): its 600
+    points do not average the offset away, and the distance's 1σ must allow for it."""
+    z_points, z_rings, tau = [], [], []
+    for seed in range(20):
+        truth, d1, d2, dsp, fit = _points(0.0, 0.05, seed, ring_offset_px=0.05)
+        ring = np.unique(-dsp, return_inverse=True)[1]
+        inl = fit.inliers
+        tau.append(ring_offset_px(ring[inl], fit.residual_px[inl], 0.05))
+        wide, widening = widen_for_clusters(fit, truth, d1, d2, dsp, cell_index(d1, d2, SHAPE),
+                                            ring, tau[-1])
+        assert widening.offset_px == tau[-1]
+        err = fit.values["dist"] - truth.dist
+        z_points.append(err / fit.sigma["dist"])
+        z_rings.append(err / wide.sigma["dist"])
+    # Six rings a seed: τ is found within its estimate's spread, the independent points'
+    # 1σ claim the distance many times sharper than it is, and the widened 1σ cover it.
+    assert np.sqrt(np.mean(np.square(tau))) == pytest.approx(0.05, rel=0.3)
+    assert np.sqrt(np.mean(np.square(z_points))) > 3
+    assert np.sqrt(np.mean(np.square(z_rings))) == pytest.approx(1.0, abs=0.4)
+
+
+def test_rings_on_their_fit_keep_their_1sigma():
+    """Without ring offsets the ring means scatter as their points' noise says: τ is 0 but
+    for the F test's 1 % of chance excesses, and the 1σ keep their size."""
+    taus, ratios = [], []
+    for seed in range(20):
+        truth, d1, d2, dsp, fit = _points(0.0, 0.3, seed)
+        ring = np.unique(-dsp, return_inverse=True)[1]
+        inl = fit.inliers
+        taus.append(ring_offset_px(ring[inl], fit.residual_px[inl], 0.3))
+        wide, widening = widen_for_clusters(fit, truth, d1, d2, dsp, np.zeros(d1.size, int),
+                                            ring, taus[-1])
+        assert widening.cells is None
+        ratios.append(wide.sigma["dist"] / fit.sigma["dist"])
+    assert np.count_nonzero(taus) <= 2 and np.median(ratios) == 1.0 and np.mean(ratios) < 1.2
