@@ -22,11 +22,11 @@ no single image tells them apart (`grid-distortion` measures it).
 Whole rings measured a little off (a neighbour's flank or a beamstop's edge under a broad
 ring, grains shared by a ring's points) are errors shared within a ring, which cells do not
 catch where the rings are few and small: three rings of a broad-lined lamellar calibrant
-within 120 px of the beam, each 0.06 px off, held a 340 mm distance 0.13 mm from the truth,
-8 times its 1σ. Such offsets, independent between rings with an rms τ (`misfit.ring_offset_px`),
-add (JᵀJ)⁻¹ (Σ_k τ² s_k s_kᵀ) (JᵀJ)⁻¹ to the covariance, s_k the sum of ring k's rows of the
-weighted Jacobian times their weights: the covariance of the estimate under the
-one-way random-effects model.
+within 120 px of the beam, 0.07 px rms off as wholes, held a 340 mm distance 0.13 mm from
+the truth, 8 times its 1σ. Such offsets, independent between rings with an rms τ
+(`misfit.ring_offset_px`), add (JᵀJ)⁻¹ (Σ_k τ² s_k s_kᵀ) (JᵀJ)⁻¹ to the covariance, s_k the
+sum of ring k's rows of the weighted Jacobian times their weights: the covariance of the
+estimate under the one-way random-effects model.
 """
 
 from __future__ import annotations
