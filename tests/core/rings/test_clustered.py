@@ -10,10 +10,10 @@ FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 SHAPE = (1043, 981)
 
 
-def _points(field_px, noise_px, seed, ring_offset_px=0.0):
+def _points(field_px, noise_px, seed, offset_px=0.0):
     """Points on six rings of a Pilatus 1M, moved along the radius by a smooth random field
     (wavelength 300 px), by independent noise and by each ring's own random offset
-    (rms `ring_offset_px`): (truth, d1, d2, d-spacings, fit)."""
+    (rms `offset_px`): (truth, d1, d2, d-spacings, fit)."""
     import pyFAI.detectors
 
     det = pyFAI.detectors.detector_factory("Pilatus1M")
@@ -33,7 +33,7 @@ def _points(field_px, noise_px, seed, ring_offset_px=0.0):
     field = np.sqrt(2 / 8) * field_px * np.cos(
         k * (np.cos(angle) * d1[:, None] + np.sin(angle) * d2[:, None]) + phase).sum(axis=1)
     e = field + rng.normal(0, noise_px, d1.size)
-    e += rng.normal(0, ring_offset_px, d.size)[np.searchsorted(-d, -dsp)]
+    e += rng.normal(0, offset_px, d.size)[np.searchsorted(-d, -dsp)]
     b1, b2 = fr.beam_center()
     g1, g2 = d1 - b1, d2 - b2
     n = np.hypot(g1, g2)
@@ -115,7 +115,7 @@ def test_whole_rings_off_widen_the_distance_1sigma():
     points do not average the offset away, and the distance's 1σ must allow for it."""
     z_points, z_rings, tau = [], [], []
     for seed in range(20):
-        truth, d1, d2, dsp, fit = _points(0.0, 0.05, seed, ring_offset_px=0.05)
+        truth, d1, d2, dsp, fit = _points(0.0, 0.05, seed, offset_px=0.05)
         ring = np.unique(-dsp, return_inverse=True)[1]
         inl = fit.inliers
         tau.append(ring_offset_px(ring[inl], fit.residual_px[inl], 0.05))
