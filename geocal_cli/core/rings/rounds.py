@@ -92,14 +92,8 @@ def window_px(frame, tth, hw_max, satellite=None, width_px=None) -> np.ndarray:
     """Search half-width per ring: hw_max, but under half the gap to either neighbour and,
     given each ring's `satellite` (2θ of its Kα2 line), to the satellite where it stands
     resolved, more than three measured ring widths (`width_px`, 0 where unknown) away."""
-    # Radial pixel scale near the ring, χ-averaged.
-    chi = np.linspace(-np.pi, np.pi, 16, endpoint=False)
-    p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
-    g = np.nanmedian(frame.tth_gradient(np.nan_to_num(p1), np.nan_to_num(p2)), axis=1)
-    gap = np.full(tth.size, np.inf)
-    dt = np.diff(tth)
-    gap[:-1] = np.minimum(gap[:-1], dt)
-    gap[1:] = np.minimum(gap[1:], dt)
+    g = _radial_scale(frame, tth)
+    gap = _neighbour_gap(tth)
     if satellite is not None:
         sep = np.abs(np.asarray(satellite, float) - tth)
         width_px = np.asarray(width_px, float)
@@ -107,6 +101,39 @@ def window_px(frame, tth, hw_max, satellite=None, width_px=None) -> np.ndarray:
         resolved = (width_px > 0) & (np.nan_to_num(sep / g, nan=0.0) > 3 * width_px)
         gap = np.where(resolved, np.minimum(gap, sep), gap)
     return np.minimum(hw_max, 0.45 * gap / g)
+
+
+def ring_gap_px(frame, tth) -> np.ndarray:
+    """Each ring's distance to its nearer neighbour, pixels along the radius (χ-averaged).
+
+    Parameters
+    ----------
+    frame : DetectorFrame
+    tth : ndarray, shape (m,)
+        The rings' 2θ, radians, increasing.
+
+    Returns
+    -------
+    ndarray, shape (m,)
+        Infinite for a single ring.
+    """
+    return _neighbour_gap(tth) / _radial_scale(frame, tth)
+
+
+def _neighbour_gap(tth: np.ndarray) -> np.ndarray:
+    """Each ring's 2θ gap to its nearer neighbour, radians (infinite for a single ring)."""
+    gap = np.full(tth.size, np.inf)
+    dt = np.diff(tth)
+    gap[:-1] = np.minimum(gap[:-1], dt)
+    gap[1:] = np.minimum(gap[1:], dt)
+    return gap
+
+
+def _radial_scale(frame, tth: np.ndarray) -> np.ndarray:
+    """|∇2θ| near each ring, radians per pixel, the median over 16 azimuths."""
+    chi = np.linspace(-np.pi, np.pi, 16, endpoint=False)
+    p1, p2 = frame.pixel_at(tth[:, None], chi[None, :])
+    return np.nanmedian(frame.tth_gradient(np.nan_to_num(p1), np.nan_to_num(p2)), axis=1)
 
 
 @dataclass

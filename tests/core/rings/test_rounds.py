@@ -114,3 +114,22 @@ def test_a_screening_samples_its_own_azimuths(lab6_small):
     err = ring_position_error(geometry_from_values(g.detector, result.values), g,
                               ring_tth(d_spacing, g.wavelength), sim.data.shape)
     assert err < 0.02, f"{err:.4f} px from the truth"
+
+
+def test_the_gap_to_the_nearer_ring_is_measured_in_pixels_along_the_radius():
+    """On a flat detector facing the beam a ring of 2θ lies D tan 2θ from the beam, so near
+    it a step of Δ2θ is D Δ2θ / cos² 2θ long: the gaps of rings at 10°, 10.5° and 12° at
+    100 mm (100 µm pixels) are those, each to its nearer neighbour."""
+    import pyFAI.detectors
+
+    from geocal_cli.core.geometry.frame import frame_of, make_geometry
+    from geocal_cli.core.rings.rounds import ring_gap_px
+
+    det = pyFAI.detectors.Detector(100e-6, 100e-6, max_shape=(3000, 3000))
+    g = make_geometry(det, 0.1, 0.15, 0.15, 0.0, 0.0, 0.0, 1e-10)
+    tth = np.radians([10.0, 10.5, 12.0])
+    step_px = 0.1 / 100e-6 / np.cos(tth) ** 2
+    gap = ring_gap_px(frame_of(g), tth)
+    expected = np.array([tth[1] - tth[0], tth[1] - tth[0], tth[2] - tth[1]]) * step_px
+    np.testing.assert_allclose(gap, expected, rtol=1e-6)
+    assert np.isinf(ring_gap_px(frame_of(g), tth[:1])).all()
