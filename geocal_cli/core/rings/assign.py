@@ -59,7 +59,15 @@ def _match(radii, tan_tth, dist, tol_rel, tol_px):
         Matched ring index, −1 where no prediction is within tolerance.
     """
     dist = np.asarray(dist, float)
-    ratio = radii[None, :] / np.atleast_1d(dist)[:, None]                # (P, N)
+    k, err = _nearest(radii, tan_tth, np.atleast_1d(dist))
+    k = np.where(err <= tol_rel * radii[None, :] + tol_px, k, -1)
+    return k if dist.ndim else k[0]
+
+
+def _nearest(radii, tan_tth, dist):
+    """Nearest predicted ring of every observed ring for distances `dist` (shape (P,)):
+    its index and |observed − predicted| radius (pixels), both shape (P, N)."""
+    ratio = radii[None, :] / dist[:, None]                                   # (P, N)
     k = np.clip(np.searchsorted(tan_tth, ratio), 1, max(tan_tth.size - 1, 1))
     if tan_tth.size > 1:
         left = np.abs(ratio - tan_tth[k - 1])
@@ -67,9 +75,28 @@ def _match(radii, tan_tth, dist, tol_rel, tol_px):
         k = np.where(left < right, k - 1, k)
     else:
         k = np.zeros_like(k)
-    err = np.abs(radii[None, :] - np.atleast_1d(dist)[:, None] * tan_tth[k])
-    k = np.where(err <= tol_rel * radii[None, :] + tol_px, k, -1)
-    return k if dist.ndim else k[0]
+    return k, np.abs(radii[None, :] - dist[:, None] * tan_tth[k])
+
+
+def match_error_px(radii: np.ndarray, tth: np.ndarray, distance_px: float) -> np.ndarray:
+    """How far each observed ring lies from the nearest ring a distance predicts.
+
+    Parameters
+    ----------
+    radii : ndarray, shape (n,)
+        Observed ring radii (flat-equivalent), pixels.
+    tth : ndarray, shape (m,)
+        Calibrant 2θ in radians, increasing, all below 90°.
+    distance_px : float
+        Perpendicular distance, pixels: a ring of 2θ lies at distance_px · tan 2θ.
+
+    Returns
+    -------
+    ndarray, shape (n,)
+        |radius − nearest predicted radius|, pixels.
+    """
+    tan_tth = np.tan(np.asarray(tth, float))
+    return _nearest(np.asarray(radii, float), tan_tth, np.array([float(distance_px)]))[1][0]
 
 
 def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty, merge_blends=False) -> np.ndarray:

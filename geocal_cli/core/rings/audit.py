@@ -25,7 +25,11 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    reflection its rings reach, and the other distances are sought among the reflections
    the rings can be (`distance_scores`): where only a calibrant's high orders reach the
    detector, its first reflections alone explained them better at a longer distance than
-   at the truth. A solution that explains fewer than
+   at the truth. Nor does a distance replace the solution's when it explains fewer rings
+   precisely (within the error of the solution's own matches) than the solution does: in
+   a dense comb the weak reflections the image lacks charge the truth, while a distance
+   that thins the comb out matches rings by chance, anywhere within the match windows
+   (`distance_scores`). A solution that explains fewer than
    `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
    calibrant at a distance of its choice, so a ring of the image left unexplained says the
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as
@@ -97,7 +101,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.units import ring_tth
-from geocal_cli.core.rings.assign import assign_rings, assignment_score, first_reflections
+from geocal_cli.core.rings.assign import (assign_rings, assignment_score, first_reflections,
+                                          match_error_px)
 from geocal_cli.core.rings.seen import SeenRings, explained_by
 
 #: Control points that make a ring the profile does not show one the fit rests on
@@ -113,6 +118,11 @@ COUNT_COVERAGE = 0.5
 #: rings it must explain at all (two radii fit any calibrant at a distance of its choice).
 MIN_LEAD = 2
 MIN_CLAIM = 3
+#: A ring is explained precisely (rule 1) within this many times the median distance of the
+#: solution's matched rings from its predictions (4.5 × the median |error| of a Gaussian error
+#: is 3σ), and never closer than `PRECISE_MIN_PX` nor wider than the match window.
+PRECISE_FACTOR = 4.5
+PRECISE_MIN_PX = 0.25
 #: The given calibrant's other distances are sought from this factor beyond the fit's (rule
 #: 1): a wrong assignment puts the rings on reflections √2, √3 … times out (a cubic
 #: calibrant's aliases).
@@ -166,6 +176,9 @@ class CalibrantScore:
         How many rings that misfit rests on.
     rings : frozenset of int
         Which of the counted rings it explains (indices among them, in one measurement).
+    precise : int
+        For the given calibrant's best distance (`distance_scores`): counted rings it
+        explains as precisely as the solution explains its own; −1 elsewhere.
     """
 
     name: str
@@ -176,6 +189,7 @@ class CalibrantScore:
     misfit: float = np.nan
     rings: frozenset = frozenset()
     misfit_rings: int = 0
+    precise: int = -1
 
     def describe(self) -> str:
         text = f"{self.name} ({self.explained} of {self.counted} rings"
@@ -298,6 +312,8 @@ class Audit:
         (`distance_scores`).
     best_distance : CalibrantScore or None
         The given calibrant at its best distance on the same rings, scored the same way.
+    fit_precise : int
+        Counted rings the solution's distance explains precisely (`distance_scores`).
     scan : WavelengthScan or None
         The given calibrant over a range of wavelengths, on the profile's rings.
     """
@@ -314,6 +330,7 @@ class Audit:
     wavelength: WavelengthCheck | None
     fit_score: float = np.nan
     best_distance: CalibrantScore | None = None
+    fit_precise: int = 0
     scan: WavelengthScan | None = None
 
     @property
@@ -341,10 +358,12 @@ class Audit:
     @property
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
-        given calibrant finds on the rings measured under it (module docstring, rule 1)."""
+        given calibrant finds on the rings measured under it, or explains more of them
+        precisely (module docstring, rule 1)."""
         best = self.best_distance
         return best is None or best.explained < MIN_CLAIM \
-            or not best.score >= self.fit_score + 1.5 * MIN_LEAD
+            or not best.score >= self.fit_score + 1.5 * MIN_LEAD \
+            or best.precise < self.fit_precise
 
     @property
     def confirmed_any_width(self) -> int:
@@ -781,15 +800,16 @@ def audit(seen: SeenRings, tth_fit: np.ndarray, fit_rings: np.ndarray, fit_point
         supported = np.zeros(u_fit.size, bool)
     ranking = rank_calibrants(seen, counted, candidates, wavelength, blends=(given,)) \
         if candidates else []
-    fit_score, best_distance = distance_scores(seen, counted, tth_fit, given)
-    return Audit(fit_score=fit_score, best_distance=best_distance, seen=seen, counted=counted,
+    fit_score, best_distance, fit_precise = distance_scores(seen, counted, tth_fit, given)
+    return Audit(fit_score=fit_score, best_distance=best_distance, fit_precise=fit_precise,
+                 seen=seen, counted=counted,
                  explained=explained, rankings=(ranking,), fit_rings=np.asarray(fit_rings, int),
                  fit_points=np.asarray(fit_points, int), supported=supported, ranking=ranking,
                  given=given, wavelength=wavelength_check)
 
 
 def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
-                    given: str) -> tuple[float, CalibrantScore | None]:
+                    given: str) -> tuple[float, CalibrantScore | None, int]:
     """The solution's distance and the given calibrant's best distance, scored on the
     counted rings measured under the fit, reflections whose match windows overlap merged
     into one predicted ring (module docstring, rule 1).
@@ -813,12 +833,20 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
         The best distance: `assign.assign_rings`' hypotheses on the reflections from those a
         distance `ALTERNATIVE_RANGE` times the fit's puts the rings on, through those the
         fit puts them on at least, each scored as the fit is; None when none explains two
-        rings.
+        rings. Its `precise` counts the rings it explains precisely.
+    fit_precise : int
+        The counted rings the fit's distance explains precisely: within `PRECISE_FACTOR`
+        times the median distance of its matched rings from their predictions
+        (`PRECISE_MIN_PX` at least, the match window at most). A dense comb's chance matches
+        fall anywhere in the window, real rings within their measurement error: on CeO2 at
+        94 keV (978 reflections, 219 counted rings) the truth explains every ring, 129 of
+        them within 0.1 px, but pays for the weak reflections the image does not show, and
+        a distance 1.85 times longer scored higher with 128 rings, only 3 within 0.1 px.
     """
     u = seen.u_px[counted]
     tth = tth_fit[_usable(tth_fit)]
     if u.size < 2 or not tth.size:
-        return -np.inf, None
+        return -np.inf, None, 0
     options = dict(tol_rel=MATCH_TOL_REL, tol_px=MATCH_TOL_PX, merge_blends=True)
     fit_score = assignment_score(u, tth, seen.distance_px, **options)
     # The other distances from the reflections that one `ALTERNATIVE_RANGE` times longer
@@ -832,17 +860,25 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
                int(np.searchsorted(tan_tth, 1.02 * u.max() / seen.distance_px, side="right")))
     found = assign_rings(u, np.ones_like(u), tth[first:last], reflections=last - first,
                          **options)
+    window = MATCH_TOL_REL * u + MATCH_TOL_PX
+    err_fit = match_error_px(u, tth, seen.distance_px)
+    on = err_fit <= window
+    precise = np.minimum(window, max(PRECISE_MIN_PX, PRECISE_FACTOR * float(
+        np.median(err_fit[on])))) if on.any() else window
+    fit_precise = int(np.count_nonzero(err_fit <= precise))
     if not found:
-        return fit_score, None
+        return fit_score, None, fit_precise
     # Each scored as the fit is, on every reflection it reaches: the search scores them on
     # its window alone, which would not charge a distance for the reflections it predicts
     # past the window's end.
     scores = [assignment_score(u, tth, h.distance_px, **options) for h in found]
     best = found[int(np.argmax(scores))]
     hit = best.ring_index >= 0
-    return fit_score, CalibrantScore(given, int(hit.sum()), int(u.size), max(scores),
-                                     best.distance_px,
-                                     rings=frozenset(np.nonzero(hit)[0].tolist()))
+    return fit_score, CalibrantScore(
+        given, int(hit.sum()), int(u.size), max(scores), best.distance_px,
+        rings=frozenset(np.nonzero(hit)[0].tolist()),
+        precise=int(np.count_nonzero(match_error_px(u, tth, best.distance_px) <= precise))), \
+        fit_precise
 
 
 def judge_wavelength(given: float, fitted: float, sigma_fit: float,
