@@ -326,15 +326,16 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if accepted:
         # Its refusal is the audit's, which names the calibrants and the wavelength the
         # rings fit already.
-        again = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
-                         judge)
-        if again is not None:
+        settled = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
+                           judge)
+        if settled is not None:
+            again, moved = settled
             before = result.values
             result, pts, mirrored, checked, said = judge.judged[id(again)]
             for msg in said:
                 say(msg)
             # A mirrored tilt is another minimum, not a measure of how well this one holds.
-            settled_from = before if result is again else None
+            settled_from = (before, moved) if result is again else None
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if checked is None:
@@ -362,7 +363,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         cell_index(pts.d1, pts.d2, image.shape), pts.ring,
         ring_offset_px(pts.ring[inl], result.residual_px[inl], misfit.scatter_px))
     if settled_from is not None:
-        result = _with_move(result, settled_from)
+        result = _with_move(result, settled_from[0])
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     centres = _ring_centres(geometry, result, pts, d_spacing)
@@ -395,8 +396,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     notes = []
     if settled_from is not None:
         notes.append(f"refined again from its own answer, the rings moved "
-                     f"{_moved(detector, d_spacing, settled_from, values, image.shape):.3f} px "
-                     "(rms over the detector): the 1σ include that move")
+                     f"{settled_from[1]:.3f} px (rms over the detector): the 1σ include that "
+                     "move")
     line = lab_line(wavelength) if doublet is None else None
     if line:
         warnings.append(line)
@@ -808,8 +809,9 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
 
 def _settled(result, blind, solve, judge):
     """The answer refined once more from itself, with every ring sampled again: the refined
-    fit (judged: `judge.judged` holds its audit) when its rings moved by more than
-    `SETTLED_PX`, else None (the answer stands).
+    fit (judged: `judge.judged` holds its audit) and how far its rings moved (pixels, rms
+    over the detector) when they moved by more than `SETTLED_PX`, else None (the answer
+    stands).
 
     The rounds drop rings that sit off a geometry still far from the truth, and a dropped
     ring stays out: a fit from a rough start can settle on the rings it kept, tilted 0.3°
@@ -843,7 +845,7 @@ def _settled(result, blind, solve, judge):
     if why:
         raise CalibrationError(f"the fit has not settled: refined again from its own answer "
                                f"its rings move {moved:.2f} px, and then {why}")
-    return again
+    return again, moved
 
 
 def _with_move(result: Refinement, before: dict) -> Refinement:
