@@ -35,7 +35,8 @@ from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of,
                                            geometry_from_values, make_geometry,
                                            poni_for_beam_center)
 from geocal_cli.core.rings.profilestart import start_from_profile
-from geocal_cli.core.rings.refine import ALL_PARAMS, Refinement, propagate, refine_geometry
+from geocal_cli.core.rings.refine import (ALL_PARAMS, Refinement, covariance_matrix, propagate,
+                                          refine_geometry, with_covariance)
 from geocal_cli.core.rings.misfit import (JUMP_PX, Misfit, misfit_warning, ring_mean_jump,
                                           ring_offset_px, split_residual)
 from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
@@ -859,13 +860,8 @@ def _with_move(result: Refinement, before: dict) -> Refinement:
     that (LaB6 at 20 mm, σ = 2.8 px: moved 0.12 px, 1σ of the beam centre 0.02 px, the
     answer 0.14 px from the truth); Δ, one draw of that error, is counted as its 1σ.
     """
-    free = result.free
-    sigma = np.array([result.sigma[k] for k in free])
-    delta = np.array([result.values[k] - before[k] for k in free])
-    cov = result.correlation * np.outer(sigma, sigma) + np.outer(delta, delta)
-    wide = np.sqrt(np.diag(cov))
-    return replace(result, sigma=dict(zip(free, wide.tolist())),
-                   correlation=cov / np.outer(wide, wide))
+    delta = np.array([result.values[k] - before[k] for k in result.free])
+    return with_covariance(result, covariance_matrix(result) + np.outer(delta, delta))
 
 
 def _restarted(start, blind, solve, judge):

@@ -31,12 +31,13 @@ estimate under the one-way random-effects model.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of
-from geocal_cli.core.rings.refine import PARAM_SCALES, Refinement, residual_jacobian
+from geocal_cli.core.rings.refine import (PARAM_SCALES, Refinement, covariance_matrix,
+                                          residual_jacobian, with_covariance)
 
 #: Cells along the detector's larger side: a 1024² image gets cells of 171 px, the 256² Au
 #: electron pattern of 43 px. Smaller cells leave more of a correlated misfit between them
@@ -213,7 +214,7 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
     grad = frame_of(geometry, [values[k] for k in PARAM_NAMES]).tth_gradient(a1, a2)
     jac = residual_jacobian(geometry, values, a1, a2, np.asarray(d_spacing, float)[inl], free,
                             w / grad)
-    base = refinement.correlation * np.outer(sigma, sigma)
+    base = covariance_matrix(refinement, scale)
     cov = base
     if ring is not None and offset_px > 0:
         extra = ring_offset_covariance(jac, w, np.asarray(ring)[inl], offset_px)
@@ -227,9 +228,4 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
         cov = at_least(cov, robust)
     if cov is base:
         return refinement, Widening(cells, rings, offset_px)
-    widened = np.sqrt(np.diag(cov))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        correlation = cov / np.outer(widened, widened)
-    out = replace(refinement, sigma={k: float(s * c) for k, s, c in zip(free, widened, scale)},
-                  correlation=correlation)
-    return out, Widening(cells, rings, offset_px)
+    return with_covariance(refinement, cov, scale), Widening(cells, rings, offset_px)

@@ -9,7 +9,7 @@ Jacobian at the optimum gives the covariance: cov = s² (JᵀJ)⁻¹ with s² th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -56,6 +56,26 @@ class Refinement:
     inliers: np.ndarray
     condition: float
     weights: np.ndarray | None = None
+
+
+def covariance_matrix(refinement: Refinement, scale: np.ndarray | float = 1.0) -> np.ndarray:
+    """The free parameters' covariance, shape (p, p) in `refinement.free` order, each
+    parameter divided by its `scale` (shape (p,) or a float)."""
+    sigma = np.array([refinement.sigma[k] for k in refinement.free]) / scale
+    return refinement.correlation * np.outer(sigma, sigma)
+
+
+def with_covariance(refinement: Refinement, cov: np.ndarray,
+                    scale: np.ndarray | float = 1.0) -> Refinement:
+    """`refinement` with the 1σ and correlation of `cov` (shape (p, p), each parameter in
+    units of its `scale`, as `covariance_matrix` gives it)."""
+    sigma = np.sqrt(np.diag(cov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        correlation = cov / np.outer(sigma, sigma)
+    scale = np.broadcast_to(np.asarray(scale, float), sigma.shape)
+    return replace(refinement, sigma={k: float(s * c) for k, s, c in
+                                      zip(refinement.free, sigma, scale)},
+                   correlation=correlation)
 
 
 def _tth_model(geometry, p6, d1, d2):
