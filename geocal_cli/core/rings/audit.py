@@ -102,7 +102,7 @@ import numpy as np
 
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.assign import (assign_rings, assignment_score, first_reflections,
-                                          match_error_px)
+                                          match_error_px, settled_distance)
 from geocal_cli.core.rings.seen import SeenRings, explained_by
 
 #: Control points that make a ring the profile does not show one the fit rests on
@@ -833,7 +833,9 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
         The best distance: `assign.assign_rings`' hypotheses on the reflections from those a
         distance `ALTERNATIVE_RANGE` times the fit's puts the rings on, through those the
         fit puts them on at least, each scored as the fit is; None when none explains two
-        rings. Its `precise` counts the rings it explains precisely.
+        rings. Its distance is settled by least squares on the rings it matches
+        (`assign.settled_distance`), and its `precise` counts the rings it explains
+        precisely there.
     fit_precise : int
         The counted rings the fit's distance explains precisely: within `PRECISE_FACTOR`
         times the median distance of its matched rings from their predictions
@@ -873,11 +875,13 @@ def distance_scores(seen: SeenRings, counted: np.ndarray, tth_fit: np.ndarray,
     # past the window's end.
     scores = [assignment_score(u, tth, h.distance_px, **options) for h in found]
     best = found[int(np.argmax(scores))]
+    # Its precise matches at its own least-squares distance, as the fit's are at the fit's.
+    distance = settled_distance(u, tan_tth, best.distance_px, MATCH_TOL_REL, MATCH_TOL_PX)
     hit = best.ring_index >= 0
     return fit_score, CalibrantScore(
-        given, int(hit.sum()), int(u.size), max(scores), best.distance_px,
+        given, int(hit.sum()), int(u.size), max(scores), distance,
         rings=frozenset(np.nonzero(hit)[0].tolist()),
-        precise=int(np.count_nonzero(match_error_px(u, tth, best.distance_px) <= precise))), \
+        precise=int(np.count_nonzero(match_error_px(u, tth, distance) <= precise))), \
         fit_precise
 
 

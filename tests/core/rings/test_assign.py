@@ -1,6 +1,7 @@
 import numpy as np
+import pytest
 
-from geocal_cli.core.rings.assign import assign_rings
+from geocal_cli.core.rings.assign import assign_rings, settled_distance
 
 
 def test_cubic_alias_rejected_by_missing_ring_penalty():
@@ -69,3 +70,16 @@ def test_a_dense_profile_proposes_from_its_strongest_rings(monkeypatch):
     assert budget.distance_px == every.distance_px and budget.score == every.score
     assert np.array_equal(budget.ring_index, every.ring_index)
     assert np.count_nonzero(budget.ring_index[:80] == np.arange(80)) >= 78
+
+
+def test_a_distance_on_its_score_plateau_settles_on_the_truth():
+    """A dense comb (LaB6-like, h² + k² + l² = 1 … 60): a start 0.6 % long still matches
+    every ring within its window, each least-squares step hands some rings to the next
+    reflection, and the steps end at the truth."""
+    n = np.array([m for m in range(1, 61) if m % 8 != 7])
+    tan_tth = np.tan(2 * np.arcsin(0.01 * np.sqrt(n)))
+    truth = 9067.0
+    radii = truth * tan_tth[:26] + np.random.default_rng(1).normal(0, 0.03, 26)
+    assert settled_distance(radii, tan_tth, truth * 1.006, 0.002, 1.5) == \
+        pytest.approx(truth, abs=1.0)
+    assert settled_distance(radii, tan_tth, 5.0, 0.002, 1.5) == 5.0

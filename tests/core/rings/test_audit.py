@@ -371,6 +371,32 @@ def test_a_dense_comb_s_chance_matches_do_not_unseat_the_truth():
     assert a.assignment_trusted
 
 
+#: The 26 counted rings (px) of LaB6 at 287.7 kV, 9067 px from a 512² detector tilted 5.8°
+#: (robustness case 1), measured under the fit at √2 times that distance, which puts the
+#: calibrant's rings on the image's even orders (h² + k² + l² = 2N) and leaves the odd ones
+#: foreign.
+LAB6_SQRT2 = np.array([44.192, 62.321, 76.375, 88.134, 98.490, 108.021, 124.491, 132.303,
+                       139.386, 152.670, 158.914, 165.093, 176.214, 187.007, 215.890, 228.980,
+                       237.365, 241.369, 260.757, 278.828, 292.400, 308.506, 317.836, 335.831,
+                       419.855, 502.898])
+
+
+def test_the_other_distance_s_precise_matches_are_counted_where_it_fits_best():
+    """Every distance from 9060 to 9125 px scores the same on these rings, and the search's
+    hypothesis sat at 9125.5 px, 0.6 % long, with its rings 0.15–1.7 px off: one of them
+    within the fit's precision. The fit at √2 explains 14 precisely, and was trusted with
+    11 of the image's rings left foreign. Settled by least squares, the truth explains
+    25, and the fit is refused."""
+    from geocal_cli.core.geometry.units import wavelength_from_voltage
+
+    lam = wavelength_from_voltage(287.6758673129385)
+    a = _audit_at(_strong_rings(LAB6_SQRT2, 12824.993), "LaB6", lam, 12824.993)
+    assert a.best_distance.distance_px == pytest.approx(12824.993 / np.sqrt(2), rel=0.001)
+    assert a.best_distance.precise > 20 > a.fit_precise
+    assert not a.assignment_trusted
+    assert "at another distance explains the image's rings better" in refusal(a, FAMILIES, 2)
+
+
 @pytest.mark.parametrize("blends, replaced", [((), "AgBh"), (("vanadinite",), None)])
 def test_the_given_calibrant_s_blends_are_merged(blends, replaced):
     """Counted reflection by reflection, vanadinite's blends cost its true distance (472.7
