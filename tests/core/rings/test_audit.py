@@ -141,18 +141,20 @@ def test_the_scan_names_the_wavelength(factor):
     assert scan.contradicts == (factor != 1.0)
 
 
-@pytest.mark.parametrize("given, explained, named", [(3, 3, False), (3, 4, True),
-                                                      (5, 4, False)])
-def test_the_scan_names_a_wavelength_only_where_more_rings_fit(given, explained, named):
+@pytest.mark.parametrize("given, explained, error, named", [
+    (3, 3, 0.01, False), (3, 4, 0.01, True), (5, 4, 0.01, False), (46, 58, 0.35, False)])
+def test_the_scan_names_a_wavelength_only_where_more_rings_fit(given, explained, error, named):
     """Corundum drawn at 5.48 keV beside the beam 78 px off a Pilatus 2M (robustness case
     11): measured about a wrong centre, its three rings fitted 6.01 keV as well as 5.48 keV,
     at a score of 4.5, and the refusal told the user to check an energy that was right.
     Three rings name no wavelength, whatever their score, nor do rings fewer than fit at the
-    given one (LaB6 drawn at 13.91 keV, case 206: 4 rings at 14.67 keV against 5)."""
+    given one (LaB6 drawn at 13.91 keV, case 206: 4 rings at 14.67 keV against 5), nor rings
+    matched anywhere in their windows (Si drawn at 112.7 keV, case 82: 58 rings at 78.4 keV
+    against 46, a median 0.35 windows off)."""
     lam = 2.26360e-10
     scan = WavelengthScan(given=lam, best=2.06152e-10, sigma=0.00039e-10,
                           explained_given=given, explained_best=explained, score_given=4.5,
-                          score_best=1.5 * explained)
+                          score_best=1.5 * explained, error_best=error)
     assert scan.contradicts == named
 
 
