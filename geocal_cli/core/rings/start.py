@@ -200,7 +200,8 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     The fit's cost grows with the cube of its arcs (one 2θ each): with more than
     `FAMILY_ARCS` arcs, the grid of starts runs on the longest, and two families follow from
     its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
-    by it, where the joint fit drifts (`_family_readings`). When no reading fits, the arcs
+    by it, where the joint fit drifts; with fewer, the fit continued from its solution
+    follows it (`_family_readings`). When no reading fits, the arcs
     that are one ring each (`_one_ring`) are read alone.
 
     Parameters
@@ -271,7 +272,7 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     """The ring-family readings of `arc_traces` whose cost is within `FAMILY_COST_PX`, as
     (arcs, RingFamily) with one 2θ per arc: the fit of the `FAMILY_ARCS` longest arcs from
     the grid of starts and, with more arcs, every arc fitted from its solution and every arc
-    given its 2θ by it. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
+    given its 2θ by it; with fewer, the fit continued from its solution. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
     fitted of each."""
 
     def family(which, **options):
@@ -293,6 +294,14 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
             ridges.d1[every], ridges.d2[every])[0]
         families = [family(range(len(arcs)), max_nfev=40, start=fam.values),
                     replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
+    elif fam is not None:
+        # The grid's first start under `good_px` ends its 40 evaluations anywhere along
+        # the valley where distance, tilt and a common 2θ offset trade at nearly equal cost
+        # (vanadinite tilted 34° at 81 mm: 3.7 % short, every 2θ 1.1° high, no assignment
+        # held); 40 more from there reach its floor (0.5 %, 0.17°). On a few arcs they can
+        # also slide off a right reading (7 arcs of a strip: 1.99 → 2.40 px), so the
+        # continued fit is the second reading, not a replacement.
+        families.append(family(first, max_nfev=40, start=fam.values))
     return [(arcs, f) for f in families if f is not None and f.cost <= FAMILY_COST_PX]
 
 
