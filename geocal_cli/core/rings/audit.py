@@ -72,7 +72,11 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    = 0.1 %) then biases λ by ε / Δg, which is added to the fit's 1σ. When that total fixes
    λ to better than `LAMBDA_DETERMINED`, a λ more than 5σ (and `LAMBDA_TOLERANCE`) from the
    given one refuses the fit, naming the λ that fits; otherwise the report says that only
-   D·λ is determined, and how well.
+   D·λ is determined, and how well. A refused fit (or a search that found none) may come
+   from a wrong λ: the rings measured without a fit are matched over λ from half to twice
+   the given one (`scan_wavelength`), and the refusal names the λ that explains more of
+   them only when they sit well inside their match windows there (`SCAN_PRECISE`):
+   chance matches of a dense calibrant spread over the windows at any λ.
 
 Calibrants of one extinction class (CeO2, Au, Ni, Pt, NaCl: all face-centred cubic) draw the
 same ring *ratios*: with the wavelength fixed only the nonlinearity of tan 2θ separates them,
