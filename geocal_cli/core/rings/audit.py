@@ -26,7 +26,8 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    the rings can be (`distance_scores`): where only a calibrant's high orders reach the
    detector, its first reflections alone explained them better at a longer distance than
    at the truth. Nor does a distance replace the solution's when it explains fewer rings
-   precisely (within the error of the solution's own matches) than the solution does: in
+   precisely (within the error of the solution's own matches, at its own least-squares
+   distance) than the solution does, or as many precisely and fewer in all: in
    a dense comb the weak reflections the image lacks charge the truth, while a distance
    that thins the comb out matches rings by chance, anywhere within the match windows
    (`distance_scores`). A solution that explains fewer than
@@ -376,11 +377,13 @@ class Audit:
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
         given calibrant finds on the rings measured under it, or explains more of them
-        precisely (module docstring, rule 1)."""
+        precisely, or as many precisely and more in all (module docstring, rule 1)."""
         best = self.best_distance
         return best is None or best.explained < MIN_CLAIM \
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD \
-            or best.precise < self.fit_precise
+            or best.precise < self.fit_precise \
+            or (best.precise == self.fit_precise
+                and best.explained < np.count_nonzero(self.explained[self.counted] >= 0))
 
     @property
     def confirmed_any_width(self) -> int:

@@ -399,6 +399,23 @@ def test_the_other_distance_s_precise_matches_are_counted_where_it_fits_best():
     assert "at another distance explains the image's rings better" in refusal(a, FAMILIES, 2)
 
 
+def test_a_distance_as_precise_that_explains_fewer_rings_does_not_unseat_the_truth():
+    """CeO2 at 94.9 keV on a MAR345 tilted 34° (robustness case 196), measured under its
+    truth: 5 counted rings, all explained within 0.5 px, but the truth pays for the many
+    weak reflections the image lacks (score −3.5). At 371 px CeO2 explains 4 of them,
+    as precisely, with a score of 1.0, and the truth was refused. A distance that explains
+    no more rings precisely must explain more in all."""
+    from geocal_cli.core.geometry.units import wavelength_from_energy
+
+    lam = wavelength_from_energy(94.94902425816169)
+    u = np.array([44.628, 166.971, 636.476, 703.273, 1674.392])
+    a = _audit_at(_strong_rings(u, 652.795), "CeO2", lam, 652.795)
+    best = a.best_distance
+    assert best.score >= a.fit_score + 3 and best.precise == a.fit_precise
+    assert best.explained < np.count_nonzero(a.explained >= 0)
+    assert a.assignment_trusted
+
+
 @pytest.mark.parametrize("blends, replaced", [((), "AgBh"), (("vanadinite",), None)])
 def test_the_given_calibrant_s_blends_are_merged(blends, replaced):
     """Counted reflection by reflection, vanadinite's blends cost its true distance (472.7
