@@ -201,8 +201,8 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     `FAMILY_ARCS` arcs, the grid of starts runs on the longest, and two families follow from
     its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
     by it, where the joint fit drifts; with fewer, the fit continued from its solution
-    follows it (`_family_readings`). When no reading fits, the arcs
-    that are one ring each (`_one_ring`) are read alone.
+    follows it (`_family_readings`). When no reading fits, the arcs that are one ring each
+    (`_one_ring`) are read alone.
 
     Parameters
     ----------
@@ -272,8 +272,8 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     """The ring-family readings of `arc_traces` whose cost is within `FAMILY_COST_PX`, as
     (arcs, RingFamily) with one 2θ per arc: the fit of the `FAMILY_ARCS` longest arcs from
     the grid of starts and, with more arcs, every arc fitted from its solution and every arc
-    given its 2θ by it; with fewer, the fit continued from its solution. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
-    fitted of each."""
+    given its 2θ by it; with fewer, the fit continued from its solution. `arcs` are (ridge
+    pixel indices, circle) and `picks` the ridge pixels fitted of each."""
 
     def family(which, **options):
         sel = np.concatenate([picks[i] for i in which])
@@ -297,7 +297,7 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     elif fam is not None:
         # The grid's first start under `good_px` ends its 40 evaluations anywhere along
         # the valley where distance, tilt and a common 2θ offset trade at nearly equal cost
-        # (vanadinite tilted 34° at 81 mm: 3.7 % short, every 2θ 1.1° high, no assignment
+        # (vanadinite tilted 34° at 98 mm: 3.7 % short, every 2θ 1.1° high, no assignment
         # held); 40 more from there reach its floor (0.5 %, 0.17°). On a few arcs they can
         # also slide off a right reading (7 arcs of a strip: 1.99 → 2.40 px), so the
         # continued fit is the second reading, not a replacement.
