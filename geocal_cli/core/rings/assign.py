@@ -129,18 +129,23 @@ def settled_distance(radii: np.ndarray, tan_tth: np.ndarray, distance_px: float,
         Pixels; the start when it matches no ring.
     """
     radii = np.asarray(radii, float)
-    k = _match(radii, tan_tth, distance_px, tol_rel, tol_px)
+    dist, held = np.array([float(distance_px)]), None
     for _ in range(max_steps):
-        m = k >= 0
-        if not m.any():
+        fitted, k = _least_squares_distances(radii, 1.0, tan_tth, dist, tol_rel, tol_px)
+        if held is not None and np.array_equal(k, held):
             break
-        t = tan_tth[k[m]]
-        distance_px = float(np.sum(radii[m] * t) / np.sum(t * t))
-        k_next = _match(radii, tan_tth, distance_px, tol_rel, tol_px)
-        if np.array_equal(k_next, k):
-            break
-        k = k_next
-    return distance_px
+        dist, held = fitted, k
+    return float(dist[0])
+
+
+def _least_squares_distances(r, w, tan_tth, dist, tol_rel, tol_px):
+    """One least-squares step from each distance of `dist` (shape (P,)): the distance that
+    best puts the rings `r` (weights `w`) it matches on their reflections (unchanged where
+    it matches none), and those matches (`_match`, shape (P, N))."""
+    k = _match(r, tan_tth, dist, tol_rel, tol_px)
+    tk = np.where(k >= 0, tan_tth[np.maximum(k, 0)], 0.0)
+    den = np.sum(w * tk * tk, axis=1)
+    return np.where(den > 0, np.sum(w * r * tk, axis=1) / np.where(den > 0, den, 1), dist), k
 
 
 def _scores(r, w, tan_tth, dist, tol_rel, tol_px, miss_penalty, merge_blends=False) -> np.ndarray:
@@ -298,12 +303,7 @@ def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray,
         return []
     # Two refinement steps: least-squares distance from each proposal's matched rings.
     for _ in range(2):
-        k = _match(r, tan_tth, proposals, tol_rel, tol_px)                 # (P, N)
-        m = k >= 0
-        tk = np.where(m, tan_tth[np.maximum(k, 0)], 0.0)
-        den = np.sum(w * tk * tk, axis=1)
-        proposals = np.where(den > 0, np.sum(w * r * tk, axis=1) / np.where(den > 0, den, 1),
-                             proposals)
+        proposals = _least_squares_distances(r, w, tan_tth, proposals, tol_rel, tol_px)[0]
     scores = _scores(r, w, tan_tth, proposals, tol_rel, tol_px, miss_penalty, merge_blends)
     hypotheses = []
     for j in np.argsort(scores)[::-1]:
