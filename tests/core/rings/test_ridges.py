@@ -116,3 +116,23 @@ def test_the_valleys_between_strong_dense_rings_are_no_shadow():
     ridges = find_ridges(image, np.ones(image.shape, bool))
     assert ridges.d1.size > 1000
     assert (ridges.group > 0).all()
+
+
+def test_rings_covering_the_image_are_found_where_their_spread_tops_every_crest():
+    # Strong sharp rings 6 px apart fill a 512² image from a beam near its edge: the ridge
+    # strengths' spread is the rings' own and lay above all but a few hundred crest pixels
+    # (a few rings' worth). The pixel noise decides then, and every ring on the image is
+    # found, on its crest.
+    centre = (20.3, 250.6)
+    d1, d2 = np.indices((512, 512), dtype=float)
+    r = np.hypot(d1 - centre[0], d2 - centre[1])
+    radii = np.arange(40.0, 700.0, 6.0)
+    mean = 5 + sum(30000 * 40 / r0 * np.exp(-0.5 * ((r - r0) / 1.2) ** 2) for r0 in radii)
+    image = np.random.default_rng(0).poisson(mean).astype(np.float64)
+    ridges = find_ridges(image, np.ones(image.shape, bool))
+    rr = np.hypot(ridges.d1 - centre[0], ridges.d2 - centre[1])
+    nearest = np.argmin(np.abs(rr[:, None] - radii[None, :]), axis=1)
+    on_image = radii < r.max() - 10
+    found = np.bincount(nearest, minlength=radii.size) >= 20
+    assert found[on_image].all()
+    assert np.median(np.abs(rr - radii[nearest])) < 0.5
