@@ -405,8 +405,11 @@ def rings_seen(a, families: dict, wavelength: float) -> dict:
             "given_a": w.given * 1e10, "fitted_a": w.fitted * 1e10, "sigma_a": w.sigma * 1e10,
             "sigma_fit_a": w.sigma_fit * 1e10,
             "determined": w.determined, "consistent": w.consistent,
+            "chi2_drop": w.chi2_drop if np.isfinite(w.chi2_drop) else None,
             "note": "the final control points refitted with λ free; sigma_a adds a 0.1 % radial "
-                    "scale systematic of the detector to the fit's own sigma_fit_a" + (
+                    "scale systematic of the detector to the fit's own sigma_fit_a; a λ 5 "
+                    "sigma_a off refuses the fit only where freeing λ lowers the points' sum "
+                    "of squares by 25 times their variance (chi2_drop)" + (
                 "" if w.determined else "; the rings span too little 2θ to fix λ: only D·λ "
                 "is determined")},
     }

@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, energy_advice,
-                                        fit_faults, judge_wavelength, ranking_text, refusal,
-                                        scan_wavelength, top_calibrants)
+from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, chi2_drop,
+                                        energy_advice, fit_faults, judge_wavelength,
+                                        ranking_text, refusal, scan_wavelength, top_calibrants)
 from geocal_cli.core.rings.clustered import (CELLS_PER_SIDE, Widening, cell_index,
                                              widen_for_clusters)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
@@ -533,9 +533,12 @@ def _audit(image, valid, geometry, result: Refinement, pts: ControlPoints, d_spa
         try:
             alt = refine_geometry(geometry, pts.d1[inl], pts.d2[inl], d_spacing[pts.ring[inl]],
                                   values, result.free + ("wavelength",))
+            kept = alt.inliers
             check = judge_wavelength(values["wavelength"], alt.values["wavelength"],
                                      alt.sigma["wavelength"],
-                                     ring_tth(d_spacing[fit_rings], values["wavelength"]))
+                                     ring_tth(d_spacing[fit_rings], values["wavelength"]),
+                                     chi2_drop(result.residual_px[inl][kept],
+                                               alt.residual_px[kept], len(alt.free)))
         except ValueError:
             check = None
     tth = ring_tth(d_spacing, values["wavelength"])

@@ -7,9 +7,9 @@ import pytest
 
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.audit import (Audit, CalibrantScore, WavelengthScan,
-                                         calibrant_families, counted_rings, judge_wavelength,
-                                         merge_rankings, rank_calibrants, refusal, replacement,
-                                         ring_strength, scan_wavelength)
+                                         calibrant_families, chi2_drop, counted_rings,
+                                         judge_wavelength, merge_rankings, rank_calibrants,
+                                         refusal, replacement, ring_strength, scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
 
@@ -171,6 +171,28 @@ def test_a_refit_far_along_d_lambda_names_no_energy(factor, advice):
     why = refusal(a, FAMILIES, 2)
     assert f"({100 * (factor - 1):+.1f} %){advice}" in why, why
     assert ("check the energy" in why) == (factor == 0.9), why
+
+
+@pytest.mark.parametrize("drop, consistent", [(-8.9, True), (24.0, True), (26.0, False)])
+def test_a_lambda_off_by_5_sigma_must_also_explain_the_points_better(drop, consistent):
+    """Hydrocerussite under Ag Kα (robustness case 163): the λ-free refit put λ 2.9 % short
+    at 5.2σ, and explained the control points worse than the given λ (the drop of their sum
+    of squares, -8.9 variances). The energy was right."""
+    lam = 0.55941e-10
+    tth = np.radians([4.1, 7.2, 8.1, 8.9, 9.8, 15.7, 17.9, 27.9])
+    check = judge_wavelength(lam, 0.54345e-10, 0.00123e-10, tth, drop)
+    assert check.determined and check.fitted < lam - 5 * check.sigma
+    assert check.consistent == consistent
+
+
+def test_the_drop_weighs_a_trend_against_the_points_noise():
+    # 4000 points of 0.3 px noise: a ±0.04 px trend a wrong λ leaves clears the 5σ of the
+    # test (n a² / 3 = 24 variances, and the noise's share), ±0.01 px does not; a free fit
+    # worse than the given λ drops below zero.
+    free = np.random.default_rng(0).normal(0.0, 0.3, 4000)
+    trend = np.linspace(-1.0, 1.0, free.size)
+    assert chi2_drop(free + 0.04 * trend, free, 7) > 25.0 > chi2_drop(free + 0.01 * trend, free, 7)
+    assert chi2_drop(free, free + 0.04 * trend, 7) < 0
 
 
 def test_small_angles_fix_only_distance_times_wavelength():
