@@ -970,13 +970,15 @@ def chi2_drop(residual_given: np.ndarray, residual_free: np.ndarray, n_free: int
     return (given - free) / (free / dof)
 
 
-def energy_advice(given: float, fitted: float) -> str:
+def energy_advice(given: float, fitted: float, certain: bool = True) -> str:
     """': check the energy' after a wavelength the rings fix instead of the given one (both
-    in metres), or, beyond `LAMBDA_RANGE` of it, why that wavelength is no energy to set:
-    ', beyond any error of the energy: the rings fit the calibrant at no wavelength near the
-    given one'."""
+    in metres), or, not `certain` (a refit from a fit that may rest on the wrong
+    reflections), ': a wrong energy, or rings assigned to the wrong reflections'; beyond
+    `LAMBDA_RANGE` of it, why that wavelength is no energy to set: ', beyond any error of
+    the energy: the rings fit the calibrant at no wavelength near the given one'."""
     if LAMBDA_RANGE[0] <= fitted / given <= LAMBDA_RANGE[1]:
-        return ": check the energy"
+        return ": check the energy" if certain else \
+            ": a wrong energy, or rings assigned to the wrong reflections"
     return (", beyond any error of the energy: the rings fit the calibrant at no wavelength "
             "near the given one")
 

@@ -940,9 +940,12 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     Dropping rings protects against another phase's rings, but it can also let a wrong
     energy or a wrong calibrant fit a consistent subset. So: (1) if rings were dropped while
     the wavelength was fixed and some of them are among the first expected rings, a refit
-    with the wavelength free must not explain clearly more of those (the energy is blamed
-    only when the rings fix λ, `audit.judge_wavelength`: else the refit's λ is any point of
-    the D·λ valley); (2) at least half of the first calibrant rings expected on valid pixels
+    with the wavelength free must not explain clearly more of those (the refit's λ is named
+    only when the rings fix it, `audit.judge_wavelength`: else it is any point of the D·λ
+    valley; and it is named as one of two causes, since a fit on the wrong reflections
+    slides along that valley too: hydrocerussite at 22 keV, assigned wrong, "fitted" 2 %
+    off. The refusal's scan of the rings measured without a fit, `audit.scan_wavelength`,
+    tells the user to check the energy where the image says so); (2) at least half of the first calibrant rings expected on valid pixels
     must carry control points; (3) no ring's mean residual may depart from its neighbours'
     trend by more than `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
     """
@@ -977,7 +980,7 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
                         f"rings inconsistent with the calibrant at this wavelength: at "
                         f"{lam0 * 1e10:.5f} Å only {len(found)} of the first "
                         f"{expected.size} expected rings fit; with the wavelength free "
-                        f"{len(alt_found)} fit" + _energy_hint(lam0, lam1))
+                        f"{len(alt_found)} fit" + _energy_hint(lam0, lam1, certain=False))
                 raise CalibrationError(
                     f"the fit lost rings another geometry explains: only {len(found)} of the "
                     f"first {expected.size} expected rings fit, and a refit along the D·λ "
@@ -1208,13 +1211,13 @@ def _inconsistency_message(geometry, pts, result, d_spacing, sigma) -> str:
     return msg
 
 
-def _energy_hint(lam0: float, lam1: float) -> str:
-    """' at λ1 Å (E keV, ±x %)' and what to make of it (`audit.energy_advice`) for a refit
-    wavelength λ1 against λ0 (m)."""
+def _energy_hint(lam0: float, lam1: float, certain: bool = True) -> str:
+    """' at λ1 Å (E keV, ±x %)' and what to make of it (`audit.energy_advice`, `certain`
+    as it takes it) for a refit wavelength λ1 against λ0 (m)."""
     from geocal_cli.core.geometry.units import energy_from_wavelength
 
     return (f" at {lam1 * 1e10:.5f} Å ({energy_from_wavelength(lam1):.3f} keV, "
-            f"{100 * (lam1 / lam0 - 1):+.1f} %)" + energy_advice(lam0, lam1))
+            f"{100 * (lam1 / lam0 - 1):+.1f} %)" + energy_advice(lam0, lam1, certain))
 
 
 def _ring_residuals(pts, result, d_spacing, wavelength) -> list[RingResidual]:

@@ -8,8 +8,9 @@ import pytest
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.audit import (Audit, CalibrantScore, WavelengthScan,
                                          calibrant_families, chi2_drop, counted_rings,
-                                         judge_wavelength, merge_rankings, rank_calibrants,
-                                         refusal, replacement, ring_strength, scan_wavelength)
+                                         energy_advice, judge_wavelength, merge_rankings,
+                                         rank_calibrants, refusal, replacement, ring_strength,
+                                         scan_wavelength)
 from geocal_cli.core.rings.seen import SeenRings
 from geocal_cli.io.calibrants import candidate_calibrants
 
@@ -193,6 +194,17 @@ def test_the_drop_weighs_a_trend_against_the_points_noise():
     trend = np.linspace(-1.0, 1.0, free.size)
     assert chi2_drop(free + 0.04 * trend, free, 7) > 25.0 > chi2_drop(free + 0.01 * trend, free, 7)
     assert chi2_drop(free, free + 0.04 * trend, 7) < 0
+
+
+def test_a_refit_from_a_fit_on_maybe_wrong_reflections_names_both_causes():
+    """Hydrocerussite at 22 keV assigned wrong (robustness case 256): the λ-free refit of a
+    fit that lost rings fitted 2 % off, and the refusal told the user to check an energy
+    that was right."""
+    lam = 0.56422e-10
+    assert energy_advice(lam, 1.02 * lam) == ": check the energy"
+    assert energy_advice(lam, 1.02 * lam, certain=False) == \
+        ": a wrong energy, or rings assigned to the wrong reflections"
+    assert "beyond any error of the energy" in energy_advice(lam, 3 * lam, certain=False)
 
 
 def test_small_angles_fix_only_distance_times_wavelength():
