@@ -383,6 +383,8 @@ def rings_seen(a, families: dict, wavelength: float) -> dict:
     """The report's section on an audit (`core.rings.audit.Audit`): the rings of the image's
     azimuthal profile and which calibrant ring explains each, the candidate calibrants
     ranked on them (one per family), and what the rings say of the wavelength (m)."""
+    from geocal_cli.core.rings.audit import LAMBDA_GAIN
+
     s = a.seen
     lam = wavelength
     w = a.wavelength
@@ -409,7 +411,7 @@ def rings_seen(a, families: dict, wavelength: float) -> dict:
             "note": "the final control points refitted with λ free; sigma_a adds a 0.1 % radial "
                     "scale systematic of the detector to the fit's own sigma_fit_a; a λ 5 "
                     "sigma_a off refuses the fit only where freeing λ lowers the points' sum "
-                    "of squares by 25 times their variance (chi2_drop)" + (
+                    f"of squares by {LAMBDA_GAIN:g} times their variance (chi2_drop)" + (
                 "" if w.determined else "; the rings span too little 2θ to fix λ: only D·λ "
                 "is determined")},
     }

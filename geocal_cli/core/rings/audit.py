@@ -77,11 +77,12 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    same 5σ, `chi2_drop`); otherwise the report says that only D·λ is determined, and how
    well. The 1σ alone is a quadratic view of a long, flat D·λ valley: hydrocerussite under
    Ag Kα, 3 resolved rings, and one control point on a ring at 28°, gave λ 2.9 % short at
-   5.2σ, where the refit explained the points worse than the given λ. A refused fit (or a search that found none) may come
-   from a wrong λ: the rings measured without a fit are matched over λ from half to twice
-   the given one (`scan_wavelength`), and the refusal names the λ that explains more of
-   them only when they sit well inside their match windows there (`SCAN_PRECISE`):
-   chance matches of a dense calibrant spread over the windows at any λ.
+   5.2σ, where the refit explained the points worse than the given λ. A refused fit (or a
+   search that found none) may come from a wrong λ: the rings measured without a fit are
+   matched over λ from half to twice the given one (`scan_wavelength`), and the refusal
+   names the λ that explains more of them only when they sit well inside their match
+   windows there (`SCAN_PRECISE`): chance matches of a dense calibrant spread over the
+   windows at any λ.
 
 Calibrants of one extinction class (CeO2, Au, Ni, Pt, NaCl: all face-centred cubic) draw the
 same ring *ratios*: with the wavelength fixed only the nonlinearity of tan 2θ separates them,

@@ -945,9 +945,10 @@ def _check_consistency(prepared, valid, detector, d_spacing, result, pts, free):
     valley; and it is named as one of two causes, since a fit on the wrong reflections
     slides along that valley too: hydrocerussite at 22 keV, assigned wrong, "fitted" 2 %
     off. The refusal's scan of the rings measured without a fit, `audit.scan_wavelength`,
-    tells the user to check the energy where the image says so); (2) at least half of the first calibrant rings expected on valid pixels
-    must carry control points; (3) no ring's mean residual may depart from its neighbours'
-    trend by more than `misfit.JUMP_PX` (`misfit.ring_mean_jump`).
+    tells the user to check the energy where the image says so); (2) at least half of the
+    first calibrant rings expected on valid pixels must carry control points; (3) no ring's
+    mean residual may depart from its neighbours' trend by more than `misfit.JUMP_PX`
+    (`misfit.ring_mean_jump`).
     """
     values = result.values
     frame = frame_of(geometry_from_values(detector, values))
