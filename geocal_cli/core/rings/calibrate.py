@@ -667,6 +667,14 @@ def _search(image, ridges, wavelength, unfitted, solve, judge=None):
                 found = _tilted_search(ridges, [replace(best, a=best.radius, b=best.radius,
                                                         angle=0.0)],
                                        info, wavelength, solve, judge)
+            if found is None and refs:
+                # The references' tilts read as those of rings at 2θ = 0 overstate it where
+                # the rings are wide: AgBh 5 m from an Eiger 9M tilted by 31°, the beam off
+                # the detector, started 6–12° too steep and stalled 3.9 px off the truth. Read
+                # at each distance start's 2θ, they start other searches (last: as first
+                # starts they took the place of others that found the truth of corundum
+                # tilted 20° across a beamstop arm).
+                found = _tilted_search(ridges, refs, info, wavelength, solve, judge, cone=True)
             if found is None and judge is not None and judge.refused:
                 # Nothing the audit accepts: the first fit found stands, to be refused
                 # with the audit's full account.
@@ -695,14 +703,15 @@ def _arc_search(ridges, wavelength, solve, judge=None):
             say(f"reading {n} of the ring arcs failed ({exc})")
 
 
-def _tilted_search(ridges, refs, info, wavelength, solve, judge=None):
+def _tilted_search(ridges, refs, info, wavelength, solve, judge=None, cone=False):
     """After the common-centre and arc strategies failed: the ring traces of the sharpest
     tilted geometries (`tilted.sharpest_geometries`, started from the reference ellipses
-    `refs`), sharpest first, each assigned and refined as the common-centre traces are.
-    Returns (Refinement, ControlPoints, blind summary) of the first that fits, or None."""
+    `refs`, with `cone` as it takes it), sharpest first, each assigned and refined as the
+    common-centre traces are. Returns (Refinement, ControlPoints, blind summary) of the
+    first that fits, or None."""
     prepared, valid, detector, d_spacing, free, say = solve
     candidates = sharpest_geometries(ridges, detector, refs, wavelength,
-                                     n_best=TILTED_CANDIDATES)
+                                     n_best=TILTED_CANDIDATES, cone=cone)
     say(f"trying {len(candidates)} tilted geometries where the ridges' 2θ are sharpest "
         f"(from {len(refs)} reference ring(s), axis ratios "
         + ", ".join(f"{e.a / e.b:.3f}" for e in refs) + ")")

@@ -194,7 +194,7 @@ def _joined_arcs(ridges: RidgePixels,
 
 
 def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wavelength: float,
-                        n_best: int = 3) -> list[dict]:
+                        n_best: int = 3, cone: bool = False) -> list[dict]:
     """Geometries under which the ridge pixels' 2θ fall into the sharpest rings.
 
     Parameters
@@ -209,6 +209,9 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
         Metres (carried into the values).
     n_best : int
         Candidates returned, sharpest first.
+    cone : bool
+        Read each start's tilt from its reference as a ring at the 2θ of its distance start
+        (`_tilt_rotations`), not as one at 2θ = 0.
 
     Returns
     -------
@@ -244,8 +247,9 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     runs = []
     for ref in refs:
         min_dist = MIN_DISTANCE * ref.radius
-        for rot1, rot2 in _tilt_rotations(flat, pixel, ref):
-            for k in DISTANCE_STARTS:
+        for k in DISTANCE_STARTS:
+            tth = np.arctan(1.0 / k) if cone else 0.0
+            for rot1, rot2 in _tilt_rotations(flat, pixel, ref, tth):
                 x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
                 runs.append((search(x0, min_dist, np.array([10.0, 10.0, 0.3 * x0[2], 0.05,
                                                              0.05]), 4.0, 0.01, 1e-10),
@@ -281,11 +285,16 @@ def _at_wall(x, min_dist: float) -> bool:
     return x[2] <= WALL * min_dist or max(abs(x[3]), abs(x[4])) >= MAX_TILT - TILT_WALL
 
 
-def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float]]:
-    """(rot1, rot2) tilting the detector by the angle the ellipse's axis ratio shows, along
-    its major axis, both ways (once for a circle: no tilt). Which pyFAI rotation leans the detector along which pixel
-    axis depends on the detector's orientation, so the map is measured: how the beam-axis
-    component of the pixel steps changes with each rotation."""
+def _tilt_rotations(flat, pixel: float, ref: Ellipse, tth: float = 0.0
+                    ) -> list[tuple[float, float]]:
+    """(rot1, rot2) tilting the detector by the angle the ellipse's axis ratio shows for a
+    ring at `tth` (radians), along its major axis, both ways (once for a circle: no tilt).
+
+    A cone of half-angle 2θ cut by a plane tilted by τ is a conic of eccentricity
+    e = sin τ / cos 2θ: the tilt is arcsin(e cos 2θ); read at 2θ = 0 it is overstated where
+    the ring is wide (by 12° for a 25° tilt at 2θ = 45°). Which pyFAI rotation leans the
+    detector along which pixel axis depends on the detector's orientation, so the map is
+    measured: how the beam-axis component of the pixel steps changes with each rotation."""
     def lean(r1, r2):
         f = frame_of(flat, [0.1, 0.0, 0.0, r1, r2, 0.0])
         return np.array([f.e1[2], f.e2[2]]) / pixel
@@ -293,7 +302,8 @@ def _tilt_rotations(flat, pixel: float, ref: Ellipse) -> list[tuple[float, float
     eps = 1e-3
     jac = np.stack([(lean(eps, 0) - lean(-eps, 0)) / (2 * eps),
                     (lean(0, eps) - lean(0, -eps)) / (2 * eps)], 1)
-    tau = float(np.arccos(np.clip(ref.b / ref.a, 0.0, 1.0)))
+    eccentricity = np.sqrt(max(1.0 - (ref.b / ref.a) ** 2, 0.0))
+    tau = float(np.arcsin(min(eccentricity * np.cos(tth), 1.0)))
     # The major axis in (d1, d2); `Ellipse.angle` is measured from the d2 (x) axis.
     axis = np.array([np.sin(ref.angle), np.cos(ref.angle)])
     return [tuple(np.linalg.solve(jac, s * np.sin(tau) * axis))

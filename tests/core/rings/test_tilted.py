@@ -349,3 +349,49 @@ def test_ring_pieces_cut_by_module_gaps_are_joined(tmp_path, monkeypatch):
                                                                       enumerate(arcs)])
     with pytest.raises(CalibrationError):
         blind_calibrate(sim, d_spacing)
+
+
+@pytest.mark.parametrize("tth_deg", [10.0, 45.0])
+def test_a_wide_ring_shows_its_tilt_through_its_cone(tth_deg):
+    """A ring at 2θ on a detector tilted by 25°: its ellipse's eccentricity is sin τ / cos 2θ,
+    0.60 at 45°, and read as a ring at 2θ = 0 it showed 37° (AgBh 5 m from an Eiger 9M
+    tilted by 31°, the beam off the detector: robustness case 186, whose best start then
+    stalled 3.9 px from the truth)."""
+    from geocal_cli.core.rings.ellipse import fit_ellipse
+    from geocal_cli.core.rings.tilted import _tilt_rotations
+
+    import pyFAI.detectors
+
+    det = pyFAI.detectors.detector_factory("Pilatus1M")
+    frame = frame_of(make_geometry(det, 0.1, 0.09, 0.08, np.radians(25.0), 0.0))
+    d1, d2 = np.indices(det.shape, dtype=float)
+    on_ring = np.abs(frame.tth(d1.ravel(), d2.ravel()) - np.radians(tth_deg)) < 2e-4
+    ring = fit_ellipse(d1.ravel()[on_ring], d2.ravel()[on_ring])
+    flat = make_geometry(det, 0.1, 0.0, 0.0)
+
+    def tilts(tth):
+        return [np.degrees(np.arccos(frame_of(flat, [0.1, 0, 0, r1, r2, 0]).normal[2]))
+                for r1, r2 in _tilt_rotations(flat, det.pixel1, ring, tth)]
+
+    assert np.allclose(tilts(np.radians(tth_deg)), 25.0, atol=1.0)
+    assert np.allclose(tilts(0.0), 25.0, atol=1.0) == (tth_deg < 20)
+
+
+#: That AgBh pattern (robustness case 186): 5 m from an Eiger 9M tilted by 31°, the beam
+#: 434 px beyond its edge; its arcs' ellipses read at 2θ = 0 started every tilted search
+#: 6–12° too steep. 20–40 s: run with --runslow.
+AGBH_EIGER_STEEP = dict(calibrant="AgBh", detector="Eiger9M", energy_kev=49.46711523175091,
+                        distance_mm=4974.170725081238,
+                        center_px=[-434.262092503093, 1571.817307953099],
+                        tilt_deg=31.40467735491233, tilt_plan_rotation_deg=144.7173417145653,
+                        beamstop_radius_px=22.698998622930567,
+                        beamstop_arm_deg=159.046489547799, hot_pixels=10,
+                        peak_counts=3333.799328890891, width_px=2.7210414061658077, seed=186)
+
+
+@pytest.mark.slow
+def test_steep_arcs_of_a_far_beam_calibrate_from_their_cones_tilt(tmp_path):
+    sim, cfg = simulate_case(AGBH_EIGER_STEEP, tmp_path)
+    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
+                         "rings of a tilted geometry's 2θ")
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
