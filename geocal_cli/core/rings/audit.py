@@ -386,6 +386,11 @@ class Audit:
             if self.rankings else None
 
     @property
+    def confirmed(self) -> int:
+        """Counted rings of the profile that the fit explains."""
+        return int(np.count_nonzero(self.counted & (self.explained >= 0)))
+
+    @property
     def assignment_trusted(self) -> bool:
         """The solution's distance scores within `MIN_LEAD` rings of the best distance the
         given calibrant finds on the rings measured under it, or explains more of them
@@ -395,7 +400,7 @@ class Audit:
             or not best.score >= self.fit_score + 1.5 * MIN_LEAD \
             or best.precise < self.fit_precise \
             or (best.precise == self.fit_precise
-                and best.explained < np.count_nonzero(self.explained[self.counted] >= 0))
+                and best.explained < self.confirmed)
 
     @property
     def confirmed_any_width(self) -> int:
@@ -1011,7 +1016,7 @@ def fit_faults(a: Audit, min_rings: int) -> list[str]:
     n_fit = int(a.fit_rings.size)
     n_seen = int(a.supported.sum())
     on_seen = a.fit_points[a.supported].sum() / max(a.fit_points.sum(), 1)
-    confirmed = int(np.count_nonzero(a.counted & (a.explained >= 0)))
+    confirmed = a.confirmed
     faults = []
     n_rest = int(np.count_nonzero(a.resting))
     if n_rest < min_rings:

@@ -286,22 +286,24 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
 
     first = sorted(sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)[:FAMILY_ARCS])
     fam = family(first, max_nfev=40)
-    families = [fam]
-    if fam is not None and len(first) < len(arcs):
+    if fam is None:
+        return []
+    # Every arc fitted from that solution. With all arcs in it, the grid's first start under
+    # `good_px` ends its 40 evaluations anywhere along the valley where distance, tilt and a
+    # common 2θ offset trade at nearly equal cost (vanadinite tilted 34° at 98 mm: 3.7 %
+    # short, every 2θ 1.1° high, no assignment held); 40 more from there reach its floor
+    # (0.5 %, 0.17°). On a few arcs they can also slide off a right reading (7 arcs of a
+    # strip: 1.99 → 2.40 px), so there the continued fit is the second reading, not a
+    # replacement.
+    continued = family(range(len(arcs)), max_nfev=40, start=fam.values)
+    if len(first) == len(arcs):
+        families = [fam, continued]
+    else:
         every = np.concatenate([idx for idx, _ in arcs])
         label = np.repeat(np.arange(len(arcs)), [idx.size for idx, _ in arcs])
         t = frame_of(geometry_from_values(detector, fam.values)).tth_chi(
             ridges.d1[every], ridges.d2[every])[0]
-        families = [family(range(len(arcs)), max_nfev=40, start=fam.values),
-                    replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
-    elif fam is not None:
-        # The grid's first start under `good_px` ends its 40 evaluations anywhere along
-        # the valley where distance, tilt and a common 2θ offset trade at nearly equal cost
-        # (vanadinite tilted 34° at 98 mm: 3.7 % short, every 2θ 1.1° high, no assignment
-        # held); 40 more from there reach its floor (0.5 %, 0.17°). On a few arcs they can
-        # also slide off a right reading (7 arcs of a strip: 1.99 → 2.40 px), so the
-        # continued fit is the second reading, not a replacement.
-        families.append(family(first, max_nfev=40, start=fam.values))
+        families = [continued, replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
     return [(arcs, f) for f in families if f is not None and f.cost <= FAMILY_COST_PX]
 
 
