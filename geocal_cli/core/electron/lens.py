@@ -27,7 +27,7 @@ from geocal_cli.core.geometry.frame import (DetectorFrame, ellipse_of, frame_of,
                                            moved_frame)
 from geocal_cli.core.rings.concentric import RingCentres, ring_shifts
 from geocal_cli.core.rings.controlpoints import ControlPoints, PreparedImage
-from geocal_cli.core.rings.profiles import fit_ring_profiles
+from geocal_cli.core.rings.profiles import fit_ring_profiles, separable_rings
 from geocal_cli.core.rings.rounds import expected_rings
 from geocal_cli.errors import CalibrationError
 
@@ -180,10 +180,13 @@ def calibrate_lens(prepared: PreparedImage, valid: np.ndarray, detector, wavelen
     for rnd in range(MAX_ROUNDS):
         fr = moved_frame(frame0, shift, ell)
         scaled = np.where(finite, np.arctan(scale * np.tan(np.where(finite, tth, 0))), np.nan)
+        radius = np.tan(scaled) * camera_length0 / np.sqrt(np.prod(pix))
         on = expected_rings(valid, fr, scaled)
+        on = on[separable_rings(radius, width_px)[on]]
         if on.size == 0:
-            raise CalibrationError("no calibrant ring falls on valid pixels")
-        radius = np.tan(scaled[on]) * camera_length0 / np.sqrt(np.prod(pix))
+            raise CalibrationError("no calibrant ring falls on valid pixels apart from its "
+                                   "neighbours")
+        radius = radius[on]
         hw = np.maximum(hw_abs, hw_rel * radius)
         prof = fit_ring_profiles(prepared, fr, scaled[on], hw, width_px, n_chi=N_CHI)
         pts = prof.points

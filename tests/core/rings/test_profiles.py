@@ -6,7 +6,8 @@ import pytest
 
 from geocal_cli.core.geometry.frame import frame_of, make_geometry
 from geocal_cli.core.rings.controlpoints import extract_control_points, prepare_image
-from geocal_cli.core.rings.profiles import MAX_GROUP, fit_ring_profiles, ring_groups
+from geocal_cli.core.rings.profiles import (BLEND_WIDTHS, MAX_GROUP, fit_ring_profiles,
+                                            ring_groups, separable_rings)
 
 
 def _rings_image(radii, sigma, amp, centre, shape=(300, 300), seed=0):
@@ -89,3 +90,17 @@ def test_control_points_in_ring_blocks_are_those_of_one_pass(monkeypatch):
     for field in ("d1", "d2", "width"):
         np.testing.assert_allclose(getattr(blocks, field), getattr(whole, field), atol=1e-5)
     np.testing.assert_allclose(blocks.snr, whole.snr, rtol=1e-4)
+
+
+def test_a_continuum_of_blended_rings_is_not_cut_into_groups():
+    """Isolated rings and short runs of close rings carry points; a longer run, whose rings
+    stand closer than `BLEND_WIDTHS` widths one after the next, is a continuum: none of it
+    does, even where its gaps vary."""
+    width = 1.6
+    step = 0.8 * BLEND_WIDTHS * width
+    continuum = 200.0 + np.cumsum(np.r_[0.0, step * np.linspace(0.5, 1.0, MAX_GROUP + 2)])
+    radii = np.r_[30.0, 60.0, 100.0, 100.0 + step, np.nan, continuum, np.nan]
+    ok = separable_rings(radii, width)
+    assert ok.tolist() == [True, True, True, True, False] + [False] * continuum.size + [False]
+    # A run of `MAX_GROUP` rings is fitted together: kept.
+    assert separable_rings(100.0 + step * np.arange(MAX_GROUP), width).all()
