@@ -349,6 +349,24 @@ def test_high_orders_trust_their_own_distance():
     assert a.assignment_trusted and a.fit_score == a.best_distance.score
 
 
+#: The 32 counted rings (px) of LaB6 SRM 660a at 86.7 keV, 1150.14 px from a Pilatus 2M CdTe
+#: tilted by 31° (robustness case 589), measured under its true geometry.
+LAB6_TILTED = np.array([39.5, 56.0, 68.6, 79.3, 88.7, 97.2, 112.2, 119.1, 125.7, 131.9, 140.4,
+                        149.0, 159.4, 164.4, 178.5, 183.0, 187.4, 196.0, 208.1, 216.0, 219.5,
+                        227.2, 234.2, 244.7, 271.0, 315.5, 318.0, 328.8, 333.8, 400.3, 405.5,
+                        417.7])
+
+
+def test_a_distance_that_settles_on_the_fit_is_the_fit():
+    """The best hypothesis of these rings lies at 1158.3 px, on its score plateau, where
+    fewer blended reflections go unclaimed: 36 there against the fit's 32. Settled, it is the
+    fit's own distance (every ring within its precision), and it refused the truth."""
+    a = _audit_at(_strong_rings(LAB6_TILTED, 1150.14), "LaB6_SRM660a", 0.14302e-10, 1150.14)
+    assert a.best_distance.distance_px == pytest.approx(1150.14, rel=1e-3)
+    assert a.best_distance.score == a.fit_score
+    assert a.assignment_trusted
+
+
 def test_another_distance_is_scored_as_the_fit_is():
     """Five rings counted under the true geometry of CeO2 at 95 keV, 653 px from a MAR345
     tilted 34° (robustness case 196), span its 3rd to 730th reflection. The search scores its
