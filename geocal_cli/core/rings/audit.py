@@ -30,8 +30,9 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    distance) than the solution does, or as many precisely and fewer in all: in
    a dense comb the weak reflections the image lacks charge the truth, while a distance
    that thins the comb out matches rings by chance, anywhere within the match windows
-   (`distance_scores`). A distance whose least-squares distance moves no ring beyond that
-   error is the solution's own and scores as it does. A solution that explains fewer than
+   (`distance_scores`). A hypothesis whose least-squares distance moves no ring beyond
+   that error is the solution's own distance and scores as it does. A solution that
+   explains fewer than
    `MIN_CLAIM` counted rings, or rests on fewer, must explain them all: two rings fit any
    calibrant at a distance of its choice, so a ring of the image left unexplained says the
    choice is wrong (a solution confirmed by more rings keeps another phase's rings as

@@ -118,9 +118,8 @@ def separable_rings(radius_px: np.ndarray, width_px: float) -> np.ndarray:
     index = np.nonzero(np.isfinite(radius_px))[0]
     if index.size == 0:
         return ok
-    cut = np.nonzero(np.diff(radius_px[index]) >= BLEND_WIDTHS * width_px)[0] + 1
-    for run in np.split(index, cut):
-        ok[run] = run.size <= MAX_GROUP
+    run = np.r_[0, np.cumsum(np.diff(radius_px[index]) >= BLEND_WIDTHS * width_px)]
+    ok[index] = np.bincount(run)[run] <= MAX_GROUP
     return ok
 
 
