@@ -302,6 +302,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     ridges = None if guess is not None else find_ring_ridges(image, valid)
 
     unfitted = Unfitted(image, valid, detector, guess, ridges, candidates, wavelength, calibrant)
+    if guess is not None:
+        unfitted.start()
     judge = _Judge(lambda result, pts: unfitted.joined(_audit(
         image, valid, geometry_from_values(detector, result.values), result, pts, d_spacing,
         calibrant, candidates, doublet)), lambda a: refusal(a, families, min_rings),
@@ -637,6 +639,7 @@ def _search(image, ridges, wavelength, unfitted, solve, judge=None):
     try:
         traces, family, info = ring_traces(ridges, image.shape, say)
         unfitted.locate(info["centre_vote_px"], traces)
+        unfitted.start()
         result, pts, blind = _solve_first(
             start_from_traces(traces, family, info, prepared, detector, wavelength, d_spacing,
                               say), solve, judge)

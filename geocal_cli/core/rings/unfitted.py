@@ -6,6 +6,7 @@ audit holds a fit against them (`audit`, rule 1)."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import replace
 
 import numpy as np
@@ -57,18 +58,48 @@ class Unfitted:
         self._measured: tuple | None = None
         self._ranked: list | None = None
         self._done = False
+        self._running: threading.Thread | None = None
+        self._failed: BaseException | None = None
 
     def locate(self, centre, traces=()) -> None:
         """What the blind search found of the rings' centre, for the measurement to start
         from (it spares finding the centre again): the common centre (pixel indices) and
         the rings traced around it (`blind.RingTrace`), whose own centres show the tilt.
-        Ignored once the rings are measured."""
-        if not self._done:
+        Ignored once the rings are measured or being measured (`start`)."""
+        if not self._done and self._running is None:
             self._centre, self._traces = centre, tuple(traces)
+
+    def start(self) -> None:
+        """Measure and rank the rings on a thread of their own, from what `locate` gave so
+        far, while the caller goes on (the blind search refines its first start meanwhile:
+        every fit's audit needs them, and on two cores a Pilatus 1M run spent 0.08 s of its
+        0.66 s waiting for them). `measure` and `ranked` wait for it. Does nothing once
+        the rings are measured or being measured."""
+        if self._done or self._running is not None:
+            return
+        self._running = threading.Thread(target=self._measure_and_rank, daemon=True)
+        self._running.start()
+
+    def _measure_and_rank(self) -> None:
+        try:
+            self._measured = neutral_measure(*self._args, self._centre, self._traces)
+            self._done = True
+            self._rank()
+        except BaseException as exc:  # re-raised in the caller's thread by `_wait`
+            self._failed = exc
+
+    def _wait(self) -> None:
+        if self._running is not None:
+            self._running.join()
+            self._running = None
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
 
     def measure(self) -> tuple | None:
         """(DetectorFrame, SeenRings, counted: ndarray of bool), or None when the image shows
         no ridges to centre on. The first call's measurement stands for the image."""
+        self._wait()
         if not self._done:
             self._measured = neutral_measure(*self._args, self._centre, self._traces)
             self._done = True
@@ -81,11 +112,15 @@ class Unfitted:
 
     def ranked(self) -> list:
         """The candidates ranked on these rings (best first; empty without rings)."""
+        self.measure()
+        self._rank()
+        return self._ranked
+
+    def _rank(self) -> None:
         if self._ranked is None:
-            rings = self.rings()
+            rings = None if self._measured is None else self._measured[1:]
             self._ranked = [] if rings is None else rank_calibrants(
                 *rings, self._candidates, self._wavelength, self._blends)
-        return self._ranked
 
     def replacement(self, given: str, families: dict):
         """The calibrant that replaces `given` on these rings (`audit.replacement`: more
