@@ -10,7 +10,8 @@ depend on the machine it ran on.
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 #: Threads at most: the callers bound their memory by the blocks in flight.
 MAX_THREADS = 4
@@ -53,3 +54,29 @@ def thread_map(func, items: list) -> list:
         return [func(item) for item in items]
     with ThreadPoolExecutor(n) as pool:
         return list(pool.map(func, items))
+
+
+def in_background(func) -> Future:
+    """``func()`` started on a thread of its own.
+
+    Parameters
+    ----------
+    func : callable
+        Called without arguments; must be safe to run beside the caller's work.
+
+    Returns
+    -------
+    concurrent.futures.Future
+        Its result, or the exception it raised (``Future.result`` re-raises it).
+    """
+    future: Future = Future()
+
+    def run():
+        future.set_running_or_notify_cancel()
+        try:
+            future.set_result(func())
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, daemon=True).start()
+    return future

@@ -69,3 +69,13 @@ def test_control_points_and_profiles_do_not_depend_on_the_threads(tmp_path, monk
         np.testing.assert_array_equal(getattr(cp4, field), getattr(cp1, field))
     for field in ("u_px", "snr", "coverage", "width_px", "area", "profile"):
         np.testing.assert_array_equal(getattr(seen4, field), getattr(seen1, field))
+
+
+def test_work_in_the_background_hands_back_its_result_or_its_error():
+    assert parallel.in_background(lambda: 6 * 7).result(timeout=10) == 42
+
+    def fails():
+        raise ValueError("no rings")
+
+    with pytest.raises(ValueError, match="no rings"):
+        parallel.in_background(fails).result(timeout=10)

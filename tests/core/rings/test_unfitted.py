@@ -25,9 +25,11 @@ def blind_args(tmp_path_factory):
             g.wavelength, "CeO2")
 
 
-def test_rings_measured_on_a_thread_are_those_measured_in_line(blind_args):
+def test_rings_measured_on_a_thread_are_those_measured_in_line(blind_args, monkeypatch):
+    monkeypatch.setattr(unfitted, "threads", lambda: 2)
     inline, threaded = Unfitted(*blind_args), Unfitted(*blind_args)
     threaded.start()
+    assert threaded._running is not None
     threaded.locate((0.0, 0.0))  # too late: the measurement has started from the ridges
     frame_a, seen_a, counted_a = inline.measure()
     frame_b, seen_b, counted_b = threaded.measure()
@@ -49,8 +51,17 @@ def test_a_failure_on_the_thread_is_raised_where_the_rings_are_asked_for(blind_a
         raise MemoryError("no room for the profile")
 
     monkeypatch.setattr(unfitted, "neutral_measure", fails)
+    monkeypatch.setattr(unfitted, "threads", lambda: 2)
     u = Unfitted(*blind_args)
     u.start()
     with pytest.raises(MemoryError, match="no room"):
         u.ranked()
     assert len(calls) == 1  # the thread's own failure, not a second measurement
+
+
+def test_one_thread_allowed_measures_in_line(blind_args, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # as batch workers set it
+    u = Unfitted(*blind_args)
+    u.start()
+    assert u._running is None
+    assert u.ranked()[0].name == "CeO2"
