@@ -101,6 +101,11 @@ EXTRA_ROUNDS = 3
 #: An answer whose rings move less than this (pixels, rms over the detector) when refined
 #: again from itself is settled (`_settled`); the benchmark counts 0.05 px as a success.
 SETTLED_PX = 0.02
+#: A refit from the answer that moves its rings by more than this (pixels, rms) is refined
+#: once more from where it went (`_settled`), up to `SETTLE_PASSES` refits in all: twice
+#: the benchmark's success. Over 600 robustness cases 8 answers moved, by 0.02–0.12 px.
+SETTLE_AGAIN_PX = 0.1
+SETTLE_PASSES = 2
 #: How the warning on a parameter whose 1σ nears its undetermined limit goes on after its
 #: name (a model that replaces the tilted fit, the electron lens model, drops it).
 WEAKLY_DETERMINED = "is weakly determined"
@@ -825,15 +830,20 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
 
 def _settled(result, blind, solve, judge):
     """The answer refined once more from itself, with every ring sampled again: the refined
-    fit (judged: `judge.judged` holds its audit) and how far its rings moved (pixels, rms
-    over the detector) when they moved by more than `SETTLED_PX`, else None (the answer
-    stands).
+    fit (judged: `judge.judged` holds its audit) and how far its rings moved from the answer
+    (pixels, rms over the detector) when they moved by more than `SETTLED_PX`, else None
+    (the answer stands).
 
     The rounds drop rings that sit off a geometry still far from the truth, and a dropped
     ring stays out: a fit from a rough start can settle on the rings it kept, tilted 0.3°
     off with 0.02° of 1σ (weak broad LaB6 rings at 20 mm: 22 of 37 rings, 0.66 px from the
     truth), where the same rounds from its answer take the rest back. An answer is kept
-    only when the rounds from it, audited as every fit of the search is, accept it.
+    only when the rounds from it, audited as every fit of the search is, accept it. Where
+    they move it by more than `SETTLE_AGAIN_PX`, where they go is no fixed point either
+    until the rounds from there leave it: they are run once more, and that refit is judged
+    too. (Cristobalite tilted 19°, rings at 2θ 3–9°: a fit moved 0.69 px by the rounds was
+    accepted 5° off in tilt, 6.2 px from the truth; from there the rounds moved it 5.6 px
+    and the audit refused it.)
 
     Raises
     ------
@@ -842,26 +852,38 @@ def _settled(result, blind, solve, judge):
     """
     prepared, valid, detector, d_spacing, free, say = solve
     say("refining again from the answer, every ring sampled afresh")
-    try:
-        again, again_pts = _rounds(result.values, *solve)
-        moved = _moved(detector, d_spacing, result.values, again.values, prepared.data.shape)
-        if not moved > SETTLED_PX:
-            return None
-        # Checked only when the answer would change (the checks refit with λ free where
-        # rings were lost: 0.6 s on a 2300² image).
-        _checked(again, again_pts, *solve)
-    except CalibrationError as exc:
-        # Rounds that fail from the answer find nothing better than it, and the answer
-        # passed every check itself (a projector lens's ellipticity, which the tilt only
-        # stands in for, can leave a fresh round two rings short of the first eight).
-        say(f"refining again failed ({exc}): the answer stands")
+    settled, moves = None, []
+    while len(moves) < SETTLE_PASSES and (not moves or moves[-1] > SETTLE_AGAIN_PX):
+        current = result if settled is None else settled
+        try:
+            again, again_pts = _rounds(current.values, *solve)
+            moved = _moved(detector, d_spacing, current.values, again.values,
+                           prepared.data.shape)
+            if not moved > SETTLED_PX:
+                break
+            # Checked only when the answer would change (the checks refit with λ free where
+            # rings were lost: 0.6 s on a 2300² image).
+            _checked(again, again_pts, *solve)
+        except CalibrationError as exc:
+            # Rounds that fail from the answer find nothing better than it, and the answer
+            # passed every check itself (a projector lens's ellipticity, which the tilt only
+            # stands in for, can leave a fresh round two rings short of the first eight).
+            say(f"refining again failed ({exc}): the answer stands")
+            break
+        moves.append(moved)
+        say(f"the rings moved {moved:.3f} px: auditing where they went"
+            + (", and refining again from there" if moved > SETTLE_AGAIN_PX
+               and len(moves) < SETTLE_PASSES else ""))
+        why = judge(again, again_pts, blind)
+        if why:
+            raise CalibrationError(
+                "the fit has not settled: refined again from its own answer its rings move "
+                + " px, then ".join(f"{m:.2f}" for m in moves) + f" px, and then {why}")
+        settled = again
+    if settled is None:
         return None
-    say(f"the rings moved {moved:.3f} px: auditing where they went")
-    why = judge(again, again_pts, blind)
-    if why:
-        raise CalibrationError(f"the fit has not settled: refined again from its own answer "
-                               f"its rings move {moved:.2f} px, and then {why}")
-    return again, moved
+    return settled, _moved(detector, d_spacing, result.values, settled.values,
+                           prepared.data.shape)
 
 
 def _with_move(result: Refinement, before: dict) -> Refinement:
