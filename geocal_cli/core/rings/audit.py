@@ -1085,8 +1085,20 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     replaced = a.better_calibrant(families)
     if replaced is not None:
         better, given = replaced
-        instead.append(f"the rings fit {better.describe()}, not {given.describe()}: check "
-                       "the calibrant")
+        alone = top_calibrants(a.rankings[-1], families, 1) if len(a.rankings) > 1 else []
+        if alone and families.get(alone[0].name, alone[0].name) == \
+                families.get(a.given, a.given):
+            # Only the rings measured under the fit name another calibrant: a wrong fit
+            # distorts them, and the user must hear which measurement says what (LaB6 at
+            # 198 kV, refused as "the rings fit AgBh (14 of 27 rings), not LaB6", then
+            # ranked LaB6 first on 116 rings without a word of why).
+            instead.append(f"under the fit the rings fit {better.describe()}, not "
+                           f"{given.describe()}, but measured without any fit they fit "
+                           f"{alone[0].describe()} best: check the calibrant, or give a "
+                           "--guess near the geometry")
+        else:
+            instead.append(f"the rings fit {better.describe()}, not {given.describe()}: "
+                           "check the calibrant")
     w = a.wavelength
     if w is not None and not w.consistent and not (a.scan is not None and a.scan.contradicts):
         instead.append(f"the rings fix {_lambda_text(w.fitted, w.sigma)} with {a.given}, not "

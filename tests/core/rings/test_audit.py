@@ -89,6 +89,30 @@ def test_the_replacement_named_is_the_one_the_ranking_puts_first():
     assert "not LaB6 (10 of 18 rings" in refusal(a, FAMILIES, 2)
 
 
+def test_a_replacement_only_under_the_fit_is_told_as_such():
+    """LaB6 at 198 kV on a dense comb, a wrong fit on one ring (robustness case 498): under
+    the fit AgBh explains more of the 27 rings measured there, but measured without any
+    fit LaB6 explains 97 of 116 and ranks first. The refusal says which measurement says
+    what, instead of "check the calibrant" followed by a ranking with LaB6 on top."""
+    def score(name, explained, counted, value, misfit):
+        return CalibrantScore(name=name, explained=explained, counted=counted, score=value,
+                              distance_px=1000.0, misfit=misfit, misfit_rings=explained,
+                              rings=frozenset(range(explained)))
+
+    under_fit = [score("AgBh", 14, 27, 14.0, np.nan), score("LaB6", 8, 27, 3.0, 0.93)]
+    neutral = [score("LaB6", 97, 116, 120.0, 0.61), score("Si", 98, 116, 110.0, 1.69),
+               score("AgBh", 20, 116, 5.0, np.nan)]
+    seen = _seen("LaB6", 0.0251e-10, 10000.0)
+    a = replace(_audit(seen, "LaB6", 0.0251e-10, np.full(seen.u_px.size, -1)),
+                rankings=(under_fit, neutral), ranking=merge_rankings(under_fit, neutral))
+    assert a.better_calibrant(FAMILIES)[0].name == "AgBh"
+    why = refusal(a, FAMILIES, 2)
+    assert ("under the fit the rings fit AgBh (14 of 27 rings), not LaB6 (8 of 27 rings"
+            in why)
+    assert "measured without any fit they fit LaB6 (97 of 116 rings" in why
+    assert "check the calibrant, or give a --guess" in why
+
+
 @pytest.mark.parametrize("alias", ["Au", "Ni", "Pt", "Al"])
 def test_an_alias_is_told_apart_by_intensities(alias):
     """At 100 keV every face-centred cubic calibrant draws CeO2's ring ratios; the
