@@ -877,15 +877,15 @@ def _settled(result, blind, solve, judge):
             say(f"refining again failed ({exc}): the answer stands")
             break
         moves.append(moved)
-        say(f"the rings moved {moved:.3f} px: auditing where they went"
-            + (", and refining again from there" if moved > SETTLE_AGAIN_PX
-               and len(moves) < SETTLE_PASSES else ""))
+        say(f"the rings moved {moved:.3f} px: auditing where they went")
         why = judge(again, again_pts, blind)
         if why:
             raise CalibrationError(
                 "the fit has not settled: refined again from its own answer its rings move "
                 + " px, then ".join(f"{m:.2f}" for m in moves) + f" px, and then {why}")
         settled, other = again, current.values
+        if moved > SETTLE_AGAIN_PX and len(moves) < SETTLE_PASSES:
+            say("refining again from there")
     if settled is None:
         return None
     return settled, other, moves
