@@ -337,12 +337,13 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         settled = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
                            judge)
         if settled is not None:
-            again, other, moves = settled
+            again, moves = settled
+            before = result.values
             result, pts, mirrored, checked, said = judge.judged[id(again)]
             for msg in said:
                 say(msg)
             # A mirrored tilt is another minimum, not a measure of how well this one holds.
-            settled_from = (other, moves) if result is again else None
+            settled_from = (before, moves) if result is again else None
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if checked is None:
@@ -404,7 +405,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if settled_from is not None:
         notes.append("refined again from its own answer, the rings moved "
                      + " px, then ".join(f"{m:.3f}" for m in settled_from[1])
-                     + " px (rms over the detector): the 1σ include the last move")
+                     + " px (rms over the detector): the 1σ include the whole move")
     line = lab_line(wavelength) if doublet is None else None
     if line:
         warnings.append(line)
@@ -830,9 +831,8 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
 def _settled(result, blind, solve, judge):
     """The answer refined once more from itself, with every ring sampled again: when its
     rings moved by more than `SETTLED_PX` (pixels, rms over the detector), the refined fit
-    (judged: `judge.judged` holds its audit), the values at the other end of the last
-    refinement from a fit (its start, or where it went when it moved no further) and the
-    moves in turn; else None (the answer stands).
+    (judged: `judge.judged` holds its audit) and the moves in turn; else None (the answer
+    stands).
 
     The rounds drop rings that sit off a geometry still far from the truth, and a dropped
     ring stays out: a fit from a rough start can settle on the rings it kept, tilted 0.3°
@@ -843,10 +843,10 @@ def _settled(result, blind, solve, judge):
     until the rounds from there leave it: they are run once more, and that refit is judged
     too. (Cristobalite tilted 19°, rings at 2θ 3–9°: a fit moved 0.69 px by the rounds was
     accepted 5° off in tilt, 6.2 px from the truth; from there the rounds moved it 5.6 px
-    and the audit refused it.) The last refinement measures how well the refit holds
-    (`_with_move`): a first fit the rounds moved that far was not as good as where they
-    went (LaB6 on a Perkin Elmer, the beam off the detector: rms 0.30 px, moved 2.1 px to
-    rms 0.04 px, then 0.03 px; widened by the first move, the tilt read as undetermined).
+    and the audit refused it.) The whole move from the answer counts in its 1σ
+    (`_with_move`), not the last refinement's alone: widened by 0.03 px instead of 0.21 px,
+    an AgBh fit 2.7 m off a panel tilted 10° lost the 1σ of its tilt that had it refused as
+    undetermined, and was accepted 47 px from the truth on the wrong reflections.
 
     Raises
     ------
@@ -855,7 +855,7 @@ def _settled(result, blind, solve, judge):
     """
     prepared, valid, detector, d_spacing, free, say = solve
     say("refining again from the answer, every ring sampled afresh")
-    settled, moves, other = None, [], None
+    settled, moves = None, []
     while len(moves) < SETTLE_PASSES and (not moves or moves[-1] > SETTLE_AGAIN_PX):
         current = result if settled is None else settled
         try:
@@ -865,7 +865,6 @@ def _settled(result, blind, solve, judge):
             if not moved > SETTLED_PX:
                 if settled is not None:
                     moves.append(moved)
-                    other = again.values
                 break
             # Checked only when the answer would change (the checks refit with λ free where
             # rings were lost: 0.6 s on a 2300² image).
@@ -883,17 +882,17 @@ def _settled(result, blind, solve, judge):
             raise CalibrationError(
                 "the fit has not settled: refined again from its own answer its rings move "
                 + " px, then ".join(f"{m:.2f}" for m in moves) + f" px, and then {why}")
-        settled, other = again, current.values
+        settled = again
         if moved > SETTLE_AGAIN_PX and len(moves) < SETTLE_PASSES:
             say("refining again from there")
     if settled is None:
         return None
-    return settled, other, moves
+    return settled, moves
 
 
 def _with_move(result: Refinement, before: dict) -> Refinement:
-    """`result` with its covariance widened by the move between `before` and it: Σ + Δ Δᵀ
-    over the free parameters.
+    """`result` with its covariance widened by the move from `before` to it: Σ + Δ Δᵀ over the
+    free parameters.
 
     Where the answer refined again from itself moves (`_settled`), two refinements of the
     same image, each as good as the other, differ by Δ: the control points follow the
