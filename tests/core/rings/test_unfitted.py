@@ -65,3 +65,14 @@ def test_one_thread_allowed_measures_in_line(blind_args, monkeypatch):
     u.start()
     assert u._running is None
     assert u.ranked()[0].name == "CeO2"
+
+
+def test_a_small_image_is_measured_in_line(blind_args, monkeypatch):
+    monkeypatch.setattr(unfitted, "threads", lambda: 2)
+    monkeypatch.setattr(unfitted, "BACKGROUND_PIXELS", blind_args[0].size + 1)
+    u = Unfitted(*blind_args)
+    u.start()
+    assert u._running is None
+    monkeypatch.setattr(unfitted, "BACKGROUND_PIXELS", blind_args[0].size)
+    u.start()
+    assert u._running is not None
