@@ -75,10 +75,12 @@ class Unfitted:
         """Measure and rank the rings on a thread of their own, from what `locate` gave so
         far, while the caller goes on: the blind search assigns and refines its first start
         meanwhile, and every fit's audit needs them. On two cores the synthetic benchmark's
-        runs took 5–15 % less time (Eiger2 4M LaB6 0.89 → 0.77 s, MAR345 1.75 → 1.63 s),
-        those of small images as long (Medipix 512², 0.39 → 0.40 s: their arrays are too
-        small to run beside Python's own work, and a Pilatus 300K-W run's peak memory went
-        from 5.6 to 6.8 times the image). `measure` and `ranked` wait for it. Does nothing
+        cases of a megapixel and more took 5–15 % less time (medians of five runs: Eiger2 4M
+        LaB6 0.89 → 0.77 s, MAR345 1.75 → 1.63 s), the two threads' arrays raising the peak
+        memory of some runs (a Pilatus 1M's to 6.8 times the image); those of small images
+        took as long (Medipix 512², 0.39 → 0.40 s: their arrays are too small to run beside
+        Python's own work, and a Pilatus 300K-W run's peak memory went from 5.6 to 6.8 times
+        the image). `measure` and `ranked` wait for it. Does nothing
         once the rings are measured or being measured, for an image of fewer than
         `BACKGROUND_PIXELS`, nor where the process may run one thread only
         (`parallel.threads`: batch workers, one per core)."""
