@@ -536,6 +536,15 @@ def top_calibrants(ranking: list, families: dict, n: int = 3) -> list:
     return out
 
 
+def leading_given(ranking: list, given: str, families: dict) -> CalibrantScore | None:
+    """The ranking's best (`top_calibrants`) when it is of the given calibrant's family,
+    else None."""
+    best = top_calibrants(ranking, families, 1)
+    if best and families.get(best[0].name, best[0].name) == families.get(given, given):
+        return best[0]
+    return None
+
+
 def ranking_text(ranking: list, families: dict) -> str:
     """'; the rings rank A (…), B (…), C (…)' for a refusal message, or ''."""
     top = top_calibrants(ranking, families)
@@ -1085,16 +1094,16 @@ def refusal(a: Audit, families: dict, min_rings: int) -> str | None:
     replaced = a.better_calibrant(families)
     if replaced is not None:
         better, given = replaced
-        alone = top_calibrants(a.rankings[-1], families, 1) if len(a.rankings) > 1 else []
-        if alone and families.get(alone[0].name, alone[0].name) == \
-                families.get(a.given, a.given):
+        alone = leading_given(a.rankings[-1], a.given, families) if len(a.rankings) > 1 \
+            else None
+        if alone is not None:
             # Only the rings measured under the fit name another calibrant: a wrong fit
             # distorts them, and the user must hear which measurement says what (LaB6 at
             # 198 kV, refused as "the rings fit AgBh (14 of 27 rings), not LaB6", then
             # ranked LaB6 first on 116 rings without a word of why).
             instead.append(f"under the fit the rings fit {better.describe()}, not "
                            f"{given.describe()}, but measured without any fit they fit "
-                           f"{alone[0].describe()} best: check the calibrant, or give a "
+                           f"{alone.describe()} best: check the calibrant, or give a "
                            "--guess near the geometry")
         else:
             instead.append(f"the rings fit {better.describe()}, not {given.describe()}: "

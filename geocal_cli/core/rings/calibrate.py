@@ -25,7 +25,8 @@ import numpy as np
 
 from geocal_cli.core.rings.audit import (Audit, audit, calibrant_families, chi2_drop,
                                         energy_advice, fit_faults, judge_wavelength,
-                                        ranking_text, refusal, scan_wavelength, top_calibrants)
+                                        leading_given, ranking_text, refusal, scan_wavelength,
+                                        top_calibrants)
 from geocal_cli.core.rings.clustered import (CELLS_PER_SIDE, Widening, cell_index,
                                              widen_for_clusters)
 from geocal_cli.core.rings.concentric import RingCentres, concentric_warning, ring_shifts
@@ -805,7 +806,7 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
     """The search's refusal with the calibrants that best explain the rings measured without
     a fit and, when those rings contradict it, the wavelength that fits them.
 
-    When the calibrant given explains those rings best of all (`top_calibrants`) and they
+    When the calibrant given explains those rings best of all (`leading_given`) and they
     fix another wavelength (`WavelengthScan.contradicts`), the message leads with that
     wavelength: the energy is what the user must fix, and the search's failure at the given
     one is its symptom (LaB6 with the energy 20 % high failed on "ring 2 sits −37.56 px off
@@ -821,8 +822,7 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
     scan = scan_wavelength(*neutral, d_spacing, wavelength)
     if scan is None or not scan.contradicts:
         return CalibrationError(str(exc) + hint)
-    best = top_calibrants(ranked, families, 1)
-    if best and families.get(best[0].name, best[0].name) == families.get(calibrant, calibrant):
+    if leading_given(ranked, calibrant, families) is not None:
         return CalibrationError(f"{scan.describe(calibrant)}; at the given wavelength no ring "
                                 f"assignment holds ({exc}){hint}")
     return CalibrationError(str(exc) + hint + " — " + scan.describe(calibrant))
