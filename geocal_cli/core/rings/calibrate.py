@@ -107,6 +107,10 @@ SETTLED_PX = 0.02
 #: the benchmark's success. Over 600 robustness cases 8 answers moved, by 0.02–0.12 px.
 SETTLE_AGAIN_PX = 0.1
 SETTLE_PASSES = 2
+#: A settling refit whose robust σ is at most this fraction of the fit it started from, on
+#: at least as many rings, converged where that fit had not (`_settled`): the 1σ count the
+#: moves after it, not the move to it.
+SETTLE_CONVERGED = 0.5
 #: How the warning on a parameter whose 1σ nears its undetermined limit goes on after its
 #: name (a model that replaces the tilted fit, the electron lens model, drops it).
 WEAKLY_DETERMINED = "is weakly determined"
@@ -335,16 +339,14 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if accepted:
         # Its refusal is the audit's, which names the calibrants and the wavelength the
         # rings fit already.
-        settled = _settled(result, blind, (prepared, valid, detector, d_spacing, free, say),
-                           judge)
+        settled = _settled(result, pts, blind,
+                           (prepared, valid, detector, d_spacing, free, say), judge)
         if settled is not None:
-            again, moves = settled
-            before = result.values
-            result, pts, mirrored, checked, said = judge.judged[id(again)]
+            result, pts, mirrored, checked, said = judge.judged[id(settled.refit)]
             for msg in said:
                 say(msg)
             # A mirrored tilt is another minimum, not a measure of how well this one holds.
-            settled_from = (before, moves) if result is again else None
+            settled_from = settled if result is settled.refit else None
     timings["calibration"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if checked is None:
@@ -372,7 +374,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         cell_index(pts.d1, pts.d2, image.shape), pts.ring,
         ring_offset_px(pts.ring[inl], result.residual_px[inl], misfit.scatter_px))
     if settled_from is not None:
-        result = _with_move(result, settled_from[0])
+        result = _with_move(result, *settled_from.widening)
     beam, beam_sigma = _beam_center(geometry, result)
     undetermined = _undetermined(result, beam_sigma)
     centres = _ring_centres(geometry, result, pts, d_spacing)
@@ -404,9 +406,7 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             "(geocal batch calib-ring … --joint)")
     notes = []
     if settled_from is not None:
-        notes.append("refined again from its own answer, the rings moved "
-                     + " px, then ".join(f"{m:.3f}" for m in settled_from[1])
-                     + " px (rms over the detector): the 1σ include the whole move")
+        notes.append(settled_from.note())
     line = lab_line(wavelength) if doublet is None else None
     if line:
         warnings.append(line)
@@ -828,11 +828,46 @@ def _with_ranking(exc: CalibrationError, unfitted, families, d_spacing, waveleng
     return CalibrationError(str(exc) + hint + " — " + scan.describe(calibrant))
 
 
-def _settled(result, blind, solve, judge):
-    """The answer refined once more from itself, with every ring sampled again: when its
-    rings moved by more than `SETTLED_PX` (pixels, rms over the detector), the refined fit
-    (judged: `judge.judged` holds its audit) and the moves in turn; else None (the answer
-    stands).
+@dataclass(frozen=True)
+class Settling:
+    """How the answer settled when refined again from itself (`_settled`).
+
+    Attributes
+    ----------
+    refit : Refinement
+        The last refit the audit judged, which replaces the answer.
+    moves : list of float
+        Pixels (rms over the detector) each refit moved the rings, in turn.
+    widening : (dict, dict)
+        pyFAI values between which the move counted in the 1σ is measured (`_with_move`).
+    converged : (float, float, int, int) or None
+        Robust σ (pixels) and rings of the fit before and after the refit that converged
+        where it had not (`SETTLE_CONVERGED`), when one did.
+    """
+
+    refit: Refinement
+    moves: list
+    widening: tuple
+    converged: tuple | None = None
+
+    def note(self) -> str:
+        """The report's note on the settling: the moves, and which of them the 1σ include."""
+        moved = ("refined again from its own answer, the rings moved "
+                 + " px, then ".join(f"{m:.3f}" for m in self.moves) + " px (rms over the "
+                 "detector): ")
+        if self.converged is None:
+            return moved + "the 1σ include the whole move"
+        s0, s1, n0, n1 = self.converged
+        return (moved + f"the first refit converged where the answer had not (robust σ "
+                f"{s0:.3f} → {s1:.3f} px, {n0} → {n1} rings), so the 1σ include the moves "
+                "after it")
+
+
+def _settled(result, pts, blind, solve, judge) -> Settling | None:
+    """The answer (`result`, `pts`) refined once more from itself, with every ring sampled
+    again: when its rings moved by more than `SETTLED_PX` (pixels, rms over the detector),
+    the refined fit (judged: `judge.judged` holds its audit) and how it moved; else None
+    (the answer stands).
 
     The rounds drop rings that sit off a geometry still far from the truth, and a dropped
     ring stays out: a fit from a rough start can settle on the rings it kept, tilted 0.3°
@@ -843,10 +878,19 @@ def _settled(result, blind, solve, judge):
     until the rounds from there leave it: they are run once more, and that refit is judged
     too. (Cristobalite tilted 19°, rings at 2θ 3–9°: a fit moved 0.69 px by the rounds was
     accepted 5° off in tilt, 6.2 px from the truth; from there the rounds moved it 5.6 px
-    and the audit refused it.) The whole move from the answer counts in its 1σ
-    (`_with_move`), not the last refinement's alone: widened by 0.03 px instead of 0.21 px,
-    an AgBh fit 2.7 m off a panel tilted 10° lost the 1σ of its tilt that had it refused as
-    undetermined, and was accepted 47 px from the truth on the wrong reflections.
+    and the audit refused it.)
+
+    The whole move from the answer counts in its 1σ (`Settling.widening`), not the last
+    refinement's alone: widened by 0.03 px instead of 0.21 px, an AgBh fit 2.7 m off a
+    panel tilted 10° lost the 1σ of its tilt that had it refused as undetermined, and was
+    accepted 47 px from the truth on the wrong reflections; its refits shed rings as their
+    rms fell (12 rings at 0.16 px, then 10 at 0.11 px). One exception: a refit whose robust
+    σ is at most `SETTLE_CONVERGED` of its start's on at least as many rings converged
+    where its start had not, and when a further refinement measured it, only the moves
+    from it count. The move to it measures the error of a fit it replaced, not its own
+    (LaB6 on a flat panel, beam off the detector: the answer at 0.30 px on 57 rings, the
+    refit 2.1 px away at 0.04 px on 63, and 0.03 px the next; widened by 2.1 px its tilt
+    was refused as undetermined 0.004 px from the truth).
 
     Raises
     ------
@@ -855,6 +899,8 @@ def _settled(result, blind, solve, judge):
     """
     prepared, valid, detector, d_spacing, free, say = solve
     say("refining again from the answer, every ring sampled afresh")
+    # Each refinement in turn: values, robust σ, rings carrying inliers.
+    steps = [(result.values, _robust_sigma(result), _ring_count(result, pts))]
     settled, moves = None, []
     while len(moves) < SETTLE_PASSES and (not moves or moves[-1] > SETTLE_AGAIN_PX):
         current = result if settled is None else settled
@@ -865,6 +911,8 @@ def _settled(result, blind, solve, judge):
             if not moved > SETTLED_PX:
                 if settled is not None:
                     moves.append(moved)
+                    steps.append((again.values, _robust_sigma(again),
+                                  _ring_count(again, again_pts)))
                 break
             # Checked only when the answer would change (the checks refit with λ free where
             # rings were lost: 0.6 s on a 2300² image).
@@ -876,6 +924,7 @@ def _settled(result, blind, solve, judge):
             say(f"refining again failed ({exc}): the answer stands")
             break
         moves.append(moved)
+        steps.append((again.values, _robust_sigma(again), _ring_count(again, again_pts)))
         say(f"the rings moved {moved:.3f} px: auditing where they went")
         why = judge(again, again_pts, blind)
         if why:
@@ -887,12 +936,27 @@ def _settled(result, blind, solve, judge):
             say("refining again from there")
     if settled is None:
         return None
-    return settled, moves
+    # The last refit that converged where its start had not, and that a further
+    # refinement measured.
+    k = max((k for k in range(1, len(steps) - 1)
+             if steps[k][1] <= SETTLE_CONVERGED * steps[k - 1][1]
+             and steps[k][2] >= steps[k - 1][2]), default=0)
+    if k == 0:
+        return Settling(settled, moves, (result.values, settled.values))
+    since = steps[k][0]
+    return Settling(settled, moves,
+                    (since, steps[-1][0] if settled.values is since else settled.values),
+                    (steps[k - 1][1], steps[k][1], steps[k - 1][2], steps[k][2]))
 
 
-def _with_move(result: Refinement, before: dict) -> Refinement:
-    """`result` with its covariance widened by the move from `before` to it: Σ + Δ Δᵀ over the
-    free parameters.
+def _ring_count(result: Refinement, pts: ControlPoints) -> int:
+    """Rings carrying inlier control points of a fit."""
+    return int(np.unique(pts.ring[result.inliers]).size)
+
+
+def _with_move(result: Refinement, before: dict, after: dict) -> Refinement:
+    """`result` with its covariance widened by the move from `before` to `after`: Σ + Δ Δᵀ
+    over the free parameters.
 
     Where the answer refined again from itself moves (`_settled`), two refinements of the
     same image, each as good as the other, differ by Δ: the control points follow the
@@ -901,7 +965,7 @@ def _with_move(result: Refinement, before: dict) -> Refinement:
     that (LaB6 at 20 mm, σ = 2.8 px: moved 0.12 px, 1σ of the beam centre 0.02 px, the
     answer 0.14 px from the truth); Δ, one draw of that error, is counted as its 1σ.
     """
-    delta = np.array([result.values[k] - before[k] for k in result.free])
+    delta = np.array([after[k] - before[k] for k in result.free])
     return with_covariance(result, covariance_matrix(result) + np.outer(delta, delta))
 
 
