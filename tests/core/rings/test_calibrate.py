@@ -341,10 +341,11 @@ def test_a_fit_at_a_multiple_of_the_distance_restarts_where_the_audit_finds_the_
     assert far["dist"] == pytest.approx(np.sqrt(2) * sim.geometry.dist)
 
 
-def _settle(lab6_far, values, why=None):
-    """`calibrate._settled` on the LaB6 image for an answer with these values, with a judge
-    that says `why` (None: accepts; a callable: what it returns at each call) and counts its
-    calls: (refit or None, calls)."""
+def _settle(lab6_far, values, why=None, sigma_px=0.0):
+    """`calibrate._settled` on the LaB6 image for an answer with these values, fitted on one
+    ring with a robust σ of `sigma_px` (0: no refit counts as converged where it had not),
+    with a judge that says `why` (None: accepts; a callable: what it returns at each call)
+    and counts its calls: (refit or None, calls, Settling or None)."""
     from types import SimpleNamespace
 
     from geocal_cli.core.rings import calibrate as calibrate_module
@@ -358,8 +359,11 @@ def _settle(lab6_far, values, why=None):
              lambda msg: None)
     calls = []
     judge = lambda result, pts, blind: calls.append(result) or (why() if callable(why) else why)
-    settled = calibrate_module._settled(SimpleNamespace(values=values), {}, solve, judge)
-    return (None if settled is None else settled[0]), calls, settled
+    answer = SimpleNamespace(values=values, residual_px=np.full(1, sigma_px / 1.4826),
+                             inliers=np.ones(1, bool))
+    settled = calibrate_module._settled(answer, SimpleNamespace(ring=np.zeros(1, int)), {},
+                                        solve, judge)
+    return (None if settled is None else settled.refit), calls, settled
 
 
 def _settle_fit(lab6_far, values, why=None):
@@ -376,14 +380,30 @@ def test_an_answer_the_rounds_move_is_replaced_by_where_they_go(lab6_far):
     where it is."""
     sim, d_spacing, _ = lab6_far
     off = {**truth_values(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
-    again, calls, (_, moves) = _settle(lab6_far, off)
+    again, calls, settled = _settle(lab6_far, off)
+    moves = settled.moves
     assert again is not None and len(calls) == 2 and calls[-1] is again
     err = ring_position_error(geometry_from_values(sim.geometry.detector, again.values),
                               sim.geometry, ring_tth(d_spacing, sim.geometry.wavelength),
                               sim.data.shape)
     assert err <= 0.02, f"ring-position error {err:.4f} px"
     assert moves[0] > 0.3 and moves[1] < 0.1
+    assert settled.converged is None and settled.widening == (off, again.values)
     assert _settle_fit(lab6_far, truth_values(sim)) == (None, [])
+
+
+def test_the_1sigma_count_the_moves_after_a_refit_that_converged(lab6_far):
+    """The same answer, fitted at a robust σ of 1 px: its first refit (a fraction of that,
+    on more rings) converged where it had not, and the 1σ are widened by the move from that
+    refit to the next, not by the half pixel to it."""
+    sim, _, _ = lab6_far
+    off = {**truth_values(sim), "poni1": sim.geometry.poni1 + 0.5 * sim.geometry.detector.pixel1}
+    again, calls, settled = _settle(lab6_far, off, sigma_px=1.0)
+    s0, s1, n0, n1 = settled.converged
+    assert s0 == pytest.approx(1.0) and s1 < 0.5 and n1 > n0
+    before, after = settled.widening
+    assert before is calls[0].values and after is again.values
+    assert "the 1σ include the moves after it" in settled.note()
 
 
 def test_a_refit_that_moves_far_is_refused_when_the_next_one_is(lab6_far):
