@@ -88,7 +88,8 @@ SCHEMAS = {
         correlation=obj({"parameters": STRINGS, "matrix": {"type": "array"}}),
         residuals=obj({"control_points": INT, "rejected": INT, "rms_px": NUM,
                        "points_scatter_px": NUM_OR_NULL, "model_misfit_px": NUM_OR_NULL,
-                       "rings": array(RING_RESIDUAL, 1)}, {"ring_offset_px": NUM_OR_NULL}),
+                       "rings": array(RING_RESIDUAL, 1)},
+                      {"ring_offset_px": NUM_OR_NULL, "profile_skew_px": NUM_OR_NULL}),
         rings_seen=RINGS_SEEN),
     "recenter": header(
         "recenter",

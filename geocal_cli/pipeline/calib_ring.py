@@ -363,6 +363,7 @@ def results(calib, rings) -> dict:
             "rms_px": float(np.sqrt(np.mean(res_all**2))),
             **misfit_summary(calib.misfit),
             "ring_offset_px": calib.widening.offset_px if calib.widening is not None else None,
+            "profile_skew_px": calib.widening.skew_px if calib.widening is not None else None,
             "rms_tth_deg": float(np.degrees(tth_rms)),
             "rms_microstrain": float(strain),
             "condition_number": ref.condition,

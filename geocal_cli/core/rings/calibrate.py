@@ -44,6 +44,7 @@ from geocal_cli.core.rings.rounds import azimuths, expected_rings, refine_rounds
 from geocal_cli.core.geometry.metrics import ring_position_error
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.core.rings.seen import seen_rings
+from geocal_cli.core.rings.skew import profile_skew_px
 from geocal_cli.core.rings.start import (arc_traces, find_ring_ridges, ring_traces,
                                         start_from_traces)
 from geocal_cli.core.rings.tilted import (arc_references, is_tilted, sharpest_geometries,
@@ -372,7 +373,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     result, widening = widen_for_clusters(
         result, geometry, pts.d1, pts.d2, d_spacing[pts.ring],
         cell_index(pts.d1, pts.d2, image.shape), pts.ring,
-        ring_offset_px(pts.ring[inl], result.residual_px[inl], misfit.scatter_px))
+        ring_offset_px(pts.ring[inl], result.residual_px[inl], misfit.scatter_px),
+        profile_skew_px(frame_of(geometry), pts.d1, pts.d2, pts.width))
     if settled_from is not None:
         result = _with_move(result, *settled_from.widening)
     beam, beam_sigma = _beam_center(geometry, result)
@@ -1268,6 +1270,9 @@ def _correlation_clause(widening, shape) -> str:
     parts = []
     if widening.offset_px > 0:
         parts.append(f"each ring's own offset ({widening.offset_px:.3f} px rms)")
+    if widening.skew_px > 0:
+        parts.append(f"the skew of the rings' profiles (a shift of all rings by up to "
+                     f"{widening.skew_px:.4f} px)")
     if widening.cells is not None:
         parts.append(f"errors shared within {max(shape) / CELLS_PER_SIDE:.0f} px cells of the "
                      f"detector (cluster-robust, widened up to ×{widening.cells:.1f}), not for "
@@ -1284,11 +1289,13 @@ def _widened_note(widening, shape) -> str | None:
         return None
     why = [cause for factor, cause in (
         (widening.cells or 1.0, "neighbouring control points err alike"),
-        (widening.rings, "whole rings sit off the fit beyond their points' scatter"))
+        (widening.rings, "whole rings sit off the fit beyond their points' scatter"),
+        (widening.skew, "the rings' profiles are wide enough for their skew to shift them "
+                        "all beyond the points' scatter"))
         if factor >= WIDENED_NOTE]
     if not why:
         return None
-    top = max(widening.cells or 1.0, widening.rings)
+    top = max(widening.cells or 1.0, widening.rings, widening.skew)
     return (f"{WIDENED_START} up to ×{top:.1f}: " + " and ".join(why) + " ("
             + _correlation_clause(widening, shape) + ")")
 

@@ -27,6 +27,10 @@ the truth, 8 times its 1σ. Such offsets, independent between rings with an rms 
 (`misfit.ring_offset_px`), add (JᵀJ)⁻¹ (Σ_k τ² s_k s_kᵀ) (JᵀJ)⁻¹ to the covariance, s_k the
 sum of ring k's rows of the weighted Jacobian times their weights: the covariance of the
 estimate under the one-way random-effects model.
+
+A shift of every point along its radius by ε_i, one sign for all (the skew of the rings'
+profiles, `skew.profile_skew_px`), moves the optimum by Δ = (JᵀJ)⁻¹ Jᵀ (w ε), which no
+residual shows; Δ Δᵀ is added to the covariance as the 1σ of that systematic error.
 """
 
 from __future__ import annotations
@@ -146,6 +150,32 @@ def ring_offset_covariance(jac: np.ndarray, weights: np.ndarray, ring: np.ndarra
     return offset_px ** 2 * bread @ (sums.T @ sums) @ bread
 
 
+def common_shift_covariance(jac: np.ndarray, weights: np.ndarray,
+                            shift_px: np.ndarray) -> np.ndarray | None:
+    """Covariance Δ Δᵀ of the move Δ that shifting every point along its radius by
+    `shift_px` causes at a least-squares optimum (the module docstring's formula).
+
+    Parameters
+    ----------
+    jac : ndarray, shape (n, p)
+        Jacobian of the weighted residuals at the optimum.
+    weights : ndarray, shape (n,)
+        The fit's weight of each residual.
+    shift_px : ndarray, shape (n,)
+        Each point's shift, pixels.
+
+    Returns
+    -------
+    ndarray, shape (p, p), or None
+        In the units of `jac`'s columns; None for a singular Jacobian.
+    """
+    try:
+        delta = np.linalg.solve(jac.T @ jac, jac.T @ (weights * shift_px))
+    except np.linalg.LinAlgError:
+        return None
+    return np.outer(delta, delta)
+
+
 @dataclass(frozen=True)
 class Widening:
     """How much `widen_for_clusters` widened a fit's 1σ, per cause.
@@ -159,24 +189,33 @@ class Widening:
         The largest factor by which the rings' own offsets widened one (1.0: none).
     offset_px : float
         Those offsets' rms τ, pixels.
+    skew : float
+        The largest factor by which the skew of the rings' profiles widened one (1.0: none).
+    skew_px : float
+        The largest shift that skew allows a point, pixels (0: not allowed for).
     """
 
     cells: float | None
     rings: float
     offset_px: float
+    skew: float = 1.0
+    skew_px: float = 0.0
 
 
 def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.ndarray,
                        d_spacing: np.ndarray, cluster: np.ndarray, ring: np.ndarray | None = None,
-                       offset_px: float = 0.0) -> tuple[Refinement, Widening | None]:
+                       offset_px: float = 0.0, skew_px: np.ndarray | None = None
+                       ) -> tuple[Refinement, Widening | None]:
     """The refinement with a covariance that allows for errors shared within clusters and,
-    given `ring` and `offset_px`, within rings.
+    given `ring` and `offset_px`, within rings, and given `skew_px`, for a shift of all the
+    points along their radius.
 
-    The refinement's C plus the rings' term (`ring_offset_covariance`) is widened to the
-    cluster-robust covariance C_c of the fit (`clustered_covariance`, with the fit's own
-    weights on its inliers) by `at_least`: every derived quantity (the beam centre, by
-    `refine.propagate`) is then at least as uncertain as either says. A fit whose points are
-    independent keeps its 1σ within the estimate's noise.
+    The refinement's C plus the rings' term (`ring_offset_covariance`) and the shift's
+    (`common_shift_covariance`) is widened to the cluster-robust covariance C_c of the fit
+    (`clustered_covariance`, with the fit's own weights on its inliers) by `at_least`: every
+    derived quantity (the beam centre, by `refine.propagate`) is then at least as uncertain
+    as either says. A fit whose points are independent keeps its 1σ within the estimate's
+    noise.
 
     Parameters
     ----------
@@ -193,6 +232,9 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
         Each point's ring.
     offset_px : float
         The rings' rms offset τ (`misfit.ring_offset_px`), pixels.
+    skew_px : ndarray, shape (n,), optional
+        How far the skew of its ring's profile may shift each point along its radius
+        (`skew.profile_skew_px`), pixels.
 
     Returns
     -------
@@ -220,12 +262,21 @@ def widen_for_clusters(refinement: Refinement, geometry, d1: np.ndarray, d2: np.
         extra = ring_offset_covariance(jac, w, np.asarray(ring)[inl], offset_px)
         cov = base if extra is None else base + extra
     rings = float(np.max(np.sqrt(np.diag(cov)) / sigma))
+    skew, largest = 1.0, 0.0
+    if skew_px is not None:
+        shift = np.asarray(skew_px, float)[inl]
+        extra = common_shift_covariance(jac, w, shift) if shift.size else None
+        if extra is not None:
+            largest = float(shift.max())
+            skew = float(np.max(np.sqrt(np.diag(base + extra)) / sigma))
+            cov = cov + extra
     robust = clustered_covariance(jac, refinement.residual_px[inl] * w,
                                   np.asarray(cluster)[inl])
     cells = None
     if robust is not None:
         cells = float(np.max(np.sqrt(np.diag(at_least(base, robust))) / sigma))
         cov = at_least(cov, robust)
+    widening = Widening(cells, rings, offset_px, skew, largest)
     if cov is base:
-        return refinement, Widening(cells, rings, offset_px)
-    return with_covariance(refinement, cov, scale), Widening(cells, rings, offset_px)
+        return refinement, widening
+    return with_covariance(refinement, cov, scale), widening
