@@ -25,7 +25,8 @@ The summary counts each class, and the success rate among the cases whose image 
 least three calibrant rings: rings on the detector (10 % of their circumference on valid
 pixels) that stand `RESOLVED_SIGMA` profile widths or more from either neighbour, since
 closer rings blend into one; the rate over every ring on the detector, resolved or not, is
-given too. One JSON line per case is written to `--out`/cases.jsonl.
+given too, and how many answers put the truth beyond 3σ of the 1σ their report states
+(`stated_sigmas_off`). One JSON line per case is written to `--out`/cases.jsonl.
 With `--from-truth`, each of those cases that is not a success is calibrated again from its
 true geometry (`--guess`): a success there is an answer the blind search missed; a refusal
 or an imprecise fit even there lies with the checks or with what the image holds.
@@ -175,19 +176,52 @@ def run_case(case: dict, folder: Path, command=("geocal",), from_truth: bool = F
         return float(ring_position_error(pyFAI.load(str(poni)), g, shown, sim.data.shape,
                                          valid=valid))
 
-    out.update(_calibrate(case, folder, "fit", command, error_px))
+    def sigmas_off(poni: Path, report: Path) -> float | None:
+        return stated_sigmas_off(pyFAI.load(str(poni)), g, report)
+
+    out.update(_calibrate(case, folder, "fit", command, error_px, sigmas_off))
     if from_truth and out["rings_visible"] >= 3 and out["outcome"] != "success":
-        truth = _calibrate(case, folder, "from_truth", command, error_px,
+        truth = _calibrate(case, folder, "from_truth", command, error_px, sigmas_off,
                            ["--guess", str(folder / "image.truth.poni")])
         out["from_truth"] = {k: truth[k] for k in ("outcome", "error_px", "message")
                              if k in truth}
     return out
 
 
-def _calibrate(case: dict, folder: Path, stem: str, command, error_px, extra=()) -> dict:
+def stated_sigmas_off(fitted, truth, report: Path) -> float | None:
+    """How far the truth lies from an answer in units of the 1σ its report states: the
+    largest |fitted − true| / 1σ over Fit2D's directDist, centerX, centerY and tilt, and
+    tiltPlanRotation where the tilt stands 3σ and 0.5° clear of zero (nearer, its plane is
+    undefined). Fit2D's terms, not the PONI's: a fit with rot3 fixed at 0 reaches the rings
+    of a truth with rot3 ≠ 0 through other rot1, rot2 and PONI, whose 1σ cannot cover that.
+    With honest Gaussian 1σ, about 1 % of answers lie beyond 3σ. None when the report states
+    no Fit2D 1σ (the electron lens model).
+
+    Parameters
+    ----------
+    fitted, truth : pyFAI.geometry.Geometry
+    report : Path
+        The run's JSON report.
+    """
+    sigma = json.loads(report.read_text()).get("uncertainties_1sigma", {}).get("fit2d")
+    if not sigma:
+        return None
+    a, t = fitted.getFit2D(), truth.getFit2D()
+    off = [abs(a[k] - t[k]) / sigma[s] for k, s in (
+        ("directDist", "directDist_mm"), ("centerX", "centerX_px"), ("centerY", "centerY_px"),
+        ("tilt", "tilt_deg"))]
+    if t["tilt"] > 3 * sigma["tilt_deg"] + 0.5:
+        turn = (a["tiltPlanRotation"] - t["tiltPlanRotation"] + 180.0) % 360.0 - 180.0
+        off.append(abs(turn) / sigma["tiltPlanRotation_deg"])
+    return float(max(off))
+
+
+def _calibrate(case: dict, folder: Path, stem: str, command, error_px, sigmas_off,
+               extra=()) -> dict:
     """One calib-ring run on the case's image, writing `stem`.poni/.json in `folder`:
     seconds, exit, message (the first error line), outcome and, on exit 0, error_px
-    (`error_px`, called with the PONI written)."""
+    (`error_px`, called with the PONI written) and sigmas_off (`sigmas_off`, called with the
+    PONI and the report)."""
     cmd = [*command, "calib-ring", str(folder / "image.edf"), "-c", case["calibrant"],
            "-o", str(folder / f"{stem}.poni"), "--report", str(folder / f"{stem}.json"), *extra]
     if case.get("kalpha2_a"):
@@ -216,6 +250,7 @@ def _calibrate(case: dict, folder: Path, stem: str, command, error_px, extra=())
     elif proc.returncode == 0:
         err = error_px(folder / f"{stem}.poni")
         out["error_px"] = err
+        out["sigmas_off"] = sigmas_off(folder / f"{stem}.poni", folder / f"{stem}.json")
         out["outcome"] = ("success" if err <= SUCCESS_PX else
                           "imprecise" if err <= WRONG_PX else "wrong answer")
     elif proc.returncode == 5 and errors and "Traceback" not in proc.stderr:
@@ -273,6 +308,10 @@ def main(argv=None) -> int:
     ok_placed = sum(r["outcome"] == "success" for r in placed)
     print(f"success where ≥ 3 calibrant rings lie on the detector, resolved or not: "
           f"{ok_placed} of {len(placed)} ({100 * ok_placed / max(len(placed), 1):.1f} %)")
+    judged = [r["sigmas_off"] for r in drawn if r.get("sigmas_off") is not None]
+    beyond = sum(z > 3 for z in judged)
+    print(f"answers whose truth lies beyond 3σ of their stated 1σ (Fit2D terms): {beyond} of "
+          f"{len(judged)} ({100 * beyond / max(len(judged), 1):.1f} %; about 1 % for honest 1σ)")
     tried = [r for r in visible if "from_truth" in r]
     if tried:
         found = collections.Counter(r["from_truth"]["outcome"] for r in tried)
