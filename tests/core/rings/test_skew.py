@@ -52,3 +52,4 @@ def test_the_1sigma_cover_the_skew_of_broad_rings(tmp_path):
         z = (res.refinement.values[k] - getattr(g, k)) / res.refinement.sigma[k]
         assert abs(z) < 3, f"{k} {z:+.1f}σ from the truth"
     assert res.widening.skew > 2 and 0.005 < res.widening.skew_px < 0.05
+    assert any("the skew of the rings' profiles" in n for n in res.notes + res.warnings)
