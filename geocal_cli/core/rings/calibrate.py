@@ -638,6 +638,16 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
         return judge.refused[0]
 
 
+class _ArcsTraced(CalibrationError):
+    """The ring-arc strategy traced `rings` rings and no assignment of them held
+    (`_arc_search`): what it says of the image outweighs a common centre's view of one ring
+    or none."""
+
+    def __init__(self, message: str, rings: int):
+        super().__init__(message)
+        self.rings = rings
+
+
 class _SearchEnded(Exception):
     """The audit refused a fit for a reason no other start can lift (`_Judge.final`): the
     blind search ends with that fit, to be refused with the audit's full account. Not a
@@ -695,7 +705,11 @@ def _search(image, ridges, wavelength, unfitted, solve, judge=None):
                 # with the audit's full account.
                 found = judge.refused[0]
             if found is None:
-                raise first from None
+                # Where no common centre showed two rings but the arcs showed several, the
+                # arcs' failure is the one to tell (CeO2 at 37 keV, the beam by a panel's
+                # edge: "only one ring (an arc) was found" of 52 rings the arcs traced).
+                arcs = isinstance(second, _ArcsTraced) and second.rings >= 3 and not traces
+                raise (second if arcs else first) from None
             result, pts, blind = found
     return result, pts, blind
 
@@ -714,7 +728,7 @@ def _arc_search(ridges, wavelength, solve, judge=None):
                                                   min_explained=0.5), solve, judge)
         except CalibrationError as exc:
             if n == len(readings):
-                raise
+                raise _ArcsTraced(str(exc), len(traces)) from None
             say(f"reading {n} of the ring arcs failed ({exc})")
 
 

@@ -664,3 +664,30 @@ def test_an_answer_that_moves_when_refined_again_says_so_in_its_1sigma(tmp_path)
     assert any(n.startswith("refined again from its own answer") for n in res.notes)
     z = abs(res.geometry.dist - sim.geometry.dist) / res.refinement.sigma["dist"]
     assert z < 2, f"distance {z:.1f}σ from the truth"
+
+
+#: CeO2 at 37 keV, 104 mm from a Pilatus 300K-W, the beam 77 px inside its long edge, weak
+#: rings (robustness case 348): around a common centre one arc stands out, and the ring-arc
+#: strategy traces 52 rings whose assignment fails.
+CEO2_WEAK_STRIP = {"calibrant": "CeO2", "detector": "Pilatus300kw",
+                   "energy_kev": 37.408215058812644, "distance_mm": 104.45102047653857,
+                   "center_px": [77.20634636442304, 785.087774942455], "tilt_deg": 0.0,
+                   "tilt_plan_rotation_deg": -97.68557782061582,
+                   "beamstop_radius_px": 38.21508231162324, "hot_pixels": 10,
+                   "peak_counts": 27.450613512613206, "width_px": 1.2712539413816464,
+                   "spotty": 0.0, "seed": 348}
+
+
+def test_a_refusal_tells_what_the_ring_arcs_saw_where_no_common_centre_showed_two_rings(
+        tmp_path):
+    """The refusal said "only one ring (an arc) was found", of an image whose arcs the
+    search had traced as 52 rings: it now gives the arcs' failure."""
+    sim, cfg = simulate_case(CEO2_WEAK_STRIP, tmp_path)
+    cal = load_calibrant(cfg.calibrant)
+    g = sim.geometry
+    with pytest.raises(CalibrationError) as refused:
+        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
+                  g.wavelength, cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
+                  candidates=_candidates())
+    assert "only one ring" not in str(refused.value)
+    assert str(refused.value).startswith("no consistent ring assignment")
