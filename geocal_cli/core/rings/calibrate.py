@@ -859,7 +859,9 @@ class Settling:
     moves : list of float
         Pixels (rms over the detector) each refit moved the rings, in turn.
     widening : (dict, dict)
-        pyFAI values between which the move counted in the 1σ is measured (`_with_move`).
+        pyFAI values between which the move counted in the 1σ is measured (`_with_move`):
+        the answer's and the refit's, or, after a refit that converged, that refit's and
+        the last refinement's.
     converged : (float, float, int, int) or None
         Robust σ (pixels) and rings of the fit before and after the refit that converged
         where it had not (`SETTLE_CONVERGED`), when one did.
@@ -963,9 +965,7 @@ def _settled(result, pts, blind, solve, judge) -> Settling | None:
              and steps[k][2] >= steps[k - 1][2]), default=0)
     if k == 0:
         return Settling(settled, moves, (result.values, settled.values))
-    since = steps[k][0]
-    return Settling(settled, moves,
-                    (since, steps[-1][0] if settled.values is since else settled.values),
+    return Settling(settled, moves, (steps[k][0], steps[-1][0]),
                     (steps[k - 1][1], steps[k][1], steps[k - 1][2], steps[k][2]))
 
 
