@@ -192,10 +192,10 @@ def stated_sigmas_off(fitted, truth, report: Path) -> float | None:
     """How far the truth lies from an answer in units of the 1σ its report states: the
     largest |fitted − true| / 1σ over Fit2D's directDist, centerX, centerY and tilt, and
     tiltPlanRotation where the tilt stands 3σ and 0.5° clear of zero (nearer, its plane is
-    undefined). Fit2D's terms, not the PONI's: a fit with rot3 fixed at 0 reaches the rings
-    of a truth with rot3 ≠ 0 through other rot1, rot2 and PONI, whose 1σ cannot cover that.
-    With honest Gaussian 1σ, about 1 % of answers lie beyond 3σ. None when the report states
-    no Fit2D 1σ (the electron lens model).
+    undefined): the terms in which a user reads a geometry, and which a truth with rot3 ≠ 0
+    shares with a fit that keeps rot3 at 0 (pyFAI turns the detector by rot3 about the beam,
+    which moves no 2θ). With honest Gaussian 1σ, about 1 % of answers lie beyond 3σ. None
+    when the report states no Fit2D 1σ (the electron lens model).
 
     Parameters
     ----------

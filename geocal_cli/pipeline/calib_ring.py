@@ -221,8 +221,8 @@ def run(cfg: CalibRingConfig, progress=None) -> CalibRingResult:
     report.update(results(calib, rings))
     report["results"]["sources"] = src.sources
     if "rot3" in report["results"]["fixed"] and "fix" not in cfg.model_fields_set:
-        report["notes"].append("rot3 fixed (the default; --fix none frees it): powder rings alone "
-                               "hardly separate it from rot1/rot2")
+        report["notes"].append("rot3 fixed (the default): pyFAI turns the detector by rot3 about "
+                               "the beam, which moves χ but no 2θ, so no powder ring measures it")
     geometry = calib.geometry
     lens = None
     if lens_model:

@@ -81,6 +81,33 @@ def test_fixed_parameters_say_fixed_and_the_rot3_note_only_by_default(lab6_copy,
     assert shown == ("fixed" if sigma <= 1e-12 else f"{sigma:.1e}" if sigma < 5e-5 else f"{sigma:.4f}")
 
 
+def test_rot3_moves_no_ring_so_freeing_it_is_refused_and_says_why(lab6_copy, capsys):
+    """pyFAI turns the detector by rot3 about the beam after rot1 and rot2: every 2θ stays
+    where it was, so the default note and the refusal when it is freed say that, not that
+    the rings fix it poorly."""
+    import pyFAI
+
+    from geocal_cli.core.geometry.frame import frame_of
+
+    image, cfg = lab6_copy
+    args = ["calib-ring", image, "-c", "LaB6", "--energy", cfg.energy_kev, "-d", "Pilatus1M"]
+    code, _, err = cli(args, capsys)
+    assert code == 0, err
+    notes = json.loads((image.parent / "lab6.calib.json").read_text())["notes"]
+    assert any(n.startswith("rot3 fixed") and "moves χ but no 2θ" in n for n in notes)
+    g = pyFAI.load(str(image.parent / "lab6.poni"))
+    d1, d2 = np.meshgrid(np.arange(0, 1043, 50.0), np.arange(0, 981, 50.0))
+    tth = frame_of(g).tth(d1, d2)
+    g.rot1, g.rot2, g.rot3 = 0.2, -0.1, 0.0
+    tilted = frame_of(g).tth(d1, d2)
+    g.rot3 = 0.3
+    assert np.abs(frame_of(g).tth(d1, d2) - tilted).max() < 1e-12
+    assert np.abs(tilted - tth).max() > 1e-3
+    code, _, err = cli(args + ["--fix", "wavelength", "-o", "free.poni"], capsys)
+    assert code == 5 and "cannot fix the rot3" in err and "rot3 moves χ but no 2θ" in err
+    assert not (image.parent / "free.poni").exists()
+
+
 @pytest.mark.parametrize("where", ["before", "after"])
 def test_the_program_flags_go_before_or_after_the_subcommand(tmp_path, capsys, where):
     """`geocal -q simulate …` and `geocal simulate … -q` alike; a value that looks like a

@@ -396,9 +396,14 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         if warning:
             warnings.append(warning)
     if undetermined:
+        # rot3 turns the detector about the beam after rot1 and rot2 (pyFAI's order): it
+        # moves χ, never 2θ, so no ring can fix it, however many.
+        why = (" (rot3 moves χ but no 2θ: powder rings never fix it)"
+               if "rot3" in undetermined else "")
         raise CalibrationError(
             "undetermined geometry: the rings found cannot fix the " + ", ".join(undetermined)
-            + f" ({np.unique(pts.ring).size} ring(s)). Give a --guess and --fix these parameters")
+            + f" ({np.unique(pts.ring).size} ring(s)){why}. Give a --guess and --fix these "
+            "parameters")
     rival = _rival_assignment(geometry, valid, result, pts, d_spacing, free) \
         if "dist" in free else None
     if rival is not None:
