@@ -161,6 +161,46 @@ def ring_offset_px(ring: np.ndarray, residual_px: np.ndarray, scatter_px: float)
     return float(np.sqrt(max((between - dof * var) / spread, 0.0)))
 
 
+def ring_offset_trend(ring: np.ndarray, tth: np.ndarray, residual_px: np.ndarray) -> float:
+    """Share of the spread of the rings' mean residuals that a quadratic in 2θ explains.
+
+    Offsets of whole rings from a profile's skew, a neighbour's tail or a blend differ from
+    ring to ring; radii that do not follow the calibrant's d-spacings under the fitted
+    geometry (a series assigned one order off, wrong d-spacings) leave a smooth trend across
+    2θ that the geometry could not absorb: AgBh fitted one order off its reflections left its
+    twelve rings' means on a parabola (share 0.79); a vanadinite comb's blends under a Kα
+    doublet, 0.32 px off as wholes too, scattered about one (0.18, about the 2/(K − 1) of
+    offsets without a trend).
+
+    Parameters
+    ----------
+    ring : ndarray of int, shape (n,)
+        Each point's ring.
+    tth : ndarray, shape (n,)
+        Each point's ring 2θ, radians.
+    residual_px : ndarray, shape (n,)
+        Radial residuals, pixels (the inliers of a fit).
+
+    Returns
+    -------
+    float
+        Between 0 and 1, weighted by the rings' points; 0 with fewer than five rings.
+    """
+    rings, inv, n = np.unique(ring, return_inverse=True, return_counts=True)
+    if rings.size < 5:
+        return 0.0
+    mean = np.bincount(inv, np.asarray(residual_px, float)) / n
+    x = np.bincount(inv, np.asarray(tth, float)) / n
+    x = (x - x.mean()) / max(float(np.ptp(x)), 1e-12)
+    w = np.sqrt(n)
+    design = np.stack([np.ones_like(x), x, x * x], 1)
+    coef = np.linalg.lstsq(design * w[:, None], mean * w, rcond=None)[0]
+    total = float(np.sum(n * (mean - np.average(mean, weights=n)) ** 2))
+    if not total > 0:
+        return 0.0
+    return float(np.clip(1.0 - np.sum(n * (mean - design @ coef) ** 2) / total, 0.0, 1.0))
+
+
 @dataclass(frozen=True)
 class RingJump:
     """The ring whose mean residual departs most from the line through its neighbours'.

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.rings.misfit import JUMP_PX, ring_mean_jump, split_residual
+from geocal_cli.core.rings.misfit import (JUMP_PX, ring_mean_jump, ring_offset_trend,
+                                          split_residual)
 
 N_CHI = 720
 STEP = 2 * np.pi / N_CHI
@@ -99,3 +100,21 @@ def test_sparse_rings_are_not_judged():
     ring, tth, res = _rings_with_means(rng, [0.0, 2.0, 0.0], np.radians([3.0, 4.0, 5.0]), n=10)
     assert ring_mean_jump(ring, tth, res) is None
     assert ring_mean_jump(ring, tth, res, min_points=5).ring == 4
+
+
+def test_ring_offsets_on_a_trend_in_2theta_are_told_from_ring_by_ring_offsets():
+    """Twelve rings of 200 points (scatter 0.02 px): offsets on a parabola in 2θ (a series
+    fitted an order off) give a share near 1, independent offsets of the same size one near
+    2/(K − 1), and fewer than five rings none."""
+    rng = np.random.default_rng(3)
+    tth = np.radians(np.linspace(1.0, 3.0, 12))
+    ring = np.repeat(np.arange(12), 200)
+    x = (tth - tth.mean()) / np.ptp(tth)
+    noise = rng.normal(0, 0.02, ring.size)
+    parabola = 0.6 * x ** 2 - 0.05
+    assert ring_offset_trend(ring, tth[ring], parabola[ring] + noise) > 0.95
+    shares = [ring_offset_trend(ring, tth[ring], r.normal(0, 0.15, 12)[ring] + noise)
+              for r in map(np.random.default_rng, range(40))]
+    assert np.median(shares) < 0.35 and np.mean(np.array(shares) >= 2 / 3) < 0.05
+    few = ring < 4
+    assert ring_offset_trend(ring[few], tth[ring[few]], parabola[ring[few]]) == 0.0
