@@ -19,7 +19,8 @@ from geocal_cli.core.geometry.frame import DetectorFrame
 from geocal_cli.core.rings.doublet import Doublet
 from geocal_cli.core.rings.noise import noise_at, pixel_noise
 from geocal_cli.core.rings.parallel import thread_map
-from geocal_cli.core.rings.peaks import measured_lines, net_profile, peak_in_window, window_bounds
+from geocal_cli.core.rings.peaks import (RESOLVED_WINDOWS, measured_lines, net_profile,
+                                         peak_in_window, recentred, window_bounds)
 
 #: Profile samples (rings × azimuths × steps) of one block of rings, about 40 MB of arrays:
 #: with `parallel.MAX_THREADS` blocks in flight, the memory of the one block of 2²¹ samples
@@ -227,11 +228,21 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     samples = tth.size * n_chi * (2 * np.ceil(hw.max() / step_px) + 1)
     blocks = np.array_split(np.arange(tth.size),
                             int(np.clip(np.ceil(samples / BLOCK_SAMPLES), 1, tth.size)))
-    parts = thread_map(lambda b: _measure(prepared, frame, tth[b], hw[b], chi, step_px, min_snr,
-                                          None if crowded is None else np.asarray(crowded)[b]),
-                       blocks)
-    m = _Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
-                    for f in fields(_Measured)))
+    def measure(reference):
+        parts = thread_map(lambda b: _measure(prepared, frame, tth[b], hw[b], chi, step_px,
+                                              min_snr,
+                                              None if crowded is None else np.asarray(crowded)[b],
+                                              reference), blocks)
+        return _Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
+                           for f in fields(_Measured)))
+
+    m = measure(None)
+    if len(blocks) > 1:
+        # Which peaks are measured again depends on every ring's line (`_measure`): with
+        # the rings in blocks, the blocks are measured again with the reference of all.
+        reference = _reference_line(prepared, hw, m.line)
+        if reference is not None:
+            m = measure(reference)
     half = _centroid_half(hw)
     centre = m.centre.astype(float)
     kk, jj = np.nonzero(m.keep)
@@ -251,7 +262,9 @@ class _Measured:
     """Every ring profile of an extraction (`_measure`), arrays of shape (K, J): the ring's
     point and direction along its line (c1, c2, u1, u2), the peak's position along it
     (centre, pixels), rms width, height above the background line, its signal-to-noise, and
-    whether it makes a control point (keep)."""
+    whether it makes a control point (keep); and each ring's line σ, pixels, from its points'
+    median width (line, shape (K,); inf for a ring without points) and whether its peaks
+    were measured again in windows centred on them (held, shape (K,): `peaks.recentred`)."""
 
     c1: np.ndarray
     c2: np.ndarray
@@ -262,6 +275,8 @@ class _Measured:
     peak: np.ndarray
     snr: np.ndarray
     keep: np.ndarray
+    line: np.ndarray
+    held: np.ndarray
 
 
 def _centroid_half(hw: np.ndarray) -> np.ndarray:
@@ -269,9 +284,18 @@ def _centroid_half(hw: np.ndarray) -> np.ndarray:
     return np.maximum(1.5, 0.4 * hw)
 
 
-def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded) -> _Measured:
+def _reference_line(prepared, hw: np.ndarray, line: np.ndarray) -> float | None:
+    """The line σ (pixels) of the rings whose windows hold their own (`RESOLVED_WINDOWS`),
+    or None where none does or a Kα doublet is modelled (`_measure`)."""
+    held = (hw >= RESOLVED_WINDOWS * line) & (prepared.doublet is None)
+    return float(np.median(line[held])) if held.any() else None
+
+
+def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
+             reference: float | None = None) -> _Measured:
     """The profiles of rings (`tth`, `hw`: shape (K,)) at azimuths `chi`
-    (`extract_control_points`)."""
+    (`extract_control_points`); `reference`, the line σ of the rings whose windows hold
+    theirs (`_reference_line`), from these rings when None."""
     # Ring point and unit direction of increasing 2θ along the line of constant χ.
     c1, c2, u1, u2 = frame.radial_direction(tth[:, None], chi[None, :])      # (K, J)
     n_s = int(np.ceil(hw.max() / step_px))
@@ -282,7 +306,8 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded) -> _Measu
     usable = np.all(good | ~inside[:, None, :], axis=2) & np.isfinite(u1)    # (K, J)
 
     net = net_profile(prof, s32, hw[:, None], step_px)
-    centre, width, k_max, peak = peak_in_window(net, s32, _centroid_half(hw)[:, None], step_px)
+    half = _centroid_half(hw)[:, None]
+    centre, width, k_max, peak = peak_in_window(net, s32, half, step_px)
     del net
     # Noise from the spread of successive differences inside the window (robust to the peak,
     # and high on the flank of a ring the window misses). Each ring's window is one
@@ -298,8 +323,30 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded) -> _Measu
         noise[crowded] = noise_at(prepared.noise, c1[crowded], c2[crowded])
     snr = peak / (noise + 1e-12)
     edge = (k_max <= idx_lo[:, None] + 1) | (k_max >= idx_hi[:, None] - 1)
-    keep = usable & ~edge & (snr >= min_snr) & (np.abs(centre) < hw[:, None] - 1.0)
-    return _Measured(c1, c2, u1, u2, centre, width, peak, snr, keep)
+    found = usable & ~edge & (snr >= min_snr)
+    keep = found & (np.abs(centre) < hw[:, None] - 1.0)
+    # Each ring's line σ from its points' median width, as the estimator measures widths.
+    rows = np.nonzero(keep.any(axis=1))[0]
+    line = np.full(hw.size, np.inf)
+    if rows.size:
+        line[rows] = _line_sigma(np.nanmedian(np.where(keep[rows], width[rows], np.nan), axis=1),
+                                 hw[rows], half[rows, 0], step_px)
+    # A window that cuts its line measures a width that hardly grows with σ, and the σ read
+    # from it is a lower bound: the rings re-centred are those whose windows hold the larger
+    # of their own σ and the σ of the rings whose windows hold theirs (a Si image whose
+    # crowded caps read 1 px for lines of 3.3 px, re-centred, settled 0.33 px off its truth).
+    # Not under a Kα doublet: its blend is referred to Kα1 by a model whose line σ is read
+    # from the blend's width, and a window re-centred on the blend carries that σ's error
+    # into the shift (a weak broad hydrocerussite doublet went 0.08 → 0.16 px off its truth).
+    if reference is None:
+        reference = _reference_line(prepared, hw, line)
+    held = np.zeros(hw.size, bool) if reference is None else (
+        (hw >= RESOLVED_WINDOWS * np.maximum(line, reference)) & (prepared.doublet is None))
+    if held.any():
+        centre[held] = recentred(prof[held], s32, hw[held, None], half[held], step_px,
+                                 centre[held], True)
+    keep = found & (np.abs(centre) < hw[:, None] - 1.0)
+    return _Measured(c1, c2, u1, u2, centre, width, peak, snr, keep, line, held)
 
 
 def _kalpha2_shift(doublet: Doublet, frame, tth, chi, m: _Measured, hw, half,
@@ -323,10 +370,6 @@ def _kalpha2_shift(doublet: Doublet, frame, tth, chi, m: _Measured, hw, half,
     return shift
 
 
-#: Rings whose search half-window spans this many σ of their line give the image's line σ
-#: (`_neighbour_shift`): a narrower window cuts the line, and its measured width then hardly
-#: depends on σ (Si at 48 keV drawn with σ = 3.3 px measured 0.9 px in a ±3 px window).
-RESOLVED_WINDOWS = 2.0
 #: Rings whose search half-window is narrower than this many σ of the image's lines keep
 #: their peaks uncorrected: there the measured peak is the top of a cap between two lines,
 #: and the heights the model needs no longer follow from it (Si at 48 keV, σ = 3.3 px, ±3
@@ -354,7 +397,7 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
     says once the neighbours' tails are taken out of it (`_line_heights`; a neighbour with no
     peak there is left out); the shift is where the estimator places that blend less where
     it places the ring alone. The σ comes from the rings whose windows hold their whole line
-    (`RESOLVED_WINDOWS`), their median measured width mapped through the same estimator;
+    (`peaks.RESOLVED_WINDOWS`), their median measured width mapped through the same estimator;
     without such a ring nothing is corrected, nor is a ring with a calibrant ring beside it
     that was not measured (`neighbours`: its height is unknown), or whose window or a
     neighbour's is narrower than `MODEL_WINDOWS` σ (the heights then do not follow from the
@@ -365,13 +408,10 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
     rows = m.keep.any(axis=1)
     if order.size < 2 or not rows.any():
         return shift
-    line = np.full(hw.size, np.inf)
-    line[rows] = _line_sigma(np.nanmedian(np.where(m.keep[rows], m.width[rows], np.nan), axis=1),
-                             hw[rows], half[rows], step_px)
-    resolved = hw >= RESOLVED_WINDOWS * line
+    resolved = hw >= RESOLVED_WINDOWS * m.line
     if not resolved.any():
         return shift
-    sigma = float(np.median(line[resolved]))
+    sigma = float(np.median(m.line[resolved]))
     neighbour = np.full((hw.size, 2), -1)
     neighbour[order[1:], 0], neighbour[order[:-1], 1] = order[:-1], order[1:]
     n = np.maximum(neighbour, 0)
@@ -404,9 +444,9 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
         return shift
     lines = np.concatenate([np.zeros((kk.size, 1)), offsets[kk, jj]], axis=1)
     tall = np.concatenate([np.ones((kk.size, 1)), heights[kk, jj] * reach[kk, jj]], axis=1)
-    blended, _ = measured_lines(sigma, lines, tall, hw[kk], half[kk], step_px)
+    blended, _ = measured_lines(sigma, lines, tall, hw[kk], half[kk], step_px, m.held[kk])
     alone, _ = measured_lines(sigma, np.zeros((hw.size, 1)), np.ones((hw.size, 1)), hw, half,
-                              step_px)
+                              step_px, m.held)
     shift[kk, jj] = blended - alone[kk]
     return shift
 
