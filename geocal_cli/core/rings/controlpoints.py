@@ -228,21 +228,23 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
     samples = tth.size * n_chi * (2 * np.ceil(hw.max() / step_px) + 1)
     blocks = np.array_split(np.arange(tth.size),
                             int(np.clip(np.ceil(samples / BLOCK_SAMPLES), 1, tth.size)))
-    def measure(reference):
-        parts = thread_map(lambda b: _measure(prepared, frame, tth[b], hw[b], chi, step_px,
-                                              min_snr,
-                                              None if crowded is None else np.asarray(crowded)[b],
-                                              reference), blocks)
-        return _Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
-                           for f in fields(_Measured)))
+    def measure(b, reference=None):
+        return _measure(prepared, frame, tth[b], hw[b], chi, step_px, min_snr,
+                        None if crowded is None else np.asarray(crowded)[b], reference)
 
-    m = measure(None)
+    parts = thread_map(measure, blocks)
     if len(blocks) > 1:
         # Which peaks are measured again depends on every ring's line (`_measure`): with
-        # the rings in blocks, the blocks are measured again with the reference of all.
-        reference = _reference_line(prepared, hw, m.line)
-        if reference is not None:
-            m = measure(reference)
+        # the rings in blocks, a block whose own reference chose other rings than the
+        # reference of all is measured again with that.
+        line = np.concatenate([p.line for p in parts])
+        reference = _reference_line(prepared, hw, line)
+        held = _held(prepared, hw, line, reference)
+        again = [k for k, b in enumerate(blocks) if np.any(parts[k].held != held[b])]
+        for k, part in zip(again, thread_map(lambda k: measure(blocks[k], reference), again)):
+            parts[k] = part
+    m = _Measured(*(np.concatenate([getattr(p, f.name) for p in parts])
+                    for f in fields(_Measured)))
     half = _centroid_half(hw)
     centre = m.centre.astype(float)
     kk, jj = np.nonzero(m.keep)
@@ -289,6 +291,13 @@ def _reference_line(prepared, hw: np.ndarray, line: np.ndarray) -> float | None:
     or None where none does or a Kα doublet is modelled (`_measure`)."""
     held = (hw >= RESOLVED_WINDOWS * line) & (prepared.doublet is None)
     return float(np.median(line[held])) if held.any() else None
+
+
+def _held(prepared, hw: np.ndarray, line: np.ndarray, reference: float | None) -> np.ndarray:
+    """Rings whose windows hold the larger of their line σ and `reference` (`_measure`)."""
+    if reference is None or prepared.doublet is not None:
+        return np.zeros(hw.size, bool)
+    return hw >= RESOLVED_WINDOWS * np.maximum(line, reference)
 
 
 def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
@@ -338,13 +347,13 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
     # Not under a Kα doublet: its blend is referred to Kα1 by a model whose line σ is read
     # from the blend's width, and a window re-centred on the blend carries that σ's error
     # into the shift (a weak broad hydrocerussite doublet went 0.08 → 0.16 px off its truth).
-    if reference is None:
-        reference = _reference_line(prepared, hw, line)
-    held = np.zeros(hw.size, bool) if reference is None else (
-        (hw >= RESOLVED_WINDOWS * np.maximum(line, reference)) & (prepared.doublet is None))
-    if held.any():
-        centre[held] = recentred(prof[held], s32, hw[held, None], half[held], step_px,
-                                 centre[held], True)
+    held = _held(prepared, hw, line,
+                 _reference_line(prepared, hw, line) if reference is None else reference)
+    # Only the peaks found: the others make no point whatever their centre.
+    kk, jj = np.nonzero(found & held[:, None])
+    if kk.size:
+        centre[kk, jj] = recentred(prof[kk, jj], s32, hw[kk], half[kk, 0], step_px,
+                                   centre[kk, jj], True)
     keep = found & (np.abs(centre) < hw[:, None] - 1.0)
     return _Measured(c1, c2, u1, u2, centre, width, peak, snr, keep, line, held)
 
