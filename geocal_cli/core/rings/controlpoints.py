@@ -239,7 +239,7 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
         # reference of all is measured again with that.
         line = np.concatenate([p.line for p in parts])
         reference = _reference_line(prepared, hw, line)
-        held = _held(prepared, hw, line, reference)
+        held = _held(hw, line, reference)
         again = [k for k, b in enumerate(blocks) if np.any(parts[k].held != held[b])]
         for k, part in zip(again, thread_map(lambda k: measure(blocks[k], reference), again)):
             parts[k] = part
@@ -293,9 +293,10 @@ def _reference_line(prepared, hw: np.ndarray, line: np.ndarray) -> float | None:
     return float(np.median(line[held])) if held.any() else None
 
 
-def _held(prepared, hw: np.ndarray, line: np.ndarray, reference: float | None) -> np.ndarray:
-    """Rings whose windows hold the larger of their line σ and `reference` (`_measure`)."""
-    if reference is None or prepared.doublet is not None:
+def _held(hw: np.ndarray, line: np.ndarray, reference: float | None) -> np.ndarray:
+    """Rings whose windows hold the larger of their line σ and `reference` (`_measure`);
+    none without a reference."""
+    if reference is None:
         return np.zeros(hw.size, bool)
     return hw >= RESOLVED_WINDOWS * np.maximum(line, reference)
 
@@ -347,8 +348,7 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
     # Not under a Kα doublet: its blend is referred to Kα1 by a model whose line σ is read
     # from the blend's width, and a window re-centred on the blend carries that σ's error
     # into the shift (a weak broad hydrocerussite doublet went 0.08 → 0.16 px off its truth).
-    held = _held(prepared, hw, line,
-                 _reference_line(prepared, hw, line) if reference is None else reference)
+    held = _held(hw, line, _reference_line(prepared, hw, line) if reference is None else reference)
     # Only the peaks found: the others make no point whatever their centre.
     kk, jj = np.nonzero(found & held[:, None])
     if kk.size:
