@@ -238,7 +238,7 @@ def extract_control_points(prepared: PreparedImage, frame: DetectorFrame,
         # the rings in blocks, a block whose own reference chose other rings than the
         # reference of all is measured again with that.
         line = np.concatenate([p.line for p in parts])
-        reference = _reference_line(prepared, hw, line)
+        reference = _recentring_reference(prepared, hw, line)
         held = _held(hw, line, reference)
         again = [k for k, b in enumerate(blocks) if np.any(parts[k].held != held[b])]
         for k, part in zip(again, thread_map(lambda k: measure(blocks[k], reference), again)):
@@ -286,11 +286,16 @@ def _centroid_half(hw: np.ndarray) -> np.ndarray:
     return np.maximum(1.5, 0.4 * hw)
 
 
-def _reference_line(prepared, hw: np.ndarray, line: np.ndarray) -> float | None:
-    """The line σ (pixels) of the rings whose windows hold their own (`RESOLVED_WINDOWS`),
-    or None where none does or a Kα doublet is modelled (`_measure`)."""
-    held = (hw >= RESOLVED_WINDOWS * line) & (prepared.doublet is None)
+def _reference_line(hw: np.ndarray, line: np.ndarray) -> float | None:
+    """The image's line σ (pixels): the median σ of the rings whose windows hold their own
+    (`RESOLVED_WINDOWS`), or None where none does."""
+    held = hw >= RESOLVED_WINDOWS * line
     return float(np.median(line[held])) if held.any() else None
+
+
+def _recentring_reference(prepared, hw: np.ndarray, line: np.ndarray) -> float | None:
+    """`_reference_line` for re-centring (`_measure`): None under a modelled Kα doublet."""
+    return None if prepared.doublet is not None else _reference_line(hw, line)
 
 
 def _held(hw: np.ndarray, line: np.ndarray, reference: float | None) -> np.ndarray:
@@ -305,7 +310,7 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
              reference: float | None = None) -> _Measured:
     """The profiles of rings (`tth`, `hw`: shape (K,)) at azimuths `chi`
     (`extract_control_points`); `reference`, the line σ of the rings whose windows hold
-    theirs (`_reference_line`), from these rings when None."""
+    theirs (`_recentring_reference`), from these rings when None."""
     # Ring point and unit direction of increasing 2θ along the line of constant χ.
     c1, c2, u1, u2 = frame.radial_direction(tth[:, None], chi[None, :])      # (K, J)
     n_s = int(np.ceil(hw.max() / step_px))
@@ -348,7 +353,8 @@ def _measure(prepared, frame, tth, hw, chi, step_px, min_snr, crowded,
     # Not under a Kα doublet: its blend is referred to Kα1 by a model whose line σ is read
     # from the blend's width, and a window re-centred on the blend carries that σ's error
     # into the shift (a weak broad hydrocerussite doublet went 0.08 → 0.16 px off its truth).
-    held = _held(hw, line, _reference_line(prepared, hw, line) if reference is None else reference)
+    held = _held(hw, line, _recentring_reference(prepared, hw, line) if reference is None
+                 else reference)
     # Only the peaks found: the others make no point whatever their centre.
     kk, jj = np.nonzero(found & held[:, None])
     if kk.size:
@@ -417,10 +423,9 @@ def _neighbour_shift(m: _Measured, tth: np.ndarray, hw: np.ndarray, half: np.nda
     rows = m.keep.any(axis=1)
     if order.size < 2 or not rows.any():
         return shift
-    resolved = hw >= RESOLVED_WINDOWS * m.line
-    if not resolved.any():
+    sigma = _reference_line(hw, m.line)
+    if sigma is None:
         return shift
-    sigma = float(np.median(m.line[resolved]))
     neighbour = np.full((hw.size, 2), -1)
     neighbour[order[1:], 0], neighbour[order[:-1], 1] = order[:-1], order[1:]
     n = np.maximum(neighbour, 0)
