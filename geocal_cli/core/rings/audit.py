@@ -57,14 +57,18 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    and the image lacks; and a replacement, because a second phase that is itself a
    calibrant (corundum beside ceria) explains other rings, not those of the given one.
    Where the given calibrant explains every ring of the fit's measurement, positions cannot
-   do better and only intensities may replace it. The given calibrant's best distance is
-   also sought with its unresolved reflections merged (as in rule 1), and the better score
-   stands: counted one by one, the blends of a dense calibrant (vanadinite at 22 keV: 62
-   reflections under 21 rings) put it at a wrong distance with 17 of 21 rings, and silver
-   behenate's sparse comb then "explained" 19 and replaced it at its true geometry. The
-   others keep a penalty for every reflection, so a dense calibrant never wins a ranking
-   for rings it does not resolve. Calibrants whose first rings agree within
-   0.2 % (LaB6 and its SRM variants) are one family and never compete. A phase under the
+   do better and only intensities may replace it. Where it explains `VOUCH_RINGS` or more
+   of them and leaves at most one, that measurement alone judges: a wrong fit blurs the
+   rings measured under it and leaves few, while the neutral frame blurs those of a
+   strongly tilted detector (Si on an Eiger2 1M tilted 20°: 14 of 15 rings under the right
+   fit, 4 of 13 without it, where AgBh explained 10 and ended the search). The given
+   calibrant's best distance is also sought with its unresolved reflections merged (as in
+   rule 1), and the better score stands: counted one by one, the blends of a dense
+   calibrant (vanadinite at 22 keV: 62 reflections under 21 rings) put it at a wrong
+   distance with 17 of 21 rings, and silver behenate's sparse comb then "explained" 19 and
+   replaced it at its true geometry. The others keep a penalty for every reflection, so a
+   dense calibrant never wins a ranking for rings it does not resolve. Calibrants whose
+   first rings agree within 0.2 % (LaB6 and its SRM variants) are one family and never compete. A phase under the
    calibrant (steel under CeO2) explains other rings, so its rings do not change the
    ranking; they are reported as foreign rings.
 3. **Wavelength.** The final control points refitted with λ free. With the distance free
@@ -130,6 +134,9 @@ COUNT_COVERAGE = 0.5
 #: rings it must explain at all (two radii fit any calibrant at a distance of its choice).
 MIN_LEAD = 2
 MIN_CLAIM = 3
+#: Rings the given calibrant explains under a fit, all but one of those counted there, for
+#: that measurement alone to judge the calibrant (`Audit.better_calibrant`).
+VOUCH_RINGS = 8
 #: A ring is explained precisely (rule 1) within this many times the median distance of the
 #: solution's matched rings from its predictions (4.5 × the median |error| of a Gaussian error
 #: is 3σ), and never closer than `PRECISE_MIN_PX` nor wider than the match window.
@@ -452,11 +459,14 @@ class Audit:
             CeO2: the same face-centred ring ratios) can be the one that replaces the given.
         """
         # Where the given calibrant explains every ring the fit's measurement counts, no
-        # calibrant does better by positions; only intensities may still decide.
+        # calibrant does better by positions; only intensities may still decide. Where it
+        # explains many and all but one, that measurement judges alone (module docstring).
         fitted = self._fitted_score
         complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
         found = []
-        for ranking in self.rankings:
+        vouched = fitted is not None and fitted.explained >= VOUCH_RINGS \
+            and fitted.counted - fitted.explained < MIN_LEAD
+        for ranking in self.rankings[:1] if vouched else self.rankings:
             better = replacement(ranking, self.given, families, by_positions=not complete)
             if better is not None:
                 found.append((better, next(s for s in ranking if s.name == self.given)))

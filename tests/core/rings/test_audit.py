@@ -113,6 +113,30 @@ def test_a_replacement_only_under_the_fit_is_told_as_such():
     assert "check the calibrant, or give a --guess" in why
 
 
+@pytest.mark.parametrize("unexplained, replaced", [(1, False), (2, True)])
+def test_rings_the_given_calibrant_explains_under_the_fit_outweigh_a_blurred_profile(
+        unexplained, replaced):
+    """Si on an Eiger2 1M tilted 20°, the beam at its edge (robustness case 451): under the
+    right fit Si explains 14 of 15 rings and nothing explains more; the neutral frame blurs
+    the tilted rings into 13, of which Si explains 4 and AgBh 10. That measurement no longer
+    names a replacement, unless the rings under the fit leave two unexplained."""
+    def score(name, explained, counted, value, rings):
+        return CalibrantScore(name=name, explained=explained, counted=counted, score=value,
+                              distance_px=1000.0, misfit=np.nan, misfit_rings=0,
+                              rings=frozenset(rings))
+
+    n = 14 + unexplained
+    under_fit = [score("Si", 14, n, 20.5, range(14)), score("AgBh", 6, n, 5.0, range(6))]
+    neutral = [score("AgBh", 10, 13, 14.0, range(10)), score("Si", 4, 13, 5.5, range(4))]
+    seen = _seen("Si", 0.215e-10, 1590.0)
+    a = replace(_audit(seen, "Si", 0.215e-10, np.full(seen.u_px.size, -1)),
+                rankings=(under_fit, neutral), ranking=merge_rankings(under_fit, neutral))
+    found = a.better_calibrant(FAMILIES)
+    assert (found is not None) == replaced
+    if replaced:
+        assert found[0].name == "AgBh" and found[0].counted == 13
+
+
 @pytest.mark.parametrize("alias", ["Au", "Ni", "Pt", "Al"])
 def test_an_alias_is_told_apart_by_intensities(alias):
     """At 100 keV every face-centred cubic calibrant draws CeO2's ring ratios; the

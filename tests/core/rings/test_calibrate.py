@@ -718,3 +718,29 @@ def test_a_refusal_tells_what_the_ring_arcs_saw_where_no_common_centre_showed_tw
                   candidates=_candidates())
     assert "only one ring" not in str(refused.value)
     assert str(refused.value).startswith("no consistent ring assignment")
+
+
+#: Si at 58 keV, 127 mm from an Eiger2 CdTe 1M tilted 20°, the beam 40 px inside its edge,
+#: weak broad spotty rings (robustness case 451): measured without a fit, the tilted rings
+#: blur into 13, of which Si explains 4 and AgBh 10.
+SI_TILTED_EDGE = {"calibrant": "Si_SRM640", "detector": "Eiger2CdTe_1M",
+                  "energy_kev": 57.681381142019845, "distance_mm": 127.21084367895696,
+                  "center_px": [393.7982404158837, 40.03154047763243],
+                  "tilt_deg": 20.337296068872014, "tilt_plan_rotation_deg": -93.40290705371288,
+                  "beamstop_radius_px": 6.400280899124737, "beamstop_arm_deg": -107.18100354775397,
+                  "hot_pixels": 10, "peak_counts": 25.363796435948235,
+                  "width_px": 2.8140490343268247, "spotty": 0.3323010768032292, "seed": 451}
+
+
+def test_a_fit_whose_rings_the_calibrant_explains_is_not_refused_by_a_blurred_profile(
+        tmp_path):
+    """Under the right fit Si explains 14 of the 15 rings. The neutral frame's ranking put
+    AgBh first, refused that fit and ended the search; the fit's own rings now judge."""
+    sim, cfg = simulate_case(SI_TILTED_EDGE, tmp_path)
+    cal = load_calibrant(cfg.calibrant)
+    g = sim.geometry
+    res = calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
+                    g.wavelength, cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
+                    candidates=_candidates())
+    assert ring_position_error(res.geometry, g, ring_tth(cal.d_spacing, g.wavelength),
+                               sim.data.shape) < 0.05
