@@ -20,16 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
-from geocal_cli.core.rings.refine import tth_jacobian
+from geocal_cli.core.rings.refine import MIN_DIST_PX, tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
 _SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad
-#: Shortest distance a fit may end at, pixels. As the distance goes to 0 every arc's 2θ goes
-#: to 90° and its 2θ gradient per pixel grows without bound, so the arcs' residuals in pixels
-#: of that geometry vanish: a 256² electron pattern's 7 arcs "fitted" at 10⁻⁹ px with 0.006 px
-#: of cost, all one ring. No detector sits within 10 pixels of the sample (a ring 100 px out
-#: would lie at 84°).
-MIN_DIST_PX = 10.0
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from geocal_cli.core.rings.controlpoints import ControlPoints, extract_control_points
 from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry
-from geocal_cli.core.rings.refine import refine_geometry
+from geocal_cli.core.rings.refine import MIN_DIST_PX, refine_geometry
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
 
@@ -319,7 +319,9 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
     Raises
     ------
     CalibrationError
-        No ring on the detector, fewer than ten control points, or no convergence.
+        No ring on the detector, fewer than ten control points, no convergence, or an end
+        with the detector plane within `refine.MIN_DIST_PX` pixels of the sample or facing
+        away from it.
     """
     geometry = make_geometry(detector, 0.1, 0.0, 0.0)
     state = RingState.start(d_spacing.size, prepared.data.shape, n_chi=n_chi)
@@ -356,6 +358,16 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
         rms = new_rms
+    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    if values["dist"] < MIN_DIST_PX * pixel:
+        # A wild start's rounds can end with the detector plane passing beside the sample or
+        # facing away from it, its rings so oblique that a few points per ring fit anything
+        # (LaB6 tilted 24°, from a tilted start: the plane 2.9 mm behind the sample, tilted
+        # 71°, 64 points on 22 rings at 0.3 px).
+        raise CalibrationError(
+            f"no convergence: the fit put the detector plane {values['dist'] * 1e3:.3f} mm "
+            f"from the sample (pyFAI's signed distance), nearer than {MIN_DIST_PX:.0f} pixels "
+            "or facing away from it")
     return result, cp
 
 

@@ -95,6 +95,32 @@ def test_rounds_far_from_any_answer_end_once_they_stall(lab6_small, scale, stall
         assert err < 0.01, f"{err:.4f} px from the truth"
 
 
+@pytest.mark.parametrize("end", ["facing away", "5 px"])
+def test_rounds_that_end_beside_the_sample_or_facing_away_raise(lab6_small, monkeypatch, end):
+    """A wild start's rounds ended with the detector plane 2.9 mm behind the sample, tilted
+    71° (LaB6 tilted 24°, robustness case 395), and the search judged that fit. No detector
+    faces away from the sample or sits within `MIN_DIST_PX` pixels of it: the rounds raise,
+    and the search takes its next start."""
+    from dataclasses import replace
+
+    from geocal_cli.core.rings import rounds
+    from geocal_cli.errors import CalibrationError
+
+    sim, d_spacing, prepared = lab6_small
+    g = sim.geometry
+    fitted = rounds.refine_geometry
+
+    def moved(*args, **kwargs):
+        r = fitted(*args, **kwargs)
+        dist = -r.values["dist"] if end == "facing away" else 5 * g.detector.pixel1
+        return replace(r, values={**r.values, "dist": dist})
+
+    monkeypatch.setattr(rounds, "refine_geometry", moved)
+    with pytest.raises(CalibrationError, match=r"nearer than \d+ pixels or facing away"):
+        refine_rounds(prepared, g.detector, d_spacing, truth_values(sim),
+                      ("dist", "poni1", "poni2", "rot1", "rot2"), n_rounds=1)
+
+
 def test_a_screening_samples_its_own_azimuths(lab6_small):
     """Screening a start (`start.start_from_traces`) samples `SCREEN_AZIMUTHS` per ring, not
     the final fit's: every point sits on one of those azimuths, and from a distance 5 % off
