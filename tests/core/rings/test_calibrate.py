@@ -117,6 +117,19 @@ def _candidates():
     return candidate_calibrants()
 
 
+def _calibrate_case(case, tmp_path):
+    """A robustness case simulated and calibrated blind as the command does (its detector's
+    mask, the calibrant's intensities, every candidate calibrant): (simulation, calibrant,
+    the `calibrate` call's result). Raises what `calibrate` raises."""
+    sim, cfg = simulate_case(case, tmp_path)
+    cal = load_calibrant(cfg.calibrant)
+    g = sim.geometry
+    mask = None if g.detector.mask is None else g.detector.mask.astype(bool)
+    return sim, cal, calibrate(sim.data, valid_pixels(sim.data, mask), g.detector, g.wavelength,
+                               cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
+                               candidates=_candidates())
+
+
 def test_a_wrong_calibrant_is_refused_naming_the_drawn_one(tmp_path):
     sim, _ = simulate_case(CEO2_WIDE, tmp_path)
     g = sim.geometry
@@ -641,15 +654,10 @@ def test_a_series_fitted_an_order_off_is_refused_by_its_rings_offsets(tmp_path):
     on a parabola in 2θ, its tilt weakly determined. Its settle once moved it and widened its
     tilt into refusal; with peaks measured in windows centred on them it stands still, and
     the rings' offsets refuse it."""
-    sim, cfg = simulate_case(AGBH_FAR_TILTED, tmp_path)
-    cal = load_calibrant(cfg.calibrant)
-    g = sim.geometry
     with pytest.raises(CalibrationError, match=r"as wholes by 0\.\d+ px rms, \d+ times their "
                                                r"points' scatter, along a trend in 2θ .*, and "
                                                r"the geometry is weakly determined"):
-        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
-                  g.wavelength, cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
-                  candidates=_candidates())
+        _calibrate_case(AGBH_FAR_TILTED, tmp_path)
 
 
 #: LaB6 at 112 keV, 713 mm from a Perkin Elmer panel with the beam 239 px off its edge
@@ -669,12 +677,8 @@ def test_a_refit_that_converged_counts_only_the_moves_after_it(tmp_path):
     """Widened by the 2.1 px move to the refit that converged, the tilt was refused as
     undetermined although the refit is 0.004 px from the truth; the moves after it (0.03 px)
     leave it determined, and the note says which moves the 1σ include."""
-    sim, cfg = simulate_case(LAB6_BEAM_OFF_PANEL, tmp_path)
-    cal = load_calibrant(cfg.calibrant)
+    sim, cal, res = _calibrate_case(LAB6_BEAM_OFF_PANEL, tmp_path)
     g = sim.geometry
-    assert g.detector.mask is None
-    res = calibrate(sim.data, valid_pixels(sim.data), g.detector, g.wavelength, cal.d_spacing,
-                    calibrant=cfg.calibrant, mf2=cal.mf2(), candidates=_candidates())
     assert any("converged where the answer had not" in n for n in res.notes)
     assert ring_position_error(res.geometry, g, ring_tth(cal.d_spacing, g.wavelength),
                                sim.data.shape) < 0.05
@@ -709,13 +713,8 @@ def test_a_refusal_tells_what_the_ring_arcs_saw_where_no_common_centre_showed_tw
         tmp_path):
     """The refusal said "only one ring (an arc) was found", of an image whose arcs the
     search had traced as 52 rings: it now gives the arcs' failure."""
-    sim, cfg = simulate_case(CEO2_WEAK_STRIP, tmp_path)
-    cal = load_calibrant(cfg.calibrant)
-    g = sim.geometry
     with pytest.raises(CalibrationError) as refused:
-        calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
-                  g.wavelength, cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
-                  candidates=_candidates())
+        _calibrate_case(CEO2_WEAK_STRIP, tmp_path)
     assert "only one ring" not in str(refused.value)
     assert str(refused.value).startswith("no consistent ring assignment")
 
@@ -736,11 +735,7 @@ def test_a_fit_whose_rings_the_calibrant_explains_is_not_refused_by_a_blurred_pr
         tmp_path):
     """Under the right fit Si explains 14 of the 15 rings. The neutral frame's ranking put
     AgBh first, refused that fit and ended the search; the fit's own rings now judge."""
-    sim, cfg = simulate_case(SI_TILTED_EDGE, tmp_path)
-    cal = load_calibrant(cfg.calibrant)
+    sim, cal, res = _calibrate_case(SI_TILTED_EDGE, tmp_path)
     g = sim.geometry
-    res = calibrate(sim.data, valid_pixels(sim.data, g.detector.mask.astype(bool)), g.detector,
-                    g.wavelength, cal.d_spacing, calibrant=cfg.calibrant, mf2=cal.mf2(),
-                    candidates=_candidates())
     assert ring_position_error(res.geometry, g, ring_tth(cal.d_spacing, g.wavelength),
                                sim.data.shape) < 0.05
