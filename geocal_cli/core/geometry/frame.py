@@ -297,6 +297,12 @@ def params_from_frame(frame: DetectorFrame, detector, rtol: float = 1e-6) -> np.
     return np.array([dist, poni1, poni2, rot1, rot2, rot3])
 
 
+def mean_pixel(detector) -> float:
+    """The geometric mean of a pyFAI detector's two pixel sizes, metres: the pixel in which
+    distances are counted (`DetectorFrame.distance_px`)."""
+    return float(np.sqrt(detector.pixel1 * detector.pixel2))
+
+
 def make_geometry(detector, dist, poni1, poni2, rot1=0.0, rot2=0.0, rot3=0.0, wavelength=None):
     """A pyFAI `Geometry` for a detector object and PONI parameters (metres, radians)."""
     from pyFAI.geometry import Geometry

@@ -68,9 +68,9 @@ the rings the image shows, measured without the assignment (`seen.seen_rings`):
    distance with 17 of 21 rings, and silver behenate's sparse comb then "explained" 19 and
    replaced it at its true geometry. The others keep a penalty for every reflection, so a
    dense calibrant never wins a ranking for rings it does not resolve. Calibrants whose
-   first rings agree within 0.2 % (LaB6 and its SRM variants) are one family and never compete. A phase under the
-   calibrant (steel under CeO2) explains other rings, so its rings do not change the
-   ranking; they are reported as foreign rings.
+   first rings agree within 0.2 % (LaB6 and its SRM variants) are one family and never
+   compete. A phase under the calibrant (steel under CeO2) explains other rings, so its
+   rings do not change the ranking; they are reported as foreign rings.
 3. **Wavelength.** The final control points refitted with λ free. With the distance free
    too, λ moves a ring at u only through g(θ) = 1 / (cos² θ cos 2θ) − 1 ≈ 3θ² (a relative
    λ change δ moves it by u δ g(θ), the mean of which the distance absorbs), so λ rests on

@@ -19,11 +19,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry, poni_for_beam_center
-from geocal_cli.core.rings.refine import MIN_DIST_PX, tth_jacobian
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of, make_geometry, mean_pixel,
+                                            poni_for_beam_center)
+from geocal_cli.core.rings.refine import MIN_DIST_PX, PARAM_SCALES, tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
-_SCALE = np.array([1e-3, 1e-4, 1e-4, 1e-3, 1e-3])   # m, m, m, rad, rad
+_SCALE = np.array([PARAM_SCALES[p] for p in _FREE])
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     from scipy.optimize import least_squares
 
     n_a = radii.size
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    pixel = mean_pixel(detector)
     c0, slope = center_drift(centres, radii)
     size = float(np.hypot(*detector.shape)) * pixel if detector.shape is not None else radii.max() * pixel
     u = slope / (np.hypot(*slope) or 1.0)

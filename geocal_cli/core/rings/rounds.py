@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from geocal_cli.core.rings.controlpoints import ControlPoints, extract_control_points
-from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry
+from geocal_cli.core.geometry.frame import PARAM_NAMES, frame_of, make_geometry, mean_pixel
 from geocal_cli.core.rings.refine import MIN_DIST_PX, refine_geometry
 from geocal_cli.core.geometry.units import ring_tth
 from geocal_cli.errors import CalibrationError
@@ -358,8 +358,7 @@ def refine_rounds(prepared, detector, d_spacing: np.ndarray, values: dict, free:
         if abs(rms - new_rms) < 0.02 * new_rms and rnd >= 1:
             break
         rms = new_rms
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
-    if values["dist"] < MIN_DIST_PX * pixel:
+    if values["dist"] < MIN_DIST_PX * mean_pixel(detector):
         # A wild start's rounds can end with the detector plane passing beside the sample or
         # facing away from it, its rings so oblique that a few points per ring fit anything
         # (LaB6 tilted 24°, from a tilted start: the plane 2.9 mm behind the sample, tilted

@@ -24,7 +24,7 @@ from geocal_cli.core.rings.blind import (MAX_CENTRE_SHIFT, RingTrace, arc_center
 from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
-                                      poni_for_beam_center)
+                                      mean_pixel, poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
 from geocal_cli.core.rings.ridges import FEW_RIDGE_PIXELS, find_ridges, with_full_resolution_core
 from geocal_cli.core.rings.rounds import SCREEN_AZIMUTHS, expected_rings, refine_rounds
@@ -388,7 +388,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
     """
     tth_all = ring_tth(d_spacing, wavelength)
     usable = assignable(tth_all)
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    pixel = mean_pixel(detector)
     if family is not None:
         # Tilt-free ring radii: tan 2θ of each ring at the family's distance.
         radii = family[0].values["dist"] * np.tan(family[1]) / pixel
@@ -529,7 +529,7 @@ def _fit_assigned(assigned, distance_px, detector, wavelength, d_spacing, family
     """
     if len({k for _, k in assigned}) < 2 and all(t.arc < np.radians(300) for t, _ in assigned):
         raise CalibrationError(_ONE_RING.format("one partial ring"))
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    pixel = mean_pixel(detector)
     dist = distance_px * pixel
     e = max(assigned, key=lambda a: a[0].score)[0].ellipse
     tau = float(np.arccos(np.clip(e.b / e.a, 0, 1)))

@@ -19,7 +19,7 @@ from itertools import zip_longest
 import numpy as np
 
 from geocal_cli.core.geometry.frame import (DetectorFrame, frame_of, hypot, make_geometry,
-                                            poni_for_beam_center)
+                                            mean_pixel, poni_for_beam_center)
 from geocal_cli.core.rings.blind import RingTrace, _radius_groups, arc_coverage
 from geocal_cli.core.rings.ellipse import Ellipse, fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import RingFamily
@@ -225,7 +225,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     if sel.size > SAMPLE:
         sel = np.random.default_rng(5).choice(sel, SAMPLE, replace=False)
     p1, p2 = ridges.d1[sel], ridges.d2[sel]
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    pixel = mean_pixel(detector)
     flat = make_geometry(detector, 0.1, 0.0, 0.0)
 
     def search(x0, min_dist, step, width, xatol, fatol, restarts=1):
@@ -415,7 +415,7 @@ def traces_in_frame(ridges: RidgePixels, detector, values: dict, max_rings: int 
     g = make_geometry(detector, values["dist"], values["poni1"], values["poni2"],
                       values["rot1"], values["rot2"], values.get("rot3", 0.0))
     frame = frame_of(g)
-    pixel = float(np.sqrt(detector.pixel1 * detector.pixel2))
+    pixel = mean_pixel(detector)
     tth = frame.tth(ridges.d1, ridges.d2)
     r = values["dist"] * np.tan(tth) / pixel
     # Beyond `MAX_TTH` a flat detector meets no ring worth tracing, and the radius (tan 2θ)
