@@ -399,9 +399,10 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     if settled_from is not None:
         result = _with_move(result, *settled_from.widening)
     beam, beam_sigma = _beam_center(geometry, result)
-    undetermined = _undetermined(result, beam_sigma)
-    if offset > max(RING_OFFSET_RATIO * misfit.scatter_px, RING_OFFSET_FLOOR_PX) and max(
-            _determinacy(result, beam_sigma).values(), default=0.0) > WEAKLY_DETERMINED_SHARE:
+    determinacy = _determinacy(result, beam_sigma)
+    undetermined = [k for k, r in determinacy.items() if r > 1]
+    if offset > max(RING_OFFSET_RATIO * misfit.scatter_px, RING_OFFSET_FLOOR_PX) \
+            and max(determinacy.values(), default=0.0) > WEAKLY_DETERMINED_SHARE:
         trend = ring_offset_trend(pts.ring[inl], ring_tth(d_spacing[pts.ring[inl]],
                                                           values["wavelength"]),
                                   result.residual_px[inl])
@@ -1309,10 +1310,6 @@ def _determinacy(result: Refinement, beam_sigma) -> dict:
     if "wavelength" in s:
         out["wavelength"] = s["wavelength"] / v["wavelength"] / UNDETERMINED_LIMITS["wavelength"]
     return {k: (r if np.isfinite(r) else np.inf) for k, r in out.items()}
-
-
-def _undetermined(result: Refinement, beam_sigma) -> list[str]:
-    return [k for k, r in _determinacy(result, beam_sigma).items() if r > 1]
 
 
 def _correlation_clause(widening, shape) -> str:
