@@ -465,7 +465,7 @@ class Audit:
         complete = fitted is not None and fitted.explained == int(self.counted.sum()) > 0
         found = []
         vouched = fitted is not None and fitted.explained >= VOUCH_RINGS \
-            and fitted.counted - fitted.explained < MIN_LEAD
+            and fitted.counted - fitted.explained <= 1
         for ranking in self.rankings[:1] if vouched else self.rankings:
             better = replacement(ranking, self.given, families, by_positions=not complete)
             if better is not None:
