@@ -347,6 +347,9 @@ def test_ring_pieces_cut_by_module_gaps_are_joined(tmp_path, monkeypatch):
     assert err <= 0.05, f"ring-position error {err:.4f} px"
     monkeypatch.setattr(tilted, "_joined_arcs", lambda ridges, arcs: [([k], None) for k, _ in
                                                                       enumerate(arcs)])
+    # The search over the whole range, the last resort, finds this image without any
+    # reference: left out, the references alone are what the pieces must give.
+    monkeypatch.setattr(tilted, "_global_starts", lambda *args: [])
     with pytest.raises(CalibrationError):
         blind_calibrate(sim, d_spacing)
 
@@ -395,3 +398,29 @@ def test_steep_arcs_of_a_far_beam_calibrate_from_their_cones_tilt(tmp_path):
     err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
                          "rings of a tilted geometry's 2θ")
     assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+#: Verneite at 5.1 keV, 72 mm from a Pilatus 2M CdTe tilted by 33°, the beam 346 px beyond
+#: its top edge (robustness case 52): five wide-angle rings, whose reference ellipses started
+#: searches that ended at 60 % of the truth's sharpness (fine bins), and every strategy
+#: refused the image.
+VERNEITE_STEEP = dict(calibrant="verneite", detector="Pilatus2MCdTe", energy_kev=5.10256941274164,
+                      distance_mm=71.57219140930586, center_px=[-346.2099212009068,
+                                                                309.0161027204694],
+                      tilt_deg=33.393508896088335, tilt_plan_rotation_deg=-9.436720753289876,
+                      beamstop_radius_px=7.758270257959092, hot_pixels=10,
+                      peak_counts=1293.045644386292, width_px=1.5451598913942728, seed=52)
+
+
+def test_the_search_over_the_whole_range_finds_what_the_references_miss(tmp_path,
+                                                                        monkeypatch):
+    from geocal_cli.core.rings import tilted
+    from geocal_cli.errors import CalibrationError
+
+    sim, cfg = simulate_case(VERNEITE_STEEP, tmp_path)
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    err = blind_error_px(sim, d_spacing, calibrate_module.GLOBAL_STRATEGY)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    monkeypatch.setattr(tilted, "_global_starts", lambda *args: [])
+    with pytest.raises(CalibrationError):
+        blind_calibrate(sim, d_spacing)
