@@ -14,7 +14,10 @@ Rules (DESIGN.md, "Outputs"):
   mode 0700) beside its target, and all are renamed onto their targets together once the last
   one is complete. Any failure or signal before that removes the temporaries and leaves the
   existing files byte-identical; temporaries that a killed run left behind are removed by the
-  next run that writes to the same folder.
+  next run that writes to the same folder;
+- the report, which vouches for the run's other outputs, is renamed first: a SIGKILL between
+  two renames (nothing can block it) never leaves a PONI or a plot without the report that
+  states its quality, nor a file without a marker whose ownership no report records.
 """
 
 from __future__ import annotations
@@ -285,7 +288,8 @@ class Outputs:
                 for t, s in self._staged.items() if s.exists()]
 
     def commit(self) -> None:
-        """Rename every staged file onto its target, then remove the temporary folders.
+        """Rename every staged file onto its target, the ledger (the report) first, then
+        remove the temporary folders.
 
         All or nothing: each replaced file is first hard-linked into the temporary folder, and
         if a later rename fails the earlier ones are undone from those links.
@@ -300,7 +304,8 @@ class Outputs:
         # A Ctrl-C or SIGTERM waits for the renames rather than leave half of them done.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
         try:
-            for target, tmp in self._staged.items():
+            # The ledger first (module rules); sorted() is stable, the others keep their order.
+            for target, tmp in sorted(self._staged.items(), key=lambda kv: kv[0] != self.ledger):
                 if not tmp.exists():
                     continue
                 os.chmod(tmp, 0o666 & ~_umask())

@@ -209,6 +209,28 @@ def test_a_failed_rename_undoes_the_earlier_ones(workspace, tmp_path, capsys, mo
     assert code == 4 and snapshot(folder) == before, err
 
 
+def test_the_report_is_renamed_before_the_outputs_it_vouches_for(workspace, tmp_path, capsys,
+                                                                  monkeypatch):
+    """A SIGKILL between two renames cannot be blocked: the report goes first, so a PONI or a
+    plot never stands without it (a killed batch left f0.poni without f0.calib.json)."""
+    folder = tmp_path / "w"
+    shutil.copytree(workspace, folder)
+    monkeypatch.chdir(folder)
+    real_replace = os.replace
+    renames = []
+
+    def replace(src, dst):
+        if ".geocal-" in str(src):
+            renames.append(Path(dst).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    code, _, err = cli(RUNS["calib-ring"], capsys)
+    monkeypatch.setattr(os, "replace", real_replace)
+    assert code == 0, err
+    assert renames[0] == "img.calib.json" and {"img.poni", "c.png"} <= set(renames[1:]), renames
+
+
 def test_sigint_and_sigterm_at_random_moments(workspace, tmp_path):
     """Each subcommand run twice, once stopped by SIGINT and once by SIGTERM at a random
     moment: exit 130 with 'interrupted' and the folder byte-identical, or (signal after the
