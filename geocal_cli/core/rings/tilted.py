@@ -216,8 +216,9 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
         Read each start's tilt from its reference as a ring at the 2θ of its distance start
         (`_tilt_rotations`), not as one at 2θ = 0.
     shape : (int, int), optional
-        The image's shape: given, the starts are not read from `refs` but searched over
-        every geometry that could show the ridges (`_global_starts`).
+        The image's shape: given, the sharpest geometry over the whole range of beam
+        centres, distances and tilts (`_global_starts`) starts a search too (the blind
+        search gives it with no `refs`).
 
     Returns
     -------
