@@ -38,6 +38,10 @@ RESTARTS = 8
 RESTART_GAIN = 1.01
 #: Ridge pixels the sharpness is measured on.
 SAMPLE = 4000
+#: Histogram bins (pixels of tilt-free radius) of the coarse searches, which find the rings'
+#: basin, and of the fine one, which ranks what they found.
+COARSE_BIN_PX = 4.0
+FINE_BIN_PX = 1.0
 #: Largest tilt (radians) searched, beyond the 35° a detector is mounted at.
 MAX_TILT = np.radians(50.0)
 #: Smallest distance searched, in units of the reference ring's radius: the reference ring
@@ -249,8 +253,8 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
             best, x0 = res, res.x
         return best
 
-    # Coarse (4 px bins) from every reference's starts, restarted for the best, then fine
-    # (1 px bins) from the best of those.
+    # Coarse bins from every reference's starts, restarted for the best, then fine
+    # bins from the best of those.
     runs = [] if shape is None else _global_starts(flat, pixel, p1, p2, shape)
     for ref in refs:
         min_dist = MIN_DISTANCE * ref.radius
@@ -259,14 +263,14 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
             for rot1, rot2 in _tilt_rotations(flat, pixel, ref, tth):
                 x0 = np.array([ref.c1, ref.c2, k * ref.radius, rot1, rot2])
                 runs.append((search(x0, min_dist, np.array([10.0, 10.0, 0.3 * x0[2], 0.05,
-                                                             0.05]), 4.0, 0.01, 1e-10),
+                                                             0.05]), COARSE_BIN_PX, 0.01, 1e-10),
                              min_dist))
     # A run that ends against a wall found the crowding there, not rings.
     runs = sorted([(r, m) for r, m in runs if not _at_wall(r.x, m)], key=lambda rm: rm[0].fun)
-    runs = [(search(r.x, m, np.array([10.0, 10.0, 0.1 * r.x[2], 0.03, 0.03]), 4.0, 0.01,
-                    1e-10, RESTARTS), m) for r, m in runs[:2 * n_best]]
-    refined = [(search(r.x, m, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), 1.0, 0.001,
-                       1e-12, RESTARTS), m)
+    runs = [(search(r.x, m, np.array([10.0, 10.0, 0.1 * r.x[2], 0.03, 0.03]), COARSE_BIN_PX,
+                    0.01, 1e-10, RESTARTS), m) for r, m in runs[:2 * n_best]]
+    refined = [(search(r.x, m, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), FINE_BIN_PX,
+                       0.001, 1e-12, RESTARTS), m)
                for r, m in sorted(runs, key=lambda rm: rm[0].fun)[:n_best]]
     out, kept = [], []
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
@@ -299,8 +303,8 @@ GLOBAL_DISTANCE = (0.05, 20.0)
 def _global_starts(flat, pixel: float, p1: np.ndarray, p2: np.ndarray, shape) -> list:
     """The sharpest geometry over every beam centre within an image's size of the image,
     every distance of `GLOBAL_DISTANCE` and every tilt up to `MAX_TILT`, by differential
-    evolution on the coarse sharpness (4 px bins) of `GLOBAL_SAMPLE` ridge pixels: a start
-    for the searches that the reference ellipses' starts could not give (Storn & Price 1997,
+    evolution on the coarse sharpness (`COARSE_BIN_PX`) of `GLOBAL_SAMPLE` ridge pixels: a
+    start for the searches that the reference ellipses' starts could not give (Storn & Price 1997,
     doi:10.1023/A:1008202821328, as scipy.optimize.differential_evolution).
 
     Returns
@@ -319,7 +323,7 @@ def _global_starts(flat, pixel: float, p1: np.ndarray, p2: np.ndarray, shape) ->
 
     def cost(y):
         return _cost(np.array([y[0], y[1], np.exp(y[2]), y[3], y[4]]), flat, pixel, q1, q2,
-                     4.0, min_dist)
+                     COARSE_BIN_PX, min_dist)
 
     # The distance searched on a log scale: a SAXS ring pattern and a wide-angle one differ
     # by a factor of a hundred.
@@ -331,7 +335,8 @@ def _global_starts(flat, pixel: float, p1: np.ndarray, p2: np.ndarray, shape) ->
     x = np.array([*found.x[:2], np.exp(found.x[2]), *found.x[3:]])
     if _at_wall(x, min_dist):
         return []
-    return [(OptimizeResult(x=x, fun=_cost(x, flat, pixel, p1, p2, 4.0, min_dist)), min_dist)]
+    return [(OptimizeResult(x=x, fun=_cost(x, flat, pixel, p1, p2, COARSE_BIN_PX, min_dist)),
+             min_dist)]
 
 
 def _at_wall(x, min_dist: float) -> bool:
