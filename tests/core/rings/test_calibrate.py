@@ -656,11 +656,12 @@ AGBH_FAR_TILTED = {"calibrant": "AgBh", "detector": "Pilatus300kw", "energy_kev"
 def test_a_series_fitted_an_order_off_is_refused_by_its_rings_offsets(tmp_path):
     """That fit rests on rings 12–23 where the image shows 13–24: no geometry puts them all
     on their 2θ, and they sit off it as wholes by 0.15–0.17 px, seven to eight times their
-    points' scatter, on a parabola in 2θ, its tilt weakly determined. Its settle once moved it and widened its
-    tilt into refusal; with peaks measured in windows centred on them it stands still, and
-    the rings' offsets refuse it. Whether the blind search meets that fit on its way to a
-    refusal depends on the last bits of a machine's arithmetic, so the fit is started from:
-    the geometry that puts the true rings 13–24 on the 2θ of reflections 12–23."""
+    points' scatter, on a parabola in 2θ, its tilt weakly determined. Its settle once moved
+    it and widened its tilt into refusal; with peaks measured in windows centred on them it
+    stands still, and the rings' offsets refuse it. Whether the blind search meets that fit
+    on its way to a refusal depends on the last bits of a machine's arithmetic, so the fit
+    is started from: the geometry that puts the true rings 13–24 on the 2θ of reflections
+    12–23."""
     from geocal_cli.core.rings.refine import refine_geometry
 
     sim, cfg = simulate_case(AGBH_FAR_TILTED, tmp_path)
