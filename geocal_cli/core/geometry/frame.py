@@ -351,6 +351,17 @@ def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:
     return float(dp[0]), float(dp[1])
 
 
+def with_distance_scaled(detector, values: dict, ratio: float) -> dict:
+    """PONI values (`geometry_from_values`' dict) with the distance times `ratio` and the
+    beam centre and tilts kept: the start at which a ring of radius r appears at r × ratio
+    (for small 2θ) under the same beam."""
+    geometry = geometry_from_values(detector, values)
+    c1, c2 = frame_of(geometry).beam_center()
+    out = {**values, "dist": values["dist"] * ratio}
+    out["poni1"], out["poni2"] = poni_for_beam_center(geometry_from_values(detector, out), c1, c2)
+    return out
+
+
 def stretch_matrix(ellipticity) -> np.ndarray:
     """Distortion matrix in (d1, d2) pixel indices for ellipticity (e_c, e_s), shape (2, 2).
 

@@ -34,7 +34,8 @@ from geocal_cli.core.rings.controlpoints import ControlPoints, prepare_image
 from geocal_cli.core.rings.doublet import Doublet, lab_line
 from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of,
                                            geometry_from_values, make_geometry,
-                                           poni_for_beam_center)
+                                           poni_for_beam_center, with_distance_scaled)
+from geocal_cli.core.rings.ordershift import MAX_SHIFTS, SHIFT_BETTER, order_shifted, orders
 from geocal_cli.core.rings.profilestart import start_from_profile
 from geocal_cli.core.rings.refine import (ALL_PARAMS, Refinement, covariance_matrix, propagate,
                                           refine_geometry, with_covariance)
@@ -450,6 +451,12 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     notes = []
     if settled_from is not None:
         notes.append(settled_from.note())
+    shift = blind.get("order_shift")
+    if shift:
+        notes.append(f"the {'guess' if guess is not None else 'search'}'s ring assignment was "
+                     f"off: its points fit the reflections {orders(shift['shift'])} at "
+                     f"{shift['rms_px']:.3f} px rms against {shift['fit_rms_px']:.3f} px, and "
+                     "the answer is refined from that assignment")
     line = lab_line(wavelength) if doublet is None else None
     if line:
         warnings.append(line)
@@ -543,21 +550,12 @@ class _Judge:
                               "change that, so the search ends")
             ratio = checked.better_distance_ratio
             if ratio is not None:
-                self.restarts[id(result)] = _rescaled(detector, taken.values, ratio)
+                self.restarts[id(result)] = with_distance_scaled(detector, taken.values, ratio)
         return why
 
     def restart(self, result) -> dict | None:
         """The start at the distance the audit found better for a refused fit, else None."""
         return self.restarts.pop(id(result), None)
-
-
-def _rescaled(detector, values: dict, ratio: float) -> dict:
-    """Geometry values with the distance times `ratio`, the beam centre and tilts kept."""
-    geometry = geometry_from_values(detector, values)
-    c1, c2 = frame_of(geometry).beam_center()
-    out = {**values, "dist": values["dist"] * ratio}
-    out["poni1"], out["poni2"] = poni_for_beam_center(geometry_from_values(detector, out), c1, c2)
-    return out
 
 
 def _mirror_if_better(prepared, detector, d_spacing, result, pts, free, say):
@@ -666,8 +664,8 @@ def _fit(image, ridges, guess, wavelength, unfitted, solve, judge=None):
     the rings' centre and traces the first strategy finds."""
     prepared, valid, detector, d_spacing, free, say = solve
     if guess is not None:
-        result, pts = _solve(_values(guess, wavelength), *solve)
-        return result, pts, {}
+        result, pts, shifted = _order_checked(*_solve(_values(guess, wavelength), *solve), solve)
+        return result, pts, _with_shift({}, shifted)
     try:
         return _search(image, ridges, wavelength, unfitted, solve, judge)
     except _SearchEnded as ended:
@@ -847,7 +845,8 @@ def _solve_first(starts, solve, judge=None, tries: int = START_TRIES):
     first = None
     for n, (start, blind) in enumerate(starts, 1):
         try:
-            result, pts = _solve(start, *solve)
+            result, pts, shifted = _order_checked(*_solve(start, *solve), solve)
+            blind = _with_shift(blind, shifted)
             if n > 1 and _robust_sigma(result) > NEXT_MAX_SIGMA_PX:
                 raise CalibrationError(f"residuals of {_robust_sigma(result):.2f} px (robust "
                                        "σ) on a further assignment hypothesis")
@@ -1085,6 +1084,43 @@ def _solve(start, *solve):
         result, pts = _rounds(taken.values, *solve)
         _checked(result, pts, *solve)
     return result, pts
+
+
+def _order_checked(result, pts, solve):
+    """(Refinement, ControlPoints, summary or None): the fit, or, where its points fit far
+    better with their reflections an order off (`ordershift`), the fit refined from that
+    assignment (`_solve`) when it holds and fits better by the same margin, again until no
+    shift fits better (at most `MAX_SHIFTS` times). The summary: the orders moved in all,
+    the rms of the first fit and the last shift's. `solve` is (prepared, valid, detector,
+    d_spacing, free, say)."""
+    prepared, valid, detector, d_spacing, free, say = solve
+    moved, first, last = 0, None, None
+    for _ in range(MAX_SHIFTS):
+        shifted = order_shifted(detector, result, pts, d_spacing, free,
+                                2 * np.pi / azimuths(valid.shape))
+        if shifted is None:
+            break
+        say(f"{shifted.describe()}: refining from there")
+        try:
+            again, again_pts = _solve(shifted.values, *solve)
+        except CalibrationError as exc:
+            say(f"that start failed ({exc})")
+            break
+        if _robust_sigma(again) >= SHIFT_BETTER * _robust_sigma(result):
+            say(f"refined, it fits no better ({_robust_sigma(again):.3f} px robust σ against "
+                f"{_robust_sigma(result):.3f}): keeping the fit")
+            break
+        result, pts = again, again_pts
+        moved, first, last = moved + shifted.shift, first or shifted, shifted
+    if last is None:
+        return result, pts, None
+    return result, pts, {"shift": moved, "rms_px": last.rms_px, "fit_rms_px": first.fit_rms_px}
+
+
+def _with_shift(blind: dict, shifted: dict | None) -> dict:
+    """The search's summary with the order shift that replaced its fit (`_order_checked`),
+    if any."""
+    return blind if shifted is None else {**blind, "order_shift": shifted}
 
 
 def _rounds(start, prepared, valid, detector, d_spacing, free, say):

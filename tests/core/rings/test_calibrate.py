@@ -304,11 +304,11 @@ LAB6_100KEV = dict(calibrant="LaB6", detector="Pilatus1M", energy_kev=100.0, dis
 def lab6_far(tmp_path_factory):
     """(simulated image, d-spacings, a start at √2 times the true distance, beam centre and
     tilts kept)."""
-    from geocal_cli.core.rings import calibrate as calibrate_module
+    from geocal_cli.core.geometry.frame import with_distance_scaled
 
     sim, cfg = simulate_case(LAB6_100KEV, tmp_path_factory.mktemp("lab6"))
     g = sim.geometry
-    far = calibrate_module._rescaled(g.detector, truth_values(sim), np.sqrt(2.0))
+    far = with_distance_scaled(g.detector, truth_values(sim), np.sqrt(2.0))
     return sim, load_calibrant(cfg.calibrant).d_spacing, far
 
 
@@ -653,33 +653,59 @@ AGBH_FAR_TILTED = {"calibrant": "AgBh", "detector": "Pilatus300kw", "energy_kev"
                    "width_px": 3.3842067487728875, "spotty": 0.0, "seed": 382}
 
 
-def test_a_series_fitted_an_order_off_is_refused_by_its_rings_offsets(tmp_path):
+def _order_off_guess(sim, cal, shift):
+    """The geometry that puts AGBH_FAR_TILTED's true rings 13–24 on the 2θ of the
+    reflections `shift` orders further out: a fit an order off, as a start."""
+    from geocal_cli.core.rings.refine import refine_geometry
+
+    g = sim.geometry
+    tth = ring_tth(cal.d_spacing, g.wavelength)
+    d1, d2 = (d.ravel() for d in np.indices(sim.data.shape, dtype=float))
+    true_tth = frame_of(g).tth(d1, d2)
+    on = [np.nonzero(np.abs(true_tth - tth[k]) < 2e-5)[0] for k in range(12, 24)]
+    d_off = np.concatenate([np.full(idx.size, cal.d_spacing[k + shift])
+                            for k, idx in zip(range(12, 24), on)])
+    on_ring = np.concatenate(on)
+    off = refine_geometry(g, d1[on_ring], d2[on_ring], d_off, truth_values(sim),
+                          ("dist", "poni1", "poni2", "rot1", "rot2"))
+    return geometry_from_values(g.detector, off.values)
+
+
+def test_a_series_fitted_an_order_off_is_refused_by_its_rings_offsets(tmp_path, monkeypatch):
     """That fit rests on rings 12–23 where the image shows 13–24: no geometry puts them all
     on their 2θ, and they sit off it as wholes by 0.15–0.17 px, seven to eight times their
     points' scatter, on a parabola in 2θ, its tilt weakly determined. Its settle once moved
     it and widened its tilt into refusal; with peaks measured in windows centred on them it
     stands still, and the rings' offsets refuse it. Whether the blind search meets that fit
     on its way to a refusal depends on the last bits of a machine's arithmetic, so the fit
-    is started from: the geometry that puts the true rings 13–24 on the 2θ of reflections
-    12–23."""
-    from geocal_cli.core.rings.refine import refine_geometry
+    is started from (`_order_off_guess`). The order check, which refits it on the right
+    reflections (below), is off: the offsets rule is what stands behind it."""
+    import geocal_cli.core.rings.calibrate as calibrate_module
 
+    monkeypatch.setattr(calibrate_module, "MAX_SHIFTS", 0)
     sim, cfg = simulate_case(AGBH_FAR_TILTED, tmp_path)
     cal = load_calibrant(cfg.calibrant)
-    g = sim.geometry
-    tth = ring_tth(cal.d_spacing, g.wavelength)
-    d1, d2 = (d.ravel() for d in np.indices(sim.data.shape, dtype=float))
-    true_tth = frame_of(g).tth(d1, d2)
-    on = [np.nonzero(np.abs(true_tth - tth[k]) < 2e-5)[0] for k in range(12, 24)]
-    on_ring = np.concatenate(on)
-    d_off = np.concatenate([np.full(idx.size, cal.d_spacing[k - 1])
-                            for k, idx in zip(range(12, 24), on)])
-    off = refine_geometry(g, d1[on_ring], d2[on_ring], d_off, truth_values(sim),
-                          ("dist", "poni1", "poni2", "rot1", "rot2"))
     with pytest.raises(CalibrationError, match=r"as wholes by 0\.\d+ px rms, \d+ times their "
                                                r"points' scatter, along a trend in 2θ .*, and "
                                                r"the geometry is weakly determined"):
-        _calibrate_sim(sim, cfg, cal, guess=geometry_from_values(g.detector, off.values))
+        _calibrate_sim(sim, cfg, cal, guess=_order_off_guess(sim, cal, -1))
+
+
+@pytest.mark.parametrize("shift", [-1, 1, 2])
+def test_a_start_orders_off_is_refitted_on_the_right_reflections(shift, tmp_path):
+    """Started one order out (rings 14–34 fitted as 15–35), the fit once stood at 0.45 px
+    rms, 47 px from the truth, with weakly determined parameters and a misfit warned of, and
+    exit 0; one order in, it was refused; two out, accepted 94 px off. Its points fit
+    the right reflections far better (0.02 px): the answer is refined from them, and the
+    report says the start was off."""
+    sim, cfg = simulate_case(AGBH_FAR_TILTED, tmp_path)
+    cal = load_calibrant(cfg.calibrant)
+    g = sim.geometry
+    res = _calibrate_sim(sim, cfg, cal, guess=_order_off_guess(sim, cal, shift))
+    assert ring_position_error(res.geometry, g, ring_tth(cal.d_spacing, g.wavelength),
+                               sim.data.shape) < 0.05
+    assert res.blind["order_shift"]["shift"] == -shift
+    assert any(n.startswith("the guess's ring assignment was off") for n in res.notes)
 
 
 #: LaB6 at 112 keV, 713 mm from a Perkin Elmer panel with the beam 239 px off its edge
