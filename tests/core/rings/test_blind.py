@@ -168,3 +168,23 @@ def test_further_assignment_hypotheses_are_fitted_only_when_asked_for(tmp_path, 
     assert len(fits) == 1
     list(starts)
     assert len(fits) > 1
+
+
+def test_a_drift_that_spreads_the_radii_beyond_the_detector_is_no_sharpness():
+    """A drift that spreads the ridge radii over far more than the ridges' extent draws no
+    ring on the detector: its sharpness is 0, without a histogram over the whole spread
+    (Si on a 3072² Rayonix: three such histograms took 37 s and 21 GB)."""
+    import tracemalloc
+
+    from geocal_cli.core.rings.blind import sharpness
+
+    ridges, frame, _ = _dense_tilted_ridges()
+    c1, c2 = frame.beam_center()
+    assert sharpness(ridges, c1, c2, 1.0, np.array([1e-5, 0.0])) > 0
+    # r² reaches 3·10⁵ px² on these ridges: this drift spreads their radii over 3·10¹⁵ px,
+    # where a histogram of 1 px bins cannot be held.
+    tracemalloc.start()
+    assert sharpness(ridges, c1, c2, 1.0, np.array([30.0, 0.0])) == 0.0
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 30 * ridges.d1.size * 8  # a few arrays of the ridges' size
