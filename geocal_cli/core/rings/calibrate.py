@@ -8,7 +8,9 @@
    azimuthal profile's rings matched to the calibrant (`profilestart`: dense ring lists
    whose traces merge).
 2. `rounds`: control-point extraction on every calibrant ring that crosses the detector and
-   refinement of pyFAI's geometry, rejecting rings and sectors of another phase.
+   refinement of pyFAI's geometry, rejecting rings and sectors of another phase; a fit
+   whose points fit far better with their reflections an order off is refined again from
+   that assignment (`ordershift`).
 3. Here: refusal of fits that explain only part of the calibrant (wrong energy or
    calibrant), of inconsistent residuals, of solutions the image does not show (`audit`:
    the rings of its azimuthal profile, the calibrants that explain them, the wavelength the
@@ -217,7 +219,8 @@ class Calibration:
         1σ of the beam centre along d1 and d2, pixels.
     blind : dict
         What the blind search saw (centre vote, rings traced and assigned, start distance);
-        empty when a guess was given.
+        with a guess, empty. Under "order_shift", the shift that replaced the start's ring
+        assignment (`_order_checked`), if any.
     audit : Audit
         The rings the image shows, which of them the calibrant explains, how the candidate
         calibrants rank and what the rings say of the wavelength.
