@@ -286,7 +286,9 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     d_spacing : ndarray, shape (m,)
         Calibrant d-spacings in metres, in decreasing order.
     guess : pyFAI.geometry.Geometry, optional
-        Starting geometry; skips the blind search.
+        Starting geometry; skips the blind search. Its ring assignment is refined an
+        order off where that fits far better (`_order_checked`), unless the distance is
+        fixed.
     fix : sequence of str
         Parameters kept at their start value (names from `refine.ALL_PARAMS`).
     max_rings : int, optional
