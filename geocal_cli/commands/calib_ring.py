@@ -57,7 +57,7 @@ def command(
     detector: str = typer.Option(None, "--detector", "-d", help="pyFAI detector name (pixel size, gaps mask, orientation).", rich_help_panel="Detector"),
     pixel_size: str = PIXEL_SIZE_OPTION,
     mask: Path = typer.Option(None, "--mask", help="Mask image, non-zero = masked (added to the detector's).", rich_help_panel="Detector"),
-    guess: Path = typer.Option(None, "--guess", help="Starting geometry (PONI): skips the blind search. A start whose rings fit far better an order off (a comb like AgBh) is refined from that assignment, and the report says so; with --fix dist the assignment is kept.", rich_help_panel="Refinement"),
+    guess: Path = typer.Option(None, "--guess", help="Starting geometry (PONI): skips the blind search. A start whose rings fit far better an order off (a comb like AgBh) is refined from that assignment, and the report says so; with --fix dist such a start is refused (exit 5).", rich_help_panel="Refinement"),
     fix: str = typer.Option(None, "--fix", help="Parameters kept fixed, comma-separated, from dist,poni1,poni2,rot1,rot2,rot3,wavelength; 'none' refines all. Default: rot3,wavelength.", rich_help_panel="Refinement"),
     max_rings: int = typer.Option(None, "--max-rings", help="Use at most the first N calibrant rings.", rich_help_panel="Refinement"),
     min_rings: int = typer.Option(None, "--min-rings", help="Calibrant rings the fit must rest on, each seen in the image (default 2; 1 accepts a single ring, e.g. with --guess and --fix dist).", rich_help_panel="Refinement"),

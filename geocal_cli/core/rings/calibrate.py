@@ -287,8 +287,8 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
         Calibrant d-spacings in metres, in decreasing order.
     guess : pyFAI.geometry.Geometry, optional
         Starting geometry; skips the blind search. Its ring assignment is refined an
-        order off where that fits far better (`_order_checked`), unless the distance is
-        fixed.
+        order off where that fits far better (`_order_checked`); with the distance fixed,
+        the fit is refused.
     fix : sequence of str
         Parameters kept at their start value (names from `refine.ALL_PARAMS`).
     max_rings : int, optional
@@ -453,6 +453,14 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
             f"than {FEW_RINGS} rings the reflections cannot be told apart. Give a --guess and "
             "--fix dist, or calibrate several frames of this detector together "
             "(geocal batch calib-ring … --joint)")
+    shift = blind.get("order_shift")
+    if shift and shift.get("kept"):
+        raise CalibrationError(
+            f"with the distance free, the rings fit the reflections {orders(shift['shift'])} "
+            f"far better ({shift['rms_px']:.3f} px rms at {shift['dist_m'] * 1e3:.1f} mm, "
+            f"against {shift['fit_rms_px']:.3f} px at the fixed {values['dist'] * 1e3:.1f} mm): "
+            "the fixed distance puts them on the wrong reflections. Check it, or free it "
+            "(leave dist out of --fix)")
     notes = []
     if settled_from is not None:
         notes.append(settled_from.note())
@@ -1096,13 +1104,20 @@ def _order_checked(result, pts, solve):
     better with their reflections an order off (`ordershift`), the fit refined from that
     assignment (`_solve`) when it holds and fits better by the same margin, again until no
     shift fits better (at most `MAX_SHIFTS` times). The summary: the orders moved in all,
-    the rms of the first fit and the last shift's. `solve` is (prepared, valid, detector,
-    d_spacing, free, say)."""
+    the rms of the first fit and the last shift's. With the distance fixed the fit is not
+    replaced: the summary, marked "kept", says what a shift with the distance free fits
+    (and at which distance), for `calibrate` to refuse the fixed distance. `solve` is
+    (prepared, valid, detector, d_spacing, free, say)."""
     prepared, valid, detector, d_spacing, free, say = solve
+    chi_step = 2 * np.pi / azimuths(valid.shape)
+    if "dist" not in free:
+        shifted = order_shifted(detector, result, pts, d_spacing, free, chi_step)
+        return result, pts, None if shifted is None else {
+            "shift": shifted.shift, "rms_px": shifted.rms_px, "fit_rms_px": shifted.fit_rms_px,
+            "dist_m": shifted.values["dist"], "kept": True}
     moved, first, last = 0, None, None
     for _ in range(MAX_SHIFTS):
-        shifted = order_shifted(detector, result, pts, d_spacing, free,
-                                2 * np.pi / azimuths(valid.shape))
+        shifted = order_shifted(detector, result, pts, d_spacing, free, chi_step)
         if shifted is None:
             break
         say(f"{shifted.describe()}: refining from there")

@@ -97,8 +97,8 @@ def order_shifted(detector, result: Refinement, pts: ControlPoints, d_spacing, f
     d_spacing : ndarray, shape (m,)
         The calibrant's d-spacings, metres, decreasing.
     free : tuple of str
-        The parameters the fit refined; a shifted fit refines the same ones, and none is
-        tried without the distance.
+        The parameters a shifted fit refines: the fit's, and the distance (a shift needs
+        another distance).
     chi_step : float
         Azimuth step of the control points' sampling, radians.
 
@@ -107,8 +107,6 @@ def order_shifted(detector, result: Refinement, pts: ControlPoints, d_spacing, f
     OrderShift or None
     """
     inl = result.inliers
-    if "dist" not in free:
-        return None
     split = split_residual(pts.ring[inl], pts.chi[inl], result.residual_px[inl], chi_step)
     if not split.rms_px * SHIFT_BETTER > split.scatter_px:
         return None
@@ -118,6 +116,7 @@ def order_shifted(detector, result: Refinement, pts: ControlPoints, d_spacing, f
     fit_rms = float(np.sqrt(np.mean(result.residual_px[kept] ** 2)))
     tth = ring_tth(d_spacing, result.values["wavelength"])
     geometry = geometry_from_values(detector, result.values)
+    free = tuple(dict.fromkeys(("dist", *free)))
     anchor = np.bincount(ring).argmax()
     best = None
     for shift in SHIFTS:

@@ -126,13 +126,14 @@ def _calibrate_case(case, tmp_path):
     return sim, cal, _calibrate_sim(sim, cfg, cal)
 
 
-def _calibrate_sim(sim, cfg, cal, guess=None):
-    """`calibrate` on a simulated image as `_calibrate_case` runs it, from `guess` if given."""
+def _calibrate_sim(sim, cfg, cal, guess=None, **options):
+    """`calibrate` on a simulated image as `_calibrate_case` runs it, from `guess` if given,
+    with further `calibrate` options."""
     g = sim.geometry
     mask = None if g.detector.mask is None else g.detector.mask.astype(bool)
     return calibrate(sim.data, valid_pixels(sim.data, mask), g.detector, g.wavelength,
                      cal.d_spacing, guess=guess, calibrant=cfg.calibrant, mf2=cal.mf2(),
-                     candidates=_candidates())
+                     candidates=_candidates(), **options)
 
 
 def test_a_wrong_calibrant_is_refused_naming_the_drawn_one(tmp_path):
@@ -706,6 +707,19 @@ def test_a_start_orders_off_is_refitted_on_the_right_reflections(shift, tmp_path
                                sim.data.shape) < 0.05
     assert res.blind["order_shift"]["shift"] == -shift
     assert any(n.startswith("the guess's ring assignment was off") for n in res.notes)
+
+
+def test_a_start_an_order_off_with_its_distance_fixed_is_refused(tmp_path):
+    """With the distance fixed the start one order out is not replaced: accepted, it stood
+    47 px from the truth with exit 0; its rings fit one order in far better with the
+    distance free, and that refuses the fixed distance, naming the one that fits."""
+    sim, cfg = simulate_case(AGBH_FAR_TILTED, tmp_path)
+    cal = load_calibrant(cfg.calibrant)
+    with pytest.raises(CalibrationError, match=r"one order further in far better \(0\.0\d\d px "
+                                               r"rms at 26(3[6-9]|4\d)\.\d mm.* the fixed distance "
+                                               r"puts them on the wrong reflections"):
+        _calibrate_sim(sim, cfg, cal, guess=_order_off_guess(sim, cal, 1),
+                       fix=("dist", "rot3", "wavelength"))
 
 
 #: LaB6 at 112 keV, 713 mm from a Perkin Elmer panel with the beam 239 px off its edge
