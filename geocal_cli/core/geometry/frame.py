@@ -354,11 +354,14 @@ def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:
 def with_distance_scaled(detector, values: dict, ratio: float) -> dict:
     """PONI values (`geometry_from_values`' dict) with the distance times `ratio` and the
     beam centre and tilts kept: the start at which a ring of radius r appears at r × ratio
-    (for small 2θ) under the same beam."""
+    (for small 2θ) under the same beam. Where the beam misses the detector's plane, the
+    PONI is kept instead."""
     geometry = geometry_from_values(detector, values)
     c1, c2 = frame_of(geometry).beam_center()
     out = {**values, "dist": values["dist"] * ratio}
-    out["poni1"], out["poni2"] = poni_for_beam_center(geometry_from_values(detector, out), c1, c2)
+    if np.isfinite(c1) and np.isfinite(c2):
+        out["poni1"], out["poni2"] = poni_for_beam_center(geometry_from_values(detector, out),
+                                                          c1, c2)
     return out
 
 

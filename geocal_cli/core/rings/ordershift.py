@@ -81,7 +81,8 @@ def order_shifted(detector, result: Refinement, pts: ControlPoints, d_spacing, f
     them far better (`SHIFT_BETTER`), else None.
 
     No assignment fits points below their own scatter (`misfit.split_residual`), so a fit
-    within 1 / `SHIFT_BETTER` of it is left without a refit. Each shift is refined from
+    within 1 / `SHIFT_BETTER` of it, or whose scatter the points cannot measure, is left
+    without a refit. Each shift is refined from
     two starts, the distance scaled to keep the most populated ring's radius and the beam
     centre kept: with the fit's tilts, and untilted, since a tilt that bends one series
     onto another's ratios (AgBh fitted one order in, tilted 12°) holds the shifted fit in

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry.frame import frame_of, hypot, make_geometry, poni_for_beam_center, with_params
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of, geometry_from_values,
+                                           geometry_params, hypot, make_geometry,
+                                           poni_for_beam_center, with_distance_scaled,
+                                           with_params)
 
 
 def _detector(orientation, pixel1=75e-6, pixel2=172e-6):
@@ -78,6 +81,21 @@ def test_poni_for_beam_center_puts_the_direct_beam_there(orientation):
     assert (b1, b2) == pytest.approx((123.4, 210.9), abs=1e-5)
     # With a tilt the PONI is not the beam centre.
     assert abs(p1 / 75e-6 - 0.5 - 123.4) > 10 or abs(p2 / 172e-6 - 0.5 - 210.9) > 10
+
+
+def test_a_distance_scaled_keeps_the_beam_centre_or_where_the_beam_misses_the_poni():
+    det = _detector(1)
+    g = make_geometry(det, 0.2, 0.01, 0.02, 0.08, 0.05)
+    values = dict(zip(PARAM_NAMES, geometry_params(g)))
+    scaled = with_distance_scaled(det, values, 1.5)
+    assert scaled["dist"] == pytest.approx(0.3)
+    assert frame_of(geometry_from_values(det, scaled)).beam_center() == pytest.approx(
+        frame_of(g).beam_center(), abs=1e-6)
+    # Turned by 100°, the detector faces away from the beam: no beam centre to keep.
+    away = {**values, "rot1": np.radians(100)}
+    assert np.isnan(frame_of(geometry_from_values(det, away)).beam_center()[0])
+    kept = with_distance_scaled(det, away, 1.5)
+    assert (kept["dist"], kept["poni1"], kept["poni2"]) == pytest.approx((0.3, 0.01, 0.02))
 
 
 def test_fit2d_centre_uses_pixel_centres_at_i_plus_half():
