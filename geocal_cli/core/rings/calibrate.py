@@ -464,7 +464,6 @@ def calibrate(image: np.ndarray, valid: np.ndarray, detector, wavelength: float,
     notes = []
     if settled_from is not None:
         notes.append(settled_from.note())
-    shift = blind.get("order_shift")
     if shift:
         notes.append(f"the {'guess' if guess is not None else 'search'}'s ring assignment was "
                      f"off: its points fit the reflections {orders(shift['shift'])} at "
