@@ -4,11 +4,11 @@ or out along the calibrant's list, and refitted.
 A comb of reflections whose d-spacings follow d₁/n (silver behenate's lamellar orders,
 any long-period standard) looks alike one order up or down: rings n…m fitted as n+1…m+1
 need only a shorter distance and a tilt to keep every ring within a fraction of a pixel.
-Refined from a guess 6 % short (AgBh 2.7 m from a Pilatus 300K-W tilted 10°), rings 14–34
-were fitted as 15–35 at 0.45 px rms, 47 px from the truth, with only weakly determined
+Refined from a guess 6 % short (AgBh 2.7 m from a Pilatus 300K-W tilted 10°), rings 13–33
+were fitted as 14–34 at 0.45 px rms, 47 px from the truth, with only weakly determined
 parameters and a misfit to warn of; the same points one order in fit at 0.025 px. Points
-whose assignment an order off fits them far better are fitted an order off: that
-assignment is the one to refine. Where the calibrant is no comb, a shifted assignment puts
+that fit far better with their reflections an order off were fitted on the wrong ones:
+that assignment is the one to refine. Where the calibrant is no comb, a shifted assignment puts
 each ring on another's radius ratio and fits far worse, and nothing changes.
 """
 

@@ -694,7 +694,7 @@ def test_a_series_fitted_an_order_off_is_refused_by_its_rings_offsets(tmp_path, 
 
 @pytest.mark.parametrize("shift", [-1, 1, 2])
 def test_a_start_orders_off_is_refitted_on_the_right_reflections(shift, tmp_path):
-    """Started one order out (rings 14–34 fitted as 15–35), the fit once stood at 0.45 px
+    """Started one order out (rings 13–33 fitted as 14–34), the fit once stood at 0.45 px
     rms, 47 px from the truth, with weakly determined parameters and a misfit warned of, and
     exit 0; one order in, it was refused; two out, accepted 94 px off. Its points fit
     the right reflections far better (0.02 px): the answer is refined from them, and the
