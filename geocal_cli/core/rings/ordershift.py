@@ -8,8 +8,9 @@ Refined from a guess 6 % short (AgBh 2.7 m from a Pilatus 300K-W tilted 10°), r
 were fitted as 14–34 at 0.45 px rms, 47 px from the truth, with only weakly determined
 parameters and a misfit to warn of; the same points one order in fit at 0.025 px. Points
 that fit far better with their reflections an order off were fitted on the wrong ones:
-that assignment is the one to refine. Where the calibrant is no comb, a shifted assignment puts
-each ring on another's radius ratio and fits far worse, and nothing changes.
+that assignment is the one to refine. Where the calibrant is no comb, a shifted
+assignment puts each ring on another's radius ratio and fits far worse, and nothing
+changes.
 """
 
 from __future__ import annotations
@@ -82,11 +83,11 @@ def order_shifted(detector, result: Refinement, pts: ControlPoints, d_spacing, f
 
     No assignment fits points below their own scatter (`misfit.split_residual`), so a fit
     within 1 / `SHIFT_BETTER` of it, or whose scatter the points cannot measure, is left
-    without a refit. Each shift is refined from
-    two starts, the distance scaled to keep the most populated ring's radius and the beam
-    centre kept: with the fit's tilts, and untilted, since a tilt that bends one series
-    onto another's ratios (AgBh fitted one order in, tilted 12°) holds the shifted fit in
-    its own minimum (0.42 px rms; untilted, 0.019 px).
+    without a refit. Each shift is refined from two starts, the distance scaled to keep
+    the most populated ring's radius and the beam centre kept: with the fit's tilts, and
+    untilted, since a tilt that bends one series onto another's ratios (AgBh fitted one
+    order in, tilted 12°) holds the shifted fit in its own minimum (0.42 px rms; untilted,
+    0.019 px).
 
     Parameters
     ----------
