@@ -351,6 +351,35 @@ def poni_for_beam_center(geometry, d1: float, d2: float) -> tuple[float, float]:
     return float(dp[0]), float(dp[1])
 
 
+def beam_frame(x, flat, pixel: float) -> DetectorFrame:
+    """The frame of a geometry given by its beam centre, as the blind searches vary it.
+
+    Parameters
+    ----------
+    x : sequence of 5 float
+        Beam centre d1, d2 (pixel indices), distance (pixels), pyFAI's rot1, rot2 (radians).
+    flat : pyFAI.geometry.Geometry
+        Any geometry of the detector (its orientation and pixels are used).
+    pixel : float
+        The detector's mean pixel size, metres (`mean_pixel`).
+
+    Returns
+    -------
+    DetectorFrame
+        rot3 = 0; the point of normal incidence is wherever the tilts and the beam centre
+        put it.
+    """
+    b1, b2, dist_px, rot1, rot2 = x
+    f = frame_of(flat, [dist_px * pixel, 0.0, 0.0, rot1, rot2, 0.0])
+    # An in-plane shift of the detector moves the beam centre, not the plane: the beam (+x3)
+    # meets the plane at (0, 0, o·n / n3), n = e1 × e2, and pixel (b1, b2) goes there (in
+    # closed form, as the searches ask this at every step).
+    (o1, o2, o3), (a1, a2, a3), (c1, c2, c3) = f.origin.tolist(), f.e1.tolist(), f.e2.tolist()
+    n3 = a1 * c2 - a2 * c1
+    foot = (o1 * (a2 * c3 - a3 * c2) + o2 * (a3 * c1 - a1 * c3)) / n3 + o3
+    return DetectorFrame(np.array([0.0, 0.0, foot]) - b1 * f.e1 - b2 * f.e2, f.e1, f.e2)
+
+
 def with_distance_scaled(detector, values: dict, ratio: float) -> dict:
     """PONI values (`geometry_from_values`' dict) with the distance times `ratio` and the
     beam centre and tilts kept: the start at which a ring of radius r appears at r × ratio

@@ -20,12 +20,14 @@ from itertools import zip_longest
 
 import numpy as np
 
-from geocal_cli.core.geometry.frame import (DetectorFrame, frame_of, hypot, make_geometry,
+from geocal_cli.core.geometry.frame import (beam_frame, frame_of, hypot, make_geometry,
                                             mean_pixel, poni_for_beam_center)
 from geocal_cli.core.rings.blind import RingTrace, _radius_groups, arc_coverage
 from geocal_cli.core.rings.ellipse import Ellipse, fit_circle, fit_ellipse
 from geocal_cli.core.rings.family import RingFamily
+from geocal_cli.core.rings import wholerange
 from geocal_cli.core.rings.ridges import RidgePixels
+from geocal_cli.core.rings.wholerange import MAX_TILT, at_wall
 
 #: Axis ratio b/a of the reference ellipse below which the rings count as visibly tilted
 #: (cos 8°): flatter rings are the common-centre strategy's.
@@ -42,21 +44,10 @@ SAMPLE = 4000
 #: basin, and of the fine one, which ranks what they found.
 COARSE_BIN_PX = 4.0
 FINE_BIN_PX = 1.0
-#: Largest tilt (radians) searched, beyond the 35° a detector is mounted at.
-MAX_TILT = np.radians(50.0)
 #: Smallest distance searched, in units of the reference ring's radius: the reference ring
 #: below 84° of 2θ. Nearer, all ridge pixels crowd beyond 80° into a few sharp bins (a
 #: detector 1 px from the sample "fitted" a Pilatus corner pattern at 60 mm).
 MIN_DISTANCE = 0.1
-#: Searches ending within this factor of that smallest distance are dropped: there the
-#: crowding near 90° is still sharper than any ring pattern in coarse bins (a Si image
-#: tilted by 33° ranked two such ends above its true geometry).
-WALL = 1.2
-#: Searches ending within this many radians of `MAX_TILT` are dropped likewise: a start
-#: tilted by the axis ratio of an outer ring (flattened by its cone angle too) ran to that
-#: wall, where the rings crowd, and its runs outranked those at the truth (Si at 60 mm on a
-#: Pilatus 1M tilted by 33°).
-TILT_WALL = np.radians(2.0)
 #: Ridge arcs (connected ridge pixels) fitted for `arc_reference`: at least this many pixels,
 #: and spanning at least this fraction of the turn around their ellipse's centre (in 10°
 #: sectors), since short arcs of a tilted ring fit flat ellipses of any shape.
@@ -266,7 +257,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
                                                              0.05]), COARSE_BIN_PX, 0.01, 1e-10),
                              min_dist))
     # A run that ends against a wall found the crowding there, not rings.
-    runs = sorted([(r, m) for r, m in runs if not _at_wall(r.x, m)], key=lambda rm: rm[0].fun)
+    runs = sorted([(r, m) for r, m in runs if not at_wall(r.x, m)], key=lambda rm: rm[0].fun)
     runs = [(search(r.x, m, np.array([10.0, 10.0, 0.1 * r.x[2], 0.03, 0.03]), COARSE_BIN_PX,
                     0.01, 1e-10, RESTARTS), m) for r, m in runs[:2 * n_best]]
     refined = [(search(r.x, m, np.array([2.0, 2.0, 0.05 * r.x[2], 0.01, 0.01]), FINE_BIN_PX,
@@ -276,7 +267,7 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     # The fine bins rank: a coarse optimum may be a wrong distance whose rings blur together.
     for res, min_dist in sorted(refined, key=lambda rm: rm[0].fun):
         b1, b2, dist_px, rot1, rot2 = res.x
-        if res.fun >= 0 or _at_wall(res.x, min_dist):
+        if res.fun >= 0 or at_wall(res.x, min_dist):
             continue
         # Runs from different starts often end in one optimum: one candidate each.
         if any(np.all(np.abs(res.x - k) <= [2.0, 2.0, 0.01 * dist_px, 0.005, 0.005])
@@ -290,22 +281,15 @@ def sharpest_geometries(ridges: RidgePixels, detector, refs: list[Ellipse], wave
     return out
 
 
-#: The global search (`_global_starts`): ridge pixels it measures the sharpness on, and its
-#: differential evolution's population (per parameter) and generations: some 13 000
-#: sharpness measures, 1.5 s, spent only where every other start has failed.
+#: Ridge pixels the global search (`_global_starts`) measures the sharpness on: its 13 000
+#: measures take 1.5 s, spent only where every other start has failed.
 GLOBAL_SAMPLE = 1500
-GLOBAL_POPSIZE = 15
-GLOBAL_GENERATIONS = 100
-#: Its distance range, in units of the image's diagonal.
-GLOBAL_DISTANCE = (0.05, 20.0)
 
 
 def _global_starts(flat, pixel: float, p1: np.ndarray, p2: np.ndarray, shape) -> list:
-    """The sharpest geometry over every beam centre within an image's size of the image,
-    every distance of `GLOBAL_DISTANCE` and every tilt up to `MAX_TILT`, by differential
-    evolution on the coarse sharpness (`COARSE_BIN_PX`) of `GLOBAL_SAMPLE` ridge pixels: a
-    start for the searches that the reference ellipses' starts could not give (Storn & Price 1997,
-    doi:10.1023/A:1008202821328, as scipy.optimize.differential_evolution).
+    """The sharpest geometry over the whole range (`wholerange.search`), on the coarse
+    sharpness (`COARSE_BIN_PX`) of `GLOBAL_SAMPLE` ridge pixels: a start for the searches
+    that the reference ellipses' starts could not give.
 
     Returns
     -------
@@ -313,36 +297,17 @@ def _global_starts(flat, pixel: float, p1: np.ndarray, p2: np.ndarray, shape) ->
         One run in `sharpest_geometries`' terms (x: beam d1, d2 and distance in pixels, rot1,
         rot2; its smallest distance), empty when it ends at a wall.
     """
-    from scipy.optimize import OptimizeResult, differential_evolution
+    from scipy.optimize import OptimizeResult
 
-    h, w = shape
-    diag = float(np.hypot(h, w))
     pick = np.random.default_rng(7).permutation(p1.size)[:GLOBAL_SAMPLE]
     q1, q2 = p1[pick], p2[pick]
-    min_dist = GLOBAL_DISTANCE[0] * diag
-
-    def cost(y):
-        return _cost(np.array([y[0], y[1], np.exp(y[2]), y[3], y[4]]), flat, pixel, q1, q2,
-                     COARSE_BIN_PX, min_dist)
-
-    # The distance searched on a log scale: a SAXS ring pattern and a wide-angle one differ
-    # by a factor of a hundred.
-    found = differential_evolution(
-        cost, [(-h, 2.0 * h), (-w, 2.0 * w), tuple(np.log(np.array(GLOBAL_DISTANCE) * diag)),
-               (-MAX_TILT, MAX_TILT), (-MAX_TILT, MAX_TILT)],
-        popsize=GLOBAL_POPSIZE, maxiter=GLOBAL_GENERATIONS, tol=1e-6, polish=False,
-        init="sobol", seed=11)
-    x = np.array([*found.x[:2], np.exp(found.x[2]), *found.x[3:]])
-    if _at_wall(x, min_dist):
+    min_dist = wholerange.min_distance(shape)
+    x = wholerange.search(lambda x: _cost(x, flat, pixel, q1, q2, COARSE_BIN_PX, min_dist),
+                          shape)
+    if x is None:
         return []
     return [(OptimizeResult(x=x, fun=_cost(x, flat, pixel, p1, p2, COARSE_BIN_PX, min_dist)),
              min_dist)]
-
-
-def _at_wall(x, min_dist: float) -> bool:
-    """Whether a search point (beam d1, d2, distance px, rot1, rot2) lies within `WALL` of
-    the smallest distance `min_dist` or within `TILT_WALL` of `MAX_TILT`."""
-    return x[2] <= WALL * min_dist or max(abs(x[3]), abs(x[4])) >= MAX_TILT - TILT_WALL
 
 
 def _tilt_rotations(flat, pixel: float, ref: Ellipse, tth: float = 0.0
@@ -370,19 +335,6 @@ def _tilt_rotations(flat, pixel: float, ref: Ellipse, tth: float = 0.0
             for s in ((1.0, -1.0) if tau > 0 else (1.0,))]
 
 
-def _frame(x, flat, pixel: float) -> DetectorFrame:
-    """The frame of (beam centre d1, d2 in pixels, distance in pixels, rot1, rot2)."""
-    b1, b2, dist_px, rot1, rot2 = x
-    f = frame_of(flat, [dist_px * pixel, 0.0, 0.0, rot1, rot2, 0.0])
-    # An in-plane shift of the detector moves the beam centre, not the plane: the beam (+x3)
-    # meets the plane at (0, 0, o·n / n3), n = e1 × e2, and pixel (b1, b2) goes there (in
-    # closed form, as the search asks this at every step).
-    (o1, o2, o3), (a1, a2, a3), (c1, c2, c3) = f.origin.tolist(), f.e1.tolist(), f.e2.tolist()
-    n3 = a1 * c2 - a2 * c1
-    foot = (o1 * (a2 * c3 - a3 * c2) + o2 * (a3 * c1 - a1 * c3)) / n3 + o3
-    return DetectorFrame(np.array([0.0, 0.0, foot]) - b1 * f.e1 - b2 * f.e2, f.e1, f.e2)
-
-
 def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     """−sharpness of the ridge pixels' tilt-free radii at `x`, in bins of `width` pixels;
     0 for geometries nearer than `min_dist` pixels, tilted past `MAX_TILT` or that put half
@@ -403,7 +355,7 @@ def _cost(x, flat, pixel, p1, p2, width, min_dist) -> float:
     # D |x3 ∇ρ − ρ ∇x3| / x3², so D cancels from their ratio; `hypot` rather than np.hypot,
     # which costs 3.5 times as much; medians by partition, the pixels' own radius as the
     # root of their squares' median.
-    f = _frame(x, flat, pixel)
+    f = beam_frame(x, flat, pixel)
     x1, x2, x3 = f.xyz(p1, p2)
     a, b = f.e1, f.e2
     rho = hypot(x1, x2)

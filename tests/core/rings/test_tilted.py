@@ -6,12 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from geocal_cli.core.geometry.frame import frame_of, make_geometry
+from geocal_cli.core.geometry.frame import beam_frame, frame_of, make_geometry
 from geocal_cli.core.rings import calibrate as calibrate_module
 from geocal_cli.core.rings.ellipse import Ellipse
 from geocal_cli.core.rings.start import find_ring_ridges, ring_traces
-from geocal_cli.core.rings.tilted import (_cost, _frame, arc_references, is_tilted,
-                                         sharpest_geometries, traces_in_frame)
+from geocal_cli.core.rings.tilted import (_cost, arc_references, is_tilted, sharpest_geometries,
+                                         traces_in_frame)
 from geocal_cli.io.calibrants import load_calibrant
 from geocal_cli.io.images import valid_pixels
 from tests.conftest import (blind_calibrate, blind_error_px, only_strategy, ring_tth,
@@ -84,7 +84,7 @@ def _search_point(sim) -> np.ndarray:
     best = None
     for sign in (1.0, -1.0):
         x0 = np.array([*truth.beam_center(), g.dist / pixel, sign * g.rot1, sign * g.rot2])
-        fit = least_squares(lambda x: _frame(x, flat, pixel).tth(*grid[:, near]) - want[near],
+        fit = least_squares(lambda x: beam_frame(x, flat, pixel).tth(*grid[:, near]) - want[near],
                             x0, x_scale=[10.0, 10.0, 10.0, 0.01, 0.01])
         if best is None or fit.cost < best.cost:
             best = fit
@@ -128,7 +128,7 @@ def test_a_far_off_axis_detector_does_not_outrank_the_truth(si_corner):
     p1, p2 = _sample(ridges)
     flat, pixel = make_geometry(g.detector, 0.1, 0.0, 0.0), g.detector.pixel1
     off_axis = np.array([-1048.92, -560.97, 31.81, -0.09, 0.16])
-    assert np.ptp(_frame(off_axis, flat, pixel).tth(p1, p2)) < np.radians(2.0)
+    assert np.ptp(beam_frame(off_axis, flat, pixel).tth(p1, p2)) < np.radians(2.0)
     for width in (4.0, 1.0):
         assert (_cost(off_axis, flat, pixel, p1, p2, width, 1.0)
                 > _cost(_search_point(sim), flat, pixel, p1, p2, width, 1.0))
