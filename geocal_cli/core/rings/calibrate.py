@@ -774,17 +774,17 @@ def _arc_search(ridges, wavelength, solve, judge=None):
     assigned and refined in turn. Returns (Refinement, ControlPoints, blind summary) of the
     first that holds; raises the last reading's CalibrationError."""
     prepared, valid, detector, d_spacing, free, say = solve
-    readings = arc_traces(ridges, detector, wavelength, say)
-    for n, (traces, family, info) in enumerate(readings, 1):
+    for n, (traces, family, info) in enumerate(arc_traces(ridges, detector, wavelength, say,
+                                                          valid.shape), 1):
         try:
             # Every arc is taken for a ring: the calibrant must explain most of them.
             return _solve_first(start_from_traces(traces, family, info, prepared, detector,
                                                   wavelength, d_spacing, say,
                                                   min_explained=0.5), solve, judge)
         except CalibrationError as exc:
-            if n == len(readings):
-                raise _ArcsTraced(str(exc), len(traces)) from None
+            failed = _ArcsTraced(str(exc), len(traces))
             say(f"reading {n} of the ring arcs failed ({exc})")
+    raise failed
 
 
 def _tilted_search(ridges, refs, info, wavelength, solve, judge=None, cone=False, shape=None):

@@ -10,7 +10,9 @@ assignment, where circle radii of conic arcs are not.
 Starts: the beam centre extrapolated from the drift of the arcs' circle centres with r²
 (conic centres move away from the beam along the tilt plane) and a grid of tilts in that
 plane (both ways, both pyFAI rotations, since their signs depend on the detector
-orientation) and of distances, the likeliest first, until one fits.
+orientation) and of distances, the likeliest first, until one fits; or, where that
+extrapolation fails, the geometry under which the arcs are most coherent over the whole
+range of geometries (`coherent_start`).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from geocal_cli.core.geometry.frame import (PARAM_NAMES, frame_of, make_geometry, mean_pixel,
-                                            poni_for_beam_center)
+from geocal_cli.core.geometry.frame import (PARAM_NAMES, beam_frame, frame_of, make_geometry,
+                                            mean_pixel, poni_for_beam_center)
+from geocal_cli.core.rings import wholerange
 from geocal_cli.core.rings.refine import MIN_DIST_PX, PARAM_SCALES, tth_jacobian
 
 _FREE = ("dist", "poni1", "poni2", "rot1", "rot2")
@@ -72,7 +75,8 @@ def center_drift(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np
 def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
                     centres: np.ndarray, radii: np.ndarray, wavelength: float,
                     max_nfev: int = 80, good_px: float = 2.0,
-                    start: dict | None = None) -> RingFamily | None:
+                    start: dict | None = None, own_pixels: bool = False
+                    ) -> RingFamily | None:
     """Fit distance, beam centre, tilts and one 2θ per arc to ring-arc pixels.
 
     Parameters
@@ -95,6 +99,14 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
     start : dict, optional
         A geometry (dist, poni1, poni2, rot1, rot2) to start from instead of the grid, e.g.
         the fit of the longest arcs.
+    own_pixels : bool
+        Measure the residuals in pixels of the geometry being fitted, not in the start's.
+        In the start's pixels a fit can slide towards the sample, where every 2θ nears 90°
+        and their differences shrink (LaB6 on a MAR345 tilted 24.5°, rings at 2θ 38–86°:
+        started at the truth, the fit collapsed there and no family was returned). The grid
+        keeps the start's pixels: in their own, its fits of a vanadinite pattern tilted 34°
+        ended at a wrong geometry (0.94 px) where those in the start's found the truth
+        (0.87 px).
 
     Returns
     -------
@@ -130,16 +142,21 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
             geo = x0 + x[:5] * _SCALE
             return [geo[0], geo[1], geo[2], geo[3], geo[4], 0.0], tth0 + x[5:] * 1e-3
 
-        def fun(x, unpack=unpack, g=g, grad=grad):
-            p6, tth = unpack(x)
-            return (frame_of(g, p6).tth(d1, d2) - tth[arc]) / grad
+        def scale(p6, grad=grad, g=g):
+            if not own_pixels:
+                return grad
+            return np.maximum(frame_of(g, p6).tth_gradient(d1, d2), 1e-9)
 
-        def jac(x, unpack=unpack, g=g, grad=grad):
+        def fun(x, unpack=unpack, g=g):
+            p6, tth = unpack(x)
+            return (frame_of(g, p6).tth(d1, d2) - tth[arc]) / scale(p6)
+
+        def jac(x, unpack=unpack, g=g):
             p6, _ = unpack(x)
             j = np.zeros((d1.size, 5 + n_a))
             j[:, :5] = tth_jacobian(g, p6, d1, d2, _FREE, _SCALE)
             j[np.arange(d1.size), 5 + arc] = -1e-3
-            return j / grad[:, None]
+            return j / scale(p6)[:, None]
 
         try:
             res = least_squares(fun, np.zeros(5 + n_a), jac=jac, loss="soft_l1", f_scale=1.0,
@@ -163,3 +180,57 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         return None
     cost, p6, tth = best
     return RingFamily(values=dict(zip(PARAM_NAMES, p6)), tth=np.asarray(tth), cost=cost)
+
+
+#: `coherent_start`: the residual (pixels) beyond which a pixel counts as an outlier.
+COHERENT_CAP_PX = 10.0
+
+
+def coherent_start(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
+                   shape: tuple[int, int]) -> dict | None:
+    """The geometry under which each arc's pixels share one 2θ best, over the whole range of
+    geometries (`wholerange.search`): a start for `fit_ring_family` that needs no guess of
+    the beam centre.
+
+    For a geometry, the best 2θ of an arc is its pixels' mean, so the family fit's cost
+    depends on the geometry's five parameters alone: the pixels' mean distance, in pixels of
+    that geometry, from their arc's 2θ, each capped at `COHERENT_CAP_PX` (an arc that chains
+    two touching rings then weighs little). In pixels of the geometry measured, a geometry
+    that crowds every pixel near one 2θ (the detector at the sample, all pixels near 90°)
+    gains nothing.
+
+    Parameters
+    ----------
+    detector : pyFAI.detectors.Detector
+    d1, d2 : ndarray, shape (n,)
+        Ridge pixels of the arcs (pixel indices).
+    arc : ndarray of int, shape (n,)
+        Arc index of each pixel, 0..n_arcs-1.
+    shape : (int, int)
+        The image's shape.
+
+    Returns
+    -------
+    dict or None
+        dist, poni1, poni2, rot1, rot2 (metres, radians); None where the search ends at a
+        wall of the range (`wholerange.at_wall`).
+    """
+    pixel = mean_pixel(detector)
+    flat = make_geometry(detector, 0.1, 0.0, 0.0)
+    count = np.maximum(np.bincount(arc), 1)
+
+    def cost(x):
+        with np.errstate(all="ignore"):
+            t, g1, g2 = beam_frame(x, flat, pixel).tth_and_grad(d1, d2)
+            off = np.abs(t - (np.bincount(arc, t) / count)[arc]) / np.hypot(g1, g2)
+        return float(np.mean(np.minimum(np.where(np.isfinite(off), off, COHERENT_CAP_PX),
+                                        COHERENT_CAP_PX)))
+
+    x = wholerange.search(cost, shape)
+    if x is None:
+        return None
+    b1, b2, dist_px, rot1, rot2 = x
+    g = make_geometry(detector, dist_px * pixel, 0.0, 0.0, rot1, rot2)
+    poni1, poni2 = poni_for_beam_center(g, b1, b2)
+    return {"dist": dist_px * pixel, "poni1": poni1, "poni2": poni2, "rot1": rot1,
+            "rot2": rot2}

@@ -22,7 +22,7 @@ from geocal_cli.core.rings.blind import (MAX_CENTRE_SHIFT, RingTrace, arc_center
                                    drifting_center, longest_curve, refine_center, ridge_turn,
                                    sharpness, trace_rings, vote_center)
 from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
-from geocal_cli.core.rings.family import fit_ring_family
+from geocal_cli.core.rings.family import coherent_start, fit_ring_family
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       mean_pixel, poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
@@ -192,7 +192,7 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     return traces, None, info
 
 
-def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
+def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int]):
     """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
     centres): each connected ridge arc is a ring piece; the ring-family fit gives the
     geometry and every arc's 2θ; arcs within 0.1° of 2θ are merged into one ring.
@@ -204,6 +204,13 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     follows it (`_family_readings`). When no reading fits, the arcs that are one ring each
     (`_one_ring`) are read alone.
 
+    The grid's beam centre is extrapolated from the drift of the arcs' circle centres, which
+    can lie far from the beam: LaB6 on a MAR345 tilted 24.5° at 72 mm, rings at 2θ 38–86°,
+    extrapolated 1500 px off, the grid's best fit 180 px from the beam. Where no reading of
+    the grid holds, the geometry under which the arcs are most coherent over the whole
+    range (`family.coherent_start`) starts the same readings again, fitted in their own
+    pixels (`fit_ring_family`'s `own_pixels`).
+
     Parameters
     ----------
     ridges : RidgePixels
@@ -211,37 +218,47 @@ def arc_traces(ridges, detector, wavelength: float, say) -> list[tuple]:
     wavelength : float
         Metres.
     say : callable(str)
+    shape : (int, int)
+        The image's shape (the whole range's extent).
 
-    Returns
-    -------
-    list of (traces, family, info)
-        One or two ring-family readings of the arcs, to try in turn. `traces` (list of
-        RingTrace) has one trace per ring, whose `arc` is the coverage seen from the family's
-        beam centre; `family` is (RingFamily, each ring's 2θ in radians); `info` a dict.
+    Yields
+    ------
+    (traces, family, info)
+        The ring-family readings of the arcs, to try in turn, those of the whole range's
+        start computed only when the caller asks for them. `traces` (list of RingTrace) has
+        one trace per ring, whose `arc` is the coverage seen from the family's beam centre;
+        `family` is (RingFamily, each ring's 2θ in radians); `info` a dict.
 
     Raises
     ------
     CalibrationError
-        Fewer than three arcs, or arcs that fit no single geometry.
+        Fewer than three arcs, or arcs that fit no single geometry from either start
+        (raised before any reading is yielded, or after all of them).
     """
     arcs, picks = ring_arcs(ridges)
     if len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
-    readings = _family_readings(ridges, arcs, picks, detector, wavelength)
-    if not readings:
-        # Where a strong tilt crowds the rings on one side, their ridges touch and one
-        # connected arc runs along several rings; the longest arcs, which the fit starts
-        # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at 56 mm:
-        # the 5 longest arcs each held 2–4 rings). The arcs that are one ring each, if
-        # three or more, carry the geometry alone.
-        single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
-        if 3 <= len(single) < len(arcs):
-            readings = _family_readings(ridges, [arcs[i] for i in single],
-                                        [picks[i] for i in single], detector, wavelength)
-    if not readings:
+    n = 0
+    # The grid's readings first; then, only where none held, those started from the arcs'
+    # most coherent geometry over the whole range.
+    for whole_range in (None, shape):
+        readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
+        if not readings:
+            # Where a strong tilt crowds the rings on one side, their ridges touch and one
+            # connected arc runs along several rings; the longest arcs, which the fit starts
+            # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at
+            # 56 mm: the 5 longest arcs each held 2–4 rings). The arcs that are one ring
+            # each, if three or more, carry the geometry alone.
+            single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
+            if 3 <= len(single) < len(arcs):
+                readings = _family_readings(ridges, [arcs[i] for i in single],
+                                            [picks[i] for i in single], detector, wavelength,
+                                            whole_range)
+        for read, f in readings:
+            n += 1
+            yield _family_traces(ridges, read, f, detector, say, n)
+    if n == 0:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
-    return [_family_traces(ridges, read, f, detector, say, n)
-            for n, (read, f) in enumerate(readings, 1)]
 
 
 def ring_arcs(ridges) -> tuple[list, list]:
@@ -268,12 +285,15 @@ def ring_arcs(ridges) -> tuple[list, list]:
     return arcs, [rng.choice(idx, min(40, idx.size), replace=False) for idx, _ in arcs]
 
 
-def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: float) -> list:
+def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: float,
+                     shape: tuple[int, int] | None = None) -> list:
     """The ring-family readings of `arc_traces` whose cost is within `FAMILY_COST_PX`, as
     (arcs, RingFamily) with one 2θ per arc: the fit of the `FAMILY_ARCS` longest arcs from
-    the grid of starts and, with more arcs, every arc fitted from its solution and every arc
-    given its 2θ by it; with fewer, the fit continued from its solution. `arcs` are (ridge
-    pixel indices, circle) and `picks` the ridge pixels fitted of each."""
+    the grid of starts (given the image's `shape`: from their most coherent geometry over
+    the whole range, every fit in its own pixels) and, with more arcs, every arc fitted
+    from its solution and every arc given its 2θ by it; with fewer, the fit continued from
+    its solution. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
+    fitted of each."""
 
     def family(which, **options):
         sel = np.concatenate([picks[i] for i in which])
@@ -282,10 +302,17 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
                                                for n, i in enumerate(which)]),
                                np.array([[arcs[i][1].c1, arcs[i][1].c2] for i in which]),
                                np.array([arcs[i][1].radius for i in which]), wavelength,
-                               **options)
+                               own_pixels=shape is not None, **options)
 
     first = sorted(sorted(range(len(arcs)), key=lambda i: -arcs[i][0].size)[:FAMILY_ARCS])
-    fam = family(first, max_nfev=40)
+    if shape is None:
+        fam = family(first, max_nfev=40)
+    else:
+        sel = np.concatenate([picks[i] for i in first])
+        start = coherent_start(detector, ridges.d1[sel], ridges.d2[sel],
+                               np.repeat(np.arange(len(first)), [picks[i].size for i in first]),
+                               shape)
+        fam = None if start is None else family(first, max_nfev=40, start=start)
     if fam is None:
         return []
     # Every arc fitted from that solution. With all arcs in it, the grid's first start under
