@@ -293,7 +293,10 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     the whole range, every fit in its own pixels) and, with more arcs, every arc fitted
     from its solution and every arc given its 2θ by it; with fewer, the fit continued from
     its solution. `arcs` are (ridge pixel indices, circle) and `picks` the ridge pixels
-    fitted of each."""
+    fitted of each. From the whole range's start, where no reading is within
+    `FAMILY_COST_PX`, the readings of the longest arcs that its fit explains
+    (`_explained_arcs`), if three or more: the longest arcs of broad rings crowded by a 33°
+    tilt chain them, 4.9 px at the truth."""
 
     def family(which, **options):
         sel = np.concatenate([picks[i] for i in which])
@@ -331,7 +334,27 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
         t = frame_of(geometry_from_values(detector, fam.values)).tth_chi(
             ridges.d1[every], ridges.d2[every])[0]
         families = [continued, replace(fam, tth=np.bincount(label, t) / np.bincount(label))]
-    return [(arcs, f) for f in families if f is not None and f.cost <= FAMILY_COST_PX]
+    readings = [(arcs, f) for f in families if f is not None and f.cost <= FAMILY_COST_PX]
+    if not readings and shape is not None:
+        kept = _explained_arcs(ridges, [picks[i] for i in first], fam, detector)
+        if 3 <= kept.size < len(first):
+            return _family_readings(ridges, [arcs[first[k]] for k in kept],
+                                    [picks[first[k]] for k in kept], detector, wavelength,
+                                    shape)
+    return readings
+
+
+def _explained_arcs(ridges, picks: list, fam, detector) -> np.ndarray:
+    """Indices of the arcs whose fitted pixels `picks` sit, on average, within
+    `FAMILY_COST_PX` of their 2θ under the family fit `fam` (in its pixels): chains of
+    touching rings do not."""
+    sel = np.concatenate(picks)
+    arc = np.repeat(np.arange(len(picks)), [p.size for p in picks])
+    frame = frame_of(geometry_from_values(detector, fam.values))
+    d1, d2 = ridges.d1[sel], ridges.d2[sel]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        off = np.abs(frame.tth(d1, d2) - fam.tth[arc]) / frame.tth_gradient(d1, d2)
+    return np.flatnonzero(np.bincount(arc, off) / np.bincount(arc) <= FAMILY_COST_PX)
 
 
 def _one_ring(ridges, idx: np.ndarray) -> bool:
