@@ -8,6 +8,15 @@ from geocal_cli.io.calibrants import load_calibrant
 from tests.conftest import (blind_calibrate, blind_error_px, only_strategy, ring_tth,
                             simulate_case)
 
+ARCS = "ring arcs of a tilted detector"
+
+
+def _assert_arcs_calibrate(sim, cfg) -> None:
+    """The image calibrates blind from the ring-arc strategy within 0.05 px of its truth."""
+    err = blind_error_px(sim, load_calibrant(cfg.calibrant, cfg.scattering).d_spacing, ARCS)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
 #: Si on a Pilatus 2M CdTe tilted by 16°: 158 ring arcs, which read right only when every arc
 #: joins the fit started from the longest arcs' solution (robustness benchmark case 240).
 SI_TILTED = dict(calibrant="Si_SRM640e", detector="Pilatus2MCdTe", energy_kev=18.888478768341024,
@@ -32,12 +41,12 @@ def test_many_arcs_calibrate_blind_from_the_longest(case, tmp_path, monkeypatch)
     common-centre one now calibrates the Cr2O3 image too)."""
     from geocal_cli.core.geometry.metrics import ring_position_error
 
-    only_strategy(monkeypatch, "ring arcs of a tilted detector")
+    only_strategy(monkeypatch, ARCS)
     sim, cfg = simulate_case(case, tmp_path)
     g = sim.geometry
     d_spacing = load_calibrant(cfg.calibrant).d_spacing
     res = blind_calibrate(sim, d_spacing)
-    assert res.blind["strategy"] == "ring arcs of a tilted detector"
+    assert res.blind["strategy"] == ARCS
     assert res.blind["arcs"] > start.FAMILY_ARCS
     err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
     assert err <= 0.05, f"ring-position error {err:.4f} px"
@@ -55,11 +64,9 @@ CORUNDUM_NEAR = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Mar345",
 
 
 def test_a_near_tilted_detector_calibrates_from_its_arcs(tmp_path, monkeypatch):
-    only_strategy(monkeypatch, "ring arcs of a tilted detector")
+    only_strategy(monkeypatch, ARCS)
     sim, cfg = simulate_case(CORUNDUM_NEAR, tmp_path)
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    _assert_arcs_calibrate(sim, cfg)
 
 
 #: Vanadinite at 5.8 keV 98 mm from a 1500 × 1200 detector of 172 µm pixels tilted by 34°,
@@ -75,9 +82,7 @@ VANADINITE_STEEP = dict(calibrant="vanadinite", pixel_size_um=[172.0, 172.0], sh
 
 def test_a_family_fit_stopped_along_its_valley_is_continued(tmp_path):
     sim, cfg = simulate_case(VANADINITE_STEEP, tmp_path)
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    _assert_arcs_calibrate(sim, cfg)
 
 
 #: Corundum at 5.5 keV 20 mm from a Pilatus 2M, the beam 78 px off its edge: weak rings to
@@ -94,9 +99,7 @@ CORUNDUM_PIECES = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Pilatus2M
 
 def test_pieces_of_one_ring_read_as_rings_count_as_that_ring(tmp_path):
     sim, cfg = simulate_case(CORUNDUM_PIECES, tmp_path)
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    _assert_arcs_calibrate(sim, cfg)
 
 
 #: Corundum 56 mm from a Perkin Elmer flat panel tilted by 29° (robustness benchmark case 77):
@@ -181,10 +184,8 @@ def test_rings_crowded_by_a_strong_tilt_calibrate_from_their_one_ring_arcs(corun
     of two (on two rings any assignment fits excellently; this one, 100 px from the truth,
     ended the search): blind within 0.05 px, where the search refused."""
     sim, cfg = corundum_crowded
-    only_strategy(monkeypatch, "ring arcs of a tilted detector")
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant, cfg.scattering).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    only_strategy(monkeypatch, ARCS)
+    _assert_arcs_calibrate(sim, cfg)
 
 
 #: LaB6 at 12.9 keV 72 mm from a 1000² detector of 200 µm pixels tilted by 24.5°, the beam
@@ -270,10 +271,8 @@ def test_wide_angle_arcs_far_from_their_extrapolated_centre_calibrate_blind(lab6
     """The grid's readings fail; those from the arcs' most coherent geometry hold: blind
     within 0.05 px, where every strategy refused."""
     sim, cfg, _ = lab6_wide
-    only_strategy(monkeypatch, "ring arcs of a tilted detector")
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    only_strategy(monkeypatch, ARCS)
+    _assert_arcs_calibrate(sim, cfg)
 
 
 #: Cristobalite at 8.9 keV 148 mm from a Pilatus 2M CdTe tilted by 33°, the beam 43 px off
@@ -296,7 +295,5 @@ def test_arcs_chaining_rings_are_left_out_of_the_coherent_reading(tmp_path, monk
     `FAMILY_COST_PX` of one 2θ carry the reading: blind within 0.05 px, where every
     strategy refused."""
     sim, cfg = simulate_case(CRISTOBALITE_CHAINED, tmp_path)
-    only_strategy(monkeypatch, "ring arcs of a tilted detector")
-    err = blind_error_px(sim, load_calibrant(cfg.calibrant).d_spacing,
-                         "ring arcs of a tilted detector")
-    assert err <= 0.05, f"ring-position error {err:.4f} px"
+    only_strategy(monkeypatch, ARCS)
+    _assert_arcs_calibrate(sim, cfg)
