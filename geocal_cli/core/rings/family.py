@@ -72,6 +72,12 @@ def center_drift(centres: np.ndarray, radii: np.ndarray) -> tuple[np.ndarray, np
     return sol[0], sol[1]
 
 
+def residual_px(frame, d1: np.ndarray, d2: np.ndarray, tth: np.ndarray) -> np.ndarray:
+    """How far pixels lie from the 2θ of their arc, in pixels of `frame` (DetectorFrame):
+    (2θ − `tth`) / |∇2θ|, all arrays of shape (n,), 2θ in radians."""
+    return (frame.tth(d1, d2) - tth) / np.maximum(frame.tth_gradient(d1, d2), 1e-9)
+
+
 def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
                     centres: np.ndarray, radii: np.ndarray, wavelength: float,
                     max_nfev: int = 80, good_px: float = 2.0,
@@ -169,9 +175,7 @@ def fit_ring_family(detector, d1: np.ndarray, d2: np.ndarray, arc: np.ndarray,
         # In pixels of the fitted geometry: divided by the start's gradient, a fit that
         # drifted to a long distance, where every 2θ difference shrinks, reported arcs
         # 12–30 px off as a 1.1 px fit (Al2O3 tilted 29° at 56 mm: 5.8 m, untilted).
-        f = frame_of(g, p6)
-        cost = float(np.mean(np.abs((f.tth(d1, d2) - tth[arc])
-                                    / np.maximum(f.tth_gradient(d1, d2), 1e-9))))
+        cost = float(np.mean(np.abs(residual_px(frame_of(g, p6), d1, d2, tth[arc]))))
         if np.isfinite(cost) and (best is None or cost < best[0]):
             best = (cost, p6, tth)
         if best is not None and best[0] < good_px:

@@ -22,7 +22,7 @@ from geocal_cli.core.rings.blind import (MAX_CENTRE_SHIFT, RingTrace, arc_center
                                    drifting_center, longest_curve, refine_center, ridge_turn,
                                    sharpness, trace_rings, vote_center)
 from geocal_cli.core.rings.ellipse import fit_circle, fit_ellipse
-from geocal_cli.core.rings.family import coherent_start, fit_ring_family
+from geocal_cli.core.rings.family import coherent_start, fit_ring_family, residual_px
 from geocal_cli.core.geometry.frame import (frame_of, geometry_from_values, make_geometry,
                                       mean_pixel, poni_for_beam_center)
 from geocal_cli.core.rings.refine import refine_geometry
@@ -350,10 +350,8 @@ def _explained_arcs(ridges, picks: list, fam, detector) -> np.ndarray:
     touching rings do not."""
     sel = np.concatenate(picks)
     arc = np.repeat(np.arange(len(picks)), [p.size for p in picks])
-    frame = frame_of(geometry_from_values(detector, fam.values))
-    d1, d2 = ridges.d1[sel], ridges.d2[sel]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        off = np.abs(frame.tth(d1, d2) - fam.tth[arc]) / frame.tth_gradient(d1, d2)
+    off = np.abs(residual_px(frame_of(geometry_from_values(detector, fam.values)),
+                             ridges.d1[sel], ridges.d2[sel], fam.tth[arc]))
     return np.flatnonzero(np.bincount(arc, off) / np.bincount(arc) <= FAMILY_COST_PX)
 
 
