@@ -299,10 +299,7 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     tilt chain them, 4.9 px at the truth."""
 
     def family(which, **options):
-        sel = np.concatenate([picks[i] for i in which])
-        return fit_ring_family(detector, ridges.d1[sel], ridges.d2[sel],
-                               np.concatenate([np.full(picks[i].size, n)
-                                               for n, i in enumerate(which)]),
+        return fit_ring_family(detector, *_picked(ridges, [picks[i] for i in which]),
                                np.array([[arcs[i][1].c1, arcs[i][1].c2] for i in which]),
                                np.array([arcs[i][1].radius for i in which]), wavelength,
                                own_pixels=shape is not None, **options)
@@ -311,10 +308,7 @@ def _family_readings(ridges, arcs: list, picks: list, detector, wavelength: floa
     if shape is None:
         fam = family(first, max_nfev=40)
     else:
-        sel = np.concatenate([picks[i] for i in first])
-        start = coherent_start(detector, ridges.d1[sel], ridges.d2[sel],
-                               np.repeat(np.arange(len(first)), [picks[i].size for i in first]),
-                               shape)
+        start = coherent_start(detector, *_picked(ridges, [picks[i] for i in first]), shape)
         fam = None if start is None else family(first, max_nfev=40, start=start)
     if fam is None:
         return []
@@ -348,11 +342,18 @@ def _explained_arcs(ridges, picks: list, fam, detector) -> np.ndarray:
     """Indices of the arcs whose fitted pixels `picks` sit, on average, within
     `FAMILY_COST_PX` of their 2θ under the family fit `fam` (in its pixels): chains of
     touching rings do not."""
-    sel = np.concatenate(picks)
-    arc = np.repeat(np.arange(len(picks)), [p.size for p in picks])
-    off = np.abs(residual_px(frame_of(geometry_from_values(detector, fam.values)),
-                             ridges.d1[sel], ridges.d2[sel], fam.tth[arc]))
+    d1, d2, arc = _picked(ridges, picks)
+    off = np.abs(residual_px(frame_of(geometry_from_values(detector, fam.values)), d1, d2,
+                             fam.tth[arc]))
     return np.flatnonzero(np.bincount(arc, off) / np.bincount(arc) <= FAMILY_COST_PX)
+
+
+def _picked(ridges, picks: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(d1, d2, arc) of the ridge pixels `picks` (one index array per arc), shape (n,) each:
+    the family fit's inputs, `arc` numbering the arcs in the order given."""
+    sel = np.concatenate(picks)
+    return ridges.d1[sel], ridges.d2[sel], np.repeat(np.arange(len(picks)),
+                                                     [p.size for p in picks])
 
 
 def _one_ring(ridges, idx: np.ndarray) -> bool:
