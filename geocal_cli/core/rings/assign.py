@@ -23,6 +23,11 @@ MIN_PROPOSERS = 12
 #: A ring matches a predicted one within MATCH_TOL_REL · r + MATCH_TOL_PX pixels.
 MATCH_TOL_REL = 0.006
 MATCH_TOL_PX = 1.5
+#: Reflections a blind assignment may use lie below this 2θ (degrees): a ring at 88° lies 29
+#: distances from the beam on a flat detector. At 80° (the earlier limit) a detector 20 mm
+#: from the sample with its edge 100 mm beside the beam, which shows only rings of 80–87°,
+#: was refused.
+MAX_TTH_DEG = 88.0
 
 
 @dataclass(frozen=True)
@@ -226,7 +231,7 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
 
 def assignable(tth: np.ndarray) -> np.ndarray:
     """Indices of the rings a blind assignment may use: those that exist at the wavelength
-    (finite 2θ) and lie below 80° (beyond, tan 2θ on a flat detector runs away).
+    (finite 2θ) and lie below `MAX_TTH_DEG` (beyond, tan 2θ on a flat detector runs away).
 
     Parameters
     ----------
@@ -238,7 +243,7 @@ def assignable(tth: np.ndarray) -> np.ndarray:
     ndarray of int
     """
     tth = np.asarray(tth, float)
-    return np.nonzero(np.isfinite(tth) & (tth < np.radians(80)))[0]
+    return np.nonzero(np.isfinite(tth) & (tth < np.radians(88)))[0]
 
 
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray,

@@ -106,6 +106,23 @@ def test_an_image_covered_in_strong_rings_calibrates(tmp_path):
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
+#: Cr2O3 at 7.9 keV, 20 mm from a detector whose edge lies 103 mm beside the beam: every ring
+#: it shows lies between 2θ = 80° and 85° (robustness case 562, made smaller).
+CR2O3_BEYOND_80 = dict(calibrant="Cr2O3", pixel_size_um=[172.0, 172.0], shape=[800, 700],
+                       energy_kev=7.943464852292248, distance_mm=20.0, center_px=[-600.0, 400.0],
+                       tilt_deg=0.0, peak_counts=820.5, width_px=1.57, spotty=0.64, seed=562)
+
+
+def test_rings_beyond_80_degrees_are_assigned_blind(tmp_path):
+    sim, cal, res = _calibrate_case(CR2O3_BEYOND_80, tmp_path)
+    g = sim.geometry
+    tth = ring_tth(cal.d_spacing, g.wavelength)
+    shown = g.center_array(sim.data.shape, unit="2th_rad")
+    assert shown.min() > np.radians(79)
+    err = ring_position_error(res.geometry, g, tth, sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
 CEO2_WIDE = dict(detector="Pilatus1M", calibrant="CeO2", energy_kev=30.0, distance_mm=210.0,
                  center_px=[520.3, 480.6], tilt_deg=1.0, tilt_plan_rotation_deg=120.0,
                  beamstop_radius_px=15.0, seed=41)
