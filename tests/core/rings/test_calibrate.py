@@ -500,6 +500,21 @@ def test_the_settled_check_checks_consistency_only_of_a_refit_that_moved(lab6_fa
     assert again is not None and checked == calls
 
 
+def _solve_inputs(sim, cfg):
+    """(`solve` tuple of `calibrate._solve`, the list its progress lines go to, the
+    calibrant's 2θ) for a simulated image, with the command's default free parameters."""
+    from geocal_cli.core.rings.calibrate import ALL_PARAMS, DEFAULT_FIX
+    from geocal_cli.core.rings.controlpoints import prepare_image
+
+    g = sim.geometry
+    d_spacing = load_calibrant(cfg.calibrant, cfg.scattering).d_spacing
+    valid = valid_pixels(sim.data)
+    said = []
+    solve = (prepare_image(sim.data, valid), valid, g.detector, d_spacing,
+             tuple(p for p in ALL_PARAMS if p not in DEFAULT_FIX), said.append)
+    return solve, said, ring_tth(d_spacing, g.wavelength)
+
+
 def test_a_fit_the_checks_refuse_is_tried_from_its_mirrored_tilt(tmp_path):
     """Si with 83 kV electrons at 5 m, the detector tilted 13° (robustness benchmark case
     192). At these small angles a tilt and its mirror draw nearly the same ellipses; from
@@ -507,23 +522,16 @@ def test_a_fit_the_checks_refuse_is_tried_from_its_mirrored_tilt(tmp_path):
     fit (rings lost). `_solve` then refines from the mirrored tilt and lands on the truth."""
     from geocal_cli.core.geometry.frame import make_geometry, poni_for_beam_center
     from geocal_cli.core.rings import calibrate as calibrate_module
-    from geocal_cli.core.rings.calibrate import ALL_PARAMS, DEFAULT_FIX
-    from geocal_cli.core.rings.controlpoints import prepare_image
 
     case = dict(calibrant="Si_SRM640c", detector="Pilatus1M", voltage_kv=82.74,
                 distance_mm=5000.0, center_px=[47.4, 99.3], tilt_deg=13.37,
                 tilt_plan_rotation_deg=-97.84, peak_counts=387.0, width_px=0.88, seed=192)
     sim, cfg = simulate_case(case, tmp_path)
     g = sim.geometry
-    d_spacing = load_calibrant(cfg.calibrant, cfg.scattering).d_spacing
-    valid = valid_pixels(sim.data)
-    said = []
-    solve = (prepare_image(sim.data, valid), valid, g.detector, d_spacing,
-             tuple(p for p in ALL_PARAMS if p not in DEFAULT_FIX), said.append)
+    solve, said, tth = _solve_inputs(sim, cfg)
     mirror = make_geometry(g.detector, g.dist, 0.0, 0.0, -g.rot1, -g.rot2, g.rot3)
     p1, p2 = poni_for_beam_center(mirror, *frame_of(g).beam_center())
     start = {**truth_values(sim), "poni1": p1, "poni2": p2, "rot1": -g.rot1, "rot2": -g.rot2}
-    tth = ring_tth(d_spacing, g.wavelength)
 
     first, first_pts = calibrate_module._rounds(start, *solve)
     assert ring_position_error(geometry_from_values(g.detector, first.values), g, tth,
@@ -533,6 +541,36 @@ def test_a_fit_the_checks_refuse_is_tried_from_its_mirrored_tilt(tmp_path):
 
     result, _ = calibrate_module._solve(start, *solve)
     assert any("the mirrored tilt fits better" in s for s in said)
+    err = ring_position_error(geometry_from_values(g.detector, result.values), g, tth,
+                              sim.data.shape)
+    assert err <= 0.01, f"ring-position error {err:.4f} px"
+
+
+def test_a_mirror_minimum_fitting_the_refused_points_worse_is_refined_on_its_own(tmp_path):
+    """LaB6 with 100 kV electrons at 5 m from a Pilatus 2M tilted 16.7°, the beam in a corner
+    (robustness case 743). The search's first fit (its Fit2D geometry is the start here)
+    stands at σ 1.66 px, 1.9 px from the truth, and the checks refuse it. Its mirror minimum,
+    refined on those points, fits them worse (σ 2.7 px) though it lies in the truth's basin:
+    refined on points of its own, it lands on the truth."""
+    import copy
+
+    from geocal_cli.core.rings import calibrate as calibrate_module
+
+    case = dict(calibrant="LaB6_SRM660c", detector="Pilatus2M", voltage_kv=100.08,
+                distance_mm=5000.0, center_px=[17.2, 103.5], tilt_deg=16.68,
+                tilt_plan_rotation_deg=162.35, peak_counts=58047.0, width_px=1.77,
+                beamstop_radius_px=31.2, beamstop_arm_deg=72.2, spotty=0.537, seed=743)
+    sim, cfg = simulate_case(case, tmp_path)
+    g = sim.geometry
+    solve, said, tth = _solve_inputs(sim, cfg)
+    fitted = copy.deepcopy(g)
+    fitted.setFit2D(5001.15, 26.0, 100.0, 13.64, -44.1, g.detector.pixel2 * 1e6,
+                    g.detector.pixel1 * 1e6)
+    start = {**truth_values(sim), **{p: getattr(fitted, p)
+                                     for p in ("dist", "poni1", "poni2", "rot1", "rot2", "rot3")}}
+
+    result, _ = calibrate_module._solve(start, *solve)
+    assert any("the mirrored tilt fits the points no better" in s for s in said)
     err = ring_position_error(geometry_from_values(g.detector, result.values), g, tth,
                               sim.data.shape)
     assert err <= 0.01, f"ring-position error {err:.4f} px"
