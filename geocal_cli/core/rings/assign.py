@@ -23,11 +23,17 @@ MIN_PROPOSERS = 12
 #: A ring matches a predicted one within MATCH_TOL_REL · r + MATCH_TOL_PX pixels.
 MATCH_TOL_REL = 0.006
 MATCH_TOL_PX = 1.5
-#: Reflections a blind assignment may use lie below this 2θ (degrees): a ring at 88° lies 29
-#: distances from the beam on a flat detector. At 80° (the earlier limit) a detector 20 mm
-#: from the sample with its edge 100 mm beside the beam, which shows only rings of 80–87°,
-#: was refused.
+#: Reflections a blind assignment may use lie below this 2θ (degrees) where the radii are
+#: measured on the image (rings traced about their common centre): a ring at 88° lies 29
+#: distances from the beam on a flat detector. At 80° a detector 20 mm from the sample with
+#: its edge 100 mm beside the beam, which shows only rings of 80–87°, was refused.
 MAX_TTH_DEG = 88.0
+#: ... and below this one where the radii are derived from fitted 2θ (D tan 2θ of a ring
+#: family's or a profile's rings): there a 0.1° error of 2θ moves a ring at 80° by 1 % of
+#: its radius, beyond `MATCH_TOL_REL`, and the reflections added beyond it took the place
+#: of the right assignment (vanadinite tilted 34° at 98 mm: 10 of 10 arcs' rings assigned
+#: below 80°, at most 3 below 88°; robustness case 15, refused with 88°).
+DERIVED_MAX_TTH_DEG = 80.0
 
 
 @dataclass(frozen=True)
@@ -229,21 +235,25 @@ def assignment_score(radii: np.ndarray, tth: np.ndarray, distance_px: float,
                          tol_rel, tol_px, miss_penalty, merge_blends)[0])
 
 
-def assignable(tth: np.ndarray) -> np.ndarray:
+def assignable(tth: np.ndarray, derived: bool = False) -> np.ndarray:
     """Indices of the rings a blind assignment may use: those that exist at the wavelength
-    (finite 2θ) and lie below `MAX_TTH_DEG` (beyond, tan 2θ on a flat detector runs away).
+    (finite 2θ) and lie below `MAX_TTH_DEG`, or `DERIVED_MAX_TTH_DEG` for radii derived
+    from fitted 2θ (beyond, tan 2θ on a flat detector runs away).
 
     Parameters
     ----------
     tth : ndarray, shape (m,)
         Calibrant 2θ, radians (NaN where the reflection does not exist).
+    derived : bool
+        The radii matched are D tan 2θ of fitted 2θ, not measured.
 
     Returns
     -------
     ndarray of int
     """
     tth = np.asarray(tth, float)
-    return np.nonzero(np.isfinite(tth) & (tth < np.radians(88)))[0]
+    limit = DERIVED_MAX_TTH_DEG if derived else MAX_TTH_DEG
+    return np.nonzero(np.isfinite(tth) & (tth < np.radians(limit)))[0]
 
 
 def assign_rings(radii: np.ndarray, weights: np.ndarray, tth: np.ndarray,

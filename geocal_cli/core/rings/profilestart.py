@@ -67,7 +67,7 @@ def start_from_profile(seen, counted: np.ndarray, frame: DetectorFrame, detector
     """
     u = seen.u_px[counted]
     tth = ring_tth(np.asarray(d_spacing, float), wavelength)
-    usable = assignable(tth)
+    usable = assignable(tth, derived=True)
     found = assign_rings(u, np.ones_like(u), tth[usable], tol_rel=MATCH_TOL_REL,
                          tol_px=MATCH_TOL_PX, n_best=N_PROPOSALS) if u.size >= MIN_EXPLAINED else []
     found.sort(key=lambda h: (np.count_nonzero(h.ring_index >= 0), h.score), reverse=True)

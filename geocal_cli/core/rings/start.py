@@ -436,7 +436,7 @@ def start_from_traces(traces, family, info, prepared, detector, wavelength: floa
         enough rings (`min_explained`).
     """
     tth_all = ring_tth(d_spacing, wavelength)
-    usable = assignable(tth_all)
+    usable = assignable(tth_all, derived=family is not None)
     pixel = mean_pixel(detector)
     if family is not None:
         # Tilt-free ring radii: tan 2θ of each ring at the family's distance.
