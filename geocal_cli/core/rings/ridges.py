@@ -31,6 +31,11 @@ class RidgePixels:
     group : ndarray of int, shape (n,)
         Connected component of the full (not subsampled) ridge map each pixel belongs to:
         one ring arc, unless rings touch; 0 for none (the edge of a shadow).
+    crest_group : ndarray of int, shape (n,)
+        Connected component of the ridge crests (`_crest`, one pixel wide) of the crest each
+        pixel lies on, or of the nearest one along its normal within 2 pixels; 0 for none.
+        Where broad rings crowd, their ridge bands touch and one `group` runs along several
+        rings, while their crests stay apart.
     """
 
     d1: np.ndarray
@@ -39,26 +44,30 @@ class RidgePixels:
     n2: np.ndarray
     strength: np.ndarray
     group: np.ndarray
+    crest_group: np.ndarray
 
     def subset(self, sel: np.ndarray) -> "RidgePixels":
         """The pixels `sel` (boolean mask or indices, over n)."""
         return RidgePixels(*(getattr(self, k)[sel] for k in self.__dataclass_fields__))
 
-    def arcs(self, min_pixels: int) -> list[np.ndarray]:
+    def arcs(self, min_pixels: int, crests: bool = False) -> list[np.ndarray]:
         """The connected ridge arcs with at least `min_pixels` pixels.
 
         Parameters
         ----------
         min_pixels : int
             Fewest ridge pixels an arc keeps.
+        crests : bool
+            Arcs of connected crests (`crest_group`), not of connected ridge bands (`group`).
 
         Returns
         -------
         list of ndarray of int
             Indices of each arc's pixels (increasing), arcs by increasing group label.
         """
-        order = np.argsort(self.group, kind="stable")
-        labels, start, counts = np.unique(self.group[order], return_index=True,
+        group = self.crest_group if crests else self.group
+        order = np.argsort(group, kind="stable")
+        labels, start, counts = np.unique(group[order], return_index=True,
                                           return_counts=True)
         return [order[a:a + n] for g, a, n in zip(labels, start, counts)
                 if g > 0 and n >= min_pixels]
@@ -292,7 +301,7 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
-        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int))
+        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int), np.empty(0, int))
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
     # a few intense rings (a steel sample) crowd out the weak calibrant rings. The strengths'
     # spread stands for the noise where most pixels are background; where strong rings
@@ -309,19 +318,37 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     # into one. They stay ridge pixels (a beamstop's rim is a circle about the beam).
     labels, _ = ndimage.label(ridge & ~shadowed, structure=np.ones((3, 3)))
     i1, i2 = np.nonzero(ridge)
-    del ridge
     v1, v2 = _normals(h11, h12, lam_min, i1, i2)
+    crest = _crest(strength, i1, i2, v1, v2)
+    ridge[:] = False
+    ridge[i1[crest], i2[crest]] = True
+    crest_labels, _ = ndimage.label(ridge & ~shadowed, structure=np.ones((3, 3)))
+    del ridge
     if i1.size > max_pixels:
         # A random subset, crests first: the flanks of strong rings would crowd out the
         # small inner rings, but they fill what budget the crests leave, for faint arcs
         # whose crest alone is a few noisy pixels.
-        key = np.random.default_rng(0).random(i1.size) + ~_crest(strength, i1, i2, v1, v2)
+        key = np.random.default_rng(0).random(i1.size) + ~crest
         pick = np.sort(np.argsort(key)[:max_pixels])
         i1, i2, v1, v2 = i1[pick], i2[pick], v1[pick], v2[pick]
     offset = (factor - 1) / 2.0
     return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1, n2=v2,
                        strength=strength[i1, i2].astype(float),
-                       group=labels[i1, i2].astype(np.int64))
+                       group=labels[i1, i2].astype(np.int64),
+                       crest_group=_nearest_crest(crest_labels, i1, i2, v1, v2))
+
+
+def _nearest_crest(crest_labels, i1, i2, v1, v2) -> np.ndarray:
+    """The crest label (`crest_labels`, an image) at pixels (i1, i2), shape (n,), or, off a
+    crest, at the first labelled pixel 1, −1, 2 or −2 steps along the normal (v1, v2),
+    rounded to the 8-neighbourhood; 0 where none is."""
+    s1, s2 = np.rint(v1).astype(np.int64), np.rint(v2).astype(np.int64)
+    n1, n2 = crest_labels.shape
+    out = crest_labels[i1, i2].astype(np.int64)
+    for k in (1, -1, 2, -2):
+        near = crest_labels[np.clip(i1 + k * s1, 0, n1 - 1), np.clip(i2 + k * s2, 0, n2 - 1)]
+        out = np.where(out > 0, out, near)
+    return out
 
 
 def _normals(h11, h12, lam_min, i1, i2) -> tuple[np.ndarray, np.ndarray]:
@@ -404,9 +431,10 @@ def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: Ridg
     if core.d1.size < min_pixels:
         return ridges
     outside = ~((ridges.d1 >= a1) & (ridges.d1 < b1) & (ridges.d2 >= a2) & (ridges.d2 < b2))
-    first = int(ridges.group.max()) + 1
+    groups = {k: np.concatenate([getattr(ridges, k)[outside],
+                                 np.where(getattr(core, k) > 0,
+                                          getattr(core, k) + int(getattr(ridges, k).max()) + 1, 0)])
+              for k in ("group", "crest_group")}
     return RidgePixels(*(np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + shift])
                          for k, shift in (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0),
-                                          ("strength", 0))),
-                       group=np.concatenate([ridges.group[outside],
-                                             np.where(core.group > 0, core.group + first, 0)]))
+                                          ("strength", 0))), **groups)

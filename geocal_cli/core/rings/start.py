@@ -209,7 +209,9 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
     extrapolated 1500 px off, the grid's best fit 180 px from the beam. Where no reading of
     the grid holds, the geometry under which the arcs are most coherent over the whole
     range (`family.coherent_start`) starts the same readings again, fitted in their own
-    pixels (`fit_ring_family`'s `own_pixels`).
+    pixels (`fit_ring_family`'s `own_pixels`). Where none of those holds either, and the
+    connected ridge crests (`ring_arcs`' `crests`) hold more arcs that are one ring each,
+    those arcs are read in the same two ways.
 
     Parameters
     ----------
@@ -236,38 +238,53 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
         (raised before any reading is yielded, or after all of them).
     """
     arcs, picks = ring_arcs(ridges)
-    if len(arcs) < 3:
-        raise CalibrationError("no rings found: fewer than three ring arcs")
     n = 0
     # The grid's readings first; then, only where none held, those started from the arcs'
     # most coherent geometry over the whole range.
-    for whole_range in (None, shape):
+    for whole_range in ((None, shape) if len(arcs) >= 3 else ()):
         readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
-        if not readings:
+        single = [] if readings else _one_rings(ridges, arcs)
+        if 3 <= len(single) < len(arcs):
             # Where a strong tilt crowds the rings on one side, their ridges touch and one
             # connected arc runs along several rings; the longest arcs, which the fit starts
             # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at
             # 56 mm: the 5 longest arcs each held 2–4 rings). The arcs that are one ring
             # each, if three or more, carry the geometry alone.
-            single = [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
-            if 3 <= len(single) < len(arcs):
-                readings = _family_readings(ridges, [arcs[i] for i in single],
-                                            [picks[i] for i in single], detector, wavelength,
-                                            whole_range)
+            readings = _family_readings(ridges, [arcs[i] for i in single],
+                                        [picks[i] for i in single], detector, wavelength,
+                                        whole_range)
         for read, f in readings:
             n += 1
             yield _family_traces(ridges, read, f, detector, say, n)
+    # Last, where no reading held: the arcs of the ridge crests, when more of them are one
+    # ring each. Broad rings whose ridge bands touch join into a few chains, and a beamstop
+    # arm's edge can join them all (graphite tilted 33° at 20 mm: one arc of 26 000 ridge
+    # pixels; NaCl tilted 19° at 21 mm: 13 arcs, none one ring), while their crests stay
+    # apart (18 arcs, 16 of them one ring; 16 arcs, 9).
+    crest_arcs, crest_picks = ring_arcs(ridges, crests=True)
+    crest_single = _one_rings(ridges, crest_arcs)
+    if len(crest_single) >= 3 and len(crest_single) > len(_one_rings(ridges, arcs)):
+        for whole_range in (None, shape):
+            for read, f in _family_readings(ridges, [crest_arcs[i] for i in crest_single],
+                                            [crest_picks[i] for i in crest_single], detector,
+                                            wavelength, whole_range):
+                n += 1
+                yield _family_traces(ridges, read, f, detector, say, n)
+    if n == 0 and len(arcs) < 3:
+        raise CalibrationError("no rings found: fewer than three ring arcs")
     if n == 0:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
 
 
-def ring_arcs(ridges) -> tuple[list, list]:
+def ring_arcs(ridges, crests: bool = False) -> tuple[list, list]:
     """The ridge arcs the ring-family fit reads: connected arcs of at least 60 pixels spanning
     more than 60 px, each with its circle, and the (at most 40, seeded) pixels fitted of each.
 
     Parameters
     ----------
     ridges : RidgePixels
+    crests : bool
+        Arcs of connected ridge crests (`RidgePixels.arcs`).
 
     Returns
     -------
@@ -277,7 +294,7 @@ def ring_arcs(ridges) -> tuple[list, list]:
         The ridge pixels fitted of each arc.
     """
     arcs = []
-    for idx in ridges.arcs(60):
+    for idx in ridges.arcs(60, crests):
         e = fit_circle(ridges.d1[idx], ridges.d2[idx])
         if e is not None and np.ptp(ridges.d1[idx]) + np.ptp(ridges.d2[idx]) > 60:
             arcs.append((idx, e))
@@ -354,6 +371,12 @@ def _picked(ridges, picks: list) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     sel = np.concatenate(picks)
     return ridges.d1[sel], ridges.d2[sel], np.repeat(np.arange(len(picks)),
                                                      [p.size for p in picks])
+
+
+def _one_rings(ridges, arcs: list) -> list:
+    """Indices of the `arcs` ((ridge pixel indices, circle) each) that are one ring each
+    (`_one_ring`)."""
+    return [i for i, (idx, _) in enumerate(arcs) if _one_ring(ridges, idx)]
 
 
 def _one_ring(ridges, idx: np.ndarray) -> bool:

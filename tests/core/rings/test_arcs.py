@@ -297,3 +297,38 @@ def test_arcs_chaining_rings_are_left_out_of_the_coherent_reading(tmp_path, monk
     sim, cfg = simulate_case(CRISTOBALITE_CHAINED, tmp_path)
     only_strategy(monkeypatch, ARCS)
     _assert_arcs_calibrate(sim, cfg)
+
+
+#: Graphite (Mo Kα1, Kα2) 20 mm from a 512² detector of 55 µm pixels tilted 32.8°, broad
+#: rings crossed by a beamstop arm (robustness case 660): the ridge bands touch and join
+#: into one arc of 26 000 pixels; the ridge crests stay apart.
+GRAPHITE_JOINED = dict(calibrant="graphite", pixel_size_um=[55.0, 55.0], shape=[512, 512],
+                       wavelength_a=0.55941, kalpha2_a=0.5638, distance_mm=20.0,
+                       center_px=[248.26855109691314, 100.79923886699534],
+                       tilt_deg=32.770851964487335, tilt_plan_rotation_deg=-132.3671078822848,
+                       peak_counts=22479.477824001253, width_px=2.6369779608722363,
+                       beamstop_radius_px=11.524329583534069, beamstop_arm_deg=78.04046002508335,
+                       hot_pixels=100, seed=660)
+
+
+def test_rings_whose_ridges_all_join_calibrate_from_their_crests(tmp_path):
+    """Fewer than three ridge arcs, but a dozen crest arcs that are one ring each: the arc
+    strategy reads those, and the image calibrates blind within 0.05 px, where every
+    strategy refused."""
+    from geocal_cli.core.geometry.metrics import ring_position_error
+    from geocal_cli.core.rings.calibrate import calibrate
+    from geocal_cli.core.rings.doublet import Doublet
+    from geocal_cli.io.images import valid_pixels
+
+    sim, cfg = simulate_case(GRAPHITE_JOINED, tmp_path)
+    g = sim.geometry
+    valid = valid_pixels(sim.data)
+    ridges = start.find_ring_ridges(sim.data, valid)
+    assert len(start.ring_arcs(ridges)[0]) < 3
+    assert len(start._one_rings(ridges, start.ring_arcs(ridges, crests=True)[0])) >= 10
+    d_spacing = load_calibrant(cfg.calibrant).d_spacing
+    res = calibrate(sim.data, valid, g.detector, g.wavelength, d_spacing,
+                    doublet=Doublet(cfg.kalpha2_a / cfg.wavelength_a, 0.5))
+    assert res.blind["strategy"] == ARCS
+    err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
+    assert err <= 0.05, f"ring-position error {err:.4f} px"
