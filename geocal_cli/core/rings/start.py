@@ -192,7 +192,8 @@ def ring_traces(ridges, shape: tuple[int, int], say):
     return traces, None, info
 
 
-def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int]):
+def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int],
+               crests: bool = False):
     """Second strategy, for strongly tilted detectors (rings are conic arcs with drifting
     centres): each connected ridge arc is a ring piece; the ring-family fit gives the
     geometry and every arc's 2θ; arcs within 0.1° of 2θ are merged into one ring.
@@ -209,9 +210,9 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
     extrapolated 1500 px off, the grid's best fit 180 px from the beam. Where no reading of
     the grid holds, the geometry under which the arcs are most coherent over the whole
     range (`family.coherent_start`) starts the same readings again, fitted in their own
-    pixels (`fit_ring_family`'s `own_pixels`). Where none of those holds either, and the
-    connected ridge crests (`ring_arcs`' `crests`) hold more arcs that are one ring each,
-    those arcs are read in the same two ways.
+    pixels (`fit_ring_family`'s `own_pixels`). With `crests`, the arcs read are those of the
+    connected ridge crests (`ring_arcs`' `crests`) that are one ring each, when there are
+    three or more, and more than among the ridges' arcs.
 
     Parameters
     ----------
@@ -222,6 +223,8 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
     say : callable(str)
     shape : (int, int)
         The image's shape (the whole range's extent).
+    crests : bool
+        Read the ridge crests' arcs of one ring each (the search's last resort).
 
     Yields
     ------
@@ -234,14 +237,27 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
     Raises
     ------
     CalibrationError
-        Fewer than three arcs, or arcs that fit no single geometry from either start
-        (raised before any reading is yielded, or after all of them).
+        Fewer than three arcs (with `crests`, no more one-ring arcs than the ridges'), or
+        arcs that fit no single geometry from either start (raised before any reading is
+        yielded, or after all of them).
     """
     arcs, picks = ring_arcs(ridges)
+    if crests:
+        # Broad rings whose ridge bands touch join into a few chains, and a beamstop arm's
+        # edge can join them all (graphite tilted 33° at 20 mm: one arc of 26 000 ridge
+        # pixels), while their crests stay apart (18 arcs, 16 of them one ring).
+        crest_arcs, crest_picks = ring_arcs(ridges, crests=True)
+        single = _one_rings(ridges, crest_arcs)
+        if len(single) < 3 or len(single) <= len(_one_rings(ridges, arcs)):
+            raise CalibrationError("no rings found: the ridge crests hold no more arcs of one "
+                                   "ring than the ridges")
+        arcs, picks = [crest_arcs[i] for i in single], [crest_picks[i] for i in single]
+    elif len(arcs) < 3:
+        raise CalibrationError("no rings found: fewer than three ring arcs")
     n = 0
     # The grid's readings first; then, only where none held, those started from the arcs'
     # most coherent geometry over the whole range.
-    for whole_range in ((None, shape) if len(arcs) >= 3 else ()):
+    for whole_range in (None, shape):
         readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
         single = [] if readings else _one_rings(ridges, arcs)
         if 3 <= len(single) < len(arcs):
@@ -256,22 +272,6 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int])
         for read, f in readings:
             n += 1
             yield _family_traces(ridges, read, f, detector, say, n)
-    # Last, where no reading held: the arcs of the ridge crests, when more of them are one
-    # ring each. Broad rings whose ridge bands touch join into a few chains, and a beamstop
-    # arm's edge can join them all (graphite tilted 33° at 20 mm: one arc of 26 000 ridge
-    # pixels; NaCl tilted 19° at 21 mm: 13 arcs, none one ring), while their crests stay
-    # apart (18 arcs, 16 of them one ring; 16 arcs, 9).
-    crest_arcs, crest_picks = ring_arcs(ridges, crests=True)
-    crest_single = _one_rings(ridges, crest_arcs)
-    if len(crest_single) >= 3 and len(crest_single) > len(_one_rings(ridges, arcs)):
-        for whole_range in (None, shape):
-            for read, f in _family_readings(ridges, [crest_arcs[i] for i in crest_single],
-                                            [crest_picks[i] for i in crest_single], detector,
-                                            wavelength, whole_range):
-                n += 1
-                yield _family_traces(ridges, read, f, detector, say, n)
-    if n == 0 and len(arcs) < 3:
-        raise CalibrationError("no rings found: fewer than three ring arcs")
     if n == 0:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
 
