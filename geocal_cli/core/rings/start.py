@@ -259,7 +259,8 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int],
     # most coherent geometry over the whole range.
     for whole_range in (None, shape):
         readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
-        single = [] if readings else _one_rings(ridges, arcs)
+        # (The crests' arcs read are one ring each already.)
+        single = [] if readings or crests else _one_rings(ridges, arcs)
         if 3 <= len(single) < len(arcs):
             # Where a strong tilt crowds the rings on one side, their ridges touch and one
             # connected arc runs along several rings; the longest arcs, which the fit starts
