@@ -10,7 +10,7 @@ doi:10.1109/CVPR.1993.341081).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -36,6 +36,9 @@ class RidgePixels:
         pixel lies on, or of the nearest one along its normal within 2 pixels; 0 for none.
         Where broad rings crowd, their ridge bands touch and one `group` runs along several
         rings, while their crests stay apart.
+    line1, line2 : ndarray, shape (n,)
+        Row and column of the centre of each pixel's line (`_line_centre`), on a binned
+        image; (d1, d2) unbinned.
     """
 
     d1: np.ndarray
@@ -45,10 +48,16 @@ class RidgePixels:
     strength: np.ndarray
     group: np.ndarray
     crest_group: np.ndarray
+    line1: np.ndarray
+    line2: np.ndarray
 
     def subset(self, sel: np.ndarray) -> "RidgePixels":
         """The pixels `sel` (boolean mask or indices, over n)."""
         return RidgePixels(*(getattr(self, k)[sel] for k in self.__dataclass_fields__))
+
+    def on_lines(self) -> "RidgePixels":
+        """These pixels at the centres of their lines (`line1`, `line2`)."""
+        return replace(self, d1=self.line1, d2=self.line2)
 
     def arcs(self, min_pixels: int, crests: bool = False) -> list[np.ndarray]:
         """The connected ridge arcs with at least `min_pixels` pixels.
@@ -295,13 +304,19 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
     del den
     shadowed = _near_shadow(sm, coverage_ok & bvalid, noise, sigma)
     strength, h11, h12, lam_min = _strength(sm)
-    del sm
+    # Unbinned, a ridge band is about as wide as its ring (± 1–2 px), as the arcs' and ring
+    # families' tolerances assume; binned by 3, ± 5 px, wider than they allow (CeO2 20 mm from
+    # an Eiger 9M tilted 16°: no arc passed for one ring, the arcs' family fit stood at 3.3
+    # px): there the lines' centres (`_line_centre`) are found too.
+    sm = sm if factor > 1 else None
     # Also suppress ridges hugging the kernel edge of gaps.
     good = coverage_ok & bvalid & (strength > 0)
     strength[~good] = 0.0
     vals = strength[good]
     if vals.size == 0:
-        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int), np.empty(0, int))
+        del sm
+        return RidgePixels(*(np.empty(0),) * 5, np.empty(0, int), np.empty(0, int),
+                           np.empty(0), np.empty(0))
     # A noise threshold, then a random subset: keeping the strongest pixels instead would let
     # a few intense rings (a steel sample) crowd out the weak calibrant rings. The strengths'
     # spread stands for the noise where most pixels are background; where strong rings
@@ -331,24 +346,58 @@ def find_ridges(image: np.ndarray, valid: np.ndarray, sigma: float = 1.5, factor
         key = np.random.default_rng(0).random(i1.size) + ~crest
         pick = np.sort(np.argsort(key)[:max_pixels])
         i1, i2, v1, v2 = i1[pick], i2[pick], v1[pick], v2[pick]
+    crest_group, j1, j2 = _nearest_crest(crest_labels, i1, i2, v1, v2)
+    p1, p2 = (i1, i2) if sm is None else _line_centre(sm, h11, h12, lam_min, j1, j2)
+    del sm
     offset = (factor - 1) / 2.0
     return RidgePixels(d1=i1 * factor + offset, d2=i2 * factor + offset, n1=v1, n2=v2,
                        strength=strength[i1, i2].astype(float),
-                       group=labels[i1, i2].astype(np.int64),
-                       crest_group=_nearest_crest(crest_labels, i1, i2, v1, v2))
+                       group=labels[i1, i2].astype(np.int64), crest_group=crest_group,
+                       line1=p1 * factor + offset, line2=p2 * factor + offset)
 
 
-def _nearest_crest(crest_labels, i1, i2, v1, v2) -> np.ndarray:
+def _nearest_crest(crest_labels, i1, i2, v1, v2) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The crest label (`crest_labels`, an image) at pixels (i1, i2), shape (n,), or, off a
     crest, at the first labelled pixel 1, −1, 2 or −2 steps along the normal (v1, v2),
-    rounded to the 8-neighbourhood; 0 where none is."""
+    rounded to the 8-neighbourhood; 0 where none is. Also that crest pixel's indices
+    (j1, j2), or (i1, i2) where none is."""
     s1, s2 = np.rint(v1).astype(np.int64), np.rint(v2).astype(np.int64)
     n1, n2 = crest_labels.shape
     out = crest_labels[i1, i2].astype(np.int64)
+    j1, j2 = i1.copy(), i2.copy()
     for k in (1, -1, 2, -2):
-        near = crest_labels[np.clip(i1 + k * s1, 0, n1 - 1), np.clip(i2 + k * s2, 0, n2 - 1)]
-        out = np.where(out > 0, out, near)
-    return out
+        k1, k2 = np.clip(i1 + k * s1, 0, n1 - 1), np.clip(i2 + k * s2, 0, n2 - 1)
+        near = (out == 0) & (crest_labels[k1, k2] > 0)
+        out[near] = crest_labels[k1[near], k2[near]]
+        j1[near], j2[near] = k1[near], k2[near]
+    return out, j1, j2
+
+
+#: Farthest a crest pixel is moved along its normal onto the line's centre (`_line_centre`),
+#: in (binned) pixels: a crest lies within half a pixel of it but for noise.
+MAX_LINE_OFFSET = 1.0
+
+
+def _line_centre(sm, h11, h12, lam_min, i1, i2) -> tuple[np.ndarray, np.ndarray]:
+    """The centre of the line through each pixel (i1, i2), shape (n,): the extremum of the
+    smoothed image `sm` along the ridge normal in its second-order Taylor expansion,
+    −(∇s · n) / λmin from the pixel, at most `MAX_LINE_OFFSET` (Steger, IEEE PAMI 20
+    (1998) 113, doi:10.1109/34.659930).
+
+    A ridge band is several pixels wide, more so on a binned image (± 5 full pixels at 3×
+    binning). Its flank pixels are taken to their crest (`_nearest_crest`) first: from a
+    flank, the expansion of a Gaussian line overshoots its centre."""
+    v1, v2 = _normals(h11, h12, lam_min, i1, i2)
+    n1, n2 = sm.shape
+    up1, dn1 = np.minimum(i1 + 1, n1 - 1), np.maximum(i1 - 1, 0)
+    up2, dn2 = np.minimum(i2 + 1, n2 - 1), np.maximum(i2 - 1, 0)
+    g1 = (sm[up1, i2].astype(float) - sm[dn1, i2]) / np.maximum(up1 - dn1, 1)
+    g2 = (sm[i1, up2].astype(float) - sm[i1, dn2]) / np.maximum(up2 - dn2, 1)
+    lm = lam_min[i1, i2].astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t = np.where(lm < 0, -(g1 * v1 + g2 * v2) / lm, 0.0)
+    t = np.clip(np.nan_to_num(t), -MAX_LINE_OFFSET, MAX_LINE_OFFSET)
+    return i1 + t * v1, i2 + t * v2
 
 
 def _normals(h11, h12, lam_min, i1, i2) -> tuple[np.ndarray, np.ndarray]:
@@ -435,6 +484,7 @@ def with_full_resolution_core(image: np.ndarray, valid: np.ndarray, ridges: Ridg
                                  np.where(getattr(core, k) > 0,
                                           getattr(core, k) + int(getattr(ridges, k).max()) + 1, 0)])
               for k in ("group", "crest_group")}
-    return RidgePixels(*(np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + shift])
-                         for k, shift in (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0),
-                                          ("strength", 0))), **groups)
+    shifts = (("d1", a1), ("d2", a2), ("n1", 0), ("n2", 0), ("strength", 0), ("line1", a1),
+              ("line2", a2))
+    return RidgePixels(**{k: np.concatenate([getattr(ridges, k)[outside], getattr(core, k) + d])
+                          for k, d in shifts}, **groups)

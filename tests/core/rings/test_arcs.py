@@ -332,3 +332,20 @@ def test_rings_whose_ridges_all_join_calibrate_from_their_crests(tmp_path):
     assert res.blind["strategy"] == ARCS
     err = ring_position_error(res.geometry, g, ring_tth(d_spacing, g.wavelength), sim.data.shape)
     assert err <= 0.05, f"ring-position error {err:.4f} px"
+
+
+#: CeO2 at 14.2 keV 20 mm from a 3100² detector of 75 µm pixels tilted by 15.8°, the beam
+#: 306 px off its edge: only rings of 2θ 40–82°, long flat arcs (robustness case 814, on an
+#: Eiger 9M). Binned by 3 for the ridges, each ridge band is ± 5 px wide: no arc passed for
+#: one ring, and the arcs' family fit stood at 3.3 px, its threshold 3.
+CEO2_WIDE_BINNED = dict(calibrant="CeO2", pixel_size_um=[75.0, 75.0], shape=[3100, 3100],
+                        energy_kev=14.17303717760609, distance_mm=20.0,
+                        center_px=[-305.56955638525653, 1196.0], tilt_deg=15.803562745631472,
+                        tilt_plan_rotation_deg=-4.2536382630866285, hot_pixels=100,
+                        peak_counts=271.9169506350883, width_px=2.4264956028260887, seed=814)
+
+
+def test_wide_angle_arcs_of_a_binned_image_calibrate_from_their_lines_centres(tmp_path):
+    sim, cfg = simulate_case(CEO2_WIDE_BINNED, tmp_path)
+    _assert_arcs_calibrate(sim, cfg)
+

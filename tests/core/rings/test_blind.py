@@ -46,7 +46,7 @@ def _ridges_of(g, tth, spacing_px, seed):
     r = np.hypot(d1 - b1, d2 - b2)
     return (RidgePixels(d1=d1, d2=d2, n1=(d1 - b1) / r, n2=(d2 - b2) / r,
                         strength=np.ones(d1.size), group=np.zeros(d1.size, int),
-                        crest_group=np.zeros(d1.size, int)), frame)
+                        crest_group=np.zeros(d1.size, int), line1=d1, line2=d2), frame)
 
 
 def test_the_inner_rings_of_a_dense_tilted_pattern_are_traced_one_by_one():

@@ -76,6 +76,21 @@ def test_over_budget_crests_come_first_and_a_faint_inner_ring_keeps_its_share():
     assert np.median(off) < 0.5 < 2.0 < np.median(off_whole)
 
 
+def test_ridge_pixels_of_a_binned_image_sit_on_their_rings():
+    # Broad rings (σ 2 px) binned by 3: the ridge measure stands above noise over a band
+    # ± 5 px wide (3.3 px rms from the rings); at the lines' centres, the ridge pixels lie
+    # within a third of a binned pixel of the rings (rms).
+    radii = np.array([300.0, 520.0, 760.0, 1010.0])
+    image = _rings((2400, 2400), radii, sigma_px=2.0)
+    ridges = find_ridges(image, np.ones(image.shape, bool), factor=3)
+
+    def rms_off(r):
+        off = np.min(np.abs(_radii(r)[:, None] - radii[None, :]), axis=1)
+        assert np.count_nonzero(off < 10) > 0.95 * off.size
+        return np.sqrt(np.mean(off[off < 10] ** 2))
+
+    assert rms_off(ridges.on_lines()) < 1.0 < 3.0 < rms_off(ridges)
+
 
 def _with_beamstop(image, radius=30.0, arm_half_width=6.0, seed=1):
     """`image` with a beamstop's shadow (2 % transmitted) about `CENTRE` and its arm running
