@@ -203,7 +203,7 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int],
     its solution: every arc fitted from it (usually the sharper), and every arc given its 2θ
     by it, where the joint fit drifts; with fewer, the fit continued from its solution
     follows it (`_family_readings`). When no reading fits, the arcs that are one ring each
-    (`_one_ring`) are read alone.
+    (`_one_ring`) are read alone; where readings fit, they are read alone after all others.
 
     The grid's beam centre is extrapolated from the drift of the arcs' circle centres, which
     can lie far from the beam: LaB6 on a MAR345 tilted 24.5° at 72 mm, rings at 2θ 38–86°,
@@ -260,22 +260,41 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int],
     elif len(arcs) < 3:
         raise CalibrationError("no rings found: fewer than three ring arcs")
     n = 0
+    single = None if not crests else []  # (The crests' arcs read are one ring each already.)
+
+    def one_ring_readings(whole_range):
+        # Where a strong tilt crowds the rings on one side, their ridges touch and one
+        # connected arc runs along several rings; the longest arcs, which the fit starts
+        # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at 56 mm:
+        # the 5 longest arcs each held 2–4 rings). The arcs that are one ring each, if three
+        # or more, carry the geometry alone.
+        nonlocal single
+        if single is None:
+            single = _one_rings(ridges, arcs)
+        if not 3 <= len(single) < len(arcs):
+            return []
+        return _family_readings(ridges, [arcs[i] for i in single], [picks[i] for i in single],
+                                detector, wavelength, whole_range)
+
     # The grid's readings first; then, only where none held, those started from the arcs'
-    # most coherent geometry over the whole range.
+    # most coherent geometry over the whole range; each, where no reading of every arc fits,
+    # of the arcs that are one ring each.
+    deferred = []
     for whole_range in (None, shape):
         readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
-        # (The crests' arcs read are one ring each already.)
-        single = [] if readings or crests else _one_rings(ridges, arcs)
-        if 3 <= len(single) < len(arcs):
-            # Where a strong tilt crowds the rings on one side, their ridges touch and one
-            # connected arc runs along several rings; the longest arcs, which the fit starts
-            # from, are then such chains, and no geometry fits them (Al2O3 tilted 29° at
-            # 56 mm: the 5 longest arcs each held 2–4 rings). The arcs that are one ring
-            # each, if three or more, carry the geometry alone.
-            readings = _family_readings(ridges, [arcs[i] for i in single],
-                                        [picks[i] for i in single], detector, wavelength,
-                                        whole_range)
+        if readings:
+            deferred.append(whole_range)
+        else:
+            readings = one_ring_readings(whole_range)
         for read, f in readings:
+            n += 1
+            yield _family_traces(ridges, read, f, detector, say, n)
+    # Last, where every arc's readings fitted but none held, the arcs that are one ring each:
+    # arcs of no ring fit the family with 2θ of their own and pull it off (CeO2 on an Eiger
+    # 9M tilted 31°, read at the lines' centres: two arcs read at 2θ 0.9° and 7.6° held
+    # every 2θ 0.6° low, and no assignment explained half the rings).
+    for whole_range in deferred:
+        for read, f in one_ring_readings(whole_range):
             n += 1
             yield _family_traces(ridges, read, f, detector, say, n)
     if n == 0:

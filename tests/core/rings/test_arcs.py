@@ -349,3 +349,21 @@ def test_wide_angle_arcs_of_a_binned_image_calibrate_from_their_lines_centres(tm
     sim, cfg = simulate_case(CEO2_WIDE_BINNED, tmp_path)
     _assert_arcs_calibrate(sim, cfg)
 
+
+#: CeO2 at 6.2 keV 126 mm from an Eiger 9M tilted by 31°, the beam by its edge behind a
+#: beamstop with an arm: 26 arcs fit one family at 1.5 px at their lines' centres, two of
+#: them read at 2θ 0.9° and 7.6° (no rings of CeO2), every 2θ 0.6° low, and no assignment
+#: explained half the rings (robustness case 879). The arcs that are one ring each, read
+#: after every arc's readings, calibrate it.
+CEO2_EIGER_STEEP = dict(calibrant="CeO2", detector="Eiger9M", energy_kev=6.196550157073299,
+                        distance_mm=126.18888427700705,
+                        center_px=[1705.9173051657015, 115.42924179382825],
+                        tilt_deg=30.753075559230535, tilt_plan_rotation_deg=-118.77699874950281,
+                        beamstop_radius_px=14.447817859416002,
+                        beamstop_arm_deg=-105.35041467921457, hot_pixels=100,
+                        peak_counts=256.17814111757434, width_px=2.3892256203173248, seed=879)
+
+
+def test_arcs_of_no_ring_that_hold_the_family_off_leave_the_one_ring_arcs_to_read(tmp_path):
+    sim, cfg = simulate_case(CEO2_EIGER_STEEP, tmp_path)
+    _assert_arcs_calibrate(sim, cfg)
