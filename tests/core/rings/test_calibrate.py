@@ -829,11 +829,12 @@ CEO2_WEAK_STRIP = {"calibrant": "CeO2", "detector": "Pilatus300kw",
 def test_a_refusal_tells_what_the_ring_arcs_saw_where_no_common_centre_showed_two_rings(
         tmp_path):
     """The refusal said "only one ring (an arc) was found", of an image whose arcs the
-    search had traced as 52 rings: it now gives the arcs' failure."""
+    search had traced as 52 rings: it now gives what the arcs led to (a fit from the arcs
+    that are one ring each, which another distance explains better)."""
     with pytest.raises(CalibrationError) as refused:
         _calibrate_case(CEO2_WEAK_STRIP, tmp_path)
     assert "only one ring" not in str(refused.value)
-    assert str(refused.value).startswith("no consistent ring assignment")
+    assert str(refused.value).startswith("CeO2 at another distance explains the image's rings")
 
 
 #: Si at 58 keV, 127 mm from an Eiger2 CdTe 1M tilted 20°, the beam 40 px inside its edge,

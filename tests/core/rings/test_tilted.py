@@ -183,12 +183,14 @@ def test_the_whole_search_calibrates_the_zno_image(zno):
 def test_the_corner_image_needs_the_arc_reference(si_corner, monkeypatch):
     """The corner case needs the tilted search with the arc's reference ellipse, or the
     ring-arc strategy's start from the arcs' most coherent geometry (which now calibrates
-    it first, 0.006 px from the truth): without both the other strategies refuse (exit 5)."""
+    it first, 0.006 px from the truth), or the readings of its one-ring arcs (read after
+    every other reading): without all three the other strategies refuse (exit 5)."""
     from geocal_cli.core.rings import start
     from geocal_cli.errors import CalibrationError
 
     monkeypatch.setattr(calibrate_module, "arc_references", lambda ridges: [])
     monkeypatch.setattr(start, "coherent_start", lambda *args: None)
+    monkeypatch.setattr(start, "_one_rings", lambda ridges, arcs: [])
     with pytest.raises(CalibrationError):
         blind_calibrate(*si_corner)
 
@@ -304,11 +306,13 @@ ALUMINA_ARM = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Perkin",
                    beamstop_arm_deg=-13.851068291634448, hot_pixels=100, gaps=True, seed=283)
 
 
-def test_a_beamstop_arm_across_wide_angle_tilted_rings(tmp_path):
+def test_a_beamstop_arm_across_wide_angle_tilted_rings(tmp_path, monkeypatch):
     """The arm's edges had joined the three inner rings into one ridge arc; the tilted
     search's reference ellipses, fitted to it, were 120 px rms off and started the search
     350 px from the beam. Its edges in no arc, the inner ring's ellipse starts it and the
-    image calibrates blind."""
+    image calibrates blind (the tilted search alone: read at their lines' centres, the ring
+    arcs of this binned image now calibrate it first)."""
+    only_strategy(monkeypatch, "rings of a tilted geometry's 2θ")
     sim, cfg = simulate_case(ALUMINA_ARM, tmp_path)
     ridges = find_ring_ridges(sim.data, valid_pixels(sim.data))
     refs = arc_references(ridges)
