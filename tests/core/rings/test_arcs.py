@@ -17,6 +17,11 @@ def _assert_arcs_calibrate(sim, cfg) -> None:
     assert err <= 0.05, f"ring-position error {err:.4f} px"
 
 
+def _assert_drawn_arcs_calibrate(case: dict, tmp_path) -> None:
+    """`_assert_arcs_calibrate` on the image the simulator draws of `case`."""
+    _assert_arcs_calibrate(*simulate_case(case, tmp_path))
+
+
 #: Si on a Pilatus 2M CdTe tilted by 16°: 158 ring arcs, which read right only when every arc
 #: joins the fit started from the longest arcs' solution (robustness benchmark case 240).
 SI_TILTED = dict(calibrant="Si_SRM640e", detector="Pilatus2MCdTe", energy_kev=18.888478768341024,
@@ -65,8 +70,7 @@ CORUNDUM_NEAR = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Mar345",
 
 def test_a_near_tilted_detector_calibrates_from_its_arcs(tmp_path, monkeypatch):
     only_strategy(monkeypatch, ARCS)
-    sim, cfg = simulate_case(CORUNDUM_NEAR, tmp_path)
-    _assert_arcs_calibrate(sim, cfg)
+    _assert_drawn_arcs_calibrate(CORUNDUM_NEAR, tmp_path)
 
 
 #: Vanadinite at 5.8 keV 98 mm from a 1500 × 1200 detector of 172 µm pixels tilted by 34°,
@@ -81,8 +85,7 @@ VANADINITE_STEEP = dict(calibrant="vanadinite", pixel_size_um=[172.0, 172.0], sh
 
 
 def test_a_family_fit_stopped_along_its_valley_is_continued(tmp_path):
-    sim, cfg = simulate_case(VANADINITE_STEEP, tmp_path)
-    _assert_arcs_calibrate(sim, cfg)
+    _assert_drawn_arcs_calibrate(VANADINITE_STEEP, tmp_path)
 
 
 #: Corundum at 5.5 keV 20 mm from a Pilatus 2M, the beam 78 px off its edge: weak rings to
@@ -98,8 +101,7 @@ CORUNDUM_PIECES = dict(calibrant="alpha_Al2O3_SRM676a_2015", detector="Pilatus2M
 
 
 def test_pieces_of_one_ring_read_as_rings_count_as_that_ring(tmp_path):
-    sim, cfg = simulate_case(CORUNDUM_PIECES, tmp_path)
-    _assert_arcs_calibrate(sim, cfg)
+    _assert_drawn_arcs_calibrate(CORUNDUM_PIECES, tmp_path)
 
 
 #: Corundum 56 mm from a Perkin Elmer flat panel tilted by 29° (robustness benchmark case 77):
@@ -346,8 +348,7 @@ CEO2_WIDE_BINNED = dict(calibrant="CeO2", pixel_size_um=[75.0, 75.0], shape=[310
 
 
 def test_wide_angle_arcs_of_a_binned_image_calibrate_from_their_lines_centres(tmp_path):
-    sim, cfg = simulate_case(CEO2_WIDE_BINNED, tmp_path)
-    _assert_arcs_calibrate(sim, cfg)
+    _assert_drawn_arcs_calibrate(CEO2_WIDE_BINNED, tmp_path)
 
 
 #: CeO2 at 6.2 keV 126 mm from an Eiger 9M tilted by 31°, the beam by its edge behind a
@@ -365,5 +366,4 @@ CEO2_EIGER_STEEP = dict(calibrant="CeO2", detector="Eiger9M", energy_kev=6.19655
 
 
 def test_arcs_of_no_ring_that_hold_the_family_off_leave_the_one_ring_arcs_to_read(tmp_path):
-    sim, cfg = simulate_case(CEO2_EIGER_STEEP, tmp_path)
-    _assert_arcs_calibrate(sim, cfg)
+    _assert_drawn_arcs_calibrate(CEO2_EIGER_STEEP, tmp_path)
