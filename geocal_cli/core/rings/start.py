@@ -276,27 +276,25 @@ def arc_traces(ridges, detector, wavelength: float, say, shape: tuple[int, int],
         return _family_readings(ridges, [arcs[i] for i in single], [picks[i] for i in single],
                                 detector, wavelength, whole_range)
 
-    # The grid's readings first; then, only where none held, those started from the arcs'
-    # most coherent geometry over the whole range; each, where no reading of every arc fits,
-    # of the arcs that are one ring each.
-    deferred = []
-    for whole_range in (None, shape):
-        readings = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
-        if readings:
-            deferred.append(whole_range)
-        else:
-            readings = one_ring_readings(whole_range)
-        for read, f in readings:
-            n += 1
-            yield _family_traces(ridges, read, f, detector, say, n)
-    # Last, where every arc's readings fitted but none held, the arcs that are one ring each:
-    # arcs of no ring fit the family with 2θ of their own and pull it off (CeO2 on an Eiger
-    # 9M tilted 31°, read at the lines' centres: two arcs read at 2θ 0.9° and 7.6° held
-    # every 2θ 0.6° low, and no assignment explained half the rings).
-    for whole_range in deferred:
-        for read, f in one_ring_readings(whole_range):
-            n += 1
-            yield _family_traces(ridges, read, f, detector, say, n)
+    def readings():
+        # The grid's readings first; then, only where none held, those started from the
+        # arcs' most coherent geometry over the whole range; each, where no reading of every
+        # arc fits, of the arcs that are one ring each.
+        deferred = []
+        for whole_range in (None, shape):
+            every = _family_readings(ridges, arcs, picks, detector, wavelength, whole_range)
+            if every:
+                deferred.append(whole_range)
+            yield from every or one_ring_readings(whole_range)
+        # Last, where every arc's readings fitted but none held, the arcs that are one ring
+        # each: arcs of no ring fit the family with 2θ of their own and pull it off (CeO2 on
+        # an Eiger 9M tilted 31°, read at the lines' centres: two arcs read at 2θ 0.9° and
+        # 7.6° held every 2θ 0.6° low, and no assignment explained half the rings).
+        for whole_range in deferred:
+            yield from one_ring_readings(whole_range)
+
+    for n, (read, f) in enumerate(readings(), 1):
+        yield _family_traces(ridges, read, f, detector, say, n)
     if n == 0:
         raise CalibrationError("no convergence: the ring arcs fit no single detector geometry")
 
